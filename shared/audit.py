@@ -1,0 +1,169 @@
+"""Audit queries over a service's own event log (DESIGN.md §8), for ``audit:read`` only.
+
+Events filtered by aggregate, type, time range and correlation id; an aggregate's full
+history; any resource as it was at a past time or version; JSON Lines export.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.persistence import StoredEvent
+from flask import Response, stream_with_context
+from flask_smorest import Blueprint
+from marshmallow import Schema, fields
+
+from shared.http.errors import ApiError
+from shared.http.listing import list_response, one_response
+from shared.http.security import requires
+from shared.store import META_KEY, ServiceApplication
+
+
+class EventQuery(Schema):
+    aggregateId = fields.UUID()
+    eventType = fields.String(metadata={"description": "e.g. ThresholdStandard.Approved; "
+                                                       "a trailing * matches a prefix"})
+    correlationId = fields.String()
+    actor = fields.String()
+    # "from" is a Python keyword; the query name stays "from".
+    from_ = fields.AwareDateTime(data_key="from", default_timezone=None)
+    to = fields.AwareDateTime()
+    offset = fields.Integer(validate=lambda v: v >= 0)
+    limit = fields.Integer(validate=lambda v: 0 <= v <= 1000)
+
+
+class StateQuery(Schema):
+    version = fields.Integer(validate=lambda v: v >= 1)
+    asOf = fields.AwareDateTime()
+
+
+def _event_type(topic: str) -> str:
+    return topic.rpartition(":")[2]
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, UUID):
+        return str(value)
+    if isinstance(value, int | float | str | bool) or value is None:
+        return value
+    return str(value)
+
+
+def event_record(app: ServiceApplication, stored: StoredEvent,
+                 notification_id: int | None = None) -> dict[str, Any]:
+    state = app.mapper.decode_state(stored)  # type: ignore[attr-defined]
+    meta = state.pop(META_KEY, None) or {}
+    timestamp = state.pop("timestamp", None)
+    record = {
+        "notificationId": notification_id,
+        "aggregateId": str(stored.originator_id),
+        "aggregateVersion": stored.originator_version,
+        "eventType": _event_type(stored.topic),
+        "eventTime": timestamp.isoformat() if isinstance(timestamp, datetime) else timestamp,
+        "correlationId": meta.get("correlationId"),
+        "causationId": meta.get("causationId"),
+        "actor": meta.get("actor"),
+        "data": _jsonable(state),
+    }
+    if notification_id is None:
+        record.pop("notificationId")
+    return record
+
+
+def _matching(app: ServiceApplication, q: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    wanted_type = q.get("eventType")
+    for n in app.notifications():
+        if q.get("aggregateId") and n.originator_id != q["aggregateId"]:
+            continue
+        etype = _event_type(n.topic)
+        if wanted_type and not (etype == wanted_type or (
+                wanted_type.endswith("*") and etype.startswith(wanted_type[:-1]))):
+            continue
+        record = event_record(app, n, n.id)
+        if q.get("correlationId") and record["correlationId"] != q["correlationId"]:
+            continue
+        if q.get("actor") and record["actor"] != q["actor"]:
+            continue
+        when = datetime.fromisoformat(record["eventTime"]) if record["eventTime"] else None
+        if q.get("from_") and (when is None or when < q["from_"]):
+            continue
+        if q.get("to") and (when is None or when >= q["to"]):
+            continue
+        yield record
+
+
+def audit_blueprint(runtime: Any) -> Blueprint:
+    blp = Blueprint("audit", __name__, description="Read-only audit of the event log")
+    app: ServiceApplication = runtime.app
+
+    @blp.route("/events", methods=["GET"])
+    @blp.arguments(EventQuery, location="query", as_kwargs=True)
+    @requires("audit:read")
+    def events(**q: Any) -> Response:
+        """Events, oldest first, filtered by aggregate, type, time range, correlation id."""
+        return list_response(_matching(app, q), allowed=(), extra_reserved=EventQuery().fields
+                             .keys() | {"from"})
+
+    @blp.route("/events/export", methods=["GET"])
+    @blp.arguments(EventQuery, location="query", as_kwargs=True)
+    @requires("audit:read")
+    def export(**q: Any) -> Response:
+        """The same events as JSON Lines, streamed, for archiving or offline analysis."""
+        def lines() -> Iterator[str]:
+            for record in _matching(app, q):
+                yield json.dumps(record, separators=(",", ":")) + "\n"
+
+        filename = f"{runtime.spec.name}-audit.jsonl"
+        return Response(stream_with_context(lines()), mimetype="application/x-ndjson",
+                        headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+
+    @blp.route("/aggregates/<uuid:aggregate_id>/history", methods=["GET"])
+    @requires("audit:read")
+    def history(aggregate_id: UUID) -> Response:
+        """Every event of one aggregate, in order."""
+        stored = app.recorder.select_events(aggregate_id)
+        if not stored:
+            raise ApiError(404, f"no events for aggregate {aggregate_id}")
+        return list_response([event_record(app, s) for s in stored], allowed=())
+
+    @blp.route("/aggregates/<uuid:aggregate_id>/state", methods=["GET"])
+    @blp.arguments(StateQuery, location="query", as_kwargs=True)
+    @requires("audit:read")
+    def state(aggregate_id: UUID, version: int | None = None,
+              asOf: datetime | None = None) -> Response:  # noqa: N803
+        """The resource as it was at a version or at a time (``version`` or ``asOf``)."""
+        if version is not None and asOf is not None:
+            raise ApiError(400, "give either version or asOf, not both", "INVALID_QUERY",
+                           {"version": ["conflicts with asOf"]})
+        stored = app.recorder.select_events(aggregate_id)
+        if not stored:
+            raise ApiError(404, f"no events for aggregate {aggregate_id}")
+        if asOf is not None:
+            version = None
+            for s in stored:
+                when = app.mapper.to_domain_event(s).timestamp  # type: ignore[attr-defined]
+                if when <= asOf:
+                    version = s.originator_version
+            if version is None:
+                raise ApiError(404, f"aggregate {aggregate_id} did not exist at {asOf.isoformat()}")
+        elif version is not None and version > stored[-1].originator_version:
+            raise ApiError(404, f"aggregate {aggregate_id} has no version {version}; "
+                                f"latest is {stored[-1].originator_version}")
+        aggregate = app.repository.get(aggregate_id, version=version)
+        represent = runtime.spec.represent
+        body = represent(aggregate) if represent else _jsonable(
+            {k: v for k, v in vars(aggregate).items() if not k.startswith("_")})
+        return one_response({"aggregateVersion": aggregate.version, "asOf": _jsonable(asOf),
+                             "resource": body}, version=aggregate.version)
+
+    return blp

@@ -1,0 +1,235 @@
+"""RabbitMQ transport on pika: durable topic exchanges and queues, persistent messages,
+publisher confirms, manual acks, and automatic reconnection after a broker restart."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+import pika
+import pika.exceptions as pe
+from pika.adapters.blocking_connection import BlockingChannel
+
+from shared.bus.envelope import OutgoingMessage
+from shared.bus.topology import DEAD_LETTER, EXCHANGES, QueueSpec
+from shared.bus.transport import (
+    LAST_ERROR_HEADER,
+    ORIGIN_EXCHANGE_HEADER,
+    ORIGIN_KEY_HEADER,
+    RETRY_HEADER,
+    Consumer,
+    Delivery,
+    Settle,
+    Transport,
+    backoff,
+    dead_letter_headers,
+)
+
+log = logging.getLogger(__name__)
+
+CONNECTION_ERRORS = (
+    pe.AMQPConnectionError,
+    pe.ConnectionClosed,
+    pe.StreamLostError,
+    pe.ChannelClosed,
+    pe.ChannelWrongStateError,
+    ConnectionError,
+    OSError,
+)
+
+
+class PublishNotConfirmed(RuntimeError):
+    """The broker refused or did not confirm a message."""
+
+
+def _parameters(url: str) -> pika.URLParameters:
+    params = pika.URLParameters(url)
+    params.heartbeat = 30
+    params.blocked_connection_timeout = 30
+    params.connection_attempts = 1
+    params.socket_timeout = 5
+    return params
+
+
+class AmqpTransport(Transport):
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._local = threading.local()
+
+    # --- connections ------------------------------------------------------------------
+    def _connect(self) -> tuple[pika.BlockingConnection, BlockingChannel]:
+        connection = pika.BlockingConnection(_parameters(self.url))
+        channel = connection.channel()
+        channel.confirm_delivery()
+        return connection, channel
+
+    def _publisher(self) -> BlockingChannel:
+        channel = getattr(self._local, "channel", None)
+        if channel is None or not channel.is_open:
+            self._drop_publisher()
+            self._local.connection, self._local.channel = self._connect()
+            self._declare_exchanges(self._local.channel)
+        return self._local.channel
+
+    def _drop_publisher(self) -> None:
+        connection = getattr(self._local, "connection", None)
+        self._local.connection = self._local.channel = None
+        if connection is not None and connection.is_open:
+            try:
+                connection.close()
+            except Exception:  # noqa: BLE001 - closing a broken connection
+                pass
+
+    def close(self) -> None:
+        self._drop_publisher()
+
+    # --- topology ---------------------------------------------------------------------
+    @staticmethod
+    def _declare_exchanges(channel: BlockingChannel) -> None:
+        for exchange in EXCHANGES:
+            channel.exchange_declare(exchange, exchange_type="topic", durable=True)
+        channel.exchange_declare(DEAD_LETTER, exchange_type="direct", durable=True)
+
+    @staticmethod
+    def _declare_queue(channel: BlockingChannel, spec: QueueSpec) -> None:
+        channel.queue_declare(spec.name, durable=True)
+        channel.queue_declare(spec.dead_letter_queue, durable=True)
+        channel.queue_bind(spec.dead_letter_queue, DEAD_LETTER, routing_key=spec.name)
+        for b in spec.bindings:
+            channel.queue_bind(spec.name, b.exchange, routing_key=b.routing_key)
+
+    def declare(self, queues: Sequence[QueueSpec] = ()) -> None:
+        connection, channel = self._connect()
+        try:
+            self._declare_exchanges(channel)
+            for spec in queues:
+                self._declare_queue(channel, spec)
+        finally:
+            connection.close()
+
+    # --- publishing -------------------------------------------------------------------
+    def publish(self, messages: Sequence[OutgoingMessage]) -> None:
+        try:
+            channel = self._publisher()
+            for m in messages:
+                self._publish_one(channel, m.exchange, m.routing_key, m.envelope.to_bytes(),
+                                  m.message_id, dict(m.headers),
+                                  correlation_id=m.envelope.correlation_id,
+                                  event_type=m.envelope.event_type)
+        except CONNECTION_ERRORS:
+            self._drop_publisher()
+            raise
+
+    def publish_raw(self, exchange: str, routing_key: str, body: bytes,
+                    message_id: str | None = None, headers: dict[str, Any] | None = None) -> None:
+        try:
+            self._publish_one(self._publisher(), exchange, routing_key, body, message_id,
+                              dict(headers or {}))
+        except CONNECTION_ERRORS:
+            self._drop_publisher()
+            raise
+
+    @staticmethod
+    def _publish_one(channel: BlockingChannel, exchange: str, routing_key: str, body: bytes,
+                     message_id: str | None, headers: dict[str, Any], *,
+                     correlation_id: str | None = None, event_type: str | None = None) -> None:
+        properties = pika.BasicProperties(
+            content_type="application/json",
+            delivery_mode=pika.DeliveryMode.Persistent,
+            message_id=message_id,
+            correlation_id=correlation_id,
+            type=event_type,
+            headers=headers or None,
+        )
+        try:
+            channel.basic_publish(exchange, routing_key, body, properties)
+        except (pe.NackError, pe.UnroutableError) as exc:
+            raise PublishNotConfirmed(str(exc)) from exc
+
+    # --- consuming --------------------------------------------------------------------
+    def consume(self, queue: QueueSpec, consumer: Consumer, stop: threading.Event,
+                prefetch: int = 50) -> None:
+        failures = 0
+        while not stop.is_set():
+            connection = None
+            try:
+                connection, channel = self._connect()
+                self._declare_exchanges(channel)
+                self._declare_queue(channel, queue)
+                channel.basic_qos(prefetch_count=prefetch)
+                failures = 0
+                for method, props, body in channel.consume(queue.name, inactivity_timeout=0.25):
+                    if stop.is_set():
+                        break
+                    if method is None:
+                        continue
+                    delivery = Delivery(
+                        body=body,
+                        exchange=method.exchange,
+                        routing_key=method.routing_key,
+                        message_id=props.message_id,
+                        headers=dict(props.headers or {}),
+                        redelivered=bool(method.redelivered),
+                    )
+                    consumer(delivery, _AmqpSettle(channel, queue, method.delivery_tag, props,
+                                                   delivery))
+                with contextlib.suppress(CONNECTION_ERRORS):
+                    channel.cancel()
+            except CONNECTION_ERRORS as exc:
+                failures += 1
+                log.warning("bus connection lost on %s (%s); reconnecting", queue.name, exc)
+                stop.wait(backoff(failures, base=0.2, cap=5.0))
+            finally:
+                if connection is not None and connection.is_open:
+                    try:
+                        connection.close()
+                    except Exception:  # noqa: BLE001
+                        pass
+
+    def queue_depth(self, queue_name: str) -> int:
+        connection, channel = self._connect()
+        try:
+            return channel.queue_declare(queue_name, passive=True).method.message_count
+        finally:
+            connection.close()
+
+    def ping(self) -> None:
+        connection = pika.BlockingConnection(_parameters(self.url))
+        connection.close()
+
+
+class _AmqpSettle(Settle):
+    def __init__(self, channel: BlockingChannel, queue: QueueSpec, tag: int,
+                 props: pika.BasicProperties, delivery: Delivery) -> None:
+        self.channel, self.queue, self.tag, self.props, self.delivery = (
+            channel, queue, tag, props, delivery)
+
+    def ack(self) -> None:
+        self.channel.basic_ack(self.tag)
+
+    def _republish(self, exchange: str, routing_key: str, headers: dict[str, Any]) -> None:
+        props = pika.BasicProperties(
+            content_type=self.props.content_type,
+            delivery_mode=pika.DeliveryMode.Persistent,
+            message_id=self.props.message_id,
+            correlation_id=self.props.correlation_id,
+            type=self.props.type,
+            headers=headers,
+        )
+        # Confirmed before the ack: a crash in between re-delivers, never loses.
+        self.channel.basic_publish(exchange, routing_key, self.delivery.body, props)
+        self.channel.basic_ack(self.tag)
+
+    def retry_later(self, reason: str) -> None:
+        headers = {**self.delivery.headers, RETRY_HEADER: self.delivery.attempt + 1,
+                   LAST_ERROR_HEADER: reason[:500],
+                   ORIGIN_EXCHANGE_HEADER: self.delivery.origin_exchange,
+                   ORIGIN_KEY_HEADER: self.delivery.origin_routing_key}
+        self._republish("", self.queue.name, headers)
+
+    def dead_letter(self, reason: str) -> None:
+        self._republish(DEAD_LETTER, self.queue.name,
+                        dead_letter_headers(self.delivery, self.queue, reason))

@@ -1,0 +1,77 @@
+"""The working-set cache: in-process in embedded mode, Redis in distributed mode."""
+
+from __future__ import annotations
+
+import threading
+import time
+from abc import ABC, abstractmethod
+
+
+class Cache(ABC):
+    @abstractmethod
+    def get(self, key: str) -> bytes | None: ...
+
+    @abstractmethod
+    def set(self, key: str, value: bytes, ttl: float | None = None) -> None: ...
+
+    @abstractmethod
+    def delete(self, key: str) -> None: ...
+
+    @abstractmethod
+    def ping(self) -> None:
+        """Raise if the cache cannot be reached."""
+
+
+class MemoryCache(Cache):
+    def __init__(self) -> None:
+        self._data: dict[str, tuple[bytes, float | None]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> bytes | None:
+        with self._lock:
+            item = self._data.get(key)
+            if item is None:
+                return None
+            value, expires = item
+            if expires is not None and expires < time.monotonic():
+                del self._data[key]
+                return None
+            return value
+
+    def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
+        with self._lock:
+            self._data[key] = (value, time.monotonic() + ttl if ttl else None)
+
+    def delete(self, key: str) -> None:
+        with self._lock:
+            self._data.pop(key, None)
+
+    def ping(self) -> None:
+        return None
+
+
+class RedisCache(Cache):
+    def __init__(self, url: str, namespace: str) -> None:
+        import redis
+
+        self._redis = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+        self._ns = namespace
+
+    def _key(self, key: str) -> str:
+        return f"{self._ns}:{key}"
+
+    def get(self, key: str) -> bytes | None:
+        return self._redis.get(self._key(key))
+
+    def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
+        self._redis.set(self._key(key), value, px=int(ttl * 1000) if ttl else None)
+
+    def delete(self, key: str) -> None:
+        self._redis.delete(self._key(key))
+
+    def ping(self) -> None:
+        self._redis.ping()
+
+
+def make_cache(redis_url: str | None, namespace: str) -> Cache:
+    return RedisCache(redis_url, namespace) if redis_url else MemoryCache()

@@ -1,0 +1,181 @@
+"""Configuration from the environment, validated once at start.
+
+A bad value stops the process with a message that names the variable, instead of
+surfacing later as a confusing runtime error.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlparse
+
+SERVICES: dict[str, dict[str, object]] = {
+    "threshold-registry": {"root": "/threshold-registry/v1", "port": 8081},
+    "monitoring": {"root": "/monitoring/v1", "port": 8082},
+    "analysis": {"root": "/analysis/v1", "port": 8083},
+    "outage-negotiation": {"root": "/outage-negotiation/v1", "port": 8084},
+    "notification": {"root": "/notification/v1", "port": 8085},
+}
+
+PERSISTENCE_MODULES = ("eventsourcing.sqlite", "eventsourcing.postgres", "eventsourcing.popo")
+
+
+class ConfigError(SystemExit):
+    """Raised for an invalid setting; exits the process with a readable message."""
+
+    def __init__(self, variable: str, problem: str) -> None:
+        self.variable = variable
+        self.problem = problem
+        super().__init__(f"configuration error: {variable}: {problem}")
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(name, f"expected a whole number, got {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(name, f"must be at least {minimum}, got {value}")
+    return value
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    lowered = raw.strip().lower()
+    if lowered in {"1", "true", "yes", "y", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "n", "off"}:
+        return False
+    raise ConfigError(name, f"expected true or false, got {raw!r}")
+
+
+def _url(env: Mapping[str, str], name: str, schemes: tuple[str, ...]) -> str | None:
+    raw = env.get(name)
+    if not raw:
+        return None
+    parsed = urlparse(raw)
+    if parsed.scheme not in schemes or not parsed.hostname:
+        raise ConfigError(name, f"expected a URL with scheme {' or '.join(schemes)}, got {raw!r}")
+    return raw
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting of a suite process, read from the environment."""
+
+    data_dir: Path
+    bus_url: str | None
+    redis_url: str | None
+    persistence_module: str
+    postgres: dict[str, str] = field(default_factory=dict)
+    secret_key: str = ""
+    secret_generated: bool = False
+    max_content_length: int = 1_048_576
+    max_deliveries: int = 5
+    prefetch: int = 50
+    relay_batch: int = 500
+    relay_poll_interval: float = 0.2
+    log_level: str = "INFO"
+    log_json: bool = True
+    token_ttl_days: int = 30
+
+    @property
+    def embedded(self) -> bool:
+        return self.bus_url is None
+
+    def store_env(self, service: str) -> dict[str, str]:
+        """The eventsourcing library's own variables for one service's store."""
+        env: dict[str, str] = {
+            "PERSISTENCE_MODULE": self.persistence_module,
+            # Per-id tracking: a requeued message arriving behind later ones must still
+            # be processed (DESIGN.md §4, loss hazard).
+            "SINGLE_ROW_TRACKING": "n",
+        }
+        if self.persistence_module == "eventsourcing.sqlite":
+            env["SQLITE_DBNAME"] = str(self.data_dir / f"{service}.sqlite")
+            env["SQLITE_LOCK_TIMEOUT"] = "10"
+        elif self.persistence_module == "eventsourcing.postgres":
+            env.update(self.postgres)
+            env["POSTGRES_SCHEMA"] = schema_name(service)
+        return env
+
+
+def schema_name(service: str) -> str:
+    return service.replace("-", "_")
+
+
+def _secret(env: Mapping[str, str], data_dir: Path, embedded: bool) -> tuple[str, bool]:
+    configured = env.get("SLA_SECRET_KEY")
+    if configured:
+        if len(configured) < 32:
+            raise ConfigError("SLA_SECRET_KEY", "must be at least 32 characters long")
+        return configured, False
+    if not embedded and not _bool(env, "SLA_ALLOW_GENERATED_SECRET", False):
+        raise ConfigError(
+            "SLA_SECRET_KEY",
+            "is required in distributed mode (every process must verify the same tokens)",
+        )
+    path = data_dir / "secret.key"
+    if path.exists():
+        return path.read_text().strip(), False
+    data_dir.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    path.write_text(key + "\n")
+    path.chmod(0o600)
+    return key, True
+
+
+def load(env: Mapping[str, str] | None = None) -> Settings:
+    """Read and validate the settings; raises :class:`ConfigError` naming the variable."""
+    env = os.environ if env is None else env
+    data_dir = Path(env.get("SLA_DATA_DIR") or "var").resolve()
+    bus_url = _url(env, "SLA_BUS_URL", ("amqp", "amqps"))
+    redis_url = _url(env, "REDIS_URL", ("redis", "rediss", "unix"))
+    module = env.get("PERSISTENCE_MODULE") or "eventsourcing.sqlite"
+    if module not in PERSISTENCE_MODULES:
+        raise ConfigError("PERSISTENCE_MODULE", f"expected one of {', '.join(PERSISTENCE_MODULES)}")
+    postgres: dict[str, str] = {}
+    if module == "eventsourcing.postgres":
+        postgres = {
+            "POSTGRES_DBNAME": env.get("POSTGRES_DBNAME") or "sla",
+            "POSTGRES_HOST": env.get("POSTGRES_HOST") or "127.0.0.1",
+            "POSTGRES_PORT": str(_int(env, "POSTGRES_PORT", 5432, 1)),
+            "POSTGRES_USER": env.get("POSTGRES_USER") or "postgres",
+            "POSTGRES_PASSWORD": env.get("POSTGRES_PASSWORD") or "",
+            "POSTGRES_POOL_SIZE": str(_int(env, "POSTGRES_POOL_SIZE", 5, 1)),
+            "POSTGRES_CONNECT_TIMEOUT": str(_int(env, "POSTGRES_CONNECT_TIMEOUT", 5, 1)),
+        }
+    level = (env.get("SLA_LOG_LEVEL") or "INFO").upper()
+    if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+        raise ConfigError("SLA_LOG_LEVEL", "expected DEBUG, INFO, WARNING or ERROR")
+    secret, generated = _secret(env, data_dir, bus_url is None)
+    try:
+        poll = float(env.get("SLA_RELAY_POLL_INTERVAL") or 0.2)
+    except ValueError:
+        raise ConfigError("SLA_RELAY_POLL_INTERVAL", "expected seconds as a number") from None
+    return Settings(
+        data_dir=data_dir,
+        bus_url=bus_url,
+        redis_url=redis_url,
+        persistence_module=module,
+        postgres=postgres,
+        secret_key=secret,
+        secret_generated=generated,
+        max_content_length=_int(env, "SLA_MAX_BODY_BYTES", 1_048_576, 1024),
+        max_deliveries=_int(env, "SLA_MAX_DELIVERIES", 5, 1),
+        prefetch=_int(env, "SLA_PREFETCH", 50, 1),
+        relay_batch=_int(env, "SLA_RELAY_BATCH", 500, 1),
+        relay_poll_interval=poll,
+        log_level=level,
+        log_json=_bool(env, "SLA_LOG_JSON", True),
+        token_ttl_days=_int(env, "SLA_TOKEN_TTL_DAYS", 30, 1),
+    )

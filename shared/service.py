@@ -1,0 +1,122 @@
+"""What a service declares about itself, and the runtime that wires it.
+
+A service module provides a :class:`ServiceSpec`; the same spec runs embedded (threads,
+in-process bus, SQLite) or distributed (gunicorn for HTTP, a worker process for the
+relay and the inbox, RabbitMQ, PostgreSQL, Redis) — chosen by the environment only.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from flask import Blueprint
+
+from shared.bus.inbox import Handler, Inbox
+from shared.bus.outbox import Describe, OutboxRelay
+from shared.bus.topology import Binding, QueueSpec, inbox_queue
+from shared.bus.transport import InProcessTransport, Transport
+from shared.cache import Cache, make_cache
+from shared.config import SERVICES, Settings
+from shared.store import ServiceApplication, ensure_schema
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    name: str
+    application: type[ServiceApplication]
+    blueprint: Callable[[Runtime], Blueprint]
+    describe: Describe
+    bindings: tuple[Binding, ...] = ()
+    handlers: Callable[[Any], dict[str, Handler]] = field(default=lambda app: {})
+    # Turns an aggregate into its resource representation, for audit "as of" queries.
+    represent: Callable[[Any], dict[str, Any]] | None = None
+    title: str = ""
+    description: str = ""
+
+    @property
+    def root(self) -> str:
+        return str(SERVICES[self.name]["root"])
+
+    @property
+    def port(self) -> int:
+        return int(SERVICES[self.name]["port"])
+
+    @property
+    def queue(self) -> QueueSpec:
+        return inbox_queue(self.name, self.bindings)
+
+
+def make_transport(settings: Settings, shared: Transport | None = None) -> Transport:
+    if shared is not None:
+        return shared
+    if settings.bus_url:
+        from shared.bus.amqp import AmqpTransport
+
+        return AmqpTransport(settings.bus_url)
+    return InProcessTransport()
+
+
+class Runtime:
+    """One service's store, bus and cache, and its background work (relay, inbox)."""
+
+    def __init__(self, spec: ServiceSpec, settings: Settings,
+                 transport: Transport | None = None) -> None:
+        self.spec, self.settings = spec, settings
+        store_env = settings.store_env(spec.name)
+        if settings.persistence_module == "eventsourcing.sqlite":
+            settings.data_dir.mkdir(parents=True, exist_ok=True)
+        ensure_schema(store_env)
+        self.app = spec.application(store_env)
+        self.transport = make_transport(settings, transport)
+        self.cache: Cache = make_cache(settings.redis_url, spec.name)
+        self.relay = OutboxRelay(self.app, spec.name, self.transport, spec.describe,
+                                 batch=settings.relay_batch,
+                                 poll_interval=settings.relay_poll_interval)
+        self.inbox = Inbox(self.app, spec.name, self.transport, spec.queue,
+                           spec.handlers(self.app), max_deliveries=settings.max_deliveries,
+                           prefetch=settings.prefetch)
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    def start_workers(self) -> None:
+        """Start the outbox relay and, if the service consumes anything, its inbox."""
+        self.transport.declare([self.spec.queue] if self.spec.bindings else [])
+        self._spawn(f"{self.spec.name}-relay", self.relay.run)
+        if self.spec.bindings:
+            self._spawn(f"{self.spec.name}-inbox", self.inbox.run)
+
+    def _spawn(self, name: str, target: Callable[[threading.Event], None]) -> None:
+        thread = threading.Thread(target=target, args=(self._stop,), name=name, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    @property
+    def workers_alive(self) -> bool:
+        return all(t.is_alive() for t in self._threads)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout)
+        self.transport.close()
+        self.app.close()
+
+    def readiness(self) -> dict[str, str]:
+        """Each dependency's state: ``ok`` or ``down: <why>``."""
+        checks: dict[str, str] = {}
+        for name, probe in (("store", self.app.ping), ("bus", self.transport.ping),
+                            ("cache", self.cache.ping)):
+            try:
+                probe()
+                checks[name] = "ok"
+            except Exception as exc:  # noqa: BLE001 - any failure means not ready
+                checks[name] = f"down: {type(exc).__name__}: {exc}"[:300]
+        if self.relay.last_error:
+            checks["outbox"] = f"failing: {self.relay.last_error}"[:300]
+        return checks

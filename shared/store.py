@@ -1,0 +1,282 @@
+"""The event store of a service: an eventsourcing ``Application`` with audit metadata,
+per-id tracking for the inbox, and helpers for the outbox and the read models.
+
+SQLite by default, PostgreSQL through the library's own variables (one schema per
+service). Every stored event carries ``__meta__`` (correlation id, causation id, actor)
+so the audit log and the bus envelope can tell where it came from.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import hashlib
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.application import Application, ProcessingEvent
+from eventsourcing.domain import DomainEventProtocol
+from eventsourcing.persistence import (
+    IntegrityError,
+    Mapper,
+    Notification,
+    ProcessRecorder,
+    StoredEvent,
+    Tracking,
+)
+
+from shared import context
+
+META_KEY = "__meta__"
+
+
+class AuditingMapper(Mapper):
+    """Stamps the current context on each event as it is stored, strips it on load."""
+
+    def to_stored_event(self, domain_event: DomainEventProtocol) -> StoredEvent:
+        meta = context.current()
+        if not meta:
+            return super().to_stored_event(domain_event)
+        state = vars(domain_event)
+        state[META_KEY] = meta
+        try:
+            return super().to_stored_event(domain_event)
+        finally:
+            state.pop(META_KEY, None)
+
+    def to_domain_event(self, stored_event: StoredEvent) -> DomainEventProtocol:
+        event = super().to_domain_event(stored_event)
+        vars(event).pop(META_KEY, None)
+        return event
+
+    def decode_state(self, stored_event: StoredEvent) -> dict[str, Any]:
+        """The raw stored state, metadata included (for audit and the envelope)."""
+        state = stored_event.state
+        if self.cipher:
+            state = self.cipher.decrypt(state)
+        if self.compressor:
+            state = self.compressor.decompress(state)
+        return self.transcoder.decode(state)
+
+
+def external_tracking(source: str, message_id: str) -> Tracking:
+    """A tracking record for a message that has no notification id of ours.
+
+    Per-id tracking only needs a unique integer per (source, message): a 63-bit digest.
+    """
+    digest = hashlib.sha256(message_id.encode()).digest()
+    return Tracking(application_name=source, notification_id=int.from_bytes(digest[:8]) >> 1)
+
+
+class InboxTracking:
+    """The tracking record of the message an inbox handler is processing.
+
+    While bound, :meth:`ServiceApplication.save` writes it with the handler's events, so
+    application commands need not know whether they run for HTTP or for the bus.
+    """
+
+    _current: contextvars.ContextVar[InboxTracking | None] = contextvars.ContextVar(
+        "inbox_tracking", default=None)
+
+    def __init__(self, tracking: Tracking) -> None:
+        self.tracking = tracking
+        self.saved = False
+
+    def bind(self) -> contextvars.Token:
+        return self._current.set(self)
+
+    def unbind(self, token: contextvars.Token) -> None:
+        self._current.reset(token)
+
+    @classmethod
+    def current(cls) -> InboxTracking | None:
+        return cls._current.get()
+
+
+class DuplicateMessage(Exception):
+    """The message was already processed: its tracking record exists."""
+
+
+class ServiceApplication(Application):
+    """Base class of every service's application: a process recorder and audit metadata."""
+
+    OUTBOX = "__outbox__"
+
+    def __init__(self, env: Mapping[str, str] | None = None) -> None:
+        super().__init__(env=dict(env or {}))
+        self._lock = threading.RLock()
+
+    # --- construction -------------------------------------------------------------
+    def construct_mapper(self) -> AuditingMapper:
+        base = self.factory.mapper(transcoder=self.construct_transcoder())
+        return AuditingMapper(
+            transcoder=base.transcoder, compressor=base.compressor, cipher=base.cipher
+        )
+
+    def construct_recorder(self) -> ProcessRecorder:
+        return self.factory.process_recorder()
+
+    @property
+    def process_recorder(self) -> ProcessRecorder:
+        assert isinstance(self.recorder, ProcessRecorder)
+        return self.recorder
+
+    # --- inbox ------------------------------------------------------------------------
+    def save(self, *objs: Any, **kwargs: Any) -> list[Any]:
+        """Save; inside an inbox handler, together with the message's tracking record."""
+        pending = InboxTracking.current()
+        if pending is None:
+            return super().save(*objs, **kwargs)
+        if pending.saved:
+            raise RuntimeError("an inbox handler must save its whole effect in one save()")
+        recordings = self.save_tracked(pending.tracking, *objs)
+        pending.saved = True
+        return recordings
+
+    def save_tracked(self, tracking: Tracking, *objs: Any) -> list[Any]:
+        """Save the handler's events and the tracking record in one transaction.
+
+        Raises :class:`DuplicateMessage` when the message was already processed, and
+        lets an optimistic-concurrency ``IntegrityError`` through so it can be retried.
+        """
+        processing = ProcessingEvent(tracking=tracking)
+        processing.collect_events(*objs)
+        try:
+            recordings = self._record(processing)
+        except IntegrityError:
+            if self.is_tracked(tracking):
+                raise DuplicateMessage(tracking) from None
+            raise
+        self._take_snapshots(processing)
+        self._notify(recordings)
+        return recordings
+
+    def is_tracked(self, tracking: Tracking) -> bool:
+        """Exact check for one tracking record (``has_tracking_id`` compares with the max)."""
+        recorder: Any = self.recorder
+        datastore = recorder.datastore
+        if self.factory.__class__.__module__.startswith("eventsourcing.postgres"):
+            from psycopg.sql import SQL, Identifier
+
+            statement = SQL(
+                "SELECT 1 FROM {}.{} WHERE application_name = %s AND notification_id = %s"
+            ).format(Identifier(datastore.schema), Identifier(recorder.tracking_table_name))
+            with datastore.get_connection() as conn, conn.cursor() as curs:
+                curs.execute(statement, (tracking.application_name, tracking.notification_id))
+                return curs.fetchone() is not None
+        if hasattr(recorder, "select_max_tracking_id_statement"):  # SQLite
+            with datastore.transaction(commit=False) as c:
+                c.execute(
+                    "SELECT 1 FROM tracking WHERE application_name=? AND notification_id=?",
+                    (tracking.application_name, tracking.notification_id),
+                )
+                return c.fetchone() is not None
+        # POPO (tests only): fall back on the in-memory structure.
+        tracked = getattr(recorder, "_tracking_table", {})
+        return tracking.notification_id in tracked.get(tracking.application_name, set())
+
+    # --- outbox -------------------------------------------------------------------------
+    def published_position(self) -> int:
+        return self.process_recorder.max_tracking_id(self.OUTBOX) or 0
+
+    def record_published(self, notification_id: int) -> None:
+        try:
+            self.process_recorder.insert_tracking(Tracking(self.OUTBOX, notification_id))
+        except IntegrityError:
+            pass  # already recorded by an earlier, interrupted run
+
+    # --- notification log -------------------------------------------------------------
+    def notifications(self, after: int = 0, batch: int = 500) -> Iterator[Notification]:
+        """Every notification after a position, read in batches (no cap of 10)."""
+        position = after
+        while True:
+            page = self.recorder.select_notifications(
+                start=position, limit=batch, inclusive_of_start=False
+            )
+            if not page:
+                return
+            yield from page
+            position = page[-1].id
+            if len(page) < batch:
+                return
+
+    def max_notification_id(self) -> int:
+        return self.recorder.max_notification_id() or 0
+
+    def decode(self, notification: StoredEvent) -> tuple[DomainEventProtocol, dict[str, Any]]:
+        """The domain event and its audit metadata."""
+        mapper: AuditingMapper = self.mapper  # type: ignore[assignment]
+        meta = mapper.decode_state(notification).get(META_KEY) or {}
+        return mapper.to_domain_event(notification), meta
+
+    def ping(self) -> None:
+        """Raise if the store cannot be reached (for readiness)."""
+        self.recorder.max_notification_id()
+
+
+class Projection:
+    """An in-memory read model kept up to date from the notification log.
+
+    Rebuilt from zero at start and caught up before each query, so a read that
+    follows a write always sees it, whichever process served the write.
+    """
+
+    def __init__(self, app: ServiceApplication, apply: Callable[[DomainEventProtocol], None]):
+        self._app = app
+        self._apply = apply
+        self._position = 0
+        self._lock = threading.Lock()
+
+    @property
+    def position(self) -> int:
+        return self._position
+
+    def catch_up(self) -> None:
+        with self._lock:
+            for notification in self._app.notifications(after=self._position):
+                self._apply(self._app.mapper.to_domain_event(notification))
+                self._position = notification.id
+
+
+def aggregate_uuid(kind: str, natural_key: str) -> UUID:
+    """A stable aggregate id for an outside identifier, so creation is idempotent."""
+    import uuid
+
+    return uuid.uuid5(uuid.NAMESPACE_URL, f"urn:sla-suite:{kind}:{natural_key}")
+
+
+def ensure_schema(settings_env: Mapping[str, str]) -> None:
+    """Create the service's PostgreSQL database and schema if they are missing."""
+    if settings_env.get("PERSISTENCE_MODULE") != "eventsourcing.postgres":
+        return
+    import psycopg
+
+    params = {
+        "host": settings_env["POSTGRES_HOST"],
+        "port": settings_env["POSTGRES_PORT"],
+        "user": settings_env["POSTGRES_USER"],
+        "password": settings_env.get("POSTGRES_PASSWORD") or None,
+        "connect_timeout": int(settings_env.get("POSTGRES_CONNECT_TIMEOUT", "5")),
+    }
+    dbname = settings_env["POSTGRES_DBNAME"]
+    with psycopg.connect(dbname="postgres", autocommit=True, **params) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (dbname,)).fetchone()
+        if not exists:
+            with contextlib.suppress(psycopg.errors.DuplicateDatabase):
+                conn.execute(f'CREATE DATABASE "{dbname}"')
+    with psycopg.connect(dbname=dbname, autocommit=True, **params) as conn:
+        with contextlib.suppress(psycopg.errors.UniqueViolation):
+            conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{settings_env["POSTGRES_SCHEMA"]}"')
+
+
+def iter_batches(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    batch: list[Any] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
