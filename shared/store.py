@@ -12,7 +12,7 @@ import contextlib
 import contextvars
 import hashlib
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 from uuid import UUID
 
@@ -216,18 +216,20 @@ class ServiceApplication(Application):
         self.recorder.max_notification_id()
 
 
-class Projection:
-    """An in-memory read model kept up to date from the notification log.
+class AggregateIndex:
+    """An in-memory read model: the current state of every aggregate, by id and type.
 
-    Rebuilt from zero at start and caught up before each query, so a read that
-    follows a write always sees it, whichever process served the write.
+    Kept up to date from the notification log (each event mutates its own copy), rebuilt
+    from zero at start and caught up before each query, so a read that follows a write
+    always sees it, whichever process served the write.
     """
 
-    def __init__(self, app: ServiceApplication, apply: Callable[[DomainEventProtocol], None]):
+    def __init__(self, app: ServiceApplication) -> None:
         self._app = app
-        self._apply = apply
         self._position = 0
         self._lock = threading.Lock()
+        self._by_id: dict[UUID, Any] = {}
+        self._by_type: dict[type, dict[UUID, Any]] = {}
 
     @property
     def position(self) -> int:
@@ -236,8 +238,22 @@ class Projection:
     def catch_up(self) -> None:
         with self._lock:
             for notification in self._app.notifications(after=self._position):
-                self._apply(self._app.mapper.to_domain_event(notification))
+                event: Any = self._app.mapper.to_domain_event(notification)
+                current = self._by_id.get(event.originator_id)
+                aggregate = event.mutate(current)
+                if aggregate is not None:
+                    self._by_id[aggregate.id] = aggregate
+                    self._by_type.setdefault(type(aggregate), {})[aggregate.id] = aggregate
                 self._position = notification.id
+
+    def all(self, kind: type) -> list[Any]:
+        """Every aggregate of a type, oldest first (caught up first)."""
+        self.catch_up()
+        return sorted(self._by_type.get(kind, {}).values(), key=lambda a: a.created_on)
+
+    def get(self, aggregate_id: UUID) -> Any | None:
+        self.catch_up()
+        return self._by_id.get(aggregate_id)
 
 
 def aggregate_uuid(kind: str, natural_key: str) -> UUID:

@@ -1,0 +1,99 @@
+"""Fixtures shared by every test layer.
+
+Integration tests need the real RabbitMQ, Redis and PostgreSQL on loopback (addresses
+overridable by environment). When one is absent they fail under ``CI`` or
+``SLA_REQUIRE_SERVICES=1`` and are skipped with a one-line reason otherwise.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+
+AMQP_URL = os.environ.get("SLA_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
+REDIS_URL = os.environ.get("SLA_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+PG = {
+    "POSTGRES_HOST": os.environ.get("SLA_TEST_POSTGRES_HOST", "127.0.0.1"),
+    "POSTGRES_PORT": os.environ.get("SLA_TEST_POSTGRES_PORT", "5432"),
+    "POSTGRES_USER": os.environ.get("SLA_TEST_POSTGRES_USER", "postgres"),
+    "POSTGRES_PASSWORD": os.environ.get("SLA_TEST_POSTGRES_PASSWORD", ""),
+    "POSTGRES_DBNAME": os.environ.get("SLA_TEST_POSTGRES_DBNAME", "sla_test"),
+}
+SECRET = "test-secret-key-that-is-long-enough-for-hs256-0123456789"
+
+
+def services_required() -> bool:
+    return bool(os.environ.get("CI")) or os.environ.get("SLA_REQUIRE_SERVICES") == "1"
+
+
+def _reachable(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+def require_service(name: str, host: str, port: int) -> None:
+    """Fail (CI) or skip (a developer's machine) when a real service is not reachable."""
+    if _reachable(host, port):
+        return
+    message = f"{name} is not reachable at {host}:{port}"
+    if services_required():
+        pytest.fail(f"{message} (required because CI or SLA_REQUIRE_SERVICES=1 is set)")
+    pytest.skip(f"{message}; set SLA_REQUIRE_SERVICES=1 to make this a failure")
+
+
+@pytest.fixture(scope="session")
+def amqp_url() -> str:
+    parsed = urlparse(AMQP_URL)
+    require_service("RabbitMQ", parsed.hostname or "127.0.0.1", parsed.port or 5672)
+    return AMQP_URL
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    parsed = urlparse(REDIS_URL)
+    require_service("Redis", parsed.hostname or "127.0.0.1", parsed.port or 6379)
+    return REDIS_URL
+
+
+@pytest.fixture(scope="session")
+def postgres() -> dict[str, str]:
+    require_service("PostgreSQL", PG["POSTGRES_HOST"], int(PG["POSTGRES_PORT"]))
+    return dict(PG)
+
+
+@pytest.fixture
+def unique() -> str:
+    """A short unique suffix, so no test depends on another's leftovers."""
+    return uuid.uuid4().hex[:10]
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    return tmp_path / "var"
+
+
+def base_env(data_dir: Path, **extra: str) -> dict[str, str]:
+    """Environment for a suite process under test (embedded defaults)."""
+    env = {"SLA_DATA_DIR": str(data_dir), "SLA_SECRET_KEY": SECRET, "SLA_LOG_JSON": "1",
+           "SLA_RELAY_POLL_INTERVAL": "0.05"}
+    env.update(extra)
+    return env
+
+
+@pytest.fixture
+def settings_factory(data_dir: Path) -> Iterator:
+    from shared import config
+
+    def make(**extra: str) -> config.Settings:
+        return config.load(base_env(data_dir, **extra))
+
+    yield make
