@@ -87,6 +87,7 @@ class Settings:
     log_level: str = "INFO"
     log_json: bool = True
     token_ttl_days: int = 30
+    schema_prefix: str = ""
 
     @property
     def embedded(self) -> bool:
@@ -105,7 +106,7 @@ class Settings:
             env["SQLITE_LOCK_TIMEOUT"] = "10"
         elif self.persistence_module == "eventsourcing.postgres":
             env.update(self.postgres)
-            env["POSTGRES_SCHEMA"] = schema_name(service)
+            env["POSTGRES_SCHEMA"] = self.schema_prefix + schema_name(service)
         return env
 
 
@@ -178,4 +179,12 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         log_level=level,
         log_json=_bool(env, "SLA_LOG_JSON", True),
         token_ttl_days=_int(env, "SLA_TOKEN_TTL_DAYS", 30, 1),
+        schema_prefix=_schema_prefix(env),
     )
+
+
+def _schema_prefix(env: Mapping[str, str]) -> str:
+    prefix = env.get("SLA_SCHEMA_PREFIX") or ""
+    if prefix and not prefix.replace("_", "").isalnum():
+        raise ConfigError("SLA_SCHEMA_PREFIX", "letters, digits and underscores only")
+    return prefix

@@ -31,7 +31,8 @@ class ServiceSpec:
     name: str
     application: type[ServiceApplication]
     blueprint: Callable[[Runtime], Blueprint]
-    describe: Describe
+    # Given the service's application, maps each stored event to what it publishes.
+    describe: Callable[[Any], Describe]
     bindings: tuple[Binding, ...] = ()
     handlers: Callable[[Any], dict[str, Handler]] = field(default=lambda app: {})
     # Turns an aggregate into its resource representation, for audit "as of" queries.
@@ -75,7 +76,7 @@ class Runtime:
         self.app = spec.application(store_env)
         self.transport = make_transport(settings, transport)
         self.cache: Cache = make_cache(settings.redis_url, spec.name)
-        self.relay = OutboxRelay(self.app, spec.name, self.transport, spec.describe,
+        self.relay = OutboxRelay(self.app, spec.name, self.transport, spec.describe(self.app),
                                  batch=settings.relay_batch,
                                  poll_interval=settings.relay_poll_interval)
         self.inbox = Inbox(self.app, spec.name, self.transport, spec.queue,

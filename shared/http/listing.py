@@ -172,13 +172,14 @@ def one_response(item: Mapping[str, Any], version: int | None = None,
     return response
 
 
-def check_if_match(current_version: int) -> None:
-    """A stale ``If-Match`` is refused with 409 (DESIGN.md §5)."""
+def expected_version() -> int | None:
+    """The aggregate version an ``If-Match`` header names (None: no precondition)."""
     header = request.headers.get("If-Match")
     if not header or header.strip() == "*":
-        return
-    wanted = {tag.strip().removeprefix("W/").strip('"') for tag in header.split(",")}
-    if str(current_version) not in wanted:
-        raise ApiError(409, f"the resource has changed: it is at version {current_version}, "
-                       f"If-Match asked for {header}", "STALE_VERSION",
-                       {"If-Match": [f"current ETag is \"{current_version}\""]})
+        return None
+    tag = header.split(",")[0].strip().removeprefix("W/").strip('"')
+    try:
+        return int(tag)
+    except ValueError:
+        raise ApiError(400, "If-Match must be an ETag this API gave out, like \"3\"",
+                       "INVALID_HEADER", {"If-Match": [f"got {header!r}"]}) from None

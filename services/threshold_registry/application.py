@@ -1,0 +1,319 @@
+"""The threshold-registry application: named commands and queries over its aggregates.
+
+Commands take plain values and return the changed aggregate; queries read the
+in-memory index (lists) or the repository (one item, with its version for ETags).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError
+
+from services.threshold_registry.domain import (
+    InvalidValue,
+    OfferingGroup,
+    ProductOffering,
+    PurchasedOffering,
+    SlaType,
+    ThresholdStandard,
+)
+from shared.store import AggregateIndex, ServiceApplication
+
+
+class NotFound(LookupError):
+    def __init__(self, kind: str, identifier: object) -> None:
+        super().__init__(f"no {kind} with id {identifier}")
+        self.kind, self.identifier = kind, identifier
+
+
+class StaleVersion(Exception):
+    def __init__(self, current: int, expected: int) -> None:
+        super().__init__(f"the resource is at version {current}, not {expected}")
+        self.current, self.expected = current, expected
+
+
+KINDS: dict[type, str] = {
+    OfferingGroup: "offering group",
+    ProductOffering: "product offering",
+    SlaType: "SLA type",
+    ThresholdStandard: "threshold standard",
+    PurchasedOffering: "purchased offering",
+}
+
+
+class ThresholdRegistry(ServiceApplication):
+    """Product offerings and their groups, SLA types, threshold standards, inventory."""
+
+    name = "ThresholdRegistry"
+    snapshotting_intervals = {ThresholdStandard: 50, ProductOffering: 100,  # noqa: RUF012
+                              PurchasedOffering: 100}
+
+    def __init__(self, env: Mapping[str, str] | None = None) -> None:
+        super().__init__(env)
+        self.index = AggregateIndex(self)
+
+    # --- reading one -------------------------------------------------------------------
+    def _get(self, kind: type, aggregate_id: UUID, expected_version: int | None = None) -> Any:
+        try:
+            aggregate = self.repository.get(aggregate_id)
+        except AggregateNotFoundError:
+            raise NotFound(KINDS[kind], aggregate_id) from None
+        if not isinstance(aggregate, kind):
+            raise NotFound(KINDS[kind], aggregate_id)
+        if expected_version is not None and aggregate.version != expected_version:
+            raise StaleVersion(aggregate.version, expected_version)
+        return aggregate
+
+    def offering_group(self, group_id: UUID) -> OfferingGroup:
+        return self._get(OfferingGroup, group_id)
+
+    def offering(self, offering_id: UUID) -> ProductOffering:
+        return self._get(ProductOffering, offering_id)
+
+    def sla_type(self, sla_type_id: UUID) -> SlaType:
+        return self._get(SlaType, sla_type_id)
+
+    def standard(self, standard_id: UUID) -> ThresholdStandard:
+        return self._get(ThresholdStandard, standard_id)
+
+    def purchased_offering(self, product_id: str) -> PurchasedOffering:
+        return self._get(PurchasedOffering, PurchasedOffering.create_id(product_id))
+
+    # --- lists -------------------------------------------------------------------------
+    def offering_groups(self) -> list[OfferingGroup]:
+        return self.index.all(OfferingGroup)
+
+    def offerings(self) -> list[ProductOffering]:
+        return self.index.all(ProductOffering)
+
+    def sla_types(self) -> list[SlaType]:
+        return self.index.all(SlaType)
+
+    def standards(self) -> list[ThresholdStandard]:
+        return self.index.all(ThresholdStandard)
+
+    def purchased_offerings(self) -> list[PurchasedOffering]:
+        return self.index.all(PurchasedOffering)
+
+    def group_of(self, offering_id: UUID | None) -> UUID | None:
+        offering = self.index.get(offering_id) if offering_id else None
+        return offering.group_id if isinstance(offering, ProductOffering) else None
+
+    def sla_type_named(self, name_or_id: str) -> SlaType | None:
+        for sla_type in self.sla_types():
+            if str(sla_type.id) == name_or_id or sla_type.name.lower() == name_or_id.lower():
+                return sla_type
+        return None
+
+    # --- offering groups ---------------------------------------------------------------
+    def register_offering_group(self, name: str, description: str | None = None
+                                ) -> OfferingGroup:
+        group = OfferingGroup(name=name, description=description)
+        self.save(group)
+        return group
+
+    def update_offering_group(self, group_id: UUID, changes: Mapping[str, Any],
+                              expected_version: int | None = None) -> OfferingGroup:
+        group = self._get(OfferingGroup, group_id, expected_version)
+        group.update(**changes)
+        self.save(group)
+        return group
+
+    def retire_offering_group(self, group_id: UUID, expected_version: int | None = None
+                              ) -> OfferingGroup:
+        group = self._get(OfferingGroup, group_id, expected_version)
+        group.retire()
+        self.save(group)
+        return group
+
+    # --- product offerings -------------------------------------------------------------
+    def register_offering(self, name: str, description: str | None = None,
+                          lifecycle_status: str = "inDesign", group_id: UUID | None = None
+                          ) -> ProductOffering:
+        if group_id is not None:
+            self._get(OfferingGroup, group_id)
+        offering = ProductOffering(name=name, description=description,
+                                   lifecycle_status=lifecycle_status, group_id=group_id)
+        self.save(offering)
+        return offering
+
+    def update_offering(self, offering_id: UUID, changes: Mapping[str, Any],
+                        expected_version: int | None = None) -> ProductOffering:
+        offering = self._get(ProductOffering, offering_id, expected_version)
+        changes = dict(changes)
+        if "group_id" in changes:
+            group_id = changes.pop("group_id")
+            if group_id is not None:
+                self._get(OfferingGroup, group_id)
+            offering.move_to_group(group_id, changes.pop("move_reason", None))
+        changes.pop("move_reason", None)
+        if "lifecycle_status" in changes:
+            status = changes.pop("lifecycle_status")
+            if status != offering.lifecycle_status:
+                offering.change_lifecycle(status)
+        if changes:
+            offering.update(**changes)
+        self.save(offering)
+        return offering
+
+    # --- SLA types ---------------------------------------------------------------------
+    def register_sla_type(self, **terms: Any) -> SlaType:
+        sla_type = SlaType(**terms)
+        self.save(sla_type)
+        return sla_type
+
+    def change_sla_type_terms(self, sla_type_id: UUID, changes: Mapping[str, Any],
+                              expected_version: int | None = None) -> SlaType:
+        sla_type = self._get(SlaType, sla_type_id, expected_version)
+        sla_type.change_terms(**changes)
+        self.save(sla_type)
+        return sla_type
+
+    # --- threshold standards -----------------------------------------------------------
+    def register_standard(self, **fields: Any) -> ThresholdStandard:
+        self._check_scope(fields.get("offering_id"), fields.get("offering_group_id"),
+                          fields.get("sla_type_id"))
+        standard = ThresholdStandard(**fields)
+        self.save(standard)
+        return standard
+
+    def _check_scope(self, offering_id: UUID | None, group_id: UUID | None,
+                     sla_type_id: UUID | None) -> None:
+        errors: dict[str, list[str]] = {}
+        for field, kind, value in (("productOfferingId", ProductOffering, offering_id),
+                                   ("offeringGroupId", OfferingGroup, group_id),
+                                   ("slaTypeId", SlaType, sla_type_id)):
+            if value is None:
+                continue
+            try:
+                self._get(kind, value)
+            except NotFound as exc:
+                errors[field] = [str(exc)]
+        if errors:
+            raise InvalidValue(errors)
+
+    def revise_standard(self, standard_id: UUID, changes: Mapping[str, Any],
+                        reason: str | None = None, expected_version: int | None = None
+                        ) -> ThresholdStandard:
+        standard = self._get(ThresholdStandard, standard_id, expected_version)
+        if changes.get("slaTypeId") is not None:
+            self._check_scope(None, None, UUID(str(changes["slaTypeId"])))
+        standard.revise(dict(changes), reason)
+        self.save(standard)
+        return standard
+
+    def approve_standard(self, standard_id: UUID, version: int, approved_by: str,
+                         expected_version: int | None = None) -> ThresholdStandard:
+        standard = self._get(ThresholdStandard, standard_id, expected_version)
+        standard.approve(version, approved_by)
+        self.save(standard)
+        return standard
+
+    def retire_standard(self, standard_id: UUID, version: int | None = None,
+                        expected_version: int | None = None) -> ThresholdStandard:
+        standard = self._get(ThresholdStandard, standard_id, expected_version)
+        standard.retire(version)
+        self.save(standard)
+        return standard
+
+    def standards_in_force(self, offering_id: UUID, sla_type_id: UUID | None = None,
+                           at: datetime | None = None) -> list[tuple[ThresholdStandard, dict]]:
+        """Which standards are in force for an offering (and SLA type) at a time.
+
+        A standard applies when scoped to the offering or to the group the offering is in,
+        and when it names no SLA type or the one asked for.
+        """
+        offering = self._get(ProductOffering, offering_id)
+        at = at or datetime.now(UTC)
+        found = []
+        for standard in self.standards():
+            scoped = (standard.offering_id == offering_id or (
+                offering.group_id is not None and standard.offering_group_id == offering.group_id))
+            if not scoped:
+                continue
+            version = standard.in_force(at)
+            if version is None:
+                continue
+            version_sla = version.get("slaTypeId")
+            if version_sla is not None and str(version_sla) != str(sla_type_id):
+                continue
+            found.append((standard, version))
+        return found
+
+    # --- product offering inventory ----------------------------------------------------
+    def create_purchased_offering(self, **fields: Any) -> PurchasedOffering:
+        self._check_inventory_refs(fields.get("offering_id"), fields.get("sla_type_id"))
+        item = PurchasedOffering(**fields)
+        self.save(item)
+        return item
+
+    def _check_inventory_refs(self, offering_id: UUID | None, sla_type_id: UUID | None) -> None:
+        errors: dict[str, list[str]] = {}
+        if offering_id is not None:
+            try:
+                self._get(ProductOffering, offering_id)
+            except NotFound as exc:
+                errors["productOfferingId"] = [str(exc)]
+        if sla_type_id is not None:
+            try:
+                self._get(SlaType, sla_type_id)
+            except NotFound as exc:
+                errors["slaTypeId"] = [str(exc)]
+        if errors:
+            raise InvalidValue(errors)
+
+    def update_purchased_offering(self, product_id: str, changes: Mapping[str, Any],
+                                  expected_version: int | None = None) -> PurchasedOffering:
+        item = self._get(PurchasedOffering, PurchasedOffering.create_id(product_id),
+                         expected_version)
+        changes = dict(changes)
+        self._check_inventory_refs(changes.get("offering_id"), changes.get("sla_type_id"))
+        status = changes.pop("status", None)
+        reason = changes.pop("status_reason", None)
+        if changes:
+            item.update(**changes)
+        if status is not None:
+            item.change_status(status, reason)
+        self.save(item)
+        return item
+
+    def upsert_purchased_offering(self, product_id: str, fields: Mapping[str, Any],
+                                  status: str | None) -> PurchasedOffering:
+        """Create or bring up to date from fulfilment; one save, so one tracked effect."""
+        aggregate_id = PurchasedOffering.create_id(product_id)
+        try:
+            item = self.repository.get(aggregate_id)
+        except AggregateNotFoundError:
+            self._check_inventory_refs(fields.get("offering_id"), fields.get("sla_type_id"))
+            item = PurchasedOffering(product_id=product_id, status=status or "active",
+                                     **fields)
+            self.save(item)
+            return item
+        changes = {k: v for k, v in fields.items() if v is not None}
+        self._check_inventory_refs(changes.get("offering_id"), changes.get("sla_type_id"))
+        if item.status != "terminated" and changes:
+            item.update(**changes)
+        if status is not None and status != item.status:
+            item.change_status(status, "fulfilment")
+        self.save(item)
+        return item
+
+    # --- analysis results --------------------------------------------------------------
+    def log_analysis_result(self, result: Mapping[str, Any]) -> ProductOffering | PurchasedOffering:
+        """Record an analysis result on the offering or purchased offering it concerns."""
+        target = result.get("target") or {}
+        if target.get("type") == "purchasedOffering":
+            item = self._get(PurchasedOffering, PurchasedOffering.create_id(str(target["id"])))
+        else:
+            try:
+                offering_id = UUID(str(target.get("id")))
+            except ValueError:
+                raise NotFound(KINDS[ProductOffering], target.get("id")) from None
+            item = self._get(ProductOffering, offering_id)
+        item.log_analysis_result(dict(result))
+        self.save(item)
+        return item

@@ -1,0 +1,225 @@
+"""Bus entrypoint of the threshold-registry: what it publishes for each of its events,
+and the handlers of what it consumes (fulfilment products, analysis results)."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.domain import DomainEventProtocol
+
+from services.threshold_registry import resources
+from services.threshold_registry.application import NotFound, ThresholdRegistry
+from services.threshold_registry.domain import (
+    DomainError,
+    OfferingGroup,
+    ProductOffering,
+    PurchasedOffering,
+    SlaType,
+    ThresholdStandard,
+)
+from shared.bus.envelope import Envelope
+from shared.bus.inbox import Handler, Rejected
+from shared.bus.outbox import Publication
+from shared.bus.topology import FULFILMENT_EVENTS, SLA_EVENTS, Binding
+
+SERVICE = "threshold-registry"
+
+BINDINGS = (
+    Binding(FULFILMENT_EVENTS, "product.#"),
+    Binding(SLA_EVENTS, "analysis.analysis-result.produced"),
+)
+
+
+def _kebab(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "-", name).lower()
+
+
+# --- outbound -----------------------------------------------------------------------------
+def describer(app: ThresholdRegistry) -> Any:
+    """The outbox mapping: each event published with its resource as it was then."""
+
+    def describe(event: DomainEventProtocol) -> Publication | list[Publication] | None:
+        aggregate = app.repository.get(event.originator_id, version=event.originator_version)
+        change = _kebab(type(event).__name__)
+        kind = type(aggregate)
+        if kind is OfferingGroup:
+            return _pub("offering-group", change, "OfferingGroupChangeEvent",
+                        {"offeringGroup": resources.offering_group(aggregate)})
+        if kind is SlaType:
+            return _pub("sla-type", change, "SlaTypeChangeEvent",
+                        {"slaType": resources.sla_type(aggregate)})
+        if kind is ThresholdStandard:
+            number = getattr(event, "number", None)
+            affected = next((v for v in aggregate.versions if v["version"] == number),
+                            aggregate.latest)
+            return _pub("threshold-standard", change, "ThresholdStandardChangeEvent",
+                        {"thresholdStandard": resources.threshold_standard(aggregate),
+                         "standardVersion": resources.standard_version(affected)})
+        if kind in (ProductOffering, PurchasedOffering):
+            if change == "analysis-result-logged":
+                return _analysis_logged(aggregate)
+            if kind is ProductOffering:
+                return _pub("product-offering", change, "ProductOfferingChangeEvent",
+                            {"productOffering": resources.product_offering(aggregate)})
+            return _pub("purchased-offering", change, "PurchasedOfferingChangeEvent",
+                        {"purchasedOffering": resources.purchased_offering(
+                            aggregate, app.group_of(aggregate.offering_id))})
+        return None
+
+    return describe
+
+
+def _pub(resource: str, change: str, event_type: str, body: dict[str, Any]) -> Publication:
+    return Publication(f"{SERVICE}.{resource}.{change}", event_type, {"change": change, **body})
+
+
+def _analysis_logged(item: ProductOffering | PurchasedOffering) -> Publication:
+    result = resources.analysis_log(item)[-1]
+    target_type = "productOffering" if isinstance(item, ProductOffering) else "purchasedOffering"
+    target_id = str(item.id) if isinstance(item, ProductOffering) else item.product_id
+    return Publication(f"{SERVICE}.analysis-log.logged", "AnalysisResultLoggedEvent",
+                       {"target": {"type": target_type, "id": target_id},
+                        "analysisResult": result})
+
+
+# --- inbound ------------------------------------------------------------------------------
+TMF637_STATUS = {
+    "active": "active",
+    "suspended": "suspended",
+    "terminated": "terminated",
+    "cancelled": "terminated",
+    "aborted": "terminated",
+}
+
+
+def _characteristic(product: dict[str, Any], name: str) -> Any:
+    for c in product.get("productCharacteristic") or []:
+        if isinstance(c, dict) and c.get("name") == name:
+            return c.get("value")
+    return None
+
+
+def _customer(product: dict[str, Any]) -> str | None:
+    for party in product.get("relatedParty") or []:
+        if isinstance(party, dict) and str(party.get("role", "")).lower() == "customer":
+            return str(party.get("id"))
+    return None
+
+
+def _monthly_charge(product: dict[str, Any]) -> tuple[str | None, str | None]:
+    for price in product.get("productPrice") or []:
+        if not isinstance(price, dict) or price.get("priceType") not in (None, "recurring"):
+            continue
+        period = str(price.get("recurringChargePeriod") or "month").lower()
+        if not period.startswith("month"):
+            continue
+        amounts = price.get("price") or {}
+        amount = amounts.get("taxIncludedAmount") or amounts.get("dutyFreeAmount") or {}
+        if "value" in amount:
+            try:
+                value = Decimal(str(amount["value"]))
+            except InvalidOperation:
+                raise Rejected(f"productPrice value {amount['value']!r} is not a number") from None
+            return str(value), (str(amount.get("unit") or "").upper() or None)
+    return None, None
+
+
+def _when(value: Any, field: str) -> datetime | None:
+    if value in (None, ""):
+        return None
+    try:
+        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        raise Rejected(f"product.{field} {value!r} is not an ISO 8601 time") from None
+    if parsed.tzinfo is None:
+        raise Rejected(f"product.{field} {value!r} has no time zone")
+    return parsed
+
+
+def product_fields(app: ThresholdRegistry, product: dict[str, Any]) -> dict[str, Any]:
+    """A TMF637 product as inventory fields; anything unusable is rejected with why."""
+    fields: dict[str, Any] = {}
+    offering_ref = product.get("productOffering") or {}
+    if offering_ref.get("id") is not None:
+        try:
+            offering_id = UUID(str(offering_ref["id"]))
+            app.offering(offering_id)
+        except (ValueError, NotFound):
+            raise Rejected(f"productOffering {offering_ref['id']!r} is not an offering "
+                           "of the registry") from None
+        fields["offering_id"] = offering_id
+    customer = _customer(product)
+    if customer is not None:
+        fields["customer_id"] = customer
+    sla = _characteristic(product, "slaType")
+    if sla is not None:
+        sla_type = app.sla_type_named(str(sla))
+        if sla_type is None:
+            raise Rejected(f"slaType {sla!r} is neither the id nor the name of an SLA type")
+        fields["sla_type_id"] = sla_type.id
+    for characteristic, field in (("customerGroup", "customer_group"), ("site", "site")):
+        value = _characteristic(product, characteristic)
+        if value is not None:
+            fields[field] = str(value)
+    charge, currency = _monthly_charge(product)
+    if charge is not None:
+        fields["monthly_charge"], fields["currency"] = charge, currency
+    start, end = _when(product.get("startDate"), "startDate"), _when(
+        product.get("terminationDate"), "terminationDate")
+    if start is not None:
+        fields["start_date"] = start
+    if end is not None:
+        fields["end_date"] = end
+    return fields
+
+
+def handle_product_event(app: ThresholdRegistry, envelope: Envelope) -> None:
+    product = envelope.event.get("product")
+    if not isinstance(product, dict) or not product.get("id"):
+        raise Rejected("the event carries no product with an id")
+    product_id = str(product["id"])
+    status = TMF637_STATUS.get(str(product.get("status") or ""))
+    fields = product_fields(app, product)
+    known = True
+    try:
+        app.purchased_offering(product_id)
+    except NotFound:
+        known = False
+    if not known:
+        if status is None:
+            return  # not yet active (created, pendingActive): inventory starts at activation
+        missing = [f for f in ("offering_id", "customer_id") if f not in fields]
+        if missing:
+            raise Rejected(f"product {product_id} cannot enter the inventory without "
+                           + " and ".join({"offering_id": "productOffering.id",
+                                           "customer_id": "a relatedParty with role Customer"}[m]
+                                          for m in missing))
+        for key in ("customer_group", "sla_type_id", "site", "monthly_charge", "currency",
+                    "start_date", "end_date"):
+            fields.setdefault(key, None)
+    try:
+        app.upsert_purchased_offering(product_id, fields, status)
+    except DomainError as exc:
+        raise Rejected(f"product {product_id}: {exc}") from None
+
+
+def handle_analysis_result(app: ThresholdRegistry, envelope: Envelope) -> None:
+    result = envelope.event.get("analysisResult") or {}
+    try:
+        app.log_analysis_result(result)
+    except NotFound as exc:
+        raise Rejected(f"analysis result {result.get('id')}: {exc}") from None
+
+
+def handlers(app: ThresholdRegistry) -> dict[str, Handler]:
+    product = lambda envelope: handle_product_event(app, envelope)  # noqa: E731
+    return {
+        "ProductCreateEvent": product,
+        "ProductStateChangeEvent": product,
+        "ProductAttributeValueChangeEvent": product,
+        "AnalysisResultEvent": lambda envelope: handle_analysis_result(app, envelope),
+    }

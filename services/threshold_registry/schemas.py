@@ -1,0 +1,282 @@
+"""marshmallow schemas of the registry's HTTP API (the OpenAPI document is built from them)."""
+
+from __future__ import annotations
+
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+
+NAME = validate.Length(min=1, max=200)
+LIFECYCLE = ("inDesign", "active", "retired")
+ACCOUNTING = ("excluded", "counted-as-up", "counted-as-down")
+BASIS = ("commerciallyAgreed", "internallyAcceptable")
+KINDS = ("technical", "time", "economic", "process")
+INVENTORY_STATUS = ("active", "suspended", "terminated")
+
+
+class Strict(Schema):
+    """Unknown fields are refused with a 400 naming them (marshmallow's default RAISE)."""
+
+
+class Resource(Schema):
+    id = fields.String(dump_only=True)
+    href = fields.String(dump_only=True)
+    type_ = fields.String(data_key="@type", dump_only=True)
+    version = fields.Integer(dump_only=True, metadata={"description": "aggregate version; "
+                                                                      "also the ETag"})
+
+
+# --- offering groups ----------------------------------------------------------------------
+class OfferingGroupCreate(Strict):
+    name = fields.String(required=True, validate=NAME)
+    description = fields.String(allow_none=True, validate=validate.Length(max=2000))
+
+
+class OfferingGroupPatch(Strict):
+    name = fields.String(validate=NAME)
+    description = fields.String(allow_none=True, validate=validate.Length(max=2000))
+
+
+class OfferingGroup(Resource):
+    name = fields.String()
+    description = fields.String(allow_none=True)
+    lifecycleStatus = fields.String()
+
+
+# --- product offerings --------------------------------------------------------------------
+class ProductOfferingCreate(Strict):
+    name = fields.String(required=True, validate=NAME)
+    description = fields.String(allow_none=True, validate=validate.Length(max=2000))
+    lifecycleStatus = fields.String(load_default="inDesign", validate=validate.OneOf(LIFECYCLE))
+    offeringGroupId = fields.UUID(allow_none=True)
+
+
+class ProductOfferingPatch(Strict):
+    name = fields.String(validate=NAME)
+    description = fields.String(allow_none=True, validate=validate.Length(max=2000))
+    lifecycleStatus = fields.String(validate=validate.OneOf(LIFECYCLE))
+    offeringGroupId = fields.UUID(allow_none=True, metadata={
+        "description": "move the offering to this group (the move is recorded)"})
+    moveReason = fields.String(allow_none=True, validate=validate.Length(max=500))
+
+
+class ProductOffering(Resource):
+    name = fields.String()
+    description = fields.String(allow_none=True)
+    lifecycleStatus = fields.String()
+    offeringGroupId = fields.String(allow_none=True)
+
+
+# --- SLA types ----------------------------------------------------------------------------
+class SlaTypeCreate(Strict):
+    name = fields.String(required=True, validate=NAME)
+    description = fields.String(allow_none=True, validate=validate.Length(max=2000))
+    maintenanceAccounting = fields.String(required=True, validate=validate.OneOf(ACCOUNTING))
+    minimumNoticeDays = fields.Integer(required=True, validate=validate.Range(0, 365))
+    creditPercentPerBreachedPeriod = fields.Float(required=True, validate=validate.Range(0, 100))
+    creditCapPercent = fields.Float(required=True, validate=validate.Range(0, 100))
+
+
+class SlaTypePatch(Strict):
+    name = fields.String(validate=NAME)
+    description = fields.String(allow_none=True, validate=validate.Length(max=2000))
+    maintenanceAccounting = fields.String(validate=validate.OneOf(ACCOUNTING))
+    minimumNoticeDays = fields.Integer(validate=validate.Range(0, 365))
+    creditPercentPerBreachedPeriod = fields.Float(validate=validate.Range(0, 100))
+    creditCapPercent = fields.Float(validate=validate.Range(0, 100))
+
+
+class SlaType(Resource):
+    name = fields.String()
+    description = fields.String(allow_none=True)
+    maintenanceAccounting = fields.String()
+    minimumNoticeDays = fields.Integer()
+    creditPercentPerBreachedPeriod = fields.Float()
+    creditCapPercent = fields.Float()
+    lifecycleStatus = fields.String()
+
+
+# --- threshold standards ------------------------------------------------------------------
+class Parameter(Strict):
+    name = fields.String(required=True, validate=NAME)
+    unit = fields.String(required=True, metadata={"example": "%"})
+    kind = fields.String(required=True, validate=validate.OneOf(KINDS))
+    aggregation = fields.String(required=True, metadata={
+        "description": "mean, min, max, sum, ratio, availability or a nearest-rank "
+                       "percentile pNN (p95, p99.9)"})
+    comparator = fields.String(required=True, metadata={
+        "description": "GE, GT, LE, LT, EQ (or .ge, .gt, ...): how a good value compares "
+                       "with the levels"})
+    conformanceTarget = fields.Float(required=True, metadata={"description": "breach level"})
+    thresholdTarget = fields.Float(allow_none=True, metadata={"description": "warning level"})
+    conformancePeriod = fields.String(allow_none=True, metadata={"example": "P30D"})
+    evaluationWindow = fields.String(required=True, metadata={"example": "PT5M"})
+    graceTimes = fields.Integer(load_default=0, validate=validate.Range(min=0, max=1000))
+
+
+class ValidFor(Strict):
+    startDateTime = fields.AwareDateTime(required=True)
+    endDateTime = fields.AwareDateTime(allow_none=True)
+
+
+class ThresholdStandardCreate(Strict):
+    name = fields.String(required=True, validate=NAME)
+    description = fields.String(allow_none=True, validate=validate.Length(max=2000))
+    productOfferingId = fields.UUID(allow_none=True)
+    offeringGroupId = fields.UUID(allow_none=True)
+    slaTypeId = fields.UUID(allow_none=True)
+    basis = fields.String(required=True, validate=validate.OneOf(BASIS))
+    validFor = fields.Nested(ValidFor, required=True)
+    parameters = fields.List(fields.Nested(Parameter), required=True,
+                             validate=validate.Length(min=1, max=50))
+
+    @validates_schema
+    def _one_scope(self, data: dict, **_: object) -> None:
+        if bool(data.get("productOfferingId")) == bool(data.get("offeringGroupId")):
+            raise ValidationError("give exactly one of productOfferingId and offeringGroupId",
+                                  "productOfferingId")
+
+
+class ThresholdStandardPatch(Strict):
+    name = fields.String(validate=NAME)
+    description = fields.String(allow_none=True, validate=validate.Length(max=2000))
+    slaTypeId = fields.UUID(allow_none=True)
+    basis = fields.String(validate=validate.OneOf(BASIS))
+    validFor = fields.Nested(ValidFor)
+    parameters = fields.List(fields.Nested(Parameter), validate=validate.Length(min=1, max=50))
+    changeReason = fields.String(allow_none=True, validate=validate.Length(max=1000))
+
+
+class ParameterOut(Schema):
+    name = fields.String()
+    unit = fields.String()
+    kind = fields.String()
+    aggregation = fields.String()
+    comparator = fields.String()
+    conformanceTarget = fields.Float()
+    thresholdTarget = fields.Float(allow_none=True)
+    conformancePeriod = fields.String(allow_none=True)
+    evaluationWindow = fields.String()
+    graceTimes = fields.Integer()
+
+
+class ValidForOut(Schema):
+    startDateTime = fields.String()
+    endDateTime = fields.String(allow_none=True)
+
+
+class ThresholdStandard(Resource):
+    productOfferingId = fields.String(allow_none=True)
+    offeringGroupId = fields.String(allow_none=True)
+    slaTypeId = fields.String(allow_none=True)
+    name = fields.String()
+    description = fields.String(allow_none=True)
+    basis = fields.String()
+    lifecycleStatus = fields.String(metadata={"description": "of the latest version"})
+    currentVersion = fields.Integer()
+    validFor = fields.Nested(ValidForOut)
+    parameters = fields.List(fields.Nested(ParameterOut))
+
+
+class StandardVersion(Schema):
+    version = fields.Integer()
+    lifecycleStatus = fields.String()
+    name = fields.String()
+    description = fields.String(allow_none=True)
+    basis = fields.String()
+    parameters = fields.List(fields.Nested(ParameterOut))
+    validFor = fields.Nested(ValidForOut)
+    slaTypeId = fields.String(allow_none=True)
+    createdAt = fields.String()
+    approvedAt = fields.String(allow_none=True)
+    approvedBy = fields.String(allow_none=True)
+    retiredAt = fields.String(allow_none=True)
+    changeReason = fields.String(allow_none=True)
+
+
+class Approval(Strict):
+    version = fields.Integer(required=True, validate=validate.Range(min=1))
+
+
+class Retirement(Strict):
+    version = fields.Integer(allow_none=True, validate=validate.Range(min=1), metadata={
+        "description": "the version to retire; without it every version is retired"})
+
+
+class InForceQuery(Schema):
+    productOfferingId = fields.UUID(required=True)
+    slaTypeId = fields.UUID()
+    at = fields.AwareDateTime(metadata={"description": "default: now"})
+
+
+class InForce(Schema):
+    thresholdStandard = fields.Nested(ThresholdStandard)
+    inForceVersion = fields.Nested(StandardVersion)
+
+
+# --- product offering inventory -----------------------------------------------------------
+class PurchasedOfferingCreate(Strict):
+    id = fields.String(validate=validate.Length(min=1, max=200), metadata={
+        "description": "the product id known to fulfilment; generated when absent"})
+    customerId = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    customerGroup = fields.String(allow_none=True, validate=validate.Length(max=200))
+    productOfferingId = fields.UUID(required=True)
+    slaTypeId = fields.UUID(allow_none=True)
+    site = fields.String(allow_none=True, validate=validate.Length(max=200))
+    monthlyCharge = fields.Decimal(as_string=True, allow_none=True,
+                                   validate=validate.Range(min=0))
+    currency = fields.String(allow_none=True, validate=validate.Regexp(r"^[A-Za-z]{3}$"))
+    status = fields.String(load_default="active", validate=validate.OneOf(INVENTORY_STATUS))
+    startDate = fields.AwareDateTime(allow_none=True)
+    endDate = fields.AwareDateTime(allow_none=True)
+
+
+class PurchasedOfferingPatch(Strict):
+    customerId = fields.String(validate=validate.Length(min=1, max=200))
+    customerGroup = fields.String(allow_none=True, validate=validate.Length(max=200))
+    productOfferingId = fields.UUID()
+    slaTypeId = fields.UUID(allow_none=True)
+    site = fields.String(allow_none=True, validate=validate.Length(max=200))
+    monthlyCharge = fields.Decimal(as_string=True, allow_none=True,
+                                   validate=validate.Range(min=0))
+    currency = fields.String(allow_none=True, validate=validate.Regexp(r"^[A-Za-z]{3}$"))
+    status = fields.String(validate=validate.OneOf(INVENTORY_STATUS))
+    statusReason = fields.String(allow_none=True, validate=validate.Length(max=500))
+    startDate = fields.AwareDateTime(allow_none=True)
+    endDate = fields.AwareDateTime(allow_none=True)
+
+
+class PurchasedOffering(Resource):
+    customerId = fields.String()
+    customerGroup = fields.String(allow_none=True)
+    productOfferingId = fields.String()
+    offeringGroupId = fields.String(allow_none=True)
+    slaTypeId = fields.String(allow_none=True)
+    site = fields.String(allow_none=True)
+    monthlyCharge = fields.String(allow_none=True)
+    currency = fields.String(allow_none=True)
+    status = fields.String()
+    startDate = fields.String(allow_none=True)
+    endDate = fields.String(allow_none=True)
+
+
+class AnalysisResult(Schema):
+    id = fields.String()
+    kind = fields.String()
+    target = fields.Dict()
+    summary = fields.String()
+    severity = fields.String()
+    parameter = fields.String(allow_none=True)
+    analysedAt = fields.String()
+    details = fields.Dict()
+
+
+class ListQuery(Schema):
+    """TMF630 list parameters; attribute filters (attr=, attr.gt= ...) are also accepted."""
+
+    class Meta:
+        unknown = "include"
+
+    offset = fields.Integer(validate=validate.Range(min=0))
+    limit = fields.Integer(validate=validate.Range(min=0, max=1000))
+    fields_ = fields.String(data_key="fields", metadata={
+        "description": "comma-separated attributes to return (id, href, @type always)"})
+    sort = fields.String(metadata={"description": "attribute, or -attribute for descending"})

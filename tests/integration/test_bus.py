@@ -1,0 +1,500 @@
+"""The bus against a real RabbitMQ: outbox relay, inbox, dead letters, broker restart.
+
+Every test has its own queues (``test-<unique>.*``, deleted afterwards) and its own result
+ids (``r-<unique>-…``): other producers on the same routing key are tolerated because only
+this test's result ids are counted. Consumers run the real :class:`Inbox` in a thread;
+effects are read back from the consumer's store (one ``Receipt`` per processing).
+
+Two tests at the end run the same inbox over :class:`InProcessTransport` (no broker).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+import subprocess
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from shared.bus.amqp import AmqpTransport
+from shared.bus.outbox import OutboxRelay
+from shared.bus.topology import SLA_EVENTS, QueueSpec
+from shared.bus.transport import (
+    LAST_ERROR_HEADER,
+    ORIGIN_EXCHANGE_HEADER,
+    ORIGIN_KEY_HEADER,
+    QUEUE_HEADER,
+    REASON_HEADER,
+    RETRY_HEADER,
+    InProcessTransport,
+    Transport,
+)
+from shared.store import ensure_schema
+from tests.conftest import services_required
+from tests.integration.bus_fixtures import (
+    BINDINGS,
+    EVENT_TYPE,
+    ROUTING_KEY,
+    SOURCE,
+    ConsumerApp,
+    CrashingTransport,
+    ObservedInbox,
+    ProducerApp,
+    RawBroker,
+    ReceiptHandler,
+    SimulatedCrash,
+    consumed,
+    delivery_from,
+    describe,
+    drop_schema,
+    envelope,
+    postgres_env,
+    result_id_of,
+    running,
+    sqlite_env,
+    wait_until,
+)
+
+MAX_DELIVERIES = 3
+PREFETCH = 10
+
+
+# --- fixtures ---------------------------------------------------------------------------
+@pytest.fixture
+def broker(amqp_url: str) -> RawBroker:
+    return RawBroker(amqp_url)
+
+
+@pytest.fixture
+def queue(amqp_url: str, broker: RawBroker, unique: str) -> Iterator[QueueSpec]:
+    """This test's inbox queue (and its dead-letter queue), bound before anything is sent."""
+    spec = QueueSpec(name=f"test-{unique}.inbox", bindings=BINDINGS)
+    transport = AmqpTransport(amqp_url)
+    transport.declare([spec])
+    yield spec
+    with contextlib.suppress(Exception):
+        broker.delete(spec.name, spec.dead_letter_queue)
+
+
+@pytest.fixture
+def tap(broker: RawBroker, unique: str) -> Iterator[str]:
+    """A plain queue on the routing key: what was really published, and how often."""
+    name = f"test-{unique}.tap"
+    broker.declare_tap(name)
+    yield name
+    with contextlib.suppress(Exception):
+        broker.delete(name)
+
+
+@pytest.fixture
+def prefix(unique: str) -> str:
+    return f"r-{unique}-"
+
+
+@pytest.fixture
+def producer(tmp_path: Path) -> Iterator[ProducerApp]:
+    app = ProducerApp(sqlite_env(tmp_path / "analysis.sqlite"))
+    yield app
+    app.close()
+
+
+StoreFactory = Callable[..., ConsumerApp]
+
+
+@pytest.fixture
+def pg_consumer(postgres: dict[str, str], unique: str) -> Iterator[StoreFactory]:
+    """Consumer stores on PostgreSQL, each in a fresh schema dropped afterwards."""
+    made: list[tuple[ConsumerApp, str]] = []
+
+    def make(single_row_tracking: str = "n") -> ConsumerApp:
+        schema = f"test_bus_{unique}_{len(made)}"
+        env = postgres_env(postgres, schema, single_row_tracking)
+        ensure_schema(env)
+        app = ConsumerApp(env)
+        made.append((app, schema))
+        return app
+
+    yield make
+    for app, schema in made:
+        app.close()
+        drop_schema(postgres, schema)
+
+
+@pytest.fixture
+def sqlite_consumer(tmp_path: Path) -> StoreFactory:
+    def make() -> ConsumerApp:
+        return ConsumerApp(sqlite_env(tmp_path / f"consumer-{uuid.uuid4().hex[:6]}.sqlite"))
+
+    return make
+
+
+def make_inbox(app: ConsumerApp, transport: Transport, queue: QueueSpec, prefix: str,
+               unique: str) -> tuple[ObservedInbox, ReceiptHandler]:
+    handler = ReceiptHandler(app, prefix)
+    inbox = ObservedInbox(app, f"test-consumer-{unique}", transport, queue,
+                          handlers={EVENT_TYPE: handler}, max_deliveries=MAX_DELIVERIES,
+                          prefetch=PREFETCH)
+    return inbox, handler
+
+
+def relay_all(relay: OutboxRelay) -> None:
+    while relay.run_once():
+        pass
+
+
+def ours(taken: list, prefix: str) -> list[tuple[str, str]]:
+    """(result id, message id) of this test's messages among raw ones."""
+    found = []
+    for _method, props, body in taken:
+        result_id = result_id_of(body)
+        if result_id and result_id.startswith(prefix):
+            found.append((result_id, props.message_id))
+    return found
+
+
+def dead_letters(broker: RawBroker, queue: QueueSpec, message_ids: set[str],
+                 timeout: float = 20) -> dict[str, tuple]:
+    """The dead letters of the given message ids, taken from the DLQ by basic_get."""
+    taken = broker.collect(
+        queue.dead_letter_queue,
+        lambda got: message_ids <= {p.message_id for _m, p, _b in got},
+        timeout, f"{sorted(message_ids)} in {queue.dead_letter_queue}")
+    return {p.message_id: (m, p, b) for m, p, b in taken if p.message_id in message_ids}
+
+
+# --- 1. outbox ----------------------------------------------------------------------------
+@pytest.mark.integration
+def test_relay_crash_before_publish_publishes_everything_once_on_restart(
+        amqp_url: str, producer: ProducerApp, tap: str, broker: RawBroker, prefix: str):
+    n = 12
+    for i in range(n):
+        producer.produce(f"{prefix}{i}")
+    last = producer.max_notification_id()
+
+    crashing = CrashingTransport(AmqpTransport(amqp_url), after_publishing=False)
+    with pytest.raises(SimulatedCrash):
+        OutboxRelay(producer, SOURCE, crashing, describe).run_once()
+    assert producer.published_position() == 0  # the store committed, nothing went out
+    assert ours(broker.take_all(tap), prefix) == []
+
+    transport = AmqpTransport(amqp_url)
+    try:
+        relay_all(OutboxRelay(producer, SOURCE, transport, describe, batch=5))
+    finally:
+        transport.close()
+
+    assert producer.published_position() == last
+    # Publisher confirms: everything is in the tap queue once run_once has returned.
+    taken = broker.take_all(tap)
+    got = ours(taken, prefix)
+    assert sorted(r for r, _ in got) == sorted(f"{prefix}{i}" for i in range(n))
+    message_ids = [m for _, m in got]
+    assert len(set(message_ids)) == n == len(message_ids)
+    assert set(message_ids) == {f"{SOURCE}:{k}" for k in range(last - n + 1, last + 1)}
+    for _method, props, body in taken:
+        if (result_id_of(body) or "").startswith(prefix):
+            assert props.delivery_mode == 2 and props.type == EVENT_TYPE
+            assert json.loads(body)["eventId"] == props.message_id
+
+
+@pytest.mark.integration
+def test_relay_crash_after_publish_resends_and_inbox_keeps_one_effect(
+        amqp_url: str, producer: ProducerApp, tap: str, broker: RawBroker, queue: QueueSpec,
+        pg_consumer: StoreFactory, prefix: str, unique: str):
+    n = 10
+    for i in range(n):
+        producer.produce(f"{prefix}{i}")
+    consumer = pg_consumer()
+    inbox, _ = make_inbox(consumer, AmqpTransport(amqp_url), queue, prefix, unique)
+    publisher = AmqpTransport(amqp_url)
+
+    with running(inbox.run):
+        crashing = CrashingTransport(publisher, after_publishing=True)
+        with pytest.raises(SimulatedCrash):
+            OutboxRelay(producer, SOURCE, crashing, describe).run_once()
+        assert producer.published_position() == 0  # published, but not recorded
+        relay_all(OutboxRelay(producer, SOURCE, publisher, describe))  # the restart
+        assert producer.published_position() == producer.max_notification_id()
+
+        wanted = {f"{prefix}{i}" for i in range(n)}
+        wait_until(lambda: all(len(inbox.of(r, "ack")) == 2 for r in wanted), 30,
+                   "both copies of every message to be settled")
+    publisher.close()
+
+    got = ours(broker.take_all(tap), prefix)
+    assert len(got) == 2 * n  # the restart really re-sent every message
+    effects = consumer.effects()
+    assert {r: effects[r] for r in wanted} == dict.fromkeys(wanted, 1)
+    assert sum(effects.values()) == n
+    assert consumed(inbox.service, "duplicate") == n
+
+
+# --- 2. inbox dedup -----------------------------------------------------------------------
+@pytest.mark.integration
+def test_inbox_redelivery_and_duplicate_publish_take_effect_once(
+        amqp_url: str, broker: RawBroker, queue: QueueSpec, pg_consumer: StoreFactory,
+        prefix: str, unique: str):
+    consumer = pg_consumer()
+    transport = AmqpTransport(amqp_url)
+    inbox, _ = make_inbox(consumer, transport, queue, prefix, unique)
+
+    # (a) processed, then the connection drops before the ack: the broker redelivers.
+    dropped = envelope(f"{prefix}dropped", 1)
+    transport.publish_raw(SLA_EVENTS, ROUTING_KEY, dropped.to_bytes(), dropped.event_id)
+    connection = broker.connect()
+    try:
+        channel = connection.channel()
+
+        def get_ours():
+            method, props, body = channel.basic_get(queue.name, auto_ack=False)
+            if method is not None and result_id_of(body) != f"{prefix}dropped":
+                channel.basic_nack(method.delivery_tag, requeue=True)  # someone else's
+                return None
+            return (method, props, body) if method is not None else None
+
+        method, props, body = wait_until(get_ours, 10, "the message to reach the queue")
+        inbox.receive(delivery_from(method, props, body), None)  # effect saved, no ack
+        assert consumer.effects()[f"{prefix}dropped"] == 1
+    finally:
+        connection.close()  # the unacked message goes back to the queue
+
+    # (b) the same envelope bytes published twice with the same message id.
+    twice = envelope(f"{prefix}twice", 2)
+    for _ in range(2):
+        transport.publish_raw(SLA_EVENTS, ROUTING_KEY, twice.to_bytes(), twice.event_id)
+
+    with running(inbox.run):
+        wait_until(lambda: inbox.of(f"{prefix}dropped", "ack")
+                   and len(inbox.of(f"{prefix}twice", "ack")) == 2, 20,
+                   "the redelivery and both copies to be acknowledged")
+    transport.close()
+
+    redelivery = inbox.of(f"{prefix}dropped", "ack")
+    assert len(redelivery) == 1 and redelivery[0].redelivered
+    effects = consumer.effects()
+    assert effects[f"{prefix}dropped"] == 1
+    assert effects[f"{prefix}twice"] == 1
+    assert consumed(inbox.service, "duplicate") == 2
+    assert consumed(inbox.service, "processed") == 2
+    assert broker.take_all(queue.dead_letter_queue) == []
+
+
+# --- 3. loss hazard -----------------------------------------------------------------------
+@pytest.mark.integration
+@pytest.mark.parametrize("tracking", ["per-id", "single-row"])
+def test_message_retried_behind_later_ones_is_still_processed(
+        amqp_url: str, broker: RawBroker, queue: QueueSpec, pg_consumer: StoreFactory,
+        prefix: str, unique: str, tracking: str):
+    """DESIGN.md §4: A fails once, is requeued behind B, C, D (already tracked), and must
+    still take effect. The single-row variant shows the hazard the per-id setting avoids."""
+    consumer = pg_consumer("n" if tracking == "per-id" else "y")
+    transport = AmqpTransport(amqp_url)
+    inbox, handler = make_inbox(consumer, transport, queue, prefix, unique)
+    a, b, c, d = (f"{prefix}{x}" for x in "abcd")
+    handler.fail_once.add(a)
+    for number, result_id in enumerate((a, b, c, d), start=1):
+        message = envelope(result_id, number)
+        transport.publish_raw(SLA_EVENTS, ROUTING_KEY, message.to_bytes(), message.event_id)
+
+    with running(inbox.run):
+        wait_until(lambda: all(consumer.effects()[r] for r in (b, c, d)), 20, "B, C and D")
+        if tracking == "per-id":
+            wait_until(lambda: consumer.effects()[a], 20, "A after its retry")
+        else:
+            wait_until(lambda: inbox.of(a, "dead-letter"), 30, "A to be dead-lettered")
+    transport.close()
+
+    effects = consumer.effects()
+    assert [effects[r] for r in (b, c, d)] == [1, 1, 1]
+    first = inbox.of(a)[0]
+    assert first.action == "retry" and first.attempt == 0
+    settled = [s.result_id for s in inbox.settled if s.action != "retry"]
+    assert settled.index(d) < settled.index(a)  # A really came back behind D
+    if tracking == "per-id":
+        assert effects[a] == 1
+        assert broker.take_all(queue.dead_letter_queue) == []
+    else:
+        # One tracking row per upstream: id 1 is "not greater than" 4 and can never be saved.
+        assert effects[a] == 0
+        assert "IntegrityError" in (inbox.of(a, "dead-letter")[0].reason or "")
+
+
+# --- 4. broker restart ------------------------------------------------------------------
+def rabbitmqctl(*args: str) -> None:
+    subprocess.run(["rabbitmqctl", *args], check=True, capture_output=True, timeout=90)
+
+
+@pytest.fixture
+def restartable_broker(broker: RawBroker) -> RawBroker:
+    if shutil.which("rabbitmqctl") is None:
+        message = "rabbitmqctl is needed to restart the broker"
+        if services_required():
+            pytest.fail(message)
+        pytest.skip(message)
+    return broker
+
+
+@pytest.mark.integration
+def test_broker_restart_while_publishing_loses_nothing_and_doubles_nothing(
+        amqp_url: str, restartable_broker: RawBroker, queue: QueueSpec, producer: ProducerApp,
+        pg_consumer: StoreFactory, prefix: str, unique: str):
+    consumer = pg_consumer()
+    inbox, _ = make_inbox(consumer, AmqpTransport(amqp_url), queue, prefix, unique)
+    relay_transport = AmqpTransport(amqp_url)
+    relay = OutboxRelay(producer, SOURCE, relay_transport, describe, batch=20,
+                        poll_interval=0.05)
+    saved: list[str] = []
+
+    def produce(stop) -> None:
+        while not stop.is_set():
+            result_id = f"{prefix}{len(saved)}"
+            producer.produce(result_id)
+            saved.append(result_id)
+            stop.wait(0.02)
+
+    with running(inbox.run, relay.run):
+        with running(produce):
+            wait_until(lambda: len(consumer.effects()) >= 10, 20, "the first effects")
+            before_stop = len(saved)
+            try:
+                rabbitmqctl("stop_app")
+                wait_until(lambda: len(saved) >= before_stop + 20, 10,
+                           "saves while the broker is down")
+                stop_app_done = len(saved)
+                threading.Event().wait(3)  # the outage lasts ~3 s (not an assertion)
+            finally:
+                rabbitmqctl("start_app")
+            restartable_broker.wait_ready(60)
+            recovered_at = len(saved)
+            wait_until(lambda: len(saved) >= recovered_at + 20, 10, "saves after recovery")
+        total = len(saved)
+        assert stop_app_done > before_stop  # some events were saved while it was down
+
+        def all_arrived() -> bool:
+            effects = consumer.effects()
+            return all(effects[r] for r in saved)
+
+        wait_until(all_arrived, 60, f"all {total} effects after the restart")
+        wait_until(lambda: producer.published_position() == producer.max_notification_id(),
+                   20, "the relay to record its position")
+    relay_transport.close()
+
+    effects = consumer.effects()
+    assert sorted(effects) == sorted(saved)
+    assert [r for r, count in effects.items() if count != 1] == []
+    assert sum(effects.values()) == total
+    assert relay.last_error is None
+
+
+# --- 5. malformed messages ----------------------------------------------------------------
+@pytest.mark.integration
+def test_malformed_messages_are_dead_lettered_and_consumer_carries_on(
+        amqp_url: str, broker: RawBroker, queue: QueueSpec, sqlite_consumer: StoreFactory,
+        prefix: str, unique: str):
+    consumer = sqlite_consumer()
+    transport = AmqpTransport(amqp_url)
+    inbox, _ = make_inbox(consumer, transport, queue, prefix, unique)
+    garbage_id, broken_id = f"garbage-{unique}", f"broken-{unique}"
+    broken = envelope(f"{prefix}broken", 1, severity="catastrophic")
+    valid = envelope(f"{prefix}valid", 2)
+
+    with running(inbox.run):
+        transport.publish_raw(SLA_EVENTS, ROUTING_KEY, b"\x00not json{", garbage_id)
+        transport.publish_raw(SLA_EVENTS, ROUTING_KEY, broken.to_bytes(), broken_id)
+        transport.publish_raw(SLA_EVENTS, ROUTING_KEY, valid.to_bytes(), valid.event_id)
+        wait_until(lambda: consumer.effects()[f"{prefix}valid"], 20, "the valid message")
+        letters = dead_letters(broker, queue, {garbage_id, broken_id})
+    transport.close()
+
+    headers = {mid: p.headers for mid, (_m, p, _b) in letters.items()}
+    assert "not JSON" in headers[garbage_id][REASON_HEADER]
+    reason = headers[broken_id][REASON_HEADER]
+    assert "AnalysisResultEvent breaks its contract" in reason and "severity" in reason
+    for h in headers.values():
+        assert h[ORIGIN_EXCHANGE_HEADER] == SLA_EVENTS
+        assert h[ORIGIN_KEY_HEADER] == ROUTING_KEY
+        assert h[QUEUE_HEADER] == queue.name
+    assert letters[garbage_id][2] == b"\x00not json{"  # the body travels unchanged
+    assert consumer.effects()[f"{prefix}broken"] == 0
+
+
+# --- 6. a handler that always fails -------------------------------------------------------
+@pytest.mark.integration
+def test_handler_failing_every_time_is_dead_lettered_after_max_deliveries(
+        amqp_url: str, broker: RawBroker, queue: QueueSpec, pg_consumer: StoreFactory,
+        prefix: str, unique: str):
+    consumer = pg_consumer()
+    transport = AmqpTransport(amqp_url)
+    inbox, handler = make_inbox(consumer, transport, queue, prefix, unique)
+    poison, after = envelope(f"{prefix}poison", 1), envelope(f"{prefix}after", 2)
+    handler.always_fail.add(f"{prefix}poison")
+
+    with running(inbox.run):
+        transport.publish_raw(SLA_EVENTS, ROUTING_KEY, poison.to_bytes(), poison.event_id)
+        transport.publish_raw(SLA_EVENTS, ROUTING_KEY, after.to_bytes(), after.event_id)
+        wait_until(lambda: consumer.effects()[f"{prefix}after"], 20, "the next message")
+        letters = dead_letters(broker, queue, {poison.event_id})
+    transport.close()
+
+    _method, props, body = letters[poison.event_id]
+    assert result_id_of(body) == f"{prefix}poison"
+    reason = props.headers[REASON_HEADER]
+    assert f"failed {MAX_DELIVERIES} times" in reason
+    assert "RuntimeError: simulated permanent failure" in reason
+    assert props.headers[RETRY_HEADER] == MAX_DELIVERIES - 1  # attempts before the last
+    assert "simulated permanent failure" in props.headers[LAST_ERROR_HEADER]
+    assert props.headers[ORIGIN_EXCHANGE_HEADER] == SLA_EVENTS
+    assert handler.attempts[f"{prefix}poison"] == MAX_DELIVERIES
+    assert consumer.effects()[f"{prefix}poison"] == 0
+
+
+# --- the same inbox, in process -----------------------------------------------------------
+def test_in_process_duplicates_take_effect_once(sqlite_consumer: StoreFactory, unique: str,
+                                               prefix: str):
+    transport = InProcessTransport()
+    queue = QueueSpec(name=f"test-{unique}.inbox", bindings=BINDINGS)
+    transport.declare([queue])
+    consumer = sqlite_consumer()
+    inbox, _ = make_inbox(consumer, transport, queue, prefix, unique)
+    message = envelope(f"{prefix}twice", 1)
+
+    with running(inbox.run):
+        for _ in range(2):
+            transport.publish_raw(SLA_EVENTS, ROUTING_KEY, message.to_bytes(), message.event_id)
+        wait_until(lambda: len(inbox.of(f"{prefix}twice", "ack")) == 2, 10, "both copies")
+
+    assert consumer.effects()[f"{prefix}twice"] == 1
+    assert consumed(inbox.service, "duplicate") == 1
+
+
+def test_in_process_relay_and_malformed_messages(tmp_path: Path, sqlite_consumer: StoreFactory,
+                                                 unique: str, prefix: str):
+    transport = InProcessTransport()
+    queue = QueueSpec(name=f"test-{unique}.inbox", bindings=BINDINGS)
+    transport.declare([queue])
+    consumer = sqlite_consumer()
+    inbox, _ = make_inbox(consumer, transport, queue, prefix, unique)
+    producer = ProducerApp(sqlite_env(tmp_path / "producer.sqlite"))
+    broken = envelope(f"{prefix}broken", 1, severity="catastrophic")
+    try:
+        for i in range(3):
+            producer.produce(f"{prefix}{i}")
+        with running(inbox.run):
+            transport.publish_raw(SLA_EVENTS, ROUTING_KEY, b"not json", f"garbage-{unique}")
+            transport.publish_raw(SLA_EVENTS, ROUTING_KEY, broken.to_bytes(), "broken")
+            relay_all(OutboxRelay(producer, SOURCE, transport, describe))
+            relay_all(OutboxRelay(producer, SOURCE, transport, describe))  # nothing left
+            wait_until(lambda: len(consumer.effects()) == 3, 10, "the relayed messages")
+            wait_until(lambda: len(transport.dead_letters(queue)) == 2, 10, "two dead letters")
+    finally:
+        producer.close()
+
+    assert consumer.effects() == dict.fromkeys((f"{prefix}{i}" for i in range(3)), 1)
+    reasons = {m.message_id: m.headers[REASON_HEADER] for m in transport.dead_letters(queue)}
+    assert "not JSON" in reasons[f"garbage-{unique}"]
+    assert "breaks its contract" in reasons["broken"]

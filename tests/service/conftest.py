@@ -1,0 +1,91 @@
+"""A running suite in this process (in-process bus) on SQLite or PostgreSQL, with an
+authenticated test client."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from shared import auth, config
+from tests.conftest import SECRET, base_env
+
+
+class Client:
+    """Flask test client with bearer tokens and the service's API root."""
+
+    def __init__(self, flask_app: Any, root: str, scopes: tuple[str, ...] = ("admin",)) -> None:
+        self._client = flask_app.test_client()
+        self.root = root
+        self.token = auth.issue(SECRET, scopes, "tester")
+
+    def with_scopes(self, *scopes: str) -> Client:
+        other = Client.__new__(Client)
+        other._client, other.root = self._client, self.root
+        other.token = auth.issue(SECRET, scopes, "tester") if scopes else ""
+        return other
+
+    def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        headers = dict(kwargs.pop("headers", {}) or {})
+        if self.token:
+            headers.setdefault("Authorization", f"Bearer {self.token}")
+        if method == "PATCH" and "json" in kwargs:
+            import json
+
+            kwargs["data"] = json.dumps(kwargs.pop("json"))
+            headers.setdefault("Content-Type", "application/merge-patch+json")
+        url = path if path.startswith("/") and path.startswith(self.root) else self.root + path
+        return self._client.open(url, method=method, headers=headers, **kwargs)
+
+    def get(self, path: str, **kw: Any) -> Any:
+        return self.request("GET", path, **kw)
+
+    def post(self, path: str, **kw: Any) -> Any:
+        return self.request("POST", path, **kw)
+
+    def patch(self, path: str, **kw: Any) -> Any:
+        return self.request("PATCH", path, **kw)
+
+    def delete(self, path: str, **kw: Any) -> Any:
+        return self.request("DELETE", path, **kw)
+
+
+def _drop_schemas(pg: dict[str, str], prefix: str) -> None:
+    import psycopg
+
+    with psycopg.connect(host=pg["POSTGRES_HOST"], port=pg["POSTGRES_PORT"],
+                         user=pg["POSTGRES_USER"], dbname=pg["POSTGRES_DBNAME"],
+                         autocommit=True) as conn:
+        rows = conn.execute("SELECT nspname FROM pg_namespace WHERE nspname LIKE %s",
+                            (prefix + "%",)).fetchall()
+        for (name,) in rows:
+            conn.execute(f'DROP SCHEMA "{name}" CASCADE')
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def suite(request: pytest.FixtureRequest, tmp_path: Path, unique: str) -> Iterator[Any]:
+    """The whole suite in one process, on SQLite or on PostgreSQL."""
+    from services.catalogue import all_specs
+    from shared.wsgi import Suite
+
+    extra: dict[str, str] = {}
+    pg: dict[str, str] | None = None
+    if request.param == "postgres":
+        pg = request.getfixturevalue("postgres")
+        extra = {"PERSISTENCE_MODULE": "eventsourcing.postgres", **pg,
+                 "SLA_SCHEMA_PREFIX": f"t{unique}_"}
+    settings = config.load(base_env(tmp_path / "var", **extra))
+    running = Suite(all_specs(), settings)
+    try:
+        yield running
+    finally:
+        running.stop()
+        if pg is not None:
+            _drop_schemas(pg, f"t{unique}_")
+
+
+@pytest.fixture
+def registry(suite: Any) -> Client:
+    return Client(suite.app("threshold-registry"), "/threshold-registry/v1")

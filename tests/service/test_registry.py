@@ -1,0 +1,368 @@
+"""Stories of the threshold-registry's users, through its HTTP API and the bus, in one
+process. Every test runs on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from shared.bus.envelope import Envelope, OutgoingMessage, iso
+from shared.bus.topology import FULFILMENT_EVENTS, SLA_EVENTS, Binding, QueueSpec
+from shared.bus.transport import REASON_HEADER
+
+
+def eventually(check: Callable[[], Any], timeout: float = 5.0) -> Any:
+    """Poll until ``check`` returns something truthy (or raise its last assertion)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            result = check()
+            if result:
+                return result
+        except AssertionError:
+            if time.monotonic() > deadline:
+                raise
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not true within {timeout}s: {check}")
+        time.sleep(0.02)
+
+
+def availability(**overrides: Any) -> dict[str, Any]:
+    parameter = {"name": "availability", "unit": "%", "kind": "technical",
+                 "aggregation": "availability", "comparator": "GE",
+                 "conformanceTarget": 99.9, "thresholdTarget": 99.95,
+                 "conformancePeriod": "P30D", "evaluationWindow": "PT1H", "graceTimes": 0}
+    parameter.update(overrides)
+    return parameter
+
+
+def catalogue(registry: Any) -> dict[str, str]:
+    group = registry.post("/offeringGroup", json={"name": "Business fibre"}).get_json()
+    offering = registry.post("/productOffering", json={
+        "name": "Fibre 1G", "offeringGroupId": group["id"], "lifecycleStatus": "active"}
+    ).get_json()
+    gold = registry.post("/slaType", json={
+        "name": "gold", "maintenanceAccounting": "excluded", "minimumNoticeDays": 10,
+        "creditPercentPerBreachedPeriod": 5, "creditCapPercent": 30}).get_json()
+    return {"group": group["id"], "offering": offering["id"], "gold": gold["id"]}
+
+
+def standard_body(ids: dict[str, str], **overrides: Any) -> dict[str, Any]:
+    body = {"name": "Fibre availability", "offeringGroupId": ids["group"],
+            "slaTypeId": ids["gold"], "basis": "commerciallyAgreed",
+            "validFor": {"startDateTime": "2026-01-01T00:00:00Z"},
+            "parameters": [availability()]}
+    body.update(overrides)
+    return body
+
+
+def test_sla_manager_agrees_approves_and_revises_a_threshold_standard(registry: Any) -> None:
+    ids = catalogue(registry)
+    created = registry.post("/thresholdStandard", json=standard_body(ids))
+    assert created.status_code == 201, created.get_json()
+    standard = created.get_json()
+    assert created.headers["Location"] == standard["href"]
+    assert standard["lifecycleStatus"] == "draft" and standard["currentVersion"] == 1
+
+    # A draft is not in force.
+    in_force = registry.get(f"/thresholdStandard/inForce?productOfferingId={ids['offering']}"
+                            f"&slaTypeId={ids['gold']}").get_json()
+    assert in_force == []
+
+    approved = registry.post(f"/thresholdStandard/{standard['id']}/approve",
+                             json={"version": 1})
+    assert approved.status_code == 200, approved.get_json()
+    before_revision = approved.get_json()["version"]
+
+    revised = registry.patch(f"/thresholdStandard/{standard['id']}", json={
+        "parameters": [availability(conformanceTarget=99.95, thresholdTarget=99.99)],
+        "validFor": {"startDateTime": "2027-01-01T00:00:00Z"},
+        "changeReason": "customer renegotiated"})
+    assert revised.status_code == 200, revised.get_json()
+    assert revised.get_json()["currentVersion"] == 2
+    assert revised.get_json()["lifecycleStatus"] == "draft"
+
+    v1 = registry.get(f"/thresholdStandard/{standard['id']}/version/1").get_json()
+    v2 = registry.get(f"/thresholdStandard/{standard['id']}/version/2").get_json()
+    assert v1["lifecycleStatus"] == "approved" and v1["approvedBy"] == "tester"
+    assert v1["parameters"][0]["conformanceTarget"] == 99.9
+    assert v2["parameters"][0]["conformanceTarget"] == 99.95
+    assert v2["changeReason"] == "customer renegotiated"
+    versions = registry.get(f"/thresholdStandard/{standard['id']}/version")
+    assert versions.headers["X-Total-Count"] == "2"
+
+    registry.post(f"/thresholdStandard/{standard['id']}/approve", json={"version": 2})
+    query = (f"/thresholdStandard/inForce?productOfferingId={ids['offering']}"
+             f"&slaTypeId={ids['gold']}&at=")
+    in_2026 = registry.get(query + "2026-06-01T00:00:00Z").get_json()
+    in_2027 = registry.get(query + "2027-06-01T00:00:00Z").get_json()
+    assert [f["inForceVersion"]["version"] for f in in_2026] == [1]
+    assert [f["inForceVersion"]["version"] for f in in_2027] == [2]
+    other_sla = registry.get(f"/thresholdStandard/inForce?productOfferingId={ids['offering']}"
+                             f"&slaTypeId={uuid.uuid4()}").get_json()
+    assert other_sla == []
+
+    # The standard as it was before the revision, and its whole history, for an auditor.
+    as_was = registry.get(f"/audit/aggregates/{standard['id']}/state?version={before_revision}")
+    assert as_was.status_code == 200, as_was.get_json()
+    assert [v["version"] for v in as_was.get_json()["resource"]["versions"]] == [1]
+    history = registry.get(f"/audit/aggregates/{standard['id']}/history").get_json()
+    assert [e["eventType"].rsplit(".", 1)[1] for e in history][:2] == ["Registered", "Approved"]
+    assert all(e["actor"] == "tester" for e in history)
+
+
+@pytest.mark.parametrize(("parameter", "field"), [
+    (availability(thresholdTarget=99.5), "parameters.0.thresholdTarget"),
+    (availability(aggregation="p150", unit="ms", comparator="LE", conformanceTarget=100,
+                  thresholdTarget=80), "parameters.0.aggregation"),
+    (availability(unit="furlongs"), "parameters.0.unit"),
+    ({**availability(), "comparator": "LE", "conformanceTarget": 50, "thresholdTarget": 60,
+      "unit": "ms", "aggregation": "p99"}, "parameters.0.thresholdTarget"),
+])
+def test_inconsistent_levels_are_refused_with_the_field_and_why(
+        registry: Any, parameter: dict[str, Any], field: str) -> None:
+    ids = catalogue(registry)
+    response = registry.post("/thresholdStandard",
+                             json=standard_body(ids, parameters=[parameter]))
+    assert response.status_code == 400
+    body = response.get_json()
+    assert body["status"] == "400" and field in body["details"], body
+    assert registry.get("/thresholdStandard").headers["X-Total-Count"] == "0"
+
+
+def test_bad_requests_get_clear_errors_never_a_500(registry: Any) -> None:
+    ids = catalogue(registry)
+    both = registry.post("/thresholdStandard",
+                         json=standard_body(ids, productOfferingId=ids["offering"]))
+    assert both.status_code == 400 and "productOfferingId" in both.get_json()["details"]
+    unknown_field = registry.post("/offeringGroup", json={"name": "x", "colour": "red"})
+    assert unknown_field.status_code == 400
+    assert "colour" in unknown_field.get_json()["details"]
+    not_json = registry.post("/offeringGroup", data="{nope",
+                             headers={"Content-Type": "application/json"})
+    assert not_json.status_code == 400
+    wrong_type = registry.post("/offeringGroup", data="name=x",
+                               headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert wrong_type.status_code == 415
+    patch_as_json = registry.request("PATCH", f"/offeringGroup/{ids['group']}",
+                                     data=json.dumps({"name": "y"}),
+                                     headers={"Content-Type": "application/json"})
+    assert patch_as_json.status_code == 415
+    too_big = registry.post("/offeringGroup", data=json.dumps({"name": "x" * 2_000_000}),
+                            headers={"Content-Type": "application/json"})
+    assert too_big.status_code == 413
+    assert registry.get(f"/productOffering/{uuid.uuid4()}").status_code == 404
+    assert registry.get("/productOffering/not-a-uuid").status_code == 404
+    assert registry.get("/productOffering?limit=-1").status_code == 400
+    assert registry.get("/productOffering?nosuch=1").status_code == 400
+    for junk in ([], "text", 12, {"name": None}, {"name": ""}, {"name": ["a"]}):
+        response = registry.post("/productOffering", json=junk)
+        assert response.status_code == 400, (junk, response.get_json())
+        assert set(response.get_json()) >= {"code", "reason", "message", "status"}
+    approve_missing = registry.post(f"/thresholdStandard/{uuid.uuid4()}/approve",
+                                    json={"version": 1})
+    assert approve_missing.status_code == 404
+
+
+def test_lists_filter_sort_page_and_select_fields(registry: Any) -> None:
+    group = registry.post("/offeringGroup", json={"name": "Mobile"}).get_json()
+    for i, status in enumerate(["active", "active", "inDesign", "active"]):
+        registry.post("/productOffering", json={
+            "name": f"Offer {i}", "lifecycleStatus": status,
+            "offeringGroupId": group["id"] if i % 2 == 0 else None})
+    active = registry.get("/productOffering?lifecycleStatus=active&sort=-name")
+    assert active.headers["X-Total-Count"] == "3"
+    assert [o["name"] for o in active.get_json()] == ["Offer 3", "Offer 1", "Offer 0"]
+    page = registry.get("/productOffering?offset=1&limit=2&fields=name")
+    assert page.headers["X-Total-Count"] == "4" and page.headers["X-Result-Count"] == "2"
+    assert set(page.get_json()[0]) == {"id", "href", "@type", "name"}
+    in_group = registry.get(f"/productOffering?offeringGroupId={group['id']}")
+    assert in_group.headers["X-Total-Count"] == "2"
+    newer = registry.get("/productOffering?version.gte=1&version.lt=2")
+    assert newer.headers["X-Total-Count"] == "4"
+
+
+def test_a_stale_if_match_is_refused_with_409(registry: Any) -> None:
+    group = registry.post("/offeringGroup", json={"name": "Voice"})
+    etag = group.headers["ETag"]
+    url = f"/offeringGroup/{group.get_json()['id']}"
+    assert registry.patch(url, json={"description": "first"},
+                          headers={"If-Match": etag}).status_code == 200
+    stale = registry.patch(url, json={"description": "second"}, headers={"If-Match": etag})
+    assert stale.status_code == 409
+    assert "ETag" in stale.get_json()["details"]["If-Match"][0]
+    current = registry.get(url)
+    assert current.get_json()["description"] == "first"
+    assert registry.patch(url, json={"description": "second"},
+                          headers={"If-Match": current.headers["ETag"]}).status_code == 200
+
+
+def test_moving_an_offering_between_groups_is_recorded(registry: Any) -> None:
+    ids = catalogue(registry)
+    other = registry.post("/offeringGroup", json={"name": "Wholesale"}).get_json()
+    moved = registry.patch(f"/productOffering/{ids['offering']}",
+                           json={"offeringGroupId": other["id"], "moveReason": "re-tiered"})
+    assert moved.get_json()["offeringGroupId"] == other["id"]
+    history = registry.get(f"/audit/aggregates/{ids['offering']}/history").get_json()
+    move = [e for e in history if e["eventType"].endswith("MovedToGroup")]
+    assert len(move) == 1
+    assert move[0]["data"]["from_group_id"] == ids["group"]
+    assert move[0]["data"]["to_group_id"] == other["id"]
+
+
+def test_inventory_over_http_filters_and_status_changes(registry: Any) -> None:
+    ids = catalogue(registry)
+    for n, (customer, group) in enumerate([("c1", "enterprise"), ("c2", "smb"),
+                                           ("c3", "enterprise")]):
+        response = registry.post("/purchasedOffering", json={
+            "id": f"prod-{n}", "customerId": customer, "customerGroup": group,
+            "productOfferingId": ids["offering"], "slaTypeId": ids["gold"],
+            "site": "Lyon", "monthlyCharge": "120.50", "currency": "eur",
+            "startDate": "2026-01-01T00:00:00Z"})
+        assert response.status_code == 201, response.get_json()
+    assert registry.post("/purchasedOffering", json={
+        "id": "prod-0", "customerId": "c1", "productOfferingId": ids["offering"]}
+    ).status_code == 409
+    enterprise = registry.get("/purchasedOffering?customerGroup=enterprise")
+    assert enterprise.headers["X-Total-Count"] == "2"
+    by_group = registry.get(f"/purchasedOffering?offeringGroupId={ids['group']}"
+                            f"&slaTypeId={ids['gold']}&status=active")
+    assert by_group.headers["X-Total-Count"] == "3"
+    item = registry.get("/purchasedOffering/prod-1").get_json()
+    assert item["currency"] == "EUR" and item["monthlyCharge"] == "120.50"
+    suspended = registry.patch("/purchasedOffering/prod-1",
+                               json={"status": "suspended", "statusReason": "unpaid"})
+    assert suspended.get_json()["status"] == "suspended"
+    registry.patch("/purchasedOffering/prod-1", json={"status": "terminated"})
+    again = registry.patch("/purchasedOffering/prod-1", json={"status": "active"})
+    assert again.status_code == 409
+    unknown = registry.post("/purchasedOffering", json={
+        "customerId": "c9", "productOfferingId": str(uuid.uuid4())})
+    assert unknown.status_code == 400 and "productOfferingId" in unknown.get_json()["details"]
+
+
+# --- the bus ------------------------------------------------------------------------------
+def product_event(product_id: str, offering_id: str, status: str = "active",
+                  event_type: str = "ProductCreateEvent", **extra: Any) -> Envelope:
+    product = {
+        "id": product_id, "status": status,
+        "productOffering": {"id": offering_id, "name": "Fibre 1G"},
+        "relatedParty": [{"id": "cust-42", "role": "Customer", "name": "ACME"}],
+        "productCharacteristic": [{"name": "slaType", "value": "gold"},
+                                  {"name": "customerGroup", "value": "enterprise"},
+                                  {"name": "site", "value": "Paris-1"}],
+        "productPrice": [{"priceType": "recurring", "recurringChargePeriod": "month",
+                          "price": {"taxIncludedAmount": {"unit": "EUR", "value": 99.0}}}],
+        "startDate": "2026-11-01T00:00:00Z",
+        **extra,
+    }
+    return Envelope(event_id=str(uuid.uuid4()), event_time=iso(), event_type=event_type,
+                    event={"product": product}, correlation_id="fulfilment-corr-1")
+
+
+def send(suite: Any, exchange: str, key: str, envelope: Envelope | bytes) -> None:
+    transport = suite.runtime("threshold-registry").transport
+    body = envelope if isinstance(envelope, bytes) else envelope.to_bytes()
+    transport.publish_raw(exchange, key, body, message_id=None)
+
+
+def test_fulfilment_activation_puts_the_product_in_the_inventory_once(
+        suite: Any, registry: Any) -> None:
+    ids = catalogue(registry)
+    envelope = product_event("fibre-0001", ids["offering"])
+    send(suite, FULFILMENT_EVENTS, "product.create", envelope)
+    send(suite, FULFILMENT_EVENTS, "product.create", envelope)  # redelivered
+    item = eventually(lambda: registry.get("/purchasedOffering/fibre-0001").status_code == 200
+                      and registry.get("/purchasedOffering/fibre-0001").get_json())
+    assert item["customerId"] == "cust-42" and item["slaTypeId"] == ids["gold"]
+    assert item["customerGroup"] == "enterprise" and item["monthlyCharge"] == "99.0"
+    changed = product_event("fibre-0001", ids["offering"], status="suspended",
+                            event_type="ProductStateChangeEvent")
+    send(suite, FULFILMENT_EVENTS, "product.state-change", changed)
+    eventually(lambda: registry.get("/purchasedOffering/fibre-0001").get_json()["status"]
+               == "suspended")
+    time.sleep(0.2)  # let a duplicate, if any, be processed before counting effects
+    history = registry.get(f"/audit/aggregates/{uuid.uuid5(uuid.NAMESPACE_URL, 'urn:sla-suite:purchased-offering:fibre-0001')}/history").get_json()  # noqa: E501
+    assert len(history) == 2
+    assert history[0]["correlationId"] == "fulfilment-corr-1"
+
+
+def test_bad_fulfilment_messages_are_dead_lettered_with_the_reason(
+        suite: Any, registry: Any) -> None:
+    ids = catalogue(registry)
+    runtime = suite.runtime("threshold-registry")
+    send(suite, FULFILMENT_EVENTS, "product.create", b"not json at all")
+    send(suite, FULFILMENT_EVENTS, "product.create",
+         product_event("p-x", str(uuid.uuid4())))  # unknown offering
+    send(suite, FULFILMENT_EVENTS, "product.create", product_event("p-ok", ids["offering"]))
+    eventually(lambda: registry.get("/purchasedOffering/p-ok").status_code == 200)
+    dead = eventually(lambda: len(runtime.transport.dead_letters(runtime.spec.queue)) == 2
+                      and runtime.transport.dead_letters(runtime.spec.queue))
+    reasons = [m.headers[REASON_HEADER] for m in dead]
+    assert "not JSON" in reasons[0]
+    assert "is not an offering of the registry" in reasons[1]
+
+
+def test_analysis_results_are_logged_into_the_inventory(suite: Any, registry: Any) -> None:
+    ids = catalogue(registry)
+    registry.post("/purchasedOffering", json={"id": "dsl-7", "customerId": "c7",
+                                              "productOfferingId": ids["offering"]})
+    for target in ({"type": "productOffering", "id": ids["offering"]},
+                   {"type": "purchasedOffering", "id": "dsl-7"}):
+        result = {"id": f"trend-{target['type']}", "kind": "trend", "target": target,
+                  "summary": "latency deteriorating", "severity": "major",
+                  "parameter": "latency", "analysedAt": "2026-11-20T00:00:00Z",
+                  "details": {"slope": 0.4}}
+        envelope = Envelope(event_id=str(uuid.uuid4()), event_time=iso(),
+                            event_type="AnalysisResultEvent", source="analysis",
+                            event={"analysisResult": result})
+        send(suite, SLA_EVENTS, "analysis.analysis-result.produced", envelope)
+    eventually(lambda: registry.get(f"/productOffering/{ids['offering']}/analysisLog")
+               .headers["X-Total-Count"] == "1")
+    log = eventually(lambda: registry.get("/purchasedOffering/dsl-7/analysisLog").get_json())
+    assert log[0]["summary"] == "latency deteriorating" and log[0]["details"] == {"slope": 0.4}
+
+
+def test_every_change_is_published_on_the_bus_with_its_correlation_id(
+        suite: Any, registry: Any) -> None:
+    runtime = suite.runtime("threshold-registry")
+    watcher = QueueSpec(name="test-watcher",
+                        bindings=(Binding(SLA_EVENTS, "threshold-registry.#"),))
+    runtime.transport.declare([watcher])
+    registry.post("/offeringGroup", json={"name": "IoT"},
+                  headers={"X-Correlation-ID": "corr-iot"})
+    received: list[OutgoingMessage] = []
+
+    def arrived() -> bool:
+        received.extend(runtime.transport._queues["test-watcher"].items)
+        return bool(received)
+
+    eventually(arrived)
+    body = json.loads(received[0].body)
+    assert received[0].routing_key == "threshold-registry.offering-group.registered"
+    assert body["eventType"] == "OfferingGroupChangeEvent"
+    assert body["correlationId"] == "corr-iot"
+    assert body["event"]["offeringGroup"]["name"] == "IoT"
+
+
+def test_audit_queries_and_export_need_audit_read(registry: Any) -> None:
+    registry.post("/offeringGroup", json={"name": "Audit me"},
+                  headers={"X-Correlation-ID": "corr-audit"})
+    reader = registry.with_scopes("sla:read")
+    assert reader.get("/audit/events").status_code == 403
+    auditor = registry.with_scopes("audit:read")
+    events = auditor.get("/audit/events?correlationId=corr-audit").get_json()
+    assert len(events) == 1 and events[0]["eventType"] == "OfferingGroup.Registered"
+    by_type = auditor.get("/audit/events?eventType=OfferingGroup.*")
+    assert by_type.headers["X-Total-Count"] == "1"
+    future = auditor.get("/audit/events?from=2999-01-01T00:00:00Z")
+    assert future.get_json() == []
+    export = auditor.get("/audit/events/export")
+    lines = [json.loads(line) for line in export.get_data(as_text=True).splitlines()]
+    assert export.mimetype == "application/x-ndjson" and len(lines) == 1
+    assert auditor.post("/offeringGroup", json={"name": "x"}).status_code == 403
