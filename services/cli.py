@@ -109,8 +109,9 @@ def _banner(settings: config.Settings, urls: list[tuple[str, str]], mode: str) -
     admin = auth.issue(settings.secret_key, ["admin"], "admin", timedelta(days=1))
     console.print("Admin token (valid 1 day; `slactl token create` makes scoped ones):")
     click.echo(admin)
-    console.print("Try: curl -H \"Authorization: Bearer $TOKEN\" "
-                  f"{urls[0][1]}/productOffering   ·   Ctrl-C stops the suite")
+    click.echo(f"Try:   curl -H \"Authorization: Bearer $TOKEN\" {urls[0][1]}/productOffering",
+               err=True)
+    click.echo("Ctrl-C stops the suite.", err=True)
 
 
 # --- distributed mode ---------------------------------------------------------------------

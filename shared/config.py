@@ -88,6 +88,7 @@ class Settings:
     log_json: bool = True
     token_ttl_days: int = 30
     schema_prefix: str = ""
+    queue_prefix: str = ""
 
     @property
     def embedded(self) -> bool:
@@ -180,7 +181,15 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         log_json=_bool(env, "SLA_LOG_JSON", True),
         token_ttl_days=_int(env, "SLA_TOKEN_TTL_DAYS", 30, 1),
         schema_prefix=_schema_prefix(env),
+        queue_prefix=_queue_prefix(env),
     )
+
+
+def _queue_prefix(env: Mapping[str, str]) -> str:
+    prefix = env.get("SLA_QUEUE_PREFIX") or ""
+    if prefix and not all(c.isalnum() or c in "-_." for c in prefix):
+        raise ConfigError("SLA_QUEUE_PREFIX", "letters, digits, '-', '_' and '.' only")
+    return prefix
 
 
 def _schema_prefix(env: Mapping[str, str]) -> str:

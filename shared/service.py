@@ -48,9 +48,9 @@ class ServiceSpec:
     def port(self) -> int:
         return int(SERVICES[self.name]["port"])
 
-    @property
-    def queue(self) -> QueueSpec:
-        return inbox_queue(self.name, self.bindings)
+    def queue(self, prefix: str = "") -> QueueSpec:
+        """The durable inbox queue (``SLA_QUEUE_PREFIX`` isolates several suites on a broker)."""
+        return inbox_queue(prefix + self.name, self.bindings)
 
 
 def make_transport(settings: Settings, shared: Transport | None = None) -> Transport:
@@ -79,7 +79,8 @@ class Runtime:
         self.relay = OutboxRelay(self.app, spec.name, self.transport, spec.describe(self.app),
                                  batch=settings.relay_batch,
                                  poll_interval=settings.relay_poll_interval)
-        self.inbox = Inbox(self.app, spec.name, self.transport, spec.queue,
+        self.queue = spec.queue(settings.queue_prefix)
+        self.inbox = Inbox(self.app, spec.name, self.transport, self.queue,
                            spec.handlers(self.app), max_deliveries=settings.max_deliveries,
                            prefetch=settings.prefetch)
         self._stop = threading.Event()
@@ -87,7 +88,7 @@ class Runtime:
 
     def start_workers(self) -> None:
         """Start the outbox relay and, if the service consumes anything, its inbox."""
-        self.transport.declare([self.spec.queue] if self.spec.bindings else [])
+        self.transport.declare([self.queue] if self.spec.bindings else [])
         self._spawn(f"{self.spec.name}-relay", self.relay.run)
         if self.spec.bindings:
             self._spawn(f"{self.spec.name}-inbox", self.inbox.run)

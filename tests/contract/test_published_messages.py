@@ -48,6 +48,8 @@ def test_every_registry_event_is_published_in_its_contract_shape(suite: Any) -> 
     r.post(f"/thresholdStandard/{standard['id']}/retire", json={})
     r.post("/purchasedOffering", json={"id": "p1", "customerId": "c", "monthlyCharge": "10",
                                        "currency": "EUR", "productOfferingId": offering["id"]})
+    r.post("/purchasedOffering", json={"id": "p2", "customerId": "c",
+                                       "productOfferingId": offering["id"]})  # no charge
     r.patch("/purchasedOffering/p1", json={"site": "Paris", "status": "suspended"})
     runtime = suite.runtime("threshold-registry")
     runtime.app.log_analysis_result({

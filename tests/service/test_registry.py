@@ -301,8 +301,8 @@ def test_bad_fulfilment_messages_are_dead_lettered_with_the_reason(
          product_event("p-x", str(uuid.uuid4())))  # unknown offering
     send(suite, FULFILMENT_EVENTS, "product.create", product_event("p-ok", ids["offering"]))
     eventually(lambda: registry.get("/purchasedOffering/p-ok").status_code == 200)
-    dead = eventually(lambda: len(runtime.transport.dead_letters(runtime.spec.queue)) == 2
-                      and runtime.transport.dead_letters(runtime.spec.queue))
+    dead = eventually(lambda: len(runtime.transport.dead_letters(runtime.queue)) == 2
+                      and runtime.transport.dead_letters(runtime.queue))
     reasons = [m.headers[REASON_HEADER] for m in dead]
     assert "not JSON" in reasons[0]
     assert "is not an offering of the registry" in reasons[1]

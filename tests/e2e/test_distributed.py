@@ -1,0 +1,113 @@
+"""The distributed wiring for real: the registry as gunicorn processes plus its worker,
+on RabbitMQ, PostgreSQL and Redis; fulfilment publishes a product on the broker."""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pika
+import pytest
+import requests
+
+from shared import auth
+from tests.conftest import SECRET
+from tests.e2e.processes import free_port, gunicorn, ready, wait_until, worker
+from tests.service.conftest import _drop_schemas
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def registry_processes(amqp_url: str, postgres: dict[str, str], redis_url: str,
+                       tmp_path: Path, unique: str) -> Iterator[dict[str, Any]]:
+    port = free_port()
+    env = {
+        "SLA_BUS_URL": amqp_url, "PERSISTENCE_MODULE": "eventsourcing.postgres", **postgres,
+        "SLA_SCHEMA_PREFIX": f"e{unique}_", "SLA_QUEUE_PREFIX": f"e2e-{unique}.",
+        "REDIS_URL": redis_url, "SLA_SECRET_KEY": SECRET, "SLA_DATA_DIR": str(tmp_path),
+        "SLA_RELAY_POLL_INTERVAL": "0.05", "SLA_HTTP_WORKERS": "2",
+    }
+    http = gunicorn("services.threshold_registry.wsgi:app", port, env, tmp_path / "http.log")
+    work = worker("threshold-registry", env, tmp_path / "worker.log")
+    base = f"http://127.0.0.1:{port}/threshold-registry/v1"
+    try:
+        wait_until(lambda: ready(base), 60, "registry ready", http)
+        yield {"base": base, "http": http, "worker": work, "unique": unique}
+    finally:
+        http.stop()
+        work.stop()
+        _drop_schemas(postgres, f"e{unique}_")
+        connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+        channel = connection.channel()
+        for queue in (f"e2e-{unique}.threshold-registry.inbox",
+                      f"e2e-{unique}.threshold-registry.inbox.dead-letter"):
+            channel.queue_delete(queue)
+        connection.close()
+
+
+def test_a_fulfilment_activation_reaches_the_inventory_within_a_second(
+        registry_processes: dict[str, Any], amqp_url: str) -> None:
+    base = registry_processes["base"]
+    headers = {"Authorization": f"Bearer {auth.issue(SECRET, ['admin'], 'e2e')}"}
+    offering = requests.post(f"{base}/productOffering", headers=headers,
+                             json={"name": "Fibre 1G", "lifecycleStatus": "active"}).json()
+    gold = requests.post(f"{base}/slaType", headers=headers, json={
+        "name": "gold", "maintenanceAccounting": "excluded", "minimumNoticeDays": 10,
+        "creditPercentPerBreachedPeriod": 5, "creditCapPercent": 30}).json()
+
+    # Watch what the registry publishes.
+    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    channel = connection.channel()
+    watch = channel.queue_declare("", exclusive=True).method.queue
+    channel.queue_bind(watch, "sla.events", "threshold-registry.purchased-offering.*")
+
+    product_id = f"fibre-{registry_processes['unique']}"
+    body = {"eventId": str(uuid.uuid4()), "eventTime": "2026-11-25T10:00:00Z",
+            "eventType": "ProductCreateEvent", "correlationId": "order-778",
+            "event": {"product": {
+                "id": product_id, "status": "active",
+                "productOffering": {"id": offering["id"]},
+                "relatedParty": [{"id": "cust-42", "role": "Customer"}],
+                "productCharacteristic": [{"name": "slaType", "value": "gold"}]}}}
+    started = time.monotonic()
+    channel.basic_publish("fulfilment.events", "product.create", json.dumps(body),
+                          pika.BasicProperties(delivery_mode=2))
+    channel.basic_publish("fulfilment.events", "product.create", json.dumps(body),
+                          pika.BasicProperties(delivery_mode=2))  # fulfilment retried
+    item = wait_until(lambda: requests.get(f"{base}/purchasedOffering/{product_id}",
+                                           headers=headers).json()
+                      if requests.get(f"{base}/purchasedOffering/{product_id}",
+                                      headers=headers).status_code == 200 else None,
+                      10, "product in inventory", registry_processes["worker"])
+    elapsed = time.monotonic() - started
+    assert elapsed < 1.0, f"took {elapsed:.3f}s"
+    assert item["slaTypeId"] == gold["id"] and item["version"] == 1
+
+    def published() -> Any:
+        method, props, raw = channel.basic_get(watch, auto_ack=True)
+        return json.loads(raw) if method else None
+
+    message = wait_until(published, 10, "registry change published")
+    assert message["event"]["purchasedOffering"]["id"] == product_id
+    assert message["correlationId"] == "order-778"
+    time.sleep(0.3)  # a duplicate effect, if any, would be published by now
+    assert published() is None, "the redelivered fulfilment message had a second effect"
+    connection.close()
+
+
+def test_readiness_names_what_is_down_and_the_worker_stops_cleanly(
+        registry_processes: dict[str, Any]) -> None:
+    base = registry_processes["base"]
+    checks = requests.get(f"{base}/readyz").json()["checks"]
+    assert checks == {"store": "ok", "bus": "ok", "cache": "ok"}
+    assert requests.get(f"{base}/healthz").status_code == 200
+    metrics = requests.get(f"{base}/metrics", headers={
+        "Authorization": f"Bearer {auth.issue(SECRET, ['sla:read'])}"})
+    assert "sla_http_requests_total" in metrics.text
+    assert registry_processes["worker"].stop(signal.SIGTERM) == 0
