@@ -109,6 +109,15 @@ def _matches(item: Mapping[str, Any], attr: str, op: str, raws: list[str]) -> bo
         return False
 
 
+def _sort_key(value: Any) -> tuple[int, int, Any]:
+    """Numbers numerically, everything else as text, missing values last."""
+    if value is None:
+        return (1, 0, 0)
+    if isinstance(value, int | float):
+        return (0, 0, float(value))
+    return (0, 1, str(value))
+
+
 def _int_arg(name: str, default: int, maximum: int | None = None) -> int:
     raw = request.args.get(name)
     if raw is None or raw == "":
@@ -146,8 +155,7 @@ def list_response(items: Iterable[Mapping[str, Any]], allowed: Iterable[str] | N
             if name not in allowed_set:
                 raise ApiError(400, f"cannot sort by '{name}'", "INVALID_QUERY",
                                {"sort": [f"sortable attributes: {', '.join(sorted(allowed_set))}"]})
-            items.sort(key=lambda i, n=name: (_lookup(i, n) is None, str(_lookup(i, n))),
-                       reverse=desc)
+            items.sort(key=lambda i, n=name: _sort_key(_lookup(i, n)), reverse=desc)
     offset = _int_arg("offset", 0)
     limit = _int_arg("limit", DEFAULT_LIMIT, MAX_LIMIT)
     fields_arg = request.args.get("fields")
