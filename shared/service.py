@@ -37,6 +37,10 @@ class ServiceSpec:
     handlers: Callable[[Any], dict[str, Handler]] = field(default=lambda app: {})
     # Turns an aggregate into its resource representation, for audit "as of" queries.
     represent: Callable[[Any], dict[str, Any]] | None = None
+    # Extra background loops of the worker (schedulers, evaluators): each is given the
+    # runtime and returns callables run in threads until the stop event is set.
+    background: Callable[[Any], list[Callable[[threading.Event], None]]] = field(
+        default=lambda runtime: [])
     title: str = ""
     description: str = ""
 
@@ -92,6 +96,8 @@ class Runtime:
         self._spawn(f"{self.spec.name}-relay", self.relay.run)
         if self.spec.bindings:
             self._spawn(f"{self.spec.name}-inbox", self.inbox.run)
+        for i, loop in enumerate(self.spec.background(self)):
+            self._spawn(f"{self.spec.name}-background-{i}", loop)
 
     def _spawn(self, name: str, target: Callable[[threading.Event], None]) -> None:
         thread = threading.Thread(target=target, args=(self._stop,), name=name, daemon=True)
