@@ -1,7 +1,9 @@
 """Validation of every published and consumed message against its JSON Schema.
 
-The schemas live in ``contracts/``: ``asyncapi.yaml`` names each message (its
-``name`` is the envelope's ``eventType``) and points at its JSON Schema.
+The schemas live in ``contracts/``: ``asyncapi.yaml`` names each message (its ``name``
+is the envelope's ``eventType``) and points at its JSON Schema (draft 2020-12). The
+validators are compiled once with jsonschema-rs: validating a 100-sample measurement
+message takes tens of microseconds, so it can stay on the hot path.
 """
 
 from __future__ import annotations
@@ -11,9 +13,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import jsonschema_rs
 import yaml
-from jsonschema import Draft202012Validator
-from referencing import Registry, Resource
 
 CONTRACTS_DIR = Path(__file__).resolve().parents[2] / "contracts"
 
@@ -26,44 +27,48 @@ def _load_json(path: Path) -> dict[str, Any]:
     return json.loads(path.read_text())
 
 
+def _uri(path: Path, schema: dict[str, Any]) -> str:
+    return schema.get("$id") or path.relative_to(CONTRACTS_DIR).as_posix()
+
+
 @functools.lru_cache(maxsize=1)
-def _registry() -> tuple[Registry, dict[str, str]]:
-    """All schemas under contracts/schemas, and eventType -> schema URI from asyncapi."""
-    resources = []
+def _catalogue() -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
+    """All schemas under contracts/schemas by URI, and eventType -> schema URI."""
+    schemas = {}
     for path in sorted((CONTRACTS_DIR / "schemas").rglob("*.json")):
         schema = _load_json(path)
-        uri = schema.get("$id") or path.relative_to(CONTRACTS_DIR).as_posix()
-        resources.append((uri, Resource.from_contents(schema)))
-    registry = Registry().with_resources(resources)
+        schemas[_uri(path, schema)] = schema
     spec = yaml.safe_load((CONTRACTS_DIR / "asyncapi.yaml").read_text())
     messages: dict[str, str] = {}
     for key, message in (spec.get("components", {}).get("messages", {}) or {}).items():
         ref = (message.get("payload") or {}).get("$ref")
-        name = message.get("name") or key
         if ref:
-            messages[name] = _schema_uri(ref)
-    return registry, messages
+            path = (CONTRACTS_DIR / ref).resolve()
+            messages[message.get("name") or key] = _uri(path, _load_json(path))
+    return schemas, messages
 
 
-def _schema_uri(ref: str) -> str:
-    """asyncapi refs are paths relative to contracts/; schema $ids use the same paths."""
-    path = (CONTRACTS_DIR / ref).resolve()
-    schema = _load_json(path)
-    return schema.get("$id") or path.relative_to(CONTRACTS_DIR).as_posix()
+@functools.lru_cache(maxsize=1)
+def _registry() -> jsonschema_rs.Registry:
+    return jsonschema_rs.Registry(list(_catalogue()[0].items()))
 
 
 @functools.lru_cache(maxsize=256)
-def _validator(event_type: str) -> Draft202012Validator:
-    registry, messages = _registry()
+def _validator(event_type: str) -> Any:
+    schemas, messages = _catalogue()
     uri = messages.get(event_type)
     if uri is None:
         raise ContractViolation(f"no contract for event type {event_type!r}")
-    schema = registry.contents(uri)
-    return Draft202012Validator(schema, registry=registry)
+    return jsonschema_rs.validator_for(schemas[uri], registry=_registry())
+
+
+def schema_for(event_type: str) -> dict[str, Any]:
+    schemas, messages = _catalogue()
+    return schemas[messages[event_type]]
 
 
 def known_event_types() -> set[str]:
-    return set(_registry()[1])
+    return set(_catalogue()[1])
 
 
 def validate(body: dict[str, Any]) -> None:
@@ -71,10 +76,12 @@ def validate(body: dict[str, Any]) -> None:
     event_type = body.get("eventType") if isinstance(body, dict) else None
     if not isinstance(event_type, str):
         raise ContractViolation("the message has no eventType")
-    errors = sorted(_validator(event_type).iter_errors(body), key=lambda e: list(e.path))
-    if errors:
-        details = "; ".join(
-            f"{'/'.join(str(p) for p in e.absolute_path) or '(root)'}: {e.message}"
-            for e in errors[:5]
-        )
-        raise ContractViolation(f"{event_type} breaks its contract: {details}")
+    validator = _validator(event_type)
+    if validator.is_valid(body):
+        return
+    errors = list(validator.iter_errors(body))
+    details = "; ".join(
+        f"{'/'.join(str(p) for p in e.instance_path) or '(root)'}: {e.message}"
+        for e in errors[:5]
+    )
+    raise ContractViolation(f"{event_type} breaks its contract: {details}")

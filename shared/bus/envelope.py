@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+
+import orjson
 
 SCHEMA_VERSION = "1"
 
@@ -41,7 +42,7 @@ class Envelope:
         return {k: v for k, v in body.items() if v is not None}
 
     def to_bytes(self) -> bytes:
-        return json.dumps(self.to_dict(), separators=(",", ":"), default=str).encode()
+        return orjson.dumps(self.to_dict(), default=str)
 
     @classmethod
     def from_dict(cls, body: Any) -> Envelope:
@@ -71,8 +72,8 @@ class Envelope:
     @classmethod
     def from_bytes(cls, raw: bytes) -> Envelope:
         try:
-            body = json.loads(raw)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            body = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
             raise EnvelopeError(f"the message body is not JSON: {exc}") from None
         return cls.from_dict(body)
 
