@@ -21,7 +21,7 @@ from shared.bus.topology import Binding, QueueSpec, inbox_queue
 from shared.bus.transport import InProcessTransport, Transport
 from shared.cache import Cache, make_cache
 from shared.config import SERVICES, Settings
-from shared.store import ServiceApplication, ensure_schema
+from shared.store import ServiceApplication, ensure_schema, topics_of
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +35,8 @@ class ServiceSpec:
     describe: Callable[[Any], Describe]
     bindings: tuple[Binding, ...] = ()
     handlers: Callable[[Any], dict[str, Handler]] = field(default=lambda app: {})
+    # Aggregate types whose events the outbox publishes (empty: every event is offered).
+    published: tuple[type, ...] = ()
     # Turns an aggregate into its resource representation, for audit "as of" queries.
     represent: Callable[[Any], dict[str, Any]] | None = None
     # Extra background loops of the worker (schedulers, evaluators): each is given the
@@ -82,7 +84,8 @@ class Runtime:
         self.cache: Cache = make_cache(settings.redis_url, spec.name)
         self.relay = OutboxRelay(self.app, spec.name, self.transport, spec.describe(self.app),
                                  batch=settings.relay_batch,
-                                 poll_interval=settings.relay_poll_interval)
+                                 poll_interval=settings.relay_poll_interval,
+                                 topics=topics_of(spec.published))
         self.queue = spec.queue(settings.queue_prefix)
         self.inbox = Inbox(self.app, spec.name, self.transport, self.queue,
                            spec.handlers(self.app), max_deliveries=settings.max_deliveries,

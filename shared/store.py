@@ -12,7 +12,7 @@ import contextlib
 import contextvars
 import hashlib
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 from uuid import UUID
 
@@ -188,12 +188,14 @@ class ServiceApplication(Application):
             pass  # already recorded by an earlier, interrupted run
 
     # --- notification log -------------------------------------------------------------
-    def notifications(self, after: int = 0, batch: int = 500) -> Iterator[Notification]:
-        """Every notification after a position, read in batches (no cap of 10)."""
+    def notifications(self, after: int = 0, batch: int = 500,
+                      topics: Sequence[str] = ()) -> Iterator[Notification]:
+        """Every notification after a position (optionally of some event topics only),
+        read in batches (no cap of 10)."""
         position = after
         while True:
             page = self.recorder.select_notifications(
-                start=position, limit=batch, inclusive_of_start=False
+                start=position, limit=batch, inclusive_of_start=False, topics=topics
             )
             if not page:
                 return
@@ -224,8 +226,10 @@ class AggregateIndex:
     always sees it, whichever process served the write.
     """
 
-    def __init__(self, app: ServiceApplication) -> None:
+    def __init__(self, app: ServiceApplication, kinds: Sequence[type] = ()) -> None:
+        """``kinds``: only these aggregate types (their events' topics), else everything."""
         self._app = app
+        self._topics = topics_of(kinds)
         self._position = 0
         self._lock = threading.Lock()
         self._by_id: dict[UUID, Any] = {}
@@ -237,7 +241,8 @@ class AggregateIndex:
 
     def catch_up(self) -> None:
         with self._lock:
-            for notification in self._app.notifications(after=self._position):
+            for notification in self._app.notifications(after=self._position,
+                                                        topics=self._topics):
                 event: Any = self._app.mapper.to_domain_event(notification)
                 current = self._by_id.get(event.originator_id)
                 aggregate = event.mutate(current)
@@ -254,6 +259,21 @@ class AggregateIndex:
     def get(self, aggregate_id: UUID) -> Any | None:
         self.catch_up()
         return self._by_id.get(aggregate_id)
+
+
+def topics_of(kinds: Sequence[type]) -> list[str]:
+    """The topics of every event class defined on the given aggregate classes."""
+    from eventsourcing.domain import DomainEvent
+    from eventsourcing.utils import get_topic
+
+    topics = []
+    for kind in kinds:
+        for name in dir(kind):
+            attr = getattr(kind, name, None)
+            if isinstance(attr, type) and issubclass(attr, DomainEvent) and \
+                    attr.__qualname__.startswith(kind.__qualname__ + "."):
+                topics.append(get_topic(attr))
+    return sorted(set(topics))
 
 
 def aggregate_uuid(kind: str, natural_key: str) -> UUID:

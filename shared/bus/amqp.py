@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import pika
@@ -151,7 +151,8 @@ class AmqpTransport(Transport):
 
     # --- consuming --------------------------------------------------------------------
     def consume(self, queue: QueueSpec, consumer: Consumer, stop: threading.Event,
-                prefetch: int = 50) -> None:
+                prefetch: int = 50, on_idle: Callable[[], None] | None = None,
+                idle_timeout: float = 0.25) -> None:
         failures = 0
         while not stop.is_set():
             connection = None
@@ -161,10 +162,13 @@ class AmqpTransport(Transport):
                 self._declare_queue(channel, queue)
                 channel.basic_qos(prefetch_count=prefetch)
                 failures = 0
-                for method, props, body in channel.consume(queue.name, inactivity_timeout=0.25):
+                for method, props, body in channel.consume(queue.name,
+                                                           inactivity_timeout=idle_timeout):
                     if stop.is_set():
                         break
                     if method is None:
+                        if on_idle is not None:
+                            on_idle()
                         continue
                     delivery = Delivery(
                         body=body,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from eventsourcing.domain import DomainEventProtocol
@@ -45,8 +45,12 @@ Describe = Callable[[DomainEventProtocol], Publication | list[Publication] | Non
 
 class OutboxRelay:
     def __init__(self, app: ServiceApplication, service: str, transport: Transport,
-                 describe: Describe, batch: int = 500, poll_interval: float = 0.2) -> None:
+                 describe: Describe, batch: int = 500, poll_interval: float = 0.2,
+                 topics: Sequence[str] = ()) -> None:
+        """``topics``: only events of these topics are published (others are skipped
+        without being read, which matters beside high-volume internal events)."""
         self.app, self.service, self.transport, self.describe = app, service, transport, describe
+        self.topics = list(topics)
         self.batch, self.poll_interval = batch, poll_interval
         self.last_error: str | None = None
 
@@ -77,7 +81,7 @@ class OutboxRelay:
         """Publish one batch; returns how many notifications it covered."""
         position = self.app.published_position()
         notifications = self.app.recorder.select_notifications(
-            start=position, limit=self.batch, inclusive_of_start=False)
+            start=position, limit=self.batch, inclusive_of_start=False, topics=self.topics)
         if not notifications:
             LAG.labels(self.service).set(0)
             return 0

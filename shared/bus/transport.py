@@ -81,8 +81,12 @@ class Transport(ABC):
 
     @abstractmethod
     def consume(self, queue: QueueSpec, consumer: Consumer, stop: threading.Event,
-                prefetch: int = 50) -> None:
-        """Deliver messages of a queue to ``consumer`` until ``stop`` is set."""
+                prefetch: int = 50, on_idle: Callable[[], None] | None = None,
+                idle_timeout: float = 0.25) -> None:
+        """Deliver messages of a queue to ``consumer`` until ``stop`` is set.
+
+        ``on_idle`` runs in the consuming thread whenever no message came for
+        ``idle_timeout`` seconds (batching consumers flush there)."""
 
     @abstractmethod
     def ping(self) -> None:
@@ -159,15 +163,21 @@ class InProcessTransport(Transport):
             self._put(q, _Message(body, exchange, routing_key, message_id, dict(headers or {})))
 
     def consume(self, queue: QueueSpec, consumer: Consumer, stop: threading.Event,
-                prefetch: int = 50) -> None:
+                prefetch: int = 50, on_idle: Callable[[], None] | None = None,
+                idle_timeout: float = 0.25) -> None:
         self.declare([queue])
         q = self._queues[queue.name]
         while not stop.is_set():
             with q.cond:
                 if not q.items:
-                    q.cond.wait(timeout=0.2)
-                    continue
-                message = q.items.popleft()
+                    q.cond.wait(timeout=idle_timeout)
+                    message = None
+                else:
+                    message = q.items.popleft()
+            if message is None:
+                if on_idle is not None:
+                    on_idle()
+                continue
             delivery = Delivery(message.body, message.exchange, message.routing_key,
                                 message.message_id, dict(message.headers))
             consumer(delivery, _InProcessSettle(self, queue, message, delivery))

@@ -32,7 +32,6 @@ from shared.store import ServiceApplication
 
 EVENT_TYPE = "AnalysisResultEvent"
 ROUTING_KEY = "analysis.analysis-result.produced"
-SOURCE = "analysis"
 BINDINGS = (Binding(SLA_EVENTS, ROUTING_KEY),)
 
 
@@ -53,7 +52,7 @@ def analysis_result(result_id: str, offering_id: str | None = None,
     }}
 
 
-def envelope(result_id: str, number: int, source: str = SOURCE, **event_kw: Any) -> Envelope:
+def envelope(result_id: str, number: int, source: str, **event_kw: Any) -> Envelope:
     """The envelope the relay of ``source`` would publish for its notification ``number``."""
     return Envelope(event_id=f"{source}:{number}", event_time=iso(), event_type=EVENT_TYPE,
                     event=analysis_result(result_id, **event_kw), source=source)

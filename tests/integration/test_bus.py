@@ -40,7 +40,6 @@ from tests.integration.bus_fixtures import (
     BINDINGS,
     EVENT_TYPE,
     ROUTING_KEY,
-    SOURCE,
     ConsumerApp,
     CrashingTransport,
     ObservedInbox,
@@ -94,6 +93,15 @@ def tap(broker: RawBroker, unique: str) -> Iterator[str]:
 @pytest.fixture
 def prefix(unique: str) -> str:
     return f"r-{unique}-"
+
+
+@pytest.fixture
+def source(unique: str) -> str:
+    """The producing service's name (relay ``service``, envelope ``source``, message ids
+    ``<source>:<n>``), unique per test: the suite's real consumers bound to this routing key
+    (a threshold-registry inbox left on the broker) must never track a test message under
+    the real ``analysis`` service's notification ids."""
+    return f"analysis-test-{unique}"
 
 
 @pytest.fixture
@@ -170,7 +178,8 @@ def dead_letters(broker: RawBroker, queue: QueueSpec, message_ids: set[str],
 # --- 1. outbox ----------------------------------------------------------------------------
 @pytest.mark.integration
 def test_relay_crash_before_publish_publishes_everything_once_on_restart(
-        amqp_url: str, producer: ProducerApp, tap: str, broker: RawBroker, prefix: str):
+        amqp_url: str, producer: ProducerApp, tap: str, broker: RawBroker, prefix: str,
+        source: str):
     n = 12
     for i in range(n):
         producer.produce(f"{prefix}{i}")
@@ -178,13 +187,13 @@ def test_relay_crash_before_publish_publishes_everything_once_on_restart(
 
     crashing = CrashingTransport(AmqpTransport(amqp_url), after_publishing=False)
     with pytest.raises(SimulatedCrash):
-        OutboxRelay(producer, SOURCE, crashing, describe).run_once()
+        OutboxRelay(producer, source, crashing, describe).run_once()
     assert producer.published_position() == 0  # the store committed, nothing went out
     assert ours(broker.take_all(tap), prefix) == []
 
     transport = AmqpTransport(amqp_url)
     try:
-        relay_all(OutboxRelay(producer, SOURCE, transport, describe, batch=5))
+        relay_all(OutboxRelay(producer, source, transport, describe, batch=5))
     finally:
         transport.close()
 
@@ -195,7 +204,7 @@ def test_relay_crash_before_publish_publishes_everything_once_on_restart(
     assert sorted(r for r, _ in got) == sorted(f"{prefix}{i}" for i in range(n))
     message_ids = [m for _, m in got]
     assert len(set(message_ids)) == n == len(message_ids)
-    assert set(message_ids) == {f"{SOURCE}:{k}" for k in range(last - n + 1, last + 1)}
+    assert set(message_ids) == {f"{source}:{k}" for k in range(last - n + 1, last + 1)}
     for _method, props, body in taken:
         if (result_id_of(body) or "").startswith(prefix):
             assert props.delivery_mode == 2 and props.type == EVENT_TYPE
@@ -205,7 +214,7 @@ def test_relay_crash_before_publish_publishes_everything_once_on_restart(
 @pytest.mark.integration
 def test_relay_crash_after_publish_resends_and_inbox_keeps_one_effect(
         amqp_url: str, producer: ProducerApp, tap: str, broker: RawBroker, queue: QueueSpec,
-        pg_consumer: StoreFactory, prefix: str, unique: str):
+        pg_consumer: StoreFactory, prefix: str, unique: str, source: str):
     n = 10
     for i in range(n):
         producer.produce(f"{prefix}{i}")
@@ -216,9 +225,9 @@ def test_relay_crash_after_publish_resends_and_inbox_keeps_one_effect(
     with running(inbox.run):
         crashing = CrashingTransport(publisher, after_publishing=True)
         with pytest.raises(SimulatedCrash):
-            OutboxRelay(producer, SOURCE, crashing, describe).run_once()
+            OutboxRelay(producer, source, crashing, describe).run_once()
         assert producer.published_position() == 0  # published, but not recorded
-        relay_all(OutboxRelay(producer, SOURCE, publisher, describe))  # the restart
+        relay_all(OutboxRelay(producer, source, publisher, describe))  # the restart
         assert producer.published_position() == producer.max_notification_id()
 
         wanted = {f"{prefix}{i}" for i in range(n)}
@@ -238,13 +247,13 @@ def test_relay_crash_after_publish_resends_and_inbox_keeps_one_effect(
 @pytest.mark.integration
 def test_inbox_redelivery_and_duplicate_publish_take_effect_once(
         amqp_url: str, broker: RawBroker, queue: QueueSpec, pg_consumer: StoreFactory,
-        prefix: str, unique: str):
+        prefix: str, unique: str, source: str):
     consumer = pg_consumer()
     transport = AmqpTransport(amqp_url)
     inbox, _ = make_inbox(consumer, transport, queue, prefix, unique)
 
     # (a) processed, then the connection drops before the ack: the broker redelivers.
-    dropped = envelope(f"{prefix}dropped", 1)
+    dropped = envelope(f"{prefix}dropped", 1, source)
     transport.publish_raw(SLA_EVENTS, ROUTING_KEY, dropped.to_bytes(), dropped.event_id)
     connection = broker.connect()
     try:
@@ -264,7 +273,7 @@ def test_inbox_redelivery_and_duplicate_publish_take_effect_once(
         connection.close()  # the unacked message goes back to the queue
 
     # (b) the same envelope bytes published twice with the same message id.
-    twice = envelope(f"{prefix}twice", 2)
+    twice = envelope(f"{prefix}twice", 2, source)
     for _ in range(2):
         transport.publish_raw(SLA_EVENTS, ROUTING_KEY, twice.to_bytes(), twice.event_id)
 
@@ -289,7 +298,7 @@ def test_inbox_redelivery_and_duplicate_publish_take_effect_once(
 @pytest.mark.parametrize("tracking", ["per-id", "single-row"])
 def test_message_retried_behind_later_ones_is_still_processed(
         amqp_url: str, broker: RawBroker, queue: QueueSpec, pg_consumer: StoreFactory,
-        prefix: str, unique: str, tracking: str):
+        prefix: str, unique: str, source: str, tracking: str):
     """DESIGN.md §4: A fails once, is requeued behind B, C, D (already tracked), and must
     still take effect. The single-row variant shows the hazard the per-id setting avoids."""
     consumer = pg_consumer("n" if tracking == "per-id" else "y")
@@ -298,7 +307,7 @@ def test_message_retried_behind_later_ones_is_still_processed(
     a, b, c, d = (f"{prefix}{x}" for x in "abcd")
     handler.fail_once.add(a)
     for number, result_id in enumerate((a, b, c, d), start=1):
-        message = envelope(result_id, number)
+        message = envelope(result_id, number, source)
         transport.publish_raw(SLA_EVENTS, ROUTING_KEY, message.to_bytes(), message.event_id)
 
     with running(inbox.run):
@@ -342,11 +351,11 @@ def restartable_broker(broker: RawBroker) -> RawBroker:
 @pytest.mark.integration
 def test_broker_restart_while_publishing_loses_nothing_and_doubles_nothing(
         amqp_url: str, restartable_broker: RawBroker, queue: QueueSpec, producer: ProducerApp,
-        pg_consumer: StoreFactory, prefix: str, unique: str):
+        pg_consumer: StoreFactory, prefix: str, unique: str, source: str):
     consumer = pg_consumer()
     inbox, _ = make_inbox(consumer, AmqpTransport(amqp_url), queue, prefix, unique)
     relay_transport = AmqpTransport(amqp_url)
-    relay = OutboxRelay(producer, SOURCE, relay_transport, describe, batch=20,
+    relay = OutboxRelay(producer, source, relay_transport, describe, batch=20,
                         poll_interval=0.05)
     saved: list[str] = []
 
@@ -395,13 +404,13 @@ def test_broker_restart_while_publishing_loses_nothing_and_doubles_nothing(
 @pytest.mark.integration
 def test_malformed_messages_are_dead_lettered_and_consumer_carries_on(
         amqp_url: str, broker: RawBroker, queue: QueueSpec, sqlite_consumer: StoreFactory,
-        prefix: str, unique: str):
+        prefix: str, unique: str, source: str):
     consumer = sqlite_consumer()
     transport = AmqpTransport(amqp_url)
     inbox, _ = make_inbox(consumer, transport, queue, prefix, unique)
     garbage_id, broken_id = f"garbage-{unique}", f"broken-{unique}"
-    broken = envelope(f"{prefix}broken", 1, severity="catastrophic")
-    valid = envelope(f"{prefix}valid", 2)
+    broken = envelope(f"{prefix}broken", 1, source, severity="catastrophic")
+    valid = envelope(f"{prefix}valid", 2, source)
 
     with running(inbox.run):
         transport.publish_raw(SLA_EVENTS, ROUTING_KEY, b"\x00not json{", garbage_id)
@@ -427,11 +436,11 @@ def test_malformed_messages_are_dead_lettered_and_consumer_carries_on(
 @pytest.mark.integration
 def test_handler_failing_every_time_is_dead_lettered_after_max_deliveries(
         amqp_url: str, broker: RawBroker, queue: QueueSpec, pg_consumer: StoreFactory,
-        prefix: str, unique: str):
+        prefix: str, unique: str, source: str):
     consumer = pg_consumer()
     transport = AmqpTransport(amqp_url)
     inbox, handler = make_inbox(consumer, transport, queue, prefix, unique)
-    poison, after = envelope(f"{prefix}poison", 1), envelope(f"{prefix}after", 2)
+    poison, after = envelope(f"{prefix}poison", 1, source), envelope(f"{prefix}after", 2, source)
     handler.always_fail.add(f"{prefix}poison")
 
     with running(inbox.run):
@@ -455,13 +464,13 @@ def test_handler_failing_every_time_is_dead_lettered_after_max_deliveries(
 
 # --- the same inbox, in process -----------------------------------------------------------
 def test_in_process_duplicates_take_effect_once(sqlite_consumer: StoreFactory, unique: str,
-                                               prefix: str):
+                                               prefix: str, source: str):
     transport = InProcessTransport()
     queue = QueueSpec(name=f"test-{unique}.inbox", bindings=BINDINGS)
     transport.declare([queue])
     consumer = sqlite_consumer()
     inbox, _ = make_inbox(consumer, transport, queue, prefix, unique)
-    message = envelope(f"{prefix}twice", 1)
+    message = envelope(f"{prefix}twice", 1, source)
 
     with running(inbox.run):
         for _ in range(2):
@@ -473,22 +482,22 @@ def test_in_process_duplicates_take_effect_once(sqlite_consumer: StoreFactory, u
 
 
 def test_in_process_relay_and_malformed_messages(tmp_path: Path, sqlite_consumer: StoreFactory,
-                                                 unique: str, prefix: str):
+                                                 unique: str, prefix: str, source: str):
     transport = InProcessTransport()
     queue = QueueSpec(name=f"test-{unique}.inbox", bindings=BINDINGS)
     transport.declare([queue])
     consumer = sqlite_consumer()
     inbox, _ = make_inbox(consumer, transport, queue, prefix, unique)
     producer = ProducerApp(sqlite_env(tmp_path / "producer.sqlite"))
-    broken = envelope(f"{prefix}broken", 1, severity="catastrophic")
+    broken = envelope(f"{prefix}broken", 1, source, severity="catastrophic")
     try:
         for i in range(3):
             producer.produce(f"{prefix}{i}")
         with running(inbox.run):
             transport.publish_raw(SLA_EVENTS, ROUTING_KEY, b"not json", f"garbage-{unique}")
             transport.publish_raw(SLA_EVENTS, ROUTING_KEY, broken.to_bytes(), "broken")
-            relay_all(OutboxRelay(producer, SOURCE, transport, describe))
-            relay_all(OutboxRelay(producer, SOURCE, transport, describe))  # nothing left
+            relay_all(OutboxRelay(producer, source, transport, describe))
+            relay_all(OutboxRelay(producer, source, transport, describe))  # nothing left
             wait_until(lambda: len(consumer.effects()) == 3, 10, "the relayed messages")
             wait_until(lambda: len(transport.dead_letters(queue)) == 2, 10, "two dead letters")
     finally:
