@@ -21,6 +21,10 @@ class Cache(ABC):
     def ping(self) -> None:
         """Raise if the cache cannot be reached."""
 
+    @abstractmethod
+    def raise_to(self, key: str, value: float) -> float:
+        """Atomically keep the larger of the stored number and ``value``; return it."""
+
 
 class MemoryCache(Cache):
     def __init__(self) -> None:
@@ -49,6 +53,24 @@ class MemoryCache(Cache):
     def ping(self) -> None:
         return None
 
+    def raise_to(self, key: str, value: float) -> float:
+        with self._lock:
+            current = self._data.get(key)
+            number = max(float(current[0]) if current else value, value)
+            self._data[key] = (repr(number).encode(), None)
+            return number
+
+
+RAISE_TO = """
+local current = tonumber(redis.call('GET', KEYS[1]))
+local wanted = tonumber(ARGV[1])
+if current == nil or wanted > current then
+  redis.call('SET', KEYS[1], ARGV[1])
+  return ARGV[1]
+end
+return tostring(current)
+"""
+
 
 class RedisCache(Cache):
     def __init__(self, url: str, namespace: str) -> None:
@@ -56,6 +78,7 @@ class RedisCache(Cache):
 
         self._redis = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
         self._ns = namespace
+        self._raise_to = self._redis.register_script(RAISE_TO)
 
     def _key(self, key: str) -> str:
         return f"{self._ns}:{key}"
@@ -71,6 +94,9 @@ class RedisCache(Cache):
 
     def ping(self) -> None:
         self._redis.ping()
+
+    def raise_to(self, key: str, value: float) -> float:
+        return float(self._raise_to(keys=[self._key(key)], args=[repr(float(value))]))
 
 
 def make_cache(redis_url: str | None, namespace: str) -> Cache:

@@ -81,7 +81,8 @@ class Runtime:
         ensure_schema(store_env)
         self.app = spec.application(store_env)
         self.transport = make_transport(settings, transport)
-        self.cache: Cache = make_cache(settings.redis_url, spec.name)
+        self.cache: Cache = make_cache(settings.redis_url, settings.queue_prefix + spec.name)
+        self.app.attach(cache=self.cache)
         self.relay = OutboxRelay(self.app, spec.name, self.transport, spec.describe(self.app),
                                  batch=settings.relay_batch,
                                  poll_interval=settings.relay_poll_interval,

@@ -108,6 +108,11 @@ class ServiceApplication(Application):
         super().__init__(env=dict(env or {}))
         self._lock = threading.RLock()
 
+    def attach(self, **services: Any) -> None:
+        """Receive the runtime's services (e.g. ``cache``) after construction."""
+        for name, value in services.items():
+            setattr(self, name, value)
+
     # --- construction -------------------------------------------------------------
     def construct_mapper(self) -> AuditingMapper:
         base = self.factory.mapper(transcoder=self.construct_transcoder())

@@ -56,8 +56,11 @@ def describer(app: ThresholdRegistry) -> Any:
             number = getattr(event, "number", None)
             affected = next((v for v in aggregate.versions if v["version"] == number),
                             aggregate.latest)
+            standard = resources.threshold_standard(aggregate)
+            # Every version travels along, so replicas can answer "in force at T" alone.
+            standard["versions"] = [resources.standard_version(v) for v in aggregate.versions]
             return _pub("threshold-standard", change, "ThresholdStandardChangeEvent",
-                        {"thresholdStandard": resources.threshold_standard(aggregate),
+                        {"thresholdStandard": standard,
                          "standardVersion": resources.standard_version(affected)})
         if kind in (ProductOffering, PurchasedOffering):
             if change == "analysis-result-logged":

@@ -110,3 +110,4 @@ class OutboxRelay:
                 continue
             if published < self.batch:
                 stop.wait(self.poll_interval)
+        self.transport.close()  # the publisher connection belongs to this thread

@@ -38,7 +38,12 @@ class Delivery:
 
     @property
     def attempt(self) -> int:
-        return int(self.headers.get(RETRY_HEADER, 0) or 0)
+        # A header we did not write (another system, a hand-made message) must not crash
+        # the consumer: anything that is not a whole number counts as a first attempt.
+        try:
+            return max(0, int(self.headers.get(RETRY_HEADER, 0) or 0))
+        except (TypeError, ValueError):
+            return 0
 
     @property
     def origin_exchange(self) -> str:

@@ -1,11 +1,14 @@
 """The bus against a real RabbitMQ: outbox relay, inbox, dead letters, broker restart.
 
-Every test has its own queues (``test-<unique>.*``, deleted afterwards) and its own result
-ids (``r-<unique>-…``): other producers on the same routing key are tolerated because only
-this test's result ids are counted. Consumers run the real :class:`Inbox` in a thread;
-effects are read back from the consumer's store (one ``Receipt`` per processing).
+Every test has its own queues (``test-<unique>.*``, deleted afterwards), its own result ids
+(``r-<unique>-…``) and its own producer name (``analysis-test-<unique>``, so message ids
+``<source>:<n>`` never collide with the real analysis service's in other consumers of the
+key): other producers on the same routing key are tolerated because only this test's
+result ids are counted, and are rejected by the test handler so they are never tracked.
+Consumers run the real :class:`Inbox` in a thread; effects are read back from the
+consumer's store (one ``Receipt`` per processing).
 
-Two tests at the end run the same inbox over :class:`InProcessTransport` (no broker).
+Three tests at the end run the same inbox over :class:`InProcessTransport` (no broker).
 """
 
 from __future__ import annotations
@@ -366,7 +369,13 @@ def test_broker_restart_while_publishing_loses_nothing_and_doubles_nothing(
             saved.append(result_id)
             stop.wait(0.02)
 
-    with running(inbox.run, relay.run):
+    def relay_run(stop: threading.Event) -> None:
+        try:
+            relay.run(stop)
+        finally:
+            relay_transport.close()  # the publisher connection belongs to this thread
+
+    with running(inbox.run, relay_run):
         with running(produce):
             wait_until(lambda: len(consumer.effects()) >= 10, 20, "the first effects")
             before_stop = len(saved)
@@ -391,7 +400,6 @@ def test_broker_restart_while_publishing_loses_nothing_and_doubles_nothing(
         wait_until(all_arrived, 60, f"all {total} effects after the restart")
         wait_until(lambda: producer.published_position() == producer.max_notification_id(),
                    20, "the relay to record its position")
-    relay_transport.close()
 
     effects = consumer.effects()
     assert sorted(effects) == sorted(saved)
@@ -507,3 +515,26 @@ def test_in_process_relay_and_malformed_messages(tmp_path: Path, sqlite_consumer
     reasons = {m.message_id: m.headers[REASON_HEADER] for m in transport.dead_letters(queue)}
     assert "not JSON" in reasons[f"garbage-{unique}"]
     assert "breaks its contract" in reasons["broken"]
+
+
+def test_in_process_foreign_attempt_header_does_not_stop_the_consumer(
+        sqlite_consumer: StoreFactory, unique: str, prefix: str, source: str):
+    """Regression: a failing message whose ``x-sla-attempt`` header is not a number (another
+    system's header) used to raise ValueError out of Inbox.receive and kill the consumer."""
+    transport = InProcessTransport()
+    queue = QueueSpec(name=f"test-{unique}.inbox", bindings=BINDINGS)
+    transport.declare([queue])
+    consumer = sqlite_consumer()
+    inbox, handler = make_inbox(consumer, transport, queue, prefix, unique)
+    odd, after = envelope(f"{prefix}odd", 1, source), envelope(f"{prefix}after", 2, source)
+    handler.fail_once.add(f"{prefix}odd")
+
+    with running(inbox.run):
+        transport.publish_raw(SLA_EVENTS, ROUTING_KEY, odd.to_bytes(), odd.event_id,
+                              {RETRY_HEADER: "not-a-number"})
+        transport.publish_raw(SLA_EVENTS, ROUTING_KEY, after.to_bytes(), after.event_id)
+        wait_until(lambda: consumer.effects()[f"{prefix}odd"]
+                   and consumer.effects()[f"{prefix}after"], 10, "both messages")
+
+    assert inbox.of(f"{prefix}odd")[0].action == "retry"
+    assert consumer.effects()[f"{prefix}odd"] == 1

@@ -52,6 +52,25 @@ class Client:
         return self.request("DELETE", path, **kw)
 
 
+def _assert_everything_published(running: Any) -> None:
+    """Every event a test caused went out on the bus in its contract's shape: a relay
+    stuck on a message that breaks its contract fails the test that caused it."""
+    import time
+
+    for runtime in running.runtimes:
+        relay = runtime.relay
+        deadline = time.monotonic() + 10
+        while True:
+            pending = relay.app.recorder.select_notifications(
+                start=relay.app.published_position(), limit=1, inclusive_of_start=False,
+                topics=relay.topics)
+            if not pending and relay.last_error is None:
+                break
+            assert time.monotonic() < deadline, (
+                f"{runtime.spec.name} did not publish everything: {relay.last_error}")
+            time.sleep(0.05)
+
+
 def _drop_schemas(pg: dict[str, str], prefix: str) -> None:
     import psycopg
 
@@ -80,6 +99,7 @@ def suite(request: pytest.FixtureRequest, tmp_path: Path, unique: str) -> Iterat
     running = Suite(all_specs(), settings)
     try:
         yield running
+        _assert_everything_published(running)
     finally:
         running.stop()
         if pg is not None:

@@ -1,0 +1,1 @@
+"""The monitoring service: regimes, window evaluation, crossings and error budgets."""

@@ -1,0 +1,189 @@
+"""HTTP entrypoint of monitoring: regimes, measurement intake, and the queries over
+evaluations, crossings, burn alerts and current status."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID, uuid4
+
+from eventsourcing.persistence import IntegrityError
+from flask import Response, g
+from flask_smorest import Blueprint
+
+from services.monitoring import resources
+from services.monitoring import schemas as s
+from services.monitoring.application import Monitoring, NotFound, StaleVersion
+from services.monitoring.domain import InvalidTransition, InvalidValue
+from shared.http.errors import ApiError, error_response
+from shared.http.listing import expected_version, list_response, one_response
+from shared.http.security import requires
+
+READ, WRITE, INGEST = "sla:read", "sla:write", "ingest"
+
+
+def _allowed(schema: type) -> set[str]:
+    return {f.data_key or name for name, f in schema().fields.items()}
+
+
+def blueprint(runtime: Any) -> Blueprint:
+    app: Monitoring = runtime.app
+    blp = Blueprint("monitoring", __name__,
+                    description="Proactive monitoring regimes over groups of purchased "
+                                "offerings: measurements in, crossings and burn alerts out")
+
+    @blp.errorhandler(InvalidValue)
+    def _invalid(exc: InvalidValue) -> Response:
+        return error_response(400, f"the request is not valid: {exc}", "INVALID_VALUE",
+                              exc.errors)
+
+    @blp.errorhandler(InvalidTransition)
+    def _transition(exc: InvalidTransition) -> Response:
+        return error_response(409, str(exc), "INVALID_TRANSITION")
+
+    @blp.errorhandler(NotFound)
+    def _not_found(exc: NotFound) -> Response:
+        return error_response(404, str(exc))
+
+    @blp.errorhandler(StaleVersion)
+    def _stale(exc: StaleVersion) -> Response:
+        return error_response(409, str(exc), "STALE_VERSION",
+                              {"If-Match": [f"current ETag is \"{exc.current}\""]})
+
+    @blp.errorhandler(IntegrityError)
+    def _conflict(_: IntegrityError) -> Response:
+        return error_response(409, "changed concurrently; read it again and retry", "CONFLICT")
+
+    # --- regimes -----------------------------------------------------------------------
+    @blp.route("/monitoringRegime", methods=["GET"])
+    @blp.arguments(s.ListQuery, location="query")
+    @blp.response(200, s.Regime(many=True))
+    @requires(READ)
+    def list_regimes(_: Any) -> Response:
+        """Monitoring regimes; filter by status, offeringGroupId ..."""
+        return list_response(map(resources.regime, app.regimes()), _allowed(s.Regime))
+
+    @blp.route("/monitoringRegime", methods=["POST"])
+    @blp.arguments(s.RegimeCreate)
+    @blp.response(201, s.Regime)
+    @requires(WRITE)
+    def start_regime(body: dict[str, Any]) -> Response:
+        """Start a regime over an offering group (or one offering)."""
+        regime = app.start_regime(
+            name=body["name"], description=body.get("description"),
+            offering_group_id=body.get("offeringGroupId"),
+            offering_id=body.get("productOfferingId"), sla_type_id=body.get("slaTypeId"),
+            customer_group=body.get("customerGroup"), parameters=body["parameters"],
+            window=body["window"], allowed_lateness=body["allowedLateness"],
+            clear_after=body["clearAfter"])
+        rep = resources.regime(regime)
+        return one_response(rep, regime.version, 201, rep["href"])
+
+    @blp.route("/monitoringRegime/<uuid:regime_id>", methods=["GET"])
+    @blp.response(200, s.Regime)
+    @requires(READ)
+    def get_regime(regime_id: UUID) -> Response:
+        """Read a regime."""
+        regime = app.regime(regime_id)
+        return one_response(resources.regime(regime), regime.version)
+
+    @blp.route("/monitoringRegime/<uuid:regime_id>", methods=["PATCH"])
+    @blp.arguments(s.RegimePatch)
+    @blp.response(200, s.Regime)
+    @requires(WRITE)
+    def patch_regime(body: dict[str, Any], regime_id: UUID) -> Response:
+        """Change a regime's name, parameters, lateness or clearing (merge-patch)."""
+        names = {"allowedLateness": "allowed_lateness", "clearAfter": "clear_after"}
+        regime = app.change_regime(regime_id, {names.get(k, k): v for k, v in body.items()},
+                                   expected_version())
+        return one_response(resources.regime(regime), regime.version)
+
+    def action(name: str, summary: str) -> None:
+        @blp.route(f"/monitoringRegime/<uuid:regime_id>/{name}", methods=["POST"],
+                   endpoint=f"{name}_regime")
+        @blp.arguments(s.RegimeAction)
+        @blp.response(200, s.Regime)
+        @requires(WRITE)
+        def act(body: dict[str, Any], regime_id: UUID) -> Response:
+            regime = app.set_regime_status(regime_id, name, body.get("reason"),
+                                           expected_version())
+            return one_response(resources.regime(regime), regime.version)
+
+        act.__doc__ = summary
+
+    action("pause", "Pause a regime: samples for it are refused until it resumes.")
+    action("resume", "Resume a paused regime.")
+    action("stop", "Stop a regime for good.")
+
+    # --- measurements ------------------------------------------------------------------
+    @blp.route("/measurementBatch", methods=["POST"])
+    @blp.arguments(s.MeasurementBatchIn)
+    @blp.response(201, s.MeasurementBatchOut)
+    @requires(INGEST)
+    def ingest(body: dict[str, Any]) -> Response:
+        """Send a batch of samples. Bad samples are refused one by one with their reason
+        (the rest is accepted); a batch id sent again is not counted twice (200)."""
+        batch_id = body.get("batchId") or str(uuid4())
+        outcome = app.ingest(batch_id, f"http:{g.principal.subject}", body["samples"])
+        rep = resources.batch(outcome.aggregate)
+        rep["duplicate"] = outcome.duplicate
+        return one_response(rep, status=200 if outcome.duplicate else 201,
+                            location=rep["href"])
+
+    @blp.route("/measurementBatch/<string:batch_id>", methods=["GET"])
+    @blp.response(200, s.MeasurementBatchOut)
+    @requires(READ, INGEST)
+    def get_batch(batch_id: str) -> Response:
+        """What became of a batch: how many samples were accepted, which were refused."""
+        batch = app.batch(batch_id)
+        if batch is None:
+            raise ApiError(404, f"no measurement batch {batch_id}")
+        return one_response(resources.batch(batch))
+
+    # --- queries -----------------------------------------------------------------------
+    @blp.route("/crossing", methods=["GET"])
+    @blp.arguments(s.ListQuery, location="query")
+    @blp.response(200, s.Crossing(many=True))
+    @requires(READ)
+    def list_crossings(_: Any) -> Response:
+        """Crossing history; filter by regimeId, parameter, level, scopeType, scopeId,
+        open, raisedAt.gte ..."""
+        return list_response(map(resources.crossing, app.crossings()), _allowed(s.Crossing))
+
+    @blp.route("/crossing/<uuid:crossing_id>", methods=["GET"])
+    @blp.response(200, s.Crossing)
+    @requires(READ)
+    def get_crossing(crossing_id: UUID) -> Response:
+        """One crossing with its history and the evidence behind each step."""
+        crossing = app.crossing(crossing_id)
+        return one_response(resources.crossing(crossing), crossing.version)
+
+    @blp.route("/burnAlert", methods=["GET"])
+    @blp.arguments(s.ListQuery, location="query")
+    @blp.response(200, s.BurnAlert(many=True))
+    @requires(READ)
+    def list_burn_alerts(_: Any) -> Response:
+        """Error-budget burn-rate alerts (page, ticket)."""
+        return list_response(map(resources.burn_alert, app.burn_alerts()),
+                             _allowed(s.BurnAlert))
+
+    @blp.route("/windowEvaluation", methods=["GET"])
+    @blp.arguments(s.ListQuery, location="query")
+    @blp.response(200, s.WindowEvaluation(many=True))
+    @requires(READ)
+    def list_evaluations(_: Any) -> Response:
+        """The evaluated windows of a series, for charts: filter by regimeId, parameter,
+        scopeType, scopeId, windowStart.gte/lt; sort=windowStart."""
+        return list_response(map(resources.evaluation, app.evaluations()),
+                             _allowed(s.WindowEvaluation))
+
+    @blp.route("/status", methods=["GET"])
+    @blp.arguments(s.ListQuery, location="query")
+    @blp.response(200, s.SeriesStatus(many=True))
+    @requires(READ)
+    def status(_: Any) -> Response:
+        """Current status of every series: per regime, group, offering and purchased
+        offering — level, last value, remaining error budget, burn alert."""
+        return list_response(map(resources.status_row, app.status()),
+                             _allowed(s.SeriesStatus))
+
+    return blp

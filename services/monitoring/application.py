@@ -1,0 +1,230 @@
+"""The monitoring application: regimes, measurement intake, replicas of the registry
+and of planned outages, and the queries over evaluations, crossings and alerts."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError
+from eventsourcing.persistence import IntegrityError
+
+from services.monitoring import ingestion
+from services.monitoring.domain import (
+    BurnAlert,
+    Crossing,
+    EvaluatorCheckpoint,
+    InvalidValue,
+    MeasurementBatch,
+    Regime,
+    Replica,
+    WindowEvaluation,
+)
+from services.monitoring.working_set import WorkingSet
+from shared.cache import Cache, MemoryCache
+from shared.store import AggregateIndex, ServiceApplication
+
+
+class NotFound(LookupError):
+    pass
+
+
+class StaleVersion(Exception):
+    def __init__(self, current: int, expected: int) -> None:
+        super().__init__(f"the resource is at version {current}, not {expected}")
+        self.current = current
+
+
+@dataclass
+class Outcome:
+    """What became of one measurement batch."""
+
+    batch_id: str
+    accepted: int
+    rejected: list[dict[str, Any]] = field(default_factory=list)
+    duplicate: bool = False
+    aggregate: MeasurementBatch | None = None
+
+
+class Monitoring(ServiceApplication):
+    name = "Monitoring"
+    snapshotting_intervals = {EvaluatorCheckpoint: 5, Regime: 50,  # noqa: RUF012
+                              Replica: 50, Crossing: 50}
+
+    def __init__(self, env: Mapping[str, str] | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        super().__init__(env)
+        self.clock = clock
+        self.cache: Cache = MemoryCache()
+        self._working_set: WorkingSet | None = None
+        self.crossings_index = AggregateIndex(self, kinds=(Crossing,))
+        self.alerts_index = AggregateIndex(self, kinds=(BurnAlert,))
+        self.evaluations_index = AggregateIndex(self, kinds=(WindowEvaluation,))
+        self.regimes_index = AggregateIndex(self, kinds=(Regime,))
+
+    @property
+    def working_set(self) -> WorkingSet:
+        if self._working_set is None:
+            self._working_set = WorkingSet(self, self.cache)
+        self._working_set.refresh()
+        return self._working_set
+
+    # --- regimes ------------------------------------------------------------------------
+    def _get(self, kind: type, aggregate_id: UUID, expected_version: int | None = None) -> Any:
+        try:
+            aggregate = self.repository.get(aggregate_id)
+        except AggregateNotFoundError:
+            raise NotFound(f"no {kind.__name__.lower()} with id {aggregate_id}") from None
+        if not isinstance(aggregate, kind):
+            raise NotFound(f"no {kind.__name__.lower()} with id {aggregate_id}")
+        if expected_version is not None and aggregate.version != expected_version:
+            raise StaleVersion(aggregate.version, expected_version)
+        return aggregate
+
+    def start_regime(self, **fields: Any) -> Regime:
+        Regime.validate(**fields)
+        regime = Regime(**fields)
+        self.save(regime)
+        return regime
+
+    def regime(self, regime_id: UUID) -> Regime:
+        return self._get(Regime, regime_id)
+
+    def regimes(self) -> list[Regime]:
+        return self.regimes_index.all(Regime)
+
+    def change_regime(self, regime_id: UUID, changes: Mapping[str, Any],
+                      expected_version: int | None = None) -> Regime:
+        regime = self._get(Regime, regime_id, expected_version)
+        regime.change(**changes)
+        self.save(regime)
+        return regime
+
+    def set_regime_status(self, regime_id: UUID, action: str, reason: str | None = None,
+                          expected_version: int | None = None) -> Regime:
+        regime = self._get(Regime, regime_id, expected_version)
+        if action == "pause":
+            regime.pause(reason)
+        elif action == "resume":
+            regime.resume()
+        else:
+            regime.stop(reason)
+        self.save(regime)
+        return regime
+
+    # --- replicas -----------------------------------------------------------------------
+    def receive_replica(self, kind: str, resource_id: str, resource: dict[str, Any],
+                        source_version: int) -> None:
+        """Keep the newest state of another service's resource (idempotent, any order)."""
+        replica_id = Replica.create_id(kind, resource_id)
+        try:
+            replica = self.repository.get(replica_id)
+        except AggregateNotFoundError:
+            replica = Replica(kind=kind, resource_id=resource_id, resource=resource,
+                              source_version=source_version)
+            self.save(replica)
+            return
+        replica.receive(resource, source_version)
+        self.save(replica)
+
+    # --- measurements -------------------------------------------------------------------
+    def _watermarks(self, regime_ids: Sequence[str]) -> dict[str, float]:
+        marks = {}
+        for regime_id in regime_ids:
+            raw = self.cache.get(f"watermark:{regime_id}")
+            if raw is not None:
+                marks[regime_id] = float(raw)
+        return marks
+
+    def check_batch(self, samples: Any) -> ingestion.Checked:
+        ws = self.working_set
+        marks = self._watermarks([str(r.id) for r in ws.regimes()])
+        return ingestion.check(samples, ws, marks, self.clock())
+
+    def record_batches(self, batches: Sequence[tuple[str, str, ingestion.Checked]]
+                       ) -> list[Outcome]:
+        """Record checked batches in one transaction (one commit for many messages).
+
+        A batch id seen before is not counted twice: its aggregate id derives from it, so
+        the store refuses the duplicate; then each is saved alone to tell which.
+        """
+        outcomes = []
+        aggregates = []
+        for batch_id, source, checked in batches:
+            aggregate = MeasurementBatch(batch_id=batch_id, source=source,
+                                         samples=checked.accepted, rejected=checked.rejected)
+            aggregates.append(aggregate)
+            outcomes.append(Outcome(batch_id, len(checked.accepted), checked.rejected,
+                                    aggregate=aggregate))
+        try:
+            self.save(*aggregates)
+        except IntegrityError:
+            for outcome, aggregate in zip(outcomes, aggregates, strict=True):
+                fresh = MeasurementBatch(batch_id=aggregate.batch_id, source=aggregate.source,
+                                         samples=aggregate.samples, rejected=aggregate.rejected)
+                try:
+                    self.save(fresh)
+                except IntegrityError:
+                    outcome.duplicate = True
+        for (_, _, checked), outcome in zip(batches, outcomes, strict=True):
+            if not outcome.duplicate:
+                for regime_id, newest in checked.newest.items():
+                    self.cache.raise_to(f"watermark:{regime_id}", newest)
+        return outcomes
+
+    def ingest(self, batch_id: str, source: str, samples: Any) -> Outcome:
+        """Check and record one batch; a batch id seen before answers what it got then."""
+        existing = self.batch(batch_id)
+        if existing is not None:
+            return Outcome(batch_id, len(existing.samples), existing.rejected, duplicate=True,
+                           aggregate=existing)
+        checked = self.check_batch(samples)
+        if not checked.accepted:
+            raise InvalidValue({f"samples.{r['index']}.{r['field']}".rstrip("."):
+                                [r["reason"]] for r in checked.rejected[:100]}
+                               or {"samples": ["no sample"]})
+        outcome = self.record_batches([(batch_id, source, checked)])[0]
+        if outcome.duplicate:
+            return self.ingest(batch_id, source, samples)
+        return outcome
+
+    def batch(self, batch_id: str) -> MeasurementBatch | None:
+        try:
+            return self.repository.get(MeasurementBatch.create_id(batch_id))
+        except AggregateNotFoundError:
+            return None
+
+    # --- queries ------------------------------------------------------------------------
+    def crossings(self) -> list[Crossing]:
+        return self.crossings_index.all(Crossing)
+
+    def crossing(self, crossing_id: UUID) -> Crossing:
+        return self._get(Crossing, crossing_id)
+
+    def burn_alerts(self) -> list[BurnAlert]:
+        return self.alerts_index.all(BurnAlert)
+
+    def evaluations(self) -> list[WindowEvaluation]:
+        return self.evaluations_index.all(WindowEvaluation)
+
+    def status(self) -> list[dict[str, Any]]:
+        """The latest evaluation of every series, with its open crossing and alert."""
+        latest: dict[tuple, WindowEvaluation] = {}
+        for evaluation in self.evaluations():
+            key = (evaluation.regime_id, evaluation.parameter, evaluation.scope_type,
+                   evaluation.scope_id)
+            if key not in latest or evaluation.window_start > latest[key].window_start:
+                latest[key] = evaluation
+        open_crossings = {(c.regime_id, c.parameter, c.scope_type, c.scope_id): c
+                          for c in self.crossings() if c.open}
+        open_alerts = {(a.regime_id, a.parameter, a.scope_type, a.scope_id): a
+                       for a in self.burn_alerts() if a.open}
+        rows = []
+        for key, evaluation in latest.items():
+            crossing = open_crossings.get(key)
+            alert = open_alerts.get(key)
+            rows.append({"evaluation": evaluation, "crossing": crossing, "alert": alert})
+        return rows

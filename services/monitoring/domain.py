@@ -1,0 +1,316 @@
+"""The monitoring domain: regimes, the measurement batches they read, window evaluations,
+crossings, burn alerts, and the replicas of registry and outage data they rely on.
+
+High-volume facts are many small aggregates (one per batch, one per evaluated window),
+never one growing aggregate (DESIGN.md §3).
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.domain import Aggregate, event
+
+DURATION = re.compile(r"^P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?)?$")
+REGIME_STATUS = ("active", "paused", "stopped")
+
+
+class MonitoringError(Exception):
+    """Base of the monitoring domain's refusals."""
+
+
+class InvalidValue(MonitoringError):
+    def __init__(self, errors: dict[str, list[str]]) -> None:
+        super().__init__("; ".join(f"{k}: {' '.join(v)}" for k, v in errors.items()))
+        self.errors = errors
+
+
+class InvalidTransition(MonitoringError):
+    pass
+
+
+def seconds(duration: str) -> int:
+    """``PT5M`` → 300. Days, hours, minutes and seconds (windows and lateness)."""
+    match = DURATION.match(duration or "")
+    if not match or not any(match.groups()):
+        raise ValueError(f"{duration!r} is not a duration like PT5M, PT1H or P1D")
+    d, h, m, s = (int(g or 0) for g in match.groups())
+    return ((d * 24 + h) * 60 + m) * 60 + s
+
+
+def _uuid5(*parts: object) -> UUID:
+    return uuid.uuid5(uuid.NAMESPACE_URL, "urn:sla-suite:monitoring:" + ":".join(map(str, parts)))
+
+
+class Regime(Aggregate):
+    """A proactive monitoring regime over a group of purchased offerings (or one offering).
+
+    It watches some parameters of the standards in force, evaluates tumbling windows of
+    ``window`` length, accepts samples up to ``allowed_lateness`` behind the newest one,
+    and clears a crossing after ``clear_after`` good windows.
+    """
+
+    @event("Started")
+    def __init__(self, name: str, offering_group_id: UUID | None, offering_id: UUID | None,
+                 sla_type_id: UUID | None, customer_group: str | None, parameters: list[str],
+                 window: str, allowed_lateness: str, clear_after: int,
+                 description: str | None = None) -> None:
+        self.name = name
+        self.description = description
+        self.offering_group_id = offering_group_id
+        self.offering_id = offering_id
+        self.sla_type_id = sla_type_id
+        self.customer_group = customer_group
+        self.parameters = list(parameters)
+        self.window = window
+        self.allowed_lateness = allowed_lateness
+        self.clear_after = clear_after
+        self.status = "active"
+        self.status_reason: str | None = None
+
+    @classmethod
+    def validate(cls, *, name: Any, offering_group_id: Any, offering_id: Any,
+                 parameters: Any, window: Any, allowed_lateness: Any, clear_after: Any,
+                 **_: Any) -> None:
+        errors: dict[str, list[str]] = {}
+        if not isinstance(name, str) or not name.strip():
+            errors["name"] = ["a regime needs a name"]
+        if (offering_group_id is None) == (offering_id is None):
+            errors["offeringGroupId"] = ["give exactly one of offeringGroupId and "
+                                         "productOfferingId"]
+        if not isinstance(parameters, list) or not all(
+                isinstance(p, str) and p for p in parameters):
+            errors["parameters"] = ["a list of parameter names (empty: every parameter of "
+                                    "the standards in force)"]
+        for field, value, lo in (("window", window, 60), ("allowedLateness", allowed_lateness, 0)):
+            try:
+                if seconds(value) < lo:
+                    errors[field] = [f"at least {lo} seconds"]
+            except (ValueError, TypeError) as exc:
+                errors[field] = [str(exc)]
+        if "window" not in errors and "allowedLateness" not in errors and \
+                seconds(allowed_lateness) > 7 * 86400:
+            errors["allowedLateness"] = ["at most 7 days"]
+        if not isinstance(clear_after, int) or isinstance(clear_after, bool) or not (
+                1 <= clear_after <= 1000):
+            errors["clearAfter"] = ["a whole number of good windows, 1 to 1000"]
+        if errors:
+            raise InvalidValue(errors)
+
+    @property
+    def window_seconds(self) -> int:
+        return seconds(self.window)
+
+    @property
+    def lateness_seconds(self) -> int:
+        return seconds(self.allowed_lateness)
+
+    def change(self, **changes: Any) -> None:
+        """Rename, re-describe, change the watched parameters, lateness or clearing."""
+        if self.status == "stopped":
+            raise InvalidTransition("a stopped regime cannot change")
+        allowed = {"name", "description", "parameters", "allowed_lateness", "clear_after"}
+        unknown = set(changes) - allowed
+        if unknown:
+            raise InvalidValue({k: ["cannot change: start a new regime instead"]
+                                for k in sorted(unknown)})
+        merged = {"name": self.name, "offering_group_id": self.offering_group_id,
+                  "offering_id": self.offering_id, "parameters": self.parameters,
+                  "window": self.window, "allowed_lateness": self.allowed_lateness,
+                  "clear_after": self.clear_after, **changes}
+        Regime.validate(**merged)
+        effective = {k: v for k, v in changes.items() if getattr(self, k) != v}
+        if effective:
+            self._changed(changes=effective)
+
+    @event("Changed")
+    def _changed(self, changes: dict[str, Any]) -> None:
+        for key, value in changes.items():
+            setattr(self, key, value)
+
+    def pause(self, reason: str | None = None) -> None:
+        if self.status != "active":
+            raise InvalidTransition(f"only an active regime can be paused; it is {self.status}")
+        self._status_changed(status="paused", reason=reason)
+
+    def resume(self) -> None:
+        if self.status != "paused":
+            raise InvalidTransition(f"only a paused regime can be resumed; it is {self.status}")
+        self._status_changed(status="active", reason=None)
+
+    def stop(self, reason: str | None = None) -> None:
+        if self.status == "stopped":
+            raise InvalidTransition("the regime is already stopped")
+        self._status_changed(status="stopped", reason=reason)
+
+    @event("StatusChanged")
+    def _status_changed(self, status: str, reason: str | None) -> None:
+        self.status = status
+        self.status_reason = reason
+
+
+class MeasurementBatch(Aggregate):
+    """The accepted samples of one batch, as received: the evidence behind evaluations.
+
+    Its id derives from the sender's batch id, so a batch sent again is not counted twice.
+    Samples are compact rows: [purchasedOfferingId, parameter, observedAt (epoch s),
+    value, intervalSeconds, status].
+    """
+
+    @staticmethod
+    def create_id(batch_id: str) -> UUID:
+        return _uuid5("batch", batch_id)
+
+    @event("Accepted")
+    def __init__(self, batch_id: str, source: str, samples: list[list[Any]],
+                 rejected: list[dict[str, Any]]) -> None:
+        self.batch_id = batch_id
+        self.source = source
+        self.samples = samples
+        self.rejected = rejected
+
+
+class WindowEvaluation(Aggregate):
+    """One evaluated window of one series: what was measured, against which standard."""
+
+    @staticmethod
+    def create_id(regime_id: UUID, parameter: str, scope_type: str, scope_id: str,
+                  window_start: float) -> UUID:
+        return _uuid5("window", regime_id, parameter, scope_type, scope_id, window_start)
+
+    @event("Evaluated")
+    def __init__(self, regime_id: UUID, parameter: str, scope_type: str, scope_id: str,
+                 window_start: float, window_end: float, result: dict[str, Any]) -> None:
+        self.regime_id = regime_id
+        self.parameter = parameter
+        self.scope_type = scope_type
+        self.scope_id = scope_id
+        self.window_start = window_start
+        self.window_end = window_end
+        self.result = result
+
+
+class Crossing(Aggregate):
+    """A threshold crossing of one series, from raised to cleared."""
+
+    @staticmethod
+    def id_for(regime_id: UUID, parameter: str, scope_type: str, scope_id: str,
+                  window_start: float) -> UUID:
+        return _uuid5("crossing", regime_id, parameter, scope_type, scope_id, window_start)
+
+    @event("Raised")
+    def __init__(self, id: UUID, regime_id: UUID, parameter: str,  # noqa: A002
+                 scope_type: str, scope_id: str, level: str, evidence: dict[str, Any]) -> None:
+        self.regime_id = regime_id
+        self.parameter = parameter
+        self.scope_type = scope_type
+        self.scope_id = scope_id
+        self.level = level
+        self.raised = evidence
+        self.latest = evidence
+        self.history: list[dict[str, Any]] = [{"change": "raised", "level": level, **evidence}]
+        self.open = True
+
+    def escalate(self, evidence: dict[str, Any]) -> None:
+        if not self.open or self.level == "breached":
+            raise InvalidTransition("only an open warning can escalate")
+        self._escalated(evidence=evidence)
+
+    @event("Escalated")
+    def _escalated(self, evidence: dict[str, Any]) -> None:
+        self.level = "breached"
+        self.latest = evidence
+        self.history.append({"change": "escalated", "level": "breached", **evidence})
+
+    def clear(self, evidence: dict[str, Any]) -> None:
+        if not self.open:
+            raise InvalidTransition("the crossing is already cleared")
+        self._cleared(evidence=evidence)
+
+    @event("Cleared")
+    def _cleared(self, evidence: dict[str, Any]) -> None:
+        self.open = False
+        self.latest = evidence
+        self.history.append({"change": "cleared", "level": "cleared", **evidence})
+
+
+class BurnAlert(Aggregate):
+    """An error-budget burn-rate alert (page or ticket) of one series."""
+
+    @staticmethod
+    def id_for(regime_id: UUID, parameter: str, scope_type: str, scope_id: str,
+                  window_start: float) -> UUID:
+        return _uuid5("burn", regime_id, parameter, scope_type, scope_id, window_start)
+
+    @event("Raised")
+    def __init__(self, id: UUID, regime_id: UUID, parameter: str,  # noqa: A002
+                 scope_type: str, scope_id: str, severity: str,
+                 evidence: dict[str, Any]) -> None:
+        self.regime_id = regime_id
+        self.parameter = parameter
+        self.scope_type = scope_type
+        self.scope_id = scope_id
+        self.severity = severity
+        self.evidence = evidence
+        self.open = True
+
+    def resolve(self, evidence: dict[str, Any]) -> None:
+        if not self.open:
+            raise InvalidTransition("the alert is already resolved")
+        self._resolved(evidence=evidence)
+
+    @event("Resolved")
+    def _resolved(self, evidence: dict[str, Any]) -> None:
+        self.open = False
+        self.evidence = evidence
+
+
+class Replica(Aggregate):
+    """The last seen state of a resource another service owns (registry resources,
+    planned outages): monitoring's local projection, so no synchronous call is needed."""
+
+    @staticmethod
+    def create_id(kind: str, resource_id: str) -> UUID:
+        return _uuid5("replica", kind, resource_id)
+
+    @event("Received")
+    def __init__(self, kind: str, resource_id: str, resource: dict[str, Any],
+                 source_version: int) -> None:
+        self.kind = kind
+        self.resource_id = resource_id
+        self.resource = resource
+        self.source_version = source_version
+
+    def receive(self, resource: dict[str, Any], source_version: int) -> bool:
+        """Keep a newer state; an older or equal one (out of order, replayed) is ignored."""
+        if source_version <= self.source_version:
+            return False
+        self._updated(resource=resource, source_version=source_version)
+        return True
+
+    @event("Updated")
+    def _updated(self, resource: dict[str, Any], source_version: int) -> None:
+        self.resource = resource
+        self.source_version = source_version
+
+
+class EvaluatorCheckpoint(Aggregate):
+    """The evaluator's state at a position of the log, so a restart replays only the rest."""
+
+    @staticmethod
+    def create_id(partition: str) -> UUID:
+        return _uuid5("checkpoint", partition)
+
+    @event("Opened")
+    def __init__(self, partition: str) -> None:
+        self.partition = partition
+        self.position = 0
+        self.state: dict[str, Any] = {}
+
+    @event("Checkpointed")
+    def checkpoint(self, position: int, state: dict[str, Any]) -> None:
+        self.position = position
+        self.state = state

@@ -1,0 +1,460 @@
+"""The evaluator: a projection of the measurement batches in the order they were
+recorded, which closes windows, evaluates them against the standards in force, and runs
+each series' crossing and error-budget state.
+
+Exactly once, deterministic: each round's evaluations, crossings and alerts are saved
+with a tracking record of the last batch read, in one transaction. Its in-memory state
+is checkpointed now and then; after a crash it reloads the checkpoint and replays the
+batches after it without emitting what was already saved — so the results equal those
+of an uninterrupted run, and a restart never replays all history.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import defaultdict
+from dataclasses import asdict
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError
+from eventsourcing.persistence import Tracking
+from prometheus_client import Counter, Gauge
+
+from services.monitoring import semantics as sem
+from services.monitoring.domain import (
+    BurnAlert,
+    Crossing,
+    EvaluatorCheckpoint,
+    MeasurementBatch,
+    Regime,
+    WindowEvaluation,
+    seconds,
+)
+from services.monitoring.working_set import Level, WorkingSet
+from shared.store import topics_of
+
+log = logging.getLogger(__name__)
+
+SAMPLES = Counter("sla_monitoring_samples_total", "Samples read by the evaluator", ["outcome"])
+WINDOWS = Counter("sla_monitoring_windows_total", "Windows evaluated", ["classification"])
+LAG = Gauge("sla_monitoring_evaluator_position", "Last notification evaluated")
+
+Series = tuple[str, str, str, str]  # regime id, parameter, scope type, scope id
+SEVERITY_RANK = {"ticket": 1, "page": 2}
+
+
+def iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).isoformat().replace("+00:00", "Z")
+
+
+def _key(*parts: str) -> str:
+    return "|".join(parts)
+
+
+def covered_windows(observed: float, interval: float | None, w: int) -> tuple[float, float]:
+    """The first and last window a sample touches: an interval sample covers the
+    interval ending at its observed time (split over every window it overlaps)."""
+    last = ((observed - 1e-6) // w) * w if interval else (observed // w) * w
+    first = ((observed - interval) // w) * w if interval else last
+    if last - first > 1000 * w:  # a very long interval: only the most recent windows
+        first = last - 1000 * w
+    return first, last
+
+
+class State:
+    """Everything the evaluator remembers between batches (JSON-able for checkpoints)."""
+
+    def __init__(self) -> None:
+        # "regime|parameter" -> window start -> purchased offering -> sample rows
+        self.windows: dict[str, dict[float, dict[str, list[list[Any]]]]] = {}
+        self.watermark: dict[str, float] = {}
+        self.closed_until: dict[str, float] = {}
+        self.last_status: dict[str, list[Any]] = {}      # "regime|parameter|po" -> row
+        self.crossing: dict[str, sem.CrossingState] = {}  # series key -> state
+        self.open_crossing: dict[str, str] = {}           # series key -> crossing id
+        self.ledgers: dict[str, sem.BudgetLedger] = {}
+        self.alerts: dict[str, list[str]] = {}            # series key -> [severity, alert id]
+        self.late: dict[str, int] = {}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "windows": {k: {repr(ws): v for ws, v in w.items()} for k, w in self.windows.items()},
+            "watermark": self.watermark, "closedUntil": self.closed_until,
+            "lastStatus": self.last_status,
+            "crossing": {k: asdict(v) for k, v in self.crossing.items()},
+            "openCrossing": self.open_crossing,
+            "ledgers": {k: v.to_dict() for k, v in self.ledgers.items()},
+            "alerts": self.alerts, "late": self.late,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> State:
+        state = cls()
+        if not data:
+            return state
+        state.windows = {k: {float(ws): v for ws, v in w.items()}
+                         for k, w in data["windows"].items()}
+        state.watermark = dict(data["watermark"])
+        state.closed_until = dict(data["closedUntil"])
+        state.last_status = dict(data["lastStatus"])
+        state.crossing = {k: sem.CrossingState(**v) for k, v in data["crossing"].items()}
+        state.open_crossing = dict(data["openCrossing"])
+        state.ledgers = {k: sem.BudgetLedger.from_dict(v) for k, v in data["ledgers"].items()}
+        state.alerts = dict(data["alerts"])
+        state.late = dict(data["late"])
+        return state
+
+
+class Evaluator:
+    BATCH_TOPICS = topics_of([MeasurementBatch])
+
+    def __init__(self, app: Any, partition: str = "main", batch: int = 200,
+                 checkpoint_seconds: float = 10.0, poll_interval: float = 0.01) -> None:
+        self.app = app
+        self.partition = partition
+        self.tracking_name = f"evaluator:{partition}"
+        self.batch = batch
+        self.checkpoint_seconds = checkpoint_seconds
+        self.poll_interval = poll_interval
+        self.state = State()
+        self.position = 0
+        self.saved = 0
+        self._last_checkpoint = time.monotonic()
+        self._pending: dict[UUID, Any] = {}
+        self.last_error: str | None = None
+
+    # --- lifecycle ------------------------------------------------------------------------
+    def recover(self) -> None:
+        """Load the checkpoint and replay what came after it, emitting nothing saved."""
+        try:
+            checkpoint = self.app.repository.get(EvaluatorCheckpoint.create_id(self.partition))
+            self.state = State.from_dict(checkpoint.state)
+            self.position = checkpoint.position
+        except AggregateNotFoundError:
+            self.state, self.position = State(), 0
+        self.saved = self.app.process_recorder.max_tracking_id(self.tracking_name) or 0
+        replayed = 0
+        for n in self.app.notifications(after=self.position, topics=self.BATCH_TOPICS):
+            if n.id > self.saved:
+                break
+            self._apply(n, emit=False)
+            self.position = n.id
+            replayed += 1
+        self.position = max(self.position, self.saved)
+        self._pending.clear()
+        log.info("evaluator %s recovered at %s (replayed %s batches)", self.partition,
+                 self.position, replayed)
+
+    def run(self, stop: threading.Event) -> None:
+        self.recover()
+        while not stop.is_set():
+            try:
+                done = self.run_once()
+                self.last_error = None
+            except Exception as exc:  # noqa: BLE001 - recover and carry on
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                log.exception("evaluator round failed; recovering")
+                stop.wait(1.0)
+                self.recover()
+                continue
+            if done < self.batch:
+                stop.wait(self.poll_interval)
+
+    def run_once(self) -> int:
+        """Evaluate the batches recorded since the last round; returns how many."""
+        notifications = self.app.recorder.select_notifications(
+            start=self.position, limit=self.batch, inclusive_of_start=False,
+            topics=self.BATCH_TOPICS)
+        if not notifications:
+            self._maybe_checkpoint()
+            return 0
+        self._pending = {}
+        for n in notifications:
+            self._apply(n, emit=True)
+        last = notifications[-1].id
+        self.app.save_tracked(Tracking(self.tracking_name, last), *self._pending.values())
+        self._pending = {}
+        self.position = self.saved = last
+        LAG.set(last)
+        self._maybe_checkpoint()
+        return len(notifications)
+
+    def _maybe_checkpoint(self, force: bool = False) -> None:
+        if not force and time.monotonic() - self._last_checkpoint < self.checkpoint_seconds:
+            return
+        checkpoint_id = EvaluatorCheckpoint.create_id(self.partition)
+        try:
+            checkpoint = self.app.repository.get(checkpoint_id)
+        except AggregateNotFoundError:
+            checkpoint = EvaluatorCheckpoint(partition=self.partition)
+        if checkpoint.position == self.position:
+            self._last_checkpoint = time.monotonic()
+            return
+        checkpoint.checkpoint(position=self.position, state=self.state.to_dict())
+        self.app.save(checkpoint)
+        self._last_checkpoint = time.monotonic()
+
+    def checkpoint(self) -> None:
+        self._maybe_checkpoint(force=True)
+
+    # --- one batch ------------------------------------------------------------------------
+    def _apply(self, notification: Any, emit: bool) -> None:
+        batch = self.app.mapper.to_domain_event(notification)
+        ws: WorkingSet = self.app.working_set
+        st = self.state
+        newest: dict[str, float] = {}
+        for row in batch.samples:
+            po_id, parameter, observed = row[0], row[1], row[2]
+            for regime_id in ws.routes(po_id):
+                regime = ws.regime(regime_id)
+                if regime is None or (regime.parameters and parameter not in regime.parameters):
+                    continue
+                w = regime.window_seconds
+                series = _key(regime_id, parameter)
+                closed = st.closed_until.get(regime_id, float("-inf"))
+                first, last = covered_windows(observed, row[4], w)
+                if last + w <= closed:
+                    st.late[series] = st.late.get(series, 0) + 1
+                    SAMPLES.labels("late").inc()
+                    continue
+                windows = st.windows.setdefault(series, {})
+                start = max(first, closed if closed > first else first)
+                while start <= last:
+                    windows.setdefault(start, {}).setdefault(po_id, []).append(
+                        [*row, batch.batch_id])
+                    start += w
+                newest[regime_id] = max(newest.get(regime_id, observed), observed)
+                SAMPLES.labels("evaluated").inc()
+        for regime_id, t in newest.items():
+            st.watermark[regime_id] = max(st.watermark.get(regime_id, t), t)
+            regime = ws.regime(regime_id)
+            if regime is not None:
+                self._close(regime, ws, emit)
+
+    def _close(self, regime: Regime, ws: WorkingSet, emit: bool) -> None:
+        st = self.state
+        regime_id = str(regime.id)
+        w, lateness = regime.window_seconds, regime.lateness_seconds
+        closing_before = st.watermark[regime_id] - lateness
+        closed = st.closed_until.get(regime_id, float("-inf"))
+        for series, windows in list(st.windows.items()):
+            if not series.startswith(regime_id + "|"):
+                continue
+            parameter = series.split("|", 1)[1]
+            for start in sorted(s for s in windows if s + w <= closing_before):
+                self._evaluate(regime, parameter, start, start + w, windows.pop(start), ws, emit)
+                closed = max(closed, start + w)
+        if closing_before > closed:
+            closed = (closing_before // w) * w
+        st.closed_until[regime_id] = closed
+
+    # --- one window -----------------------------------------------------------------------
+    def _evaluate(self, regime: Regime, parameter: str, start: float, end: float,
+                  by_po: dict[str, list[list[Any]]], ws: WorkingSet, emit: bool) -> None:
+        regime_id = str(regime.id)
+        pooled_samples: list[sem.Sample] = []
+        pooled_availability: list[sem.Availability] = []
+        outages_by_po: dict[str, list[sem.Outage]] = {}
+        for po_id in sorted(by_po):
+            po = ws.purchased_offering(po_id)
+            rows = by_po[po_id]
+            samples = self._samples(regime_id, parameter, po_id, rows, start)
+            outages = ws.outages(po_id)
+            outages_by_po[po_id] = outages
+            accounting = ws.accounting(po) if po else "excluded"
+            pooled_samples.extend(samples)
+            level = ws.level_for(po, parameter, start) if po else None
+            if level is not None and level.parameter.get("aggregation") == "availability":
+                pooled_availability.append(sem.availability(samples, start, end, outages,
+                                                            accounting))
+            if level is None:
+                continue
+            measurement = sem.measure(level.parameter["aggregation"], samples, start, end,
+                                      {po_id: outages}, accounting)
+            self._judge(regime, parameter, ("purchasedOffering", po_id), start, end, level,
+                        measurement, sorted({r[6] for r in rows}), emit)
+        scope = ("productOffering", str(regime.offering_id)) if regime.offering_id else (
+            "offeringGroup", str(regime.offering_group_id))
+        level = ws.level_for(None, parameter, start, regime)
+        if level is None:
+            return
+        aggregation = level.parameter["aggregation"]
+        if aggregation == "availability":
+            pooled = sem.pooled_availability(pooled_availability)
+            measurement = sem.Measurement(
+                value=None if pooled.ratio is None else sem.to_unit(
+                    pooled.ratio, level.parameter.get("unit", "%")),
+                count=len(pooled_samples), eligible_seconds=pooled.eligible,
+                bad_seconds=pooled.down, planned=pooled.planned_down > 0 or any(
+                    o.start < end and o.end > start for os_ in outages_by_po.values()
+                    for o in os_))
+        else:
+            measurement = sem.measure(aggregation, pooled_samples, start, end, outages_by_po,
+                                      "excluded")
+        batch_ids = sorted({r[6] for rows in by_po.values() for r in rows})
+        self._judge(regime, parameter, scope, start, end, level, measurement, batch_ids, emit)
+
+    def _samples(self, regime_id: str, parameter: str, po_id: str, rows: list[list[Any]],
+                 start: float) -> list[sem.Sample]:
+        rows = sorted(rows, key=lambda r: (r[2], r[6]))
+        samples = []
+        status_key = _key(regime_id, parameter, po_id)
+        carried = self.state.last_status.get(status_key)
+        if carried is not None and carried[2] < start:
+            samples.append(sem.Sample(po_id, parameter, carried[2], carried[3], carried[4],
+                                      carried[5], carried[6]))
+        for r in rows:
+            samples.append(sem.Sample(po_id, parameter, r[2], r[3], r[4], r[5], r[6]))
+            if r[5] is not None:
+                self.state.last_status[status_key] = r
+        return samples
+
+    def _judge(self, regime: Regime, parameter: str, scope: tuple[str, str], start: float,
+               end: float, level: Level, m: sem.Measurement, batch_ids: list[str],
+               emit: bool) -> None:
+        st = self.state
+        regime_id = str(regime.id)
+        series = _key(regime_id, parameter, *scope)
+        p = level.parameter
+        if m.value is None:
+            classification = "unknown"
+        else:
+            classification = sem.classify(m.value, p["comparator"], p["conformanceTarget"],
+                                          p.get("thresholdTarget"))
+        WINDOWS.labels(classification).inc()
+        evaluation_id = WindowEvaluation.create_id(regime.id, parameter, scope[0], scope[1],
+                                                   start)
+        result: dict[str, Any] = {
+            "value": m.value, "unit": p.get("unit"), "aggregation": p.get("aggregation"),
+            "count": m.count, "eligibleSeconds": m.eligible_seconds,
+            "badSeconds": m.bad_seconds, "classification": classification,
+            "planned": m.planned, "standardId": level.standard_id,
+            "standardVersion": level.standard_version, "comparator": p["comparator"],
+            "conformanceTarget": p["conformanceTarget"],
+            "thresholdTarget": p.get("thresholdTarget"), "graceTimes": p.get("graceTimes", 0),
+            "batchIds": batch_ids, "lateSamples": st.late.pop(_key(regime_id, parameter), 0),
+            "remainingBudget": None, "projectedExhaustion": None,
+        }
+        evidence = {
+            "measuredValue": m.value, "unit": p.get("unit"), "aggregation": p.get("aggregation"),
+            "conformanceTarget": p["conformanceTarget"],
+            "thresholdTarget": p.get("thresholdTarget"), "comparator": p["comparator"],
+            "standardId": level.standard_id, "standardVersion": level.standard_version,
+            "windowStart": iso(start), "windowEnd": iso(end), "planned": m.planned,
+            "batchIds": batch_ids, "evaluationId": str(evaluation_id),
+        }
+        if classification != "unknown":
+            self._budget(regime, parameter, scope, series, start, end, level, m,
+                         classification, result, evidence, emit)
+            state = st.crossing.setdefault(series, sem.CrossingState())
+            transition = sem.step(state, classification, start, int(p.get("graceTimes", 0)),
+                                  regime.clear_after)
+            if transition is not None:
+                self._cross(regime, parameter, scope, series, start, transition, evidence, emit)
+        result["crossingId"] = st.open_crossing.get(series)
+        if emit:
+            self._pending[evaluation_id] = WindowEvaluation(
+                regime_id=regime.id, parameter=parameter, scope_type=scope[0],
+                scope_id=scope[1], window_start=start, window_end=end, result=result)
+
+    def _load(self, aggregate_id: UUID) -> Any:
+        if aggregate_id in self._pending:
+            return self._pending[aggregate_id]
+        aggregate = self.app.repository.get(aggregate_id)
+        self._pending[aggregate_id] = aggregate
+        return aggregate
+
+    def _cross(self, regime: Regime, parameter: str, scope: tuple[str, str], series: str,
+               start: float, transition: sem.Transition, evidence: dict[str, Any],
+               emit: bool) -> None:
+        st = self.state
+        if transition.change == "raised":
+            crossing_id = Crossing.id_for(regime.id, parameter, scope[0], scope[1], start)
+            st.open_crossing[series] = str(crossing_id)
+            if emit:
+                self._pending[crossing_id] = Crossing(
+                    id=crossing_id, regime_id=regime.id, parameter=parameter, scope_type=scope[0],
+                    scope_id=scope[1], level=transition.to_level, evidence=evidence)
+            return
+        crossing_id = st.open_crossing.get(series)
+        if crossing_id is None:
+            return
+        if transition.change == "cleared":
+            st.open_crossing.pop(series, None)
+        if not emit:
+            return
+        crossing = self._load(UUID(crossing_id))
+        if transition.change == "escalated" and crossing.open and crossing.level != "breached":
+            crossing.escalate(evidence)
+        elif transition.change == "cleared" and crossing.open:
+            crossing.clear(evidence)
+
+    def _budget(self, regime: Regime, parameter: str, scope: tuple[str, str], series: str,
+                start: float, end: float, level: Level, m: sem.Measurement,
+                classification: str, result: dict[str, Any], evidence: dict[str, Any],
+                emit: bool) -> None:
+        p = level.parameter
+        period = p.get("conformancePeriod")
+        if not period or p.get("aggregation") not in ("availability", "ratio"):
+            return
+        try:
+            period_seconds = float(seconds(period))
+        except ValueError:
+            period_seconds = 30 * 86400.0 if period.endswith("M") else 0.0
+        if period_seconds <= 0:
+            return
+        unit = p.get("unit", "%")
+        target = p["conformanceTarget"] / 100.0 if unit == "%" else float(p["conformanceTarget"])
+        if not 0 < target < 1:
+            return
+        st = self.state
+        rules = sem.burn_rules(period_seconds)
+        keep = max(period_seconds, max(r[1] for r in rules))
+        ledger = st.ledgers.get(series)
+        if ledger is None:
+            ledger = st.ledgers[series] = sem.BudgetLedger(60, keep)
+        if p.get("aggregation") == "availability":
+            ledger.add(start, end, m.eligible_seconds, m.bad_seconds)
+        else:
+            ledger.add(start, end, end - start, (end - start) if classification == "breached"
+                       else 0.0)
+        period_start = (end // period_seconds) * period_seconds
+        result["remainingBudget"] = sem.remaining_budget(ledger, period_start, end, target,
+                                                         period_seconds)
+        exhaustion = sem.projected_exhaustion(ledger, period_start, end, target, period_seconds)
+        result["projectedExhaustion"] = None if exhaustion is None else iso(exhaustion)
+        firing = sem.burn_alerts(ledger, end, target, period_seconds)
+        worst = max(firing, key=lambda a: (SEVERITY_RANK[a.severity], a.long_burn), default=None)
+        current = st.alerts.get(series)
+        alert_evidence = {**evidence, "remainingBudget": result["remainingBudget"],
+                          "projectedExhaustion": result["projectedExhaustion"]}
+        if worst is not None:
+            alert_evidence.update(burnRate=worst.long_burn, shortBurnRate=worst.short_burn,
+                                  longWindow=worst.long_window, shortWindow=worst.short_window,
+                                  factor=worst.factor)
+        if current and (worst is None or SEVERITY_RANK[worst.severity] >
+                        SEVERITY_RANK[current[0]]):
+            st.alerts.pop(series)
+            if emit:
+                alert = self._load(UUID(current[1]))
+                if alert.open:
+                    alert.resolve(alert_evidence)
+            current = None
+        if worst is not None and current is None:
+            alert_id = BurnAlert.id_for(regime.id, parameter, scope[0], scope[1], start)
+            st.alerts[series] = [worst.severity, str(alert_id)]
+            if emit:
+                self._pending[alert_id] = BurnAlert(
+                    id=alert_id, regime_id=regime.id, parameter=parameter, scope_type=scope[0],
+                    scope_id=scope[1], severity=worst.severity, evidence=alert_evidence)
+
+
+def group_rows(rows: list[list[Any]]) -> dict[str, list[list[Any]]]:
+    grouped: dict[str, list[list[Any]]] = defaultdict(list)
+    for row in rows:
+        grouped[row[0]].append(row)
+    return grouped

@@ -1,0 +1,114 @@
+"""Checking measurement samples on the way in: every sample is accepted or refused
+with its reason — nothing is dropped silently."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from services.monitoring.working_set import WorkingSet
+
+FUTURE_SKEW = 300.0  # seconds a sample may be ahead of this clock
+MAX_SAMPLES = 10_000
+
+
+@dataclass
+class Checked:
+    accepted: list[list[Any]] = field(default_factory=list)
+    rejected: list[dict[str, Any]] = field(default_factory=list)
+    # per regime: the newest observed time among the accepted samples
+    newest: dict[str, float] = field(default_factory=dict)
+
+    def refuse(self, index: int, field_name: str, reason: str) -> None:
+        self.rejected.append({"index": index, "field": field_name, "reason": reason})
+
+
+def _time(raw: Any) -> float:
+    if not isinstance(raw, str):
+        raise ValueError("an ISO 8601 time with a time zone, e.g. 2026-11-25T10:00:00Z")
+    parsed = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    if parsed.tzinfo is None:
+        raise ValueError(f"{raw!r} has no time zone")
+    return parsed.timestamp()
+
+
+def check(samples: Any, ws: WorkingSet, watermarks: dict[str, float], now: float) -> Checked:
+    """Validate samples against the working set and the regimes' watermarks.
+
+    ``watermarks``: per regime id, the newest observed time accepted so far; a sample
+    whose window closed more than the regime's allowed lateness ago is refused.
+    """
+    out = Checked()
+    if not isinstance(samples, list):
+        out.refuse(-1, "samples", "a list of samples is required")
+        return out
+    if len(samples) > MAX_SAMPLES:
+        out.refuse(-1, "samples", f"at most {MAX_SAMPLES} samples a batch")
+        return out
+    for i, s in enumerate(samples):
+        if not isinstance(s, dict):
+            out.refuse(i, "", "a sample is an object")
+            continue
+        po_id, parameter = s.get("purchasedOfferingId"), s.get("parameter")
+        if not isinstance(po_id, str) or not po_id:
+            out.refuse(i, "purchasedOfferingId", "required")
+            continue
+        if not isinstance(parameter, str) or not parameter:
+            out.refuse(i, "parameter", "required")
+            continue
+        try:
+            observed = _time(s.get("observedAt"))
+        except (ValueError, TypeError) as exc:
+            out.refuse(i, "observedAt", str(exc))
+            continue
+        if observed > now + FUTURE_SKEW:
+            out.refuse(i, "observedAt", "in the future (more than 5 minutes ahead)")
+            continue
+        value, status, interval = s.get("value"), s.get("status"), s.get("intervalSeconds")
+        if status is not None and status not in ("up", "down"):
+            out.refuse(i, "status", "up or down")
+            continue
+        if value is None and status is None:
+            out.refuse(i, "value", "a value (or an up/down status) is required")
+            continue
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)
+                                  or not math.isfinite(value)):
+            out.refuse(i, "value", "a finite number")
+            continue
+        if interval is not None and (isinstance(interval, bool)
+                                     or not isinstance(interval, int | float)
+                                     or not (0 < interval <= 31 * 86400)):
+            out.refuse(i, "intervalSeconds", "a number of seconds, more than 0")
+            continue
+        po = ws.purchased_offering(po_id)
+        if po is None:
+            out.refuse(i, "purchasedOfferingId", f"{po_id} is not in the inventory")
+            continue
+        regimes = [ws.regime(r) for r in ws.routes(po_id)]
+        regimes = [r for r in regimes if r is not None
+                   and parameter in ws.parameters_for(r, po, observed)]
+        if not regimes:
+            out.refuse(i, "parameter", f"no active monitoring regime watches {parameter} "
+                                       f"of {po_id}")
+            continue
+        late = None
+        for regime in regimes:
+            w, lateness = regime.window_seconds, regime.lateness_seconds
+            mark = watermarks.get(str(regime.id))
+            last_window = ((observed - 1e-6) // w) * w if interval else (observed // w) * w
+            if mark is not None and last_window + w <= mark - lateness:
+                late = (f"late: its {regime.window} window of regime {regime.name!r} closed "
+                        f"(allowed lateness {regime.allowed_lateness})")
+                break
+        if late:
+            out.refuse(i, "observedAt", late)
+            continue
+        out.accepted.append([po_id, parameter, observed,
+                             None if value is None else float(value),
+                             None if interval is None else float(interval), status])
+        for regime in regimes:
+            key = str(regime.id)
+            out.newest[key] = max(out.newest.get(key, observed), observed)
+    return out

@@ -1,0 +1,178 @@
+"""Bus entrypoint of monitoring: replicas of the registry and of planned outages in,
+measurement batches in (batched: many messages, one commit), crossings and burn alerts
+out."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+from eventsourcing.domain import DomainEventProtocol
+
+from services.monitoring.application import Monitoring
+from services.monitoring.domain import BurnAlert, Crossing
+from services.monitoring.evaluator import iso
+from shared.bus import contracts
+from shared.bus.envelope import Envelope, EnvelopeError
+from shared.bus.inbox import Handler
+from shared.bus.outbox import Publication
+from shared.bus.topology import MEASUREMENTS, SLA_EVENTS, Binding, QueueSpec
+from shared.bus.transport import Delivery, Settle, Transport
+
+SERVICE = "monitoring"
+log = logging.getLogger(__name__)
+
+BINDINGS = (
+    Binding(SLA_EVENTS, "threshold-registry.product-offering.*"),
+    Binding(SLA_EVENTS, "threshold-registry.sla-type.*"),
+    Binding(SLA_EVENTS, "threshold-registry.threshold-standard.*"),
+    Binding(SLA_EVENTS, "threshold-registry.purchased-offering.*"),
+    Binding(SLA_EVENTS, "outage-negotiation.planned-outage.*"),
+)
+MEASUREMENT_BINDINGS = (Binding(MEASUREMENTS, "measurement.#"),)
+
+
+# --- outbound -----------------------------------------------------------------------------
+def _duration(seconds: float) -> str:
+    seconds = int(seconds)
+    if seconds % 86400 == 0:
+        return f"P{seconds // 86400}D"
+    if seconds % 3600 == 0:
+        return f"PT{seconds // 3600}H"
+    if seconds % 60 == 0:
+        return f"PT{seconds // 60}M"
+    return f"PT{seconds}S"
+
+
+def crossing_resource(crossing: Crossing, evidence: dict[str, Any], level: str,
+                      at: str) -> dict[str, Any]:
+    return {
+        "id": str(crossing.id), "regimeId": str(crossing.regime_id),
+        "parameter": crossing.parameter,
+        "scope": {"type": crossing.scope_type, "id": crossing.scope_id},
+        "level": level, "measuredValue": evidence.get("measuredValue"),
+        "conformanceTarget": evidence["conformanceTarget"],
+        "thresholdTarget": evidence.get("thresholdTarget"),
+        "comparator": evidence["comparator"], "standardId": evidence["standardId"],
+        "standardVersion": evidence["standardVersion"],
+        "window": {"startDateTime": evidence["windowStart"],
+                   "endDateTime": evidence["windowEnd"]},
+        "planned": evidence["planned"], "batchIds": evidence["batchIds"],
+        "raisedAt": at, "evaluationId": evidence.get("evaluationId"),
+    }
+
+
+def describer(app: Monitoring) -> Any:
+    def describe(event: DomainEventProtocol) -> Publication | None:
+        aggregate = app.repository.get(event.originator_id, version=event.originator_version)
+        change = type(event).__name__.lower()
+        at = iso(event.timestamp.timestamp())
+        if isinstance(aggregate, Crossing):
+            entry = aggregate.history[-1]
+            level = {"raised": aggregate.level, "escalated": "breached",
+                     "cleared": "cleared"}[change]
+            return Publication(f"{SERVICE}.crossing.{change}", "ThresholdCrossingEvent",
+                               {"change": change,
+                                "crossing": crossing_resource(aggregate, entry, level, at)})
+        if isinstance(aggregate, BurnAlert):
+            e = aggregate.evidence
+            return Publication(f"{SERVICE}.burn-alert.{change}", "BurnRateAlertEvent", {
+                "change": change,
+                "burnAlert": {
+                    "id": str(aggregate.id), "regimeId": str(aggregate.regime_id),
+                    "parameter": aggregate.parameter,
+                    "scope": {"type": aggregate.scope_type, "id": aggregate.scope_id},
+                    "severity": aggregate.severity, "burnRate": max(0.0, e.get("burnRate") or 0),
+                    "longWindow": _duration(e.get("longWindow") or 3600),
+                    "shortWindow": _duration(e.get("shortWindow") or 300),
+                    "remainingBudget": e.get("remainingBudget") or 0.0,
+                    "projectedExhaustion": e.get("projectedExhaustion"),
+                    "standardId": e["standardId"], "standardVersion": e["standardVersion"],
+                    "raisedAt": at}})
+        return None
+
+    return describe
+
+
+# --- inbound: replicas --------------------------------------------------------------------
+REPLICATED = {
+    "ProductOfferingChangeEvent": ("productOffering", "productOffering"),
+    "SlaTypeChangeEvent": ("slaType", "slaType"),
+    "ThresholdStandardChangeEvent": ("thresholdStandard", "thresholdStandard"),
+    "PurchasedOfferingChangeEvent": ("purchasedOffering", "purchasedOffering"),
+    "PlannedOutageChangeEvent": ("plannedOutage", "plannedOutage"),
+}
+
+
+def handlers(app: Monitoring) -> dict[str, Handler]:
+    def replicate(envelope: Envelope) -> None:
+        kind, key = REPLICATED[envelope.event_type]
+        resource = envelope.event[key]
+        app.receive_replica(kind, str(resource["id"]), resource, int(resource.get("version", 0)))
+
+    return {event_type: replicate for event_type in REPLICATED}
+
+
+# --- inbound: measurements ----------------------------------------------------------------
+class MeasurementConsumer:
+    """Consumes measurement messages in groups: one store commit for up to ``group``
+    messages, then one ack each. A redelivered message is recognised by its batch id."""
+
+    def __init__(self, app: Monitoring, transport: Transport, queue: QueueSpec,
+                 group: int = 50, max_wait: float = 0.01, prefetch: int = 200) -> None:
+        self.app, self.transport, self.queue = app, transport, queue
+        self.group, self.max_wait, self.prefetch = group, max_wait, prefetch
+        self._pending: list[tuple[Delivery, Settle, Envelope]] = []
+        self._first = 0.0
+
+    def run(self, stop: threading.Event) -> None:
+        self.transport.consume(self.queue, self.receive, stop, prefetch=self.prefetch,
+                               on_idle=self.flush, idle_timeout=self.max_wait)
+        self.flush()
+
+    def receive(self, delivery: Delivery, settle: Settle) -> None:
+        try:
+            envelope = Envelope.from_bytes(delivery.body)
+            contracts.validate(envelope.to_dict())
+            if envelope.event_type != "MeasurementBatchEvent":
+                raise EnvelopeError(f"monitoring takes MeasurementBatchEvent here, "
+                                    f"not {envelope.event_type}")
+        except (EnvelopeError, contracts.ContractViolation) as exc:
+            settle.dead_letter(str(exc))
+            return
+        if not self._pending:
+            self._first = time.monotonic()
+        self._pending.append((delivery, settle, envelope))
+        if len(self._pending) >= self.group or time.monotonic() - self._first > self.max_wait:
+            self.flush()
+
+    def flush(self) -> None:
+        pending, self._pending = self._pending, []
+        if not pending:
+            return
+        to_record = []
+        settles = []
+        for _delivery, settle, envelope in pending:
+            batch_id = str(envelope.event["batchId"])
+            checked = self.app.check_batch(envelope.event["samples"])
+            if not checked.accepted:
+                reasons = "; ".join(f"sample {r['index']} {r['field']}: {r['reason']}"
+                                    for r in checked.rejected[:5])
+                settle.dead_letter(f"batch {batch_id}: no sample accepted ({reasons})")
+                continue
+            to_record.append((batch_id, f"bus:{envelope.source or 'external'}", checked))
+            settles.append(settle)
+        if not to_record:
+            return
+        try:
+            # A batch id seen before is recognised there and not counted twice.
+            self.app.record_batches(to_record)
+        except Exception as exc:  # noqa: BLE001 - put them back, the broker redelivers
+            log.warning("recording %d measurement batches failed: %s", len(to_record), exc)
+            for settle in settles:
+                settle.retry_later(f"{type(exc).__name__}: {exc}")
+            return
+        for settle in settles:
+            settle.ack()

@@ -1,0 +1,163 @@
+"""marshmallow schemas of the monitoring HTTP API."""
+
+from __future__ import annotations
+
+from marshmallow import Schema, fields, validate
+
+NAME = validate.Length(min=1, max=200)
+
+
+class RegimeCreate(Schema):
+    name = fields.String(required=True, validate=NAME)
+    description = fields.String(allow_none=True, validate=validate.Length(max=2000))
+    offeringGroupId = fields.UUID(allow_none=True, metadata={
+        "description": "watch the purchased offerings of this offering group"})
+    productOfferingId = fields.UUID(allow_none=True, metadata={
+        "description": "or of this one offering"})
+    slaTypeId = fields.UUID(allow_none=True, metadata={"description": "narrow to an SLA type"})
+    customerGroup = fields.String(allow_none=True, validate=validate.Length(max=200))
+    parameters = fields.List(fields.String(validate=NAME), load_default=list, metadata={
+        "description": "parameters of the standards in force to watch; empty: all"})
+    window = fields.String(required=True, metadata={"example": "PT5M"})
+    allowedLateness = fields.String(load_default="PT1M", metadata={"example": "PT1M"})
+    clearAfter = fields.Integer(load_default=1, validate=validate.Range(1, 1000), metadata={
+        "description": "good windows needed before a crossing clears"})
+
+
+class RegimePatch(Schema):
+    name = fields.String(validate=NAME)
+    description = fields.String(allow_none=True, validate=validate.Length(max=2000))
+    parameters = fields.List(fields.String(validate=NAME))
+    allowedLateness = fields.String()
+    clearAfter = fields.Integer(validate=validate.Range(1, 1000))
+
+
+class RegimeAction(Schema):
+    reason = fields.String(allow_none=True, validate=validate.Length(max=500))
+
+
+class Regime(Schema):
+    id = fields.String()
+    href = fields.String()
+    name = fields.String()
+    description = fields.String(allow_none=True)
+    offeringGroupId = fields.String(allow_none=True)
+    productOfferingId = fields.String(allow_none=True)
+    slaTypeId = fields.String(allow_none=True)
+    customerGroup = fields.String(allow_none=True)
+    parameters = fields.List(fields.String())
+    window = fields.String()
+    allowedLateness = fields.String()
+    clearAfter = fields.Integer()
+    status = fields.String()
+    statusReason = fields.String(allow_none=True)
+    version = fields.Integer()
+
+
+class Sample(Schema):
+    purchasedOfferingId = fields.String(required=True)
+    parameter = fields.String(required=True)
+    value = fields.Float(allow_none=True, metadata={
+        "description": "the measurement; for availability the up fraction (0..1) of the "
+                       "interval"})
+    observedAt = fields.String(required=True, metadata={"format": "date-time"})
+    intervalSeconds = fields.Float(allow_none=True, metadata={
+        "description": "length of the interval the value covers, ending at observedAt"})
+    status = fields.String(allow_none=True, metadata={"description": "up or down"})
+
+
+class MeasurementBatchIn(Schema):
+    batchId = fields.String(validate=validate.Length(min=1, max=200), metadata={
+        "description": "the sender's id; a batch sent again with it is not counted twice"})
+    samples = fields.List(fields.Raw(), required=True, metadata={
+        "description": "samples (see Sample); each is checked on its own"})
+
+
+class Rejection(Schema):
+    index = fields.Integer()
+    field = fields.String()
+    reason = fields.String()
+
+
+class MeasurementBatchOut(Schema):
+    id = fields.String()
+    href = fields.String()
+    source = fields.String()
+    accepted = fields.Integer()
+    rejected = fields.List(fields.Nested(Rejection))
+    duplicate = fields.Boolean()
+    receivedAt = fields.String()
+
+
+class Crossing(Schema):
+    id = fields.String()
+    regimeId = fields.String()
+    parameter = fields.String()
+    scopeType = fields.String()
+    scopeId = fields.String()
+    level = fields.String()
+    open = fields.Boolean()
+    raisedAt = fields.String()
+    since = fields.String()
+    measuredValue = fields.Float(allow_none=True)
+    standardId = fields.String()
+    standardVersion = fields.Integer()
+    planned = fields.Boolean()
+    history = fields.List(fields.Dict())
+
+
+class BurnAlert(Schema):
+    id = fields.String()
+    regimeId = fields.String()
+    parameter = fields.String()
+    scopeType = fields.String()
+    scopeId = fields.String()
+    severity = fields.String()
+    open = fields.Boolean()
+    burnRate = fields.Float()
+    remainingBudget = fields.Float(allow_none=True)
+    projectedExhaustion = fields.String(allow_none=True)
+
+
+class WindowEvaluation(Schema):
+    id = fields.String()
+    regimeId = fields.String()
+    parameter = fields.String()
+    scopeType = fields.String()
+    scopeId = fields.String()
+    windowStart = fields.String()
+    windowEnd = fields.String()
+    value = fields.Float(allow_none=True)
+    unit = fields.String()
+    classification = fields.String()
+    count = fields.Integer()
+    planned = fields.Boolean()
+    standardId = fields.String()
+    standardVersion = fields.Integer()
+    batchIds = fields.List(fields.String())
+    remainingBudget = fields.Float(allow_none=True)
+    crossingId = fields.String(allow_none=True)
+
+
+class SeriesStatus(Schema):
+    id = fields.String()
+    regimeId = fields.String()
+    parameter = fields.String()
+    scopeType = fields.String()
+    scopeId = fields.String()
+    level = fields.String()
+    since = fields.String(allow_none=True)
+    value = fields.Float(allow_none=True)
+    remainingBudget = fields.Float(allow_none=True)
+    projectedExhaustion = fields.String(allow_none=True)
+    burnAlert = fields.String(allow_none=True)
+
+
+class ListQuery(Schema):
+    class Meta:
+        unknown = "include"
+
+    offset = fields.Integer(validate=validate.Range(min=0))
+    limit = fields.Integer(validate=validate.Range(min=0, max=1000))
+    fields_ = fields.String(data_key="fields")
+    sort = fields.String()

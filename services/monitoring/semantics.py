@@ -1,0 +1,694 @@
+"""Known-answer semantics of the monitoring service (DESIGN.md §7).
+
+Pure functions (and two small mutable records) that turn the samples of one window into a
+measured value, compare it with threshold levels, run the crossing state machine, and keep
+error budgets with multi-window multi-burn-rate alerts.
+
+Conventions the callers must know:
+
+* Times are float epoch seconds (UTC). :func:`to_epoch` / :func:`from_epoch` convert from/to
+  timezone-aware datetimes; naive datetimes are refused.
+* Everything is deterministic: inputs are put in a canonical order before any floating point
+  accumulation (and plain sums use :func:`math.fsum`), so the arrival order of samples never
+  changes a result.
+* Availability values from :func:`measure` are in PERCENT (0..100); the ``ratio`` aggregation
+  stays a 0..1 ratio. :func:`to_unit` converts a ratio to the unit a parameter states.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from bisect import bisect_right
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+__all__ = [
+    "ACCOUNTINGS",
+    "BURN_RULES_30D",
+    "LEVELS",
+    "Availability",
+    "BudgetLedger",
+    "BurnAlert",
+    "CrossingState",
+    "Measurement",
+    "Outage",
+    "Sample",
+    "Transition",
+    "availability",
+    "burn_alerts",
+    "burn_rate",
+    "burn_rules",
+    "classify",
+    "error_budget",
+    "from_epoch",
+    "measure",
+    "nearest_rank",
+    "normalise_comparator",
+    "pooled_availability",
+    "projected_exhaustion",
+    "remaining_budget",
+    "step",
+    "to_epoch",
+    "to_unit",
+    "window_bounds",
+]
+
+LEVELS = ("ok", "warning", "breached")
+ACCOUNTINGS = ("excluded", "counted-as-up", "counted-as-down")
+PERIOD_30D = 30 * 86400
+EQ_TOLERANCE = 1e-9
+_PERCENTILE = re.compile(r"^p(\d+(?:\.\d+)?)$")
+
+
+# --- time ----------------------------------------------------------------------------------
+def to_epoch(moment: datetime) -> float:
+    """A timezone-aware datetime as epoch seconds. Naive datetimes raise ``ValueError``."""
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError("naive datetime: monitoring times must be timezone-aware (UTC)")
+    return moment.timestamp()
+
+
+def from_epoch(seconds: float) -> datetime:
+    """Epoch seconds as a UTC datetime."""
+    return datetime.fromtimestamp(seconds, tz=UTC)
+
+
+def window_bounds(at: float, window_seconds: int) -> tuple[float, float]:
+    """The tumbling window ``[start, end)`` holding ``at``; windows are aligned to the epoch."""
+    if window_seconds <= 0:
+        raise ValueError("window_seconds must be positive")
+    start = math.floor(at / window_seconds) * window_seconds
+    return float(start), float(start + window_seconds)
+
+
+# --- records -------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """One measurement of one parameter of one purchased offering.
+
+    ``value`` with ``interval_seconds``: the value covers ``[observed_at - interval,
+    observed_at)`` (for availability: the UP FRACTION 0..1 of that interval).
+    ``status`` ("up" | "down"): the state holds from ``observed_at`` until the next status
+    sample of the offering (or the window end). Any other status string is "unknown": it ends
+    the previous state and its own time counts neither up nor down.
+    """
+
+    offering_id: str
+    parameter: str
+    observed_at: float
+    value: float | None
+    interval_seconds: float | None = None
+    status: str | None = None
+    batch_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Outage:
+    """An agreed planned outage of one purchased offering, ``[start, end)`` epoch seconds."""
+
+    start: float
+    end: float
+
+
+@dataclass(frozen=True, slots=True)
+class Availability:
+    """Seconds of one window: up, down, excluded (planned, accounting "excluded").
+
+    ``planned_down`` is the down time as measured that fell inside agreed outages, whatever
+    the accounting (it is already included in ``down`` only under "counted-as-down" — and
+    then as the whole outage time, see :func:`availability`).
+    """
+
+    up: float
+    down: float
+    excluded: float
+    planned_down: float
+
+    @property
+    def eligible(self) -> float:
+        return self.up + self.down
+
+    @property
+    def ratio(self) -> float | None:
+        eligible = self.up + self.down
+        return self.up / eligible if eligible > 0 else None
+
+
+@dataclass(frozen=True, slots=True)
+class Measurement:
+    """The measured value of one window.
+
+    ``value`` is None when nothing was measurable. ``eligible_seconds`` / ``bad_seconds`` are
+    set for availability only (0 otherwise); ``planned`` is True when the window had downtime
+    inside an agreed outage (availability only; always False for other aggregations).
+    """
+
+    value: float | None
+    count: int
+    eligible_seconds: float
+    bad_seconds: float
+    planned: bool
+
+
+# --- percentiles and units -----------------------------------------------------------------
+def nearest_rank(values: list[float], percentile: float) -> float:
+    """NIST nearest-rank percentile: sort, rank = ceil(p/100 * n) (1-based), p in (0, 100].
+
+    The rank is computed in decimal arithmetic on the shortest repr of ``percentile``, so
+    ``p99.9`` of 1000 values is rank 999 exactly (no binary floating point drift).
+    """
+    if not values:
+        raise ValueError("nearest_rank of no values")
+    if not (0 < percentile <= 100):  # also refuses NaN
+        raise ValueError(f"percentile must be in (0, 100], got {percentile!r}")
+    ordered = sorted(values)
+    n = len(ordered)
+    rank = math.ceil(Decimal(repr(float(percentile))) * n / 100)
+    return ordered[min(max(rank, 1), n) - 1]
+
+
+def to_unit(ratio: float | None, unit: str) -> float | None:
+    """A 0..1 ratio in the unit a parameter states: ``%``/``percent`` → ×100; ``ratio``,
+    ``1`` or empty → as is. None passes through; other units raise ``ValueError``."""
+    if ratio is None:
+        return None
+    key = (unit or "").strip().lower()
+    if key in ("%", "percent", "pct"):
+        return ratio * 100.0
+    if key in ("", "1", "ratio", "fraction"):
+        return ratio
+    raise ValueError(f"cannot express a ratio in unit {unit!r}")
+
+
+# --- availability --------------------------------------------------------------------------
+def _normalise_accounting(accounting: str) -> str:
+    key = (accounting or "").strip().lower().replace("_", "-")
+    if key not in ACCOUNTINGS:
+        raise ValueError(f"accounting must be one of {ACCOUNTINGS}, got {accounting!r}")
+    return key
+
+
+def _merged_outages(outages: list[Outage], start: float, end: float) -> tuple[list, list]:
+    """Outages clipped to the window, sorted and merged: (starts, ends), disjoint."""
+    clipped = sorted(
+        (max(o.start, start), min(o.end, end)) for o in outages if o.end > start and o.start < end
+    )
+    starts: list[float] = []
+    ends: list[float] = []
+    for a, b in clipped:
+        if b <= a:
+            continue
+        if ends and a <= ends[-1]:
+            if b > ends[-1]:
+                ends[-1] = b
+        else:
+            starts.append(a)
+            ends.append(b)
+    return starts, ends
+
+
+_STATUS_ORDER = {"up": 0, "down": 2}  # anything else ("unknown") sorts as 1
+
+
+def _availability(
+    samples: list[Sample], start: float, end: float, outages: list[Outage], accounting: str
+) -> tuple[Availability, int]:
+    """Availability of one offering's samples plus the number of samples that covered time."""
+    mode = _normalise_accounting(accounting)
+    o_starts, o_ends = _merged_outages(outages, start, end) if outages else ([], [])
+    n_out = len(o_starts)
+
+    # Covered segments (a, b, up_fraction) in a canonical order: determinism of float sums.
+    segments: list[tuple[float, float, float]] = []
+    statuses: list[Sample] = []
+    used = 0
+    for s in samples:
+        if s.status is not None:
+            statuses.append(s)
+            continue
+        v, iv = s.value, s.interval_seconds
+        if v is None or iv is None or iv <= 0 or v != v:  # instantaneous, empty or NaN
+            continue
+        a = max(s.observed_at - iv, start)
+        b = min(s.observed_at, end)
+        if b > a:
+            segments.append((a, b, 0.0 if v < 0 else 1.0 if v > 1 else float(v)))
+            used += 1
+
+    if statuses:
+        statuses.sort(key=lambda s: (s.observed_at, _STATUS_ORDER.get(s.status, 1)))
+        last = len(statuses) - 1
+        for i, s in enumerate(statuses):
+            a = max(s.observed_at, start)
+            b = min(statuses[i + 1].observed_at, end) if i < last else end
+            if b > a and s.status in _STATUS_ORDER:
+                segments.append((a, b, 1.0 if s.status == "up" else 0.0))
+                used += 1
+    segments.sort()
+
+    up = down = excluded = planned_down = 0.0
+    for a, b, u in segments:
+        inside = 0.0
+        if n_out:
+            i = bisect_right(o_ends, a)
+            while i < n_out and o_starts[i] < b:
+                inside += min(b, o_ends[i]) - max(a, o_starts[i])
+                i += 1
+        outside = (b - a) - inside
+        up += u * outside
+        down += (1.0 - u) * outside
+        if inside > 0:
+            planned_down += (1.0 - u) * inside
+            if mode == "excluded":
+                excluded += inside
+            elif mode == "counted-as-up":
+                up += inside
+            else:
+                down += inside
+    return Availability(up, down, excluded, planned_down), used
+
+
+def availability(
+    samples: list[Sample], start: float, end: float, outages: list[Outage], accounting: str
+) -> Availability:
+    """Up/down/excluded seconds of ONE purchased offering and one parameter in ``[start, end)``.
+
+    * Interval samples (value + interval_seconds) cover ``[observed_at - interval,
+      observed_at)`` clipped to the window: up = value × covered, down = (1 − value) ×
+      covered, value clamped to 0..1. A value without interval (instantaneous) is skipped.
+    * Status samples are sorted by time (at equal times "down" wins over "up"); each holds
+      until the next status sample or ``end``. Time before the first status sample is unknown
+      unless the caller passes the last status before the window (``observed_at < start``),
+      which then holds from ``start``.
+    * Time covered by no sample is unknown (neither up nor down). Overlapping samples are not
+      de-duplicated: the caller passes samples that tile time (one kind per parameter).
+    * Covered time inside agreed outages (the down part goes to ``planned_down``, as measured)
+      is removed from eligible time (``"excluded"``), counted up (``"counted-as-up"``) or
+      counted down (``"counted-as-down"``). Uncovered outage time counts nowhere.
+    """
+    return _availability(samples, start, end, outages, accounting)[0]
+
+
+def pooled_availability(parts: list[Availability]) -> Availability:
+    """Time-weighted pooling across offerings: sums of seconds, never a mean of percentages."""
+    return Availability(
+        math.fsum(p.up for p in parts),
+        math.fsum(p.down for p in parts),
+        math.fsum(p.excluded for p in parts),
+        math.fsum(p.planned_down for p in parts),
+    )
+
+
+# --- measurement ---------------------------------------------------------------------------
+def measure(
+    aggregation: str,
+    samples: list[Sample],
+    start: float,
+    end: float,
+    outages_by_offering: dict[str, list[Outage]],
+    accounting: str,
+) -> Measurement:
+    """The measured value of the window ``[start, end)``.
+
+    * ``availability``: pooled over every offering present in ``samples`` (group level when
+      several are passed), value in PERCENT; eligible/bad seconds = pooled up+down / down;
+      count = samples that covered time. Samples outside the window may be passed (interval
+      samples overlapping it, the last status before it) and are clipped.
+    * Other aggregations use the sample values observed in ``[start, end)``; values None
+      (status-only) and NaN are ignored. ``mean``/``sum`` use exact summation (fsum);
+      ``ratio`` = sum(values) / count, i.e. the sample-weighted mean of 0..1 ratios, returned
+      as a ratio (not a percent); ``min``/``max``; ``pNN`` / ``pNN.N`` nearest-rank over all
+      values pooled.
+    """
+    agg = (aggregation or "").strip().lower()
+    if agg == "availability":
+        by_offering: dict[str, list[Sample]] = {}
+        for s in samples:
+            by_offering.setdefault(s.offering_id, []).append(s)
+        parts: list[Availability] = []
+        count = 0
+        for offering_id in sorted(by_offering):
+            part, used = _availability(
+                by_offering[offering_id], start, end,
+                outages_by_offering.get(offering_id) or [], accounting,
+            )
+            parts.append(part)
+            count += used
+        pooled = pooled_availability(parts)
+        ratio = pooled.ratio
+        return Measurement(
+            None if ratio is None else ratio * 100.0,
+            count,
+            pooled.eligible,
+            pooled.down,
+            pooled.planned_down > 0,
+        )
+
+    values = [
+        s.value for s in samples
+        if s.value is not None and s.value == s.value and start <= s.observed_at < end
+    ]
+    n = len(values)
+    if agg in ("mean", "ratio"):
+        value = math.fsum(values) / n if n else None
+    elif agg == "sum":
+        value = math.fsum(values) if n else None
+    elif agg == "min":
+        value = min(values) if n else None
+    elif agg == "max":
+        value = max(values) if n else None
+    else:
+        match = _PERCENTILE.match(agg)
+        if not match:
+            raise ValueError(f"unknown aggregation {aggregation!r}")
+        percentile = float(match.group(1))
+        if not (0 < percentile <= 100):
+            raise ValueError(f"percentile must be in (0, 100], got {aggregation!r}")
+        value = nearest_rank(values, percentile) if n else None
+    return Measurement(None if value is None else float(value), n, 0.0, 0.0, False)
+
+
+# --- threshold levels ----------------------------------------------------------------------
+def normalise_comparator(comparator: str) -> str:
+    """``GE``, ``ge``, ``.ge`` → ``GE``; unknown comparators raise ``ValueError``."""
+    key = (comparator or "").strip().lstrip(".").upper()
+    if key not in ("GE", "GT", "LE", "LT", "EQ"):
+        raise ValueError(f"unknown comparator {comparator!r}")
+    return key
+
+
+def classify(value: float, comparator: str, breach: float, warning: float | None) -> str:
+    """"ok" | "warning" | "breached"; good values compare with the level as the comparator says.
+
+    GE: breached if value < breach, warning if value < warning. GT: breached if value <=
+    breach, warning if value <= warning. LE / LT mirror. EQ: breached unless value equals
+    breach within 1e-9 (absolute or relative); EQ has no warning band. NaN raises.
+    """
+    if value != value:
+        raise ValueError("cannot classify NaN")
+    op = normalise_comparator(comparator)
+    if op == "EQ":
+        close = math.isclose(value, breach, rel_tol=EQ_TOLERANCE, abs_tol=EQ_TOLERANCE)
+        return "ok" if close else "breached"
+    if op == "GE":
+        bad, warn = value < breach, warning is not None and value < warning
+    elif op == "GT":
+        bad, warn = value <= breach, warning is not None and value <= warning
+    elif op == "LE":
+        bad, warn = value > breach, warning is not None and value > warning
+    else:  # LT
+        bad, warn = value >= breach, warning is not None and value >= warning
+    return "breached" if bad else "warning" if warn else "ok"
+
+
+# --- crossing state machine ----------------------------------------------------------------
+@dataclass
+class CrossingState:
+    """Crossing state per (regime, parameter, scope); serialisable with ``asdict``."""
+
+    level: str = "ok"
+    bad_streak: int = 0
+    good_streak: int = 0
+    since: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """``raised`` (ok → warning/breached), ``escalated`` (warning → breached), ``cleared``
+    (warning/breached → ok). ``de-escalated`` is never emitted by :func:`step`."""
+
+    change: str
+    from_level: str
+    to_level: str
+
+
+def step(
+    state: CrossingState,
+    classification: str,
+    window_start: float,
+    grace_times: int,
+    clear_after: int,
+) -> Transition | None:
+    """Feed one evaluated window (in window order) to ``state``; mutate it; return the change.
+
+    * A breaching window adds to ``bad_streak``; the breach is raised on the
+      ``grace_times + 1``-th consecutive breaching window. Before that, a breaching window
+      raises (or keeps) "warning". A warning window raises/keeps "warning" at once (no grace)
+      and resets ``bad_streak``.
+    * No de-escalation: a breached state stays breached through warning windows (and through
+      breaching windows within grace) until it clears.
+    * Clearing: after ``clear_after`` (at least 1) consecutive ok windows, warning/breached →
+      ok ("cleared"). Any warning or breaching window resets ``good_streak``.
+    * ``since`` is set to ``window_start`` whenever the level changes.
+    """
+    if classification not in LEVELS:
+        raise ValueError(f"classification must be one of {LEVELS}, got {classification!r}")
+    grace = max(0, grace_times)
+    needed = max(1, clear_after)
+    level = state.level
+
+    if classification == "breached":
+        state.bad_streak += 1
+        state.good_streak = 0
+        if state.bad_streak > grace:
+            target = "breached"
+        elif level == "ok":
+            target = "warning"  # within grace: a breaching window raises a warning
+        else:
+            target = level
+    elif classification == "warning":
+        state.bad_streak = 0
+        state.good_streak = 0
+        target = "warning" if level == "ok" else level
+    else:
+        state.bad_streak = 0
+        state.good_streak += 1
+        target = "ok" if level != "ok" and state.good_streak >= needed else level
+
+    if target == level:
+        return None
+    state.level = target
+    state.since = window_start
+    if target == "ok":
+        change = "cleared"
+    elif level == "ok":
+        change = "raised"
+    else:
+        change = "escalated"  # warning -> breached; breached -> warning cannot happen
+    return Transition(change, level, target)
+
+
+# --- error budget and burn rate ------------------------------------------------------------
+BURN_RULES_30D: list[tuple[str, float, float, float]] = [
+    ("page", 3600, 300, 14.4),
+    ("page", 6 * 3600, 1800, 6.0),
+    ("ticket", 86400, 7200, 3.0),
+    ("ticket", 3 * 86400, 6 * 3600, 1.0),
+]
+
+
+def error_budget(target_ratio: float) -> float:
+    """B = 1 − target (target as a ratio, 0..1). Rounded to 12 decimals so that 0.999 gives
+    exactly 0.001 rather than 0.0010000000000000009."""
+    if not (0.0 <= target_ratio <= 1.0):
+        raise ValueError(f"target must be a ratio in [0, 1], got {target_ratio!r}")
+    return round(1.0 - target_ratio, 12)
+
+
+def burn_rate(error_ratio: float, target_ratio: float) -> float:
+    """error_ratio / B. With a 100 % target (B = 0) any error burns at infinite rate."""
+    budget = error_budget(target_ratio)
+    if budget == 0:
+        return math.inf if error_ratio > 0 else 0.0
+    return error_ratio / budget
+
+
+def burn_rules(period_seconds: float) -> list[tuple[str, float, float, float]]:
+    """The 30-day rules with both windows scaled by period / 30 days (factors unchanged)."""
+    if period_seconds <= 0:
+        raise ValueError("period_seconds must be positive")
+    scale = period_seconds / PERIOD_30D
+    return [(sev, long * scale, short * scale, f) for sev, long, short, f in BURN_RULES_30D]
+
+
+class BudgetLedger:
+    """Good/bad seconds of one series in fixed buckets, for burn-rate windows and the
+    conformance period.
+
+    Convention: availability feeds eligible = up + down seconds and bad = down seconds of each
+    window. Other parameters feed one entry per evaluated window with eligible = window length
+    and bad = window length if the window breached else 0 — the error ratio is then the share
+    of time spent in breaching windows.
+
+    A query window ``[since, until)`` sums the buckets whose START lies in it, so windows are
+    effectively rounded to bucket boundaries (exact when times are bucket-aligned; choose a
+    bucket that divides the short rule windows — 60 s does for all default 30-day rules).
+
+    Memory is bounded: buckets older than ``keep_seconds`` before the newest bucket are
+    dropped (pass max(period, longest rule window)); late data older than that is ignored.
+    """
+
+    __slots__ = ("bucket_seconds", "keep_seconds", "_keep", "_buckets", "_newest")
+
+    def __init__(self, bucket_seconds: int, keep_seconds: float) -> None:
+        if bucket_seconds <= 0 or keep_seconds <= 0:
+            raise ValueError("bucket_seconds and keep_seconds must be positive")
+        self.bucket_seconds = bucket_seconds
+        self.keep_seconds = keep_seconds
+        self._keep = max(1, math.ceil(keep_seconds / bucket_seconds))
+        self._buckets: dict[int, list[float]] = {}  # index -> [eligible, bad]
+        self._newest: int | None = None
+
+    def __len__(self) -> int:
+        return len(self._buckets)
+
+    def _cutoff(self) -> int | None:
+        return None if self._newest is None else self._newest + 1 - self._keep
+
+    def _put(self, index: int, eligible: float, bad: float) -> None:
+        cell = self._buckets.get(index)
+        if cell is None:
+            self._buckets[index] = [eligible, bad]
+        else:
+            cell[0] += eligible
+            cell[1] += bad
+
+    def add(self, start: float, end: float, eligible: float, bad: float) -> None:
+        """Spread ``eligible``/``bad`` seconds of ``[start, end)`` over the buckets it overlaps,
+        proportionally to the overlap (``end <= start``: all into the bucket of ``start``)."""
+        if eligible == 0 and bad == 0:
+            return
+        size = self.bucket_seconds
+        first = math.floor(start / size)
+        last = math.ceil(end / size) - 1 if end > start else first
+        if self._newest is None or last > self._newest:
+            self._newest = last
+        cutoff = self._cutoff()
+        if last < cutoff:
+            return
+        if last == first:
+            self._put(first, eligible, bad)
+        else:
+            span = end - start
+            for k in range(max(first, cutoff), last + 1):
+                lo = k * size
+                share = (min(end, lo + size) - max(start, lo)) / span
+                if share > 0:
+                    self._put(k, eligible * share, bad * share)
+        if len(self._buckets) > self._keep + self._keep // 8 + 16:
+            self._buckets = {k: v for k, v in self._buckets.items() if k >= cutoff}
+
+    def totals(self, since: float, until: float) -> tuple[float, float]:
+        """(eligible, bad) seconds of the buckets starting in ``[since, until)``."""
+        size = self.bucket_seconds
+        lo = math.ceil(since / size)
+        hi = math.ceil(until / size)  # exclusive
+        cutoff = self._cutoff()
+        if cutoff is not None and lo < cutoff:
+            lo = cutoff
+        eligible = bad = 0.0
+        if hi <= lo:
+            return eligible, bad
+        buckets = self._buckets
+        if hi - lo <= len(buckets):
+            for k in range(lo, hi):
+                cell = buckets.get(k)
+                if cell is not None:
+                    eligible += cell[0]
+                    bad += cell[1]
+        else:
+            for k in sorted(buckets):
+                if lo <= k < hi:
+                    cell = buckets[k]
+                    eligible += cell[0]
+                    bad += cell[1]
+        return eligible, bad
+
+    def error_ratio(self, since: float, until: float) -> float | None:
+        """bad / eligible over ``[since, until)``; None when nothing eligible."""
+        eligible, bad = self.totals(since, until)
+        return bad / eligible if eligible > 0 else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "bucket_seconds": self.bucket_seconds,
+            "keep_seconds": self.keep_seconds,
+            "newest": self._newest,
+            "buckets": [[k, v[0], v[1]] for k, v in sorted(self._buckets.items())],
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> BudgetLedger:
+        ledger = cls(d["bucket_seconds"], d["keep_seconds"])
+        ledger._newest = d.get("newest")
+        ledger._buckets = {int(k): [float(e), float(b)] for k, e, b in d.get("buckets", [])}
+        return ledger
+
+
+@dataclass(frozen=True, slots=True)
+class BurnAlert:
+    severity: str
+    long_window: float
+    short_window: float
+    factor: float
+    long_burn: float
+    short_burn: float
+
+
+def burn_alerts(
+    ledger: BudgetLedger, now: float, target_ratio: float, period_seconds: float
+) -> list[BurnAlert]:
+    """Every rule whose long AND short window burn rates both strictly exceed its factor
+    (windows end at ``now``), in rule order (pages first). A window with no eligible time does
+    not fire. The caller keeps the most severe."""
+    fired = []
+    for severity, long_w, short_w, factor in burn_rules(period_seconds):
+        long_ratio = ledger.error_ratio(now - long_w, now)
+        if long_ratio is None:
+            continue
+        long_burn = burn_rate(long_ratio, target_ratio)
+        if not long_burn > factor:
+            continue
+        short_ratio = ledger.error_ratio(now - short_w, now)
+        if short_ratio is None:
+            continue
+        short_burn = burn_rate(short_ratio, target_ratio)
+        if short_burn > factor:
+            fired.append(BurnAlert(severity, long_w, short_w, factor, long_burn, short_burn))
+    return fired
+
+
+def remaining_budget(
+    ledger: BudgetLedger, period_start: float, now: float, target_ratio: float,
+    period_seconds: float,
+) -> float:
+    """Fraction of the period's error budget left: 1 − bad_so_far / (B × period_seconds)
+    (time-based SLO; may be negative, reported as is). With B = 0: 1.0 if nothing bad yet,
+    else −inf."""
+    _, bad = ledger.totals(period_start, now)
+    allowed = error_budget(target_ratio) * period_seconds
+    if allowed <= 0:
+        return 1.0 if bad <= 0 else -math.inf
+    return 1.0 - bad / allowed
+
+
+def projected_exhaustion(
+    ledger: BudgetLedger, period_start: float, now: float, target_ratio: float,
+    period_seconds: float, lookback: float = 3600,
+) -> float | None:
+    """Epoch seconds when the budget runs out at the current burn (bad seconds per second over
+    ``[now - lookback, now)``). None when not burning or when the projection falls after the
+    period end. When the budget is already exhausted (and still burning) returns ``now``."""
+    if lookback <= 0:
+        raise ValueError("lookback must be positive")
+    _, recent_bad = ledger.totals(now - lookback, now)
+    rate = recent_bad / lookback
+    if rate <= 0:
+        return None
+    _, bad = ledger.totals(period_start, now)
+    left = error_budget(target_ratio) * period_seconds - bad
+    when = now + left / rate if left > 0 else now
+    return when if when <= period_start + period_seconds else None

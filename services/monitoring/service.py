@@ -1,0 +1,41 @@
+"""monitoring as the runtime sees it: application, API, bus wiring, background loops."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from services.monitoring import api, messaging, resources
+from services.monitoring.application import Monitoring
+from services.monitoring.domain import BurnAlert, Crossing
+from services.monitoring.evaluator import Evaluator
+from shared.bus.topology import QueueSpec
+from shared.service import ServiceSpec
+
+
+def background(runtime: Any) -> list[Any]:
+    """The measurement consumer (batched) and the evaluator."""
+    prefix = runtime.settings.queue_prefix
+    queue = QueueSpec(name=f"{prefix}monitoring.measurements",
+                      bindings=messaging.MEASUREMENT_BINDINGS)
+    runtime.transport.declare([queue])
+    consumer = messaging.MeasurementConsumer(runtime.app, runtime.transport, queue)
+    evaluator = Evaluator(runtime.app)
+    runtime.evaluator = evaluator
+    return [consumer.run, evaluator.run]
+
+
+SPEC = ServiceSpec(
+    name=messaging.SERVICE,
+    application=Monitoring,
+    blueprint=api.blueprint,
+    describe=messaging.describer,
+    bindings=messaging.BINDINGS,
+    handlers=messaging.handlers,
+    published=(Crossing, BurnAlert),
+    represent=resources.represent,
+    background=background,
+    title="SLA Support Suite — monitoring",
+    description="Proactive monitoring regimes over groups of purchased product offerings: "
+                "measurements in, windows evaluated against the threshold standards in force, "
+                "warnings, breaches, clears and error-budget burn alerts out.",
+)

@@ -1,0 +1,205 @@
+"""The working set: what monitoring knows of the registry and of planned outages, as
+local replicas, resolved for the hot path (which regimes watch a purchased offering,
+which standard is in force for it, which outages and accounting apply).
+
+Resolved routes are cached in the service's cache (Redis in distributed mode) under the
+generation of the replicas they were computed from, so every monitoring process shares
+them and a change of any replica or regime invalidates them at once.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from services.monitoring.domain import Regime, Replica
+from services.monitoring.semantics import Outage
+from shared.cache import Cache
+from shared.store import AggregateIndex, ServiceApplication
+
+KINDS = ("productOffering", "slaType", "thresholdStandard", "purchasedOffering",
+         "plannedOutage")
+
+
+def epoch(text: str | None) -> float | None:
+    if not text:
+        return None
+    return datetime.fromisoformat(str(text).replace("Z", "+00:00")).timestamp()
+
+
+@dataclass(frozen=True, slots=True)
+class Level:
+    """A standard's parameter as it applies to one series at one time."""
+
+    standard_id: str
+    standard_version: int
+    parameter: dict[str, Any]
+
+
+class WorkingSet:
+    def __init__(self, app: ServiceApplication, cache: Cache) -> None:
+        self._index = AggregateIndex(app, kinds=(Replica, Regime))
+        self._cache = cache
+        self._lock = threading.Lock()
+        self._generation = -1
+        self._by_kind: dict[str, dict[str, dict[str, Any]]] = {k: {} for k in KINDS}
+        self._regimes: list[Regime] = []
+        self._regime_by_id: dict[str, Regime] = {}
+        self._routes: dict[str, list[str]] = {}
+
+    # --- refresh --------------------------------------------------------------------------
+    def refresh(self) -> int:
+        """Catch up with new replicas and regimes; returns the generation."""
+        self._index.catch_up()
+        position = self._index.position
+        if position == self._generation:
+            return position
+        with self._lock:
+            by_kind: dict[str, dict[str, dict[str, Any]]] = {k: {} for k in KINDS}
+            for replica in self._index.all(Replica):
+                by_kind.setdefault(replica.kind, {})[replica.resource_id] = replica.resource
+            self._by_kind = by_kind
+            self._regimes = [r for r in self._index.all(Regime) if r.status != "stopped"]
+            self._regime_by_id = {str(r.id): r for r in self._regimes}
+            self._routes = {}
+            self._generation = position
+        return position
+
+    @property
+    def generation(self) -> int:
+        return self._generation
+
+    # --- lookups --------------------------------------------------------------------------
+    def purchased_offering(self, product_id: str) -> dict[str, Any] | None:
+        return self._by_kind["purchasedOffering"].get(product_id)
+
+    def offering(self, offering_id: str | None) -> dict[str, Any] | None:
+        return self._by_kind["productOffering"].get(offering_id) if offering_id else None
+
+    def sla_type(self, sla_type_id: str | None) -> dict[str, Any] | None:
+        return self._by_kind["slaType"].get(sla_type_id) if sla_type_id else None
+
+    def regimes(self) -> list[Regime]:
+        return list(self._regimes)
+
+    def regime(self, regime_id: UUID | str) -> Regime | None:
+        return self._regime_by_id.get(str(regime_id))
+
+    def group_of(self, po: dict[str, Any]) -> str | None:
+        offering = self.offering(po.get("productOfferingId"))
+        return (offering or {}).get("offeringGroupId") or po.get("offeringGroupId")
+
+    def accounting(self, po: dict[str, Any]) -> str:
+        sla = self.sla_type(po.get("slaTypeId"))
+        return (sla or {}).get("maintenanceAccounting") or "excluded"
+
+    def watches(self, regime: Regime, po: dict[str, Any]) -> bool:
+        if regime.status != "active" or po.get("status") == "terminated":
+            return False
+        if regime.offering_id is not None:
+            if po.get("productOfferingId") != str(regime.offering_id):
+                return False
+        elif self.group_of(po) != str(regime.offering_group_id):
+            return False
+        if regime.sla_type_id is not None and po.get("slaTypeId") != str(regime.sla_type_id):
+            return False
+        return not (regime.customer_group is not None
+                    and po.get("customerGroup") != regime.customer_group)
+
+    def routes(self, product_id: str) -> list[str]:
+        """Ids of the active regimes watching a purchased offering (cached, shared)."""
+        cached = self._routes.get(product_id)
+        if cached is not None:
+            return cached
+        key = f"routes:{self._generation}:{product_id}"
+        raw = self._cache.get(key)
+        if raw is not None:
+            routes = json.loads(raw)
+        else:
+            po = self.purchased_offering(product_id)
+            routes = [str(r.id) for r in self._regimes if po and self.watches(r, po)]
+            self._cache.set(key, json.dumps(routes).encode(), ttl=3600)
+        self._routes[product_id] = routes
+        return routes
+
+    def members(self, regime: Regime) -> list[dict[str, Any]]:
+        return [po for po in self._by_kind["purchasedOffering"].values()
+                if self.watches(regime, po)]
+
+    # --- standards ------------------------------------------------------------------------
+    def level_for(self, po: dict[str, Any] | None, parameter: str, at: float,
+                  regime: Regime | None = None) -> Level | None:
+        """The standard in force at ``at`` for a purchased offering (or, with ``po`` None,
+        for the regime's scope): offering-scoped beats group-scoped, a standard naming the
+        SLA type beats one that names none."""
+        if po is not None:
+            offering_id = po.get("productOfferingId")
+            group_id = self.group_of(po)
+            sla_type_id = po.get("slaTypeId")
+        else:
+            assert regime is not None
+            offering_id = str(regime.offering_id) if regime.offering_id else None
+            group_id = str(regime.offering_group_id) if regime.offering_group_id else None
+            sla_type_id = str(regime.sla_type_id) if regime.sla_type_id else None
+        best: tuple[int, Level] | None = None
+        for standard in self._by_kind["thresholdStandard"].values():
+            if standard.get("productOfferingId") and standard["productOfferingId"] == offering_id:
+                rank = 2
+            elif standard.get("offeringGroupId") and standard["offeringGroupId"] == group_id:
+                rank = 0
+            else:
+                continue
+            version = _in_force(standard, at)
+            if version is None:
+                continue
+            if version.get("slaTypeId"):
+                if version["slaTypeId"] != sla_type_id:
+                    continue
+                rank += 1
+            parameter_doc = next((p for p in version["parameters"] if p["name"] == parameter),
+                                 None)
+            if parameter_doc is None:
+                continue
+            if best is None or rank > best[0]:
+                best = (rank, Level(standard["id"], version["version"], parameter_doc))
+        return best[1] if best else None
+
+    def parameters_for(self, regime: Regime, po: dict[str, Any], at: float) -> set[str]:
+        if regime.parameters:
+            return set(regime.parameters)
+        names: set[str] = set()
+        for standard in self._by_kind["thresholdStandard"].values():
+            version = _in_force(standard, at)
+            if version:
+                names.update(p["name"] for p in version["parameters"])
+        return names
+
+    # --- planned outages ------------------------------------------------------------------
+    def outages(self, product_id: str) -> list[Outage]:
+        found = []
+        for outage in self._by_kind["plannedOutage"].values():
+            if outage.get("status") != "agreed":
+                continue
+            if product_id not in (outage.get("affectedPurchasedOfferingIds") or []):
+                continue
+            window = outage.get("window") or {}
+            start, end = epoch(window.get("startDateTime")), epoch(window.get("endDateTime"))
+            if start is not None and end is not None:
+                found.append(Outage(start, end))
+        return found
+
+
+def _in_force(standard: dict[str, Any], at: float) -> dict[str, Any] | None:
+    """The approved version valid at ``at`` (the replica keeps every version)."""
+    for version in reversed(standard.get("versions") or []):
+        if version.get("lifecycleStatus") != "approved":
+            continue
+        valid = version.get("validFor") or {}
+        start, end = epoch(valid.get("startDateTime")), epoch(valid.get("endDateTime"))
+        if start is not None and start <= at and (end is None or at < end):
+            return version
+    return None

@@ -1,0 +1,650 @@
+"""The notification service's domain: notification lists, hub subscriptions, the alerts
+that arrive from monitoring, the decisions taken about them (grouping, inhibition,
+suppression), escalation, and one small aggregate per delivery.
+
+Pure Python plus ``eventsourcing``: no web framework, no broker, no network. The rules
+(topic matching, severity floor, grouping, inhibition, suppression, backoff) are plain
+functions so they are unit-tested without a store.
+
+Every aggregate stays small: a delivery is its own aggregate (a handful of events: created,
+attempts, outcome), a decision about one event for one list is its own aggregate, an
+incident (one upstream alert) ends when it clears. Only an alert group grows with the
+alerts it batches; it is snapshotted (see the application).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import random
+import uuid
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.domain import Aggregate, event
+
+# --- errors -------------------------------------------------------------------------------
+
+
+class DomainError(Exception):
+    """Base class of every refusal by the domain model."""
+
+
+class InvalidValue(DomainError):
+    """One or more values are invalid; ``errors`` maps API field paths to messages."""
+
+    def __init__(self, errors: Mapping[str, list[str]]) -> None:
+        self.errors: dict[str, list[str]] = {k: list(v) for k, v in errors.items()}
+        super().__init__("; ".join(f"{k}: {' '.join(v)}" for k, v in self.errors.items()))
+
+
+class InvalidTransition(DomainError):
+    """The command is well formed but not allowed in the aggregate's current state."""
+
+
+# --- constants ----------------------------------------------------------------------------
+
+SEVERITIES = ("info", "warning", "minor", "major", "critical")
+CHANNELS = ("email", "webhook")
+LIST_KINDS = ("internal", "customer")
+GROUP_LABELS = ("eventType", "parameter", "offeringGroupId", "offeringId", "customerId",
+                "scopeId", "regimeId", "alertId")
+FILTER_LABELS = ("eventType", "severity", "offeringGroupId", "offeringId", "customerId",
+                 "scopeId", "parameter", "level", "change")
+ESCALATING = ("major", "critical")
+DELIVERY_ACTIVE = ("pending", "sending", "retrying")
+
+NAMESPACE = "urn:sla-suite:notification"
+
+
+def stable_id(kind: str, *parts: object) -> UUID:
+    """A deterministic aggregate id, so the same fact always lands on the same aggregate."""
+    return uuid.uuid5(uuid.NAMESPACE_URL, f"{NAMESPACE}:{kind}:" + ":".join(map(str, parts)))
+
+
+def severity_rank(severity: str) -> int:
+    return SEVERITIES.index(severity) if severity in SEVERITIES else 0
+
+
+def lower_camel(name: str) -> str:
+    """``ThresholdCrossingEvent`` -> ``thresholdCrossingEvent`` (TMF688 listener path)."""
+    return name[:1].lower() + name[1:] if name else name
+
+
+# --- alerts: what an upstream event means here -------------------------------------------
+
+def severity_of(event_type: str, level: str | None, raw_severity: str | None = None) -> str:
+    """One severity scale for every upstream event (pinned here, documented in README).
+
+    crossing warning -> warning; breached -> major; cleared -> info;
+    burn-rate page -> critical; ticket -> minor; planned outage notices -> info.
+    """
+    if event_type == "ThresholdCrossingEvent":
+        return {"warning": "warning", "breached": "major"}.get(level or "", "info")
+    if event_type == "BurnRateAlertEvent":
+        if level == "resolved":
+            return "info"
+        return {"page": "critical", "ticket": "minor"}.get(raw_severity or "", "minor")
+    return "info"
+
+
+def series_key(labels: Mapping[str, Any]) -> str:
+    """What makes two alerts "the same thing": regime, parameter and scope."""
+    return ":".join(str(labels.get(k) or "") for k in
+                    ("eventType", "regimeId", "parameter", "scopeType", "scopeId"))
+
+
+# --- topics and filters -------------------------------------------------------------------
+
+def _wanted(values: Iterable[str] | None, actual: Any) -> bool:
+    values = [v for v in (values or []) if v]
+    return not values or (actual is not None and str(actual) in values)
+
+
+def topic_matches(topic: Mapping[str, Any], labels: Mapping[str, Any],
+                  ignore_floor: bool = False) -> bool:
+    """One topic of a list: event types (shell wildcards), a severity floor, and
+    filters on offering group, offering and customer (empty filter: any)."""
+    patterns = topic.get("eventTypes") or ["*"]
+    if not any(fnmatch.fnmatchcase(str(labels.get("eventType", "")), p) for p in patterns):
+        return False
+    if not ignore_floor and severity_rank(str(labels.get("severity"))) < severity_rank(
+            str(topic.get("minSeverity") or "info")):
+        return False
+    return (_wanted(topic.get("offeringGroupIds"), labels.get("offeringGroupId"))
+            and _wanted(topic.get("offeringIds"), labels.get("offeringId"))
+            and _wanted(topic.get("customerIds"), labels.get("customerId")))
+
+
+def serves(customer_ids: Iterable[str], offering_group_ids: Iterable[str],
+           labels: Mapping[str, Any]) -> bool:
+    """Whether a list serves the customer or offering group an alert concerns (a list
+    that names neither serves everything: an internal list such as the NOC)."""
+    customers, groups = [c for c in customer_ids if c], [g for g in offering_group_ids if g]
+    if not customers and not groups:
+        return True
+    return (bool(customers) and str(labels.get("customerId")) in customers) or (
+        bool(groups) and str(labels.get("offeringGroupId")) in groups)
+
+
+def list_matches(nlist: NotificationList, labels: Mapping[str, Any],
+                 ignore_floor: bool = False) -> bool:
+    if nlist.status != "active":
+        return False
+    if not serves(nlist.customer_ids, nlist.offering_group_ids, labels):
+        return False
+    return any(topic_matches(t, labels, ignore_floor) for t in nlist.topics)
+
+
+def parse_hub_query(query: str | None) -> dict[str, list[str]]:
+    """A TMF hub query ``eventType=A,B&offeringGroupId=G&severity=major`` as filters.
+
+    ``severity`` is a floor; other labels match any of the listed values; ``eventType``
+    values may use shell wildcards. Raises ``ValueError`` for a malformed query.
+    """
+    filters: dict[str, list[str]] = {}
+    if not query:
+        return filters
+    for part in query.split("&"):
+        if not part.strip():
+            continue
+        key, sep, value = part.partition("=")
+        key = key.strip()
+        if key.endswith(".eq"):
+            key = key[:-3]
+        if not sep or not value.strip():
+            raise ValueError(f"{part!r} is not attribute=value")
+        if key not in FILTER_LABELS:
+            raise ValueError(f"cannot filter on {key!r}; use {', '.join(FILTER_LABELS)}")
+        values = [v.strip() for v in value.split(",") if v.strip()]
+        if key == "severity" and any(v not in SEVERITIES for v in values):
+            raise ValueError(f"severity must be one of {', '.join(SEVERITIES)}")
+        filters.setdefault(key, []).extend(values)
+    return filters
+
+
+def hub_matches(filters: Mapping[str, list[str]], labels: Mapping[str, Any]) -> bool:
+    for key, values in filters.items():
+        actual = labels.get(key)
+        if key == "severity":
+            if severity_rank(str(actual)) < min(severity_rank(v) for v in values):
+                return False
+        elif key == "eventType":
+            if not any(fnmatch.fnmatchcase(str(actual or ""), v) for v in values):
+                return False
+        elif actual is None or str(actual) not in values:
+            return False
+    return True
+
+
+# --- grouping, inhibition, suppression, backoff ------------------------------------------
+
+def group_key(group_by: Iterable[str], labels: Mapping[str, Any]) -> str:
+    """The Alertmanager-style group an alert joins on one list."""
+    return "|".join(f"{k}={labels.get(k) or ''}" for k in sorted(group_by)) or "all"
+
+
+def next_flush(now: datetime, pending_flush_at: datetime | None,
+               last_flush_at: datetime | None, group_wait: float,
+               group_interval: float) -> tuple[datetime, str]:
+    """When a group with a new alert is flushed, and the decision to record.
+
+    - a flush is already planned: the alert rides along ("grouped");
+    - the group never sent, or its last message is older than ``group_interval``: wait
+      ``group_wait`` for companions ("queued");
+    - otherwise it waits for the end of the group interval ("grouped").
+    """
+    if pending_flush_at is not None:
+        return pending_flush_at, "grouped"
+    if last_flush_at is None or now >= last_flush_at + timedelta(seconds=group_interval):
+        return now + timedelta(seconds=group_wait), "queued"
+    return last_flush_at + timedelta(seconds=group_interval), "grouped"
+
+
+def inhibiting(labels: Mapping[str, Any], open_breaches: Iterable[Mapping[str, Any]]
+               ) -> str | None:
+    """The alert id of an open breach that silences this warning (same series), if any."""
+    if labels.get("level") != "warning":
+        return None
+    key = series_key(labels)
+    for breach in open_breaches:
+        if series_key(breach) == key:
+            return str(breach.get("alertId"))
+    return None
+
+
+def _parse(text: Any) -> datetime | None:
+    if isinstance(text, datetime):
+        return text
+    if not text:
+        return None
+    try:
+        return datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def suppressing(labels: Mapping[str, Any], at: datetime,
+                outages: Iterable[Mapping[str, Any]]) -> str | None:
+    """The agreed planned outage whose window and scope cover the alert, if any.
+
+    An outage covers an alert when it is agreed, ``at`` falls in its window, and the
+    alert's offering group is the outage's, or its purchased offering is affected.
+    """
+    for outage in outages:
+        if outage.get("status") not in ("agreed", "rescheduled"):
+            continue
+        start, end = _parse(outage.get("start")), _parse(outage.get("end"))
+        if start is None or end is None or not start <= at < end:
+            continue
+        group = outage.get("offeringGroupId")
+        affected = outage.get("affectedPurchasedOfferingIds") or []
+        if (group and str(labels.get("offeringGroupId")) == str(group)) or (
+                labels.get("scopeType") == "purchasedOffering"
+                and str(labels.get("scopeId")) in affected):
+            return str(outage.get("id"))
+    return None
+
+
+def backoff_delay(attempt: int, base: float, cap: float,
+                  rng: random.Random | None = None) -> float:
+    """Seconds before retry number ``attempt`` (1-based): exponential with full jitter
+    in its upper half, never above ``cap``: ``uniform(d/2, d)`` with ``d = min(cap,
+    base * 2**(attempt-1))``."""
+    ceiling = min(cap, base * (2 ** max(0, attempt - 1)))
+    return (rng or random).uniform(ceiling / 2, ceiling)
+
+
+# --- aggregates ---------------------------------------------------------------------------
+
+class NotificationList(Aggregate):
+    """A notification list: who gets told about what, and how noisily."""
+
+    @event("Created")
+    def __init__(self, name: str, purpose: str | None, owner: str | None, kind: str,
+                 customer_ids: list[str], offering_group_ids: list[str],
+                 topics: list[dict[str, Any]], settings: dict[str, Any],
+                 members: list[dict[str, Any]]) -> None:
+        self.name, self.purpose, self.owner, self.kind = name, purpose, owner, kind
+        self.customer_ids, self.offering_group_ids = list(customer_ids), list(offering_group_ids)
+        self.topics = [dict(t) for t in topics]
+        self.settings = dict(settings)
+        self.members = [dict(m) for m in members]
+        self.status = "active"
+
+    @property
+    def group_wait(self) -> float:
+        return float(self.settings.get("groupWait", 30))
+
+    @property
+    def group_interval(self) -> float:
+        return float(self.settings.get("groupInterval", 300))
+
+    @property
+    def repeat_interval(self) -> float:
+        return float(self.settings.get("repeatInterval", 14400))
+
+    @property
+    def group_by(self) -> list[str]:
+        return list(self.settings.get("groupBy") or ["offeringGroupId"])
+
+    @property
+    def escalation(self) -> dict[str, Any] | None:
+        return self.settings.get("escalation")
+
+    def member(self, member_id: str) -> dict[str, Any] | None:
+        return next((m for m in self.members if m["id"] == member_id), None)
+
+    def update(self, **changes: Any) -> None:
+        if self.status != "active":
+            raise InvalidTransition(f"notification list {self.id} is deleted")
+        changed = {k: v for k, v in changes.items() if getattr(self, k, None) != v}
+        if changed:
+            self._updated(changes=changed)
+
+    @event("Updated")
+    def _updated(self, changes: dict[str, Any]) -> None:
+        for key, value in changes.items():
+            setattr(self, key, value)
+
+    def add_member(self, member: dict[str, Any]) -> None:
+        if self.status != "active":
+            raise InvalidTransition(f"notification list {self.id} is deleted")
+        self._member_added(member=dict(member))
+
+    @event("MemberAdded")
+    def _member_added(self, member: dict[str, Any]) -> None:
+        self.members.append(member)
+
+    def remove_member(self, member_id: str) -> None:
+        if self.member(member_id) is None:
+            raise KeyError(member_id)
+        self._member_removed(member_id=member_id)
+
+    @event("MemberRemoved")
+    def _member_removed(self, member_id: str) -> None:
+        self.members = [m for m in self.members if m["id"] != member_id]
+
+    def delete(self) -> None:
+        if self.status != "active":
+            raise InvalidTransition(f"notification list {self.id} is already deleted")
+        self._deleted()
+
+    @event("Deleted")
+    def _deleted(self) -> None:
+        self.status = "deleted"
+
+
+class HubSubscription(Aggregate):
+    """A TMF hub registration: events matching ``query`` go to ``{callback}/listener/..``."""
+
+    @event("Registered")
+    def __init__(self, callback: str, query: str | None, salt: str) -> None:
+        self.callback, self.query, self.salt = callback, query, salt
+        self.status = "active"
+
+    @property
+    def filters(self) -> dict[str, list[str]]:
+        return parse_hub_query(self.query)
+
+    def remove(self) -> None:
+        if self.status != "active":
+            raise InvalidTransition(f"hub subscription {self.id} is already removed")
+        self._removed()
+
+    @event("Removed")
+    def _removed(self) -> None:
+        self.status = "removed"
+
+
+class ScopeEntry(Aggregate):
+    """What the registry told us about a purchased or product offering: its offering
+    group, offering and customer (so crossings on a purchased offering can be routed)."""
+
+    @staticmethod
+    def create_id(scope_type: str, scope_id: str) -> UUID:
+        return stable_id("scope", scope_type, scope_id)
+
+    @event("Recorded")
+    def __init__(self, scope_type: str, scope_id: str, facts: dict[str, Any]) -> None:
+        self.scope_type, self.scope_id, self.facts = scope_type, scope_id, dict(facts)
+
+    def record(self, facts: dict[str, Any]) -> None:
+        if facts != self.facts:
+            self._changed(facts=dict(facts))
+
+    @event("Changed")
+    def _changed(self, facts: dict[str, Any]) -> None:
+        self.facts = facts
+
+
+class OutageWindow(Aggregate):
+    """A planned outage as negotiated elsewhere: suppresses alerts in its scope."""
+
+    @staticmethod
+    def create_id(outage_id: str) -> UUID:
+        return stable_id("outage", outage_id)
+
+    @event("Recorded")
+    def __init__(self, outage_id: str, facts: dict[str, Any]) -> None:
+        self.outage_id, self.facts = outage_id, dict(facts)
+
+    def record(self, facts: dict[str, Any]) -> None:
+        if facts != self.facts:
+            self._changed(facts=dict(facts))
+
+    @event("Changed")
+    def _changed(self, facts: dict[str, Any]) -> None:
+        self.facts = facts
+
+
+class Incident(Aggregate):
+    """One upstream alert (a crossing or a burn alert) while it lasts: its latest labels,
+    acknowledgement, and the escalation clocks of the lists that were told about it."""
+
+    @staticmethod
+    def create_id(alert_id: str) -> UUID:
+        return stable_id("incident", alert_id)
+
+    @event("Opened")
+    def __init__(self, alert_id: str, labels: dict[str, Any]) -> None:
+        self.alert_id, self.labels = alert_id, dict(labels)
+        self.open = labels.get("level") not in ("cleared", "resolved")
+        self.acknowledged_by: str | None = None
+        self.acknowledged_at: datetime | None = None
+        self.escalations: dict[str, dict[str, Any]] = {}
+        self.notified_lists: list[str] = []
+
+    @property
+    def breached(self) -> bool:
+        return self.open and self.labels.get("severity") in ESCALATING
+
+    def change(self, labels: dict[str, Any]) -> None:
+        self._changed(labels=dict(labels))
+
+    @event("Changed")
+    def _changed(self, labels: dict[str, Any]) -> None:
+        self.labels = labels
+        if labels.get("level") in ("cleared", "resolved"):
+            self.open = False
+            self.escalations = {}
+
+    def acknowledge(self, by: str, at: datetime) -> bool:
+        """False when already acknowledged (nothing recorded)."""
+        if self.acknowledged_by is not None:
+            return False
+        self._acknowledged(by=by, at=at)
+        return True
+
+    @event("Acknowledged")
+    def _acknowledged(self, by: str, at: datetime) -> None:
+        self.acknowledged_by, self.acknowledged_at = by, at
+        self.escalations = {}
+
+    def mark_notified(self, list_id: str) -> None:
+        if list_id not in self.notified_lists:
+            self._notified(list_id=list_id)
+
+    @event("Notified")
+    def _notified(self, list_id: str) -> None:
+        self.notified_lists = [*self.notified_lists, list_id]
+
+    def schedule_escalation(self, from_list: str, to_list: str, due_at: datetime,
+                            tier: int) -> None:
+        if self.acknowledged_by is not None or not self.breached or from_list in self.escalations:
+            return
+        self._escalation_scheduled(from_list=from_list, to_list=to_list, due_at=due_at,
+                                   tier=tier)
+
+    @event("EscalationScheduled")
+    def _escalation_scheduled(self, from_list: str, to_list: str, due_at: datetime,
+                              tier: int) -> None:
+        self.escalations = {**self.escalations, from_list: {
+            "toList": to_list, "dueAt": due_at, "tier": tier}}
+
+    def escalate(self, from_list: str, at: datetime) -> dict[str, Any]:
+        pending = self.escalations.get(from_list)
+        if pending is None:
+            raise InvalidTransition(f"no escalation pending from list {from_list}")
+        self._escalated(from_list=from_list, to_list=pending["toList"], tier=pending["tier"],
+                        at=at)
+        return pending
+
+    @event("Escalated")
+    def _escalated(self, from_list: str, to_list: str, tier: int, at: datetime) -> None:
+        self.escalations = {k: v for k, v in self.escalations.items() if k != from_list}
+
+
+class Decision(Aggregate):
+    """Why one upstream event did or did not become a message on one list or hub
+    subscription: queued, grouped, inhibited, suppressed, sent (hub), escalated."""
+
+    @staticmethod
+    def create_id(event_id: str, target_id: str) -> UUID:
+        return stable_id("decision", event_id, target_id)
+
+    @event("Taken")
+    def __init__(self, event_id: str, target_id: str, target_kind: str, alert_id: str | None,
+                 decision: str, reason: str, correlation_id: str | None,
+                 labels: dict[str, Any], at: datetime, group_id: str | None = None) -> None:
+        self.event_id, self.target_id, self.target_kind = event_id, target_id, target_kind
+        self.alert_id, self.decision, self.reason = alert_id, decision, reason
+        self.correlation_id, self.labels, self.at = correlation_id, dict(labels), at
+        self.group_id = group_id
+
+
+class AlertGroup(Aggregate):
+    """Alertmanager-style batching on one list: alerts wait for the group's next flush."""
+
+    @staticmethod
+    def create_id(list_id: str, key: str) -> UUID:
+        return stable_id("group", list_id, key)
+
+    @event("Started")
+    def __init__(self, list_id: str, key: str) -> None:
+        self.list_id, self.key = list_id, key
+        self.pending: list[dict[str, Any]] = []
+        self.firing: dict[str, dict[str, Any]] = {}
+        self.flush_at: datetime | None = None
+        self.last_flush_at: datetime | None = None
+        self.repeat_at: datetime | None = None
+        self.flushes = 0
+
+    def queue(self, alert: dict[str, Any], flush_at: datetime) -> None:
+        self._queued(alert=dict(alert), flush_at=flush_at)
+
+    @event("Queued")
+    def _queued(self, alert: dict[str, Any], flush_at: datetime) -> None:
+        inhibited = alert.get("level") == "breached"
+        pending = [a for a in self.pending if not (
+            a.get("alertId") == alert.get("alertId")
+            or (inhibited and a.get("level") == "warning"
+                and series_key(a) == series_key(alert)))]
+        self.pending = [*pending, alert]
+        self.flush_at = flush_at
+
+    def flush(self, at: datetime, reason: str, repeat_interval: float,
+              acknowledged: Iterable[str] = ()) -> list[dict[str, Any]]:
+        """The alerts of this message, and the group's state after it."""
+        if reason == "repeat":
+            acked = set(acknowledged)
+            alerts = [a for a in self.firing.values() if a.get("alertId") not in acked]
+        else:
+            alerts = list(self.pending)
+        self._flushed(at=at, reason=reason, alert_ids=[a.get("alertId") for a in alerts],
+                      repeat_interval=repeat_interval)
+        return alerts
+
+    @event("Flushed")
+    def _flushed(self, at: datetime, reason: str, alert_ids: list[str],
+                 repeat_interval: float) -> None:
+        firing = dict(self.firing)
+        for alert in self.pending:
+            if alert.get("level") in ("cleared", "resolved"):
+                firing.pop(alert.get("alertId"), None)
+            elif alert.get("severity") != "info":
+                firing[alert.get("alertId")] = alert
+        self.firing = firing
+        self.pending = [] if reason != "repeat" else self.pending
+        self.flush_at = None if reason != "repeat" else self.flush_at
+        self.last_flush_at = at
+        self.repeat_at = at + timedelta(seconds=repeat_interval) if firing else None
+        self.flushes += 1
+
+    def stop_repeating(self) -> None:
+        if self.repeat_at is not None:
+            self._repeat_stopped()
+
+    @event("RepeatStopped")
+    def _repeat_stopped(self) -> None:
+        self.repeat_at = None
+
+
+class Delivery(Aggregate):
+    """One message to one recipient, and every attempt to hand it over."""
+
+    @staticmethod
+    def create_id(message_id: str, recipient: str) -> UUID:
+        return stable_id("delivery", message_id, recipient)
+
+    @event("Created")
+    def __init__(self, message_id: str, channel: str, address: str, recipient: str,
+                 target_kind: str, target_id: str, member_id: str | None,
+                 event_ids: list[str], alert_ids: list[str], correlation_ids: list[str],
+                 event_type: str, reason: str, content: dict[str, Any], max_attempts: int,
+                 due_at: datetime) -> None:
+        self.message_id, self.channel, self.address = message_id, channel, address
+        self.recipient, self.target_kind, self.target_id = recipient, target_kind, target_id
+        self.member_id = member_id
+        self.event_ids, self.alert_ids = list(event_ids), list(alert_ids)
+        self.correlation_ids = list(correlation_ids)
+        self.event_type, self.reason, self.content = event_type, reason, dict(content)
+        self.max_attempts = max_attempts
+        self.status = "pending"
+        self.attempts: list[dict[str, Any]] = []
+        self.next_attempt_at: datetime | None = due_at
+        self.delivered_at: datetime | None = None
+        self.last_error: str | None = None
+        self.created_at = due_at
+
+    @property
+    def active(self) -> bool:
+        return self.status in DELIVERY_ACTIVE
+
+    def start_attempt(self, at: datetime, worker: str) -> int:
+        if not self.active:
+            raise InvalidTransition(f"delivery {self.id} is {self.status}")
+        number = len(self.attempts) + 1
+        self._attempt_started(number=number, at=at, worker=worker)
+        return number
+
+    @event("AttemptStarted")
+    def _attempt_started(self, number: int, at: datetime, worker: str) -> None:
+        self.attempts = [*self.attempts, {"number": number, "startedAt": at,
+                                          "worker": worker, "outcome": None}]
+        self.status = "sending"
+
+    def _finish(self, outcome: str, at: datetime, detail: str | None) -> list[dict[str, Any]]:
+        attempts = [dict(a) for a in self.attempts]
+        if attempts:
+            attempts[-1].update({"outcome": outcome, "finishedAt": at, "detail": detail})
+        return attempts
+
+    def succeed(self, at: datetime, detail: str | None) -> None:
+        self._succeeded(at=at, detail=detail)
+
+    @event("Delivered")
+    def _succeeded(self, at: datetime, detail: str | None) -> None:
+        self.attempts = self._finish("delivered", at, detail)
+        self.status, self.delivered_at, self.next_attempt_at = "delivered", at, None
+
+    def fail(self, at: datetime, error: str, retry_in: float | None) -> None:
+        """A failed attempt: retried after ``retry_in`` seconds, or given up (dead letter)
+        when the attempts are used up or ``retry_in`` is None (permanent failure)."""
+        if retry_in is None or len(self.attempts) >= self.max_attempts:
+            self._failed(at=at, error=error)
+        else:
+            self._attempt_failed(at=at, error=error,
+                                 retry_at=at + timedelta(seconds=retry_in))
+
+    @event("AttemptFailed")
+    def _attempt_failed(self, at: datetime, error: str, retry_at: datetime) -> None:
+        self.attempts = self._finish("failed", at, error)
+        self.status, self.next_attempt_at, self.last_error = "retrying", retry_at, error
+
+    @event("Failed")
+    def _failed(self, at: datetime, error: str) -> None:
+        self.attempts = self._finish("failed", at, error)
+        self.status, self.next_attempt_at, self.last_error = "failed", None, error
+
+    def retry(self, by: str, at: datetime) -> None:
+        if self.status != "failed":
+            raise InvalidTransition(f"only a failed delivery can be retried; this one is "
+                                    f"{self.status}")
+        self._requeued(by=by, at=at)
+
+    @event("Requeued")
+    def _requeued(self, by: str, at: datetime) -> None:
+        self.status, self.next_attempt_at = "pending", at
+        self.max_attempts = len(self.attempts) + max(1, self.max_attempts)

@@ -1,0 +1,166 @@
+"""Bus entrypoint of the notification service: the alerts it consumes (crossings, burn
+alerts, planned outages), the registry facts it keeps to route them (which offering group
+and customer a purchased offering belongs to), and what it publishes (delivery outcomes,
+escalations and acknowledgements)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from eventsourcing.domain import DomainEventProtocol
+
+from services.notification import resources
+from services.notification.application import NotificationService
+from services.notification.domain import Delivery, Incident, OutageWindow, severity_of
+from shared.bus.envelope import Envelope
+from shared.bus.inbox import Handler, Rejected
+from shared.bus.outbox import Publication
+from shared.bus.topology import SLA_EVENTS, Binding
+
+SERVICE = "notification"
+
+BINDINGS = (
+    Binding(SLA_EVENTS, "monitoring.crossing.*"),
+    Binding(SLA_EVENTS, "monitoring.burn-alert.*"),
+    Binding(SLA_EVENTS, "outage-negotiation.planned-outage.*"),
+    Binding(SLA_EVENTS, "threshold-registry.purchased-offering.*"),
+    Binding(SLA_EVENTS, "threshold-registry.product-offering.*"),
+)
+
+
+# --- outbound -----------------------------------------------------------------------------
+DELIVERY_CHANGES = {"Delivered": "delivered", "Failed": "failed", "Requeued": "requeued"}
+INCIDENT_CHANGES = {"Escalated": "escalated", "Acknowledged": "acknowledged"}
+
+
+def describer(app: NotificationService) -> Any:
+    """Delivery outcomes and escalation changes; everything else stays inside."""
+
+    def describe(event: DomainEventProtocol) -> Publication | None:
+        name = type(event).__name__
+        if isinstance(event, Delivery.Event) and name in DELIVERY_CHANGES:
+            d = app.repository.get(event.originator_id, version=event.originator_version)
+            change = DELIVERY_CHANGES[name]
+            return Publication(f"{SERVICE}.delivery.{change}", "NotificationDeliveryChangeEvent",
+                               {"change": change, "delivery": resources.delivery_summary(d)})
+        if isinstance(event, Incident.Event) and name in INCIDENT_CHANGES:
+            incident = app.repository.get(event.originator_id,
+                                          version=event.originator_version)
+            change = INCIDENT_CHANGES[name]
+            state = vars(event)
+            body: dict[str, Any] = {"change": change,
+                                    "incident": resources.incident_summary(incident)}
+            if change == "escalated":
+                body["escalation"] = {"fromListId": state["from_list"],
+                                      "toListId": state["to_list"], "tier": state["tier"]}
+            return Publication(f"{SERVICE}.incident.{change}", "EscalationChangeEvent", body)
+        return None
+
+    return describe
+
+
+# --- inbound ------------------------------------------------------------------------------
+def _base(envelope: Envelope, alert: dict[str, Any]) -> dict[str, Any]:
+    scope = alert.get("scope") or {}
+    return {
+        "eventId": envelope.event_id,
+        "eventType": envelope.event_type,
+        "change": envelope.event.get("change"),
+        "correlationId": envelope.correlation_id,
+        "alertId": str(alert.get("id")),
+        "regimeId": alert.get("regimeId"),
+        "parameter": alert.get("parameter"),
+        "scopeType": scope.get("type"),
+        "scopeId": scope.get("id"),
+        "standardId": alert.get("standardId"),
+        "since": alert.get("raisedAt") or envelope.event_time,
+    }
+
+
+def crossing_labels(envelope: Envelope) -> dict[str, Any]:
+    crossing = envelope.event["crossing"]
+    level = "cleared" if envelope.event.get("change") == "cleared" else crossing["level"]
+    window = crossing.get("window") or {}
+    return {**_base(envelope, crossing), "level": level,
+            "severity": severity_of(envelope.event_type, level),
+            "measuredValue": crossing.get("measuredValue"),
+            "conformanceTarget": crossing.get("conformanceTarget"),
+            "thresholdTarget": crossing.get("thresholdTarget"),
+            "comparator": crossing.get("comparator"),
+            "windowStart": window.get("startDateTime"), "windowEnd": window.get("endDateTime"),
+            "planned": bool(crossing.get("planned"))}
+
+
+def burn_labels(envelope: Envelope) -> dict[str, Any]:
+    alert = envelope.event["burnAlert"]
+    level = "resolved" if envelope.event.get("change") == "resolved" else alert["severity"]
+    return {**_base(envelope, alert), "level": level,
+            "severity": severity_of(envelope.event_type, level, alert.get("severity")),
+            "burnRate": alert.get("burnRate"), "longWindow": alert.get("longWindow"),
+            "shortWindow": alert.get("shortWindow"),
+            "remainingBudget": alert.get("remainingBudget"),
+            "projectedExhaustion": alert.get("projectedExhaustion")}
+
+
+def handle_crossing(app: NotificationService, envelope: Envelope) -> None:
+    app.route(crossing_labels(envelope), envelope.to_dict())
+
+
+def handle_burn_alert(app: NotificationService, envelope: Envelope) -> None:
+    app.route(burn_labels(envelope), envelope.to_dict())
+
+
+def handle_planned_outage(app: NotificationService, envelope: Envelope) -> None:
+    outage = envelope.event["plannedOutage"]
+    change = str(envelope.event.get("change"))
+    window = outage.get("window") or {}
+    facts = {"status": "cancelled" if change == "cancelled" else str(outage.get("status")),
+             "start": window.get("startDateTime"), "end": window.get("endDateTime"),
+             "offeringGroupId": outage.get("offeringGroupId"),
+             "affectedPurchasedOfferingIds": list(outage.get("affectedPurchasedOfferingIds")
+                                                  or []),
+             "reason": outage.get("reason"), "version": outage.get("version")}
+    record = app._find(OutageWindow.create_id(str(outage["id"])))  # noqa: SLF001
+    if record is None:
+        record = OutageWindow(outage_id=str(outage["id"]), facts=facts)
+    else:
+        record.record(facts)
+    labels = {"eventId": envelope.event_id, "eventType": envelope.event_type,
+              "change": change, "correlationId": envelope.correlation_id,
+              "alertId": f"{outage['id']}:{outage.get('version')}:{change}",
+              "level": change, "severity": "info", "scopeType": "offeringGroup",
+              "scopeId": outage.get("offeringGroupId"),
+              "offeringGroupId": outage.get("offeringGroupId"),
+              "summary": outage.get("reason"), "windowStart": window.get("startDateTime"),
+              "windowEnd": window.get("endDateTime"), "since": envelope.event_time,
+              "detailsUrl": outage.get("href")}
+    app.route(labels, envelope.to_dict(), extra=[record])
+
+
+def handle_purchased_offering(app: NotificationService, envelope: Envelope) -> None:
+    item = envelope.event.get("purchasedOffering") or {}
+    if not item.get("id"):
+        raise Rejected("the event carries no purchased offering id")
+    app.record_scope("purchasedOffering", str(item["id"]), {
+        "offeringGroupId": item.get("offeringGroupId"),
+        "offeringId": item.get("productOfferingId"),
+        "customerId": item.get("customerId")})
+
+
+def handle_product_offering(app: NotificationService, envelope: Envelope) -> None:
+    offering = envelope.event.get("productOffering") or {}
+    if not offering.get("id"):
+        raise Rejected("the event carries no product offering id")
+    app.record_scope("productOffering", str(offering["id"]), {
+        "offeringGroupId": offering.get("offeringGroupId"),
+        "offeringId": str(offering["id"])})
+
+
+def handlers(app: NotificationService) -> dict[str, Handler]:
+    return {
+        "ThresholdCrossingEvent": lambda e: handle_crossing(app, e),
+        "BurnRateAlertEvent": lambda e: handle_burn_alert(app, e),
+        "PlannedOutageChangeEvent": lambda e: handle_planned_outage(app, e),
+        "PurchasedOfferingChangeEvent": lambda e: handle_purchased_offering(app, e),
+        "ProductOfferingChangeEvent": lambda e: handle_product_offering(app, e),
+    }

@@ -1,0 +1,268 @@
+"""marshmallow schemas of the notification API (the OpenAPI document is built from them)."""
+
+from __future__ import annotations
+
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+
+from services.notification.domain import (
+    CHANNELS,
+    FILTER_LABELS,
+    GROUP_LABELS,
+    LIST_KINDS,
+    SEVERITIES,
+)
+
+NAME = validate.Length(min=1, max=200)
+IDS = fields.List(fields.String(validate=validate.Length(min=1, max=200)),
+                  validate=validate.Length(max=500))
+WEEK = 7 * 86400
+EVENT_PATTERN = validate.Regexp(r"^[A-Za-z*?\[\]]{1,100}$",
+                                error="an event type such as ThresholdCrossingEvent, "
+                                      "wildcards * and ? allowed")
+
+
+class Strict(Schema):
+    """Unknown fields are refused with a 400 naming them (marshmallow's default RAISE)."""
+
+
+class Resource(Schema):
+    id = fields.String(dump_only=True)
+    href = fields.String(dump_only=True)
+    type_ = fields.String(data_key="@type", dump_only=True)
+    version = fields.Integer(dump_only=True, metadata={"description": "aggregate version; "
+                                                                      "also the ETag"})
+
+
+class Topic(Strict):
+    eventTypes = fields.List(fields.String(validate=EVENT_PATTERN), load_default=lambda: ["*"],
+                             validate=validate.Length(min=1, max=20), metadata={
+                                 "description": "event types, shell wildcards allowed"})
+    minSeverity = fields.String(load_default="info", validate=validate.OneOf(SEVERITIES),
+                                metadata={"description": "severity floor: " +
+                                          " < ".join(SEVERITIES)})
+    offeringGroupIds = IDS
+    offeringIds = IDS
+    customerIds = IDS
+
+
+class Escalation(Strict):
+    nextListId = fields.UUID(required=True)
+    delay = fields.Float(required=True, validate=validate.Range(min=0, max=WEEK), metadata={
+        "description": "seconds without acknowledgement before the next list is told"})
+
+
+class MemberCreate(Strict):
+    name = fields.String(required=True, validate=NAME)
+    channel = fields.String(required=True, validate=validate.OneOf(CHANNELS))
+    address = fields.String(required=True, validate=validate.Length(min=3, max=2000),
+                            metadata={"description": "e-mail address, or webhook URL"})
+    locale = fields.String(load_default="en", validate=validate.Regexp(
+        r"^[a-z]{2}(-[A-Z]{2})?$", error="a locale such as en or fr-FR"))
+
+    @validates_schema
+    def _address(self, data: dict, **_: object) -> None:
+        if data.get("channel") == "email":
+            try:
+                fields.Email().deserialize(data.get("address"))
+            except ValidationError:
+                raise ValidationError("not a valid e-mail address", "address") from None
+        elif data.get("channel") == "webhook":
+            try:
+                fields.Url(require_tld=False, schemes={"http", "https"}).deserialize(
+                    data.get("address"))
+            except ValidationError:
+                raise ValidationError("not a valid http(s) URL", "address") from None
+
+
+class Member(Schema):
+    id = fields.String()
+    name = fields.String()
+    channel = fields.String()
+    address = fields.String()
+    locale = fields.String()
+    secret = fields.String(metadata={"description": "webhook signing secret; returned once, "
+                                                    "at creation"})
+
+
+class NoiseSettings(Strict):
+    groupBy = fields.List(fields.String(validate=validate.OneOf(GROUP_LABELS)),
+                          validate=validate.Length(max=len(GROUP_LABELS)))
+    groupWait = fields.Float(validate=validate.Range(min=0, max=WEEK),
+                             metadata={"description": "seconds (default 30)"})
+    groupInterval = fields.Float(validate=validate.Range(min=0, max=WEEK),
+                                 metadata={"description": "seconds (default 300)"})
+    repeatInterval = fields.Float(validate=validate.Range(min=1, max=30 * 86400),
+                                  metadata={"description": "seconds (default 14400)"})
+    escalation = fields.Nested(Escalation, allow_none=True)
+
+
+class NotificationListCreate(NoiseSettings):
+    name = fields.String(required=True, validate=NAME)
+    purpose = fields.String(allow_none=True, validate=validate.Length(max=2000))
+    owner = fields.String(allow_none=True, validate=validate.Length(max=200))
+    kind = fields.String(load_default="internal", validate=validate.OneOf(LIST_KINDS))
+    customerIds = IDS
+    offeringGroupIds = IDS
+    topics = fields.List(fields.Nested(Topic), required=True,
+                         validate=validate.Length(min=1, max=50))
+    members = fields.List(fields.Nested(MemberCreate), load_default=list,
+                          validate=validate.Length(max=500))
+
+    @validates_schema
+    def _customer_list(self, data: dict, **_: object) -> None:
+        if data.get("kind") == "customer" and not data.get("customerIds"):
+            raise ValidationError("a customer list names the customers it serves",
+                                  "customerIds")
+
+
+class NotificationListPatch(NoiseSettings):
+    name = fields.String(validate=NAME)
+    purpose = fields.String(allow_none=True, validate=validate.Length(max=2000))
+    owner = fields.String(allow_none=True, validate=validate.Length(max=200))
+    customerIds = IDS
+    offeringGroupIds = IDS
+    topics = fields.List(fields.Nested(Topic), validate=validate.Length(min=1, max=50))
+
+
+class EscalationOut(Schema):
+    nextListId = fields.String()
+    delay = fields.Float()
+
+
+class TopicOut(Schema):
+    eventTypes = fields.List(fields.String())
+    minSeverity = fields.String()
+    offeringGroupIds = fields.List(fields.String())
+    offeringIds = fields.List(fields.String())
+    customerIds = fields.List(fields.String())
+
+
+class NotificationList(Resource):
+    name = fields.String()
+    purpose = fields.String(allow_none=True)
+    owner = fields.String(allow_none=True)
+    kind = fields.String()
+    customerIds = fields.List(fields.String())
+    offeringGroupIds = fields.List(fields.String())
+    topics = fields.List(fields.Nested(TopicOut))
+    groupBy = fields.List(fields.String())
+    groupWait = fields.Float()
+    groupInterval = fields.Float()
+    repeatInterval = fields.Float()
+    escalation = fields.Nested(EscalationOut, allow_none=True)
+    members = fields.List(fields.Nested(Member))
+    status = fields.String()
+
+
+class HubCreate(Strict):
+    callback = fields.Url(required=True, require_tld=False, schemes={"http", "https"},
+                          validate=validate.Length(max=2000), metadata={
+                              "description": "events are POSTed to {callback}/listener/"
+                                             "{eventName}"})
+    query = fields.String(allow_none=True, validate=validate.Length(max=2000), metadata={
+        "description": "filter, e.g. eventType=ThresholdCrossingEvent&severity=major&"
+                       "offeringGroupId=...; attributes: " + ", ".join(FILTER_LABELS)})
+
+
+class Hub(Resource):
+    callback = fields.String()
+    query = fields.String(allow_none=True)
+    status = fields.String()
+    secret = fields.String(metadata={"description": "signing secret; returned once"})
+
+
+class Incident(Resource):
+    alertId = fields.String()
+    eventType = fields.String()
+    level = fields.String()
+    severity = fields.String()
+    parameter = fields.String(allow_none=True)
+    scope = fields.Dict()
+    offeringGroupId = fields.String(allow_none=True)
+    customerId = fields.String(allow_none=True)
+    since = fields.String(allow_none=True)
+    open = fields.Boolean()
+    acknowledged = fields.Boolean()
+    acknowledgedBy = fields.String(allow_none=True)
+    acknowledgedAt = fields.String(allow_none=True)
+    notifiedListIds = fields.List(fields.String())
+    pendingEscalations = fields.List(fields.Dict())
+    correlationId = fields.String(allow_none=True)
+
+
+class Attempt(Schema):
+    number = fields.Integer()
+    startedAt = fields.String()
+    finishedAt = fields.String(allow_none=True)
+    outcome = fields.String(allow_none=True)
+    detail = fields.String(allow_none=True)
+
+
+class Delivery(Resource):
+    messageId = fields.String()
+    channel = fields.String()
+    address = fields.String()
+    recipient = fields.String()
+    targetKind = fields.String()
+    listId = fields.String(allow_none=True)
+    hubId = fields.String(allow_none=True)
+    memberId = fields.String(allow_none=True)
+    eventType = fields.String()
+    eventIds = fields.List(fields.String())
+    alertIds = fields.List(fields.String())
+    correlationIds = fields.List(fields.String())
+    reason = fields.String()
+    status = fields.String()
+    attemptCount = fields.Integer()
+    maxAttempts = fields.Integer()
+    attempts = fields.List(fields.Nested(Attempt))
+    createdAt = fields.String()
+    nextAttemptAt = fields.String(allow_none=True)
+    deliveredAt = fields.String(allow_none=True)
+    lastError = fields.String(allow_none=True)
+    subject = fields.String(allow_none=True)
+    content = fields.Dict()
+
+
+class Decision(Resource):
+    eventId = fields.String()
+    targetKind = fields.String()
+    listId = fields.String(allow_none=True)
+    hubId = fields.String(allow_none=True)
+    alertId = fields.String(allow_none=True)
+    decision = fields.String(metadata={"description": "queued, grouped, inhibited, "
+                                                      "suppressed or sent"})
+    reason = fields.String()
+    correlationId = fields.String(allow_none=True)
+    groupId = fields.String(allow_none=True)
+    eventType = fields.String(allow_none=True)
+    severity = fields.String(allow_none=True)
+    at = fields.String()
+
+
+class ListQuery(Schema):
+    """TMF630 list parameters; attribute filters (attr=, attr.gt= ...) are also accepted."""
+
+    class Meta:
+        unknown = "include"
+
+    offset = fields.Integer(validate=validate.Range(min=0))
+    limit = fields.Integer(validate=validate.Range(min=0, max=1000))
+    fields_ = fields.String(data_key="fields", metadata={
+        "description": "comma-separated attributes to return (id, href, @type always)"})
+    sort = fields.String(metadata={"description": "attribute, or -attribute for descending"})
+
+
+class HistoryQuery(ListQuery):
+    eventId = fields.String(metadata={"description": "deliveries carrying this event"})
+    correlationId = fields.String(metadata={"description": "deliveries for this correlation"})
+    alertId = fields.String()
+
+
+class Acknowledgement(Strict):
+    comment = fields.String(allow_none=True, validate=validate.Length(max=1000))
+
+
+class AckLinkQuery(Schema):
+    token = fields.String(validate=validate.Length(max=4000), metadata={
+        "description": "the signed token of the link in the message"})

@@ -1,0 +1,252 @@
+"""Stories of monitoring's users, in one process (in-process bus): an SLA manager sets a
+standard and a regime over an offering group; a day of measurements degrades; the NOC
+reads crossings, status and budget; an auditor traces a breach to its batches; a change
+manager's agreed outage is excluded. Every test runs on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from shared.bus.envelope import Envelope, iso
+from shared.bus.topology import SLA_EVENTS
+from tests.service.conftest import Client
+
+DAY = datetime(2026, 11, 20, tzinfo=UTC)
+
+
+def eventually(check: Callable[[], Any], timeout: float = 15.0) -> Any:
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            result = check()
+            if result:
+                return result
+        except AssertionError as exc:
+            last = exc
+        time.sleep(0.02)
+    raise AssertionError(f"not true within {timeout}s: {last}")
+
+
+@pytest.fixture
+def monitoring(suite: Any) -> Client:
+    return Client(suite.app("monitoring"), "/monitoring/v1")
+
+
+def at(hour: float) -> str:
+    return (DAY + timedelta(hours=hour)).isoformat().replace("+00:00", "Z")
+
+
+@pytest.fixture
+def estate(registry: Client, monitoring: Client) -> dict[str, Any]:
+    """A group of three purchased offerings with an approved standard, and a regime."""
+    group = registry.post("/offeringGroup", json={"name": "Business fibre"}).get_json()
+    offering = registry.post("/productOffering", json={
+        "name": "Fibre 1G", "offeringGroupId": group["id"], "lifecycleStatus": "active"}
+    ).get_json()
+    gold = registry.post("/slaType", json={
+        "name": "gold", "maintenanceAccounting": "excluded", "minimumNoticeDays": 10,
+        "creditPercentPerBreachedPeriod": 5, "creditCapPercent": 30}).get_json()
+    standard = registry.post("/thresholdStandard", json={
+        "name": "Fibre SLOs", "offeringGroupId": group["id"], "basis": "commerciallyAgreed",
+        "validFor": {"startDateTime": "2026-01-01T00:00:00Z"},
+        "parameters": [
+            {"name": "availability", "unit": "%", "kind": "technical",
+             "aggregation": "availability", "comparator": "GE", "conformanceTarget": 99.0,
+             "thresholdTarget": 99.5, "conformancePeriod": "P30D",
+             "evaluationWindow": "PT1H"},
+            {"name": "latency", "unit": "ms", "kind": "technical", "aggregation": "p99",
+             "comparator": "LE", "conformanceTarget": 100, "thresholdTarget": 80,
+             "evaluationWindow": "PT1H", "graceTimes": 1}]}).get_json()
+    assert registry.post(f"/thresholdStandard/{standard['id']}/approve",
+                         json={"version": 1}).status_code == 200
+    products = [f"fibre-{n}-{uuid.uuid4().hex[:6]}" for n in range(3)]
+    for product in products:
+        assert registry.post("/purchasedOffering", json={
+            "id": product, "customerId": f"cust-{product}", "productOfferingId": offering["id"],
+            "slaTypeId": gold["id"], "customerGroup": "enterprise"}).status_code == 201
+    regime = monitoring.post("/monitoringRegime", json={
+        "name": "Fibre watch", "offeringGroupId": group["id"], "window": "PT1H",
+        "allowedLateness": "PT10M", "clearAfter": 2}).get_json()
+    # The registry's changes reach monitoring over the bus: wait until it knows them all.
+    probe = {"purchasedOfferingId": products[-1], "parameter": "latency", "value": 1,
+             "observedAt": at(-48)}
+    eventually(lambda: monitoring.post("/measurementBatch", json={
+        "samples": [probe]}).status_code == 201)
+    return {"group": group, "offering": offering, "gold": gold, "standard": standard,
+            "products": products, "regime": regime}
+
+
+def hour_batch(products: list[str], hour: int, latency: float, down_minutes: float = 0,
+               who: int | None = None) -> list[dict[str, Any]]:
+    """One hour of samples: an availability reading per offering, and latency samples."""
+    samples = []
+    for n, product in enumerate(products):
+        down = down_minutes if who in (None, n) else 0
+        samples.append({"purchasedOfferingId": product, "parameter": "availability",
+                        "value": 1 - down / 60, "intervalSeconds": 3600,
+                        "observedAt": at(hour + 1)})
+        for minute in range(0, 60, 10):
+            samples.append({"purchasedOfferingId": product, "parameter": "latency",
+                            "value": latency, "observedAt": at(hour + minute / 60)})
+    return samples
+
+
+def test_a_day_of_degrading_latency_raises_warning_then_breach_with_evidence(
+        estate: dict[str, Any], monitoring: Client, registry: Client) -> None:
+    products = estate["products"]
+    for hour in range(24):
+        latency = 50 if hour < 10 else 90 if hour < 14 else 150
+        response = monitoring.post("/measurementBatch", json={
+            "batchId": f"{estate['regime']['id']}-h{hour}",
+            "samples": hour_batch(products, hour, latency)})
+        assert response.status_code == 201, response.get_json()
+        assert response.get_json()["rejected"] == []
+
+    group_scope = f"scopeType=offeringGroup&scopeId={estate['group']['id']}"
+    crossings = eventually(lambda: [c for c in monitoring.get(
+        f"/crossing?parameter=latency&{group_scope}").get_json() if c["level"] == "breached"])
+    crossing = crossings[0]
+    changes = [h["change"] for h in crossing["history"]]
+    assert changes == ["raised", "escalated"]
+    assert crossing["history"][0]["level"] == "warning"
+    assert crossing["history"][0]["windowStart"] == at(10)
+    # graceTimes 1: the first breaching window (14h) is tolerated, the second escalates.
+    assert crossing["history"][1]["windowStart"] == at(15)
+    assert crossing["standardVersion"] == 1 and crossing["standardId"] == estate["standard"]["id"]
+
+    # Every purchased offering crossed too.
+    per_offering = monitoring.get("/crossing?parameter=latency&scopeType=purchasedOffering")
+    assert per_offering.headers["X-Total-Count"] == "3"
+
+    # Status of the group: breached since 10h, with the last value.
+    status = monitoring.get(f"/status?parameter=latency&{group_scope}").get_json()
+    assert status[0]["level"] == "breached" and status[0]["value"] == 150
+    availability = monitoring.get(f"/status?parameter=availability&{group_scope}").get_json()
+    assert availability[0]["level"] == "ok", availability
+    assert availability[0]["remainingBudget"] == 1.0, str(availability)
+
+    # The evaluations behind it, for a chart, and the batches behind the breach.
+    evaluations = monitoring.get(f"/windowEvaluation?parameter=latency&{group_scope}"
+                                 f"&windowStart.gte={at(0)}&sort=windowStart").get_json()
+    assert [e["classification"] for e in evaluations[9:16]] == [
+        "ok", "warning", "warning", "warning", "warning", "breached", "breached"]
+    escalation = crossing["history"][1]
+    assert escalation["batchIds"] == [f"{estate['regime']['id']}-h15"]
+    batch = monitoring.get(f"/measurementBatch/{escalation['batchIds'][0]}").get_json()
+    assert batch["accepted"] == 21
+
+    # The auditor traces the breach: the crossing's history in the audit log.
+    auditor = monitoring.with_scopes("audit:read")
+    history = auditor.get(f"/audit/aggregates/{crossing['id']}/history").get_json()
+    assert [e["eventType"] for e in history] == ["Crossing.Raised", "Crossing.Escalated"]
+    assert history[1]["data"]["evidence"]["batchIds"] == escalation["batchIds"]
+
+
+def test_an_agreed_planned_outage_is_excluded_from_availability(
+        suite: Any, estate: dict[str, Any], monitoring: Client) -> None:
+    products = estate["products"]
+    outage = {"id": "po-1", "href": "/outage-negotiation/v1/plannedOutage/po-1",
+              "@type": "PlannedOutage", "status": "agreed",
+              "window": {"startDateTime": at(2), "endDateTime": at(3)},
+              "reason": "fibre splice", "offeringGroupId": estate["group"]["id"],
+              "affectedPurchasedOfferingIds": [products[0]], "version": 1}
+    envelope = Envelope(event_id=str(uuid.uuid4()), event_time=iso(),
+                        event_type="PlannedOutageChangeEvent", source="outage-negotiation",
+                        event={"change": "agreed", "plannedOutage": outage})
+    suite.runtime("monitoring").transport.publish_raw(
+        SLA_EVENTS, "outage-negotiation.planned-outage.agreed", envelope.to_bytes())
+    time.sleep(0.3)  # the replica is applied by the inbox thread
+    for hour in range(6):
+        down = 30 if hour in (2, 4) else 0  # 30 minutes down at 2h (planned) and 4h (not)
+        monitoring.post("/measurementBatch", json={
+            "batchId": f"{estate['regime']['id']}-o{hour}",
+            "samples": hour_batch(products, hour, 50, down_minutes=down, who=0)})
+    scope = f"scopeType=purchasedOffering&scopeId={products[0]}"
+    group = f"scopeType=offeringGroup&scopeId={estate['group']['id']}"
+
+    def windows(query: str) -> list[dict[str, Any]]:
+        found = monitoring.get(f"/windowEvaluation?parameter=availability&{query}"
+                               f"&windowStart.gte={at(0)}&sort=windowStart").get_json()
+        assert len(found) >= 5
+        return found
+
+    mine, pooled = eventually(lambda: windows(scope)), eventually(lambda: windows(group))
+    # 2h: the offering was down 30 minutes inside the agreed outage: excluded (gold's
+    # accounting), so the window has no eligible time and nothing is raised.
+    assert mine[2]["planned"] is True and mine[2]["eligibleSeconds"] == 0
+    assert mine[2]["classification"] == "unknown"
+    assert pooled[2]["value"] == 100.0 and pooled[2]["classification"] == "ok"
+    # 4h: the same downtime without an outage breaches, for the offering (50%) and the
+    # group (pooled by time: 150 of 180 minutes up, 83.3%).
+    assert mine[4]["classification"] == "breached" and mine[4]["value"] == 50.0
+    assert pooled[4]["planned"] is False and round(pooled[4]["value"], 2) == 83.33
+    crossings = eventually(lambda: monitoring.get(
+        f"/crossing?parameter=availability&{scope}").get_json())
+    assert [c["since"] for c in crossings] == [at(4)]
+
+
+def test_samples_are_checked_one_by_one_and_a_batch_counts_once(
+        estate: dict[str, Any], monitoring: Client) -> None:
+    products = estate["products"]
+    good = {"purchasedOfferingId": products[0], "parameter": "latency", "value": 10,
+            "observedAt": at(5)}
+    batch = {"batchId": "mixed-1", "samples": [
+        good,
+        {**good, "purchasedOfferingId": "nobody"},
+        {**good, "parameter": "jitter"},
+        {**good, "value": "fast"},
+        {**good, "observedAt": "yesterday"},
+        {**good, "observedAt": "2026-11-20T05:00:00"},
+        {**good, "observedAt": "2999-01-01T00:00:00Z"}]}
+    first = monitoring.post("/measurementBatch", json=batch)
+    assert first.status_code == 201, first.get_json()
+    body = first.get_json()
+    assert body["accepted"] == 1
+    assert [(r["index"], r["field"]) for r in body["rejected"]] == [
+        (1, "purchasedOfferingId"), (2, "parameter"), (3, "value"), (4, "observedAt"),
+        (5, "observedAt"), (6, "observedAt")]
+    again = monitoring.post("/measurementBatch", json=batch)
+    assert again.status_code == 200 and again.get_json()["duplicate"] is True
+    assert again.get_json()["accepted"] == 1
+
+    all_bad = monitoring.post("/measurementBatch", json={"samples": [{"value": 1}]})
+    assert all_bad.status_code == 400 and all_bad.get_json()["details"]
+
+    # Advance the watermark far beyond hour 5: an old sample is now late, with its reason.
+    monitoring.post("/measurementBatch", json={"samples": [{**good, "observedAt": at(9)}]})
+    late = monitoring.post("/measurementBatch", json={"samples": [good, {
+        **good, "observedAt": at(8.9)}]}).get_json()
+    assert late["rejected"][0]["index"] == 0 and "late" in late["rejected"][0]["reason"]
+    assert late["accepted"] == 1  # 8.9h is within the 10-minute lateness of 9h
+
+
+def test_regimes_have_a_lifecycle_and_refuse_bad_definitions(
+        estate: dict[str, Any], monitoring: Client) -> None:
+    url = f"/monitoringRegime/{estate['regime']['id']}"
+    assert monitoring.post(f"{url}/pause", json={"reason": "migration"}).get_json()[
+        "status"] == "paused"
+    paused = monitoring.post("/measurementBatch", json={"samples": [{
+        "purchasedOfferingId": estate["products"][0], "parameter": "latency", "value": 1,
+        "observedAt": at(1)}]})
+    assert paused.status_code == 400  # no active regime watches it
+    assert monitoring.post(f"{url}/pause", json={}).status_code == 409
+    assert monitoring.post(f"{url}/resume", json={}).get_json()["status"] == "active"
+    assert monitoring.post(f"{url}/stop", json={}).get_json()["status"] == "stopped"
+    assert monitoring.post(f"{url}/resume", json={}).status_code == 409
+    bad = monitoring.post("/monitoringRegime", json={
+        "name": "x", "window": "five minutes", "offeringGroupId": estate["group"]["id"],
+        "productOfferingId": estate["offering"]["id"]})
+    assert bad.status_code == 400
+    assert {"window", "offeringGroupId"} <= set(bad.get_json()["details"])
+    auditor = monitoring.with_scopes("audit:read")
+    history = auditor.get(f"/audit/aggregates/{estate['regime']['id']}/history").get_json()
+    assert [e["eventType"] for e in history] == [
+        "Regime.Started", "Regime.StatusChanged", "Regime.StatusChanged",
+        "Regime.StatusChanged"]
