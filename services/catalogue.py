@@ -8,6 +8,7 @@ from shared.service import ServiceSpec
 
 SERVICE_MODULES = {
     "threshold-registry": "services.threshold_registry.service",
+    "notification": "services.notification.service",
     "monitoring": "services.monitoring.service",
 }
 

@@ -89,6 +89,7 @@ class Settings:
     token_ttl_days: int = 30
     schema_prefix: str = ""
     queue_prefix: str = ""
+    checkpoint_seconds: int = 10
 
     @property
     def embedded(self) -> bool:
@@ -182,6 +183,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         token_ttl_days=_int(env, "SLA_TOKEN_TTL_DAYS", 30, 1),
         schema_prefix=_schema_prefix(env),
         queue_prefix=_queue_prefix(env),
+        checkpoint_seconds=_int(env, "SLA_CHECKPOINT_SECONDS", 10, 1),
     )
 
 

@@ -19,7 +19,8 @@ def background(runtime: Any) -> list[Any]:
                       bindings=messaging.MEASUREMENT_BINDINGS)
     runtime.transport.declare([queue])
     consumer = messaging.MeasurementConsumer(runtime.app, runtime.transport, queue)
-    evaluator = Evaluator(runtime.app)
+    evaluator = Evaluator(runtime.app,
+                          checkpoint_seconds=runtime.settings.checkpoint_seconds)
     runtime.evaluator = evaluator
     return [consumer.run, evaluator.run]
 

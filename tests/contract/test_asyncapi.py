@@ -28,6 +28,7 @@ EXPECTED_EVENT_TYPES = {
     "BurnRateAlertEvent", "ProductCreateEvent", "ProductStateChangeEvent",
     "ProductAttributeValueChangeEvent", "MeasurementBatchEvent", "SlaViolationCreateEvent",
     "CustomerSlaAnalysisEvent", "SlaCreditDueEvent",
+    "NotificationDeliveryChangeEvent", "EscalationChangeEvent",
 }
 
 # One nested required field per message (path inside the example's `event`): removing it must
@@ -50,6 +51,8 @@ NESTED_REQUIRED = {
     "SlaViolationCreateEvent": ("slaViolation", "sla", "id"),
     "CustomerSlaAnalysisEvent": ("slaAnalysis", "compliance"),
     "SlaCreditDueEvent": ("slaCredit", "amount"),
+    "NotificationDeliveryChangeEvent": ("delivery", "status"),
+    "EscalationChangeEvent": ("incident", "alertId"),
 }
 
 
