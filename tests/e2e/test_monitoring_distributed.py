@@ -1,0 +1,110 @@
+"""The suite's distributed wiring end to end: registry and monitoring as gunicorn
+processes plus their workers; the registry's standards and inventory reach monitoring
+over RabbitMQ; measurements over HTTP raise a crossing that is published on the bus."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pika
+import pytest
+import requests
+
+from shared import auth
+from tests.conftest import SECRET
+from tests.e2e.processes import free_port, gunicorn, ready, wait_until, worker
+from tests.service.conftest import _drop_schemas
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def suite_processes(amqp_url: str, postgres: dict[str, str], redis_url: str,
+                    tmp_path: Path, unique: str) -> Iterator[dict[str, Any]]:
+    env = {
+        "SLA_BUS_URL": amqp_url, "PERSISTENCE_MODULE": "eventsourcing.postgres", **postgres,
+        "SLA_SCHEMA_PREFIX": f"m{unique}_", "SLA_QUEUE_PREFIX": f"e2e-{unique}.",
+        "REDIS_URL": redis_url, "SLA_SECRET_KEY": SECRET, "SLA_DATA_DIR": str(tmp_path),
+        "SLA_RELAY_POLL_INTERVAL": "0.05", "SLA_HTTP_WORKERS": "2",
+    }
+    processes, bases = [], {}
+    for service, module in (("threshold-registry", "services.threshold_registry.wsgi:app"),
+                            ("monitoring", "services.monitoring.wsgi:app")):
+        port = free_port()
+        processes.append(gunicorn(module, port, env, tmp_path / f"{service}-http.log"))
+        processes.append(worker(service, env, tmp_path / f"{service}-worker.log"))
+        bases[service] = f"http://127.0.0.1:{port}/{service}/v1"
+    try:
+        for service, base in bases.items():
+            wait_until(lambda base=base: ready(base), 60, f"{service} ready")
+        yield {"bases": bases, "processes": processes}
+    finally:
+        for process in processes:
+            process.stop()
+        _drop_schemas(postgres, f"m{unique}_")
+        connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+        channel = connection.channel()
+        for queue in ("threshold-registry.inbox", "monitoring.inbox",
+                      "monitoring.measurements"):
+            channel.queue_delete(f"e2e-{unique}.{queue}")
+            channel.queue_delete(f"e2e-{unique}.{queue}.dead-letter")
+        connection.close()
+
+
+def test_a_breach_measured_over_http_is_published_with_its_evidence(
+        suite_processes: dict[str, Any], amqp_url: str) -> None:
+    registry, monitoring = (suite_processes["bases"][s] for s in ("threshold-registry",
+                                                                   "monitoring"))
+    admin = {"Authorization": f"Bearer {auth.issue(SECRET, ['admin'], 'e2e')}"}
+    ingest = {"Authorization": f"Bearer {auth.issue(SECRET, ['ingest'], 'probe')}"}
+    group = requests.post(f"{registry}/offeringGroup", headers=admin,
+                          json={"name": "DSL"}).json()
+    offering = requests.post(f"{registry}/productOffering", headers=admin, json={
+        "name": "DSL 100", "offeringGroupId": group["id"], "lifecycleStatus": "active"}).json()
+    standard = requests.post(f"{registry}/thresholdStandard", headers=admin, json={
+        "name": "DSL latency", "offeringGroupId": group["id"], "basis": "internallyAcceptable",
+        "validFor": {"startDateTime": "2026-01-01T00:00:00Z"},
+        "parameters": [{"name": "latency", "unit": "ms", "kind": "technical",
+                        "aggregation": "mean", "comparator": "LE", "conformanceTarget": 40,
+                        "evaluationWindow": "PT5M"}]}).json()
+    requests.post(f"{registry}/thresholdStandard/{standard['id']}/approve", headers=admin,
+                  json={"version": 1})
+    product = f"dsl-{uuid.uuid4().hex[:6]}"
+    requests.post(f"{registry}/purchasedOffering", headers=admin, json={
+        "id": product, "customerId": "c1", "productOfferingId": offering["id"]})
+    requests.post(f"{monitoring}/monitoringRegime", headers=admin, json={
+        "name": "DSL watch", "offeringGroupId": group["id"], "window": "PT5M",
+        "allowedLateness": "PT0S"})
+
+    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    channel = connection.channel()
+    watch = channel.queue_declare("", exclusive=True).method.queue
+    channel.queue_bind(watch, "sla.events", "monitoring.crossing.*")
+
+    def sample(minute: int, value: float) -> dict[str, Any]:
+        return {"purchasedOfferingId": product, "parameter": "latency", "value": value,
+                "observedAt": f"2026-11-25T10:{minute:02d}:00Z"}
+
+    # The registry's inventory reaches monitoring over the bus; then a breach, then a
+    # sample of the next window closes it.
+    wait_until(lambda: requests.post(f"{monitoring}/measurementBatch", headers=ingest, json={
+        "batchId": "b1", "samples": [sample(0, 90), sample(2, 70)]}).status_code in (200, 201),
+        30, "monitoring knows the purchased offering")
+    closing = requests.post(f"{monitoring}/measurementBatch", headers=ingest, json={
+        "batchId": "b2", "samples": [sample(5, 10)]})
+    assert closing.status_code == 201, closing.json()
+
+    def crossing() -> Any:
+        method, _, raw = channel.basic_get(watch, auto_ack=True)
+        return json.loads(raw) if method else None
+
+    message = wait_until(crossing, 20, "crossing published")
+    event = message["event"]["crossing"]
+    assert message["eventType"] == "ThresholdCrossingEvent"
+    assert event["level"] == "breached" and event["measuredValue"] == 80
+    assert event["batchIds"] == ["b1"] and event["standardVersion"] == 1
+    connection.close()
