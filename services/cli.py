@@ -174,8 +174,11 @@ def _run_distributed(host: str) -> None:
 
 @main.command()
 @click.argument("service")
-def worker(service: str) -> None:
-    """Run one service's outbox relay and inbox consumer (distributed mode)."""
+@click.option("--only", default=None, metavar="ROLES",
+              help="Comma-separated roles to run (e.g. relay,inbox,intake or evaluator); "
+                   "default: all of the service's roles.")
+def worker(service: str, only: str | None) -> None:
+    """Run one service's background work: outbox relay, inbox, and its own loops."""
     from services.catalogue import spec as find_spec
     from shared.service import Runtime
 
@@ -190,10 +193,15 @@ def worker(service: str) -> None:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    runtime.start_workers()
+    roles = {r.strip() for r in only.split(",") if r.strip()} if only else None
+    try:
+        started = runtime.start_workers(roles)
+    except ValueError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise SystemExit(2) from None
     import logging
 
-    logging.getLogger(__name__).info("worker of %s started", service)
+    logging.getLogger(__name__).info("worker of %s started: %s", service, ", ".join(started))
     while not stop.wait(1.0):
         if not runtime.workers_alive:
             logging.getLogger(__name__).error("a worker thread of %s died", service)

@@ -41,7 +41,8 @@ class ServiceSpec:
     represent: Callable[[Any], dict[str, Any]] | None = None
     # Extra background loops of the worker (schedulers, evaluators): each is given the
     # runtime and returns callables run in threads until the stop event is set.
-    background: Callable[[Any], list[Callable[[threading.Event], None]]] = field(
+    # A dict names them as roles (``slactl worker SERVICE --only ROLE``).
+    background: Callable[[Any], Any] = field(
         default=lambda runtime: [])
     title: str = ""
     description: str = ""
@@ -94,14 +95,30 @@ class Runtime:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
 
-    def start_workers(self) -> None:
-        """Start the outbox relay and, if the service consumes anything, its inbox."""
-        self.transport.declare([self.queue] if self.spec.bindings else [])
-        self._spawn(f"{self.spec.name}-relay", self.relay.run)
+    def start_workers(self, only: set[str] | None = None) -> list[str]:
+        """Start the outbox relay, the inbox (if the service consumes anything) and the
+        service's background loops — or only the roles named in ``only`` (so a service's
+        work can be spread over several processes). Returns the roles started."""
+        loops: dict[str, Callable[[threading.Event], None]] = {"relay": self.relay.run}
         if self.spec.bindings:
-            self._spawn(f"{self.spec.name}-inbox", self.inbox.run)
-        for i, loop in enumerate(self.spec.background(self)):
-            self._spawn(f"{self.spec.name}-background-{i}", loop)
+            loops["inbox"] = self.inbox.run
+        background = self.spec.background(self)
+        if isinstance(background, dict):
+            loops.update(background)
+        else:
+            loops.update({f"background-{i}": loop for i, loop in enumerate(background)})
+        unknown = (only or set()) - set(loops)
+        if unknown:
+            raise ValueError(f"{self.spec.name} has no role {', '.join(sorted(unknown))}; "
+                             f"its roles: {', '.join(loops)}")
+        if (only is None or "inbox" in only) and self.spec.bindings:
+            self.transport.declare([self.queue])
+        started = []
+        for role, loop in loops.items():
+            if only is None or role in only:
+                self._spawn(f"{self.spec.name}-{role}", loop)
+                started.append(role)
+        return started
 
     def _spawn(self, name: str, target: Callable[[threading.Event], None]) -> None:
         thread = threading.Thread(target=target, args=(self._stop,), name=name, daemon=True)

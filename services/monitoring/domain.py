@@ -7,6 +7,7 @@ never one growing aggregate (DESIGN.md §3).
 
 from __future__ import annotations
 
+import functools
 import re
 import uuid
 from typing import Any
@@ -32,6 +33,7 @@ class InvalidTransition(MonitoringError):
     pass
 
 
+@functools.lru_cache(maxsize=1024)
 def seconds(duration: str) -> int:
     """``PT5M`` → 300. Days, hours, minutes and seconds (windows and lateness)."""
     match = DURATION.match(duration or "")

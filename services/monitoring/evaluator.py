@@ -45,6 +45,7 @@ LAG = Gauge("sla_monitoring_evaluator_position", "Last notification evaluated")
 
 Series = tuple[str, str, str, str]  # regime id, parameter, scope type, scope id
 SEVERITY_RANK = {"ticket": 1, "page": 2}
+NEVER = float("-inf")
 
 
 def iso(epoch: float) -> str:
@@ -138,10 +139,11 @@ class Evaluator:
             self.state, self.position = State(), 0
         self.saved = self.app.process_recorder.max_tracking_id(self.tracking_name) or 0
         replayed = 0
+        ws = self.app.working_set
         for n in self.app.notifications(after=self.position, topics=self.BATCH_TOPICS):
             if n.id > self.saved:
                 break
-            self._apply(n, emit=False)
+            self._apply(n, emit=False, ws=ws)
             self.position = n.id
             replayed += 1
         self.position = max(self.position, self.saved)
@@ -173,8 +175,9 @@ class Evaluator:
             self._maybe_checkpoint()
             return 0
         self._pending = {}
+        ws = self.app.working_set  # caught up once a round
         for n in notifications:
-            self._apply(n, emit=True)
+            self._apply(n, emit=True, ws=ws)
         last = notifications[-1].id
         self.app.save_tracked(Tracking(self.tracking_name, last), *self._pending.values())
         self._pending = {}
@@ -202,33 +205,36 @@ class Evaluator:
         self._maybe_checkpoint(force=True)
 
     # --- one batch ------------------------------------------------------------------------
-    def _apply(self, notification: Any, emit: bool) -> None:
+    def _apply(self, notification: Any, emit: bool, ws: WorkingSet | None = None) -> None:
         batch = self.app.mapper.to_domain_event(notification)
-        ws: WorkingSet = self.app.working_set
+        ws = ws or self.app.working_set
         st = self.state
         newest: dict[str, float] = {}
+        evaluated = late = 0
         for row in batch.samples:
             po_id, parameter, observed = row[0], row[1], row[2]
-            for regime_id in ws.routes(po_id):
-                regime = ws.regime(regime_id)
-                if regime is None or (regime.parameters and parameter not in regime.parameters):
-                    continue
-                w = regime.window_seconds
-                series = _key(regime_id, parameter)
-                closed = st.closed_until.get(regime_id, float("-inf"))
+            for route in ws.routes_for(po_id, parameter):
+                regime_id, w = route.regime_id, route.window_seconds
+                closed = st.closed_until.get(regime_id, NEVER)
                 first, last = covered_windows(observed, row[4], w)
                 if last + w <= closed:
+                    series = regime_id + "|" + parameter
                     st.late[series] = st.late.get(series, 0) + 1
-                    SAMPLES.labels("late").inc()
+                    late += 1
                     continue
-                windows = st.windows.setdefault(series, {})
-                start = max(first, closed if closed > first else first)
+                windows = st.windows.setdefault(regime_id + "|" + parameter, {})
+                start = first if first >= closed else closed
                 while start <= last:
                     windows.setdefault(start, {}).setdefault(po_id, []).append(
                         [*row, batch.batch_id])
                     start += w
-                newest[regime_id] = max(newest.get(regime_id, observed), observed)
-                SAMPLES.labels("evaluated").inc()
+                previous = newest.get(regime_id)
+                if previous is None or observed > previous:
+                    newest[regime_id] = observed
+                evaluated += 1
+        SAMPLES.labels("evaluated").inc(evaluated)
+        if late:
+            SAMPLES.labels("late").inc(late)
         for regime_id, t in newest.items():
             st.watermark[regime_id] = max(st.watermark.get(regime_id, t), t)
             regime = ws.regime(regime_id)

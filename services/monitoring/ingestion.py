@@ -82,25 +82,24 @@ def check(samples: Any, ws: WorkingSet, watermarks: dict[str, float], now: float
                                      or not (0 < interval <= 31 * 86400)):
             out.refuse(i, "intervalSeconds", "a number of seconds, more than 0")
             continue
-        po = ws.purchased_offering(po_id)
-        if po is None:
+        if ws.purchased_offering(po_id) is None:
             out.refuse(i, "purchasedOfferingId", f"{po_id} is not in the inventory")
             continue
-        regimes = [ws.regime(r) for r in ws.routes(po_id)]
-        regimes = [r for r in regimes if r is not None
-                   and parameter in ws.parameters_for(r, po, observed)]
-        if not regimes:
+        routes = ws.routes_for(po_id, parameter)
+        if not routes:
             out.refuse(i, "parameter", f"no active monitoring regime watches {parameter} "
                                        f"of {po_id}")
             continue
         late = None
-        for regime in regimes:
-            w, lateness = regime.window_seconds, regime.lateness_seconds
-            mark = watermarks.get(str(regime.id))
+        for route in routes:
+            w = route.window_seconds
+            mark = watermarks.get(route.regime_id)
+            if mark is None:
+                continue
             last_window = ((observed - 1e-6) // w) * w if interval else (observed // w) * w
-            if mark is not None and last_window + w <= mark - lateness:
-                late = (f"late: its {regime.window} window of regime {regime.name!r} closed "
-                        f"(allowed lateness {regime.allowed_lateness})")
+            if last_window + w <= mark - route.lateness_seconds:
+                late = (f"late: its {route.window} window of regime {route.name!r} closed "
+                        f"(allowed lateness {route.allowed_lateness})")
                 break
         if late:
             out.refuse(i, "observedAt", late)
@@ -108,7 +107,9 @@ def check(samples: Any, ws: WorkingSet, watermarks: dict[str, float], now: float
         out.accepted.append([po_id, parameter, observed,
                              None if value is None else float(value),
                              None if interval is None else float(interval), status])
-        for regime in regimes:
-            key = str(regime.id)
-            out.newest[key] = max(out.newest.get(key, observed), observed)
+        for route in routes:
+            key = route.regime_id
+            newest = out.newest.get(key)
+            if newest is None or observed > newest:
+                out.newest[key] = observed
     return out

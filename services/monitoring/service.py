@@ -12,8 +12,9 @@ from shared.bus.topology import QueueSpec
 from shared.service import ServiceSpec
 
 
-def background(runtime: Any) -> list[Any]:
-    """The measurement consumer (batched) and the evaluator."""
+def background(runtime: Any) -> dict[str, Any]:
+    """The measurement intake (batched consumer) and the evaluator, as two roles that can
+    run in one worker process or in two (``slactl worker monitoring --only evaluator``)."""
     prefix = runtime.settings.queue_prefix
     queue = QueueSpec(name=f"{prefix}monitoring.measurements",
                       bindings=messaging.MEASUREMENT_BINDINGS)
@@ -22,7 +23,7 @@ def background(runtime: Any) -> list[Any]:
     evaluator = Evaluator(runtime.app,
                           checkpoint_seconds=runtime.settings.checkpoint_seconds)
     runtime.evaluator = evaluator
-    return [consumer.run, evaluator.run]
+    return {"intake": consumer.run, "evaluator": evaluator.run}
 
 
 SPEC = ServiceSpec(

@@ -32,6 +32,18 @@ def epoch(text: str | None) -> float | None:
 
 
 @dataclass(frozen=True, slots=True)
+class Route:
+    """A regime that watches one parameter of one purchased offering (hot-path view)."""
+
+    regime_id: str
+    window_seconds: int
+    lateness_seconds: int
+    window: str
+    allowed_lateness: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
 class Level:
     """A standard's parameter as it applies to one series at one time."""
 
@@ -50,6 +62,8 @@ class WorkingSet:
         self._regimes: list[Regime] = []
         self._regime_by_id: dict[str, Regime] = {}
         self._routes: dict[str, list[str]] = {}
+        self._param_routes: dict[tuple[str, str], list[Route]] = {}
+        self._standard_parameters: set[str] = set()
 
     # --- refresh --------------------------------------------------------------------------
     def refresh(self) -> int:
@@ -66,6 +80,10 @@ class WorkingSet:
             self._regimes = [r for r in self._index.all(Regime) if r.status != "stopped"]
             self._regime_by_id = {str(r.id): r for r in self._regimes}
             self._routes = {}
+            self._param_routes = {}
+            self._standard_parameters = {
+                p["name"] for st in by_kind["thresholdStandard"].values()
+                for v in st.get("versions") or [] for p in v.get("parameters") or []}
             self._generation = position
         return position
 
@@ -125,6 +143,27 @@ class WorkingSet:
             self._cache.set(key, json.dumps(routes).encode(), ttl=3600)
         self._routes[product_id] = routes
         return routes
+
+    def routes_for(self, product_id: str, parameter: str) -> list[Route]:
+        """The regimes that watch this parameter of this purchased offering.
+
+        A regime with no parameter list watches every parameter any standard names."""
+        key = (product_id, parameter)
+        found = self._param_routes.get(key)
+        if found is None:
+            found = []
+            for regime_id in self.routes(product_id):
+                regime = self._regime_by_id.get(regime_id)
+                if regime is None:
+                    continue
+                watched = (parameter in regime.parameters if regime.parameters
+                           else parameter in self._standard_parameters)
+                if watched:
+                    found.append(Route(regime_id, regime.window_seconds,
+                                       regime.lateness_seconds, regime.window,
+                                       regime.allowed_lateness, regime.name))
+            self._param_routes[key] = found
+        return found
 
     def members(self, regime: Regime) -> list[dict[str, Any]]:
         return [po for po in self._by_kind["purchasedOffering"].values()
