@@ -145,8 +145,10 @@ def _run_distributed(host: str) -> None:
         procs.append(subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "-c", str(gunicorn_conf),
              "-b", f"{host}:{s.port}", "--name", s.name, module], env=env))
-        procs.append(subprocess.Popen(
-            [sys.executable, "-m", "services.cli", "worker", s.name], env=env))
+        for roles in s.worker_processes or ("",):
+            only = ["--only", roles] if roles else []
+            procs.append(subprocess.Popen(
+                [sys.executable, "-m", "services.cli", "worker", s.name, *only], env=env))
     _banner(settings, [(s.name, f"http://{host}:{s.port}{s.root}") for s in specs],
             "distributed: RabbitMQ, PostgreSQL, Redis")
     stopping = threading.Event()

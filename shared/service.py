@@ -44,6 +44,9 @@ class ServiceSpec:
     # A dict names them as roles (``slactl worker SERVICE --only ROLE``).
     background: Callable[[Any], Any] = field(
         default=lambda runtime: [])
+    # How distributed mode spreads the roles over worker processes: one entry per process
+    # (comma-separated roles); empty: one process with every role.
+    worker_processes: tuple[str, ...] = ()
     title: str = ""
     description: str = ""
 

@@ -140,9 +140,14 @@ class Monitoring(ServiceApplication):
         return marks
 
     def check_batch(self, samples: Any) -> ingestion.Checked:
+        return self.check_batches([samples])[0]
+
+    def check_batches(self, batches: Sequence[Any]) -> list[ingestion.Checked]:
+        """Check several batches against one view of the working set and watermarks."""
         ws = self.working_set
         marks = self._watermarks([str(r.id) for r in ws.regimes()])
-        return ingestion.check(samples, ws, marks, self.clock())
+        now = self.clock()
+        return [ingestion.check(samples, ws, marks, now) for samples in batches]
 
     def record_batches(self, batches: Sequence[tuple[str, str, ingestion.Checked]]
                        ) -> list[Outcome]:
@@ -169,10 +174,13 @@ class Monitoring(ServiceApplication):
                     self.save(fresh)
                 except IntegrityError:
                     outcome.duplicate = True
+        newest: dict[str, float] = {}
         for (_, _, checked), outcome in zip(batches, outcomes, strict=True):
             if not outcome.duplicate:
-                for regime_id, newest in checked.newest.items():
-                    self.cache.raise_to(f"watermark:{regime_id}", newest)
+                for regime_id, t in checked.newest.items():
+                    newest[regime_id] = max(newest.get(regime_id, t), t)
+        for regime_id, t in newest.items():
+            self.cache.raise_to(f"watermark:{regime_id}", t)
         return outcomes
 
     def ingest(self, batch_id: str, source: str, samples: Any) -> Outcome:

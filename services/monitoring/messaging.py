@@ -154,9 +154,9 @@ class MeasurementConsumer:
             return
         to_record = []
         settles = []
-        for _delivery, settle, envelope in pending:
+        checks = self.app.check_batches([envelope.event["samples"] for _, _, envelope in pending])
+        for (_delivery, settle, envelope), checked in zip(pending, checks, strict=True):
             batch_id = str(envelope.event["batchId"])
-            checked = self.app.check_batch(envelope.event["samples"])
             if not checked.accepted:
                 reasons = "; ".join(f"sample {r['index']} {r['field']}: {r['reason']}"
                                     for r in checked.rejected[:5])

@@ -36,6 +36,8 @@ SPEC = ServiceSpec(
     published=(Crossing, BurnAlert),
     represent=resources.represent,
     background=background,
+    # Intake and evaluation each get a process (and so a core of their own).
+    worker_processes=("relay,inbox,intake", "evaluator"),
     title="SLA Support Suite — monitoring",
     description="Proactive monitoring regimes over groups of purchased product offerings: "
                 "measurements in, windows evaluated against the threshold standards in force, "

@@ -25,7 +25,11 @@ def test_docker_compose_runs_every_service_like_make_run_distributed() -> None:
         module = spec.application.__module__.rsplit(".", 1)[0] + ".wsgi:app"
         assert module in http["command"] and f"0.0.0.0:{spec.port}" in http["command"]
         assert http["ports"] == [f"{spec.port}:{spec.port}"]
-        assert compose[f"{spec.name}-worker"]["command"] == ["slactl", "worker", spec.name]
+        workers = [c["command"] for name, c in compose.items()
+                   if name.startswith(f"{spec.name}-")]
+        expected = [["slactl", "worker", spec.name, *(["--only", roles] if roles else [])]
+                    for roles in spec.worker_processes or ("",)]
+        assert sorted(workers) == sorted(expected)
     for dependency in ("rabbitmq", "postgres", "redis"):
         assert dependency in compose
 
