@@ -7,6 +7,7 @@ import json
 import time
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -366,3 +367,39 @@ def test_audit_queries_and_export_need_audit_read(registry: Any) -> None:
     lines = [json.loads(line) for line in export.get_data(as_text=True).splitlines()]
     assert export.mimetype == "application/x-ndjson" and len(lines) == 1
     assert auditor.post("/offeringGroup", json={"name": "x"}).status_code == 403
+
+
+def test_a_resource_as_it_was_at_a_past_time(registry: Any) -> None:
+    group = registry.post("/offeringGroup", json={"name": "Before"}).get_json()
+    auditor = registry.with_scopes("audit:read")
+    time.sleep(0.01)
+    moment = datetime.now(UTC).isoformat()
+    time.sleep(0.01)
+    registry.patch(f"/offeringGroup/{group['id']}", json={"name": "After"})
+    then = auditor.get(f"/audit/aggregates/{group['id']}/state",
+                       query_string={"asOf": moment}).get_json()
+    assert then["resource"]["name"] == "Before" and then["aggregateVersion"] == 1
+    now = auditor.get(f"/audit/aggregates/{group['id']}/state").get_json()
+    assert now["resource"]["name"] == "After"
+    before_it_existed = auditor.get(f"/audit/aggregates/{group['id']}/state",
+                                    query_string={"asOf": "2000-01-01T00:00:00Z"})
+    assert before_it_existed.status_code == 404
+
+
+def test_readiness_names_what_is_down(tmp_path: Any) -> None:
+    from services.catalogue import all_specs
+    from shared import config
+    from shared.wsgi import Suite
+    from tests.conftest import base_env
+
+    settings = config.load(base_env(tmp_path / "var", REDIS_URL="redis://127.0.0.1:1/0"))
+    running = Suite(all_specs(), settings, start_workers=False)
+    try:
+        client = running.app("threshold-registry").test_client()
+        response = client.get("/threshold-registry/v1/readyz")
+        assert response.status_code == 503
+        body = response.get_json()
+        assert body["down"] == ["cache"] and body["checks"]["store"] == "ok"
+        assert client.get("/threshold-registry/v1/healthz").status_code == 200
+    finally:
+        running.stop()
