@@ -90,6 +90,7 @@ class Settings:
     schema_prefix: str = ""
     queue_prefix: str = ""
     checkpoint_seconds: int = 10
+    evaluator_partitions: int = 1
 
     @property
     def embedded(self) -> bool:
@@ -184,6 +185,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         schema_prefix=_schema_prefix(env),
         queue_prefix=_queue_prefix(env),
         checkpoint_seconds=_int(env, "SLA_CHECKPOINT_SECONDS", 10, 1),
+        evaluator_partitions=_int(env, "SLA_EVALUATOR_PARTITIONS", 1, 1),
     )
 
 

@@ -113,11 +113,15 @@ class State:
 class Evaluator:
     BATCH_TOPICS = topics_of([MeasurementBatch])
 
-    def __init__(self, app: Any, partition: str = "main", batch: int = 200,
+    def __init__(self, app: Any, partition: int = 0, partitions: int = 1, batch: int = 200,
                  checkpoint_seconds: float = 10.0, poll_interval: float = 0.01) -> None:
+        """``partition`` of ``partitions``: each evaluator takes the regimes whose id
+        hashes to its partition, so several processes share the load while every series
+        stays with one evaluator, in order."""
         self.app = app
-        self.partition = partition
-        self.tracking_name = f"evaluator:{partition}"
+        self.index, self.partitions = partition, partitions
+        self.partition = "main" if partitions == 1 else f"{partition}-of-{partitions}"
+        self.tracking_name = f"evaluator:{self.partition}"
         self.batch = batch
         self.checkpoint_seconds = checkpoint_seconds
         self.poll_interval = poll_interval
@@ -214,6 +218,8 @@ class Evaluator:
         for row in batch.samples:
             po_id, parameter, observed = row[0], row[1], row[2]
             for route in ws.routes_for(po_id, parameter):
+                if self.partitions > 1 and route.partition % self.partitions != self.index:
+                    continue
                 regime_id, w = route.regime_id, route.window_seconds
                 closed = st.closed_until.get(regime_id, NEVER)
                 first, last = covered_windows(observed, row[4], w)

@@ -20,10 +20,17 @@ def background(runtime: Any) -> dict[str, Any]:
                       bindings=messaging.MEASUREMENT_BINDINGS)
     runtime.transport.declare([queue])
     consumer = messaging.MeasurementConsumer(runtime.app, runtime.transport, queue)
-    evaluator = Evaluator(runtime.app,
-                          checkpoint_seconds=runtime.settings.checkpoint_seconds)
-    runtime.evaluator = evaluator
-    return {"intake": consumer.run, "evaluator": evaluator.run}
+    partitions = runtime.settings.evaluator_partitions
+    evaluators = [Evaluator(runtime.app, i, partitions,
+                            checkpoint_seconds=runtime.settings.checkpoint_seconds)
+                  for i in range(partitions)]
+    runtime.evaluators = evaluators
+    roles = {"intake": consumer.run}
+    if partitions == 1:
+        roles["evaluator"] = evaluators[0].run
+    else:
+        roles.update({f"evaluator-{e.index}": e.run for e in evaluators})
+    return roles
 
 
 SPEC = ServiceSpec(

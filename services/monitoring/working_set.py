@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import threading
+import zlib
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -41,6 +42,7 @@ class Route:
     window: str
     allowed_lateness: str
     name: str
+    partition: int  # a stable hash of the regime id, for evaluator partitions
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,7 +163,8 @@ class WorkingSet:
                 if watched:
                     found.append(Route(regime_id, regime.window_seconds,
                                        regime.lateness_seconds, regime.window,
-                                       regime.allowed_lateness, regime.name))
+                                       regime.allowed_lateness, regime.name,
+                                       zlib.crc32(regime_id.encode())))
             self._param_routes[key] = found
         return found
 
