@@ -28,7 +28,7 @@ class Checked:
 def _time(raw: Any) -> float:
     if not isinstance(raw, str):
         raise ValueError("an ISO 8601 time with a time zone, e.g. 2026-11-25T10:00:00Z")
-    parsed = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    parsed = datetime.fromisoformat(raw)  # Python 3.11 reads "Z" too
     if parsed.tzinfo is None:
         raise ValueError(f"{raw!r} has no time zone")
     return parsed.timestamp()
