@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import hashlib
+import re
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
@@ -28,6 +29,7 @@ from eventsourcing.persistence import (
 )
 
 from shared import context
+from shared.errors import NotFound, StaleVersion
 
 META_KEY = "__meta__"
 
@@ -127,6 +129,22 @@ class ServiceApplication(Application):
     def process_recorder(self) -> ProcessRecorder:
         assert isinstance(self.recorder, ProcessRecorder)
         return self.recorder
+
+    def get(self, kind: type, aggregate_id: UUID, expected_version: int | None = None,
+            label: str | None = None) -> Any:
+        """One aggregate of a kind; :class:`NotFound` or :class:`StaleVersion` if not."""
+        from eventsourcing.application import AggregateNotFoundError
+
+        label = label or re.sub(r"(?<!^)(?=[A-Z])", " ", kind.__name__).lower()
+        try:
+            aggregate = self.repository.get(aggregate_id)
+        except AggregateNotFoundError:
+            raise NotFound(f"no {label} with id {aggregate_id}") from None
+        if not isinstance(aggregate, kind):
+            raise NotFound(f"no {label} with id {aggregate_id}")
+        if expected_version is not None and aggregate.version != expected_version:
+            raise StaleVersion(aggregate.version, expected_version)
+        return aggregate
 
     # --- inbox ------------------------------------------------------------------------
     def save(self, *objs: Any, **kwargs: Any) -> list[Any]:

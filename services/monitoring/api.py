@@ -6,23 +6,18 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID, uuid4
 
-from eventsourcing.persistence import IntegrityError
 from flask import Response, g
 from flask_smorest import Blueprint
 
 from services.monitoring import resources
 from services.monitoring import schemas as s
-from services.monitoring.application import Monitoring, NotFound, StaleVersion
-from services.monitoring.domain import InvalidTransition, InvalidValue
-from shared.http.errors import ApiError, error_response
-from shared.http.listing import expected_version, list_response, one_response
+from services.monitoring.application import Monitoring
+from shared.http.errors import ApiError
+from shared.http.listing import expected_version, fields_of, list_response, one_response
+from shared.http.schemas import ListQuery
 from shared.http.security import requires
 
 READ, WRITE, INGEST = "sla:read", "sla:write", "ingest"
-
-
-def _allowed(schema: type) -> set[str]:
-    return {f.data_key or name for name, f in schema().fields.items()}
 
 
 def blueprint(runtime: Any) -> Blueprint:
@@ -31,36 +26,14 @@ def blueprint(runtime: Any) -> Blueprint:
                     description="Proactive monitoring regimes over groups of purchased "
                                 "offerings: measurements in, crossings and burn alerts out")
 
-    @blp.errorhandler(InvalidValue)
-    def _invalid(exc: InvalidValue) -> Response:
-        return error_response(400, f"the request is not valid: {exc}", "INVALID_VALUE",
-                              exc.errors)
-
-    @blp.errorhandler(InvalidTransition)
-    def _transition(exc: InvalidTransition) -> Response:
-        return error_response(409, str(exc), "INVALID_TRANSITION")
-
-    @blp.errorhandler(NotFound)
-    def _not_found(exc: NotFound) -> Response:
-        return error_response(404, str(exc))
-
-    @blp.errorhandler(StaleVersion)
-    def _stale(exc: StaleVersion) -> Response:
-        return error_response(409, str(exc), "STALE_VERSION",
-                              {"If-Match": [f"current ETag is \"{exc.current}\""]})
-
-    @blp.errorhandler(IntegrityError)
-    def _conflict(_: IntegrityError) -> Response:
-        return error_response(409, "changed concurrently; read it again and retry", "CONFLICT")
-
     # --- regimes -----------------------------------------------------------------------
     @blp.route("/monitoringRegime", methods=["GET"])
-    @blp.arguments(s.ListQuery, location="query")
+    @blp.arguments(ListQuery, location="query")
     @blp.response(200, s.Regime(many=True))
     @requires(READ)
     def list_regimes(_: Any) -> Response:
         """Monitoring regimes; filter by status, offeringGroupId ..."""
-        return list_response(map(resources.regime, app.regimes()), _allowed(s.Regime))
+        return list_response(map(resources.regime, app.regimes()), fields_of(s.Regime))
 
     @blp.route("/monitoringRegime", methods=["POST"])
     @blp.arguments(s.RegimeCreate)
@@ -141,13 +114,13 @@ def blueprint(runtime: Any) -> Blueprint:
 
     # --- queries -----------------------------------------------------------------------
     @blp.route("/crossing", methods=["GET"])
-    @blp.arguments(s.ListQuery, location="query")
+    @blp.arguments(ListQuery, location="query")
     @blp.response(200, s.Crossing(many=True))
     @requires(READ)
     def list_crossings(_: Any) -> Response:
         """Crossing history; filter by regimeId, parameter, level, scopeType, scopeId,
         open, raisedAt.gte ..."""
-        return list_response(map(resources.crossing, app.crossings()), _allowed(s.Crossing))
+        return list_response(map(resources.crossing, app.crossings()), fields_of(s.Crossing))
 
     @blp.route("/crossing/<uuid:crossing_id>", methods=["GET"])
     @blp.response(200, s.Crossing)
@@ -158,32 +131,32 @@ def blueprint(runtime: Any) -> Blueprint:
         return one_response(resources.crossing(crossing), crossing.version)
 
     @blp.route("/burnAlert", methods=["GET"])
-    @blp.arguments(s.ListQuery, location="query")
+    @blp.arguments(ListQuery, location="query")
     @blp.response(200, s.BurnAlert(many=True))
     @requires(READ)
     def list_burn_alerts(_: Any) -> Response:
         """Error-budget burn-rate alerts (page, ticket)."""
         return list_response(map(resources.burn_alert, app.burn_alerts()),
-                             _allowed(s.BurnAlert))
+                             fields_of(s.BurnAlert))
 
     @blp.route("/windowEvaluation", methods=["GET"])
-    @blp.arguments(s.ListQuery, location="query")
+    @blp.arguments(ListQuery, location="query")
     @blp.response(200, s.WindowEvaluation(many=True))
     @requires(READ)
     def list_evaluations(_: Any) -> Response:
         """The evaluated windows of a series, for charts: filter by regimeId, parameter,
         scopeType, scopeId, windowStart.gte/lt; sort=windowStart."""
         return list_response(map(resources.evaluation, app.evaluations()),
-                             _allowed(s.WindowEvaluation))
+                             fields_of(s.WindowEvaluation))
 
     @blp.route("/status", methods=["GET"])
-    @blp.arguments(s.ListQuery, location="query")
+    @blp.arguments(ListQuery, location="query")
     @blp.response(200, s.SeriesStatus(many=True))
     @requires(READ)
     def status(_: Any) -> Response:
         """Current status of every series: per regime, group, offering and purchased
         offering — level, last value, remaining error budget, burn alert."""
         return list_response(map(resources.status_row, app.status()),
-                             _allowed(s.SeriesStatus))
+                             fields_of(s.SeriesStatus))
 
     return blp

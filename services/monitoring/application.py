@@ -25,17 +25,8 @@ from services.monitoring.domain import (
 )
 from services.monitoring.working_set import WorkingSet
 from shared.cache import Cache, MemoryCache
+from shared.errors import NotFound, StaleVersion  # noqa: F401 - re-exported
 from shared.store import AggregateIndex, ServiceApplication
-
-
-class NotFound(LookupError):
-    pass
-
-
-class StaleVersion(Exception):
-    def __init__(self, current: int, expected: int) -> None:
-        super().__init__(f"the resource is at version {current}, not {expected}")
-        self.current = current
 
 
 @dataclass
@@ -74,15 +65,7 @@ class Monitoring(ServiceApplication):
 
     # --- regimes ------------------------------------------------------------------------
     def _get(self, kind: type, aggregate_id: UUID, expected_version: int | None = None) -> Any:
-        try:
-            aggregate = self.repository.get(aggregate_id)
-        except AggregateNotFoundError:
-            raise NotFound(f"no {kind.__name__.lower()} with id {aggregate_id}") from None
-        if not isinstance(aggregate, kind):
-            raise NotFound(f"no {kind.__name__.lower()} with id {aggregate_id}")
-        if expected_version is not None and aggregate.version != expected_version:
-            raise StaleVersion(aggregate.version, expected_version)
-        return aggregate
+        return self.get(kind, aggregate_id, expected_version)
 
     def start_regime(self, **fields: Any) -> Regime:
         Regime.validate(**fields)

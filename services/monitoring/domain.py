@@ -15,6 +15,8 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
+from shared.errors import Conflict, Invalid
+
 DURATION = re.compile(r"^P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?)?$")
 REGIME_STATUS = ("active", "paused", "stopped")
 
@@ -23,14 +25,12 @@ class MonitoringError(Exception):
     """Base of the monitoring domain's refusals."""
 
 
-class InvalidValue(MonitoringError):
-    def __init__(self, errors: dict[str, list[str]]) -> None:
-        super().__init__("; ".join(f"{k}: {' '.join(v)}" for k, v in errors.items()))
-        self.errors = errors
+class InvalidValue(MonitoringError, Invalid):
+    """Values are invalid; ``errors`` maps API field paths to messages."""
 
 
-class InvalidTransition(MonitoringError):
-    pass
+class InvalidTransition(MonitoringError, Conflict):
+    """Not allowed in the current state (a stopped regime cannot resume)."""
 
 
 @functools.lru_cache(maxsize=1024)

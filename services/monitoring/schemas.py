@@ -151,13 +151,3 @@ class SeriesStatus(Schema):
     remainingBudget = fields.Float(allow_none=True)
     projectedExhaustion = fields.String(allow_none=True)
     burnAlert = fields.String(allow_none=True)
-
-
-class ListQuery(Schema):
-    class Meta:
-        unknown = "include"
-
-    offset = fields.Integer(validate=validate.Range(min=0))
-    limit = fields.Integer(validate=validate.Range(min=0, max=1000))
-    fields_ = fields.String(data_key="fields")
-    sort = fields.String()

@@ -11,25 +11,19 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.persistence import IntegrityError
-from flask import Response, g, request, stream_with_context
+from flask import Response, g, request
 from flask_smorest import Blueprint
 
 from services.notification import resources
 from services.notification import schemas as s
-from services.notification.application import NotFound, NotificationService, StaleVersion
-from services.notification.domain import InvalidTransition, InvalidValue
+from services.notification.application import NotFound, NotificationService
 from services.notification.worker import ensure_configured
-from shared.http.errors import error_response
-from shared.http.listing import expected_version, list_response, one_response
+from shared.http.listing import expected_version, fields_of, list_response, one_response
+from shared.http.schemas import ListQuery
 from shared.http.security import public, requires
 
 READ, WRITE = "sla:read", "sla:write"
 SETTINGS = ("groupBy", "groupWait", "groupInterval", "repeatInterval", "escalation")
-
-
-def _allowed(schema: type) -> set[str]:
-    return {f.data_key or name for name, f in schema().fields.items()}
 
 
 def _settings(body: dict[str, Any]) -> dict[str, Any]:
@@ -71,43 +65,18 @@ def blueprint(runtime: Any) -> Blueprint:
                     description="Notification lists, hub subscriptions, incidents, "
                                 "deliveries and their history")
 
-    @blp.errorhandler(InvalidValue)
-    def _invalid(exc: InvalidValue) -> Response:
-        return error_response(400, "the request is not valid: " + "; ".join(
-            f"{k}: {' '.join(v)}" for k, v in list(exc.errors.items())[:5]),
-            "INVALID_VALUE", dict(exc.errors))
-
-    @blp.errorhandler(InvalidTransition)
-    def _transition(exc: InvalidTransition) -> Response:
-        return error_response(409, str(exc), "INVALID_TRANSITION")
-
-    @blp.errorhandler(NotFound)
-    def _not_found(exc: NotFound) -> Response:
-        return error_response(404, str(exc))
-
-    @blp.errorhandler(StaleVersion)
-    def _stale(exc: StaleVersion) -> Response:
-        return error_response(
-            409, f"{exc}; read it again and retry with If-Match: \"{exc.current}\"",
-            "STALE_VERSION", {"If-Match": [f"current ETag is \"{exc.current}\""]})
-
-    @blp.errorhandler(IntegrityError)
-    def _conflict(exc: IntegrityError) -> Response:
-        return error_response(409, "the resource was changed concurrently; read it again "
-                                   "and retry", "CONFLICT")
-
     def created(body: dict[str, Any], version: int) -> Response:
         return one_response(body, version=version, status=201, location=body["href"])
 
     # --- notification lists --------------------------------------------------------------
     @blp.route("/notificationList", methods=["GET"])
-    @blp.arguments(s.ListQuery, location="query")
+    @blp.arguments(ListQuery, location="query")
     @blp.response(200, s.NotificationList(many=True))
     @requires(READ)
     def list_lists(_: Any) -> Response:
         """List notification lists; filter e.g. by kind, owner or name."""
         return list_response(map(resources.notification_list, app.lists()),
-                             _allowed(s.NotificationList))
+                             fields_of(s.NotificationList))
 
     @blp.route("/notificationList", methods=["POST"])
     @blp.arguments(s.NotificationListCreate)
@@ -193,12 +162,12 @@ def blueprint(runtime: Any) -> Blueprint:
 
     # --- TMF hub -------------------------------------------------------------------------
     @blp.route("/hub", methods=["GET"])
-    @blp.arguments(s.ListQuery, location="query")
+    @blp.arguments(ListQuery, location="query")
     @blp.response(200, s.Hub(many=True))
     @requires(READ)
     def list_hubs(_: Any) -> Response:
         """Registered event subscriptions (TMF hub)."""
-        return list_response(map(resources.hub, app.subscriptions()), _allowed(s.Hub))
+        return list_response(map(resources.hub, app.subscriptions()), fields_of(s.Hub))
 
     @blp.route("/hub", methods=["POST"])
     @blp.arguments(s.HubCreate)
@@ -229,12 +198,12 @@ def blueprint(runtime: Any) -> Blueprint:
 
     # --- incidents and acknowledgement -------------------------------------------------
     @blp.route("/incident", methods=["GET"])
-    @blp.arguments(s.ListQuery, location="query")
+    @blp.arguments(ListQuery, location="query")
     @blp.response(200, s.Incident(many=True))
     @requires(READ)
     def list_incidents(_: Any) -> Response:
         """Alerts the service was told about; filter e.g. open=true, acknowledged=false."""
-        return list_response(map(resources.incident, app.incidents()), _allowed(s.Incident))
+        return list_response(map(resources.incident, app.incidents()), fields_of(s.Incident))
 
     @blp.route("/incident/<uuid:incident_id>", methods=["GET"])
     @blp.response(200, s.Incident)
@@ -296,7 +265,7 @@ def blueprint(runtime: Any) -> Blueprint:
     def list_deliveries(_: Any) -> Response:
         """Delivery history: filter by listId, recipient, status, eventType, eventId,
         alertId, correlationId, createdAt.gte ..."""
-        return list_response(history(), _allowed(s.Delivery), extra_reserved=history_reserved)
+        return list_response(history(), fields_of(s.Delivery), extra_reserved=history_reserved)
 
     @blp.route("/delivery/export", methods=["GET"])
     @blp.arguments(s.HistoryQuery, location="query")
@@ -306,36 +275,30 @@ def blueprint(runtime: Any) -> Blueprint:
         """The same history as CSV (same filters), for spreadsheets and archives."""
         from shared.http.listing import _matches, parse_filters
 
-        filters = parse_filters(request.args, _allowed(s.Delivery),
+        filters = parse_filters(request.args, fields_of(s.Delivery),
                                 history_reserved | {"offset", "limit", "fields", "sort"})
 
-        def rows() -> Iterator[str]:
-            buffer = io.StringIO()
-            writer = csv.writer(buffer)
-            writer.writerow(HISTORY_COLUMNS)
-            for item in history():
-                if not all(_matches(item, a, op, raws) for a, op, raws in filters):
-                    continue
-                writer.writerow([";".join(v) if isinstance(v := item.get(c), list)
-                                 else ("" if v is None else v) for c in HISTORY_COLUMNS])
-                yield buffer.getvalue()
-                buffer.seek(0)
-                buffer.truncate()
-            yield buffer.getvalue()
-
-        return Response(stream_with_context(rows()), mimetype="text/csv",
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(HISTORY_COLUMNS)
+        for item in history():
+            if not all(_matches(item, a, op, raws) for a, op, raws in filters):
+                continue
+            writer.writerow([";".join(v) if isinstance(v := item.get(c), list)
+                             else ("" if v is None else v) for c in HISTORY_COLUMNS])
+        return Response(buffer.getvalue(), mimetype="text/csv",
                         headers={"Content-Disposition":
                                  'attachment; filename="notification-deliveries.csv"'})
 
     @blp.route("/delivery/deadLetter", methods=["GET"])
-    @blp.arguments(s.ListQuery, location="query")
+    @blp.arguments(ListQuery, location="query")
     @blp.response(200, s.Delivery(many=True))
     @requires(READ)
     def dead_letters(_: Any) -> Response:
         """Deliveries that failed for good (attempts used up, or refused); retry by hand."""
         return list_response((resources.delivery(d, with_content=False)
                               for d in app.deliveries() if d.status == "failed"),
-                             _allowed(s.Delivery))
+                             fields_of(s.Delivery))
 
     @blp.route("/delivery/<uuid:delivery_id>", methods=["GET"])
     @blp.response(200, s.Delivery)
@@ -354,12 +317,12 @@ def blueprint(runtime: Any) -> Blueprint:
         return one_response(resources.delivery(d), d.version)
 
     @blp.route("/decision", methods=["GET"])
-    @blp.arguments(s.ListQuery, location="query")
+    @blp.arguments(ListQuery, location="query")
     @blp.response(200, s.Decision(many=True))
     @requires(READ)
     def list_decisions(_: Any) -> Response:
         """Why each event did or did not become a message on each list: queued, grouped,
         inhibited, suppressed, sent; filter by eventId, listId, alertId, decision ..."""
-        return list_response(map(resources.decision, app.decisions()), _allowed(s.Decision))
+        return list_response(map(resources.decision, app.decisions()), fields_of(s.Decision))
 
     return blp

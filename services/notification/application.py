@@ -46,24 +46,14 @@ from services.notification.domain import (
     next_flush,
     suppressing,
 )
+from shared import context
+from shared.errors import NotFound, StaleVersion  # noqa: F401 - re-exported
 from shared.store import AggregateIndex, ServiceApplication
 
 log = logging.getLogger(__name__)
 
 ROOT = "/notification/v1"
 MAX_TIER = 5
-
-
-class NotFound(LookupError):
-    def __init__(self, kind: str, identifier: object) -> None:
-        super().__init__(f"no {kind} with id {identifier}")
-        self.kind, self.identifier = kind, identifier
-
-
-class StaleVersion(Exception):
-    def __init__(self, current: int, expected: int) -> None:
-        super().__init__(f"the resource is at version {current}, not {expected}")
-        self.current, self.expected = current, expected
 
 
 KINDS: dict[type, str] = {
@@ -111,15 +101,8 @@ class NotificationService(ServiceApplication):
 
     # --- reading one -------------------------------------------------------------------
     def _get(self, kind: type, aggregate_id: UUID, expected_version: int | None = None) -> Any:
-        try:
-            aggregate = self.repository.get(aggregate_id)
-        except AggregateNotFoundError:
-            raise NotFound(KINDS.get(kind, kind.__name__), aggregate_id) from None
-        if not isinstance(aggregate, kind):
-            raise NotFound(KINDS.get(kind, kind.__name__), aggregate_id)
-        if expected_version is not None and aggregate.version != expected_version:
-            raise StaleVersion(aggregate.version, expected_version)
-        return aggregate
+        return self.get(kind, aggregate_id, expected_version,
+                        label=KINDS.get(kind, kind.__name__))
 
     def _find(self, aggregate_id: UUID) -> Any | None:
         try:
@@ -130,13 +113,13 @@ class NotificationService(ServiceApplication):
     def notification_list(self, list_id: UUID) -> NotificationList:
         nlist = self._get(NotificationList, list_id)
         if nlist.status != "active":
-            raise NotFound("notification list", list_id)
+            raise NotFound(f"no notification list with id {list_id}")
         return nlist
 
     def subscription(self, subscription_id: UUID) -> HubSubscription:
         sub = self._get(HubSubscription, subscription_id)
         if sub.status != "active":
-            raise NotFound("hub subscription", subscription_id)
+            raise NotFound(f"no hub subscription with id {subscription_id}")
         return sub
 
     def incident(self, incident_id: UUID) -> Incident:
@@ -218,7 +201,7 @@ class NotificationService(ServiceApplication):
                     expected_version: int | None = None) -> NotificationList:
         nlist = self._get(NotificationList, list_id, expected_version)
         if nlist.status != "active":
-            raise NotFound("notification list", list_id)
+            raise NotFound(f"no notification list with id {list_id}")
         changes = dict(changes)
         if "settings" in changes:
             merged = {**nlist.settings, **changes["settings"]}
@@ -231,7 +214,7 @@ class NotificationService(ServiceApplication):
     def delete_list(self, list_id: UUID, expected_version: int | None = None) -> None:
         nlist = self._get(NotificationList, list_id, expected_version)
         if nlist.status != "active":
-            raise NotFound("notification list", list_id)
+            raise NotFound(f"no notification list with id {list_id}")
         nlist.delete()
         self.save(nlist)
 
@@ -240,7 +223,7 @@ class NotificationService(ServiceApplication):
                    ) -> tuple[NotificationList, dict[str, Any], str | None]:
         nlist = self._get(NotificationList, list_id, expected_version)
         if nlist.status != "active":
-            raise NotFound("notification list", list_id)
+            raise NotFound(f"no notification list with id {list_id}")
         record, secret = self._new_member(member)
         nlist.add_member(record)
         self.save(nlist)
@@ -252,7 +235,7 @@ class NotificationService(ServiceApplication):
         try:
             nlist.remove_member(member_id)
         except KeyError:
-            raise NotFound("member", member_id) from None
+            raise NotFound(f"no member with id {member_id}") from None
         self.save(nlist)
 
     # --- hub ---------------------------------------------------------------------------
@@ -520,7 +503,10 @@ class NotificationService(ServiceApplication):
                         str(nlist.id), str(escalation["nextListId"]),
                         now + timedelta(seconds=float(escalation["delay"])), 1)
                 to_save.append(incident)
-        self.save(*to_save)
+        first = alerts[0] if alerts else {}
+        with context.bound(correlation=first.get("correlationId"),
+                           causation=first.get("eventId"), who="notification:scheduler"):
+            self.save(*to_save)
         return 1
 
     def _escalate(self, incident_id: UUID, from_list: str) -> int:
@@ -541,7 +527,10 @@ class NotificationService(ServiceApplication):
                 incident.schedule_escalation(
                     str(target.id), str(target.escalation["nextListId"]),
                     now + timedelta(seconds=float(target.escalation["delay"])), tier + 1)
-        self.save(*to_save)
+        with context.bound(correlation=incident.labels.get("correlationId"),
+                           causation=incident.labels.get("eventId"),
+                           who="notification:scheduler"):
+            self.save(*to_save)
         return 1
 
     # --- deliveries ------------------------------------------------------------------
@@ -572,6 +561,11 @@ class NotificationService(ServiceApplication):
         d: Delivery = self.repository.get(delivery_id)
         if not d.active or (d.status == "sending" and not resume):
             return None
+        with context.bound(correlation=(d.correlation_ids or [None])[0],
+                           causation=f"delivery:{d.id}", who="notification:dispatcher"):
+            return self._attempt(d, session)
+
+    def _attempt(self, d: Delivery, session: Any) -> str | None:
         try:
             d.start_attempt(self.clock(), self.worker_id)
             self.save(d)

@@ -24,6 +24,8 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
+from shared.errors import Conflict, Invalid
+
 # --- errors -------------------------------------------------------------------------------
 
 
@@ -31,15 +33,11 @@ class DomainError(Exception):
     """Base class of every refusal by the domain model."""
 
 
-class InvalidValue(DomainError):
+class InvalidValue(DomainError, Invalid):
     """One or more values are invalid; ``errors`` maps API field paths to messages."""
 
-    def __init__(self, errors: Mapping[str, list[str]]) -> None:
-        self.errors: dict[str, list[str]] = {k: list(v) for k, v in errors.items()}
-        super().__init__("; ".join(f"{k}: {' '.join(v)}" for k, v in self.errors.items()))
 
-
-class InvalidTransition(DomainError):
+class InvalidTransition(DomainError, Conflict):
     """The command is well formed but not allowed in the aggregate's current state."""
 
 

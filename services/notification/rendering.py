@@ -69,7 +69,9 @@ def _complete(alert: dict[str, Any]) -> dict[str, Any]:
     keys = ("measuredValue", "conformanceTarget", "thresholdTarget", "comparator", "burnRate",
             "longWindow", "shortWindow", "remainingBudget", "projectedExhaustion", "ackUrl",
             "offeringGroupId", "offeringId", "customerId", "windowStart", "windowEnd",
-            "summary", "correlationId", "change", "since")
+            "summary", "correlationId", "change", "since", "eventId", "incidentId",
+            "alertId", "eventType", "level", "severity", "parameter", "scopeType", "scopeId",
+            "detailsUrl")
     return {**{k: None for k in keys}, **alert}
 
 

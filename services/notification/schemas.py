@@ -11,6 +11,7 @@ from services.notification.domain import (
     LIST_KINDS,
     SEVERITIES,
 )
+from shared.http.schemas import ListQuery
 
 NAME = validate.Length(min=1, max=200)
 IDS = fields.List(fields.String(validate=validate.Length(min=1, max=200)),
@@ -238,19 +239,6 @@ class Decision(Resource):
     eventType = fields.String(allow_none=True)
     severity = fields.String(allow_none=True)
     at = fields.String()
-
-
-class ListQuery(Schema):
-    """TMF630 list parameters; attribute filters (attr=, attr.gt= ...) are also accepted."""
-
-    class Meta:
-        unknown = "include"
-
-    offset = fields.Integer(validate=validate.Range(min=0))
-    limit = fields.Integer(validate=validate.Range(min=0, max=1000))
-    fields_ = fields.String(data_key="fields", metadata={
-        "description": "comma-separated attributes to return (id, href, @type always)"})
-    sort = fields.String(metadata={"description": "attribute, or -attribute for descending"})
 
 
 class HistoryQuery(ListQuery):

@@ -13,10 +13,10 @@ from flask_smorest import Blueprint
 
 from services.threshold_registry import resources
 from services.threshold_registry import schemas as s
-from services.threshold_registry.application import NotFound, StaleVersion, ThresholdRegistry
-from services.threshold_registry.domain import InvalidTransition, InvalidValue, UnknownVersion
-from shared.http.errors import ApiError, error_response
-from shared.http.listing import expected_version, list_response, one_response
+from services.threshold_registry.application import ThresholdRegistry
+from shared.http.errors import ApiError
+from shared.http.listing import expected_version, fields_of, list_response, one_response
+from shared.http.schemas import ListQuery
 from shared.http.security import requires
 
 READ, WRITE = "sla:read", "sla:write"
@@ -26,54 +26,24 @@ def _snake(data: dict[str, Any], mapping: dict[str, str]) -> dict[str, Any]:
     return {mapping.get(k, k): v for k, v in data.items()}
 
 
-def _allowed(schema: type) -> set[str]:
-    return {f.data_key or name for name, f in schema().fields.items()}
-
-
 def blueprint(runtime: Any) -> Blueprint:
     app: ThresholdRegistry = runtime.app
     blp = Blueprint("threshold-registry", __name__,
                     description="Offering groups, product offerings, SLA types, threshold "
                                 "standards and the product offering inventory")
 
-    @blp.errorhandler(InvalidValue)
-    def _invalid(exc: InvalidValue) -> Response:
-        return error_response(400, "the request is not valid: " + "; ".join(
-            f"{k}: {' '.join(v)}" for k, v in list(exc.errors.items())[:5]),
-            "INVALID_VALUE", dict(exc.errors))
-
-    @blp.errorhandler(InvalidTransition)
-    def _transition(exc: InvalidTransition) -> Response:
-        return error_response(409, str(exc), "INVALID_TRANSITION")
-
-    @blp.errorhandler(UnknownVersion)
-    @blp.errorhandler(NotFound)
-    def _not_found(exc: Exception) -> Response:
-        return error_response(404, str(exc))
-
-    @blp.errorhandler(StaleVersion)
-    def _stale(exc: StaleVersion) -> Response:
-        return error_response(
-            409, f"{exc}; read it again and retry with If-Match: \"{exc.current}\"",
-            "STALE_VERSION", {"If-Match": [f"current ETag is \"{exc.current}\""]})
-
-    @blp.errorhandler(IntegrityError)
-    def _conflict(exc: IntegrityError) -> Response:
-        return error_response(409, "the resource was changed or created concurrently; read "
-                                   "it again and retry", "CONFLICT")
-
     def created(body: dict[str, Any], version: int) -> Response:
         return one_response(body, version=version, status=201, location=body["href"])
 
     # --- offering groups -----------------------------------------------------------------
     @blp.route("/offeringGroup", methods=["GET"])
-    @blp.arguments(s.ListQuery, location="query")
+    @blp.arguments(ListQuery, location="query")
     @blp.response(200, s.OfferingGroup(many=True))
     @requires(READ)
     def list_offering_groups(_: Any) -> Response:
         """List offering groups (groups of similar product offerings)."""
         return list_response(map(resources.offering_group, app.offering_groups()),
-                             _allowed(s.OfferingGroup))
+                             fields_of(s.OfferingGroup))
 
     @blp.route("/offeringGroup", methods=["POST"])
     @blp.arguments(s.OfferingGroupCreate)
@@ -114,13 +84,13 @@ def blueprint(runtime: Any) -> Blueprint:
                        "moveReason": "move_reason"}
 
     @blp.route("/productOffering", methods=["GET"])
-    @blp.arguments(s.ListQuery, location="query")
+    @blp.arguments(ListQuery, location="query")
     @blp.response(200, s.ProductOffering(many=True))
     @requires(READ)
     def list_offerings(_: Any) -> Response:
         """List product offerings; filter e.g. by offeringGroupId or lifecycleStatus."""
         return list_response(map(resources.product_offering, app.offerings()),
-                             _allowed(s.ProductOffering))
+                             fields_of(s.ProductOffering))
 
     @blp.route("/productOffering", methods=["POST"])
     @blp.arguments(s.ProductOfferingCreate)
@@ -150,13 +120,13 @@ def blueprint(runtime: Any) -> Blueprint:
         return one_response(resources.product_offering(offering), offering.version)
 
     @blp.route("/productOffering/<uuid:offering_id>/analysisLog", methods=["GET"])
-    @blp.arguments(s.ListQuery, location="query")
+    @blp.arguments(ListQuery, location="query")
     @blp.response(200, s.AnalysisResult(many=True))
     @requires(READ)
     def offering_analysis_log(_: Any, offering_id: UUID) -> Response:
         """Analysis results logged on this offering, oldest first."""
         return list_response(resources.analysis_log(app.offering(offering_id)),
-                             _allowed(s.AnalysisResult))
+                             fields_of(s.AnalysisResult))
 
     # --- SLA types -----------------------------------------------------------------------
     sla_fields = {"maintenanceAccounting": "maintenance_accounting",
@@ -165,12 +135,12 @@ def blueprint(runtime: Any) -> Blueprint:
                   "creditCapPercent": "credit_cap_percent"}
 
     @blp.route("/slaType", methods=["GET"])
-    @blp.arguments(s.ListQuery, location="query")
+    @blp.arguments(ListQuery, location="query")
     @blp.response(200, s.SlaType(many=True))
     @requires(READ)
     def list_sla_types(_: Any) -> Response:
         """List SLA types (gold, silver, bronze ...) with their commercial terms."""
-        return list_response(map(resources.sla_type, app.sla_types()), _allowed(s.SlaType))
+        return list_response(map(resources.sla_type, app.sla_types()), fields_of(s.SlaType))
 
     @blp.route("/slaType", methods=["POST"])
     @blp.arguments(s.SlaTypeCreate)
@@ -207,13 +177,13 @@ def blueprint(runtime: Any) -> Blueprint:
                        "validFor": "valid_for"}
 
     @blp.route("/thresholdStandard", methods=["GET"])
-    @blp.arguments(s.ListQuery, location="query")
+    @blp.arguments(ListQuery, location="query")
     @blp.response(200, s.ThresholdStandard(many=True))
     @requires(READ)
     def list_standards(_: Any) -> Response:
         """List threshold standards as their latest versions show them."""
         return list_response(map(resources.threshold_standard, app.standards()),
-                             _allowed(s.ThresholdStandard))
+                             fields_of(s.ThresholdStandard))
 
     @blp.route("/thresholdStandard", methods=["POST"])
     @blp.arguments(s.ThresholdStandardCreate)
@@ -260,7 +230,7 @@ def blueprint(runtime: Any) -> Blueprint:
         return one_response(resources.threshold_standard(standard), standard.version)
 
     @blp.route("/thresholdStandard/<uuid:standard_id>/version", methods=["GET"])
-    @blp.arguments(s.ListQuery, location="query")
+    @blp.arguments(ListQuery, location="query")
     @blp.response(200, s.StandardVersion(many=True))
     @requires(READ)
     def list_standard_versions(_: Any, standard_id: UUID) -> Response:
@@ -271,7 +241,7 @@ def blueprint(runtime: Any) -> Blueprint:
                              f"{v['version']}",
                      "@type": "ThresholdStandardVersion", **resources.standard_version(v)}
                     for v in standard.versions]
-        return list_response(versions, _allowed(s.StandardVersion))
+        return list_response(versions, fields_of(s.StandardVersion))
 
     @blp.route("/thresholdStandard/<uuid:standard_id>/version/<int:number>", methods=["GET"])
     @blp.response(200, s.StandardVersion)
@@ -317,14 +287,14 @@ def blueprint(runtime: Any) -> Blueprint:
         return resources.purchased_offering(item, app.group_of(item.offering_id))
 
     @blp.route("/purchasedOffering", methods=["GET"])
-    @blp.arguments(s.ListQuery, location="query")
+    @blp.arguments(ListQuery, location="query")
     @blp.response(200, s.PurchasedOffering(many=True))
     @requires(READ)
     def list_inventory(_: Any) -> Response:
         """The product offering inventory; filter by productOfferingId, offeringGroupId,
         customerId, customerGroup, slaTypeId, status ..."""
         return list_response(map(inventory_item, app.purchased_offerings()),
-                             _allowed(s.PurchasedOffering))
+                             fields_of(s.PurchasedOffering))
 
     @blp.route("/purchasedOffering", methods=["POST"])
     @blp.arguments(s.PurchasedOfferingCreate)
@@ -371,12 +341,12 @@ def blueprint(runtime: Any) -> Blueprint:
         return one_response(inventory_item(item), item.version)
 
     @blp.route("/purchasedOffering/<string:product_id>/analysisLog", methods=["GET"])
-    @blp.arguments(s.ListQuery, location="query")
+    @blp.arguments(ListQuery, location="query")
     @blp.response(200, s.AnalysisResult(many=True))
     @requires(READ)
     def inventory_analysis_log(_: Any, product_id: str) -> Response:
         """Analysis results logged on this purchased offering, oldest first."""
         return list_response(resources.analysis_log(app.purchased_offering(product_id)),
-                             _allowed(s.AnalysisResult))
+                             fields_of(s.AnalysisResult))
 
     return blp

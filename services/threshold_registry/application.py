@@ -21,20 +21,8 @@ from services.threshold_registry.domain import (
     SlaType,
     ThresholdStandard,
 )
+from shared.errors import NotFound
 from shared.store import AggregateIndex, ServiceApplication
-
-
-class NotFound(LookupError):
-    def __init__(self, kind: str, identifier: object) -> None:
-        super().__init__(f"no {kind} with id {identifier}")
-        self.kind, self.identifier = kind, identifier
-
-
-class StaleVersion(Exception):
-    def __init__(self, current: int, expected: int) -> None:
-        super().__init__(f"the resource is at version {current}, not {expected}")
-        self.current, self.expected = current, expected
-
 
 KINDS: dict[type, str] = {
     OfferingGroup: "offering group",
@@ -58,15 +46,7 @@ class ThresholdRegistry(ServiceApplication):
 
     # --- reading one -------------------------------------------------------------------
     def _get(self, kind: type, aggregate_id: UUID, expected_version: int | None = None) -> Any:
-        try:
-            aggregate = self.repository.get(aggregate_id)
-        except AggregateNotFoundError:
-            raise NotFound(KINDS[kind], aggregate_id) from None
-        if not isinstance(aggregate, kind):
-            raise NotFound(KINDS[kind], aggregate_id)
-        if expected_version is not None and aggregate.version != expected_version:
-            raise StaleVersion(aggregate.version, expected_version)
-        return aggregate
+        return self.get(kind, aggregate_id, expected_version, label=KINDS[kind])
 
     def offering_group(self, group_id: UUID) -> OfferingGroup:
         return self._get(OfferingGroup, group_id)
@@ -312,7 +292,7 @@ class ThresholdRegistry(ServiceApplication):
             try:
                 offering_id = UUID(str(target.get("id")))
             except ValueError:
-                raise NotFound(KINDS[ProductOffering], target.get("id")) from None
+                raise NotFound(f"no product offering with id {target.get('id')}") from None
             item = self._get(ProductOffering, offering_id)
         item.log_analysis_result(dict(result))
         self.save(item)

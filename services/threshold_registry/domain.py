@@ -28,6 +28,8 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
+from shared.errors import Conflict, Invalid, NotFound
+
 # --- errors -------------------------------------------------------------------------------
 
 
@@ -35,25 +37,16 @@ class DomainError(Exception):
     """Base class of every refusal by the domain model."""
 
 
-class InvalidValue(DomainError):
+class InvalidValue(DomainError, Invalid):
     """One or more values are invalid; ``errors`` maps API field paths to messages."""
 
-    def __init__(self, errors: Mapping[str, list[str]]) -> None:
-        self.errors: dict[str, list[str]] = {k: list(v) for k, v in errors.items()}
-        super().__init__(
-            "; ".join(f"{field}: {' '.join(msgs)}" for field, msgs in self.errors.items())
-        )
 
-
-class InvalidTransition(DomainError):
+class InvalidTransition(DomainError, Conflict):
     """The command is well formed but not allowed in the aggregate's current state."""
 
 
-class UnknownVersion(DomainError, KeyError):
+class UnknownVersion(DomainError, NotFound, KeyError):
     """A threshold standard has no version with the given number (also a ``KeyError``)."""
-
-    def __str__(self) -> str:  # KeyError would quote the message
-        return str(self.args[0]) if self.args else ""
 
 
 class _Errors:

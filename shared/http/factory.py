@@ -11,13 +11,14 @@ from typing import Any
 from uuid import UUID
 
 import marshmallow as ma
+from eventsourcing.persistence import IntegrityError
 from flask import Flask, Response, g, jsonify, request
 from flask.json.provider import DefaultJSONProvider
 from flask_smorest import Api, Blueprint
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from werkzeug.exceptions import HTTPException
 
-from shared import auth, context
+from shared import auth, context, errors
 from shared.http.errors import ApiError, error_body, error_response, flatten_messages
 from shared.http.security import PUBLIC_ATTR, SCOPES_ATTR, public, requires
 
@@ -165,6 +166,31 @@ def create_app(runtime: Any) -> Flask:
     @app.errorhandler(ApiError)
     def _api_error(exc: ApiError) -> Response:
         return error_response(exc.status, exc.message, exc.code, exc.details)
+
+    @app.errorhandler(errors.Invalid)
+    def _invalid(exc: errors.Invalid) -> Response:
+        summary = "; ".join(f"{k}: {' '.join(v)}" for k, v in list(exc.errors.items())[:5])
+        return error_response(400, f"the request is not valid: {summary}", "INVALID_VALUE",
+                              exc.errors)
+
+    @app.errorhandler(errors.NotFound)
+    def _not_found(exc: errors.NotFound) -> Response:
+        return error_response(404, str(exc))
+
+    @app.errorhandler(errors.StaleVersion)
+    def _stale(exc: errors.StaleVersion) -> Response:
+        return error_response(
+            409, f"{exc}; read it again and retry with If-Match: \"{exc.current}\"",
+            "STALE_VERSION", {"If-Match": [f"current ETag is \"{exc.current}\""]})
+
+    @app.errorhandler(errors.Conflict)
+    def _conflict(exc: errors.Conflict) -> Response:
+        return error_response(409, str(exc), "INVALID_TRANSITION")
+
+    @app.errorhandler(IntegrityError)
+    def _concurrent(_: IntegrityError) -> Response:
+        return error_response(409, "the resource was changed or created concurrently; read "
+                                   "it again and retry", "CONFLICT")
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Response:

@@ -191,3 +191,8 @@ def expected_version() -> int | None:
     except ValueError:
         raise ApiError(400, "If-Match must be an ETag this API gave out, like \"3\"",
                        "INVALID_HEADER", {"If-Match": [f"got {header!r}"]}) from None
+
+
+def fields_of(schema: type) -> set[str]:
+    """The attribute names of a representation schema: what lists may filter and sort by."""
+    return {f.data_key or name for name, f in schema().fields.items()}

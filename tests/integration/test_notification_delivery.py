@@ -1,0 +1,128 @@
+"""The notification service in its distributed wiring: real RabbitMQ (a unique queue
+prefix per test), crossings published as monitoring would, a real webhook receiver and a
+real SMTP server on loopback; delivery outcomes published back on the bus."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pika
+import pytest
+
+from services.notification.delivery import NotificationConfig, verify_signature
+from shared import config
+from shared.bus.topology import SLA_EVENTS
+from tests.conftest import base_env
+from tests.service import test_notification as stories
+from tests.service.conftest import Client
+from tests.service.test_notification import Mailbox, Receiver, crossing
+from tests.service.test_registry import eventually
+
+pytestmark = pytest.mark.integration
+
+# The real SMTP server and webhook receiver of the service stories.
+mailbox = stories.mailbox
+receiver = stories.receiver
+
+
+@pytest.fixture
+def distributed(tmp_path: Path, amqp_url: str, unique: str,
+                mailbox: tuple[Mailbox, int]) -> Any:
+    from services.notification.service import SPEC
+    from shared.wsgi import Suite
+
+    prefix = f"t{unique}."
+    settings = config.load(base_env(tmp_path / "var", SLA_BUS_URL=amqp_url,
+                                    SLA_QUEUE_PREFIX=prefix, SLA_PREFETCH="10"))
+    suite = Suite([SPEC], settings, start_workers=False)
+    runtime = suite.runtime("notification")
+    runtime.app.configure(NotificationConfig.from_env({
+        "SLA_SMTP_HOST": "127.0.0.1", "SLA_SMTP_PORT": str(mailbox[1]),
+        "SLA_WEBHOOK_ALLOW": "127.0.0.1/32", "SLA_DELIVERY_BACKOFF_BASE": "0.2",
+        "SLA_DELIVERY_BACKOFF_CAP": "0.5"}), settings.secret_key)
+    tap = f"{prefix}tap"
+    with contextlib.closing(pika.BlockingConnection(pika.URLParameters(amqp_url))) as conn:
+        channel = conn.channel()
+        channel.exchange_declare(SLA_EVENTS, exchange_type="topic", durable=True)
+        channel.queue_declare(tap, durable=True)
+        channel.queue_bind(tap, SLA_EVENTS, routing_key="notification.#")
+    runtime.start_workers()
+    try:
+        yield suite, tap
+    finally:
+        suite.stop()
+        with contextlib.closing(pika.BlockingConnection(pika.URLParameters(amqp_url))) as conn:
+            channel = conn.channel()
+            for queue in (tap, runtime.queue.name, runtime.queue.dead_letter_queue):
+                channel.queue_delete(queue)
+
+
+def _take(amqp_url: str, queue: str) -> list[dict[str, Any]]:
+    taken = []
+    with contextlib.closing(pika.BlockingConnection(pika.URLParameters(amqp_url))) as conn:
+        channel = conn.channel()
+        while True:
+            method, _, body = channel.basic_get(queue, auto_ack=True)
+            if method is None:
+                return taken
+            taken.append({"routing_key": method.routing_key, "body": json.loads(body)})
+
+
+def test_a_crossing_on_rabbitmq_reaches_webhook_and_mailbox_once_and_is_reported(
+        distributed: Any, amqp_url: str, receiver: Receiver,
+        mailbox: tuple[Mailbox, int]) -> None:
+    suite, tap = distributed
+    runtime = suite.runtime("notification")
+    n = Client(suite.app("notification"), "/notification/v1")
+    group = str(uuid.uuid4())
+    created = n.post("/notificationList", json={
+        "name": "NOC", "offeringGroupIds": [group], "groupWait": 0,
+        "topics": [{"eventTypes": ["ThresholdCrossingEvent"], "minSeverity": "major"}],
+        "members": [{"name": "hook", "channel": "webhook", "address": f"{receiver.url}/h"},
+                    {"name": "mail", "channel": "email", "address": "noc@sla.example"}]})
+    assert created.status_code == 201, created.get_json()
+    secret = created.get_json()["members"][0]["secret"]
+
+    breach = crossing(f"cr-{uuid.uuid4().hex[:6]}", group)
+    for _ in range(2):  # the broker redelivers: still one message each
+        runtime.transport.publish_raw(SLA_EVENTS, "monitoring.crossing.raised",
+                                      breach.to_bytes(), message_id=breach.event_id)
+    got = eventually(lambda: receiver.at("/h"), timeout=20)
+    eventually(lambda: mailbox[0].to("noc@sla.example"), timeout=20)
+    assert verify_signature(secret, got[0]["headers"]["X-SLA-Signature"], got[0]["body"])
+
+    published: list[dict[str, Any]] = []
+    eventually(lambda: published.extend(_take(amqp_url, tap)) or len(
+        [m for m in published if m["routing_key"] == "notification.delivery.delivered"]) == 2,
+        timeout=20)
+    assert len(receiver.at("/h")) == 1 and len(mailbox[0].to("noc@sla.example")) == 1
+    reported = [m["body"] for m in published]
+    assert {m["eventType"] for m in reported} == {"NotificationDeliveryChangeEvent"}
+    assert {m["correlationId"] for m in reported} == {breach.correlation_id}
+
+
+def test_the_delivery_retries_until_the_receiver_returns(
+        distributed: Any, receiver: Receiver) -> None:
+    suite, _ = distributed
+    runtime = suite.runtime("notification")
+    n = Client(suite.app("notification"), "/notification/v1")
+    group = str(uuid.uuid4())
+    n.post("/notificationList", json={
+        "name": "NOC", "offeringGroupIds": [group], "groupWait": 0,
+        "topics": [{"eventTypes": ["*"]}],
+        "members": [{"name": "hook", "channel": "webhook", "address": f"{receiver.url}/h"}]})
+    receiver.stop()
+    breach = crossing(f"cr-{uuid.uuid4().hex[:6]}", group)
+    runtime.transport.publish_raw(SLA_EVENTS, "monitoring.crossing.raised",
+                                  breach.to_bytes(), message_id=breach.event_id)
+    eventually(lambda: any(d["attemptCount"] >= 2 for d in n.get("/delivery").get_json()),
+               timeout=20)
+    receiver.start()
+    done = eventually(lambda: [d for d in n.get("/delivery").get_json()
+                               if d["status"] == "delivered"], timeout=20)
+    assert done[0]["attemptCount"] >= 2
+    assert len(receiver.at("/h")) == 1

@@ -1,0 +1,508 @@
+"""Stories of the notification service's users, through its HTTP API and the bus, in one
+process, with a real SMTP server (aiosmtpd) and a real webhook receiver on loopback.
+Every test runs on SQLite and on PostgreSQL. Time is a controllable clock: tests move it
+and poll for the outcome, they never sleep to assert."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import socket
+import threading
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from email import message_from_bytes, policy
+from email.message import Message
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+import pytest
+from aiosmtpd.controller import Controller
+
+from services.notification.delivery import NotificationConfig, verify_signature
+from services.notification.domain import Delivery
+from shared.bus.envelope import Envelope, iso
+from shared.bus.topology import SLA_EVENTS
+from tests.service.conftest import Client
+from tests.service.test_registry import eventually
+
+ROOT = "/notification/v1"
+
+
+# --- real servers on loopback -----------------------------------------------------------
+class Mailbox:
+    """aiosmtpd handler: every message it accepted."""
+
+    def __init__(self) -> None:
+        self.messages: list[Message] = []
+        self._lock = threading.Lock()
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+        with self._lock:
+            self.messages.append(message_from_bytes(envelope.content, policy=policy.default))
+        return "250 OK"
+
+    def to(self, address: str) -> list[Message]:
+        with self._lock:
+            return [m for m in self.messages if m["To"] == address]
+
+
+@pytest.fixture
+def mailbox() -> Iterator[tuple[Mailbox, int]]:
+    box = Mailbox()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    controller = Controller(box, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield box, port
+    finally:
+        controller.stop()
+
+
+class Receiver:
+    """A webhook receiver (threaded http.server) that can be stopped and started again."""
+
+    def __init__(self) -> None:
+        self.requests: list[dict[str, Any]] = []
+        self.port = 0
+        self._server: ThreadingHTTPServer | None = None
+        self._lock = threading.Lock()
+        self.start()
+
+    def start(self) -> None:
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                with receiver._lock:
+                    receiver.requests.append({"path": self.path, "body": body,
+                                              "headers": dict(self.headers)})
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self.port = self._server.server_address[1]
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        assert self._server is not None
+        self._server.shutdown()
+        self._server.server_close()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def at(self, path_prefix: str) -> list[dict[str, Any]]:
+        with self._lock:
+            return [r for r in self.requests if r["path"].startswith(path_prefix)]
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    r = Receiver()
+    yield r
+    try:
+        r.stop()
+    except Exception:  # noqa: BLE001 - already stopped by the test
+        pass
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+        self._lock = threading.Lock()
+
+    def __call__(self) -> datetime:
+        with self._lock:
+            return self.now
+
+    def advance(self, seconds: float) -> None:
+        with self._lock:
+            self.now += timedelta(seconds=seconds)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def notifier(suite: Any, mailbox: tuple[Mailbox, int], clock: Clock) -> Client:
+    runtime = suite.runtime("notification")
+    app = runtime.app
+    app.configure(NotificationConfig.from_env({
+        "SLA_SMTP_HOST": "127.0.0.1", "SLA_SMTP_PORT": str(mailbox[1]),
+        "SLA_SMTP_FROM": "noc@sla.example", "SLA_WEBHOOK_ALLOW": "127.0.0.1/32",
+        "SLA_PUBLIC_URL": "https://sla.example", "SLA_DELIVERY_BACKOFF_BASE": "10",
+        "SLA_DELIVERY_BACKOFF_CAP": "60", "SLA_DELIVERY_MAX_ATTEMPTS": "3",
+        "SLA_WEBHOOK_TIMEOUT": "2", "SLA_SMTP_TIMEOUT": "2"}), runtime.settings.secret_key)
+    app.clock = clock
+    return Client(suite.app("notification"), ROOT)
+
+
+# --- messages as monitoring would publish them ------------------------------------------
+def crossing(crossing_id: str, group: str, level: str = "breached", change: str = "raised",
+             scope: dict[str, str] | None = None, correlation: str | None = None) -> Envelope:
+    return Envelope(
+        event_id=f"monitoring:{uuid.uuid4().int % 10**9}", event_time=iso(),
+        event_type="ThresholdCrossingEvent", source="monitoring",
+        correlation_id=correlation or str(uuid.uuid4()),
+        event={"change": change, "crossing": {
+            "id": crossing_id, "regimeId": "rg-1", "parameter": "availability",
+            "scope": scope or {"type": "offeringGroup", "id": group},
+            "level": level, "measuredValue": 99.1, "conformanceTarget": 99.9,
+            "thresholdTarget": 99.95, "comparator": "GE",
+            "standardId": "std-1", "standardVersion": 1,
+            "window": {"startDateTime": "2026-03-02T08:00:00Z",
+                       "endDateTime": "2026-03-02T09:00:00Z"},
+            "planned": False, "batchIds": ["b-1"], "raisedAt": "2026-03-02T09:00:01Z"}})
+
+
+def publish(suite: Any, envelope: Envelope, routing_key: str | None = None) -> None:
+    key = routing_key or f"monitoring.crossing.{envelope.event['change']}"
+    suite.runtime("notification").transport.publish_raw(
+        SLA_EVENTS, key, envelope.to_bytes(), message_id=envelope.event_id)
+
+
+def tick(suite: Any) -> None:
+    """Let the scheduler see the new time at once (it also runs every 100 ms)."""
+    suite.runtime("notification").app.wake.set()
+
+
+def deliveries(n: Client, **filters: str) -> list[dict[str, Any]]:
+    query = "&".join(f"{k}={v}" for k, v in filters.items())
+    return n.get(f"/delivery?{query}").get_json()
+
+
+def make_list(n: Client, name: str, members: list[dict[str, Any]], **extra: Any
+              ) -> dict[str, Any]:
+    body = {"name": name, "purpose": "tests", "owner": "noc", "members": members,
+            "topics": [{"eventTypes": ["Threshold*"], "minSeverity": "major"}]}
+    body.update(extra)
+    response = n.post("/notificationList", json=body)
+    assert response.status_code == 201, response.get_json()
+    return response.get_json()
+
+
+# --- stories -------------------------------------------------------------------------------
+def test_breach_is_delivered_grouped_escalated_acknowledged_and_recorded(
+        suite: Any, notifier: Client, mailbox: tuple[Mailbox, int], receiver: Receiver,
+        clock: Clock) -> None:
+    n, box = notifier, mailbox[0]
+    group = str(uuid.uuid4())
+    managers = make_list(n, "Duty managers", [
+        {"name": "Ann", "channel": "email", "address": "ann@sla.example"}],
+        topics=[{"eventTypes": ["NothingDirect"]}])
+    noc = make_list(n, "NOC webhook", [
+        {"name": "NOC", "channel": "webhook", "address": f"{receiver.url}/hooks/noc"}],
+        offeringGroupIds=[group], groupWait=0, groupInterval=300, repeatInterval=3600,
+        escalation={"nextListId": managers["id"], "delay": 600})
+    mail = make_list(n, "SLA managers mail", [
+        {"name": "Sam", "channel": "email", "address": "sam@sla.example", "locale": "en"}],
+        offeringGroupIds=[group], groupWait=0, groupInterval=300)
+    secret = noc["members"][0]["secret"]
+    assert secret.startswith("whsec_")
+    assert "secret" not in n.get(noc["href"]).get_json()["members"][0]  # shown once
+
+    first = crossing("cr-1", group)
+    publish(suite, first)
+    hook = eventually(lambda: receiver.at("/hooks/noc"), timeout=10)
+    mails = eventually(lambda: box.to("sam@sla.example"), timeout=10)
+    assert len(hook) == 1 and len(mails) == 1
+    request = hook[0]
+    assert verify_signature(secret, request["headers"]["X-SLA-Signature"], request["body"])
+    assert not verify_signature("whsec_wrong", request["headers"]["X-SLA-Signature"],
+                                request["body"])
+    payload = json.loads(request["body"])
+    assert payload["reason"] == "first" and payload["alerts"][0]["alertId"] == "cr-1"
+    assert payload["alerts"][0]["severity"] == "major"
+    assert payload["alerts"][0]["detailsUrl"].startswith("https://sla.example/notification/v1/")
+    delivery_id = request["headers"]["X-SLA-Delivery-Id"]
+    text = mails[0].get_body(("plain",)).get_content()
+    assert "availability breached on offeringGroup" in mails[0]["Subject"]
+    assert "measured 99.1" in text and "Since:" in text and "Acknowledge" in text
+    assert mails[0].get_body(("html",)) is not None
+
+    # The same bus message delivered twice has one effect.
+    publish(suite, first)
+    # A second breach inside the group interval is grouped, not sent now.
+    second = crossing("cr-2", group)
+    publish(suite, second)
+    decision = eventually(lambda: [d for d in n.get(f"/decision?eventId={second.event_id}"
+                                                    f"&listId={noc['id']}").get_json()])
+    assert decision[0]["decision"] == "grouped"
+    assert len(receiver.at("/hooks/noc")) == 1
+    assert len(deliveries(n, listId=noc["id"])) == 1
+    eventually(lambda: n.get(f"/delivery/{delivery_id}").get_json()["status"] == "delivered")
+
+    clock.advance(301)
+    tick(suite)
+    hook = eventually(lambda: len(receiver.at("/hooks/noc")) == 2 and receiver.at("/hooks/noc"),
+                      timeout=10)
+    update = json.loads(hook[1]["body"])
+    assert update["reason"] == "update" and [a["alertId"] for a in update["alerts"]] == ["cr-2"]
+    eventually(lambda: len(box.to("sam@sla.example")) == 2, timeout=10)  # grouped alike
+
+    # cr-2 is acknowledged through the signed link in the message (no bearer token).
+    ack_url = update["alerts"][0]["ackUrl"]
+    anonymous = Client(suite.app("notification"), ROOT).with_scopes()
+    parsed = urlparse(ack_url)
+    assert anonymous.get(f"/acknowledge?token=tampered{parse_qs(parsed.query)['token'][0]}"
+                         ).status_code == 400
+    acked = anonymous.get(f"{parsed.path.removeprefix(ROOT)}?{parsed.query}")
+    assert acked.status_code == 200, acked.data
+    assert b"Acknowledged" in acked.data
+
+    # cr-1 was not acknowledged: after its delay it escalates to the duty managers.
+    clock.advance(300)
+    tick(suite)
+    escalated = eventually(lambda: box.to("ann@sla.example"), timeout=10)
+    assert len(escalated) == 1 and "ESCALATION" in escalated[0]["Subject"]
+    assert "cr-1" not in escalated[0]["Subject"]
+    incidents = n.get("/incident?alertId=cr-1").get_json()
+    assert incidents[0]["notifiedListIds"] == [noc["id"], mail["id"], managers["id"]] or \
+        set(incidents[0]["notifiedListIds"]) == {noc["id"], mail["id"], managers["id"]}
+    # ... cr-2's escalation was stopped by the acknowledgement.
+    clock.advance(600)
+    tick(suite)
+    cr2 = n.get("/incident?alertId=cr-2").get_json()[0]
+    assert cr2["acknowledged"] and cr2["acknowledgedBy"].startswith("link: NOC")
+    assert cr2["pendingEscalations"] == []
+    eventually(lambda: all(d["status"] == "delivered" for d in deliveries(n)))
+    assert len(box.to("ann@sla.example")) == 1
+
+    # History by list, recipient, event and correlation id; CSV export; audit trail.
+    assert len(deliveries(n, listId=noc["id"])) == 2
+    assert len(deliveries(n, recipient="sam@sla.example")) == 2
+    by_event = deliveries(n, eventId=first.event_id)
+    assert {d["listId"] for d in by_event} == {noc["id"], mail["id"], managers["id"]}
+    assert len(deliveries(n, correlationId=str(second.correlation_id))) == 2
+    exported = n.get(f"/delivery/export?listId={noc['id']}")
+    assert exported.status_code == 200 and exported.mimetype == "text/csv"
+    rows = list(csv.DictReader(io.StringIO(exported.get_data(as_text=True))))
+    assert len(rows) == 2 and rows[0]["status"] == "delivered"
+    history = n.get(f"/audit/aggregates/{delivery_id}/history").get_json()
+    assert [e["eventType"].rsplit(".", 1)[1] for e in history] == [
+        "Created", "AttemptStarted", "Delivered"]
+    assert history[0]["correlationId"] == first.correlation_id
+
+
+def test_a_stopped_receiver_is_retried_with_backoff_then_dead_lettered_and_retried_by_hand(
+        suite: Any, notifier: Client, receiver: Receiver, clock: Clock) -> None:
+    n = notifier
+    group = str(uuid.uuid4())
+    make_list(n, "NOC", [{"name": "NOC", "channel": "webhook",
+                          "address": f"{receiver.url}/hooks"}],
+              offeringGroupIds=[group], groupWait=0)
+    receiver.stop()
+    publish(suite, crossing("cr-r", group))
+    first = eventually(lambda: [d for d in deliveries(n) if d["status"] == "retrying"],
+                       timeout=10)[0]
+    assert first["attemptCount"] == 1 and "ConnectionError" in first["lastError"]
+    retry_at = datetime.fromisoformat(first["nextAttemptAt"].replace("Z", "+00:00"))
+    assert timedelta(seconds=5) <= retry_at - clock() <= timedelta(seconds=10)
+
+    receiver.start()  # back on the same port
+    clock.advance(10)
+    tick(suite)
+    done = eventually(lambda: n.get(first["href"]).get_json()["status"] == "delivered"
+                      and n.get(first["href"]).get_json(), timeout=10)
+    assert done["attemptCount"] == 2
+    assert len(receiver.at("/hooks")) == 1
+
+    # Attempts used up: failed, visible as a dead letter, and retried by hand.
+    receiver.stop()
+    publish(suite, crossing("cr-s", str(uuid.uuid4())))  # another group: not this list
+    publish(suite, crossing("cr-t", group))
+    eventually(lambda: n.get("/decision?alertId=cr-t").get_json())
+    clock.advance(300)  # grouped: sent at the end of the group interval
+    tick(suite)
+    other = eventually(lambda: [d for d in deliveries(n, status="retrying")], timeout=10)[0]
+    for attempts in (2, 3):
+        clock.advance(60)
+        tick(suite)
+        eventually(lambda a=attempts: (lambda now: now["attemptCount"] == a and now["status"]
+                                       in ("retrying", "failed"))(n.get(other["href"]).get_json()),
+                   timeout=10)
+    dead = eventually(lambda: n.get("/delivery/deadLetter").get_json(), timeout=10)
+    assert [d["id"] for d in dead] == [other["id"]] and dead[0]["attemptCount"] == 3
+    receiver.start()
+    retried = n.post(f"/delivery/{other['id']}/retry")
+    assert retried.status_code == 200 and retried.get_json()["status"] == "pending"
+    tick(suite)
+    eventually(lambda: n.get(other["href"]).get_json()["status"] == "delivered", timeout=10)
+    assert n.post(f"/delivery/{other['id']}/retry").status_code == 409
+
+
+def test_hub_listener_gets_the_tmf688_event_filtered_by_its_query(
+        suite: Any, notifier: Client, receiver: Receiver) -> None:
+    n = notifier
+    group = str(uuid.uuid4())
+    hub = n.post("/hub", json={"callback": f"{receiver.url}/tmf",
+                               "query": f"eventType=ThresholdCrossingEvent&severity=major"
+                                        f"&offeringGroupId={group}"})
+    assert hub.status_code == 201, hub.get_json()
+    assert hub.headers["Location"] == hub.get_json()["href"]
+    secret = hub.get_json()["secret"]
+    publish(suite, crossing("cr-w", group, level="warning"))  # below the floor
+    publish(suite, crossing("cr-o", str(uuid.uuid4())))      # another group
+    breach = crossing("cr-h", group)
+    publish(suite, breach)
+    got = eventually(lambda: receiver.at("/tmf/listener/"), timeout=10)
+    assert len(got) == 1 and got[0]["path"] == "/tmf/listener/thresholdCrossingEvent"
+    body = json.loads(got[0]["body"])
+    assert body["eventType"] == "ThresholdCrossingEvent" and body["eventId"] == breach.event_id
+    assert body["event"]["crossing"]["id"] == "cr-h"
+    assert verify_signature(secret, got[0]["headers"]["X-SLA-Signature"], got[0]["body"])
+    assert got[0]["headers"]["X-SLA-Delivery-Id"]
+    assert n.get("/hub").headers["X-Total-Count"] == "1"
+    assert "secret" not in n.get(hub.get_json()["href"]).get_json()
+    assert n.delete(hub.get_json()["href"]).status_code == 204
+    assert n.get(hub.get_json()["href"]).status_code == 404
+    assert n.delete(hub.get_json()["href"]).status_code == 404
+
+
+def test_warnings_are_inhibited_by_their_breach_and_outages_suppress_alerts(
+        suite: Any, notifier: Client, receiver: Receiver) -> None:
+    n = notifier
+    group, quiet = str(uuid.uuid4()), str(uuid.uuid4())
+    nlist = make_list(n, "NOC", [{"name": "NOC", "channel": "webhook",
+                                  "address": f"{receiver.url}/hooks"}],
+                      topics=[{"eventTypes": ["ThresholdCrossingEvent"],
+                               "minSeverity": "warning"}], groupWait=0)
+    publish(suite, crossing("cr-b", group))
+    eventually(lambda: receiver.at("/hooks"), timeout=10)
+    warning = crossing("cr-w2", group, level="warning")
+    publish(suite, warning)
+    decided = eventually(lambda: n.get(f"/decision?eventId={warning.event_id}").get_json())
+    assert decided[0]["decision"] == "inhibited" and "cr-b" in decided[0]["reason"]
+
+    outage = Envelope(
+        event_id="outage-negotiation:1", event_time=iso(), event_type="PlannedOutageChangeEvent",
+        source="outage-negotiation", event={"change": "agreed", "plannedOutage": {
+            "id": "po-1", "href": "https://sla.example/outage-negotiation/v1/plannedOutage/po-1",
+            "@type": "PlannedOutage", "status": "agreed",
+            "window": {"startDateTime": "2026-03-02T08:00:00Z",
+                       "endDateTime": "2026-03-02T12:00:00Z"},
+            "reason": "core upgrade", "offeringGroupId": quiet,
+            "affectedPurchasedOfferingIds": [], "version": 1}})
+    publish(suite, outage, "outage-negotiation.planned-outage.agreed")
+    during = crossing("cr-q", quiet)
+    eventually(lambda: n.get("/decision?eventId=outage-negotiation:1").get_json() or True)
+    eventually(lambda: suite.runtime("notification").app.outages())
+    publish(suite, during)
+    decided = eventually(lambda: n.get(f"/decision?eventId={during.event_id}").get_json())
+    assert decided[0]["decision"] == "suppressed" and "po-1" in decided[0]["reason"]
+    assert len(receiver.at("/hooks")) == 1
+    assert nlist["id"] == decided[0]["listId"]
+
+
+def test_crossings_on_a_purchased_offering_are_routed_by_the_registry_facts(
+        suite: Any, notifier: Client, registry: Client, mailbox: tuple[Mailbox, int]) -> None:
+    group = registry.post("/offeringGroup", json={"name": "Fibre"}).get_json()
+    offering = registry.post("/productOffering", json={
+        "name": "Fibre 1G", "offeringGroupId": group["id"]}).get_json()
+    registry.post("/purchasedOffering", json={"id": "prod-7", "customerId": "acme",
+                                              "productOfferingId": offering["id"]})
+    make_list(notifier, "ACME contacts", [
+        {"name": "Ops", "channel": "email", "address": "ops@acme.example"}],
+        kind="customer", customerIds=["acme"], groupWait=0)
+    app = suite.runtime("notification").app
+    eventually(lambda: app.scope_facts("purchasedOffering", "prod-7").get("customerId"),
+               timeout=10)
+    publish(suite, crossing("cr-p", "unused", scope={"type": "purchasedOffering",
+                                                       "id": "prod-7"}))
+    mails = eventually(lambda: mailbox[0].to("ops@acme.example"), timeout=10)
+    assert "customer acme" in mails[0].get_body(("plain",)).get_content()
+    assert group["id"] in mails[0].get_body(("plain",)).get_content()
+
+
+def test_a_delivery_left_sending_by_a_crash_is_resumed_with_the_same_id(
+        suite: Any, notifier: Client, receiver: Receiver, clock: Clock) -> None:
+    n = notifier
+    app = suite.runtime("notification").app
+    group = str(uuid.uuid4())
+    make_list(n, "NOC", [{"name": "NOC", "channel": "webhook",
+                          "address": f"{receiver.url}/hooks"}],
+              offeringGroupIds=[group], groupWait=5)
+    publish(suite, crossing("cr-c", group))
+    pending = eventually(lambda: n.get("/decision").get_json())
+    assert pending[0]["decision"] == "queued"
+    # Flush by hand and claim the delivery as a worker that then "crashes".
+    clock.advance(5)
+    eventually(lambda: deliveries(n), timeout=10)
+    d_id = deliveries(n)[0]["id"]
+    # The real dispatcher may already have sent it; if not, simulate the crash.
+    d: Delivery = app.repository.get(uuid.UUID(d_id))
+    if d.status == "pending":
+        d.start_attempt(clock(), "crashed-worker")
+        try:
+            app.save(d)
+        except Exception:  # noqa: BLE001 - the live dispatcher won the race
+            pass
+        clock.advance(app.lease_seconds() + 1)
+        tick(suite)
+    done = eventually(lambda: n.get(f"/delivery/{d_id}").get_json()["status"] == "delivered"
+                      and n.get(f"/delivery/{d_id}").get_json(), timeout=10)
+    got = receiver.at("/hooks")
+    assert {r["headers"]["X-SLA-Delivery-Id"] for r in got} == {d_id}
+    assert done["attemptCount"] in (1, 2)
+
+
+def test_list_management_follows_tmf630_and_never_answers_500(
+        notifier: Client, receiver: Receiver) -> None:
+    n = notifier
+    created = make_list(n, "NOC", [{"name": "A", "channel": "email",
+                                    "address": "a@sla.example"}])
+    assert n.get("/notificationList?name=NOC").headers["X-Total-Count"] == "1"
+    assert n.get("/notificationList?fields=name").get_json()[0].keys() == {
+        "id", "href", "@type", "name"}
+    stale = n.patch(created["href"], json={"groupWait": 5}, headers={"If-Match": '"99"'})
+    assert stale.status_code == 409
+    patched = n.patch(created["href"], json={"groupWait": 5, "purpose": None},
+                      headers={"If-Match": f'"{created["version"]}"'})
+    assert patched.status_code == 200 and patched.get_json()["groupWait"] == 5
+    assert patched.get_json()["purpose"] is None and patched.get_json()["groupInterval"] == 300
+    member = n.post(f"{created['href']}/member", json={
+        "name": "Hook", "channel": "webhook", "address": f"{receiver.url}/x"})
+    assert member.status_code == 201 and member.get_json()["secret"]
+    assert n.delete(f"{created['href']}/member/{member.get_json()['id']}").status_code == 204
+
+    bad = [
+        ({"name": "x", "topics": []}, "topics"),
+        ({"name": "x", "topics": [{"minSeverity": "apocalyptic"}]}, "topics.0.minSeverity"),
+        ({"name": "x", "topics": [{}], "colour": "red"}, "colour"),
+        ({"name": "x", "topics": [{}], "members": [{"name": "a", "channel": "email",
+                                                     "address": "nope"}]}, "members.0.address"),
+        ({"name": "x", "topics": [{}], "members": [{"name": "a", "channel": "webhook",
+                                                     "address": "http://10.1.2.3/h"}]},
+         "members.0.address"),
+        ({"name": "x", "topics": [{}], "escalation": {"nextListId": str(uuid.uuid4()),
+                                                        "delay": 5}}, "escalation.nextListId"),
+        ({"name": "x", "topics": [{}], "kind": "customer"}, "customerIds"),
+    ]
+    for body, field in bad:
+        response = n.post("/notificationList", json=body)
+        assert response.status_code == 400, (body, response.get_json())
+        assert field in response.get_json()["details"], response.get_json()
+    refused = n.post("/hub", json={"callback": "http://169.254.169.254/latest"})
+    assert refused.status_code == 400 and "callback" in refused.get_json()["details"]
+    assert n.post("/hub", json={"callback": f"{receiver.url}/t", "query": "colour=red"}
+                  ).status_code == 400
+    assert n.get(f"/notificationList/{uuid.uuid4()}").status_code == 404
+    assert n.post(f"/incident/{uuid.uuid4()}/acknowledge", json={}).status_code == 404
+    assert n.with_scopes("sla:read").post("/notificationList", json={}).status_code == 403
+    assert n.get("/acknowledge").status_code == 200
+    assert n.get("/acknowledge?token=abc").status_code == 400
+    assert n.delete(created["href"]).status_code == 204
+    assert n.get(created["href"]).status_code == 404

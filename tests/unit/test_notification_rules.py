@@ -1,0 +1,242 @@
+"""Pure rules of the notification service: topics, severity floor, hub queries, grouping,
+inhibition, suppression, backoff, signatures, the callback allow-list, configuration."""
+
+from __future__ import annotations
+
+import random
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from services.notification import delivery as d
+from services.notification import domain as dom
+from services.notification.rendering import render
+from shared.config import ConfigError
+
+T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+
+
+def labels(**over: object) -> dict:
+    base = {"eventType": "ThresholdCrossingEvent", "alertId": "cr-1", "level": "breached",
+            "severity": "major", "regimeId": "rg", "parameter": "availability",
+            "scopeType": "purchasedOffering", "scopeId": "p1", "offeringGroupId": "g1",
+            "offeringId": "o1", "customerId": "acme"}
+    base.update(over)
+    return base
+
+
+@pytest.mark.parametrize(("topic", "expected"), [
+    ({"eventTypes": ["ThresholdCrossingEvent"]}, True),
+    ({"eventTypes": ["Threshold*"]}, True),
+    ({"eventTypes": ["*Alert*"]}, False),
+    ({"eventTypes": ["*"], "minSeverity": "major"}, True),
+    ({"eventTypes": ["*"], "minSeverity": "critical"}, False),
+    ({"offeringGroupIds": ["g1", "g2"]}, True),
+    ({"offeringGroupIds": ["g2"]}, False),
+    ({"customerIds": ["acme"], "offeringIds": ["o1"]}, True),
+    ({"customerIds": ["other"]}, False),
+])
+def test_topic_matching_with_wildcards_floor_and_filters(topic: dict, expected: bool) -> None:
+    assert dom.topic_matches(topic, labels()) is expected
+
+
+def test_severity_floor_can_be_ignored_for_clears() -> None:
+    clear = labels(level="cleared", severity="info")
+    assert not dom.topic_matches({"minSeverity": "major"}, clear)
+    assert dom.topic_matches({"minSeverity": "major"}, clear, ignore_floor=True)
+
+
+def test_severity_scale_is_pinned() -> None:
+    assert dom.severity_of("ThresholdCrossingEvent", "warning") == "warning"
+    assert dom.severity_of("ThresholdCrossingEvent", "breached") == "major"
+    assert dom.severity_of("ThresholdCrossingEvent", "cleared") == "info"
+    assert dom.severity_of("BurnRateAlertEvent", "page", "page") == "critical"
+    assert dom.severity_of("BurnRateAlertEvent", "ticket", "ticket") == "minor"
+    assert dom.severity_of("PlannedOutageChangeEvent", "agreed") == "info"
+
+
+def test_a_list_serves_its_customers_or_groups_and_internal_lists_serve_all() -> None:
+    assert dom.serves([], [], labels())
+    assert dom.serves(["acme"], [], labels())
+    assert not dom.serves(["other"], [], labels())
+    assert dom.serves(["other"], ["g1"], labels())
+
+
+def test_hub_query_parsing_and_matching() -> None:
+    filters = dom.parse_hub_query("eventType=Threshold*&severity=major&offeringGroupId=g1,g2")
+    assert dom.hub_matches(filters, labels())
+    assert not dom.hub_matches(filters, labels(severity="warning"))
+    assert not dom.hub_matches(filters, labels(offeringGroupId="g3"))
+    assert dom.hub_matches({}, labels())
+    for bad in ("colour=red", "severity=apocalyptic", "eventType", "eventType="):
+        with pytest.raises(ValueError):
+            dom.parse_hub_query(bad)
+
+
+def test_listener_path_is_lower_camel() -> None:
+    assert dom.lower_camel("ThresholdCrossingEvent") == "thresholdCrossingEvent"
+
+
+def test_grouping_decisions() -> None:
+    # First alert of a group: wait group_wait for companions.
+    assert dom.next_flush(T0, None, None, 30, 300) == (T0 + timedelta(seconds=30), "queued")
+    # A flush is already planned: ride along.
+    planned = T0 + timedelta(seconds=10)
+    assert dom.next_flush(T0, planned, None, 30, 300) == (planned, "grouped")
+    # Sent recently: wait for the end of the group interval.
+    last = T0 - timedelta(seconds=100)
+    assert dom.next_flush(T0, None, last, 30, 300) == (last + timedelta(seconds=300), "grouped")
+    # Sent long ago: a new round.
+    old = T0 - timedelta(seconds=301)
+    assert dom.next_flush(T0, None, old, 30, 300)[1] == "queued"
+    assert dom.group_key(["offeringGroupId", "parameter"], labels()) == \
+        "offeringGroupId=g1|parameter=availability"
+
+
+def test_a_breach_inhibits_the_warning_of_its_own_series_only() -> None:
+    breach = labels()
+    assert dom.inhibiting(labels(alertId="cr-2", level="warning", severity="warning"),
+                          [breach]) == "cr-1"
+    assert dom.inhibiting(labels(alertId="cr-3", level="warning", scopeId="p2"),
+                          [breach]) is None
+    assert dom.inhibiting(labels(alertId="cr-4"), [breach]) is None  # breaches never are
+
+
+def test_a_group_drops_a_pending_warning_when_its_breach_arrives() -> None:
+    group = dom.AlertGroup(list_id="l", key="k")
+    group.queue(labels(alertId="w", level="warning", severity="warning"), T0)
+    group.queue(labels(alertId="b"), T0)
+    assert [a["alertId"] for a in group.pending] == ["b"]
+    alerts = group.flush(T0, "first", 3600)
+    assert [a["alertId"] for a in alerts] == ["b"] and group.repeat_at == T0 + timedelta(hours=1)
+    assert group.flush(T0, "repeat", 3600, acknowledged=["b"]) == []
+
+
+def test_suppression_during_an_agreed_outage_for_its_scope() -> None:
+    outage = {"id": "po-1", "status": "agreed", "start": "2026-03-02T08:00:00Z",
+              "end": "2026-03-02T10:00:00Z", "offeringGroupId": "g1",
+              "affectedPurchasedOfferingIds": ["p9"]}
+    assert dom.suppressing(labels(), T0, [outage]) == "po-1"
+    assert dom.suppressing(labels(offeringGroupId="g2", scopeId="p9"), T0, [outage]) == "po-1"
+    assert dom.suppressing(labels(offeringGroupId="g2"), T0, [outage]) is None
+    assert dom.suppressing(labels(), T0 + timedelta(hours=2), [outage]) is None
+    assert dom.suppressing(labels(), T0, [{**outage, "status": "cancelled"}]) is None
+
+
+def test_backoff_is_exponential_jittered_and_bounded() -> None:
+    rng = random.Random(7)
+    for attempt in range(1, 30):
+        delay = dom.backoff_delay(attempt, 2, 600, rng)
+        ceiling = min(600, 2 * 2 ** (attempt - 1))
+        assert ceiling / 2 <= delay <= ceiling <= 600
+    assert len({dom.backoff_delay(3, 2, 600) for _ in range(20)}) > 1  # jitter
+
+
+def test_delivery_gives_up_after_its_attempts_and_can_be_retried_by_hand() -> None:
+    delivery = dom.Delivery(message_id="m", channel="webhook", address="http://x/",
+                            recipient="x", target_kind="hub", target_id="h", member_id=None,
+                            event_ids=["e"], alert_ids=["a"], correlation_ids=[],
+                            event_type="ThresholdCrossingEvent", reason="hub", content={},
+                            max_attempts=2, due_at=T0)
+    delivery.start_attempt(T0, "w")
+    delivery.fail(T0, "boom", 5)
+    assert delivery.status == "retrying" and delivery.next_attempt_at == T0 + timedelta(seconds=5)
+    delivery.start_attempt(T0, "w")
+    delivery.fail(T0, "boom", 5)
+    assert delivery.status == "failed"
+    delivery.retry("ops", T0)
+    assert delivery.status == "pending" and delivery.max_attempts == 4
+    with pytest.raises(dom.InvalidTransition):
+        delivery.retry("ops", T0)
+
+
+def test_signatures_verify_and_resist_tampering_and_replay() -> None:
+    body = b'{"a":1}'
+    header = d.sign("s3cret", body)
+    assert d.verify_signature("s3cret", header, body)
+    assert not d.verify_signature("s3cret", header, b'{"a":2}')
+    assert not d.verify_signature("other", header, body)
+    old = d.sign("s3cret", body, timestamp=int(time.time()) - 3600)
+    assert not d.verify_signature("s3cret", old, body)
+    assert not d.verify_signature("s3cret", None, body)
+    assert not d.verify_signature("s3cret", "garbage", body)
+
+
+def test_secrets_are_derived_per_owner_and_salt() -> None:
+    a = d.derive_secret("k" * 40, "member", "m1", "salt")
+    assert a == d.derive_secret("k" * 40, "member", "m1", "salt")
+    assert a != d.derive_secret("k" * 40, "member", "m2", "salt")
+    assert a != d.derive_secret("k" * 40, "member", "m1", "pepper")
+
+
+@pytest.mark.parametrize("url", [
+    "http://127.0.0.1/x", "http://localhost:8080/x", "http://10.0.0.5/x",
+    "http://192.168.1.1/x", "http://169.254.169.254/latest", "http://[::1]/x",
+    "http://0.0.0.0/x", "ftp://example.com/x", "http://user:pw@example.com/x",
+])
+def test_callbacks_to_loopback_private_or_odd_urls_are_refused(url: str) -> None:
+    with pytest.raises(d.CallbackRefused):
+        d.check_callback(url, d.NotificationConfig(), resolve=False)
+
+
+def test_the_allow_list_admits_named_networks_and_hosts() -> None:
+    config = d.NotificationConfig.from_env({"SLA_WEBHOOK_ALLOW": "127.0.0.0/8, hooks.internal"})
+    d.check_callback("http://127.0.0.1:9000/x", config)
+    d.check_callback("https://hooks.internal/x", config)
+    with pytest.raises(d.CallbackRefused):
+        d.check_callback("http://10.0.0.1/x", config)
+    d.check_callback("https://93.184.215.14/x", d.NotificationConfig())  # public address
+
+
+def test_ack_tokens_are_bound_to_their_audience_and_expire() -> None:
+    token = d.ack_token("k" * 40, "inc-1", "ann", T0, 60)
+    assert d.read_ack_token("k" * 40, token, T0) == ("inc-1", "ann")
+    with pytest.raises(ValueError, match="expired"):
+        d.read_ack_token("k" * 40, token, T0 + timedelta(seconds=61))
+    with pytest.raises(ValueError):
+        d.read_ack_token("other" * 10, token, T0)
+    from shared import auth
+    bearer = auth.issue("k" * 40, ["admin"])
+    with pytest.raises(ValueError):
+        d.read_ack_token("k" * 40, bearer, T0)
+    with pytest.raises(auth.AuthError):
+        auth.verify("k" * 40, f"Bearer {token}")
+
+
+@pytest.mark.parametrize(("env", "variable"), [
+    ({"SLA_SMTP_SECURITY": "ssl3"}, "SLA_SMTP_SECURITY"),
+    ({"SLA_SMTP_PORT": "0"}, "SLA_SMTP_PORT"),
+    ({"SLA_SMTP_PORT": "x"}, "SLA_SMTP_PORT"),
+    ({"SLA_SMTP_USER": "u"}, "SLA_SMTP_PASSWORD"),
+    ({"SLA_SMTP_USER": "u", "SLA_SMTP_PASSWORD": "p"}, "SLA_SMTP_SECURITY"),
+    ({"SLA_SMTP_FROM": "nobody"}, "SLA_SMTP_FROM"),
+    ({"SLA_PUBLIC_URL": "ftp://x"}, "SLA_PUBLIC_URL"),
+    ({"SLA_WEBHOOK_ALLOW": "10.0.0.0/8,not a host"}, "SLA_WEBHOOK_ALLOW"),
+    ({"SLA_DELIVERY_BACKOFF_BASE": "10", "SLA_DELIVERY_BACKOFF_CAP": "5"},
+     "SLA_DELIVERY_BACKOFF_CAP"),
+])
+def test_bad_configuration_names_the_variable(env: dict, variable: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        d.NotificationConfig.from_env(env)
+    assert raised.value.variable == variable
+
+
+def test_configuration_defaults_follow_the_security_mode() -> None:
+    assert d.NotificationConfig.from_env({"SLA_SMTP_SECURITY": "tls"}).smtp_port == 465
+    assert d.NotificationConfig.from_env({"SLA_SMTP_SECURITY": "starttls"}).smtp_port == 587
+    assert d.NotificationConfig.from_env({}).smtp_port == 25
+
+
+def test_templates_render_every_channel_and_escape_html() -> None:
+    alert = labels(scopeId="<script>", since="2026-03-02T09:00:00Z", measuredValue=99.1,
+                   conformanceTarget=99.9, comparator="GE", detailsUrl="https://x/i/1",
+                   ackUrl="https://x/ack?token=t")
+    mail = render("email", {"id": "l", "name": "NOC"}, [alert], "first")
+    assert "availability breached on purchasedOffering" in mail["subject"]
+    assert "measured 99.1" in mail["text"] and "https://x/ack?token=t" in mail["text"]
+    assert "<script>" not in mail["html"] and "&lt;script&gt;" in mail["html"]
+    hook = render("webhook", {"id": "l", "name": "NOC"}, [alert, labels(alertId="b")],
+                  "escalation", tier=1)
+    assert hook["body"]["reason"] == "escalation" and len(hook["body"]["alerts"]) == 2
+    assert "ESCALATION" in hook["subject"]
