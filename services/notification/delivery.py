@@ -100,7 +100,7 @@ def parse_allow(raw: str | None) -> tuple[tuple[Any, ...], tuple[str, ...]]:
 
 @dataclass(frozen=True)
 class NotificationConfig:
-    """The notification service's own settings, from the environment (README lists them)."""
+    """The notification service's own settings, from the environment (the README lists them)."""
 
     smtp_host: str | None = None
     smtp_port: int = 25
