@@ -215,24 +215,39 @@ class Evaluator:
         st = self.state
         newest: dict[str, float] = {}
         evaluated = late = 0
+        windows_of = st.windows
+        closed_until = st.closed_until
+        partitions, index = self.partitions, self.index
+        batch_id = batch.batch_id
         for row in batch.samples:
-            po_id, parameter, observed = row[0], row[1], row[2]
+            po_id, parameter, observed, interval = row[0], row[1], row[2], row[4]
+            row.append(batch_id)  # rows are fresh from the store: the evidence rides along
             for route in ws.routes_for(po_id, parameter):
-                if self.partitions > 1 and route.partition % self.partitions != self.index:
+                if partitions > 1 and route.partition % partitions != index:
                     continue
                 regime_id, w = route.regime_id, route.window_seconds
-                closed = st.closed_until.get(regime_id, NEVER)
-                first, last = covered_windows(observed, row[4], w)
+                closed = closed_until.get(regime_id, NEVER)
+                if interval:
+                    first, last = covered_windows(observed, interval, w)
+                else:
+                    first = last = (observed // w) * w
                 if last + w <= closed:
-                    series = regime_id + "|" + parameter
-                    st.late[series] = st.late.get(series, 0) + 1
+                    st.late[route.series] = st.late.get(route.series, 0) + 1
                     late += 1
                     continue
-                windows = st.windows.setdefault(regime_id + "|" + parameter, {})
+                windows = windows_of.get(route.series)
+                if windows is None:
+                    windows = windows_of[route.series] = {}
                 start = first if first >= closed else closed
                 while start <= last:
-                    windows.setdefault(start, {}).setdefault(po_id, []).append(
-                        [*row, batch.batch_id])
+                    by_po = windows.get(start)
+                    if by_po is None:
+                        by_po = windows[start] = {}
+                    rows = by_po.get(po_id)
+                    if rows is None:
+                        by_po[po_id] = [row]
+                    else:
+                        rows.append(row)
                     start += w
                 previous = newest.get(regime_id)
                 if previous is None or observed > previous:
@@ -267,48 +282,64 @@ class Evaluator:
     # --- one window -----------------------------------------------------------------------
     def _evaluate(self, regime: Regime, parameter: str, start: float, end: float,
                   by_po: dict[str, list[list[Any]]], ws: WorkingSet, emit: bool) -> None:
+        """Measure and judge one closed window: each purchased offering against its own
+        standard, then the regime's scope (group or offering) pooled."""
         regime_id = str(regime.id)
-        pooled_samples: list[sem.Sample] = []
+        group_level = ws.level_for(None, parameter, start, regime)
+        group_aggregation = group_level.parameter["aggregation"] if group_level else None
         pooled_availability: list[sem.Availability] = []
-        outages_by_po: dict[str, list[sem.Outage]] = {}
+        pooled_values: list[float] = []
+        pooled_count = 0
+        planned = False
         for po_id in sorted(by_po):
             po = ws.purchased_offering(po_id)
             rows = by_po[po_id]
-            samples = self._samples(regime_id, parameter, po_id, rows, start)
-            outages = ws.outages(po_id)
-            outages_by_po[po_id] = outages
-            accounting = ws.accounting(po) if po else "excluded"
-            pooled_samples.extend(samples)
             level = ws.level_for(po, parameter, start) if po else None
-            if level is not None and level.parameter.get("aggregation") == "availability":
-                pooled_availability.append(sem.availability(samples, start, end, outages,
-                                                            accounting))
+            aggregation = level.parameter["aggregation"] if level else None
+            measurement = None
+            if "availability" in (aggregation, group_aggregation) or any(
+                    r[5] is not None for r in rows):
+                samples = self._samples(regime_id, parameter, po_id, rows, start)
+                outages = ws.outages(po_id)
+                if "availability" in (aggregation, group_aggregation):
+                    part = sem.availability(samples, start, end, outages,
+                                            ws.accounting(po) if po else "excluded")
+                    pooled_availability.append(part)
+                    pooled_count += len(samples)
+                    planned = planned or part.planned_down > 0 or any(
+                        o.start < end and o.end > start for o in outages)
+                    if aggregation == "availability":
+                        measurement = sem.Measurement(
+                            None if part.ratio is None else sem.to_unit(
+                                part.ratio, level.parameter.get("unit", "%")),
+                            len(samples), part.eligible, part.down, part.planned_down > 0)
+            # The fast path for values: no sample objects.
+            values = [r[3] for r in rows
+                      if r[3] is not None and r[3] == r[3] and start <= r[2] < end]
+            pooled_values.extend(values)
             if level is None:
                 continue
-            measurement = sem.measure(level.parameter["aggregation"], samples, start, end,
-                                      {po_id: outages}, accounting)
+            if measurement is None:
+                measurement = sem.Measurement(sem.aggregate_values(aggregation, values),
+                                              len(values), 0.0, 0.0, False)
             self._judge(regime, parameter, ("purchasedOffering", po_id), start, end, level,
                         measurement, sorted({r[6] for r in rows}), emit)
+        if group_level is None:
+            return
         scope = ("productOffering", str(regime.offering_id)) if regime.offering_id else (
             "offeringGroup", str(regime.offering_group_id))
-        level = ws.level_for(None, parameter, start, regime)
-        if level is None:
-            return
-        aggregation = level.parameter["aggregation"]
-        if aggregation == "availability":
+        if group_aggregation == "availability":
             pooled = sem.pooled_availability(pooled_availability)
             measurement = sem.Measurement(
-                value=None if pooled.ratio is None else sem.to_unit(
-                    pooled.ratio, level.parameter.get("unit", "%")),
-                count=len(pooled_samples), eligible_seconds=pooled.eligible,
-                bad_seconds=pooled.down, planned=pooled.planned_down > 0 or any(
-                    o.start < end and o.end > start for os_ in outages_by_po.values()
-                    for o in os_))
+                None if pooled.ratio is None else sem.to_unit(
+                    pooled.ratio, group_level.parameter.get("unit", "%")),
+                pooled_count, pooled.eligible, pooled.down, planned)
         else:
-            measurement = sem.measure(aggregation, pooled_samples, start, end, outages_by_po,
-                                      "excluded")
+            measurement = sem.Measurement(sem.aggregate_values(group_aggregation, pooled_values),
+                                          len(pooled_values), 0.0, 0.0, False)
         batch_ids = sorted({r[6] for rows in by_po.values() for r in rows})
-        self._judge(regime, parameter, scope, start, end, level, measurement, batch_ids, emit)
+        self._judge(regime, parameter, scope, start, end, group_level, measurement, batch_ids,
+                    emit)
 
     def _samples(self, regime_id: str, parameter: str, po_id: str, rows: list[list[Any]],
                  start: float) -> list[sem.Sample]:

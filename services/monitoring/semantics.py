@@ -351,6 +351,15 @@ def measure(
         s.value for s in samples
         if s.value is not None and s.value == s.value and start <= s.observed_at < end
     ]
+    value = aggregate_values(agg, values)
+    return Measurement(value, len(values), 0.0, 0.0, False)
+
+
+def aggregate_values(aggregation: str, values: list[float]) -> float | None:
+    """A non-availability aggregation of the values of one window (None when empty):
+    ``mean``/``sum`` by exact summation, ``ratio`` the mean of 0..1 ratios, ``min``,
+    ``max``, ``pNN`` nearest-rank."""
+    agg = aggregation.strip().lower()
     n = len(values)
     if agg in ("mean", "ratio"):
         value = math.fsum(values) / n if n else None
@@ -368,7 +377,7 @@ def measure(
         if not (0 < percentile <= 100):
             raise ValueError(f"percentile must be in (0, 100], got {aggregation!r}")
         value = nearest_rank(values, percentile) if n else None
-    return Measurement(None if value is None else float(value), n, 0.0, 0.0, False)
+    return None if value is None else float(value)
 
 
 # --- threshold levels ----------------------------------------------------------------------

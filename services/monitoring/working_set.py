@@ -43,6 +43,7 @@ class Route:
     allowed_lateness: str
     name: str
     partition: int  # a stable hash of the regime id, for evaluator partitions
+    series: str     # "regime|parameter": the evaluator's key of its open windows
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,7 +165,8 @@ class WorkingSet:
                     found.append(Route(regime_id, regime.window_seconds,
                                        regime.lateness_seconds, regime.window,
                                        regime.allowed_lateness, regime.name,
-                                       zlib.crc32(regime_id.encode())))
+                                       zlib.crc32(regime_id.encode()),
+                                       f"{regime_id}|{parameter}"))
             self._param_routes[key] = found
         return found
 
