@@ -83,7 +83,7 @@ class Settings:
     max_deliveries: int = 5
     prefetch: int = 50
     relay_batch: int = 500
-    relay_poll_interval: float = 0.2
+    relay_poll_interval: float = 0.05
     log_level: str = "INFO"
     log_json: bool = True
     token_ttl_days: int = 30
@@ -163,7 +163,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         raise ConfigError("SLA_LOG_LEVEL", "expected DEBUG, INFO, WARNING or ERROR")
     secret, generated = _secret(env, data_dir, bus_url is None)
     try:
-        poll = float(env.get("SLA_RELAY_POLL_INTERVAL") or 0.2)
+        poll = float(env.get("SLA_RELAY_POLL_INTERVAL") or 0.05)
     except ValueError:
         raise ConfigError("SLA_RELAY_POLL_INTERVAL", "expected seconds as a number") from None
     return Settings(
