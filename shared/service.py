@@ -21,7 +21,7 @@ from shared.bus.topology import Binding, QueueSpec, inbox_queue
 from shared.bus.transport import InProcessTransport, Transport
 from shared.cache import Cache, make_cache
 from shared.config import SERVICES, Settings
-from shared.store import ServiceApplication, ensure_schema, topics_of
+from shared.store import ServiceApplication, ensure_schema, schema_lock, topics_of
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +83,8 @@ class Runtime:
         if settings.persistence_module == "eventsourcing.sqlite":
             settings.data_dir.mkdir(parents=True, exist_ok=True)
         ensure_schema(store_env)
-        self.app = spec.application(store_env)
+        with schema_lock(store_env):
+            self.app = spec.application(store_env)
         self.transport = make_transport(settings, transport)
         self.cache: Cache = make_cache(settings.redis_url, settings.queue_prefix + spec.name)
         self.app.attach(cache=self.cache)

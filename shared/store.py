@@ -330,6 +330,29 @@ def ensure_schema(settings_env: Mapping[str, str]) -> None:
             conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{settings_env["POSTGRES_SCHEMA"]}"')
 
 
+@contextlib.contextmanager
+def schema_lock(settings_env: Mapping[str, str]) -> Iterator[None]:
+    """Serialise table creation between processes starting at once (gunicorn workers and
+    the service's worker race to CREATE TYPE/TABLE otherwise): a PostgreSQL advisory lock
+    per schema, held while the application builds its tables."""
+    if settings_env.get("PERSISTENCE_MODULE") != "eventsourcing.postgres":
+        yield
+        return
+    import psycopg
+
+    key = int.from_bytes(hashlib.sha256(settings_env["POSTGRES_SCHEMA"].encode()).digest()[:8],
+                         signed=True)
+    with psycopg.connect(host=settings_env["POSTGRES_HOST"], port=settings_env["POSTGRES_PORT"],
+                         user=settings_env["POSTGRES_USER"],
+                         password=settings_env.get("POSTGRES_PASSWORD") or None,
+                         dbname=settings_env["POSTGRES_DBNAME"], autocommit=True) as conn:
+        conn.execute("SELECT pg_advisory_lock(%s)", (key,))
+        try:
+            yield
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
+
+
 def iter_batches(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
     batch: list[Any] = []
     for item in items:
