@@ -11,7 +11,7 @@ from services.notification.domain import (
     LIST_KINDS,
     SEVERITIES,
 )
-from shared.http.schemas import ListQuery
+from shared.http.schemas import ListQuery, Resource, Strict
 
 NAME = validate.Length(min=1, max=200)
 IDS = fields.List(fields.String(validate=validate.Length(min=1, max=200)),
@@ -20,18 +20,6 @@ WEEK = 7 * 86400
 EVENT_PATTERN = validate.Regexp(r"^[A-Za-z*?\[\]]{1,100}$",
                                 error="an event type such as ThresholdCrossingEvent, "
                                       "wildcards * and ? allowed")
-
-
-class Strict(Schema):
-    """Unknown fields are refused with a 400 naming them (marshmallow's default RAISE)."""
-
-
-class Resource(Schema):
-    id = fields.String(dump_only=True)
-    href = fields.String(dump_only=True)
-    type_ = fields.String(data_key="@type", dump_only=True)
-    version = fields.Integer(dump_only=True, metadata={"description": "aggregate version; "
-                                                                      "also the ETag"})
 
 
 class Topic(Strict):

@@ -281,6 +281,22 @@ def _check_choice(errors: _Errors, field: str, value: Any, choices: Iterable[str
     return value
 
 
+def _name_changes(aggregate: Any, name: str | None, description: Any) -> dict[str, Any]:
+    """The validated changes of a rename or re-description (empty when nothing changes)."""
+    errors = _Errors()
+    changes: dict[str, Any] = {}
+    if name is not None:
+        name = _check_name(errors, "name", name)
+        if name is not None and name != aggregate.name:
+            changes["name"] = name
+    if description is not _UNSET:
+        description = _check_description(errors, "description", description)
+        if description != aggregate.description:
+            changes["description"] = description
+    errors.raise_if_any()
+    return changes
+
+
 def _copy_result(result: Mapping[str, Any]) -> dict[str, Any]:
     if not isinstance(result, Mapping) or result.get("id") in (None, ""):
         raise InvalidValue({"id": ["an analysis result needs an id"]})
@@ -534,17 +550,7 @@ class OfferingGroup(_ValidatedCreation, Aggregate):
         """Rename or re-describe; ``description=None`` clears it, omitted leaves it."""
         if self.is_retired:
             raise InvalidTransition(f"offering group {self.name!r} is retired; it cannot change")
-        errors = _Errors()
-        changes: dict[str, Any] = {}
-        if name is not None:
-            name = _check_name(errors, "name", name)
-            if name is not None and name != self.name:
-                changes["name"] = name
-        if description is not _UNSET:
-            description = _check_description(errors, "description", description)
-            if description != self.description:
-                changes["description"] = description
-        errors.raise_if_any()
+        changes = _name_changes(self, name, description)
         if changes:
             self._updated(changes=changes)
 
@@ -595,17 +601,7 @@ class ProductOffering(_ValidatedCreation, Aggregate):
 
     def update(self, name: str | None = None, description: str | None = _UNSET) -> None:
         """Rename or re-describe; ``description=None`` clears it, omitted leaves it."""
-        errors = _Errors()
-        changes: dict[str, Any] = {}
-        if name is not None:
-            name = _check_name(errors, "name", name)
-            if name is not None and name != self.name:
-                changes["name"] = name
-        if description is not _UNSET:
-            description = _check_description(errors, "description", description)
-            if description != self.description:
-                changes["description"] = description
-        errors.raise_if_any()
+        changes = _name_changes(self, name, description)
         if changes:
             self._updated(changes=changes)
 

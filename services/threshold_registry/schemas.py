@@ -4,24 +4,14 @@ from __future__ import annotations
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
+from shared.http.schemas import Resource, Strict
+
 NAME = validate.Length(min=1, max=200)
 LIFECYCLE = ("inDesign", "active", "retired")
 ACCOUNTING = ("excluded", "counted-as-up", "counted-as-down")
 BASIS = ("commerciallyAgreed", "internallyAcceptable")
 KINDS = ("technical", "time", "economic", "process")
 INVENTORY_STATUS = ("active", "suspended", "terminated")
-
-
-class Strict(Schema):
-    """Unknown fields are refused with a 400 naming them (marshmallow's default RAISE)."""
-
-
-class Resource(Schema):
-    id = fields.String(dump_only=True)
-    href = fields.String(dump_only=True)
-    type_ = fields.String(data_key="@type", dump_only=True)
-    version = fields.Integer(dump_only=True, metadata={"description": "aggregate version; "
-                                                                      "also the ETag"})
 
 
 # --- offering groups ----------------------------------------------------------------------
