@@ -76,17 +76,23 @@ def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
+def result_path(name: str, quick: bool = False) -> Path:
+    """``<name>.json``; a ``--quick`` run writes ``<name>.quick.json`` so a smoke run
+    never overwrites the figures of a full one."""
+    return RESULTS / f"{name}{'.quick' if quick else ''}.json"
+
+
 def write_result(name: str, payload: dict[str, Any]) -> Path:
     RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"{name}.json"
+    path = result_path(name, bool(payload.get("quick")))
     document = {"benchmark": name, "date": now_iso(), "machine": machine(), **payload}
     path.write_text(json.dumps(document, indent=2, default=str) + "\n")
     progress(f"wrote [bold]{path.relative_to(ROOT)}[/bold]")
     return path
 
 
-def read_result(name: str) -> dict[str, Any] | None:
-    path = RESULTS / f"{name}.json"
+def read_result(name: str, quick: bool = False) -> dict[str, Any] | None:
+    path = result_path(name, quick)
     try:
         return json.loads(path.read_text())
     except (OSError, ValueError):
@@ -640,8 +646,15 @@ class Suite:
             self.processes[f"{service}-http"] = Process(
                 f"{service}-http", [python, "-m", "gunicorn", "-c", conf, "-b",
                                     f"127.0.0.1:{self.ports[service]}", module], env)
-            self.processes[f"{service}-worker"] = Process(
-                f"{service}-worker", [python, "-m", "services.cli", "worker", service], env)
+            # The worker processes as distributed mode runs them (monitoring: intake and
+            # evaluator each in a process of its own).
+            from services.catalogue import spec as find_spec
+
+            for n, roles in enumerate(find_spec(service).worker_processes or ("",)):
+                name = f"{service}-worker" if n == 0 else f"{service}-{roles.split(',')[0]}"
+                only = ["--only", roles] if roles else []
+                self.processes[name] = Process(
+                    name, [python, "-m", "services.cli", "worker", service, *only], env)
         for service in ("threshold-registry", "monitoring"):
             self._wait(lambda s=service: requests.get(f"{self.base(s)}/readyz",
                                                       timeout=2).status_code == 200,

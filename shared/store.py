@@ -211,14 +211,15 @@ class ServiceApplication(Application):
             pass  # already recorded by an earlier, interrupted run
 
     # --- notification log -------------------------------------------------------------
-    def notifications(self, after: int = 0, batch: int = 500,
-                      topics: Sequence[str] = ()) -> Iterator[Notification]:
-        """Every notification after a position (optionally of some event topics only),
-        read in batches (no cap of 10)."""
+    def notifications(self, after: int = 0, batch: int = 500, topics: Sequence[str] = (),
+                      stop: int | None = None) -> Iterator[Notification]:
+        """Every notification after a position (up to ``stop``; optionally of some event
+        topics only), read in batches (no cap of 10)."""
         position = after
         while True:
             page = self.recorder.select_notifications(
-                start=position, limit=batch, inclusive_of_start=False, topics=topics
+                start=position, limit=batch, inclusive_of_start=False, topics=topics,
+                stop=stop,
             )
             if not page:
                 return
@@ -263,9 +264,17 @@ class AggregateIndex:
         return self._position
 
     def catch_up(self) -> None:
+        """Apply what was recorded since the last catch-up.
+
+        With a topic filter, the position moves to the log's head even past events of
+        other topics, so the next catch-up does not scan them again (the recorders commit
+        notification ids in order, so nothing below the head can still appear)."""
         with self._lock:
+            head = self._app.max_notification_id() if self._topics else None
+            if head is not None and head <= self._position:
+                return
             for notification in self._app.notifications(after=self._position,
-                                                        topics=self._topics):
+                                                        topics=self._topics, stop=head):
                 event: Any = self._app.mapper.to_domain_event(notification)
                 current = self._by_id.get(event.originator_id)
                 aggregate = event.mutate(current)
@@ -273,6 +282,8 @@ class AggregateIndex:
                     self._by_id[aggregate.id] = aggregate
                     self._by_type.setdefault(type(aggregate), {})[aggregate.id] = aggregate
                 self._position = notification.id
+            if head is not None:
+                self._position = max(self._position, head)
 
     def all(self, kind: type) -> list[Any]:
         """Every aggregate of a type, oldest first (caught up first)."""

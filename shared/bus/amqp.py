@@ -67,11 +67,17 @@ class AmqpTransport(Transport):
         return connection, channel
 
     def _publisher(self) -> BlockingChannel:
+        """This thread's publishing channel, in AMQP transaction mode: a batch is
+        committed with one round trip, and ``tx.commit-ok`` comes only once the broker has
+        taken responsibility for every message of it (as a confirm would, per message)."""
         channel = getattr(self._local, "channel", None)
         if channel is None or not channel.is_open:
             self._drop_publisher()
-            self._local.connection, self._local.channel = self._connect()
-            self._declare_exchanges(self._local.channel)
+            connection = pika.BlockingConnection(_parameters(self.url))
+            channel = connection.channel()
+            self._declare_exchanges(channel)
+            channel.tx_select()
+            self._local.connection, self._local.channel = connection, channel
         return self._local.channel
 
     def _drop_publisher(self) -> None:
@@ -119,6 +125,7 @@ class AmqpTransport(Transport):
                                   m.message_id, dict(m.headers),
                                   correlation_id=m.envelope.correlation_id,
                                   event_type=m.envelope.event_type)
+            channel.tx_commit()
         except CONNECTION_ERRORS:
             self._drop_publisher()
             raise
@@ -126,8 +133,10 @@ class AmqpTransport(Transport):
     def publish_raw(self, exchange: str, routing_key: str, body: bytes,
                     message_id: str | None = None, headers: dict[str, Any] | None = None) -> None:
         try:
-            self._publish_one(self._publisher(), exchange, routing_key, body, message_id,
+            channel = self._publisher()
+            self._publish_one(channel, exchange, routing_key, body, message_id,
                               dict(headers or {}))
+            channel.tx_commit()
         except CONNECTION_ERRORS:
             self._drop_publisher()
             raise
