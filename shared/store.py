@@ -255,6 +255,7 @@ class AggregateIndex:
         self._app = app
         self._topics = topics_of(kinds)
         self._position = 0
+        self._applied = 0
         self._lock = threading.Lock()
         self._by_id: dict[UUID, Any] = {}
         self._by_type: dict[type, dict[UUID, Any]] = {}
@@ -262,6 +263,11 @@ class AggregateIndex:
     @property
     def position(self) -> int:
         return self._position
+
+    @property
+    def applied(self) -> int:
+        """How many events it has applied: changes only when its aggregates change."""
+        return self._applied
 
     def catch_up(self) -> None:
         """Apply what was recorded since the last catch-up.
@@ -282,6 +288,7 @@ class AggregateIndex:
                     self._by_id[aggregate.id] = aggregate
                     self._by_type.setdefault(type(aggregate), {})[aggregate.id] = aggregate
                 self._position = notification.id
+                self._applied += 1
             if head is not None:
                 self._position = max(self._position, head)
 

@@ -72,7 +72,7 @@ class WorkingSet:
     def refresh(self) -> int:
         """Catch up with new replicas and regimes; returns the generation."""
         self._index.catch_up()
-        position = self._index.position
+        position = self._index.applied
         if position == self._generation:
             return position
         with self._lock:

@@ -51,6 +51,7 @@ class OutboxRelay:
         without being read, which matters beside high-volume internal events)."""
         self.app, self.service, self.transport, self.describe = app, service, transport, describe
         self.topics = list(topics)
+        self._scanned = 0
         self.batch, self.poll_interval = batch, poll_interval
         self.last_error: str | None = None
 
@@ -79,10 +80,16 @@ class OutboxRelay:
 
     def run_once(self) -> int:
         """Publish one batch; returns how many notifications it covered."""
-        position = self.app.published_position()
+        position = max(self.app.published_position(), self._scanned)
+        # With a topic filter, remember how far the log was scanned, so events of other
+        # topics (many, beside a high-volume service's own) are not read again.
+        head = self.app.max_notification_id() if self.topics else None
         notifications = self.app.recorder.select_notifications(
-            start=position, limit=self.batch, inclusive_of_start=False, topics=self.topics)
+            start=position, limit=self.batch, inclusive_of_start=False, topics=self.topics,
+            stop=head)
         if not notifications:
+            if head is not None:
+                self._scanned = max(self._scanned, head)
             LAG.labels(self.service).set(0)
             return 0
         messages: list[OutgoingMessage] = []
@@ -91,6 +98,8 @@ class OutboxRelay:
         if messages:
             self.transport.publish(messages)
         self.app.record_published(notifications[-1].id)
+        if head is not None and len(notifications) < self.batch:
+            self._scanned = max(self._scanned, head)
         PUBLISHED.labels(self.service).inc(len(messages))
         LAG.labels(self.service).set(max(0, self.app.max_notification_id() - notifications[-1].id))
         return len(notifications)
