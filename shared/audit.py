@@ -81,6 +81,15 @@ def event_record(app: ServiceApplication, stored: StoredEvent,
 
 
 def _matching(app: ServiceApplication, q: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """Matching events of every log the service keeps, each log in its own order."""
+    for store in app.stores():
+        for record in _matching_in(store, q):
+            if len(app.stores()) > 1:
+                record["log"] = store.name
+            yield record
+
+
+def _matching_in(app: ServiceApplication, q: dict[str, Any]) -> Iterator[dict[str, Any]]:
     wanted_type = q.get("eventType")
     for n in app.notifications():
         if q.get("aggregateId") and n.originator_id != q["aggregateId"]:
@@ -106,12 +115,20 @@ def audit_blueprint(runtime: Any) -> Blueprint:
     blp = Blueprint("audit", __name__, description="Read-only audit of the event log")
     app: ServiceApplication = runtime.app
 
+    def _find(aggregate_id: UUID) -> tuple[ServiceApplication, list[StoredEvent]]:
+        for store in app.stores():
+            stored = store.recorder.select_events(aggregate_id)
+            if stored:
+                return store, list(stored)
+        raise ApiError(404, f"no events for aggregate {aggregate_id}")
+
     @blp.route("/events", methods=["GET"])
     @blp.arguments(EventQuery, location="query", as_kwargs=True)
     @requires("audit:read")
     def events(**q: Any) -> Response:
         """Events, oldest first, filtered by aggregate, type, time range, correlation id."""
-        return list_response(_matching(app, q), allowed=(), extra_reserved=EventQuery().fields
+        records = sorted(_matching(app, q), key=lambda r: r["eventTime"] or "")
+        return list_response(records, allowed=(), extra_reserved=EventQuery().fields
                              .keys() | {"from"})
 
     @blp.route("/events/export", methods=["GET"])
@@ -131,10 +148,8 @@ def audit_blueprint(runtime: Any) -> Blueprint:
     @requires("audit:read")
     def history(aggregate_id: UUID) -> Response:
         """Every event of one aggregate, in order."""
-        stored = app.recorder.select_events(aggregate_id)
-        if not stored:
-            raise ApiError(404, f"no events for aggregate {aggregate_id}")
-        return list_response([event_record(app, s) for s in stored], allowed=())
+        store, stored = _find(aggregate_id)
+        return list_response([event_record(store, s) for s in stored], allowed=())
 
     @blp.route("/aggregates/<uuid:aggregate_id>/state", methods=["GET"])
     @blp.arguments(StateQuery, location="query", as_kwargs=True)
@@ -145,13 +160,11 @@ def audit_blueprint(runtime: Any) -> Blueprint:
         if version is not None and asOf is not None:
             raise ApiError(400, "give either version or asOf, not both", "INVALID_QUERY",
                            {"version": ["conflicts with asOf"]})
-        stored = app.recorder.select_events(aggregate_id)
-        if not stored:
-            raise ApiError(404, f"no events for aggregate {aggregate_id}")
+        store, stored = _find(aggregate_id)
         if asOf is not None:
             version = None
             for s in stored:
-                when = app.mapper.to_domain_event(s).timestamp  # type: ignore[attr-defined]
+                when = store.mapper.to_domain_event(s).timestamp  # type: ignore[attr-defined]
                 if when <= asOf:
                     version = s.originator_version
             if version is None:
@@ -159,7 +172,7 @@ def audit_blueprint(runtime: Any) -> Blueprint:
         elif version is not None and version > stored[-1].originator_version:
             raise ApiError(404, f"aggregate {aggregate_id} has no version {version}; "
                                 f"latest is {stored[-1].originator_version}")
-        aggregate = app.repository.get(aggregate_id, version=version)
+        aggregate = store.repository.get(aggregate_id, version=version)
         represent = runtime.spec.represent
         body = represent(aggregate) if represent else _jsonable(
             {k: v for k, v in vars(aggregate).items() if not k.startswith("_")})

@@ -88,7 +88,8 @@ class Runtime:
         self.transport = make_transport(settings, transport)
         self.cache: Cache = make_cache(settings.redis_url, settings.queue_prefix + spec.name)
         self.app.attach(cache=self.cache)
-        self.relay = OutboxRelay(self.app, spec.name, self.transport, spec.describe(self.app),
+        self.relay = OutboxRelay(self.app.publishing_store, spec.name, self.transport,
+                                 spec.describe(self.app),
                                  batch=settings.relay_batch,
                                  poll_interval=settings.relay_poll_interval,
                                  topics=topics_of(spec.published))

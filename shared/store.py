@@ -110,6 +110,20 @@ class ServiceApplication(Application):
         super().__init__(env=dict(env or {}))
         self._lock = threading.RLock()
 
+    @property
+    def publishing_store(self) -> ServiceApplication:
+        """The application whose log the outbox publishes (itself, unless it keeps its
+        published facts in a log of their own)."""
+        return self.__dict__.get("_publishing_store", self)
+
+    @publishing_store.setter
+    def publishing_store(self, store: ServiceApplication) -> None:
+        self.__dict__["_publishing_store"] = store
+
+    def stores(self) -> list[ServiceApplication]:
+        """Every log this service keeps (audit reads them all)."""
+        return [self]
+
     def attach(self, **services: Any) -> None:
         """Receive the runtime's services (e.g. ``cache``) after construction."""
         for name, value in services.items():

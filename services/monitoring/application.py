@@ -40,10 +40,20 @@ class Outcome:
     aggregate: MeasurementBatch | None = None
 
 
+class MonitoringOutcomes(ServiceApplication):
+    """What the evaluator concludes — window evaluations, crossings, burn alerts and its
+    checkpoints — in a log (and tables) of their own, so evaluation never waits for the
+    intake's writes, nor the intake for evaluation's."""
+
+    name = "MonitoringOutcomes"
+    snapshotting_intervals = {EvaluatorCheckpoint: 5, Crossing: 50}  # noqa: RUF012
+
+
 class Monitoring(ServiceApplication):
+    """Regimes, replicas and the measurement intake; the outcomes live in ``outcomes``."""
+
     name = "Monitoring"
-    snapshotting_intervals = {EvaluatorCheckpoint: 5, Regime: 50,  # noqa: RUF012
-                              Replica: 50, Crossing: 50}
+    snapshotting_intervals = {Regime: 50, Replica: 50}  # noqa: RUF012
 
     def __init__(self, env: Mapping[str, str] | None = None,
                  clock: Callable[[], float] = time.time) -> None:
@@ -51,10 +61,19 @@ class Monitoring(ServiceApplication):
         self.clock = clock
         self.cache: Cache = MemoryCache()
         self._working_set: WorkingSet | None = None
-        self.crossings_index = AggregateIndex(self, kinds=(Crossing,))
-        self.alerts_index = AggregateIndex(self, kinds=(BurnAlert,))
-        self.evaluations_index = AggregateIndex(self, kinds=(WindowEvaluation,))
+        self.outcomes = MonitoringOutcomes(env)
+        self.publishing_store = self.outcomes  # crossings and alerts go out on the bus
+        self.crossings_index = AggregateIndex(self.outcomes, kinds=(Crossing,))
+        self.alerts_index = AggregateIndex(self.outcomes, kinds=(BurnAlert,))
+        self.evaluations_index = AggregateIndex(self.outcomes, kinds=(WindowEvaluation,))
         self.regimes_index = AggregateIndex(self, kinds=(Regime,))
+
+    def stores(self) -> list[ServiceApplication]:
+        return [self, self.outcomes]
+
+    def close(self) -> None:
+        self.outcomes.close()
+        super().close()
 
     @property
     def working_set(self) -> WorkingSet:
@@ -193,7 +212,7 @@ class Monitoring(ServiceApplication):
         return self.crossings_index.all(Crossing)
 
     def crossing(self, crossing_id: UUID) -> Crossing:
-        return self._get(Crossing, crossing_id)
+        return self.outcomes.get(Crossing, crossing_id)
 
     def burn_alerts(self) -> list[BurnAlert]:
         return self.alerts_index.all(BurnAlert)

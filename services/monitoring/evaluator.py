@@ -1,6 +1,7 @@
 """The evaluator: a projection of the measurement batches in the order they were
-recorded, which closes windows, evaluates them against the standards in force, and runs
-each series' crossing and error-budget state.
+recorded (in monitoring's intake log). It closes windows, evaluates them against the
+standards in force, runs each series' crossing and error-budget state, and writes what it
+concludes to a log of its own (``Monitoring.outcomes``).
 
 Exactly once, deterministic: each round's evaluations, crossings and alerts are saved
 with a tracking record of the last batch read, in one transaction. Its in-memory state
@@ -114,7 +115,7 @@ class Evaluator:
     BATCH_TOPICS = topics_of([MeasurementBatch])
 
     def __init__(self, app: Any, partition: int = 0, partitions: int = 1, batch: int = 50,
-                 checkpoint_seconds: float = 10.0, poll_interval: float = 0.01) -> None:
+                 checkpoint_seconds: float = 10.0, poll_interval: float = 0.05) -> None:
         """``partition`` of ``partitions``: each evaluator takes the regimes whose id
         hashes to its partition, so several processes share the load while every series
         stays with one evaluator, in order."""
@@ -136,12 +137,13 @@ class Evaluator:
     def recover(self) -> None:
         """Load the checkpoint and replay what came after it, emitting nothing saved."""
         try:
-            checkpoint = self.app.repository.get(EvaluatorCheckpoint.create_id(self.partition))
+            checkpoint = self.app.outcomes.repository.get(
+                EvaluatorCheckpoint.create_id(self.partition))
             self.state = State.from_dict(checkpoint.state)
             self.position = checkpoint.position
         except AggregateNotFoundError:
             self.state, self.position = State(), 0
-        self.saved = self.app.process_recorder.max_tracking_id(self.tracking_name) or 0
+        self.saved = self.app.outcomes.process_recorder.max_tracking_id(self.tracking_name) or 0
         replayed = 0
         ws = self.app.working_set
         for n in self.app.notifications(after=self.position, topics=self.BATCH_TOPICS):
@@ -183,7 +185,8 @@ class Evaluator:
         for n in notifications:
             self._apply(n, emit=True, ws=ws)
         last = notifications[-1].id
-        self.app.save_tracked(Tracking(self.tracking_name, last), *self._pending.values())
+        self.app.outcomes.save_tracked(Tracking(self.tracking_name, last),
+                                       *self._pending.values())
         self._pending = {}
         self.position = self.saved = last
         LAG.set(last)
@@ -195,14 +198,14 @@ class Evaluator:
             return
         checkpoint_id = EvaluatorCheckpoint.create_id(self.partition)
         try:
-            checkpoint = self.app.repository.get(checkpoint_id)
+            checkpoint = self.app.outcomes.repository.get(checkpoint_id)
         except AggregateNotFoundError:
             checkpoint = EvaluatorCheckpoint(partition=self.partition)
         if checkpoint.position == self.position:
             self._last_checkpoint = time.monotonic()
             return
         checkpoint.checkpoint(position=self.position, state=self.state.to_dict())
-        self.app.save(checkpoint)
+        self.app.outcomes.save(checkpoint)
         self._last_checkpoint = time.monotonic()
 
     def checkpoint(self) -> None:
@@ -407,7 +410,7 @@ class Evaluator:
     def _load(self, aggregate_id: UUID) -> Any:
         if aggregate_id in self._pending:
             return self._pending[aggregate_id]
-        aggregate = self.app.repository.get(aggregate_id)
+        aggregate = self.app.outcomes.repository.get(aggregate_id)
         self._pending[aggregate_id] = aggregate
         return aggregate
 

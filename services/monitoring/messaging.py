@@ -66,7 +66,8 @@ def crossing_resource(crossing: Crossing, evidence: dict[str, Any], level: str,
 
 def describer(app: Monitoring) -> Any:
     def describe(event: DomainEventProtocol) -> Publication | None:
-        aggregate = app.repository.get(event.originator_id, version=event.originator_version)
+        aggregate = app.outcomes.repository.get(event.originator_id,
+                                                version=event.originator_version)
         change = type(event).__name__.lower()
         at = iso(event.timestamp.timestamp())
         if isinstance(aggregate, Crossing):
@@ -121,7 +122,7 @@ class MeasurementConsumer:
     messages, then one ack each. A redelivered message is recognised by its batch id."""
 
     def __init__(self, app: Monitoring, transport: Transport, queue: QueueSpec,
-                 group: int = 50, max_wait: float = 0.01, prefetch: int = 200) -> None:
+                 group: int = 100, max_wait: float = 0.01, prefetch: int = 400) -> None:
         self.app, self.transport, self.queue = app, transport, queue
         self.group, self.max_wait, self.prefetch = group, max_wait, prefetch
         self._pending: list[tuple[Delivery, Settle, Envelope]] = []
