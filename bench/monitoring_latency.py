@@ -94,7 +94,7 @@ def summary(values: list[float]) -> dict[str, Any]:
 def background_rate(args: Any) -> tuple[float, str]:
     if args.rate:
         return args.rate, "given (--rate)"
-    measured = c.read_result("monitoring_throughput") or {}
+    measured = c.read_result("monitoring_throughput", args.quick) or {}
     rate = ((measured.get("sizes") or {}).get("100") or {}).get("samplesPerSecond")
     if rate:
         return rate * args.load_fraction, (

@@ -115,7 +115,7 @@ class Evaluator:
     BATCH_TOPICS = topics_of([MeasurementBatch])
 
     def __init__(self, app: Any, partition: int = 0, partitions: int = 1, batch: int = 50,
-                 checkpoint_seconds: float = 10.0, poll_interval: float = 0.05) -> None:
+                 checkpoint_seconds: float = 10.0, poll_interval: float = 0.01) -> None:
         """``partition`` of ``partitions``: each evaluator takes the regimes whose id
         hashes to its partition, so several processes share the load while every series
         stays with one evaluator, in order."""
