@@ -50,6 +50,18 @@ def require_service(name: str, host: str, port: int) -> None:
     pytest.skip(f"{message}; set SLA_REQUIRE_SERVICES=1 to make this a failure")
 
 
+def require_command(name: str, why: str) -> None:
+    """Fail (CI) or skip (a developer's machine) when a command a test drives is missing."""
+    import shutil
+
+    if shutil.which(name) is not None:
+        return
+    message = f"{name} is needed {why}"
+    if services_required():
+        pytest.fail(f"{message} (required because CI or SLA_REQUIRE_SERVICES=1 is set)")
+    pytest.skip(f"{message}; set SLA_REQUIRE_SERVICES=1 to make this a failure")
+
+
 @pytest.fixture(scope="session")
 def amqp_url() -> str:
     parsed = urlparse(AMQP_URL)

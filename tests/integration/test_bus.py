@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import shutil
 import subprocess
 import threading
 import uuid
@@ -38,7 +37,7 @@ from shared.bus.transport import (
     Transport,
 )
 from shared.store import ensure_schema
-from tests.conftest import services_required
+from tests.conftest import require_command
 from tests.integration.bus_fixtures import (
     BINDINGS,
     EVENT_TYPE,
@@ -343,11 +342,7 @@ def rabbitmqctl(*args: str) -> None:
 
 @pytest.fixture
 def restartable_broker(broker: RawBroker) -> RawBroker:
-    if shutil.which("rabbitmqctl") is None:
-        message = "rabbitmqctl is needed to restart the broker"
-        if services_required():
-            pytest.fail(message)
-        pytest.skip(message)
+    require_command("rabbitmqctl", "to restart the broker")
     return broker
 
 
