@@ -21,7 +21,9 @@ SERVICES: dict[str, dict[str, object]] = {
     "notification": {"root": "/notification/v1", "port": 8085},
 }
 
-PERSISTENCE_MODULES = ("eventsourcing.sqlite", "eventsourcing.postgres", "eventsourcing.popo")
+# The in-memory (POPO) store is left out on purpose: it keeps one tracking id per upstream
+# only, so a requeued message behind later ones would be taken for a duplicate.
+PERSISTENCE_MODULES = ("eventsourcing.sqlite", "eventsourcing.postgres")
 
 
 class ConfigError(SystemExit):

@@ -203,16 +203,12 @@ class ServiceApplication(Application):
             with datastore.get_connection() as conn, conn.cursor() as curs:
                 curs.execute(statement, (tracking.application_name, tracking.notification_id))
                 return curs.fetchone() is not None
-        if hasattr(recorder, "select_max_tracking_id_statement"):  # SQLite
-            with datastore.transaction(commit=False) as c:
-                c.execute(
-                    "SELECT 1 FROM tracking WHERE application_name=? AND notification_id=?",
-                    (tracking.application_name, tracking.notification_id),
-                )
-                return c.fetchone() is not None
-        # POPO (tests only): fall back on the in-memory structure.
-        tracked = getattr(recorder, "_tracking_table", {})
-        return tracking.notification_id in tracked.get(tracking.application_name, set())
+        with datastore.transaction(commit=False) as c:  # SQLite
+            c.execute(
+                "SELECT 1 FROM tracking WHERE application_name=? AND notification_id=?",
+                (tracking.application_name, tracking.notification_id),
+            )
+            return c.fetchone() is not None
 
     # --- outbox -------------------------------------------------------------------------
     def published_position(self) -> int:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import defaultdict
 from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
@@ -497,10 +496,3 @@ class Evaluator:
                 self._pending[alert_id] = BurnAlert(
                     id=alert_id, regime_id=regime.id, parameter=parameter, scope_type=scope[0],
                     scope_id=scope[1], severity=worst.severity, evidence=alert_evidence)
-
-
-def group_rows(rows: list[list[Any]]) -> dict[str, list[list[Any]]]:
-    grouped: dict[str, list[list[Any]]] = defaultdict(list)
-    for row in rows:
-        grouped[row[0]].append(row)
-    return grouped

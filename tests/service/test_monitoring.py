@@ -162,7 +162,8 @@ def test_an_agreed_planned_outage_is_excluded_from_availability(
                         event={"change": "agreed", "plannedOutage": outage})
     suite.runtime("monitoring").transport.publish_raw(
         SLA_EVENTS, "outage-negotiation.planned-outage.agreed", envelope.to_bytes())
-    time.sleep(0.3)  # the replica is applied by the inbox thread
+    app = suite.runtime("monitoring").app
+    eventually(lambda: app.working_set.outages(products[0]))  # applied by the inbox
     for hour in range(6):
         down = 30 if hour in (2, 4) else 0  # 30 minutes down at 2h (planned) and 4h (not)
         monitoring.post("/measurementBatch", json={
