@@ -287,7 +287,9 @@ class Evaluator:
         """Measure and judge one closed window: each purchased offering against its own
         standard, then the regime's scope (group or offering) pooled."""
         regime_id = str(regime.id)
-        group_level = ws.level_for(None, parameter, start, regime)
+        sla_types = {(ws.purchased_offering(po_id) or {}).get("slaTypeId") for po_id in by_po}
+        group_level = ws.level_for(None, parameter, start, regime,
+                                   sla_types.pop() if len(sla_types) == 1 else None)
         group_aggregation = group_level.parameter["aggregation"] if group_level else None
         pooled_availability: list[sem.Availability] = []
         pooled_values: list[float] = []

@@ -176,10 +176,12 @@ class WorkingSet:
 
     # --- standards ------------------------------------------------------------------------
     def level_for(self, po: dict[str, Any] | None, parameter: str, at: float,
-                  regime: Regime | None = None) -> Level | None:
+                  regime: Regime | None = None, members_sla_type: str | None = None
+                  ) -> Level | None:
         """The standard in force at ``at`` for a purchased offering (or, with ``po`` None,
         for the regime's scope): offering-scoped beats group-scoped, a standard naming the
-        SLA type beats one that names none."""
+        SLA type beats one that names none. A regime that names no SLA type is held to its
+        members' SLA type when they all share one (``members_sla_type``)."""
         if po is not None:
             offering_id = po.get("productOfferingId")
             group_id = self.group_of(po)
@@ -188,7 +190,7 @@ class WorkingSet:
             assert regime is not None
             offering_id = str(regime.offering_id) if regime.offering_id else None
             group_id = str(regime.offering_group_id) if regime.offering_group_id else None
-            sla_type_id = str(regime.sla_type_id) if regime.sla_type_id else None
+            sla_type_id = str(regime.sla_type_id) if regime.sla_type_id else members_sla_type
         best: tuple[int, Level] | None = None
         for standard in self._by_kind["thresholdStandard"].values():
             if standard.get("productOfferingId") and standard["productOfferingId"] == offering_id:

@@ -251,3 +251,41 @@ def test_regimes_have_a_lifecycle_and_refuse_bad_definitions(
     assert [e["eventType"] for e in history] == [
         "Regime.Started", "Regime.StatusChanged", "Regime.StatusChanged",
         "Regime.StatusChanged"]
+
+
+def test_a_group_is_held_to_the_standard_of_the_sla_type_its_members_share(
+        registry: Client, monitoring: Client) -> None:
+    group = registry.post("/offeringGroup", json={"name": "Gold fibre"}).get_json()
+    offering = registry.post("/productOffering", json={
+        "name": "Fibre 10G", "offeringGroupId": group["id"], "lifecycleStatus": "active"}
+    ).get_json()
+    gold = registry.post("/slaType", json={
+        "name": "gold", "maintenanceAccounting": "counted-as-down", "minimumNoticeDays": 5,
+        "creditPercentPerBreachedPeriod": 5, "creditCapPercent": 30}).get_json()
+    standard = registry.post("/thresholdStandard", json={
+        "name": "Gold latency", "offeringGroupId": group["id"], "slaTypeId": gold["id"],
+        "basis": "commerciallyAgreed", "validFor": {"startDateTime": "2026-01-01T00:00:00Z"},
+        "parameters": [{"name": "latency", "unit": "ms", "kind": "technical",
+                        "aggregation": "max", "comparator": "LE", "conformanceTarget": 100,
+                        "evaluationWindow": "PT1H"}]}).get_json()
+    registry.post(f"/thresholdStandard/{standard['id']}/approve", json={"version": 1})
+    products = [f"gold-{n}-{uuid.uuid4().hex[:6]}" for n in range(2)]
+    for product in products:
+        registry.post("/purchasedOffering", json={
+            "id": product, "customerId": "c", "productOfferingId": offering["id"],
+            "slaTypeId": gold["id"]})
+    monitoring.post("/monitoringRegime", json={  # names no SLA type
+        "name": "Gold watch", "offeringGroupId": group["id"], "window": "PT1H",
+        "allowedLateness": "PT0S"})
+
+    def send(hour: int, value: float) -> int:
+        return monitoring.post("/measurementBatch", json={"samples": [
+            {"purchasedOfferingId": p, "parameter": "latency", "value": value,
+             "observedAt": at(hour)} for p in products]}).status_code
+
+    eventually(lambda: send(0, 150) == 201)
+    send(1, 10)
+    status = eventually(lambda: monitoring.get(
+        f"/status?scopeType=offeringGroup&scopeId={group['id']}").get_json())
+    assert status[0]["level"] == "breached" and status[0]["value"] == 150
+    assert status[0]["standardId"] == standard["id"]
