@@ -99,6 +99,8 @@ class Runtime:
                            prefetch=settings.prefetch)
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        # Background loops report here: name -> callable giving their last error or None.
+        self.health: dict[str, Callable[[], str | None]] = {}
 
     def start_workers(self, only: set[str] | None = None) -> list[str]:
         """Start the outbox relay, the inbox (if the service consumes anything) and the
@@ -153,4 +155,8 @@ class Runtime:
                 checks[name] = f"down: {type(exc).__name__}: {exc}"[:300]
         if self.relay.last_error:
             checks["outbox"] = f"failing: {self.relay.last_error}"[:300]
+        for name, last_error in self.health.items():
+            error = last_error()
+            if error:
+                checks[name] = f"failing: {error}"[:300]
         return checks

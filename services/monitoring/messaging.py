@@ -19,7 +19,7 @@ from shared.bus.envelope import Envelope, EnvelopeError
 from shared.bus.inbox import Handler
 from shared.bus.outbox import Publication
 from shared.bus.topology import MEASUREMENTS, SLA_EVENTS, Binding, QueueSpec
-from shared.bus.transport import Delivery, Settle, Transport
+from shared.bus.transport import Delivery, Settle, Transport, backoff
 
 SERVICE = "monitoring"
 log = logging.getLogger(__name__)
@@ -127,6 +127,7 @@ class MeasurementConsumer:
         self.group, self.max_wait, self.prefetch = group, max_wait, prefetch
         self._pending: list[tuple[Delivery, Settle, Envelope]] = []
         self._first = 0.0
+        self.failures = 0
 
     def run(self, stop: threading.Event) -> None:
         self.transport.consume(self.queue, self.receive, stop, prefetch=self.prefetch,
@@ -171,9 +172,13 @@ class MeasurementConsumer:
             # A batch id seen before is recognised there and not counted twice.
             self.app.record_batches(to_record)
         except Exception as exc:  # noqa: BLE001 - put them back, the broker redelivers
-            log.warning("recording %d measurement batches failed: %s", len(to_record), exc)
+            self.failures += 1
+            log.warning("recording %d measurement batches failed (%d in a row): %s",
+                        len(to_record), self.failures, exc)
+            time.sleep(backoff(self.failures, base=0.1, cap=5.0))  # e.g. the store is down
             for settle in settles:
                 settle.retry_later(f"{type(exc).__name__}: {exc}")
             return
+        self.failures = 0
         for settle in settles:
             settle.ack()

@@ -25,6 +25,8 @@ def background(runtime: Any) -> dict[str, Any]:
                             checkpoint_seconds=runtime.settings.checkpoint_seconds)
                   for i in range(partitions)]
     runtime.evaluators = evaluators
+    for e in evaluators:
+        runtime.health[f"evaluator-{e.partition}"] = lambda e=e: e.last_error
     roles = {"intake": consumer.run}
     if partitions == 1:
         roles["evaluator"] = evaluators[0].run
