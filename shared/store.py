@@ -165,7 +165,9 @@ class ServiceApplication(Application):
         """Save; inside an inbox handler, together with the message's tracking record."""
         pending = InboxTracking.current()
         if pending is None:
-            return super().save(*objs, **kwargs)
+            if kwargs:
+                return super().save(*objs, **kwargs)
+            return self._save(ProcessingEvent(), objs)
         if pending.saved:
             raise RuntimeError("an inbox handler must save its whole effect in one save()")
         recordings = self.save_tracked(pending.tracking, *objs)
@@ -178,14 +180,25 @@ class ServiceApplication(Application):
         Raises :class:`DuplicateMessage` when the message was already processed, and
         lets an optimistic-concurrency ``IntegrityError`` through so it can be retried.
         """
-        processing = ProcessingEvent(tracking=tracking)
-        processing.collect_events(*objs)
         try:
-            recordings = self._record(processing)
+            return self._save(ProcessingEvent(tracking=tracking), objs)
         except IntegrityError:
             if self.is_tracked(tracking):
                 raise DuplicateMessage(tracking) from None
             raise
+
+    def _save(self, processing: ProcessingEvent, objs: Sequence[Any]) -> list[Any]:
+        """Collect the aggregates' pending events and record them.
+
+        The library's ``collect_events`` tells aggregates from events with runtime-checked
+        protocols (microseconds each); a service saves only aggregates, hundreds at a time
+        on the hot paths, so this collects them directly."""
+        for obj in objs:
+            if obj is None:
+                continue
+            processing.events.extend(obj.collect_events())
+            processing.aggregates[obj.id] = obj
+        recordings = self._record(processing)
         self._take_snapshots(processing)
         self._notify(recordings)
         return recordings
