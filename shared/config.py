@@ -93,6 +93,7 @@ class Settings:
     queue_prefix: str = ""
     checkpoint_seconds: int = 10
     evaluator_partitions: int = 1
+    evaluations_kept: int = 1000
 
     @property
     def embedded(self) -> bool:
@@ -105,6 +106,8 @@ class Settings:
             # Per-id tracking: a requeued message arriving behind later ones must still
             # be processed (DESIGN.md §4, loss hazard).
             "SINGLE_ROW_TRACKING": "n",
+            # Read by services' applications (validated here, with the other settings).
+            "SLA_EVALUATIONS_KEPT": str(self.evaluations_kept),
         }
         if self.persistence_module == "eventsourcing.sqlite":
             env["SQLITE_DBNAME"] = str(self.data_dir / f"{service}.sqlite")
@@ -188,6 +191,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         queue_prefix=_queue_prefix(env),
         checkpoint_seconds=_int(env, "SLA_CHECKPOINT_SECONDS", 10, 1),
         evaluator_partitions=_int(env, "SLA_EVALUATOR_PARTITIONS", 1, 1),
+        evaluations_kept=_int(env, "SLA_EVALUATIONS_KEPT", 1000, 1),
     )
 
 

@@ -305,15 +305,20 @@ class AggregateIndex:
             for notification in self._app.notifications(after=self._position,
                                                         topics=self._topics, stop=head):
                 event: Any = self._app.mapper.to_domain_event(notification)
-                current = self._by_id.get(event.originator_id)
-                aggregate = event.mutate(current)
+                aggregate = event.mutate(self._current(event.originator_id))
                 if aggregate is not None:
-                    self._by_id[aggregate.id] = aggregate
-                    self._by_type.setdefault(type(aggregate), {})[aggregate.id] = aggregate
+                    self._keep(aggregate)
                 self._position = notification.id
                 self._applied += 1
             if head is not None:
                 self._position = max(self._position, head)
+
+    def _current(self, aggregate_id: UUID) -> Any | None:
+        return self._by_id.get(aggregate_id)
+
+    def _keep(self, aggregate: Any) -> None:
+        self._by_id[aggregate.id] = aggregate
+        self._by_type.setdefault(type(aggregate), {})[aggregate.id] = aggregate
 
     def all(self, kind: type) -> list[Any]:
         """Every aggregate of a type, oldest first (caught up first)."""

@@ -3,6 +3,7 @@ and of planned outages, and the queries over evaluations, crossings and alerts."
 
 from __future__ import annotations
 
+import collections
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -40,6 +41,38 @@ class Outcome:
     aggregate: MeasurementBatch | None = None
 
 
+class RecentEvaluations(AggregateIndex):
+    """The most recent window evaluations of every series, for charts and status.
+
+    Evaluations are immutable and many (one per series per window), so memory is bounded:
+    each series keeps its last ``per_series``; older ones stay in the log (audit)."""
+
+    def __init__(self, app: ServiceApplication, per_series: int) -> None:
+        super().__init__(app, kinds=(WindowEvaluation,))
+        self._series: dict[tuple, collections.deque[WindowEvaluation]] = {}
+        self._per_series = per_series
+
+    def _current(self, aggregate_id: UUID) -> None:
+        return None  # an evaluation has one event
+
+    def _keep(self, evaluation: Any) -> None:
+        key = (evaluation.regime_id, evaluation.parameter, evaluation.scope_type,
+               evaluation.scope_id)
+        recent = self._series.get(key)
+        if recent is None:
+            recent = self._series[key] = collections.deque(maxlen=self._per_series)
+        recent.append(evaluation)
+
+    def all(self, kind: type = WindowEvaluation) -> list[WindowEvaluation]:
+        self.catch_up()
+        return [e for recent in list(self._series.values()) for e in recent]
+
+    def latest(self) -> list[WindowEvaluation]:
+        self.catch_up()
+        return [max(recent, key=lambda e: e.window_start)
+                for recent in list(self._series.values()) if recent]
+
+
 class MonitoringOutcomes(ServiceApplication):
     """What the evaluator concludes — window evaluations, crossings, burn alerts and its
     checkpoints — in a log (and tables) of their own, so evaluation never waits for the
@@ -65,7 +98,8 @@ class Monitoring(ServiceApplication):
         self.publishing_store = self.outcomes  # crossings and alerts go out on the bus
         self.crossings_index = AggregateIndex(self.outcomes, kinds=(Crossing,))
         self.alerts_index = AggregateIndex(self.outcomes, kinds=(BurnAlert,))
-        self.evaluations_index = AggregateIndex(self.outcomes, kinds=(WindowEvaluation,))
+        self.evaluations_index = RecentEvaluations(
+            self.outcomes, int(self.env.get("SLA_EVALUATIONS_KEPT") or 1000))
         self.regimes_index = AggregateIndex(self, kinds=(Regime,))
 
     def stores(self) -> list[ServiceApplication]:
@@ -218,16 +252,13 @@ class Monitoring(ServiceApplication):
         return self.alerts_index.all(BurnAlert)
 
     def evaluations(self) -> list[WindowEvaluation]:
-        return self.evaluations_index.all(WindowEvaluation)
+        """The recent evaluations of every series (``SLA_EVALUATIONS_KEPT`` each)."""
+        return self.evaluations_index.all()
 
     def status(self) -> list[dict[str, Any]]:
         """The latest evaluation of every series, with its open crossing and alert."""
-        latest: dict[tuple, WindowEvaluation] = {}
-        for evaluation in self.evaluations():
-            key = (evaluation.regime_id, evaluation.parameter, evaluation.scope_type,
-                   evaluation.scope_id)
-            if key not in latest or evaluation.window_start > latest[key].window_start:
-                latest[key] = evaluation
+        latest = {(e.regime_id, e.parameter, e.scope_type, e.scope_id): e
+                  for e in self.evaluations_index.latest()}
         open_crossings = {(c.regime_id, c.parameter, c.scope_type, c.scope_id): c
                           for c in self.crossings() if c.open}
         open_alerts = {(a.regime_id, a.parameter, a.scope_type, a.scope_id): a

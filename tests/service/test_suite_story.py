@@ -16,18 +16,20 @@ from tests.service.test_monitoring import (  # noqa: F401 - fixtures
     monitoring,
 )
 from tests.service.test_notification import (  # noqa: F401 - fixtures
+    Clock,
     Receiver,
     clock,
     mailbox,
     make_list,
     notifier,
     receiver,
+    tick,
 )
 
 
 def test_a_breach_measured_by_monitoring_reaches_the_groups_webhook_once(
-        estate: dict[str, Any], monitoring: Client, notifier: Client,  # noqa: F811
-        receiver: Receiver) -> None:  # noqa: F811
+        suite: Any, estate: dict[str, Any], monitoring: Client,  # noqa: F811
+        notifier: Client, receiver: Receiver, clock: Clock) -> None:  # noqa: F811
     group = estate["group"]["id"]
     noc = make_list(notifier, "NOC", [
         {"name": "NOC", "channel": "webhook", "address": f"{receiver.url}/hooks/noc"}],
@@ -44,7 +46,15 @@ def test_a_breach_measured_by_monitoring_reaches_the_groups_webhook_once(
     group_crossing = eventually(lambda: [c for c in monitoring.get(
         f"/crossing?scopeType=offeringGroup&scopeId={group}&level=breached").get_json()])[0]
 
+    advanced = []
+
     def delivered() -> list[dict[str, Any]]:
+        # Per-offering crossings may go out first; the group's then waits for the next
+        # group interval, so let the list's clock move on (less than a repeat interval).
+        if len(advanced) < 10:
+            clock.advance(301)
+            advanced.append(301)
+            tick(suite)
         alerts = []
         for request in receiver.at("/hooks/noc"):
             assert verify_signature(secret, request["headers"]["X-SLA-Signature"],
