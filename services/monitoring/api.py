@@ -13,7 +13,13 @@ from services.monitoring import resources
 from services.monitoring import schemas as s
 from services.monitoring.application import Monitoring
 from shared.http.errors import ApiError
-from shared.http.listing import expected_version, fields_of, list_response, one_response
+from shared.http.listing import (
+    created_response,
+    expected_version,
+    fields_of,
+    list_response,
+    one_response,
+)
 from shared.http.schemas import ListQuery
 from shared.http.security import requires
 
@@ -48,8 +54,7 @@ def blueprint(runtime: Any) -> Blueprint:
             customer_group=body.get("customerGroup"), parameters=body["parameters"],
             window=body["window"], allowed_lateness=body["allowedLateness"],
             clear_after=body["clearAfter"])
-        rep = resources.regime(regime)
-        return one_response(rep, regime.version, 201, rep["href"])
+        return created_response(resources.regime(regime), regime.version)
 
     @blp.route("/monitoringRegime/<uuid:regime_id>", methods=["GET"])
     @blp.response(200, s.Regime)

@@ -26,7 +26,6 @@ from services.monitoring.domain import (
 )
 from services.monitoring.working_set import WorkingSet
 from shared.cache import Cache, MemoryCache
-from shared.errors import NotFound, StaleVersion  # noqa: F401 - re-exported
 from shared.store import AggregateIndex, ServiceApplication
 
 

@@ -7,17 +7,15 @@ never one growing aggregate (DESIGN.md §3).
 
 from __future__ import annotations
 
-import functools
-import re
 import uuid
 from typing import Any
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
+from shared.durations import duration_seconds as seconds
 from shared.errors import Conflict, Invalid
 
-DURATION = re.compile(r"^P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?)?$")
 REGIME_STATUS = ("active", "paused", "stopped")
 
 
@@ -31,16 +29,6 @@ class InvalidValue(MonitoringError, Invalid):
 
 class InvalidTransition(MonitoringError, Conflict):
     """Not allowed in the current state (a stopped regime cannot resume)."""
-
-
-@functools.lru_cache(maxsize=1024)
-def seconds(duration: str) -> int:
-    """``PT5M`` → 300. Days, hours, minutes and seconds (windows and lateness)."""
-    match = DURATION.match(duration or "")
-    if not match or not any(match.groups()):
-        raise ValueError(f"{duration!r} is not a duration like PT5M, PT1H or P1D")
-    d, h, m, s = (int(g or 0) for g in match.groups())
-    return ((d * 24 + h) * 60 + m) * 60 + s
 
 
 def _uuid5(*parts: object) -> UUID:

@@ -448,10 +448,7 @@ class Evaluator:
         period = p.get("conformancePeriod")
         if not period or p.get("aggregation") not in ("availability", "ratio"):
             return
-        try:
-            period_seconds = float(seconds(period))
-        except ValueError:
-            period_seconds = 30 * 86400.0 if period.endswith("M") else 0.0
+        period_seconds = float(seconds(period))  # validated by the registry
         if period_seconds <= 0:
             return
         unit = p.get("unit", "%")

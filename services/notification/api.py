@@ -16,9 +16,16 @@ from flask_smorest import Blueprint
 
 from services.notification import resources
 from services.notification import schemas as s
-from services.notification.application import NotFound, NotificationService
+from services.notification.application import NotificationService
 from services.notification.worker import ensure_configured
-from shared.http.listing import expected_version, fields_of, list_response, one_response
+from shared.errors import NotFound
+from shared.http.listing import (
+    created_response,
+    expected_version,
+    fields_of,
+    list_response,
+    one_response,
+)
 from shared.http.schemas import ListQuery
 from shared.http.security import public, requires
 
@@ -65,9 +72,6 @@ def blueprint(runtime: Any) -> Blueprint:
                     description="Notification lists, hub subscriptions, incidents, "
                                 "deliveries and their history")
 
-    def created(body: dict[str, Any], version: int) -> Response:
-        return one_response(body, version=version, status=201, location=body["href"])
-
     # --- notification lists --------------------------------------------------------------
     @blp.route("/notificationList", methods=["GET"])
     @blp.arguments(ListQuery, location="query")
@@ -97,7 +101,7 @@ def blueprint(runtime: Any) -> Blueprint:
         for m in representation["members"]:
             if m["id"] in secrets_once:
                 m["secret"] = secrets_once[m["id"]]
-        return created(representation, nlist.version)
+        return created_response(representation, nlist.version)
 
     @blp.route("/notificationList/<uuid:list_id>", methods=["GET"])
     @blp.response(200, s.NotificationList)
@@ -178,7 +182,7 @@ def blueprint(runtime: Any) -> Blueprint:
         ``{callback}/listener/{eventName}`` in the TMF688 envelope, signed with the
         secret returned here once."""
         sub, secret = app.register_hub(body["callback"], body.get("query"))
-        return created({**resources.hub(sub), "secret": secret}, sub.version)
+        return created_response({**resources.hub(sub), "secret": secret}, sub.version)
 
     @blp.route("/hub/<uuid:hub_id>", methods=["GET"])
     @blp.response(200, s.Hub)

@@ -47,7 +47,7 @@ from services.notification.domain import (
     suppressing,
 )
 from shared import context
-from shared.errors import NotFound, StaleVersion  # noqa: F401 - re-exported
+from shared.errors import NotFound
 from shared.store import AggregateIndex, ServiceApplication
 
 log = logging.getLogger(__name__)

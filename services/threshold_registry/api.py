@@ -15,7 +15,13 @@ from services.threshold_registry import resources
 from services.threshold_registry import schemas as s
 from services.threshold_registry.application import ThresholdRegistry
 from shared.http.errors import ApiError
-from shared.http.listing import expected_version, fields_of, list_response, one_response
+from shared.http.listing import (
+    created_response,
+    expected_version,
+    fields_of,
+    list_response,
+    one_response,
+)
 from shared.http.schemas import ListQuery
 from shared.http.security import requires
 
@@ -31,9 +37,6 @@ def blueprint(runtime: Any) -> Blueprint:
     blp = Blueprint("threshold-registry", __name__,
                     description="Offering groups, product offerings, SLA types, threshold "
                                 "standards and the product offering inventory")
-
-    def created(body: dict[str, Any], version: int) -> Response:
-        return one_response(body, version=version, status=201, location=body["href"])
 
     # --- offering groups -----------------------------------------------------------------
     @blp.route("/offeringGroup", methods=["GET"])
@@ -52,7 +55,7 @@ def blueprint(runtime: Any) -> Blueprint:
     def create_offering_group(body: dict[str, Any]) -> Response:
         """Create an offering group."""
         group = app.register_offering_group(body["name"], body.get("description"))
-        return created(resources.offering_group(group), group.version)
+        return created_response(resources.offering_group(group), group.version)
 
     @blp.route("/offeringGroup/<uuid:group_id>", methods=["GET"])
     @blp.response(200, s.OfferingGroup)
@@ -99,7 +102,7 @@ def blueprint(runtime: Any) -> Blueprint:
     def create_offering(body: dict[str, Any]) -> Response:
         """Create a product offering, optionally in an offering group."""
         offering = app.register_offering(**_snake(body, offering_fields))
-        return created(resources.product_offering(offering), offering.version)
+        return created_response(resources.product_offering(offering), offering.version)
 
     @blp.route("/productOffering/<uuid:offering_id>", methods=["GET"])
     @blp.response(200, s.ProductOffering)
@@ -151,7 +154,7 @@ def blueprint(runtime: Any) -> Blueprint:
         terms = _snake(body, sla_fields)
         terms.setdefault("description", None)
         sla_type = app.register_sla_type(**terms)
-        return created(resources.sla_type(sla_type), sla_type.version)
+        return created_response(resources.sla_type(sla_type), sla_type.version)
 
     @blp.route("/slaType/<uuid:sla_type_id>", methods=["GET"])
     @blp.response(200, s.SlaType)
@@ -195,7 +198,7 @@ def blueprint(runtime: Any) -> Blueprint:
         for key in ("offering_id", "offering_group_id", "sla_type_id", "description"):
             fields.setdefault(key, None)
         standard = app.register_standard(**fields)
-        return created(resources.threshold_standard(standard), standard.version)
+        return created_response(resources.threshold_standard(standard), standard.version)
 
     @blp.route("/thresholdStandard/inForce", methods=["GET"])
     @blp.arguments(s.InForceQuery, location="query")
@@ -316,7 +319,7 @@ def blueprint(runtime: Any) -> Blueprint:
         except IntegrityError:
             raise ApiError(409, f"purchased offering {product_id} already exists",
                            "ALREADY_EXISTS") from None
-        return created(inventory_item(item), item.version)
+        return created_response(inventory_item(item), item.version)
 
     @blp.route("/purchasedOffering/<string:product_id>", methods=["GET"])
     @blp.response(200, s.PurchasedOffering)

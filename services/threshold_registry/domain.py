@@ -28,6 +28,7 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
+from shared.durations import duration_seconds
 from shared.errors import Conflict, Invalid, NotFound
 
 # --- errors -------------------------------------------------------------------------------
@@ -106,35 +107,6 @@ ISO_CURRENCIES = frozenset((
 _UNSET: Any = object()  # "argument not given", distinct from an explicit None
 
 # --- pure helpers -------------------------------------------------------------------------
-
-_DURATION = re.compile(
-    r"^P(?!$)(?:(?P<years>\d+)Y)?(?:(?P<months>\d+)M)?(?:(?P<weeks>\d+)W)?(?:(?P<days>\d+)D)?"
-    r"(?:T(?=\d)(?:(?P<hours>\d+)H)?(?:(?P<minutes>\d+)M)?(?:(?P<seconds>\d+)S)?)?$"
-)
-_DURATION_SECONDS = {
-    "years": 365 * 86400,
-    "months": 30 * 86400,
-    "weeks": 7 * 86400,
-    "days": 86400,
-    "hours": 3600,
-    "minutes": 60,
-    "seconds": 1,
-}
-
-
-def duration_seconds(text: str) -> int:
-    """Seconds in an ISO-8601 duration such as ``P30D``, ``PT1H``, ``P1W``, ``P1M``.
-
-    Calendar units are fixed so every service computes the same period: a month is 30
-    days and a year 365 days. Raises ``ValueError`` for anything else.
-    """
-    match = _DURATION.match(text) if isinstance(text, str) else None
-    if match is None or text.endswith("T"):
-        raise ValueError(
-            f"{text!r} is not an ISO-8601 duration such as P30D, PT1H, PT5M or P1M"
-        )
-    return sum(int(v) * _DURATION_SECONDS[k] for k, v in match.groupdict().items() if v)
-
 
 def parse_percentile(aggregation: str) -> float | None:
     """The percentile of ``pNN`` / ``pNN.N`` (``p95`` -> 95.0); None if not that shape.

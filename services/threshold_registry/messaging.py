@@ -12,7 +12,7 @@ from uuid import UUID
 from eventsourcing.domain import DomainEventProtocol
 
 from services.threshold_registry import resources
-from services.threshold_registry.application import NotFound, ThresholdRegistry
+from services.threshold_registry.application import ThresholdRegistry
 from services.threshold_registry.domain import (
     DomainError,
     OfferingGroup,
@@ -25,6 +25,7 @@ from shared.bus.envelope import Envelope
 from shared.bus.inbox import Handler, Rejected
 from shared.bus.outbox import Publication
 from shared.bus.topology import FULFILMENT_EVENTS, SLA_EVENTS, Binding
+from shared.errors import NotFound
 
 SERVICE = "threshold-registry"
 

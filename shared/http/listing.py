@@ -180,6 +180,11 @@ def one_response(item: Mapping[str, Any], version: int | None = None,
     return response
 
 
+def created_response(item: Mapping[str, Any], version: int) -> Response:
+    """201 with the new resource, its ``Location`` (its ``href``) and ``ETag``."""
+    return one_response(item, version=version, status=201, location=item["href"])
+
+
 def expected_version() -> int | None:
     """The aggregate version an ``If-Match`` header names (None: no precondition)."""
     header = request.headers.get("If-Match")

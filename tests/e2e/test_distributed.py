@@ -18,7 +18,7 @@ import requests
 from shared import auth
 from tests.conftest import SECRET
 from tests.e2e.processes import free_port, gunicorn, ready, wait_until, worker
-from tests.service.conftest import _drop_schemas
+from tests.helpers import delete_queues, drop_schemas
 
 pytestmark = pytest.mark.e2e
 
@@ -42,13 +42,9 @@ def registry_processes(amqp_url: str, postgres: dict[str, str], redis_url: str,
     finally:
         http.stop()
         work.stop()
-        _drop_schemas(postgres, f"e{unique}_")
-        connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
-        channel = connection.channel()
-        for queue in (f"e2e-{unique}.threshold-registry.inbox",
-                      f"e2e-{unique}.threshold-registry.inbox.dead-letter"):
-            channel.queue_delete(queue)
-        connection.close()
+        drop_schemas(postgres, f"e{unique}_")
+        delete_queues(amqp_url, f"e2e-{unique}.threshold-registry.inbox",
+                      f"e2e-{unique}.threshold-registry.inbox.dead-letter")
 
 
 def test_a_fulfilment_activation_reaches_the_inventory_within_a_second(

@@ -17,7 +17,7 @@ import requests
 from shared import auth
 from tests.conftest import SECRET
 from tests.e2e.processes import free_port, gunicorn, ready, wait_until, worker
-from tests.service.conftest import _drop_schemas
+from tests.helpers import delete_queues, drop_schemas
 
 pytestmark = pytest.mark.e2e
 
@@ -45,14 +45,11 @@ def suite_processes(amqp_url: str, postgres: dict[str, str], redis_url: str,
     finally:
         for process in processes:
             process.stop()
-        _drop_schemas(postgres, f"m{unique}_")
-        connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
-        channel = connection.channel()
-        for queue in ("threshold-registry.inbox", "monitoring.inbox",
-                      "monitoring.measurements"):
-            channel.queue_delete(f"e2e-{unique}.{queue}")
-            channel.queue_delete(f"e2e-{unique}.{queue}.dead-letter")
-        connection.close()
+        drop_schemas(postgres, f"m{unique}_")
+        delete_queues(amqp_url, *(f"e2e-{unique}.{queue}{suffix}"
+                                  for queue in ("threshold-registry.inbox", "monitoring.inbox",
+                                                "monitoring.measurements")
+                                  for suffix in ("", ".dead-letter")))
 
 
 def test_a_breach_measured_over_http_is_published_with_its_evidence(

@@ -22,7 +22,7 @@ from services.monitoring.application import Monitoring
 from shared import config
 from tests.conftest import SECRET, base_env
 from tests.e2e.processes import Process, wait_until, worker
-from tests.service.conftest import _drop_schemas
+from tests.helpers import delete_queues, drop_schemas
 
 pytestmark = pytest.mark.integration
 
@@ -108,13 +108,10 @@ class Estate:
         if self.process:
             self.process.stop()
         self.app.close()
-        _drop_schemas(self.postgres, self.prefix)
-        connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
-        channel = connection.channel()
-        for queue in ("monitoring.measurements", "monitoring.measurements.dead-letter",
-                      "monitoring.inbox", "monitoring.inbox.dead-letter"):
-            channel.queue_delete(self.queue_prefix + queue)
-        connection.close()
+        drop_schemas(self.postgres, self.prefix)
+        delete_queues(amqp_url, *(self.queue_prefix + queue for queue in (
+            "monitoring.measurements", "monitoring.measurements.dead-letter",
+            "monitoring.inbox", "monitoring.inbox.dead-letter")))
 
 
 @pytest.fixture

@@ -17,10 +17,10 @@ from services.notification.delivery import NotificationConfig, verify_signature
 from shared import config
 from shared.bus.topology import SLA_EVENTS
 from tests.conftest import base_env
+from tests.helpers import delete_queues, eventually
 from tests.service import test_notification as stories
 from tests.service.conftest import Client
 from tests.service.test_notification import Mailbox, Receiver, crossing
-from tests.service.test_registry import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -55,10 +55,7 @@ def distributed(tmp_path: Path, amqp_url: str, unique: str,
         yield suite, tap
     finally:
         suite.stop()
-        with contextlib.closing(pika.BlockingConnection(pika.URLParameters(amqp_url))) as conn:
-            channel = conn.channel()
-            for queue in (tap, runtime.queue.name, runtime.queue.dead_letter_queue):
-                channel.queue_delete(queue)
+        delete_queues(amqp_url, tap, runtime.queue.name, runtime.queue.dead_letter_queue)
 
 
 def _take(amqp_url: str, queue: str) -> list[dict[str, Any]]:

@@ -11,6 +11,7 @@ import pytest
 
 from shared import auth, config
 from tests.conftest import SECRET, base_env
+from tests.helpers import drop_schemas
 
 
 class Client:
@@ -71,18 +72,6 @@ def _assert_everything_published(running: Any) -> None:
             time.sleep(0.05)
 
 
-def _drop_schemas(pg: dict[str, str], prefix: str) -> None:
-    import psycopg
-
-    with psycopg.connect(host=pg["POSTGRES_HOST"], port=pg["POSTGRES_PORT"],
-                         user=pg["POSTGRES_USER"], dbname=pg["POSTGRES_DBNAME"],
-                         autocommit=True) as conn:
-        rows = conn.execute("SELECT nspname FROM pg_namespace WHERE nspname LIKE %s",
-                            (prefix + "%",)).fetchall()
-        for (name,) in rows:
-            conn.execute(f'DROP SCHEMA "{name}" CASCADE')
-
-
 @pytest.fixture(params=["sqlite", "postgres"])
 def suite(request: pytest.FixtureRequest, tmp_path: Path, unique: str) -> Iterator[Any]:
     """The whole suite in one process, on SQLite or on PostgreSQL."""
@@ -103,7 +92,7 @@ def suite(request: pytest.FixtureRequest, tmp_path: Path, unique: str) -> Iterat
     finally:
         running.stop()
         if pg is not None:
-            _drop_schemas(pg, f"t{unique}_")
+            drop_schemas(pg, f"t{unique}_")
 
 
 @pytest.fixture

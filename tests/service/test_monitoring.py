@@ -5,9 +5,7 @@ manager's agreed outage is excluded. Every test runs on SQLite and on PostgreSQL
 
 from __future__ import annotations
 
-import time
 import uuid
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -15,23 +13,10 @@ import pytest
 
 from shared.bus.envelope import Envelope, iso
 from shared.bus.topology import SLA_EVENTS
+from tests.helpers import eventually
 from tests.service.conftest import Client
 
 DAY = datetime(2026, 11, 20, tzinfo=UTC)
-
-
-def eventually(check: Callable[[], Any], timeout: float = 15.0) -> Any:
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            result = check()
-            if result:
-                return result
-        except AssertionError as exc:
-            last = exc
-        time.sleep(0.02)
-    raise AssertionError(f"not true within {timeout}s: {last}")
 
 
 @pytest.fixture

@@ -26,8 +26,8 @@ from services.notification.delivery import NotificationConfig, verify_signature
 from services.notification.domain import Delivery
 from shared.bus.envelope import Envelope, iso
 from shared.bus.topology import SLA_EVENTS
+from tests.helpers import eventually
 from tests.service.conftest import Client
-from tests.service.test_registry import eventually
 
 ROOT = "/notification/v1"
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,22 +14,7 @@ import pytest
 from shared.bus.envelope import Envelope, OutgoingMessage, iso
 from shared.bus.topology import FULFILMENT_EVENTS, SLA_EVENTS, Binding, QueueSpec
 from shared.bus.transport import REASON_HEADER
-
-
-def eventually(check: Callable[[], Any], timeout: float = 5.0) -> Any:
-    """Poll until ``check`` returns something truthy (or raise its last assertion)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            result = check()
-            if result:
-                return result
-        except AssertionError:
-            if time.monotonic() > deadline:
-                raise
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not true within {timeout}s: {check}")
-        time.sleep(0.02)
+from tests.helpers import eventually
 
 
 def availability(**overrides: Any) -> dict[str, Any]:

@@ -8,10 +8,10 @@ import json
 from typing import Any
 
 from services.notification.delivery import verify_signature
+from tests.helpers import eventually
 from tests.service.conftest import Client
 from tests.service.test_monitoring import (  # noqa: F401 - fixtures
     estate,
-    eventually,
     hour_batch,
     monitoring,
 )

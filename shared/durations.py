@@ -1,0 +1,36 @@
+"""ISO-8601 durations (``PT5M``, ``P30D``, ``P1M``), one reading for every service.
+
+Calendar units are fixed so every service computes the same period: a month is 30 days
+and a year 365 days. Plain Python: domain code may import it.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+
+_DURATION = re.compile(
+    r"^P(?!$)(?:(?P<years>\d+)Y)?(?:(?P<months>\d+)M)?(?:(?P<weeks>\d+)W)?(?:(?P<days>\d+)D)?"
+    r"(?:T(?=\d)(?:(?P<hours>\d+)H)?(?:(?P<minutes>\d+)M)?(?:(?P<seconds>\d+)S)?)?$"
+)
+_SECONDS = {
+    "years": 365 * 86400,
+    "months": 30 * 86400,
+    "weeks": 7 * 86400,
+    "days": 86400,
+    "hours": 3600,
+    "minutes": 60,
+    "seconds": 1,
+}
+
+
+@functools.lru_cache(maxsize=1024)
+def duration_seconds(text: str) -> int:
+    """Seconds in an ISO-8601 duration; ``ValueError`` for anything else (cached: windows
+    are read on hot paths)."""
+    match = _DURATION.match(text) if isinstance(text, str) else None
+    if match is None or text.endswith("T"):
+        raise ValueError(
+            f"{text!r} is not an ISO-8601 duration such as P30D, PT1H, PT5M or P1M"
+        )
+    return sum(int(v) * _SECONDS[k] for k, v in match.groupdict().items() if v)
