@@ -1,7 +1,9 @@
 """ISO-8601 durations (``PT5M``, ``P30D``, ``P1M``), one reading for every service.
 
-Calendar units are fixed so every service computes the same period: a month is 30 days
-and a year 365 days. Plain Python: domain code may import it.
+``duration_seconds`` gives a NOMINAL length (a month is 30 days, a year 365 days): what a
+window, a lateness or a burn-rate rule is scaled by. Conformance periods are calendar
+periods; they read the duration's parts (``duration_parts``) instead. Plain Python: domain
+code may import it.
 """
 
 from __future__ import annotations
@@ -24,13 +26,24 @@ _SECONDS = {
 }
 
 
-@functools.lru_cache(maxsize=1024)
-def duration_seconds(text: str) -> int:
-    """Seconds in an ISO-8601 duration; ``ValueError`` for anything else (cached: windows
-    are read on hot paths)."""
+def _match(text: str) -> re.Match[str]:
     match = _DURATION.match(text) if isinstance(text, str) else None
     if match is None or text.endswith("T"):
         raise ValueError(
             f"{text!r} is not an ISO-8601 duration such as P30D, PT1H, PT5M or P1M"
         )
+    return match
+
+
+def duration_parts(text: str) -> dict[str, int]:
+    """The non-zero parts of an ISO-8601 duration, e.g. ``P1Y6M`` -> ``{"years": 1,
+    "months": 6}``; ``ValueError`` for anything else."""
+    return {k: int(v) for k, v in _match(text).groupdict().items() if v and int(v)}
+
+
+@functools.lru_cache(maxsize=1024)
+def duration_seconds(text: str) -> int:
+    """Seconds in an ISO-8601 duration; ``ValueError`` for anything else (cached: windows
+    are read on hot paths)."""
+    match = _match(text)
     return sum(int(v) * _SECONDS[k] for k, v in match.groupdict().items() if v)

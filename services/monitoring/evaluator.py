@@ -80,6 +80,8 @@ class State:
         self.ledgers: dict[str, sem.BudgetLedger] = {}
         self.alerts: dict[str, list[str]] = {}            # series key -> [severity, alert id]
         self.late: dict[str, int] = {}
+        # series key -> [conformance period start, agreed-outage seconds excluded in it]
+        self.excluded: dict[str, list[float]] = {}
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -89,7 +91,7 @@ class State:
             "crossing": {k: asdict(v) for k, v in self.crossing.items()},
             "openCrossing": self.open_crossing,
             "ledgers": {k: v.to_dict() for k, v in self.ledgers.items()},
-            "alerts": self.alerts, "late": self.late,
+            "alerts": self.alerts, "late": self.late, "excluded": self.excluded,
         }
 
     @classmethod
@@ -107,6 +109,7 @@ class State:
         state.ledgers = {k: sem.BudgetLedger.from_dict(v) for k, v in data["ledgers"].items()}
         state.alerts = dict(data["alerts"])
         state.late = dict(data["late"])
+        state.excluded = {k: list(v) for k, v in data.get("excluded", {}).items()}
         return state
 
 
@@ -285,65 +288,90 @@ class Evaluator:
     def _evaluate(self, regime: Regime, parameter: str, start: float, end: float,
                   by_po: dict[str, list[list[Any]]], ws: WorkingSet, emit: bool) -> None:
         """Measure and judge one closed window: each purchased offering against its own
-        standard, then the regime's scope (group or offering) pooled."""
+        standard, then the regime's scope (group or offering) pooled. Where an agreed outage
+        overlaps the window, the value without the outage's time is measured too (is the
+        crossing planned?)."""
         regime_id = str(regime.id)
         sla_types = {(ws.purchased_offering(po_id) or {}).get("slaTypeId") for po_id in by_po}
-        group_level = ws.level_for(None, parameter, start, regime,
-                                   sla_types.pop() if len(sla_types) == 1 else None)
+        members_sla_type = sla_types.pop() if len(sla_types) == 1 else None
+        group_level = ws.level_for(None, parameter, start, regime, members_sla_type)
         group_aggregation = group_level.parameter["aggregation"] if group_level else None
         pooled_availability: list[sem.Availability] = []
+        pooled_without: list[sem.Availability] = []
         pooled_values: list[float] = []
+        pooled_values_without: list[float] = []
         pooled_count = 0
-        planned = False
+        planned = overlap = False
         for po_id in sorted(by_po):
             po = ws.purchased_offering(po_id)
             rows = by_po[po_id]
             level = ws.level_for(po, parameter, start) if po else None
             aggregation = level.parameter["aggregation"] if level else None
+            outages = [o for o in ws.outages(po_id) if o.start < end and o.end > start]
+            overlap = overlap or bool(outages)
             measurement = None
             if "availability" in (aggregation, group_aggregation) or any(
                     r[5] is not None for r in rows):
                 samples = self._samples(regime_id, parameter, po_id, rows, start)
-                outages = ws.outages(po_id)
                 if "availability" in (aggregation, group_aggregation):
-                    part = sem.availability(samples, start, end, outages,
-                                            ws.accounting(po) if po else "excluded")
+                    accounting = ws.accounting(po) if po else "excluded"
+                    part = sem.availability(samples, start, end, outages, accounting)
+                    without = part if not outages or accounting == "excluded" else (
+                        sem.availability(samples, start, end, outages, "excluded"))
                     pooled_availability.append(part)
+                    pooled_without.append(without)
                     pooled_count += len(samples)
-                    planned = planned or part.planned_down > 0 or any(
-                        o.start < end and o.end > start for o in outages)
+                    planned = planned or part.planned_down > 0
                     if aggregation == "availability":
+                        unit = level.parameter.get("unit", "%")
                         measurement = sem.Measurement(
-                            None if part.ratio is None else sem.to_unit(
-                                part.ratio, level.parameter.get("unit", "%")),
-                            len(samples), part.eligible, part.down, part.planned_down > 0)
+                            sem.to_unit(part.ratio, unit), len(samples), part.eligible,
+                            part.down, part.planned_down > 0, part.excluded, bool(outages),
+                            sem.to_unit(without.ratio, unit))
             # The fast path for values: no sample objects.
             values = [r[3] for r in rows
                       if r[3] is not None and r[3] == r[3] and start <= r[2] < end]
+            values_without = values if not outages else [
+                r[3] for r in rows if r[3] is not None and r[3] == r[3]
+                and start <= r[2] < end and not sem.in_outage(r[2], outages)]
             pooled_values.extend(values)
+            pooled_values_without.extend(values_without)
             if level is None:
                 continue
             if measurement is None:
-                measurement = sem.Measurement(sem.aggregate_values(aggregation, values),
-                                              len(values), 0.0, 0.0, False)
+                unit = level.parameter.get("unit")
+                value = sem.value_in_unit(aggregation, values, unit)
+                measurement = sem.Measurement(
+                    value, len(values), 0.0, 0.0, False, 0.0, bool(outages),
+                    value if values_without is values else sem.value_in_unit(
+                        aggregation, values_without, unit))
             self._judge(regime, parameter, ("purchasedOffering", po_id), start, end, level,
-                        measurement, sorted({r[6] for r in rows}), emit)
+                        measurement, sorted({r[6] for r in rows}), emit,
+                        time_zone=ws.time_zone(po.get("slaTypeId")))
         if group_level is None:
             return
         scope = ("productOffering", str(regime.offering_id)) if regime.offering_id else (
             "offeringGroup", str(regime.offering_group_id))
+        unit = group_level.parameter.get("unit", "%")
+        members = 1
         if group_aggregation == "availability":
             pooled = sem.pooled_availability(pooled_availability)
             measurement = sem.Measurement(
-                None if pooled.ratio is None else sem.to_unit(
-                    pooled.ratio, group_level.parameter.get("unit", "%")),
-                pooled_count, pooled.eligible, pooled.down, planned)
+                sem.to_unit(pooled.ratio, unit), pooled_count, pooled.eligible, pooled.down,
+                planned, pooled.excluded, overlap,
+                sem.to_unit(sem.pooled_availability(pooled_without).ratio, unit))
+            members = sum(1 for part in pooled_availability if part.eligible + part.excluded > 0)
         else:
-            measurement = sem.Measurement(sem.aggregate_values(group_aggregation, pooled_values),
-                                          len(pooled_values), 0.0, 0.0, False)
+            value = sem.value_in_unit(group_aggregation, pooled_values, unit)
+            measurement = sem.Measurement(
+                value, len(pooled_values), 0.0, 0.0, False, 0.0, overlap,
+                value if len(pooled_values_without) == len(pooled_values) else
+                sem.value_in_unit(group_aggregation, pooled_values_without, unit))
         batch_ids = sorted({r[6] for rows in by_po.values() for r in rows})
         self._judge(regime, parameter, scope, start, end, group_level, measurement, batch_ids,
-                    emit)
+                    emit, time_zone=ws.time_zone(
+                        str(regime.sla_type_id) if regime.sla_type_id else members_sla_type),
+                    members=members)
 
     def _samples(self, regime_id: str, parameter: str, po_id: str, rows: list[list[Any]],
                  start: float) -> list[sem.Sample]:
@@ -362,24 +390,34 @@ class Evaluator:
 
     def _judge(self, regime: Regime, parameter: str, scope: tuple[str, str], start: float,
                end: float, level: Level, m: sem.Measurement, batch_ids: list[str],
-               emit: bool) -> None:
+               emit: bool, time_zone: str = "UTC", members: int = 1) -> None:
+        """Classify one measured window of one series, keep its budget and crossing state.
+        ``time_zone`` (the SLA type's) lays out its conformance periods; ``members`` is the
+        number of offerings pooled in it (a group's budget is in offering-seconds)."""
         st = self.state
         regime_id = str(regime.id)
         series = _key(regime_id, parameter, *scope)
         p = level.parameter
+        planned = False
         if m.value is None:
             classification = "unknown"
         else:
             classification = sem.classify(m.value, p["comparator"], p["conformanceTarget"],
                                           p.get("thresholdTarget"))
+            if m.outage_overlap and classification != "ok":
+                without = "ok" if m.value_without_outages is None else sem.classify(
+                    m.value_without_outages, p["comparator"], p["conformanceTarget"],
+                    p.get("thresholdTarget"))
+                planned = sem.is_planned(classification, without)
         WINDOWS.labels(classification).inc()
         evaluation_id = WindowEvaluation.create_id(regime.id, parameter, scope[0], scope[1],
                                                    start)
         result: dict[str, Any] = {
             "value": m.value, "unit": p.get("unit"), "aggregation": p.get("aggregation"),
             "count": m.count, "eligibleSeconds": m.eligible_seconds,
-            "badSeconds": m.bad_seconds, "classification": classification,
-            "planned": m.planned, "standardId": level.standard_id,
+            "badSeconds": m.bad_seconds, "excludedSeconds": m.excluded_seconds,
+            "classification": classification,
+            "planned": planned, "standardId": level.standard_id,
             "standardVersion": level.standard_version, "comparator": p["comparator"],
             "conformanceTarget": p["conformanceTarget"],
             "thresholdTarget": p.get("thresholdTarget"), "graceTimes": p.get("graceTimes", 0),
@@ -391,15 +429,17 @@ class Evaluator:
             "conformanceTarget": p["conformanceTarget"],
             "thresholdTarget": p.get("thresholdTarget"), "comparator": p["comparator"],
             "standardId": level.standard_id, "standardVersion": level.standard_version,
-            "windowStart": iso(start), "windowEnd": iso(end), "planned": m.planned,
+            "windowStart": iso(start), "windowEnd": iso(end), "planned": planned,
             "batchIds": batch_ids, "evaluationId": str(evaluation_id),
         }
         if classification != "unknown":
             self._budget(regime, parameter, scope, series, start, end, level, m,
-                         classification, result, evidence, emit)
+                         classification, result, evidence, emit, time_zone, members)
             state = st.crossing.setdefault(series, sem.CrossingState())
+            has_warning = (p.get("thresholdTarget") is not None
+                           and sem.normalise_comparator(p["comparator"]) != "EQ")
             transition = sem.step(state, classification, start, int(p.get("graceTimes", 0)),
-                                  regime.clear_after)
+                                  regime.clear_after, has_warning)
             if transition is not None:
                 self._cross(regime, parameter, scope, series, start, transition, evidence, emit)
         result["crossingId"] = st.open_crossing.get(series)
@@ -443,21 +483,24 @@ class Evaluator:
     def _budget(self, regime: Regime, parameter: str, scope: tuple[str, str], series: str,
                 start: float, end: float, level: Level, m: sem.Measurement,
                 classification: str, result: dict[str, Any], evidence: dict[str, Any],
-                emit: bool) -> None:
+                emit: bool, time_zone: str = "UTC", members: int = 1) -> None:
+        """The series' error budget over its calendar conformance period (the one the window
+        ends in) and its burn-rate alerts (rolling windows scaled by the period's nominal
+        length). The budget's denominator is the period's eligible time."""
         p = level.parameter
         period = p.get("conformancePeriod")
         if not period or p.get("aggregation") not in ("availability", "ratio"):
             return
-        period_seconds = float(seconds(period))  # validated by the registry
-        if period_seconds <= 0:
+        nominal = float(seconds(period))  # validated by the registry
+        if nominal <= 0:
             return
         unit = p.get("unit", "%")
         target = p["conformanceTarget"] / 100.0 if unit == "%" else float(p["conformanceTarget"])
         if not 0 < target < 1:
             return
         st = self.state
-        rules = sem.burn_rules(period_seconds)
-        keep = max(period_seconds, max(r[1] for r in rules))
+        rules = sem.burn_rules(nominal)
+        keep = max(sem.longest_period_seconds(period), max(r[1] for r in rules))
         ledger = st.ledgers.get(series)
         if ledger is None:
             ledger = st.ledgers[series] = sem.BudgetLedger(60, keep)
@@ -466,12 +509,20 @@ class Evaluator:
         else:
             ledger.add(start, end, end - start, (end - start) if classification == "breached"
                        else 0.0)
-        period_start = (end // period_seconds) * period_seconds
-        result["remainingBudget"] = sem.remaining_budget(ledger, period_start, end, target,
-                                                         period_seconds)
-        exhaustion = sem.projected_exhaustion(ledger, period_start, end, target, period_seconds)
+        span = sem.conformance_period(end, period, time_zone)
+        excluded = st.excluded.get(series)
+        if excluded is None or excluded[0] != span.start:
+            excluded = st.excluded[series] = [span.start, 0.0]
+        excluded[1] += m.excluded_seconds
+        eligible = sem.budget_denominator(span, excluded[1], members)
+        result.update(periodStart=iso(span.start), periodEnd=iso(span.end),
+                      periodEligibleSeconds=eligible)
+        result["remainingBudget"] = sem.remaining_budget(ledger, span.start, end, target,
+                                                         eligible)
+        exhaustion = sem.projected_exhaustion(ledger, span.start, end, target, eligible,
+                                              period_end=span.end)
         result["projectedExhaustion"] = None if exhaustion is None else iso(exhaustion)
-        firing = sem.burn_alerts(ledger, end, target, period_seconds)
+        firing = sem.burn_alerts(ledger, end, target, nominal)
         worst = max(firing, key=lambda a: (SEVERITY_RANK[a.severity], a.long_burn), default=None)
         current = st.alerts.get(series)
         alert_evidence = {**evidence, "remainingBudget": result["remainingBudget"],

@@ -11,8 +11,14 @@ Conventions the callers must know:
 * Everything is deterministic: inputs are put in a canonical order before any floating point
   accumulation (and plain sums use :func:`math.fsum`), so the arrival order of samples never
   changes a result.
-* Availability values from :func:`measure` are in PERCENT (0..100); the ``ratio`` aggregation
-  stays a 0..1 ratio. :func:`to_unit` converts a ratio to the unit a parameter states.
+* Units (the convention on the wire, see docs/sla-figures.md): a SHARE — the up fraction of
+  an availability sample, a ``ratio`` sample, a remaining budget, an error ratio — is a
+  fraction 0..1 here; a measured VALUE that is compared with a standard's levels is in the
+  unit the standard's parameter states. :func:`measure` returns availability in PERCENT
+  (0..100) and ``ratio`` as a fraction; :func:`to_unit` converts a fraction to the unit a
+  parameter states.
+* Conformance periods are calendar periods in the SLA type's time zone
+  (:func:`conformance_period`); burn-rate windows are rolling.
 """
 
 from __future__ import annotations
@@ -21,9 +27,13 @@ import math
 import re
 from bisect import bisect_right
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from shared.durations import duration_parts, duration_seconds
 
 __all__ = [
     "ACCOUNTINGS",
@@ -35,15 +45,22 @@ __all__ = [
     "CrossingState",
     "Measurement",
     "Outage",
+    "Period",
     "Sample",
     "Transition",
     "availability",
     "burn_alerts",
     "burn_rate",
     "burn_rules",
+    "budget_denominator",
     "classify",
+    "conformance_period",
     "error_budget",
     "from_epoch",
+    "in_outage",
+    "is_planned",
+    "overlaps",
+    "longest_period_seconds",
     "measure",
     "nearest_rank",
     "normalise_comparator",
@@ -52,7 +69,9 @@ __all__ = [
     "remaining_budget",
     "step",
     "to_epoch",
+    "time_zone",
     "to_unit",
+    "value_in_unit",
     "window_bounds",
 ]
 
@@ -82,6 +101,113 @@ def window_bounds(at: float, window_seconds: int) -> tuple[float, float]:
         raise ValueError("window_seconds must be positive")
     start = math.floor(at / window_seconds) * window_seconds
     return float(start), float(start + window_seconds)
+
+
+# --- conformance periods -------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Period:
+    """One conformance period ``[start, end)`` in epoch seconds (its length varies: months,
+    daylight-saving days)."""
+
+    start: float
+    end: float
+
+    @property
+    def seconds(self) -> float:
+        return self.end - self.start
+
+
+_EPOCH_DATE = date(1970, 1, 1)
+_EPOCH_MONDAY = date(1969, 12, 29)  # the Monday of the ISO week holding 1 January 1970
+
+
+def time_zone(name: str | None) -> ZoneInfo:
+    """The IANA time zone ``name`` (None or empty: UTC); ``ValueError`` when unknown."""
+    try:
+        return ZoneInfo(name or "UTC")
+    except (ZoneInfoNotFoundError, ValueError, TypeError) as exc:
+        raise ValueError(f"{name!r} is not an IANA time zone such as Europe/Paris") from exc
+
+
+@lru_cache(maxsize=256)
+def _calendar(period: str) -> tuple[str, int]:
+    """How a period duration is laid on the calendar: ("month", n) for years and months,
+    ("week", n), ("day", n), or ("fixed", seconds) for anything with a time part or mixing
+    months with weeks or days."""
+    parts = duration_parts(period)
+    if parts and set(parts) <= {"years", "months"}:
+        return "month", parts.get("years", 0) * 12 + parts.get("months", 0)
+    if set(parts) == {"weeks"}:
+        return "week", parts["weeks"]
+    if set(parts) == {"days"}:
+        return "day", parts["days"]
+    length = duration_seconds(period)
+    if length <= 0:
+        raise ValueError(f"{period!r} is not a positive duration")
+    return "fixed", length
+
+
+def _period_index(kind: str, n: int, moment: float, zone: ZoneInfo) -> int:
+    local = datetime.fromtimestamp(moment, zone)
+    if kind == "month":
+        return ((local.year - 1970) * 12 + local.month - 1) // n
+    if kind == "week":
+        return (local.date() - _EPOCH_MONDAY).days // (7 * n)
+    return (local.date() - _EPOCH_DATE).days // n
+
+
+def _period_start(kind: str, n: int, index: int, zone: ZoneInfo) -> float:
+    if kind == "month":
+        months = index * n
+        first = date(1970 + months // 12, months % 12 + 1, 1)
+    elif kind == "week":
+        first = _EPOCH_MONDAY + timedelta(days=index * 7 * n)
+    else:
+        first = _EPOCH_DATE + timedelta(days=index * n)
+    # Local midnight; where midnight falls in a daylight-saving gap, zoneinfo (fold=0) gives
+    # the first instant of the local day.
+    return datetime(first.year, first.month, first.day, tzinfo=zone).timestamp()
+
+
+def conformance_period(moment: float, period: str, zone_name: str | None = "UTC") -> Period:
+    """The conformance period that a window ENDING at ``moment`` belongs to: the one with
+    ``start < moment <= end`` — a window ending exactly on a boundary belongs to the period
+    it ends, not to the next one.
+
+    Calendar-aligned in the time zone ``zone_name`` (IANA name, default UTC), from local
+    midnight: ``PnM`` blocks of n calendar months counted from January 1970 (``P1M`` the
+    month, ``P3M`` the quarter, ``P6M`` the half-year, ``P1Y`` = ``P12M`` the year); ``PnW``
+    blocks of n ISO weeks from Monday; ``PnD`` blocks of n days from 1 January 1970 (``P1D``
+    the day; ``P30D`` is thirty-day blocks, not the month). Durations with a time part
+    (``PT12H``) or mixing months with weeks or days (``P1M15D``) have a fixed length (months
+    30 days) and are aligned to the Unix epoch. Months and days follow the zone's
+    daylight-saving rules: a day may last 23 or 25 hours.
+    """
+    kind, n = _calendar(period)
+    if kind == "fixed":
+        index = math.ceil(moment / n) - 1
+        return Period(float(index * n), float((index + 1) * n))
+    zone = time_zone(zone_name)
+    index = _period_index(kind, n, moment, zone)
+    start = _period_start(kind, n, index, zone)
+    while start >= moment:  # on a boundary: the period it ends
+        index -= 1
+        start = _period_start(kind, n, index, zone)
+    end = _period_start(kind, n, index + 1, zone)
+    while end < moment:  # defensive: never needed with zoneinfo's rules
+        index += 1
+        start, end = end, _period_start(kind, n, index + 1, zone)
+    return Period(start, end)
+
+
+def longest_period_seconds(period: str) -> float:
+    """An upper bound of the length of any period of ``period`` (31-day months, 366-day
+    years, an hour more for a daylight-saving change): what a budget must keep."""
+    kind, n = _calendar(period)
+    if kind == "fixed":
+        return float(n)
+    days = {"month": 31 * n, "week": 7 * n, "day": n}[kind]
+    return float(days * 86400 + 3600)
 
 
 # --- records -------------------------------------------------------------------------------
@@ -141,9 +267,13 @@ class Availability:
 class Measurement:
     """The measured value of one window.
 
-    ``value`` is None when nothing was measurable. ``eligible_seconds`` / ``bad_seconds`` are
-    set for availability only (0 otherwise); ``planned`` is True when the window had downtime
-    inside an agreed outage (availability only; always False for other aggregations).
+    ``value`` is None when nothing was measurable. ``eligible_seconds`` / ``bad_seconds`` /
+    ``excluded_seconds`` are set for availability only (0 otherwise); ``planned`` is the FACT
+    that the window had downtime inside an agreed outage (availability only) — whether a
+    crossing is planned is decided by :func:`is_planned` on ``value_without_outages``: when
+    an agreed outage overlaps the window (``outage_overlap``), the value the window would
+    have had without the outages' time (availability as if the outages were excluded; other
+    aggregations without the samples observed in them; None when nothing is left).
     """
 
     value: float | None
@@ -151,6 +281,9 @@ class Measurement:
     eligible_seconds: float
     bad_seconds: float
     planned: bool
+    excluded_seconds: float = 0.0
+    outage_overlap: bool = False
+    value_without_outages: float | None = None
 
 
 # --- percentiles and units -----------------------------------------------------------------
@@ -329,30 +462,49 @@ def measure(
         for s in samples:
             by_offering.setdefault(s.offering_id, []).append(s)
         parts: list[Availability] = []
+        without: list[Availability] = []
         count = 0
         for offering_id in sorted(by_offering):
-            part, used = _availability(
-                by_offering[offering_id], start, end,
-                outages_by_offering.get(offering_id) or [], accounting,
-            )
+            outages = outages_by_offering.get(offering_id) or []
+            part, used = _availability(by_offering[offering_id], start, end, outages,
+                                       accounting)
             parts.append(part)
+            without.append(part if not outages else _availability(
+                by_offering[offering_id], start, end, outages, "excluded")[0])
             count += used
         pooled = pooled_availability(parts)
         ratio = pooled.ratio
+        ratio_without = pooled_availability(without).ratio
         return Measurement(
             None if ratio is None else ratio * 100.0,
             count,
             pooled.eligible,
             pooled.down,
             pooled.planned_down > 0,
+            pooled.excluded,
+            any(overlaps(outages_by_offering.get(o), start, end) for o in by_offering),
+            None if ratio_without is None else ratio_without * 100.0,
         )
 
-    values = [
-        s.value for s in samples
-        if s.value is not None and s.value == s.value and start <= s.observed_at < end
-    ]
-    value = aggregate_values(agg, values)
-    return Measurement(value, len(values), 0.0, 0.0, False)
+    kept = [s for s in samples
+            if s.value is not None and s.value == s.value and start <= s.observed_at < end]
+    value = aggregate_values(agg, [s.value for s in kept])
+    outside = [s.value for s in kept
+               if not in_outage(s.observed_at, outages_by_offering.get(s.offering_id))]
+    value_without = value if len(outside) == len(kept) else aggregate_values(agg, outside)
+    return Measurement(value, len(kept), 0.0, 0.0, False, 0.0,
+                       any(overlaps(outages_by_offering.get(o), start, end)
+                           for o in {s.offering_id for s in kept}), value_without)
+
+
+def overlaps(outages: list[Outage] | None, start: float, end: float) -> bool:
+    """Whether one of ``outages`` overlaps the window ``[start, end)``."""
+    return bool(outages) and any(o.start < end and o.end > start for o in outages)
+
+
+def in_outage(moment: float, outages: list[Outage] | None) -> bool:
+    """Whether ``moment`` falls in one of ``outages`` (``[start, end)``)."""
+    return bool(outages) and any(o.start <= moment < o.end for o in outages)
 
 
 def aggregate_values(aggregation: str, values: list[float]) -> float | None:
@@ -378,6 +530,20 @@ def aggregate_values(aggregation: str, values: list[float]) -> float | None:
             raise ValueError(f"percentile must be in (0, 100], got {aggregation!r}")
         value = nearest_rank(values, percentile) if n else None
     return None if value is None else float(value)
+
+
+def value_in_unit(aggregation: str, values: list[float], unit: str | None) -> float | None:
+    """A non-availability aggregation of one window's values, in the parameter's unit: a
+    ``ratio`` is a mean of fractions (0..1) expressed in the unit its standard states
+    (``%``: ×100; ``ratio``: as is; any other unit: as is); other aggregations are in the
+    unit their samples were sent in, which is the standard's."""
+    value = aggregate_values(aggregation, values)
+    if value is not None and aggregation.strip().lower() == "ratio":
+        try:
+            return to_unit(value, unit or "ratio")
+        except ValueError:
+            return value
+    return value
 
 
 # --- threshold levels ----------------------------------------------------------------------
@@ -440,13 +606,16 @@ def step(
     window_start: float,
     grace_times: int,
     clear_after: int,
+    has_warning: bool = True,
 ) -> Transition | None:
     """Feed one evaluated window (in window order) to ``state``; mutate it; return the change.
 
     * A breaching window adds to ``bad_streak``; the breach is raised on the
-      ``grace_times + 1``-th consecutive breaching window. Before that, a breaching window
-      raises (or keeps) "warning". A warning window raises/keeps "warning" at once (no grace)
-      and resets ``bad_streak``.
+      ``grace_times + 1``-th consecutive breaching window and nothing is raised for it before
+      that. A warning is raised only where the standard has a warning level
+      (``has_warning``): then a breaching window within grace — beyond the warning level too —
+      raises (or keeps) "warning" as any warning window does; without one it raises nothing.
+      A warning window raises/keeps "warning" at once (no grace) and resets ``bad_streak``.
     * No de-escalation: a breached state stays breached through warning windows (and through
       breaching windows within grace) until it clears.
     * Clearing: after ``clear_after`` (at least 1) consecutive ok windows, warning/breached →
@@ -464,10 +633,10 @@ def step(
         state.good_streak = 0
         if state.bad_streak > grace:
             target = "breached"
-        elif level == "ok":
-            target = "warning"  # within grace: a breaching window raises a warning
+        elif level == "ok" and has_warning:
+            target = "warning"  # within grace: beyond the warning level, so a warning
         else:
-            target = level
+            target = level  # within grace: nothing raised (or kept as it is)
     elif classification == "warning":
         state.bad_streak = 0
         state.good_streak = 0
@@ -488,6 +657,17 @@ def step(
     else:
         change = "escalated"  # warning -> breached; breached -> warning cannot happen
     return Transition(change, level, target)
+
+
+SEVERITY = {"ok": 0, "warning": 1, "breached": 2}
+
+
+def is_planned(classification: str, without_outages: str) -> bool:
+    """A window's crossing is planned when the agreed outage is what made it bad: its level
+    without the outages' time (``without_outages``, see ``Measurement``) is less severe than
+    its level. Unplanned downtime that breaches on its own is never planned, whatever the
+    window overlaps."""
+    return SEVERITY.get(classification, 0) > SEVERITY.get(without_outages, 0)
 
 
 # --- error budget and burn rate ------------------------------------------------------------
@@ -670,15 +850,27 @@ def burn_alerts(
     return fired
 
 
+def budget_denominator(period: Period, excluded_so_far: float = 0.0, members: int = 1
+                       ) -> float:
+    """The eligible seconds E of a conformance period, the denominator of its budget
+    B × E: the period's length (times the offerings pooled in the series: a group's budget
+    is in offering-seconds, as its availability is) minus the agreed-outage time excluded so
+    far in the period (SLA types whose maintenance accounting is "excluded"; 0 otherwise).
+    Never negative."""
+    return max(0.0, period.seconds * max(1, members) - max(0.0, excluded_so_far))
+
+
 def remaining_budget(
     ledger: BudgetLedger, period_start: float, now: float, target_ratio: float,
-    period_seconds: float,
+    eligible_seconds: float,
 ) -> float:
-    """Fraction of the period's error budget left: 1 − bad_so_far / (B × period_seconds)
-    (time-based SLO; may be negative, reported as is). With B = 0: 1.0 if nothing bad yet,
+    """Fraction (0..1) of the period's error budget left: 1 − bad_so_far / (B × E), E the
+    period's eligible seconds (:func:`budget_denominator`; the period's length when nothing
+    is excluded). Bad seconds count from ``period_start`` (the period's start) to ``now``.
+    Time-based SLO; may be negative, reported as is. With B × E = 0: 1.0 if nothing bad yet,
     else −inf."""
     _, bad = ledger.totals(period_start, now)
-    allowed = error_budget(target_ratio) * period_seconds
+    allowed = error_budget(target_ratio) * eligible_seconds
     if allowed <= 0:
         return 1.0 if bad <= 0 else -math.inf
     return 1.0 - bad / allowed
@@ -686,11 +878,12 @@ def remaining_budget(
 
 def projected_exhaustion(
     ledger: BudgetLedger, period_start: float, now: float, target_ratio: float,
-    period_seconds: float, lookback: float = 3600,
+    eligible_seconds: float, lookback: float = 3600, period_end: float | None = None,
 ) -> float | None:
-    """Epoch seconds when the budget runs out at the current burn (bad seconds per second over
-    ``[now - lookback, now)``). None when not burning or when the projection falls after the
-    period end. When the budget is already exhausted (and still burning) returns ``now``."""
+    """Epoch seconds when the budget B × E runs out at the current burn (bad seconds per
+    second over ``[now - lookback, now)``). None when not burning or when the projection falls
+    after ``period_end`` (default ``period_start + eligible_seconds``). When the budget is
+    already exhausted (and still burning) returns ``now``."""
     if lookback <= 0:
         raise ValueError("lookback must be positive")
     _, recent_bad = ledger.totals(now - lookback, now)
@@ -698,6 +891,7 @@ def projected_exhaustion(
     if rate <= 0:
         return None
     _, bad = ledger.totals(period_start, now)
-    left = error_budget(target_ratio) * period_seconds - bad
+    left = error_budget(target_ratio) * eligible_seconds - bad
     when = now + left / rate if left > 0 else now
-    return when if when <= period_start + period_seconds else None
+    end = period_start + eligible_seconds if period_end is None else period_end
+    return when if when <= end else None

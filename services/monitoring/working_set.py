@@ -10,6 +10,7 @@ them and a change of any replica or regime invalidates them at once.
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import zlib
 from dataclasses import dataclass
@@ -18,9 +19,11 @@ from typing import Any
 from uuid import UUID
 
 from services.monitoring.domain import Regime, Replica
-from services.monitoring.semantics import Outage
+from services.monitoring.semantics import Outage, time_zone
 from shared.cache import Cache
 from shared.store import AggregateIndex, ServiceApplication
+
+log = logging.getLogger(__name__)
 
 KINDS = ("productOffering", "slaType", "thresholdStandard", "purchasedOffering",
          "plannedOutage")
@@ -67,6 +70,8 @@ class WorkingSet:
         self._routes: dict[str, list[str]] = {}
         self._param_routes: dict[tuple[str, str], list[Route]] = {}
         self._standard_parameters: set[str] = set()
+        self._zones_checked: set[str] = set()
+        self._bad_zones: set[str] = set()
 
     # --- refresh --------------------------------------------------------------------------
     def refresh(self) -> int:
@@ -117,6 +122,21 @@ class WorkingSet:
     def accounting(self, po: dict[str, Any]) -> str:
         sla = self.sla_type(po.get("slaTypeId"))
         return (sla or {}).get("maintenanceAccounting") or "excluded"
+
+    def time_zone(self, sla_type_id: str | None) -> str:
+        """The SLA type's time zone (IANA name) for its conformance periods; UTC when the
+        type names none (or is unknown here). A name this process cannot read (an older
+        time-zone database) falls back to UTC, logged, rather than stopping evaluation."""
+        name = (self.sla_type(sla_type_id) or {}).get("timeZone") or "UTC"
+        if name not in self._zones_checked:
+            try:
+                time_zone(name)
+            except ValueError:
+                log.warning("SLA type %s: unknown time zone %r; its periods use UTC",
+                            sla_type_id, name)
+                self._bad_zones.add(name)
+            self._zones_checked.add(name)
+        return "UTC" if name in self._bad_zones else name
 
     def watches(self, regime: Regime, po: dict[str, Any]) -> bool:
         if regime.status != "active" or po.get("status") == "terminated":

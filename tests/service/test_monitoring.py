@@ -165,8 +165,10 @@ def test_an_agreed_planned_outage_is_excluded_from_availability(
 
     mine, pooled = eventually(lambda: windows(scope)), eventually(lambda: windows(group))
     # 2h: the offering was down 30 minutes inside the agreed outage: excluded (gold's
-    # accounting), so the window has no eligible time and nothing is raised.
-    assert mine[2]["planned"] is True and mine[2]["eligibleSeconds"] == 0
+    # accounting), so the window has no eligible time and nothing is raised (nor planned:
+    # the window is not bad).
+    assert mine[2]["planned"] is False and mine[2]["eligibleSeconds"] == 0
+    assert mine[2]["excludedSeconds"] == 3600
     assert mine[2]["classification"] == "unknown"
     assert pooled[2]["value"] == 100.0 and pooled[2]["classification"] == "ok"
     # 4h: the same downtime without an outage breaches, for the offering (50%) and the
