@@ -432,6 +432,12 @@ class Evaluator:
             "windowStart": iso(start), "windowEnd": iso(end), "planned": planned,
             "batchIds": batch_ids, "evaluationId": str(evaluation_id),
         }
+        if classification == "unknown" and m.excluded_seconds > 0 and p.get(
+                "conformancePeriod"):
+            # A window wholly in an excluded outage: nothing to judge, but its time is no
+            # longer eligible in the period's budget.
+            self._exclude(series, sem.conformance_period(end, p["conformancePeriod"],
+                                                         time_zone), m.excluded_seconds)
         if classification != "unknown":
             self._budget(regime, parameter, scope, series, start, end, level, m,
                          classification, result, evidence, emit, time_zone, members)
@@ -480,6 +486,15 @@ class Evaluator:
         elif transition.change == "cleared" and crossing.open:
             crossing.clear(evidence)
 
+    def _exclude(self, series: str, span: sem.Period, excluded_seconds: float) -> float:
+        """Add a window's excluded agreed-outage seconds to its conformance period's; the
+        period's total so far (a new period starts from 0)."""
+        excluded = self.state.excluded.get(series)
+        if excluded is None or excluded[0] != span.start:
+            excluded = self.state.excluded[series] = [span.start, 0.0]
+        excluded[1] += excluded_seconds
+        return excluded[1]
+
     def _budget(self, regime: Regime, parameter: str, scope: tuple[str, str], series: str,
                 start: float, end: float, level: Level, m: sem.Measurement,
                 classification: str, result: dict[str, Any], evidence: dict[str, Any],
@@ -510,11 +525,8 @@ class Evaluator:
             ledger.add(start, end, end - start, (end - start) if classification == "breached"
                        else 0.0)
         span = sem.conformance_period(end, period, time_zone)
-        excluded = st.excluded.get(series)
-        if excluded is None or excluded[0] != span.start:
-            excluded = st.excluded[series] = [span.start, 0.0]
-        excluded[1] += m.excluded_seconds
-        eligible = sem.budget_denominator(span, excluded[1], members)
+        eligible = sem.budget_denominator(
+            span, self._exclude(series, span, m.excluded_seconds), members)
         result.update(periodStart=iso(span.start), periodEnd=iso(span.end),
                       periodEligibleSeconds=eligible)
         result["remainingBudget"] = sem.remaining_budget(ledger, span.start, end, target,
