@@ -135,7 +135,7 @@ def blueprint(runtime: Any) -> Blueprint:
     sla_fields = {"maintenanceAccounting": "maintenance_accounting",
                   "minimumNoticeDays": "minimum_notice_days",
                   "creditPercentPerBreachedPeriod": "credit_percent_per_breached_period",
-                  "creditCapPercent": "credit_cap_percent"}
+                  "creditCapPercent": "credit_cap_percent", "timeZone": "time_zone"}
 
     @blp.route("/slaType", methods=["GET"])
     @blp.arguments(ListQuery, location="query")

@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 from uuid import UUID
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from eventsourcing.domain import Aggregate, event
 
@@ -636,7 +637,21 @@ _SLA_TERMS = {
     "minimum_notice_days": "minimumNoticeDays",
     "credit_percent_per_breached_period": "creditPercentPerBreachedPeriod",
     "credit_cap_percent": "creditCapPercent",
+    "time_zone": "timeZone",
 }
+TIME_ZONE_MAX = 64
+
+
+def _check_time_zone(errors: _Errors, field: str, value: Any) -> str:
+    """An IANA time zone name (``Europe/Paris``, ``UTC``) that zoneinfo can read."""
+    if not isinstance(value, str) or not 0 < len(value) <= TIME_ZONE_MAX:
+        errors.add(field, f"{value!r} must be an IANA time zone name such as Europe/Paris")
+        return value
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        errors.add(field, f"{value!r} is not an IANA time zone name such as Europe/Paris")
+    return value
 
 
 def _validate_sla_terms(terms: Mapping[str, Any]) -> dict[str, Any]:
@@ -650,6 +665,7 @@ def _validate_sla_terms(terms: Mapping[str, Any]) -> dict[str, Any]:
     out["description"] = _check_description(errors, "description", terms.get("description"))
     _check_choice(errors, "maintenanceAccounting", terms.get("maintenance_accounting"),
                   MAINTENANCE_ACCOUNTING)
+    out["time_zone"] = _check_time_zone(errors, "timeZone", terms.get("time_zone", "UTC"))
     days = terms.get("minimum_notice_days")
     if isinstance(days, bool) or not isinstance(days, int) or not 0 <= days <= 365:
         errors.add("minimumNoticeDays", f"{days!r} must be a whole number of days, 0 to 365")
@@ -677,9 +693,27 @@ def _validate_sla_terms(terms: Mapping[str, Any]) -> dict[str, Any]:
 
 
 class SlaType(_ValidatedCreation, Aggregate):
-    """The commercial terms of an SLA: maintenance accounting, notice, service credits."""
+    """The commercial terms of an SLA: maintenance accounting, notice, service credits, and
+    the time zone its conformance periods (calendar days, months, quarters) are laid in."""
 
-    @event("Registered")
+    class Registered(Aggregate.Created):
+        """Version 2 adds ``time_zone``; types registered before it have UTC periods."""
+
+        name: str
+        maintenance_accounting: str
+        minimum_notice_days: int
+        credit_percent_per_breached_period: float
+        credit_cap_percent: float
+        description: str | None
+        time_zone: str
+
+        class_version = 2
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["time_zone"] = "UTC"
+
+    @event(Registered)
     def __init__(
         self,
         name: str,
@@ -688,9 +722,11 @@ class SlaType(_ValidatedCreation, Aggregate):
         credit_percent_per_breached_period: float,
         credit_cap_percent: float,
         description: str | None = None,
+        time_zone: str = "UTC",
     ) -> None:
         self.name = name
         self.description = description
+        self.time_zone = time_zone
         self.maintenance_accounting = maintenance_accounting
         self.minimum_notice_days = minimum_notice_days
         self.credit_percent_per_breached_period = credit_percent_per_breached_period

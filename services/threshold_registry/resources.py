@@ -59,6 +59,7 @@ def sla_type(s: SlaType) -> dict[str, Any]:
         "minimumNoticeDays": s.minimum_notice_days,
         "creditPercentPerBreachedPeriod": s.credit_percent_per_breached_period,
         "creditCapPercent": s.credit_cap_percent,
+        "timeZone": s.time_zone,
         "lifecycleStatus": s.lifecycle_status,
         "version": s.version,
     }

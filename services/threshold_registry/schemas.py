@@ -63,6 +63,9 @@ class SlaTypeCreate(Strict):
     minimumNoticeDays = fields.Integer(required=True, validate=validate.Range(0, 365))
     creditPercentPerBreachedPeriod = fields.Float(required=True, validate=validate.Range(0, 100))
     creditCapPercent = fields.Float(required=True, validate=validate.Range(0, 100))
+    timeZone = fields.String(validate=validate.Length(1, 64), metadata={
+        "description": "IANA time zone of the conformance periods (calendar days, months, "
+                       "quarters); default UTC", "example": "Europe/Paris"})
 
 
 class SlaTypePatch(Strict):
@@ -72,6 +75,9 @@ class SlaTypePatch(Strict):
     minimumNoticeDays = fields.Integer(validate=validate.Range(0, 365))
     creditPercentPerBreachedPeriod = fields.Float(validate=validate.Range(0, 100))
     creditCapPercent = fields.Float(validate=validate.Range(0, 100))
+    timeZone = fields.String(validate=validate.Length(1, 64), metadata={
+        "description": "IANA time zone of the conformance periods (calendar days, months, "
+                       "quarters); default UTC", "example": "Europe/Paris"})
 
 
 class SlaType(Resource):
@@ -81,6 +87,7 @@ class SlaType(Resource):
     minimumNoticeDays = fields.Integer()
     creditPercentPerBreachedPeriod = fields.Float()
     creditCapPercent = fields.Float()
+    timeZone = fields.String()
     lifecycleStatus = fields.String()
 
 

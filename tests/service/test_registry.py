@@ -387,3 +387,30 @@ def test_readiness_names_what_is_down(tmp_path: Any) -> None:
         assert client.get("/threshold-registry/v1/healthz").status_code == 200
     finally:
         running.stop()
+
+
+def test_an_sla_manager_sets_the_time_zone_of_the_sla_periods_and_monitoring_learns_it(
+        suite: Any, registry: Any) -> None:
+    terms = {"name": "paris gold", "maintenanceAccounting": "excluded", "minimumNoticeDays": 10,
+             "creditPercentPerBreachedPeriod": 5, "creditCapPercent": 30}
+    plain = registry.post("/slaType", json=terms).get_json()
+    assert plain["timeZone"] == "UTC"
+    bad = registry.post("/slaType", json={**terms, "timeZone": "Europe/Atlantis"})
+    assert bad.status_code == 400 and "timeZone" in bad.get_json()["details"], bad.get_json()
+    paris = registry.post("/slaType", json={**terms, "timeZone": "Europe/Paris"})
+    assert paris.status_code == 201 and paris.get_json()["timeZone"] == "Europe/Paris"
+    sla_id = paris.get_json()["id"]
+    moved = registry.patch(f"/slaType/{sla_id}", json={"timeZone": "America/New_York"},
+                           headers={"Content-Type": "application/merge-patch+json"})
+    assert moved.status_code == 200 and moved.get_json()["timeZone"] == "America/New_York"
+    refused = registry.patch(f"/slaType/{sla_id}", json={"timeZone": "nowhere"},
+                             headers={"Content-Type": "application/merge-patch+json"})
+    assert refused.status_code == 400 and "timeZone" in refused.get_json()["details"]
+    monitoring = suite.runtime("monitoring").app
+
+    def learnt() -> bool:
+        monitoring.working_set.refresh()
+        return monitoring.working_set.time_zone(sla_id) == "America/New_York"
+
+    eventually(learnt)
+    assert monitoring.working_set.time_zone(plain["id"]) == "UTC"

@@ -5,6 +5,7 @@ No store: aggregates are created, commanded, and rebuilt from their own events.
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -12,7 +13,7 @@ from uuid import UUID, uuid4
 
 import pytest
 from eventsourcing.application import Application
-from eventsourcing.persistence import IntegrityError
+from eventsourcing.persistence import IntegrityError, StoredEvent
 
 from services.threshold_registry.domain import (
     DomainError,
@@ -239,6 +240,37 @@ def test_sla_type_terms_are_validated_together() -> None:
     assert event_names(silver) == ["Registered", "TermsChanged", "Retired"]
     assert silver.credit_cap_percent == 60.0
     assert state(replay(silver)) == state(silver)
+
+
+def test_an_sla_type_lays_its_periods_in_a_validated_time_zone() -> None:
+    assert sla_type().time_zone == "UTC"  # the default
+    paris = sla_type(time_zone="Europe/Paris")
+    assert paris.terms["time_zone"] == "Europe/Paris"
+    for bad in ("Mars/Olympus", "../../etc/passwd", "", 5, "x" * 65):
+        with pytest.raises(InvalidValue) as exc_info:
+            sla_type(time_zone=bad)
+        assert set(errors_of(exc_info)) == {"timeZone"}
+    with pytest.raises(InvalidValue):
+        paris.change_terms(time_zone="Europe/Atlantis")
+    paris.change_terms(time_zone="America/New_York")
+    assert paris.time_zone == "America/New_York"
+    assert state(replay(paris)) == state(paris)
+
+
+def test_an_sla_type_registered_before_time_zones_loads_with_utc() -> None:
+    """The stored Registered event of version 1 has no time zone: it is upcast to UTC."""
+    app = Application(env={"PERSISTENCE_MODULE": "eventsourcing.popo"})
+    app.save(sla_type(time_zone="Europe/Paris"))
+    [stored] = [s for s in app.recorder.select_notifications(start=1, limit=10)
+                if s.topic.endswith("SlaType.Registered")]
+    old = json.loads(stored.state)
+    assert old.pop("class_version") == 2 and old.pop("time_zone") == "Europe/Paris"
+    legacy_id = uuid4()
+    app.recorder.insert_events([StoredEvent(originator_id=legacy_id, originator_version=1,
+                                            topic=stored.topic,
+                                            state=json.dumps(old).encode())])
+    legacy = app.repository.get(legacy_id)
+    assert legacy.time_zone == "UTC" and legacy.name == "Silver"
 
 
 def test_sla_type_refuses_unknown_terms() -> None:
