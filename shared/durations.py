@@ -47,3 +47,16 @@ def duration_seconds(text: str) -> int:
     are read on hot paths)."""
     match = _match(text)
     return sum(int(v) * _SECONDS[k] for k, v in match.groupdict().items() if v)
+
+
+def duration_text(seconds: float) -> str:
+    """Whole seconds as the shortest ISO-8601 duration of days, hours, minutes or seconds
+    (``86400`` -> ``P1D``, ``5400`` -> ``PT90M``); fractions of a second are dropped."""
+    whole = int(seconds)
+    if whole and whole % 86400 == 0:
+        return f"P{whole // 86400}D"
+    if whole and whole % 3600 == 0:
+        return f"PT{whole // 3600}H"
+    if whole and whole % 60 == 0:
+        return f"PT{whole // 60}M"
+    return f"PT{whole}S"

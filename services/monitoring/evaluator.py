@@ -422,7 +422,7 @@ class Evaluator:
             "conformanceTarget": p["conformanceTarget"],
             "thresholdTarget": p.get("thresholdTarget"), "graceTimes": p.get("graceTimes", 0),
             "batchIds": batch_ids, "lateSamples": st.late.pop(_key(regime_id, parameter), 0),
-            "remainingBudget": None, "projectedExhaustion": None,
+            "remainingBudget": None, "budgetUnit": sem.BUDGET_UNIT, "projectedExhaustion": None,
         }
         evidence = {
             "measuredValue": m.value, "unit": p.get("unit"), "aggregation": p.get("aggregation"),
@@ -538,6 +538,7 @@ class Evaluator:
         worst = max(firing, key=lambda a: (SEVERITY_RANK[a.severity], a.long_burn), default=None)
         current = st.alerts.get(series)
         alert_evidence = {**evidence, "remainingBudget": result["remainingBudget"],
+                          "budgetUnit": sem.BUDGET_UNIT,
                           "projectedExhaustion": result["projectedExhaustion"]}
         if worst is not None:
             alert_evidence.update(burnRate=worst.long_burn, shortBurnRate=worst.short_burn,

@@ -34,6 +34,37 @@ def _time(raw: Any) -> float:
     return parsed.timestamp()
 
 
+PERCENT_UNITS = ("%", "percent")
+FRACTION_UNITS = ("ratio", "fraction", "1")
+SHARES = ("availability", "ratio")  # aggregations whose samples are fractions 0..1
+
+
+def in_recorded_unit(value: float, unit: Any, ws: WorkingSet, po: dict[str, Any],
+                     parameter: str, observed: float) -> float:
+    """A sample's value in the unit monitoring records it in: a fraction 0..1 for the
+    shares (availability, ratio; a sample may state ``%``), the standard's unit for every
+    other parameter (a stated unit must be that one). ``ValueError`` says why not."""
+    if not isinstance(unit, str) or not unit.strip():
+        raise ValueError("a unit name, e.g. % or ratio")
+    level = ws.level_for(po, parameter, observed)
+    if level is None:
+        raise ValueError(f"no standard in force names the unit of {parameter}; send the "
+                         "value without a unit")
+    key = unit.strip().lower()
+    if level.parameter.get("aggregation") in SHARES:
+        if key in PERCENT_UNITS and 0 <= value <= 100:
+            return value / 100.0
+        if key in FRACTION_UNITS and 0 <= value <= 1:
+            return value
+        raise ValueError(f"{parameter} is a share: a fraction 0..1 (unit ratio) or 0..100 "
+                         f"with unit %, not {value!r} {unit}")
+    expected = level.parameter.get("unit")
+    if unit.strip() != expected:
+        raise ValueError(f"the standard measures {parameter} in {expected}; send it in "
+                         f"{expected}, not {unit}")
+    return value
+
+
 def check(samples: Any, ws: WorkingSet, watermarks: dict[str, float], now: float) -> Checked:
     """Validate samples against the working set and the regimes' watermarks.
 
@@ -82,7 +113,8 @@ def check(samples: Any, ws: WorkingSet, watermarks: dict[str, float], now: float
                                      or not (0 < interval <= 31 * 86400)):
             out.refuse(i, "intervalSeconds", "a number of seconds, more than 0")
             continue
-        if ws.purchased_offering(po_id) is None:
+        po = ws.purchased_offering(po_id)
+        if po is None:
             out.refuse(i, "purchasedOfferingId", f"{po_id} is not in the inventory")
             continue
         routes = ws.routes_for(po_id, parameter)
@@ -104,6 +136,12 @@ def check(samples: Any, ws: WorkingSet, watermarks: dict[str, float], now: float
         if late:
             out.refuse(i, "observedAt", late)
             continue
+        if value is not None and s.get("unit") is not None:
+            try:
+                value = in_recorded_unit(value, s["unit"], ws, po, parameter, observed)
+            except ValueError as exc:
+                out.refuse(i, "unit", str(exc))
+                continue
         out.accepted.append([po_id, parameter, observed,
                              None if value is None else float(value),
                              None if interval is None else float(interval), status])

@@ -14,12 +14,14 @@ from eventsourcing.domain import DomainEventProtocol
 from services.monitoring.application import Monitoring
 from services.monitoring.domain import BurnAlert, Crossing
 from services.monitoring.evaluator import iso
+from services.monitoring.semantics import BUDGET_UNIT
 from shared.bus import contracts
 from shared.bus.envelope import Envelope, EnvelopeError
 from shared.bus.inbox import Handler
 from shared.bus.outbox import Publication
 from shared.bus.topology import MEASUREMENTS, SLA_EVENTS, Binding, QueueSpec
 from shared.bus.transport import Delivery, Settle, Transport, backoff
+from shared.durations import duration_text
 
 SERVICE = "monitoring"
 log = logging.getLogger(__name__)
@@ -35,17 +37,6 @@ MEASUREMENT_BINDINGS = (Binding(MEASUREMENTS, "measurement.#"),)
 
 
 # --- outbound -----------------------------------------------------------------------------
-def _duration(seconds: float) -> str:
-    seconds = int(seconds)
-    if seconds % 86400 == 0:
-        return f"P{seconds // 86400}D"
-    if seconds % 3600 == 0:
-        return f"PT{seconds // 3600}H"
-    if seconds % 60 == 0:
-        return f"PT{seconds // 60}M"
-    return f"PT{seconds}S"
-
-
 def crossing_resource(crossing: Crossing, evidence: dict[str, Any], level: str,
                       at: str) -> dict[str, Any]:
     return {
@@ -53,6 +44,7 @@ def crossing_resource(crossing: Crossing, evidence: dict[str, Any], level: str,
         "parameter": crossing.parameter,
         "scope": {"type": crossing.scope_type, "id": crossing.scope_id},
         "level": level, "measuredValue": evidence.get("measuredValue"),
+        "unit": evidence.get("unit"), "aggregation": evidence.get("aggregation"),
         "conformanceTarget": evidence["conformanceTarget"],
         "thresholdTarget": evidence.get("thresholdTarget"),
         "comparator": evidence["comparator"], "standardId": evidence["standardId"],
@@ -86,9 +78,10 @@ def describer(app: Monitoring) -> Any:
                     "parameter": aggregate.parameter,
                     "scope": {"type": aggregate.scope_type, "id": aggregate.scope_id},
                     "severity": aggregate.severity, "burnRate": max(0.0, e.get("burnRate") or 0),
-                    "longWindow": _duration(e.get("longWindow") or 3600),
-                    "shortWindow": _duration(e.get("shortWindow") or 300),
+                    "longWindow": duration_text(e.get("longWindow") or 3600),
+                    "shortWindow": duration_text(e.get("shortWindow") or 300),
                     "remainingBudget": e.get("remainingBudget") or 0.0,
+                    "budgetUnit": e.get("budgetUnit", BUDGET_UNIT),
                     "projectedExhaustion": e.get("projectedExhaustion"),
                     "standardId": e["standardId"], "standardVersion": e["standardVersion"],
                     "raisedAt": at}})

@@ -12,6 +12,8 @@ from services.monitoring.domain import (
     WindowEvaluation,
 )
 from services.monitoring.evaluator import iso
+from services.monitoring.semantics import BUDGET_UNIT
+from shared.durations import duration_text
 
 ROOT = "/monitoring/v1"
 
@@ -48,18 +50,27 @@ def crossing(c: Crossing) -> dict[str, Any]:
         "regimeId": str(c.regime_id), "parameter": c.parameter, "scopeType": c.scope_type,
         "scopeId": c.scope_id, "level": c.level if c.open else "cleared", "open": c.open,
         "raisedAt": iso(c.created_on.timestamp()), "since": first["windowStart"],
-        "measuredValue": last.get("measuredValue"), "standardId": last["standardId"],
+        "measuredValue": last.get("measuredValue"), "unit": last.get("unit"),
+        "standardId": last["standardId"],
         "standardVersion": last["standardVersion"], "planned": first["planned"],
         "history": c.history, "version": c.version,
     }
 
 
 def burn_alert(a: BurnAlert) -> dict[str, Any]:
+    """The alert with its evidence; rule windows as ISO-8601 durations (as on the bus) and
+    in seconds (``…Seconds``)."""
+    windows = {}
+    for key in ("longWindow", "shortWindow"):
+        if isinstance(a.evidence.get(key), int | float):
+            windows[key] = duration_text(a.evidence[key])
+            windows[f"{key}Seconds"] = a.evidence[key]
     return {
         "id": str(a.id), "href": f"{ROOT}/burnAlert/{a.id}", "@type": "BurnRateAlert",
         "regimeId": str(a.regime_id), "parameter": a.parameter, "scopeType": a.scope_type,
         "scopeId": a.scope_id, "severity": a.severity, "open": a.open,
-        "raisedAt": iso(a.created_on.timestamp()), **a.evidence, "version": a.version,
+        "raisedAt": iso(a.created_on.timestamp()), "budgetUnit": BUDGET_UNIT, **a.evidence,
+        **windows, "version": a.version,
     }
 
 
@@ -85,7 +96,7 @@ def status_row(row: dict[str, Any]) -> dict[str, Any]:
         "value": e.result.get("value"), "unit": e.result.get("unit"),
         "classification": e.result.get("classification"),
         "lastWindowStart": iso(e.window_start), "lastWindowEnd": iso(e.window_end),
-        "remainingBudget": e.result.get("remainingBudget"),
+        "remainingBudget": e.result.get("remainingBudget"), "budgetUnit": BUDGET_UNIT,
         "projectedExhaustion": e.result.get("projectedExhaustion"),
         "burnAlert": a.severity if a else None,
         "standardId": e.result.get("standardId"),

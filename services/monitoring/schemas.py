@@ -58,8 +58,13 @@ class Sample(Schema):
     purchasedOfferingId = fields.String(required=True)
     parameter = fields.String(required=True)
     value = fields.Float(allow_none=True, metadata={
-        "description": "the measurement; for availability the up fraction (0..1) of the "
-                       "interval"})
+        "description": "the measurement, in unit when given; without unit a fraction 0..1 "
+                       "for availability (the up fraction of the interval) and ratio "
+                       "parameters, the standard's unit for any other parameter"})
+    unit = fields.String(allow_none=True, metadata={
+        "description": "optional: % or ratio for availability and ratio parameters "
+                       "(recorded as a fraction), otherwise the standard's unit",
+        "example": "%"})
     observedAt = fields.String(required=True, metadata={"format": "date-time"})
     intervalSeconds = fields.Float(allow_none=True, metadata={
         "description": "length of the interval the value covers, ending at observedAt"})

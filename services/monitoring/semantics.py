@@ -37,6 +37,7 @@ from shared.durations import duration_parts, duration_seconds
 
 __all__ = [
     "ACCOUNTINGS",
+    "BUDGET_UNIT",
     "BURN_RULES_30D",
     "LEVELS",
     "Availability",
@@ -76,6 +77,8 @@ __all__ = [
 ]
 
 LEVELS = ("ok", "warning", "breached")
+#: The unit of every remaining budget and error ratio on the wire: a fraction (1 = untouched).
+BUDGET_UNIT = "ratio"
 ACCOUNTINGS = ("excluded", "counted-as-up", "counted-as-down")
 PERIOD_30D = 30 * 86400
 EQ_TOLERANCE = 1e-9

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from services.monitoring import resources
 from services.monitoring.application import Monitoring
 from services.monitoring.evaluator import Evaluator
 
@@ -265,3 +266,69 @@ def test_without_a_warning_level_nothing_is_raised_within_the_grace(tmp_path: Pa
     raised = [(c.scope_id, c.history[0]["level"], c.history[0]["windowStart"])
               for c in d.app.crossings()]
     assert sorted(raised) == [(d.group, "breached", at(2)), ("po-0", "breached", at(2))]
+
+
+# --- units -----------------------------------------------------------------------------------
+def test_a_sample_may_state_its_unit_and_is_recorded_in_the_standards(tmp_path: Path) -> None:
+    # 97 with unit % is the up fraction 0.97: the window measures 97.0 % (the standard's
+    # unit), as the fraction 0.97 without a unit does.
+    d = Deployment(tmp_path / "m.db", {**AVAILABILITY, "conformanceTarget": 99.0})
+    d.send({**d.reading("po-0", at(1), 0.0), "value": 97, "unit": "%"})
+    d.send(d.reading("po-0", at(2), 0.97))
+    d.send(d.reading("po-0", at(3), 1.0))
+    first, second = d.window(at(0)), d.window(at(1))
+    assert first["value"] == pytest.approx(97.0) and first["unit"] == "%"
+    assert second["value"] == pytest.approx(97.0)
+    refused = d.app.check_batch([
+        {**d.reading("po-0", at(4), 0.0), "value": 150, "unit": "%"},
+        {**d.reading("po-0", at(4), 0.0), "value": 0.5, "unit": "ms"},
+        {**d.reading("po-0", at(4), 0.0), "value": 0.5, "unit": ""}]).rejected
+    assert [(r["index"], r["field"]) for r in refused] == [(0, "unit"), (1, "unit"),
+                                                           (2, "unit")]
+    assert "fraction 0..1" in refused[0]["reason"]
+
+
+def test_a_latency_sample_must_be_in_the_unit_its_standard_states(tmp_path: Path) -> None:
+    d = Deployment(tmp_path / "m.db", {"name": "latency", "unit": "ms", "aggregation": "p99",
+                                       "comparator": "LE", "conformanceTarget": 100})
+    sample = {"purchasedOfferingId": "po-0", "parameter": "latency", "value": 0.2,
+              "observedAt": at(0.5)}
+    checked = d.app.check_batch([{**sample, "unit": "s"}, {**sample, "unit": "ms"}, sample])
+    assert [(r["index"], r["field"]) for r in checked.rejected] == [(0, "unit")]
+    assert "in ms" in checked.rejected[0]["reason"]
+    assert len(checked.accepted) == 2
+
+
+def test_a_ratio_standard_in_percent_judges_the_fractions_it_is_sent_in_percent(
+        tmp_path: Path) -> None:
+    # Ratio samples are fractions: 0.995 and 0.999 -> mean 0.997 -> 99.7 % >= 99 %: ok
+    # (before: 0.997 was compared with 99 and breached).
+    d = Deployment(tmp_path / "m.db", {"name": "success", "unit": "%", "aggregation": "ratio",
+                                       "comparator": "GE", "conformanceTarget": 99.0})
+    for moment, value in ((0.2, 0.995), (0.7, 0.999), (1.5, 1.0)):
+        d.send({"purchasedOfferingId": "po-0", "parameter": "success", "value": value,
+                "observedAt": at(moment)})
+    window = d.window(at(0))
+    assert window["value"] == pytest.approx(99.7) and window["classification"] == "ok"
+
+
+def test_budgets_are_fractions_and_rule_windows_durations_on_every_resource(
+        tmp_path: Path) -> None:
+    # P30D at 99.9 %: B x E = 2592 s. One hour fully down: remaining 1 - 3600/2592 = -0.3889
+    # (a fraction), burn over 1 h = 1 / 0.001 = 1000x > 14.4 -> page over PT1H and PT5M.
+    d = Deployment(tmp_path / "m.db", {**AVAILABILITY, "conformanceTarget": 99.9,
+                                       "conformancePeriod": "P30D"})
+    d.up("po-0", at(1), 0.0)
+    d.up("po-0", at(2), 0.0)
+    window = d.window(at(0))
+    assert window["remainingBudget"] == pytest.approx(1 - 3600 / 2592)
+    assert window["budgetUnit"] == "ratio" and window["unit"] == "%"
+    [alert] = [a for a in d.app.burn_alerts() if a.scope_id == "po-0"]
+    shown = resources.burn_alert(alert)
+    assert (shown["longWindow"], shown["shortWindow"]) == ("PT1H", "PT5M")
+    assert (shown["longWindowSeconds"], shown["shortWindowSeconds"]) == (3600, 300)
+    assert shown["budgetUnit"] == "ratio" and shown["burnRate"] == pytest.approx(1000)
+    [crossing] = [c for c in d.app.crossings() if c.scope_id == "po-0"]
+    assert resources.crossing(crossing)["unit"] == "%"
+    [status] = [s for s in d.app.status() if s["evaluation"].scope_id == "po-0"]
+    assert resources.status_row(status)["budgetUnit"] == "ratio"
