@@ -432,8 +432,8 @@ class Evaluator:
             "windowStart": iso(start), "windowEnd": iso(end), "planned": planned,
             "batchIds": batch_ids, "evaluationId": str(evaluation_id),
         }
-        if classification == "unknown" and m.excluded_seconds > 0 and p.get(
-                "conformancePeriod"):
+        if classification == "unknown" and m.excluded_seconds > 0 and seconds(
+                p.get("conformancePeriod") or "PT0S") > 0:
             # A window wholly in an excluded outage: nothing to judge, but its time is no
             # longer eligible in the period's budget.
             self._exclude(series, sem.conformance_period(end, p["conformancePeriod"],
