@@ -104,10 +104,14 @@ class Crossing(Schema):
     open = fields.Boolean()
     raisedAt = fields.String()
     since = fields.String()
-    measuredValue = fields.Float(allow_none=True)
+    measuredValue = fields.Float(allow_none=True, metadata={
+        "description": "in unit: the standard parameter's unit (availability in % is 0..100)"})
+    unit = fields.String(allow_none=True)
     standardId = fields.String()
     standardVersion = fields.Integer()
-    planned = fields.Boolean()
+    planned = fields.Boolean(metadata={
+        "description": "due to an agreed planned outage: without the outage's time the "
+                       "window would not have been as bad"})
     history = fields.List(fields.Dict())
 
 
@@ -119,8 +123,16 @@ class BurnAlert(Schema):
     scopeId = fields.String()
     severity = fields.String()
     open = fields.Boolean()
-    burnRate = fields.Float()
-    remainingBudget = fields.Float(allow_none=True)
+    burnRate = fields.Float(metadata={
+        "description": "long-window error ratio / error budget: a multiple of the "
+                       "sustainable burn"})
+    longWindow = fields.String(metadata={"example": "PT1H"})
+    shortWindow = fields.String(metadata={"example": "PT5M"})
+    longWindowSeconds = fields.Float()
+    shortWindowSeconds = fields.Float()
+    remainingBudget = fields.Float(allow_none=True, metadata={
+        "description": "share of the period's error budget left, a fraction (budgetUnit)"})
+    budgetUnit = fields.String(metadata={"example": "ratio"})
     projectedExhaustion = fields.String(allow_none=True)
 
 
@@ -132,15 +144,30 @@ class WindowEvaluation(Schema):
     scopeId = fields.String()
     windowStart = fields.String()
     windowEnd = fields.String()
-    value = fields.Float(allow_none=True)
-    unit = fields.String()
+    value = fields.Float(allow_none=True, metadata={
+        "description": "in unit: the standard parameter's unit (availability in % is 0..100)"})
+    unit = fields.String(allow_none=True)
     classification = fields.String()
     count = fields.Integer()
+    eligibleSeconds = fields.Float()
+    badSeconds = fields.Float()
+    excludedSeconds = fields.Float(metadata={
+        "description": "covered time inside agreed outages left out (excluded accounting)"})
     planned = fields.Boolean()
     standardId = fields.String()
     standardVersion = fields.Integer()
     batchIds = fields.List(fields.String())
-    remainingBudget = fields.Float(allow_none=True)
+    remainingBudget = fields.Float(allow_none=True, metadata={
+        "description": "share of the period's error budget left, a fraction (budgetUnit)"})
+    budgetUnit = fields.String(metadata={"example": "ratio"})
+    projectedExhaustion = fields.String(allow_none=True)
+    periodStart = fields.String(metadata={
+        "description": "the calendar conformance period the window ends in (SLA type's "
+                       "time zone)"})
+    periodEnd = fields.String()
+    periodEligibleSeconds = fields.Float(metadata={
+        "description": "the budget's denominator: period length x offerings pooled, less "
+                       "the outage time excluded so far"})
     crossingId = fields.String(allow_none=True)
 
 
@@ -152,7 +179,11 @@ class SeriesStatus(Schema):
     scopeId = fields.String()
     level = fields.String()
     since = fields.String(allow_none=True)
-    value = fields.Float(allow_none=True)
-    remainingBudget = fields.Float(allow_none=True)
+    value = fields.Float(allow_none=True, metadata={
+        "description": "in unit: the standard parameter's unit (availability in % is 0..100)"})
+    unit = fields.String(allow_none=True)
+    remainingBudget = fields.Float(allow_none=True, metadata={
+        "description": "share of the period's error budget left, a fraction (budgetUnit)"})
+    budgetUnit = fields.String(metadata={"example": "ratio"})
     projectedExhaustion = fields.String(allow_none=True)
     burnAlert = fields.String(allow_none=True)
