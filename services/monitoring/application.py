@@ -14,6 +14,7 @@ from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 
 from services.monitoring import ingestion
+from services.monitoring.clock import read_clocks
 from services.monitoring.domain import (
     BurnAlert,
     Crossing,
@@ -21,6 +22,7 @@ from services.monitoring.domain import (
     InvalidValue,
     MeasurementBatch,
     Regime,
+    RegimeClock,
     Replica,
     WindowEvaluation,
 )
@@ -85,7 +87,7 @@ class Monitoring(ServiceApplication):
     """Regimes, replicas and the measurement intake; the outcomes live in ``outcomes``."""
 
     name = "Monitoring"
-    snapshotting_intervals = {Regime: 50, Replica: 50}  # noqa: RUF012
+    snapshotting_intervals = {Regime: 50, Replica: 50, RegimeClock: 50}  # noqa: RUF012
 
     def __init__(self, env: Mapping[str, str] | None = None,
                  clock: Callable[[], float] = time.time) -> None:
@@ -180,9 +182,11 @@ class Monitoring(ServiceApplication):
     def check_batches(self, batches: Sequence[Any]) -> list[ingestion.Checked]:
         """Check several batches against one view of the working set and watermarks."""
         ws = self.working_set
-        marks = self._watermarks([str(r.id) for r in ws.regimes()])
+        regime_ids = [str(r.id) for r in ws.regimes()]
+        marks = self._watermarks(regime_ids)
+        clocks = read_clocks(self.cache, regime_ids)
         now = self.clock()
-        return [ingestion.check(samples, ws, marks, now) for samples in batches]
+        return [ingestion.check(samples, ws, marks, now, clocks) for samples in batches]
 
     def record_batches(self, batches: Sequence[tuple[str, str, ingestion.Checked]]
                        ) -> list[Outcome]:

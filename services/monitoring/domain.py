@@ -188,7 +188,12 @@ class Crossing(Aggregate):
 
     @staticmethod
     def id_for(regime_id: UUID, parameter: str, scope_type: str, scope_id: str,
-                  window_start: float) -> UUID:
+                  window_start: float, level: str | None = None) -> UUID:
+        """A noData crossing gets an id of its own (``level``): it may open in the same
+        window as a threshold crossing of the series."""
+        if level == "noData":
+            return _uuid5("crossing", regime_id, parameter, scope_type, scope_id,
+                          window_start, level)
         return _uuid5("crossing", regime_id, parameter, scope_type, scope_id, window_start)
 
     @event("Raised")
@@ -285,6 +290,38 @@ class Replica(Aggregate):
     def _updated(self, resource: dict[str, Any], source_version: int) -> None:
         self.resource = resource
         self.source_version = source_version
+
+
+class RegimeClock(Aggregate):
+    """Processing time as the evaluator sees it, for one regime: how far the clock has
+    closed its windows.
+
+    Windows otherwise close on event time (a later sample), so a feed that stops would
+    leave its last windows open for ever. A ticker records here, once per window boundary
+    (never once per tick), that processing time has passed a window's end plus the allowed
+    lateness; the evaluator reads these events from the log it reads batches from, so a
+    clock-driven close replays exactly after a crash. ``origin`` is where the clock began
+    watching: windows that ended before it (history sent later) still close on event time.
+    """
+
+    @staticmethod
+    def create_id(regime_id: UUID | str) -> UUID:
+        return _uuid5("clock", regime_id)
+
+    @event("Started")
+    def __init__(self, regime_id: UUID, origin: float) -> None:
+        self.regime_id = regime_id
+        self.origin = origin
+        self.until = origin
+
+    def advance(self, until: float) -> None:
+        """Windows ending at or before ``until`` are closed (only ever moves forward)."""
+        if until > self.until:
+            self._advanced(regime_id=self.regime_id, until=until)
+
+    @event("Advanced")
+    def _advanced(self, regime_id: UUID, until: float) -> None:
+        self.until = until
 
 
 class EvaluatorCheckpoint(Aggregate):

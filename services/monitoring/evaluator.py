@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import zlib
 from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
@@ -31,10 +32,11 @@ from services.monitoring.domain import (
     EvaluatorCheckpoint,
     MeasurementBatch,
     Regime,
+    RegimeClock,
     WindowEvaluation,
     seconds,
 )
-from services.monitoring.working_set import Level, WorkingSet
+from services.monitoring.working_set import Level, WorkingSet, missing_data
 from shared.store import topics_of
 
 log = logging.getLogger(__name__)
@@ -46,6 +48,10 @@ LAG = Gauge("sla_monitoring_evaluator_position", "Last notification evaluated")
 Series = tuple[str, str, str, str]  # regime id, parameter, scope type, scope id
 SEVERITY_RANK = {"ticket": 1, "page": 2}
 NEVER = float("-inf")
+# A gap longer than this (no data, or a status held) is evaluated for its latest windows.
+MAX_GAP_WINDOWS = 1000
+# What a window without any data is judged, per treatment of missing data.
+SILENT = {"unknown": "unknown", "counted-as-down": "breached", "noData": "noData"}
 
 
 def iso(epoch: float) -> str:
@@ -74,7 +80,11 @@ class State:
         self.windows: dict[str, dict[float, dict[str, list[list[Any]]]]] = {}
         self.watermark: dict[str, float] = {}
         self.closed_until: dict[str, float] = {}
-        self.last_status: dict[str, list[Any]] = {}      # "regime|parameter|po" -> row
+        self.clock: dict[str, list[float]] = {}          # regime -> [origin, until]
+        # "regime|parameter" -> purchased offering -> its last status row (it holds)
+        self.held: dict[str, dict[str, list[Any]]] = {}
+        self.empty: dict[str, int] = {}                   # series key -> empty windows
+        self.no_data: dict[str, str] = {}                 # series key -> noData crossing id
         self.crossing: dict[str, sem.CrossingState] = {}  # series key -> state
         self.open_crossing: dict[str, str] = {}           # series key -> crossing id
         self.ledgers: dict[str, sem.BudgetLedger] = {}
@@ -87,7 +97,8 @@ class State:
         return {
             "windows": {k: {repr(ws): v for ws, v in w.items()} for k, w in self.windows.items()},
             "watermark": self.watermark, "closedUntil": self.closed_until,
-            "lastStatus": self.last_status,
+            "clock": self.clock, "held": self.held, "empty": self.empty,
+            "noData": self.no_data,
             "crossing": {k: asdict(v) for k, v in self.crossing.items()},
             "openCrossing": self.open_crossing,
             "ledgers": {k: v.to_dict() for k, v in self.ledgers.items()},
@@ -103,7 +114,13 @@ class State:
                          for k, w in data["windows"].items()}
         state.watermark = dict(data["watermark"])
         state.closed_until = dict(data["closedUntil"])
-        state.last_status = dict(data["lastStatus"])
+        state.clock = {k: list(v) for k, v in data.get("clock", {}).items()}
+        state.held = {k: dict(v) for k, v in data.get("held", {}).items()}
+        for key, row in data.get("lastStatus", {}).items():  # checkpoints before "held"
+            regime_id, parameter, po_id = key.split("|", 2)
+            state.held.setdefault(_key(regime_id, parameter), {})[po_id] = row
+        state.empty = dict(data.get("empty", {}))
+        state.no_data = dict(data.get("noData", {}))
         state.crossing = {k: sem.CrossingState(**v) for k, v in data["crossing"].items()}
         state.open_crossing = dict(data["openCrossing"])
         state.ledgers = {k: sem.BudgetLedger.from_dict(v) for k, v in data["ledgers"].items()}
@@ -114,7 +131,8 @@ class State:
 
 
 class Evaluator:
-    BATCH_TOPICS = topics_of([MeasurementBatch])
+    # What the evaluator reads, in log order: the batches, and the regimes' clocks.
+    BATCH_TOPICS = topics_of([MeasurementBatch, RegimeClock])
 
     def __init__(self, app: Any, partition: int = 0, partitions: int = 1, batch: int = 50,
                  checkpoint_seconds: float = 10.0, poll_interval: float = 0.01) -> None:
@@ -217,6 +235,9 @@ class Evaluator:
     def _apply(self, notification: Any, emit: bool, ws: WorkingSet | None = None) -> None:
         batch = self.app.mapper.to_domain_event(notification)
         ws = ws or self.app.working_set
+        if isinstance(batch, RegimeClock.Started | RegimeClock.Advanced):
+            self._tick(batch, ws, emit)
+            return
         st = self.state
         newest: dict[str, float] = {}
         evaluated = late = 0
@@ -232,11 +253,13 @@ class Evaluator:
                     continue
                 regime_id, w = route.regime_id, route.window_seconds
                 closed = closed_until.get(regime_id, NEVER)
+                clock = st.clock.get(regime_id)
                 if interval:
                     first, last = covered_windows(observed, interval, w)
                 else:
                     first = last = (observed // w) * w
-                if last + w <= closed:
+                if last + w <= closed or (clock is not None and
+                                          clock[0] < last + w <= clock[1]):
                     st.late[route.series] = st.late.get(route.series, 0) + 1
                     late += 1
                     continue
@@ -245,6 +268,9 @@ class Evaluator:
                     windows = windows_of[route.series] = {}
                 start = first if first >= closed else closed
                 while start <= last:
+                    if clock is not None and clock[0] < start + w <= clock[1]:
+                        start += w  # closed on the clock
+                        continue
                     by_po = windows.get(start)
                     if by_po is None:
                         by_po = windows[start] = {}
@@ -267,22 +293,100 @@ class Evaluator:
             if regime is not None:
                 self._close(regime, ws, emit)
 
-    def _close(self, regime: Regime, ws: WorkingSet, emit: bool) -> None:
+    def _tick(self, event: Any, ws: WorkingSet, emit: bool) -> None:
+        """The regime's clock moved: close what processing time has passed."""
+        regime_id = str(event.regime_id)
+        if self.partitions > 1 and zlib.crc32(regime_id.encode()) % self.partitions != \
+                self.index:
+            return
+        st = self.state
+        if isinstance(event, RegimeClock.Started):
+            st.clock.setdefault(regime_id, [event.origin, event.origin])
+            return
+        regime = ws.regime(regime_id)
+        if regime is None:
+            origin, until = st.clock.get(regime_id, [event.until, event.until])
+            st.clock[regime_id] = [origin, max(until, event.until)]
+            return
+        self._close(regime, ws, emit, until=event.until)
+
+    def _close(self, regime: Regime, ws: WorkingSet, emit: bool,
+               until: float | None = None) -> None:
+        """Evaluate every window of the regime that just closed — on event time (its
+        newest sample passed the window's end plus the allowed lateness) or on the clock
+        (``until``: processing time did) — including windows in which some or all of its
+        purchased offerings sent nothing: a held status, or a silent offering the scope
+        expects, is evaluated too."""
         st = self.state
         regime_id = str(regime.id)
         w, lateness = regime.window_seconds, regime.lateness_seconds
-        closing_before = st.watermark[regime_id] - lateness
-        closed = st.closed_until.get(regime_id, float("-inf"))
-        for series, windows in list(st.windows.items()):
-            if not series.startswith(regime_id + "|"):
+        closed = st.closed_until.get(regime_id, NEVER)
+        origin, clock_until = st.clock.get(regime_id, (NEVER, NEVER))
+        new_until = clock_until if until is None else max(clock_until, until)
+        if until is not None and origin == NEVER:
+            origin = clock_until = until  # its start was not seen: watch from here
+        mark = st.watermark.get(regime_id)
+        new_closed = closed
+        if mark is not None:
+            new_closed = max(closed, ((mark - lateness) // w) * w)
+        if origin > NEVER and new_closed >= origin:
+            new_closed = max(new_closed, new_until)  # event time reached the clock's range
+
+        def was_closed(end: float) -> bool:
+            return end <= closed or origin < end <= clock_until
+
+        def is_closed(end: float) -> bool:
+            return end <= new_closed or origin < end <= new_until
+
+        prefix = regime_id + "|"
+        row_series = [k for k in st.windows if k.startswith(prefix)]
+        ends: set[float] = set()
+        lowest = closed
+        if lowest == NEVER:
+            starts = [s for k in row_series for s in st.windows[k]]
+            lowest = min(starts) if starts else NEVER
+        for lo, hi in ((lowest, new_closed), (max(clock_until, origin), new_until)):
+            if lo == NEVER or hi <= lo:
                 continue
-            parameter = series.split("|", 1)[1]
-            for start in sorted(s for s in windows if s + w <= closing_before):
-                self._evaluate(regime, parameter, start, start + w, windows.pop(start), ws, emit)
-                closed = max(closed, start + w)
-        if closing_before > closed:
-            closed = (closing_before // w) * w
-        st.closed_until[regime_id] = closed
+            end = max(lo + w, hi - (MAX_GAP_WINDOWS - 1) * w)
+            while end <= hi:
+                if not was_closed(end) and is_closed(end):
+                    ends.add(end)
+                end += w
+        active = regime.status == "active"
+        parameters = {k.split("|", 1)[1] for k in row_series}
+        if active:
+            parameters.update(k.split("|", 1)[1] for k in st.held if k.startswith(prefix))
+            parameters.update(ws.missing_parameters(regime))
+        for parameter in sorted(parameters):
+            series = _key(regime_id, parameter)
+            windows = st.windows.get(series, {})
+            closing = ends | {s + w for s in windows if is_closed(s + w)}
+            held = st.held.get(series) if active else None
+            expected = active and ws.treats_missing(parameter)
+            for end in sorted(closing):
+                start = end - w
+                by_po = windows.pop(start, None) or {}
+                if held:
+                    for po_id in list(held):
+                        po = ws.purchased_offering(po_id)
+                        if po is None or not ws.watches(regime, po):
+                            del held[po_id]  # left the scope: its status no longer counts
+                        else:
+                            by_po.setdefault(po_id, [])
+                if expected:
+                    for po in ws.expected(regime, start, end):
+                        by_po.setdefault(str(po["id"]), [])
+                if by_po:
+                    self._evaluate(regime, parameter, start, end, by_po, ws, emit)
+            if not windows:
+                st.windows.pop(series, None)
+            if held is not None and not held:
+                st.held.pop(series, None)
+        if new_closed > NEVER:
+            st.closed_until[regime_id] = new_closed
+        if origin > NEVER:
+            st.clock[regime_id] = [origin, new_until]
 
     # --- one window -----------------------------------------------------------------------
     def _evaluate(self, regime: Regime, parameter: str, start: float, end: float,
@@ -296,12 +400,14 @@ class Evaluator:
         members_sla_type = sla_types.pop() if len(sla_types) == 1 else None
         group_level = ws.level_for(None, parameter, start, regime, members_sla_type)
         group_aggregation = group_level.parameter["aggregation"] if group_level else None
+        group_missing = missing_data(group_level.parameter)[0] if group_level else "unknown"
         pooled_availability: list[sem.Availability] = []
         pooled_without: list[sem.Availability] = []
         pooled_values: list[float] = []
         pooled_values_without: list[float] = []
         pooled_count = 0
         planned = overlap = False
+        reported = False  # did any purchased offering send (or hold) data in the window
         for po_id in sorted(by_po):
             po = ws.purchased_offering(po_id)
             rows = by_po[po_id]
@@ -309,16 +415,26 @@ class Evaluator:
             aggregation = level.parameter["aggregation"] if level else None
             outages = [o for o in ws.outages(po_id) if o.start < end and o.end > start]
             overlap = overlap or bool(outages)
+            missing = missing_data(level.parameter)[0] if level else "unknown"
+            silent = not rows and po_id not in self.state.held.get(
+                _key(regime_id, parameter), ())
+            reported = reported or not silent
+            if silent and missing == "unknown" and group_missing == "unknown":
+                continue  # nothing sent, and nothing to make of it
             measurement = None
             if "availability" in (aggregation, group_aggregation) or any(
                     r[5] is not None for r in rows):
                 samples = self._samples(regime_id, parameter, po_id, rows, start)
                 if "availability" in (aggregation, group_aggregation):
                     accounting = ws.accounting(po) if po else "excluded"
-                    part = sem.availability(samples, start, end, outages, accounting)
+                    fill = self._down(samples, missing, start, end, po_id, parameter)
+                    part = sem.availability(samples + fill, start, end, outages, accounting)
                     without = part if not outages or accounting == "excluded" else (
-                        sem.availability(samples, start, end, outages, "excluded"))
-                    pooled_availability.append(part)
+                        sem.availability(samples + fill, start, end, outages, "excluded"))
+                    pooled_availability.append(part if missing == group_missing else
+                                               sem.availability(samples + self._down(
+                                                   samples, group_missing, start, end, po_id,
+                                                   parameter), start, end, outages, accounting))
                     pooled_without.append(without)
                     pooled_count += len(samples)
                     planned = planned or part.planned_down > 0
@@ -336,7 +452,7 @@ class Evaluator:
                 and start <= r[2] < end and not sem.in_outage(r[2], outages)]
             pooled_values.extend(values)
             pooled_values_without.extend(values_without)
-            if level is None:
+            if level is None or (silent and missing == "unknown"):
                 continue
             if measurement is None:
                 unit = level.parameter.get("unit")
@@ -348,7 +464,7 @@ class Evaluator:
             self._judge(regime, parameter, ("purchasedOffering", po_id), start, end, level,
                         measurement, sorted({r[6] for r in rows}), emit,
                         time_zone=ws.time_zone(po.get("slaTypeId")))
-        if group_level is None:
+        if group_level is None or (not reported and group_missing == "unknown"):
             return
         scope = ("productOffering", str(regime.offering_id)) if regime.offering_id else (
             "offeringGroup", str(regime.offering_group_id))
@@ -375,18 +491,32 @@ class Evaluator:
 
     def _samples(self, regime_id: str, parameter: str, po_id: str, rows: list[list[Any]],
                  start: float) -> list[sem.Sample]:
+        """The window's samples of one offering, after the status it holds from before:
+        a status sample holds until the next one, across windows without samples."""
         rows = sorted(rows, key=lambda r: (r[2], r[6]))
         samples = []
-        status_key = _key(regime_id, parameter, po_id)
-        carried = self.state.last_status.get(status_key)
+        series = _key(regime_id, parameter)
+        held = self.state.held.get(series)
+        carried = held.get(po_id) if held else None
         if carried is not None and carried[2] < start:
             samples.append(sem.Sample(po_id, parameter, carried[2], carried[3], carried[4],
                                       carried[5], carried[6]))
         for r in rows:
             samples.append(sem.Sample(po_id, parameter, r[2], r[3], r[4], r[5], r[6]))
             if r[5] is not None:
-                self.state.last_status[status_key] = r
+                if held is None:
+                    held = self.state.held[series] = {}
+                held[po_id] = r
         return samples
+
+    @staticmethod
+    def _down(samples: list[sem.Sample], missing: str, start: float, end: float, po_id: str,
+              parameter: str) -> list[sem.Sample]:
+        """Under ``counted-as-down``, the time no sample covers, as down samples."""
+        if missing != "counted-as-down":
+            return []
+        return [sem.Sample(po_id, parameter, b, 0.0, b - a, None, "")
+                for a, b in sem.gaps(samples, start, end)]
 
     def _judge(self, regime: Regime, parameter: str, scope: tuple[str, str], start: float,
                end: float, level: Level, m: sem.Measurement, batch_ids: list[str],
@@ -399,8 +529,9 @@ class Evaluator:
         series = _key(regime_id, parameter, *scope)
         p = level.parameter
         planned = False
+        missing, no_data_after = missing_data(p)
         if m.value is None:
-            classification = "unknown"
+            classification = SILENT[missing] if m.count == 0 else "unknown"
         else:
             classification = sem.classify(m.value, p["comparator"], p["conformanceTarget"],
                                           p.get("thresholdTarget"))
@@ -438,7 +569,11 @@ class Evaluator:
             # longer eligible in the period's budget.
             self._exclude(series, sem.conformance_period(end, p["conformancePeriod"],
                                                          time_zone), m.excluded_seconds)
-        if classification != "unknown":
+        if missing == "noData" or series in st.empty or series in st.no_data:
+            self._silence(regime, parameter, scope, series, start, end,
+                          missing == "noData" and classification == "noData", no_data_after,
+                          evidence, emit)
+        if classification not in ("unknown", "noData"):
             self._budget(regime, parameter, scope, series, start, end, level, m,
                          classification, result, evidence, emit, time_zone, members)
             state = st.crossing.setdefault(series, sem.CrossingState())
@@ -448,7 +583,7 @@ class Evaluator:
                                   regime.clear_after, has_warning)
             if transition is not None:
                 self._cross(regime, parameter, scope, series, start, transition, evidence, emit)
-        result["crossingId"] = st.open_crossing.get(series)
+        result["crossingId"] = st.open_crossing.get(series) or st.no_data.get(series)
         if emit:
             self._pending[evaluation_id] = WindowEvaluation(
                 regime_id=regime.id, parameter=parameter, scope_type=scope[0],
@@ -494,6 +629,34 @@ class Evaluator:
             excluded = self.state.excluded[series] = [span.start, 0.0]
         excluded[1] += excluded_seconds
         return excluded[1]
+
+    def _silence(self, regime: Regime, parameter: str, scope: tuple[str, str], series: str,
+                 start: float, end: float, empty: bool, after: int, evidence: dict[str, Any],
+                 emit: bool) -> None:
+        """The noData crossing of a series: raised after ``after`` consecutive windows
+        without data, cleared by the first window with data again."""
+        st = self.state
+        if empty:
+            count = st.empty[series] = st.empty.get(series, 0) + 1
+            if count < after or series in st.no_data:
+                return
+            crossing_id = Crossing.id_for(regime.id, parameter, scope[0], scope[1], start,
+                                          level="noData")
+            st.no_data[series] = str(crossing_id)
+            if emit:
+                silent_since = start - (count - 1) * (end - start)
+                self._pending[crossing_id] = Crossing(
+                    id=crossing_id, regime_id=regime.id, parameter=parameter,
+                    scope_type=scope[0], scope_id=scope[1], level="noData",
+                    evidence={**evidence, "emptyWindows": count,
+                              "silentSince": iso(silent_since)})
+            return
+        st.empty.pop(series, None)
+        crossing_id = st.no_data.pop(series, None)
+        if crossing_id is not None and emit:
+            crossing = self._load(UUID(crossing_id))
+            if crossing.open:
+                crossing.clear(evidence)
 
     def _budget(self, regime: Regime, parameter: str, scope: tuple[str, str], series: str,
                 start: float, end: float, level: Level, m: sem.Measurement,

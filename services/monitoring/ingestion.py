@@ -65,12 +65,16 @@ def in_recorded_unit(value: float, unit: Any, ws: WorkingSet, po: dict[str, Any]
     return value
 
 
-def check(samples: Any, ws: WorkingSet, watermarks: dict[str, float], now: float) -> Checked:
+def check(samples: Any, ws: WorkingSet, watermarks: dict[str, float], now: float,
+          clocks: dict[str, tuple[float, float]] | None = None) -> Checked:
     """Validate samples against the working set and the regimes' watermarks.
 
     ``watermarks``: per regime id, the newest observed time accepted so far; a sample
     whose window closed more than the regime's allowed lateness ago is refused.
+    ``clocks``: per regime id, ``(origin, until)`` of its clock: windows ending in
+    ``(origin, until]`` were closed by processing time, so their samples are late too.
     """
+    clocks = clocks or {}
     out = Checked()
     if not isinstance(samples, list):
         out.refuse(-1, "samples", "a list of samples is required")
@@ -125,13 +129,17 @@ def check(samples: Any, ws: WorkingSet, watermarks: dict[str, float], now: float
         late = None
         for route in routes:
             w = route.window_seconds
-            mark = watermarks.get(route.regime_id)
-            if mark is None:
-                continue
             last_window = ((observed - 1e-6) // w) * w if interval else (observed // w) * w
-            if last_window + w <= mark - route.lateness_seconds:
+            mark = watermarks.get(route.regime_id)
+            if mark is not None and last_window + w <= mark - route.lateness_seconds:
                 late = (f"late: its {route.window} window of regime {route.name!r} closed "
                         f"(allowed lateness {route.allowed_lateness})")
+                break
+            clock = clocks.get(route.regime_id)
+            if clock is not None and clock[0] < last_window + w <= clock[1]:
+                late = (f"late: its {route.window} window of regime {route.name!r} closed on "
+                        f"the clock (processing time passed its end plus the allowed "
+                        f"lateness {route.allowed_lateness})")
                 break
         if late:
             out.refuse(i, "observedAt", late)

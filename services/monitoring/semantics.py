@@ -58,6 +58,7 @@ __all__ = [
     "conformance_period",
     "error_budget",
     "from_epoch",
+    "gaps",
     "in_outage",
     "is_planned",
     "overlaps",
@@ -898,3 +899,38 @@ def projected_exhaustion(
     when = now + left / rate if left > 0 else now
     end = period_start + eligible_seconds if period_end is None else period_end
     return when if when <= end else None
+
+
+# --- missing data --------------------------------------------------------------------------
+def gaps(samples: list[Sample], start: float, end: float) -> list[tuple[float, float]]:
+    """The parts of ``[start, end)`` that no sample covers, in order.
+
+    Interval samples cover ``[observed_at - interval, observed_at)``; a status sample covers
+    from its time to ``end`` (it holds until the next one). Instantaneous values cover no
+    time. Under the ``counted-as-down`` treatment of missing data, these parts count as down.
+    """
+    covered: list[tuple[float, float]] = []
+    first_status = None
+    for s in samples:
+        if s.status is not None:
+            t = max(s.observed_at, start)
+            first_status = t if first_status is None else min(first_status, t)
+            continue
+        iv = s.interval_seconds
+        if s.value is None or iv is None or iv <= 0 or s.value != s.value:
+            continue
+        a, b = max(s.observed_at - iv, start), min(s.observed_at, end)
+        if b > a:
+            covered.append((a, b))
+    if first_status is not None and first_status < end:
+        covered.append((first_status, end))
+    covered.sort()
+    found: list[tuple[float, float]] = []
+    at = start
+    for a, b in covered:
+        if a > at:
+            found.append((at, a))
+        at = max(at, b)
+    if at < end:
+        found.append((at, end))
+    return found

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from typing import Any
 
 from services.monitoring import api, messaging, resources
 from services.monitoring.application import Monitoring
+from services.monitoring.clock import Ticker
 from services.monitoring.domain import BurnAlert, Crossing
 from services.monitoring.evaluator import Evaluator
 from shared.bus.topology import QueueSpec
@@ -24,15 +27,32 @@ def background(runtime: Any) -> dict[str, Any]:
     evaluators = [Evaluator(runtime.app, i, partitions,
                             checkpoint_seconds=runtime.settings.checkpoint_seconds)
                   for i in range(partitions)]
-    runtime.evaluators = evaluators
-    for e in evaluators:
+    tickers = [Ticker(runtime.app, i, partitions) for i in range(partitions)]
+    runtime.evaluators, runtime.tickers = evaluators, tickers
+    for e, t in zip(evaluators, tickers, strict=True):
         runtime.health[f"evaluator-{e.partition}"] = lambda e=e: e.last_error
+        runtime.health[f"clock-{e.partition}"] = lambda t=t: t.last_error
     roles = {"intake": consumer.run}
     if partitions == 1:
-        roles["evaluator"] = evaluators[0].run
+        roles["evaluator"] = with_clock(evaluators[0], tickers[0])
     else:
-        roles.update({f"evaluator-{e.index}": e.run for e in evaluators})
+        roles.update({f"evaluator-{e.index}": with_clock(e, t)
+                      for e, t in zip(evaluators, tickers, strict=True)})
     return roles
+
+
+def with_clock(evaluator: Evaluator, ticker: Ticker) -> Callable[[threading.Event], None]:
+    """The evaluator role runs its partition's clock beside it (embedded or distributed)."""
+    def run(stop: threading.Event) -> None:
+        thread = threading.Thread(target=ticker.run, args=(stop,), daemon=True,
+                                  name=f"monitoring-clock-{evaluator.partition}")
+        thread.start()
+        try:
+            evaluator.run(stop)
+        finally:
+            thread.join(5)
+
+    return run
 
 
 SPEC = ServiceSpec(

@@ -27,6 +27,17 @@ log = logging.getLogger(__name__)
 
 KINDS = ("productOffering", "slaType", "thresholdStandard", "purchasedOffering",
          "plannedOutage")
+MISSING_DATA = ("unknown", "counted-as-down", "noData")
+
+
+def missing_data(parameter: dict[str, Any]) -> tuple[str, int]:
+    """What a window without data means for a standard's parameter: ``unknown`` (left out
+    of eligible time, the default), ``counted-as-down``, or ``noData`` (a noData crossing
+    after ``noDataAfter`` consecutive empty windows)."""
+    treatment = parameter.get("missingData") or "unknown"
+    if treatment not in MISSING_DATA:
+        treatment = "unknown"
+    return treatment, max(1, int(parameter.get("noDataAfter") or 1))
 
 
 def epoch(text: str | None) -> float | None:
@@ -72,6 +83,8 @@ class WorkingSet:
         self._standard_parameters: set[str] = set()
         self._zones_checked: set[str] = set()
         self._bad_zones: set[str] = set()
+        self._missing_parameters: set[str] = set()
+        self._members: dict[str, list[dict[str, Any]]] = {}
 
     # --- refresh --------------------------------------------------------------------------
     def refresh(self) -> int:
@@ -92,6 +105,11 @@ class WorkingSet:
             self._standard_parameters = {
                 p["name"] for st in by_kind["thresholdStandard"].values()
                 for v in st.get("versions") or [] for p in v.get("parameters") or []}
+            self._missing_parameters = {
+                p["name"] for st in by_kind["thresholdStandard"].values()
+                for v in st.get("versions") or [] for p in v.get("parameters") or []
+                if missing_data(p)[0] != "unknown"}
+            self._members = {}
             self._generation = position
         return position
 
@@ -191,8 +209,38 @@ class WorkingSet:
         return found
 
     def members(self, regime: Regime) -> list[dict[str, Any]]:
-        return [po for po in self._by_kind["purchasedOffering"].values()
-                if self.watches(regime, po)]
+        """The purchased offerings the regime's scope holds now (kept per generation)."""
+        key = str(regime.id)
+        found = self._members.get(key)
+        if found is None:
+            found = self._members[key] = sorted(
+                (po for po in self._by_kind["purchasedOffering"].values()
+                 if self.watches(regime, po)), key=lambda po: str(po.get("id")))
+        return found
+
+    def treats_missing(self, parameter: str) -> bool:
+        """Whether any standard gives missing data of this parameter a meaning (so the
+        evaluator looks for silent offerings only where it matters)."""
+        return parameter in self._missing_parameters
+
+    def missing_parameters(self, regime: Regime) -> list[str]:
+        """The regime's parameters for which some standard gives missing data a meaning."""
+        if regime.parameters:
+            return sorted(p for p in regime.parameters if p in self._missing_parameters)
+        return sorted(self._missing_parameters)
+
+    def expected(self, regime: Regime, start: float, end: float) -> list[dict[str, Any]]:
+        """The purchased offerings expected to report in ``[start, end)``: the regime's
+        scope in the inventory, active (not suspended) and in service for the whole window
+        (one that starts or ends inside it is judged on what it sent)."""
+        found = []
+        for po in self.members(regime):
+            if po.get("status") not in (None, "active"):
+                continue
+            begins, ends = epoch(po.get("startDate")), epoch(po.get("endDate"))
+            if (begins is None or begins <= start) and (ends is None or ends >= end):
+                found.append(po)
+        return found
 
     # --- standards ------------------------------------------------------------------------
     def level_for(self, po: dict[str, Any] | None, parameter: str, at: float,

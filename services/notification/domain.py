@@ -75,11 +75,13 @@ def lower_camel(name: str) -> str:
 def severity_of(event_type: str, level: str | None, raw_severity: str | None = None) -> str:
     """One severity scale for every upstream event (pinned here, documented in README).
 
-    crossing warning -> warning; breached -> major; cleared -> info;
+    crossing warning -> warning; breached -> major; noData (the series went silent: the
+    most common outage sends nothing) -> major; cleared -> info;
     burn-rate page -> critical; ticket -> minor; planned outage notices -> info.
     """
     if event_type == "ThresholdCrossingEvent":
-        return {"warning": "warning", "breached": "major"}.get(level or "", "info")
+        return {"warning": "warning", "breached": "major", "noData": "major"}.get(
+            level or "", "info")
     if event_type == "BurnRateAlertEvent":
         if level == "resolved":
             return "info"

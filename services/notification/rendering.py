@@ -24,8 +24,8 @@ def headline(alert: dict[str, Any]) -> str:
     scope = f"{alert.get('scopeType')} {alert.get('scopeId')}"
     if kind == "ThresholdCrossingEvent":
         level = alert.get("level")
-        what = {"breached": "breached", "warning": "warning", "cleared": "cleared"}.get(
-            str(level), str(level))
+        what = {"breached": "breached", "warning": "warning", "cleared": "cleared",
+                "noData": "sent no data"}.get(str(level), str(level))
         return f"{alert.get('parameter')} {what} on {scope}"
     if kind == "BurnRateAlertEvent":
         state = "resolved" if alert.get("level") == "resolved" else "burning fast"

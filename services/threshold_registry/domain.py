@@ -76,6 +76,9 @@ OFFERING_TRANSITIONS: dict[str, tuple[str, ...]] = {
     "retired": (),
 }
 MAINTENANCE_ACCOUNTING = ("excluded", "counted-as-up", "counted-as-down")
+# What a window without data means: left out as unknown (the default), counted as down,
+# or a noData crossing after ``noDataAfter`` consecutive empty windows.
+MISSING_DATA = ("unknown", "counted-as-down", "noData")
 BASES = ("commerciallyAgreed", "internallyAcceptable")
 VERSION_STATUSES = ("draft", "approved", "retired")
 INVENTORY_STATUSES = ("active", "suspended", "terminated")
@@ -280,7 +283,8 @@ def _copy_result(result: Mapping[str, Any]) -> dict[str, Any]:
 
 _PARAMETER_FIELDS = (
     "name", "description", "unit", "kind", "aggregation", "comparator", "conformanceTarget",
-    "thresholdTarget", "conformancePeriod", "evaluationWindow", "graceTimes",
+    "thresholdTarget", "conformancePeriod", "evaluationWindow", "graceTimes", "missingData",
+    "noDataAfter",
 )
 
 
@@ -393,6 +397,17 @@ def _validate_parameter(p: Any, path: str, errors: _Errors) -> dict[str, Any]:
     if isinstance(grace, bool) or not isinstance(grace, int) or grace < 0:
         errors.add(f"{path}.graceTimes", f"graceTimes {grace!r} must be a whole number, 0 or more")
 
+    missing = p.get("missingData") or "unknown"
+    if missing not in MISSING_DATA:
+        errors.add(f"{path}.missingData",
+                   f"missingData {missing!r} is not one of {', '.join(MISSING_DATA)}")
+    after = p.get("noDataAfter")
+    if after is None:
+        after = 1
+    if isinstance(after, bool) or not isinstance(after, int) or not 1 <= after <= 1000:
+        errors.add(f"{path}.noDataAfter",
+                   f"noDataAfter {after!r} must be a whole number of windows, 1 to 1000")
+
     out: dict[str, Any] = {
         "name": name,
         "unit": unit,
@@ -404,6 +419,8 @@ def _validate_parameter(p: Any, path: str, errors: _Errors) -> dict[str, Any]:
         "conformancePeriod": p.get("conformancePeriod"),
         "evaluationWindow": p.get("evaluationWindow"),
         "graceTimes": grace,
+        "missingData": missing,
+        "noDataAfter": after,
     }
     if description is not None:
         out["description"] = description

@@ -11,6 +11,11 @@ LIFECYCLE = ("inDesign", "active", "retired")
 ACCOUNTING = ("excluded", "counted-as-up", "counted-as-down")
 BASIS = ("commerciallyAgreed", "internallyAcceptable")
 KINDS = ("technical", "time", "economic", "process")
+MISSING_DATA = ("unknown", "counted-as-down", "noData")
+MISSING_DATA_HELP = ("what a window without data from a purchased offering (or the whole "
+                     "scope) means: unknown (left out of eligible time, the default), "
+                     "counted-as-down, or noData (a noData crossing after noDataAfter "
+                     "consecutive empty windows)")
 INVENTORY_STATUS = ("active", "suspended", "terminated")
 
 
@@ -107,6 +112,11 @@ class Parameter(Strict):
     conformancePeriod = fields.String(allow_none=True, metadata={"example": "P30D"})
     evaluationWindow = fields.String(required=True, metadata={"example": "PT5M"})
     graceTimes = fields.Integer(load_default=0, validate=validate.Range(min=0, max=1000))
+    missingData = fields.String(load_default="unknown", validate=validate.OneOf(MISSING_DATA),
+                                metadata={"description": MISSING_DATA_HELP})
+    noDataAfter = fields.Integer(validate=validate.Range(min=1, max=1000), metadata={
+        "description": "with missingData noData: consecutive windows without data before "
+                       "a noData crossing is raised (default 1)"})
 
 
 class ValidFor(Strict):
@@ -153,6 +163,8 @@ class ParameterOut(Schema):
     conformancePeriod = fields.String(allow_none=True)
     evaluationWindow = fields.String()
     graceTimes = fields.Integer()
+    missingData = fields.String(metadata={"description": MISSING_DATA_HELP})
+    noDataAfter = fields.Integer()
 
 
 class ValidForOut(Schema):
