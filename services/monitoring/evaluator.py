@@ -408,6 +408,7 @@ class Evaluator:
         pooled_count = 0
         planned = overlap = False
         reported = False  # did any purchased offering send (or hold) data in the window
+        holding = self.state.held.get(_key(regime_id, parameter), {})
         for po_id in sorted(by_po):
             po = ws.purchased_offering(po_id)
             rows = by_po[po_id]
@@ -416,8 +417,7 @@ class Evaluator:
             outages = [o for o in ws.outages(po_id) if o.start < end and o.end > start]
             overlap = overlap or bool(outages)
             missing = missing_data(level.parameter)[0] if level else "unknown"
-            silent = not rows and po_id not in self.state.held.get(
-                _key(regime_id, parameter), ())
+            silent = not rows and po_id not in holding
             reported = reported or not silent
             if silent and missing == "unknown" and group_missing == "unknown":
                 continue  # nothing sent, and nothing to make of it

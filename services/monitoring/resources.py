@@ -49,7 +49,8 @@ def crossing(c: Crossing) -> dict[str, Any]:
         "id": str(c.id), "href": f"{ROOT}/crossing/{c.id}", "@type": "ThresholdCrossing",
         "regimeId": str(c.regime_id), "parameter": c.parameter, "scopeType": c.scope_type,
         "scopeId": c.scope_id, "level": c.level if c.open else "cleared", "open": c.open,
-        "raisedAt": iso(c.created_on.timestamp()), "since": first["windowStart"],
+        "raisedAt": iso(c.created_on.timestamp()),
+        "since": first.get("silentSince") or first["windowStart"],  # noData: first empty one
         "measuredValue": last.get("measuredValue"), "unit": last.get("unit"),
         "standardId": last["standardId"],
         "standardVersion": last["standardVersion"], "planned": first["planned"],

@@ -281,3 +281,16 @@ def test_a_restart_in_the_middle_gives_the_results_of_an_uninterrupted_run(
         estate.hour(8, estate.products)
     assert results(restarted) == results(reference)
     assert any(level == "noData" for _, level, _, _ in reference.crossings())
+
+
+def test_a_checkpoint_written_before_statuses_were_held_per_series_still_loads() -> None:
+    from services.monitoring.evaluator import State
+
+    row = ["po-1", "availability", 3600.0, None, None, "down", "b1"]
+    old = {"windows": {}, "watermark": {"r": 3600.0}, "closedUntil": {"r": 3600.0},
+           "lastStatus": {"r|availability|po-1": row}, "crossing": {}, "openCrossing": {},
+           "ledgers": {}, "alerts": {}, "late": {}}
+    state = State.from_dict(old)
+    assert state.held == {"r|availability": {"po-1": row}}
+    assert state.clock == {} and state.empty == {} and state.no_data == {}
+    assert State.from_dict(state.to_dict()).held == state.held

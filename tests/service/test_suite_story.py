@@ -5,8 +5,12 @@ webhook of the list that serves the offering group."""
 from __future__ import annotations
 
 import json
+import time
+import uuid
 from typing import Any
 
+from services.monitoring.clock import read_clocks
+from services.monitoring.evaluator import iso
 from services.notification.delivery import verify_signature
 from tests.helpers import eventually
 from tests.service.conftest import Client
@@ -66,3 +70,69 @@ def test_a_breach_measured_by_monitoring_reaches_the_groups_webhook_once(
     assert len(alerts) == 1 and alerts[0]["severity"] == "major"
     history = notifier.get(f"/delivery?listId={noc['id']}").get_json()
     assert history and all(d["status"] in ("delivered", "sending", "pending") for d in history)
+
+
+def test_a_regime_whose_feeds_all_stop_raises_no_data_that_reaches_the_groups_webhook(
+        suite: Any, registry: Client, monitoring: Client,  # noqa: F811
+        notifier: Client, receiver: Receiver, clock: Clock) -> None:  # noqa: F811
+    """The devices of a group go dark: nothing more arrives, yet the windows close on the
+    clock, the standard says silence is a noData crossing, and the NOC's webhook gets it."""
+    app = suite.runtime("monitoring").app
+    now = [float(int(time.time()))]
+    app.clock = lambda: now[0]  # processing time as the test moves it
+    group = registry.post("/offeringGroup", json={"name": "Dark fibre"}).get_json()["id"]
+    offering = registry.post("/productOffering", json={
+        "name": "Fibre 10G", "offeringGroupId": group, "lifecycleStatus": "active"}
+    ).get_json()["id"]
+    standard = registry.post("/thresholdStandard", json={
+        "name": "Fibre up", "offeringGroupId": group, "basis": "commerciallyAgreed",
+        "validFor": {"startDateTime": "2026-01-01T00:00:00Z"},
+        "parameters": [{"name": "availability", "unit": "%", "kind": "technical",
+                        "aggregation": "availability", "comparator": "GE",
+                        "conformanceTarget": 99.0, "evaluationWindow": "PT1M",
+                        "missingData": "noData", "noDataAfter": 2}]}).get_json()
+    assert standard["parameters"][0]["missingData"] == "noData"
+    assert registry.post(f"/thresholdStandard/{standard['id']}/approve",
+                         json={"version": 1}).status_code == 200
+    products = [f"dark-{n}-{uuid.uuid4().hex[:6]}" for n in range(2)]
+    for product in products:
+        assert registry.post("/purchasedOffering", json={
+            "id": product, "customerId": "acme", "productOfferingId": offering,
+            "startDate": iso(now[0] - 86400)}).status_code == 201
+    noc = make_list(notifier, "NOC", [
+        {"name": "NOC", "channel": "webhook", "address": f"{receiver.url}/hooks/dark"}],
+        offeringGroupIds=[group], groupWait=0,
+        topics=[{"eventTypes": ["ThresholdCrossingEvent"], "minSeverity": "major",
+                 "offeringGroupIds": [group]}])
+    regime = monitoring.post("/monitoringRegime", json={
+        "name": "Dark watch", "offeringGroupId": group, "window": "PT1M",
+        "allowedLateness": "PT0S", "clearAfter": 1}).get_json()
+    eventually(lambda: monitoring.post("/measurementBatch", json={"samples": [
+        {"purchasedOfferingId": products[-1], "parameter": "availability", "value": 1,
+         "intervalSeconds": 60, "observedAt": iso(now[0] - 172800)}]}).status_code == 201)
+    origin = eventually(lambda: read_clocks(app.cache, [regime["id"]]))[regime["id"]][0]
+    for minute in range(3):  # three good minutes, then nothing
+        assert monitoring.post("/measurementBatch", json={"samples": [
+            {"purchasedOfferingId": p, "parameter": "availability", "value": 1,
+             "intervalSeconds": 60, "observedAt": iso(origin + 60 * (minute + 1))}
+            for p in products]}).status_code == 201
+    now[0] = origin + 60 * 7 + 1  # four silent minutes pass
+
+    def group_crossing() -> list[dict[str, Any]]:
+        return monitoring.get(f"/crossing?scopeType=offeringGroup&scopeId={group}"
+                              f"&level=noData").get_json()
+
+    crossing = eventually(group_crossing, timeout=15)[0]
+    assert crossing["history"][0]["windowStart"] == iso(origin + 60 * 4)  # 2nd empty one
+    assert crossing["since"] == iso(origin + 60 * 3)  # silent since the first empty window
+
+    def delivered() -> list[dict[str, Any]]:
+        clock.advance(301)
+        tick(suite)
+        return [a for r in receiver.at("/hooks/dark")
+                for a in json.loads(r["body"])["alerts"] if a["alertId"] == crossing["id"]]
+
+    alerts = eventually(delivered, timeout=15)
+    assert alerts[0]["level"] == "noData" and alerts[0]["severity"] == "major"
+    assert "sent no data" in alerts[0]["headline"] and alerts[0]["measuredValue"] is None
+    assert noc["id"]
