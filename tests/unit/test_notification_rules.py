@@ -240,3 +240,15 @@ def test_templates_render_every_channel_and_escape_html() -> None:
                   "escalation", tier=1)
     assert hook["body"]["reason"] == "escalation" and len(hook["body"]["alerts"]) == 2
     assert "ESCALATION" in hook["subject"]
+
+
+def test_a_no_data_crossing_is_a_major_alert_that_says_nothing_was_measured() -> None:
+    assert dom.severity_of("ThresholdCrossingEvent", "noData") == "major"
+    silent = labels(level="noData", measuredValue=None, comparator="GE",
+                    conformanceTarget=99.0, since="2026-03-02T08:00:00Z")
+    mail = render("email", {"id": "l", "name": "NOC"}, [silent], "first")
+    assert "availability sent no data on purchasedOffering p1" in mail["text"]
+    assert "nothing measured against GE 99.0" in mail["text"]
+    hook = render("webhook", {"id": "l", "name": "NOC"}, [silent], "first")
+    assert hook["body"]["alerts"][0]["level"] == "noData"
+    assert hook["body"]["alerts"][0]["measuredValue"] is None
