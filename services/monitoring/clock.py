@@ -97,7 +97,11 @@ class Ticker:
             clock = None
         moved = False
         if clock is None:
-            clock = RegimeClock(regime_id=regime.id, origin=until)
+            # Watch from the window the regime started in (the ticker may have been down
+            # then), or from now if that is earlier (a test's clock, history sent later).
+            w = regime.window_seconds
+            started = (regime.created_on.timestamp() // w) * w
+            clock = RegimeClock(regime_id=regime.id, origin=min(until, started))
             moved = True
         elif until > clock.until:
             clock.advance(until)

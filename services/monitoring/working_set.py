@@ -85,6 +85,7 @@ class WorkingSet:
         self._bad_zones: set[str] = set()
         self._missing_parameters: set[str] = set()
         self._members: dict[str, list[dict[str, Any]]] = {}
+        self._service: dict[str, tuple[float | None, float | None]] = {}
 
     # --- refresh --------------------------------------------------------------------------
     def refresh(self) -> int:
@@ -110,6 +111,7 @@ class WorkingSet:
                 for v in st.get("versions") or [] for p in v.get("parameters") or []
                 if missing_data(p)[0] != "unknown"}
             self._members = {}
+            self._service = {}
             self._generation = position
         return position
 
@@ -237,7 +239,11 @@ class WorkingSet:
         for po in self.members(regime):
             if po.get("status") not in (None, "active"):
                 continue
-            begins, ends = epoch(po.get("startDate")), epoch(po.get("endDate"))
+            service = self._service.get(str(po.get("id")))
+            if service is None:
+                service = self._service[str(po.get("id"))] = (
+                    epoch(po.get("startDate")), epoch(po.get("endDate")))
+            begins, ends = service
             if (begins is None or begins <= start) and (ends is None or ends >= end):
                 found.append(po)
         return found
