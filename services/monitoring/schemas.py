@@ -100,10 +100,14 @@ class Crossing(Schema):
     parameter = fields.String()
     scopeType = fields.String()
     scopeId = fields.String()
-    level = fields.String()
+    level = fields.String(metadata={
+        "description": "warning, breached, noData (the series sent no data for the "
+                       "standard's noDataAfter windows) or cleared"})
     open = fields.Boolean()
     raisedAt = fields.String()
-    since = fields.String()
+    since = fields.String(metadata={
+        "description": "start of the first window of the crossing (noData: the first "
+                       "window without data)"})
     measuredValue = fields.Float(allow_none=True, metadata={
         "description": "in unit: the standard parameter's unit (availability in % is 0..100)"})
     unit = fields.String(allow_none=True)
@@ -147,7 +151,9 @@ class WindowEvaluation(Schema):
     value = fields.Float(allow_none=True, metadata={
         "description": "in unit: the standard parameter's unit (availability in % is 0..100)"})
     unit = fields.String(allow_none=True)
-    classification = fields.String()
+    classification = fields.String(metadata={
+        "description": "ok, warning, breached, unknown (nothing measurable) or noData (no "
+                       "data, and the standard makes that a noData crossing)"})
     count = fields.Integer()
     eligibleSeconds = fields.Float()
     badSeconds = fields.Float()
