@@ -31,9 +31,9 @@ MISSING_DATA = ("unknown", "counted-as-down", "noData")
 
 
 def missing_data(parameter: dict[str, Any]) -> tuple[str, int]:
-    """What a window without data means for a standard's parameter: ``unknown`` (left out
-    of eligible time, the default), ``counted-as-down``, or ``noData`` (a noData crossing
-    after ``noDataAfter`` consecutive empty windows)."""
+    """What a window without data means for a standard's parameter (or an SLA type):
+    ``unknown`` (left out of eligible time, the default), ``counted-as-down``, or ``noData``
+    (a noData crossing after ``noDataAfter`` consecutive empty windows)."""
     treatment = parameter.get("missingData") or "unknown"
     if treatment not in MISSING_DATA:
         treatment = "unknown"
@@ -106,10 +106,12 @@ class WorkingSet:
             self._standard_parameters = {
                 p["name"] for st in by_kind["thresholdStandard"].values()
                 for v in st.get("versions") or [] for p in v.get("parameters") or []}
+            sla_says = any(missing_data(sla)[0] != "unknown"
+                           for sla in by_kind["slaType"].values())
             self._missing_parameters = {
                 p["name"] for st in by_kind["thresholdStandard"].values()
                 for v in st.get("versions") or [] for p in v.get("parameters") or []
-                if missing_data(p)[0] != "unknown"}
+                if missing_data(p)[0] != "unknown" or (sla_says and not p.get("missingData"))}
             self._members = {}
             self._service = {}
             self._generation = position
@@ -286,7 +288,17 @@ class WorkingSet:
                 continue
             if best is None or rank > best[0]:
                 best = (rank, Level(standard["id"], version["version"], parameter_doc))
-        return best[1] if best else None
+        if best is None:
+            return None
+        level = best[1]
+        if not level.parameter.get("missingData"):  # the standard leaves it to the SLA type
+            sla = self.sla_type(sla_type_id)
+            if sla and sla.get("missingData"):
+                level = Level(level.standard_id, level.standard_version, {
+                    **level.parameter, "missingData": sla["missingData"],
+                    "noDataAfter": level.parameter.get("noDataAfter")
+                    or sla.get("noDataAfter")})
+        return level
 
     def parameters_for(self, regime: Regime, po: dict[str, Any], at: float) -> set[str]:
         if regime.parameters:

@@ -135,7 +135,8 @@ def blueprint(runtime: Any) -> Blueprint:
     sla_fields = {"maintenanceAccounting": "maintenance_accounting",
                   "minimumNoticeDays": "minimum_notice_days",
                   "creditPercentPerBreachedPeriod": "credit_percent_per_breached_period",
-                  "creditCapPercent": "credit_cap_percent", "timeZone": "time_zone"}
+                  "creditCapPercent": "credit_cap_percent", "timeZone": "time_zone",
+                  "missingData": "missing_data", "noDataAfter": "no_data_after"}
 
     @blp.route("/slaType", methods=["GET"])
     @blp.arguments(ListQuery, location="query")

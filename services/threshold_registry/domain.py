@@ -397,16 +397,9 @@ def _validate_parameter(p: Any, path: str, errors: _Errors) -> dict[str, Any]:
     if isinstance(grace, bool) or not isinstance(grace, int) or grace < 0:
         errors.add(f"{path}.graceTimes", f"graceTimes {grace!r} must be a whole number, 0 or more")
 
-    missing = p.get("missingData") or "unknown"
-    if missing not in MISSING_DATA:
-        errors.add(f"{path}.missingData",
-                   f"missingData {missing!r} is not one of {', '.join(MISSING_DATA)}")
-    after = p.get("noDataAfter")
-    if after is None:
-        after = 1
-    if isinstance(after, bool) or not isinstance(after, int) or not 1 <= after <= 1000:
-        errors.add(f"{path}.noDataAfter",
-                   f"noDataAfter {after!r} must be a whole number of windows, 1 to 1000")
+    # Absent: as the SLA type of the offering (or group) says, else unknown.
+    missing, after = _check_missing_data(errors, f"{path}.", p.get("missingData"),
+                                         p.get("noDataAfter"))
 
     out: dict[str, Any] = {
         "name": name,
@@ -425,6 +418,20 @@ def _validate_parameter(p: Any, path: str, errors: _Errors) -> dict[str, Any]:
     if description is not None:
         out["description"] = description
     return out
+
+
+def _check_missing_data(errors: _Errors, prefix: str, missing: Any, after: Any
+                        ) -> tuple[Any, Any]:
+    """What a window without data means (``missingData``) and, for ``noData``, after how
+    many consecutive empty windows the crossing is raised (``noDataAfter``)."""
+    if missing is not None and missing not in MISSING_DATA:
+        errors.add(f"{prefix}missingData",
+                   f"missingData {missing!r} is not one of {', '.join(MISSING_DATA)}")
+    if after is not None and (isinstance(after, bool) or not isinstance(after, int)
+                              or not 1 <= after <= 1000):
+        errors.add(f"{prefix}noDataAfter",
+                   f"noDataAfter {after!r} must be a whole number of windows, 1 to 1000")
+    return missing, after
 
 
 def _collect_parameters(params: Any, errors: _Errors, path: str = "parameters") -> list[dict]:
@@ -655,6 +662,8 @@ _SLA_TERMS = {
     "credit_percent_per_breached_period": "creditPercentPerBreachedPeriod",
     "credit_cap_percent": "creditCapPercent",
     "time_zone": "timeZone",
+    "missing_data": "missingData",
+    "no_data_after": "noDataAfter",
 }
 TIME_ZONE_MAX = 64
 
@@ -683,6 +692,9 @@ def _validate_sla_terms(terms: Mapping[str, Any]) -> dict[str, Any]:
     _check_choice(errors, "maintenanceAccounting", terms.get("maintenance_accounting"),
                   MAINTENANCE_ACCOUNTING)
     out["time_zone"] = _check_time_zone(errors, "timeZone", terms.get("time_zone", "UTC"))
+    out["missing_data"], out["no_data_after"] = _check_missing_data(
+        errors, "", terms.get("missing_data") or "unknown",
+        1 if terms.get("no_data_after") is None else terms["no_data_after"])
     days = terms.get("minimum_notice_days")
     if isinstance(days, bool) or not isinstance(days, int) or not 0 <= days <= 365:
         errors.add("minimumNoticeDays", f"{days!r} must be a whole number of days, 0 to 365")
@@ -714,7 +726,9 @@ class SlaType(_ValidatedCreation, Aggregate):
     the time zone its conformance periods (calendar days, months, quarters) are laid in."""
 
     class Registered(Aggregate.Created):
-        """Version 2 adds ``time_zone``; types registered before it have UTC periods."""
+        """Version 2 adds ``time_zone``; types registered before it have UTC periods.
+        Version 3 adds what missing data means (``missing_data``, ``no_data_after``);
+        types registered before it leave it unknown, as monitoring did then."""
 
         name: str
         maintenance_accounting: str
@@ -723,12 +737,19 @@ class SlaType(_ValidatedCreation, Aggregate):
         credit_cap_percent: float
         description: str | None
         time_zone: str
+        missing_data: str
+        no_data_after: int
 
-        class_version = 2
+        class_version = 3
 
         @staticmethod
         def upcast_v1_v2(state: dict[str, Any]) -> None:
             state["time_zone"] = "UTC"
+
+        @staticmethod
+        def upcast_v2_v3(state: dict[str, Any]) -> None:
+            state["missing_data"] = "unknown"
+            state["no_data_after"] = 1
 
     @event(Registered)
     def __init__(
@@ -740,10 +761,14 @@ class SlaType(_ValidatedCreation, Aggregate):
         credit_cap_percent: float,
         description: str | None = None,
         time_zone: str = "UTC",
+        missing_data: str = "unknown",
+        no_data_after: int = 1,
     ) -> None:
         self.name = name
         self.description = description
         self.time_zone = time_zone
+        self.missing_data = missing_data
+        self.no_data_after = no_data_after
         self.maintenance_accounting = maintenance_accounting
         self.minimum_notice_days = minimum_notice_days
         self.credit_percent_per_breached_period = credit_percent_per_breached_period

@@ -60,6 +60,8 @@ def sla_type(s: SlaType) -> dict[str, Any]:
         "creditPercentPerBreachedPeriod": s.credit_percent_per_breached_period,
         "creditCapPercent": s.credit_cap_percent,
         "timeZone": s.time_zone,
+        "missingData": s.missing_data,
+        "noDataAfter": s.no_data_after,
         "lifecycleStatus": s.lifecycle_status,
         "version": s.version,
     }

@@ -16,6 +16,8 @@ MISSING_DATA_HELP = ("what a window without data from a purchased offering (or t
                      "scope) means: unknown (left out of eligible time, the default), "
                      "counted-as-down, or noData (a noData crossing after noDataAfter "
                      "consecutive empty windows)")
+NO_DATA_AFTER_HELP = ("with missingData noData: consecutive windows without data before a "
+                      "noData crossing is raised (default 1)")
 INVENTORY_STATUS = ("active", "suspended", "terminated")
 
 
@@ -71,6 +73,11 @@ class SlaTypeCreate(Strict):
     timeZone = fields.String(validate=validate.Length(1, 64), metadata={
         "description": "IANA time zone of the conformance periods (calendar days, months, "
                        "quarters); default UTC", "example": "Europe/Paris"})
+    missingData = fields.String(validate=validate.OneOf(MISSING_DATA), metadata={
+        "description": MISSING_DATA_HELP + "; for the parameters of standards that do not "
+                       "say (default unknown)"})
+    noDataAfter = fields.Integer(validate=validate.Range(min=1, max=1000), metadata={
+        "description": NO_DATA_AFTER_HELP})
 
 
 class SlaTypePatch(Strict):
@@ -83,6 +90,11 @@ class SlaTypePatch(Strict):
     timeZone = fields.String(validate=validate.Length(1, 64), metadata={
         "description": "IANA time zone of the conformance periods (calendar days, months, "
                        "quarters); default UTC", "example": "Europe/Paris"})
+    missingData = fields.String(validate=validate.OneOf(MISSING_DATA), metadata={
+        "description": MISSING_DATA_HELP + "; for the parameters of standards that do not "
+                       "say"})
+    noDataAfter = fields.Integer(validate=validate.Range(min=1, max=1000), metadata={
+        "description": NO_DATA_AFTER_HELP})
 
 
 class SlaType(Resource):
@@ -93,6 +105,8 @@ class SlaType(Resource):
     creditPercentPerBreachedPeriod = fields.Float()
     creditCapPercent = fields.Float()
     timeZone = fields.String()
+    missingData = fields.String(metadata={"description": MISSING_DATA_HELP})
+    noDataAfter = fields.Integer()
     lifecycleStatus = fields.String()
 
 
@@ -112,11 +126,11 @@ class Parameter(Strict):
     conformancePeriod = fields.String(allow_none=True, metadata={"example": "P30D"})
     evaluationWindow = fields.String(required=True, metadata={"example": "PT5M"})
     graceTimes = fields.Integer(load_default=0, validate=validate.Range(min=0, max=1000))
-    missingData = fields.String(load_default="unknown", validate=validate.OneOf(MISSING_DATA),
-                                metadata={"description": MISSING_DATA_HELP})
-    noDataAfter = fields.Integer(validate=validate.Range(min=1, max=1000), metadata={
-        "description": "with missingData noData: consecutive windows without data before "
-                       "a noData crossing is raised (default 1)"})
+    missingData = fields.String(allow_none=True, validate=validate.OneOf(MISSING_DATA),
+                                metadata={"description": MISSING_DATA_HELP + "; absent or "
+                                          "null: as the SLA type says"})
+    noDataAfter = fields.Integer(allow_none=True, validate=validate.Range(min=1, max=1000),
+                                 metadata={"description": NO_DATA_AFTER_HELP})
 
 
 class ValidFor(Strict):
@@ -163,8 +177,8 @@ class ParameterOut(Schema):
     conformancePeriod = fields.String(allow_none=True)
     evaluationWindow = fields.String()
     graceTimes = fields.Integer()
-    missingData = fields.String(metadata={"description": MISSING_DATA_HELP})
-    noDataAfter = fields.Integer()
+    missingData = fields.String(allow_none=True, metadata={"description": MISSING_DATA_HELP})
+    noDataAfter = fields.Integer(allow_none=True)
 
 
 class ValidForOut(Schema):

@@ -34,7 +34,7 @@ def ts(seconds: float) -> str:
     return (START + timedelta(seconds=seconds)).isoformat().replace("+00:00", "Z")
 
 
-def parameter(missing: str, after: int = 1, **extra: Any) -> dict[str, Any]:
+def parameter(missing: str | None, after: int | None = 1, **extra: Any) -> dict[str, Any]:
     return {"name": "availability", "unit": "%", "kind": "technical",
             "aggregation": "availability", "comparator": "GE", "conformanceTarget": 99.0,
             "thresholdTarget": None, "conformancePeriod": None, "evaluationWindow": "PT1H",
@@ -46,8 +46,9 @@ class Estate:
     the given treatment of missing data, a PT1H regime (lateness PT10M), a clock, and the
     evaluator and ticker of an evaluator role (driven by hand)."""
 
-    def __init__(self, path: Path, missing: str, after: int = 1, products: int = 3,
-                 clock_at: float = 0.0) -> None:
+    def __init__(self, path: Path, missing: str | None, after: int | None = 1,
+                 products: int = 3, clock_at: float = 0.0,
+                 sla_type: dict[str, Any] | None = None) -> None:
         self.clock = Clock(START.timestamp() + clock_at)
         self.path = path
         self.app = self.open()
@@ -65,10 +66,16 @@ class Estate:
                                                 "offeringGroupId": self.group,
                                                 "productOfferingId": None,
                                                 "versions": [version]})]
+        sla_type_id = None
+        if sla_type is not None:
+            sla_type_id = str(uuid.uuid4())
+            replicas.append(("slaType", sla_type_id, {
+                "id": sla_type_id, "version": 1, "maintenanceAccounting": "excluded",
+                "timeZone": "UTC", **sla_type}))
         for product in self.products:
             replicas.append(("purchasedOffering", product, {
                 "id": product, "customerId": "c", "productOfferingId": self.offering,
-                "slaTypeId": None, "customerGroup": None, "status": "active",
+                "slaTypeId": sla_type_id, "customerGroup": None, "status": "active",
                 "startDate": "2026-01-01T00:00:00Z", "endDate": None, "version": 1}))
         for kind, rid, resource in replicas:
             self.app.receive_replica(kind, rid, resource, int(resource["version"]))
@@ -178,6 +185,16 @@ def test_a_silent_offering_counted_as_down_breaches_and_pulls_its_group_down(
     assert group[2]["eligibleSeconds"] == 3 * HOUR and group[2]["badSeconds"] == HOUR
     assert group[0]["classification"] == "ok" and group[2]["classification"] == "breached"
     assert (p2, "breached", 1.0, ("raised",)) in estate.crossings()
+
+
+def test_the_sla_type_says_what_missing_data_means_when_the_standard_does_not(
+        estates: Any) -> None:
+    estate = estates("sla", None, None, sla_type={"missingData": "counted-as-down"})
+    p0, p1, p2 = estate.products
+    for hour in range(3):
+        estate.hour(hour, [p0, p1, p2] if hour == 0 else [p0, p1])
+    assert estate.evaluations(p2)[2]["classification"] == "breached"
+    assert estate.evaluations(estate.group)[2]["badSeconds"] == HOUR
 
 
 def test_a_silent_offering_raises_a_nodata_crossing_after_the_configured_windows(

@@ -414,3 +414,34 @@ def test_an_sla_manager_sets_the_time_zone_of_the_sla_periods_and_monitoring_lea
 
     eventually(learnt)
     assert monitoring.working_set.time_zone(plain["id"]) == "UTC"
+
+
+def test_an_sla_manager_says_what_missing_data_means_on_the_sla_type_or_the_standard(
+        suite: Any, registry: Any) -> None:
+    terms = {"name": "strict gold", "maintenanceAccounting": "excluded",
+             "minimumNoticeDays": 10, "creditPercentPerBreachedPeriod": 5,
+             "creditCapPercent": 30}
+    plain = registry.post("/slaType", json=terms).get_json()
+    assert (plain["missingData"], plain["noDataAfter"]) == ("unknown", 1)
+    bad = registry.post("/slaType", json={**terms, "missingData": "ignored"})
+    assert bad.status_code == 400 and "missingData" in bad.get_json()["details"]
+    strict = registry.post("/slaType", json={**terms, "missingData": "noData",
+                                             "noDataAfter": 3})
+    assert strict.status_code == 201 and strict.get_json()["noDataAfter"] == 3
+    moved = registry.patch(f"/slaType/{strict.get_json()['id']}",
+                           json={"missingData": "counted-as-down"},
+                           headers={"Content-Type": "application/merge-patch+json"})
+    assert moved.status_code == 200 and moved.get_json()["missingData"] == "counted-as-down"
+    ids = catalogue(registry)
+    body = standard_body(ids, parameters=[availability(), availability(
+        name="latency", unit="ms", aggregation="p99", comparator="LE", conformanceTarget=80,
+        thresholdTarget=None, conformancePeriod=None, missingData="noData", noDataAfter=2)])
+    created = registry.post("/thresholdStandard", json=body)
+    assert created.status_code == 201, created.get_json()
+    first, second = created.get_json()["parameters"]
+    assert first["missingData"] is None  # as the SLA type says
+    assert (second["missingData"], second["noDataAfter"]) == ("noData", 2)
+    refused = registry.post("/thresholdStandard", json=standard_body(ids, parameters=[
+        availability(missingData="sometimes")]))
+    assert refused.status_code == 400
+    assert "parameters.0.missingData" in refused.get_json()["details"], refused.get_json()

@@ -264,13 +264,39 @@ def test_an_sla_type_registered_before_time_zones_loads_with_utc() -> None:
     [stored] = [s for s in app.recorder.select_notifications(start=1, limit=10)
                 if s.topic.endswith("SlaType.Registered")]
     old = json.loads(stored.state)
-    assert old.pop("class_version") == 2 and old.pop("time_zone") == "Europe/Paris"
+    assert old.pop("class_version") == 3 and old.pop("time_zone") == "Europe/Paris"
+    del old["missing_data"], old["no_data_after"]  # as version 1 stored it
     legacy_id = uuid4()
     app.recorder.insert_events([StoredEvent(originator_id=legacy_id, originator_version=1,
                                             topic=stored.topic,
                                             state=json.dumps(old).encode())])
     legacy = app.repository.get(legacy_id)
     assert legacy.time_zone == "UTC" and legacy.name == "Silver"
+
+
+def test_an_sla_type_says_what_missing_data_means_and_older_ones_load_as_unknown() -> None:
+    assert (sla_type().missing_data, sla_type().no_data_after) == ("unknown", 1)
+    strict = sla_type(missing_data="noData", no_data_after=3)
+    assert strict.terms["missing_data"] == "noData" and strict.terms["no_data_after"] == 3
+    with pytest.raises(InvalidValue) as exc_info:
+        sla_type(missing_data="ignored", no_data_after=0)
+    assert set(errors_of(exc_info)) == {"missingData", "noDataAfter"}
+    strict.change_terms(missing_data="counted-as-down")
+    assert state(replay(strict)) == state(strict)
+    # A Registered event of version 2 (time zones, no missing data) is upcast to unknown.
+    app = Application(env={"PERSISTENCE_MODULE": "eventsourcing.popo"})
+    app.save(sla_type(missing_data="noData"))
+    [stored] = [s for s in app.recorder.select_notifications(start=1, limit=10)
+                if s.topic.endswith("SlaType.Registered")]
+    old = json.loads(stored.state)
+    old["class_version"] = 2
+    del old["missing_data"], old["no_data_after"]
+    legacy_id = uuid4()
+    app.recorder.insert_events([StoredEvent(originator_id=legacy_id, originator_version=1,
+                                            topic=stored.topic,
+                                            state=json.dumps(old).encode())])
+    legacy = app.repository.get(legacy_id)
+    assert (legacy.missing_data, legacy.no_data_after) == ("unknown", 1)
 
 
 def test_sla_type_refuses_unknown_terms() -> None:
