@@ -12,6 +12,7 @@ from flask_smorest import Blueprint
 from services.monitoring import resources
 from services.monitoring import schemas as s
 from services.monitoring.application import Monitoring
+from services.monitoring.domain import BatchConflict
 from shared.http.errors import ApiError
 from shared.http.listing import (
     created_response,
@@ -99,9 +100,13 @@ def blueprint(runtime: Any) -> Blueprint:
     @requires(INGEST)
     def ingest(body: dict[str, Any]) -> Response:
         """Send a batch of samples. Bad samples are refused one by one with their reason
-        (the rest is accepted); a batch id sent again is not counted twice (200)."""
+        (the rest is accepted); a batch id sent again with the same samples is not counted
+        twice (200, duplicate), with other samples it is refused (409)."""
         batch_id = body.get("batchId") or str(uuid4())
-        outcome = app.ingest(batch_id, f"http:{g.principal.subject}", body["samples"])
+        try:
+            outcome = app.ingest(batch_id, f"http:{g.principal.subject}", body["samples"])
+        except BatchConflict as exc:
+            raise ApiError(409, str(exc), "BATCH_ID_REUSED") from None
         rep = resources.batch(outcome.aggregate)
         rep["duplicate"] = outcome.duplicate
         return one_response(rep, status=200 if outcome.duplicate else 201,
@@ -163,5 +168,39 @@ def blueprint(runtime: Any) -> Blueprint:
         offering — level, last value, remaining error budget, burn alert."""
         return list_response(map(resources.status_row, app.status()),
                              fields_of(s.SeriesStatus))
+
+    # --- quarantine --------------------------------------------------------------------
+    def quarantine_rep(q: Any) -> dict[str, Any]:
+        return resources.quarantine(q, app.release_requested(q.id) if not q.released else None)
+
+    @blp.route("/quarantine", methods=["GET"])
+    @blp.arguments(ListQuery, location="query")
+    @blp.response(200, s.Quarantine(many=True))
+    @requires(READ)
+    def list_quarantines(_: Any) -> Response:
+        """What the evaluator set aside because evaluating it failed: a series (a regime's
+        parameter) until it is released, or one batch; with the reason. Filter by kind,
+        status, regimeId, parameter ..."""
+        return list_response(map(quarantine_rep, app.quarantines()), fields_of(s.Quarantine))
+
+    @blp.route("/quarantine/<uuid:quarantine_id>", methods=["GET"])
+    @blp.response(200, s.Quarantine)
+    @requires(READ)
+    def get_quarantine(quarantine_id: UUID) -> Response:
+        """One quarantined series or batch."""
+        q = app.quarantine(quarantine_id)
+        return one_response(quarantine_rep(q), q.version)
+
+    @blp.route("/quarantine/<uuid:quarantine_id>/release", methods=["POST"])
+    @blp.arguments(s.QuarantineRelease)
+    @blp.response(202, s.Quarantine)
+    @requires(WRITE)
+    def release_quarantine(body: dict[str, Any], quarantine_id: UUID) -> Response:
+        """Evaluate a quarantined series again, from the next sample on (once the cause is
+        fixed). Recorded and audited; the evaluator resumes the series at this point of
+        the intake log, so the status turns from releaseRequested to released. A
+        quarantined batch cannot be released (409): send its samples in a new batch."""
+        q = app.release_quarantine(quarantine_id, body.get("reason"), g.principal.subject)
+        return one_response(quarantine_rep(q), q.version, status=202)
 
     return blp

@@ -16,11 +16,15 @@ from eventsourcing.persistence import IntegrityError
 from services.monitoring import ingestion
 from services.monitoring.clock import read_clocks
 from services.monitoring.domain import (
+    BatchConflict,
     BurnAlert,
     Crossing,
     EvaluatorCheckpoint,
+    InvalidTransition,
     InvalidValue,
     MeasurementBatch,
+    Quarantine,
+    QuarantineRelease,
     Regime,
     RegimeClock,
     Replica,
@@ -40,6 +44,8 @@ class Outcome:
     rejected: list[dict[str, Any]] = field(default_factory=list)
     duplicate: bool = False
     aggregate: MeasurementBatch | None = None
+    # the batch id was recorded before with other samples: refused, nothing recorded
+    conflict: bool = False
 
 
 class RecentEvaluations(AggregateIndex):
@@ -102,6 +108,7 @@ class Monitoring(ServiceApplication):
         self.evaluations_index = RecentEvaluations(
             self.outcomes, int(self.env.get("SLA_EVALUATIONS_KEPT") or 1000))
         self.regimes_index = AggregateIndex(self, kinds=(Regime,))
+        self.quarantine_index = AggregateIndex(self.outcomes, kinds=(Quarantine,))
 
     def stores(self) -> list[ServiceApplication]:
         return [self, self.outcomes]
@@ -199,7 +206,8 @@ class Monitoring(ServiceApplication):
         aggregates = []
         for batch_id, source, checked in batches:
             aggregate = MeasurementBatch(batch_id=batch_id, source=source,
-                                         samples=checked.accepted, rejected=checked.rejected)
+                                         samples=checked.accepted, rejected=checked.rejected,
+                                         content_digest=checked.digest)
             aggregates.append(aggregate)
             outcomes.append(Outcome(batch_id, len(checked.accepted), checked.rejected,
                                     aggregate=aggregate))
@@ -208,11 +216,16 @@ class Monitoring(ServiceApplication):
         except IntegrityError:
             for outcome, aggregate in zip(outcomes, aggregates, strict=True):
                 fresh = MeasurementBatch(batch_id=aggregate.batch_id, source=aggregate.source,
-                                         samples=aggregate.samples, rejected=aggregate.rejected)
+                                         samples=aggregate.samples, rejected=aggregate.rejected,
+                                         content_digest=aggregate.content_digest)
                 try:
                     self.save(fresh)
                 except IntegrityError:
                     outcome.duplicate = True
+                    existing = self.batch(aggregate.batch_id)
+                    if existing is not None:
+                        outcome.aggregate = existing
+                        outcome.conflict = not self._same_batch(existing, aggregate)
         newest: dict[str, float] = {}
         for (_, _, checked), outcome in zip(batches, outcomes, strict=True):
             if not outcome.duplicate:
@@ -222,9 +235,35 @@ class Monitoring(ServiceApplication):
             self.cache.raise_to(f"watermark:{regime_id}", t)
         return outcomes
 
-    def ingest(self, batch_id: str, source: str, samples: Any) -> Outcome:
-        """Check and record one batch; a batch id seen before answers what it got then."""
+    @staticmethod
+    def _same_batch(existing: MeasurementBatch, again: MeasurementBatch) -> bool:
+        """Is ``again`` (just checked, not recorded) a repeat of the recorded batch?"""
+        if existing.content_digest is not None:
+            return existing.content_digest == again.content_digest
+        # Recorded before digests were kept: compare what it recorded.
+        return [list(r[:6]) for r in existing.samples] == again.samples and \
+            existing.rejected == again.rejected
+
+    def repeat_of(self, batch_id: str, samples: Any, digest: str | None = None
+                  ) -> MeasurementBatch | None:
+        """The recorded batch ``batch_id`` if these samples repeat it; None if there is
+        none; :class:`BatchConflict` if it was recorded with other samples."""
         existing = self.batch(batch_id)
+        if existing is None:
+            return None
+        if existing.content_digest is not None:
+            same = existing.content_digest == (digest or ingestion.content_digest(samples))
+        else:
+            same = ingestion.same_samples(existing.samples, existing.rejected, samples)
+        if not same:
+            raise BatchConflict(f"batch {batch_id} was recorded before with other samples; "
+                                f"send new samples under a new batchId")
+        return existing
+
+    def ingest(self, batch_id: str, source: str, samples: Any) -> Outcome:
+        """Check and record one batch; a batch id seen before answers what it got then
+        (the same samples) or is refused (other samples)."""
+        existing = self.repeat_of(batch_id, samples)
         if existing is not None:
             return Outcome(batch_id, len(existing.samples), existing.rejected, duplicate=True,
                            aggregate=existing)
@@ -234,8 +273,13 @@ class Monitoring(ServiceApplication):
                                 [r["reason"]] for r in checked.rejected[:100]}
                                or {"samples": ["no sample"]})
         outcome = self.record_batches([(batch_id, source, checked)])[0]
-        if outcome.duplicate:
-            return self.ingest(batch_id, source, samples)
+        if outcome.conflict:
+            raise BatchConflict(f"batch {batch_id} was recorded before with other samples; "
+                                f"send new samples under a new batchId")
+        if outcome.duplicate and outcome.aggregate is not None:  # sent twice at once
+            existing = outcome.aggregate
+            return Outcome(batch_id, len(existing.samples), existing.rejected, duplicate=True,
+                           aggregate=existing)
         return outcome
 
     def batch(self, batch_id: str) -> MeasurementBatch | None:
@@ -243,6 +287,41 @@ class Monitoring(ServiceApplication):
             return self.repository.get(MeasurementBatch.create_id(batch_id))
         except AggregateNotFoundError:
             return None
+
+    # --- quarantine ---------------------------------------------------------------------
+    def quarantines(self) -> list[Quarantine]:
+        """What the evaluators set aside (series and batches), oldest first."""
+        return self.quarantine_index.all(Quarantine)
+
+    def quarantine(self, quarantine_id: UUID) -> Quarantine:
+        return self.outcomes.get(Quarantine, quarantine_id)
+
+    def release_requested(self, quarantine_id: UUID) -> QuarantineRelease | None:
+        try:
+            return self.repository.get(QuarantineRelease.create_id(quarantine_id))
+        except AggregateNotFoundError:
+            return None
+
+    def release_quarantine(self, quarantine_id: UUID, reason: str | None,
+                           requested_by: str | None) -> Quarantine:
+        """Ask the evaluator to evaluate a quarantined series again (after the cause was
+        fixed, e.g. a replica corrected). The request is recorded in the intake log, so
+        the series resumes at this point of the log in every replay; a batch that was set
+        aside is never evaluated again (send its samples in a new batch)."""
+        quarantine = self.quarantine(quarantine_id)
+        if quarantine.kind != "series":
+            raise InvalidTransition("a quarantined batch is not evaluated again; send its "
+                                    "samples again under a new batchId")
+        if quarantine.released:
+            raise InvalidTransition("the series was released already")
+        try:
+            self.save(QuarantineRelease(quarantine_id=quarantine.id,
+                                        partition=quarantine.partition, key=quarantine.key,
+                                        reason=reason, requested_by=requested_by))
+        except IntegrityError:
+            raise InvalidTransition("the release of this series was requested already"
+                                    ) from None
+        return quarantine
 
     # --- queries ------------------------------------------------------------------------
     def crossings(self) -> list[Crossing]:

@@ -142,25 +142,44 @@ class Regime(Aggregate):
         self.status_reason = reason
 
 
+class BatchConflict(MonitoringError, Conflict):
+    """A batch id recorded before, sent again with different samples."""
+
+
 class MeasurementBatch(Aggregate):
     """The accepted samples of one batch, as received: the evidence behind evaluations.
 
     Its id derives from the sender's batch id, so a batch sent again is not counted twice.
     Samples are compact rows: [purchasedOfferingId, parameter, observedAt (epoch s),
-    value, intervalSeconds, status].
+    value, intervalSeconds, status]. ``content_digest`` is a digest of the samples as
+    sent, so a repeat is told from a different batch under the same id without reading
+    its samples (None for batches recorded before it was kept).
     """
+
+    class Accepted(Aggregate.Created):
+        batch_id: str
+        source: str
+        samples: list[list[Any]]
+        rejected: list[dict[str, Any]]
+        content_digest: str | None
+        class_version = 2
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["content_digest"] = None
 
     @staticmethod
     def create_id(batch_id: str) -> UUID:
         return _uuid5("batch", batch_id)
 
-    @event("Accepted")
+    @event(Accepted)
     def __init__(self, batch_id: str, source: str, samples: list[list[Any]],
-                 rejected: list[dict[str, Any]]) -> None:
+                 rejected: list[dict[str, Any]], content_digest: str | None = None) -> None:
         self.batch_id = batch_id
         self.source = source
         self.samples = samples
         self.rejected = rejected
+        self.content_digest = content_digest
 
 
 class WindowEvaluation(Aggregate):
@@ -341,3 +360,57 @@ class EvaluatorCheckpoint(Aggregate):
     def checkpoint(self, position: int, state: dict[str, Any]) -> None:
         self.position = position
         self.state = state
+
+
+class Quarantine(Aggregate):
+    """Something the evaluator could not evaluate and set aside, so that it never stops
+    the evaluation of everything else: a series (``regime|parameter``: its windows are
+    dropped and its samples skipped until it is released) or one measurement batch (when
+    the failure cannot be put down to a series; it is skipped for good).
+
+    It takes effect at ``position``, the notification of the intake log whose processing
+    failed, so a replay after a restart sets the same thing aside at the same point.
+    """
+
+    @staticmethod
+    def create_id(partition: str, key: str, position: int) -> UUID:
+        return _uuid5("quarantine", partition, key, position)
+
+    @event("Quarantined")
+    def __init__(self, partition: str, kind: str, key: str, regime_id: str | None,
+                 parameter: str | None, batch_id: str, position: int, reason: str) -> None:
+        self.partition = partition
+        self.kind = kind  # "series" or "batch"
+        self.key = key
+        self.regime_id = regime_id
+        self.parameter = parameter
+        self.batch_id = batch_id
+        self.position = position
+        self.reason = reason
+        self.released = False
+        self.release: dict[str, Any] | None = None
+
+    @event("Released")
+    def released_at(self, position: int, reason: str | None, requested_by: str | None) -> None:
+        """The evaluator resumed the series at ``position`` (an operator asked for it)."""
+        self.released = True
+        self.release = {"position": position, "reason": reason, "requestedBy": requested_by}
+
+
+class QuarantineRelease(Aggregate):
+    """An operator's request to evaluate a quarantined series again. It is recorded in
+    the intake log, among the batches, so the evaluator resumes the series at exactly
+    this point of the log, in every replay."""
+
+    @staticmethod
+    def create_id(quarantine_id: UUID) -> UUID:
+        return _uuid5("quarantine-release", quarantine_id)
+
+    @event("Requested")
+    def __init__(self, quarantine_id: UUID, partition: str, key: str, reason: str | None,
+                 requested_by: str | None) -> None:
+        self.quarantine_id = quarantine_id
+        self.partition = partition
+        self.key = key
+        self.reason = reason
+        self.requested_by = requested_by

@@ -8,6 +8,14 @@ with a tracking record of the last batch read, in one transaction. Its in-memory
 is checkpointed now and then; after a crash it reloads the checkpoint and replays the
 batches after it without emitting what was already saved — so the results equal those
 of an uninterrupted run, and a restart never replays all history.
+
+One bad input never stops it: when evaluating a series fails (a value no aggregation
+can hold, a replica it cannot read), the series is quarantined — a ``Quarantine`` in the
+outcomes log, effective at the batch being read — and the round starts again from the
+last saved position with that series set aside; when a failure cannot be put down to a
+series, that one batch is set aside. Replays apply the same quarantines at the same
+positions, so they isolate exactly as the first run did. Failures of the store or the
+cache are not the data's fault: those rounds are retried until the store is back.
 """
 
 from __future__ import annotations
@@ -22,7 +30,7 @@ from typing import Any
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError
-from eventsourcing.persistence import Tracking
+from eventsourcing.persistence import IntegrityError, PersistenceError, Tracking
 from prometheus_client import Counter, Gauge
 
 from services.monitoring import semantics as sem
@@ -31,6 +39,8 @@ from services.monitoring.domain import (
     Crossing,
     EvaluatorCheckpoint,
     MeasurementBatch,
+    Quarantine,
+    QuarantineRelease,
     Regime,
     RegimeClock,
     WindowEvaluation,
@@ -44,6 +54,40 @@ log = logging.getLogger(__name__)
 SAMPLES = Counter("sla_monitoring_samples_total", "Samples read by the evaluator", ["outcome"])
 WINDOWS = Counter("sla_monitoring_windows_total", "Windows evaluated", ["classification"])
 LAG = Gauge("sla_monitoring_evaluator_position", "Last notification evaluated")
+QUARANTINED = Counter("sla_monitoring_quarantined_total",
+                      "Series and batches the evaluator set aside because evaluating them "
+                      "failed", ["kind"])
+QUARANTINED_SERIES = Gauge("sla_monitoring_quarantined_series",
+                           "Series currently quarantined", ["partition"])
+
+
+def _transient_errors() -> tuple[type[BaseException], ...]:
+    """Failures of the store or the cache: not the data's fault, so retried, never
+    quarantined."""
+    errors: list[type[BaseException]] = [PersistenceError, OSError]
+    try:
+        import redis.exceptions
+
+        errors.append(redis.exceptions.RedisError)
+    except ImportError:  # pragma: no cover - redis is a dependency
+        pass
+    return tuple(errors)
+
+
+TRANSIENT = _transient_errors()
+
+
+class SeriesFailed(Exception):
+    """Evaluating a window of one series failed (raised by the per-series wrapper)."""
+
+    def __init__(self, series: str, regime_id: str, parameter: str, cause: BaseException
+                 ) -> None:
+        super().__init__(f"{type(cause).__name__}: {cause}")
+        self.series, self.regime_id, self.parameter = series, regime_id, parameter
+
+
+class Isolated(Exception):
+    """A quarantine was recorded: the round starts again from the last saved position."""
 
 Series = tuple[str, str, str, str]  # regime id, parameter, scope type, scope id
 SEVERITY_RANK = {"ticket": 1, "page": 2}
@@ -92,6 +136,7 @@ class State:
         self.late: dict[str, int] = {}
         # series key -> [conformance period start, agreed-outage seconds excluded in it]
         self.excluded: dict[str, list[float]] = {}
+        self.quarantined: dict[str, str] = {}             # "regime|parameter" -> quarantine id
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -103,6 +148,7 @@ class State:
             "openCrossing": self.open_crossing,
             "ledgers": {k: v.to_dict() for k, v in self.ledgers.items()},
             "alerts": self.alerts, "late": self.late, "excluded": self.excluded,
+            "quarantined": self.quarantined,
         }
 
     @classmethod
@@ -127,12 +173,14 @@ class State:
         state.alerts = dict(data["alerts"])
         state.late = dict(data["late"])
         state.excluded = {k: list(v) for k, v in data.get("excluded", {}).items()}
+        state.quarantined = dict(data.get("quarantined") or {})
         return state
 
 
 class Evaluator:
-    # What the evaluator reads, in log order: the batches, and the regimes' clocks.
-    BATCH_TOPICS = topics_of([MeasurementBatch, RegimeClock])
+    # What the evaluator reads, in log order: the batches, the regimes' clocks, and the
+    # operators' releases of quarantined series.
+    BATCH_TOPICS = topics_of([MeasurementBatch, RegimeClock, QuarantineRelease])
 
     def __init__(self, app: Any, partition: int = 0, partitions: int = 1, batch: int = 50,
                  checkpoint_seconds: float = 10.0, poll_interval: float = 0.01) -> None:
@@ -152,10 +200,28 @@ class Evaluator:
         self._last_checkpoint = time.monotonic()
         self._pending: dict[UUID, Any] = {}
         self.last_error: str | None = None
+        # intake position -> the quarantines that take effect there (this partition's)
+        self._quarantine_at: dict[int, list[Quarantine]] = {}
 
     # --- lifecycle ------------------------------------------------------------------------
     def recover(self) -> None:
-        """Load the checkpoint and replay what came after it, emitting nothing saved."""
+        """Load the checkpoint and replay what came after it, emitting nothing saved.
+
+        A failure met while replaying is isolated like one met live (a quarantine at that
+        position), and the replay starts again: each pass records one more quarantine, so
+        it ends."""
+        while True:
+            try:
+                self._recover()
+                return
+            except Isolated:
+                continue
+
+    def _recover(self) -> None:
+        self._quarantine_at = {}
+        for q in self.app.quarantines():
+            if q.partition == self.partition:
+                self._quarantine_at.setdefault(q.position, []).append(q)
         try:
             checkpoint = self.app.outcomes.repository.get(
                 EvaluatorCheckpoint.create_id(self.partition))
@@ -169,11 +235,12 @@ class Evaluator:
         for n in self.app.notifications(after=self.position, topics=self.BATCH_TOPICS):
             if n.id > self.saved:
                 break
-            self._apply(n, emit=False, ws=ws)
+            self._apply_isolated(n, emit=False, ws=ws)
             self.position = n.id
             replayed += 1
         self.position = max(self.position, self.saved)
         self._pending.clear()
+        QUARANTINED_SERIES.labels(self.partition).set(len(self.state.quarantined))
         log.info("evaluator %s recovered at %s (replayed %s batches)", self.partition,
                  self.position, replayed)
 
@@ -183,9 +250,9 @@ class Evaluator:
             try:
                 done = self.run_once()
                 self.last_error = None
-            except Exception as exc:  # noqa: BLE001 - recover and carry on
+            except Exception as exc:  # noqa: BLE001 - the store is down: recover, retry
                 self.last_error = f"{type(exc).__name__}: {exc}"
-                log.exception("evaluator round failed; recovering")
+                log.exception("evaluator round failed (not the data's fault); recovering")
                 stop.wait(1.0)
                 self.recover()
                 continue
@@ -202,14 +269,22 @@ class Evaluator:
             return 0
         self._pending = {}
         ws = self.app.working_set  # caught up once a round
-        for n in notifications:
-            self._apply(n, emit=True, ws=ws)
+        try:
+            for n in notifications:
+                self._apply_isolated(n, emit=True, ws=ws)
+        except Isolated:
+            # Nothing of this round was saved: start again from the last saved position,
+            # now with the failing series (or batch) set aside.
+            self._pending = {}
+            self.recover()
+            return len(notifications)
         last = notifications[-1].id
         self.app.outcomes.save_tracked(Tracking(self.tracking_name, last),
                                        *self._pending.values())
         self._pending = {}
         self.position = self.saved = last
         LAG.set(last)
+        QUARANTINED_SERIES.labels(self.partition).set(len(self.state.quarantined))
         self._maybe_checkpoint()
         return len(notifications)
 
@@ -231,20 +306,119 @@ class Evaluator:
     def checkpoint(self) -> None:
         self._maybe_checkpoint(force=True)
 
+    # --- isolation ------------------------------------------------------------------------
+    def _apply_isolated(self, notification: Any, emit: bool, ws: WorkingSet) -> None:
+        """Apply one notification; a failure that is the data's fault is quarantined (the
+        series when it can be told, else the batch) and :class:`Isolated` raised."""
+        try:
+            self._apply(notification, emit, ws)
+        except SeriesFailed as failure:
+            self._quarantine(notification, failure.series, failure.regime_id,
+                             failure.parameter, str(failure), live=emit)
+            raise Isolated from failure
+        except TRANSIENT:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any other failure is the batch's
+            self._quarantine(notification, None, None, None, f"{type(exc).__name__}: {exc}",
+                             live=emit)
+            raise Isolated from exc
+
+    def _quarantine(self, notification: Any, series: str | None, regime_id: str | None,
+                    parameter: str | None, reason: str, live: bool) -> None:
+        """Record that ``series`` (or, with None, the batch) is set aside from this
+        notification on. Recorded once: a series that fails again at the same position
+        despite its quarantine takes the batch with it; a batch that still fails is not
+        the data's fault, and the failure goes up (the round is retried)."""
+        try:
+            batch_id = str(getattr(self.app.mapper.to_domain_event(notification),
+                                   "batch_id", ""))
+        except Exception:  # noqa: BLE001 - an event that cannot even be read
+            batch_id = ""
+        position = int(notification.id)
+        already = {q.key for q in self._quarantine_at.get(position, ())}
+        if series is not None and series in already:
+            series = regime_id = parameter = None
+        key = series or f"batch:{position}"
+        if key in already:
+            raise RuntimeError(f"notification {position} still fails although set aside: "
+                               f"{reason}")
+        kind = "series" if series else "batch"
+        quarantine = Quarantine(partition=self.partition, kind=kind, key=key,
+                                regime_id=regime_id, parameter=parameter, batch_id=batch_id,
+                                position=position, reason=reason[:1000])
+        try:
+            self.app.outcomes.save(quarantine)
+        except IntegrityError:
+            pass  # recorded by an earlier, interrupted run
+        QUARANTINED.labels(kind).inc()
+        log.error("evaluator %s quarantined %s %s at notification %s (batch %s)%s: %s",
+                  self.partition, kind, key, position, batch_id,
+                  "" if live else " while replaying", reason)
+
+    def _set_aside(self, quarantine: Quarantine) -> None:
+        """A quarantined series: its open windows (and the statuses they held) are dropped
+        and its samples skipped until it is released; its crossing and budget state stay
+        as they were."""
+        st = self.state
+        st.quarantined[quarantine.key] = str(quarantine.id)
+        st.windows.pop(quarantine.key, None)
+        st.held.pop(quarantine.key, None)  # statuses held from its samples
+        st.late.pop(quarantine.key, None)
+
+    def _release(self, request: Any, position: int, emit: bool) -> None:
+        """An operator's release, read in its place in the log: the series is evaluated
+        again from the next sample on."""
+        if request.partition != self.partition:
+            return
+        if self.state.quarantined.get(request.key) != str(request.quarantine_id):
+            return  # not quarantined here (any more)
+        del self.state.quarantined[request.key]
+        if emit:
+            quarantine = self._load(request.quarantine_id)
+            if not quarantine.released:
+                quarantine.released_at(position=position, reason=request.reason,
+                                       requested_by=request.requested_by)
+        log.info("evaluator %s released series %s at notification %s", self.partition,
+                 request.key, position)
+
+    def _evaluate_series(self, regime: Regime, parameter: str, start: float, end: float,
+                         by_po: dict[str, list[list[Any]]], ws: WorkingSet, emit: bool
+                         ) -> None:
+        """Evaluate one window of one series; a failure names the series."""
+        try:
+            self._evaluate(regime, parameter, start, end, by_po, ws, emit)
+        except TRANSIENT:
+            raise
+        except Exception as exc:  # noqa: BLE001 - attributed to this series
+            regime_id = str(regime.id)
+            raise SeriesFailed(_key(regime_id, parameter), regime_id, parameter, exc) from exc
+
     # --- one batch ------------------------------------------------------------------------
     def _apply(self, notification: Any, emit: bool, ws: WorkingSet | None = None) -> None:
+        quarantines = self._quarantine_at.get(notification.id)
+        if quarantines:
+            for quarantine in quarantines:
+                if quarantine.kind == "batch":
+                    SAMPLES.labels("quarantined").inc()
+                    return  # set aside whole
+                self._set_aside(quarantine)
         batch = self.app.mapper.to_domain_event(notification)
+        if isinstance(batch, QuarantineRelease.Requested):
+            self._release(batch, notification.id, emit)
+            return
         ws = ws or self.app.working_set
         if isinstance(batch, RegimeClock.Started | RegimeClock.Advanced):
             self._tick(batch, ws, emit)
             return
         st = self.state
+        quarantined = st.quarantined
         newest: dict[str, float] = {}
         evaluated = late = 0
         windows_of = st.windows
         closed_until = st.closed_until
         partitions, index = self.partitions, self.index
         batch_id = batch.batch_id
+        skipped = 0
         for row in batch.samples:
             po_id, parameter, observed, interval = row[0], row[1], row[2], row[4]
             row.append(batch_id)  # rows are fresh from the store: the evidence rides along
@@ -252,6 +426,12 @@ class Evaluator:
                 if partitions > 1 and route.partition % partitions != index:
                     continue
                 regime_id, w = route.regime_id, route.window_seconds
+                if quarantined and route.series in quarantined:
+                    skipped += 1  # its time still moves the regime's windows on
+                    previous = newest.get(regime_id)
+                    if previous is None or observed > previous:
+                        newest[regime_id] = observed
+                    continue
                 closed = closed_until.get(regime_id, NEVER)
                 clock = st.clock.get(regime_id)
                 if interval:
@@ -287,6 +467,8 @@ class Evaluator:
         SAMPLES.labels("evaluated").inc(evaluated)
         if late:
             SAMPLES.labels("late").inc(late)
+        if skipped:
+            SAMPLES.labels("quarantined").inc(skipped)
         for regime_id, t in newest.items():
             st.watermark[regime_id] = max(st.watermark.get(regime_id, t), t)
             regime = ws.regime(regime_id)
@@ -360,6 +542,8 @@ class Evaluator:
             parameters.update(ws.missing_parameters(regime))
         for parameter in sorted(parameters):
             series = _key(regime_id, parameter)
+            if series in st.quarantined:
+                continue  # set aside until released
             windows = st.windows.get(series, {})
             closing = ends | {s + w for s in windows if is_closed(s + w)}
             held = st.held.get(series) if active else None
@@ -378,7 +562,7 @@ class Evaluator:
                     for po in ws.expected(regime, start, end):
                         by_po.setdefault(str(po["id"]), [])
                 if by_po:
-                    self._evaluate(regime, parameter, start, end, by_po, ws, emit)
+                    self._evaluate_series(regime, parameter, start, end, by_po, ws, emit)
             if not windows:
                 st.windows.pop(series, None)
             if held is not None and not held:

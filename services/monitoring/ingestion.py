@@ -3,6 +3,8 @@ with its reason — nothing is dropped silently."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -12,6 +14,11 @@ from services.monitoring.working_set import WorkingSet
 
 FUTURE_SKEW = 300.0  # seconds a sample may be ahead of this clock
 MAX_SAMPLES = 10_000
+# The largest magnitude a sample's value may have. Every aggregation of a window must be
+# able to hold what it is given: with |value| <= 1e15, a sum or mean overflows only past
+# 1e293 samples in one window (MAX_SAMPLES a batch, any number of batches), which no
+# store holds; and 1e15 keeps whole numbers exact (below 2**53), so counters stay exact.
+MAX_VALUE = 1e15
 
 
 @dataclass
@@ -20,6 +27,8 @@ class Checked:
     rejected: list[dict[str, Any]] = field(default_factory=list)
     # per regime: the newest observed time among the accepted samples
     newest: dict[str, float] = field(default_factory=dict)
+    # a digest of the samples as sent: a batch id sent again with other samples is refused
+    digest: str = ""
 
     def refuse(self, index: int, field_name: str, reason: str) -> None:
         self.rejected.append({"index": index, "field": field_name, "reason": reason})
@@ -65,6 +74,43 @@ def in_recorded_unit(value: float, unit: Any, ws: WorkingSet, po: dict[str, Any]
     return value
 
 
+def content_digest(samples: Any) -> str:
+    """A digest of a batch's samples as sent (key order aside): equal for a repeat of the
+    batch, different as soon as one sample differs. A few microseconds a sample."""
+    text = json.dumps(samples, sort_keys=True, separators=(",", ":"), default=repr)
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def same_samples(recorded: list[list[Any]], rejected: list[dict[str, Any]],
+                 samples: Any) -> bool:
+    """For a batch recorded before digests were kept: do these samples (as sent) give the
+    rows it recorded? The samples it refused are skipped by index (their content was not
+    kept), but their number must match."""
+    refused = {r.get("index") for r in rejected}
+    if not isinstance(samples, list) or len(samples) != len(recorded) + len(refused):
+        return False
+    kept = iter(recorded)
+    try:
+        for i, s in enumerate(samples):
+            if i in refused:
+                continue
+            row = next(kept)
+            value, interval = s.get("value"), s.get("intervalSeconds")
+            if [s["purchasedOfferingId"], s["parameter"], _time(s["observedAt"]),
+                    None if interval is None else float(interval), s.get("status")] != [
+                    row[0], row[1], row[2], row[4], row[5]]:
+                return False
+            # A value sent in % may have been recorded as a fraction.
+            if value is None or row[3] is None:
+                if value is not row[3]:
+                    return False
+            elif row[3] != float(value) and not (s.get("unit") and row[3] == value / 100):
+                return False
+    except (AttributeError, KeyError, TypeError, ValueError, OverflowError, StopIteration):
+        return False
+    return True
+
+
 def check(samples: Any, ws: WorkingSet, watermarks: dict[str, float], now: float,
           clocks: dict[str, tuple[float, float]] | None = None) -> Checked:
     """Validate samples against the working set and the regimes' watermarks.
@@ -75,7 +121,7 @@ def check(samples: Any, ws: WorkingSet, watermarks: dict[str, float], now: float
     ``(origin, until]`` were closed by processing time, so their samples are late too.
     """
     clocks = clocks or {}
-    out = Checked()
+    out = Checked(digest=content_digest(samples))
     if not isinstance(samples, list):
         out.refuse(-1, "samples", "a list of samples is required")
         return out
@@ -109,8 +155,12 @@ def check(samples: Any, ws: WorkingSet, watermarks: dict[str, float], now: float
             out.refuse(i, "value", "a value (or an up/down status) is required")
             continue
         if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)
-                                  or not math.isfinite(value)):
+                                  or (isinstance(value, float) and not math.isfinite(value))):
             out.refuse(i, "value", "a finite number")
+            continue
+        if value is not None and abs(value) > MAX_VALUE:  # exact for huge JSON integers too
+            out.refuse(i, "value", "at most 1e15 in magnitude (a window's sum or mean must "
+                                   "be able to hold it)")
             continue
         if interval is not None and (isinstance(interval, bool)
                                      or not isinstance(interval, int | float)

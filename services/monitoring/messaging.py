@@ -12,12 +12,12 @@ from typing import Any
 from eventsourcing.domain import DomainEventProtocol
 
 from services.monitoring.application import Monitoring
-from services.monitoring.domain import BurnAlert, Crossing
+from services.monitoring.domain import BatchConflict, BurnAlert, Crossing
 from services.monitoring.evaluator import iso
 from services.monitoring.semantics import BUDGET_UNIT
 from shared.bus import contracts
 from shared.bus.envelope import Envelope, EnvelopeError
-from shared.bus.inbox import Handler
+from shared.bus.inbox import CONSUMED, Handler
 from shared.bus.outbox import Publication
 from shared.bus.topology import MEASUREMENTS, SLA_EVENTS, Binding, QueueSpec
 from shared.bus.transport import Delivery, Settle, Transport, backoff
@@ -112,15 +112,22 @@ def handlers(app: Monitoring) -> dict[str, Handler]:
 # --- inbound: measurements ----------------------------------------------------------------
 class MeasurementConsumer:
     """Consumes measurement messages in groups: one store commit for up to ``group``
-    messages, then one ack each. A redelivered message is recognised by its batch id."""
+    messages, then one ack each. A redelivered message is recognised by its batch id: the
+    same samples are acknowledged as a duplicate, other samples under that id are
+    dead-lettered. A store write that fails is backed off and retried behind newer
+    messages, and dead-lettered with its reason after ``max_deliveries`` attempts — never
+    dropped, never retried without end."""
 
     def __init__(self, app: Monitoring, transport: Transport, queue: QueueSpec,
-                 group: int = 100, max_wait: float = 0.01, prefetch: int = 400) -> None:
+                 group: int = 100, max_wait: float = 0.01, prefetch: int = 400,
+                 max_deliveries: int = 5, backoff_cap: float = 5.0) -> None:
         self.app, self.transport, self.queue = app, transport, queue
         self.group, self.max_wait, self.prefetch = group, max_wait, prefetch
+        self.max_deliveries, self.backoff_cap = max_deliveries, backoff_cap
         self._pending: list[tuple[Delivery, Settle, Envelope]] = []
         self._first = 0.0
         self.failures = 0
+        self.last_error: str | None = None
 
     def run(self, stop: threading.Event) -> None:
         self.transport.consume(self.queue, self.receive, stop, prefetch=self.prefetch,
@@ -135,7 +142,7 @@ class MeasurementConsumer:
                 raise EnvelopeError(f"monitoring takes MeasurementBatchEvent here, "
                                     f"not {envelope.event_type}")
         except (EnvelopeError, contracts.ContractViolation) as exc:
-            settle.dead_letter(str(exc))
+            self._dead_letter(settle, str(exc))
             return
         if not self._pending:
             self._first = time.monotonic()
@@ -147,31 +154,99 @@ class MeasurementConsumer:
         pending, self._pending = self._pending, []
         if not pending:
             return
-        to_record = []
-        settles = []
-        checks = self.app.check_batches([envelope.event["samples"] for _, _, envelope in pending])
-        for (_delivery, settle, envelope), checked in zip(pending, checks, strict=True):
+        try:
+            checks = self.app.check_batches([e.event["samples"] for _, _, e in pending])
+        except Exception as exc:  # noqa: BLE001 - e.g. the store or the cache is down
+            self._failed([(d, s) for d, s, _ in pending], exc)
+            return
+        to_record: list[tuple[str, str, Any]] = []
+        settles: list[tuple[Delivery, Settle]] = []
+        for (delivery, settle, envelope), checked in zip(pending, checks, strict=True):
             batch_id = str(envelope.event["batchId"])
             if not checked.accepted:
-                reasons = "; ".join(f"sample {r['index']} {r['field']}: {r['reason']}"
-                                    for r in checked.rejected[:5])
-                settle.dead_letter(f"batch {batch_id}: no sample accepted ({reasons})")
+                self._nothing_accepted(delivery, settle, envelope, checked)
                 continue
             to_record.append((batch_id, f"bus:{envelope.source or 'external'}", checked))
-            settles.append(settle)
+            settles.append((delivery, settle))
         if not to_record:
             return
         try:
             # A batch id seen before is recognised there and not counted twice.
-            self.app.record_batches(to_record)
-        except Exception as exc:  # noqa: BLE001 - put them back, the broker redelivers
-            self.failures += 1
-            log.warning("recording %d measurement batches failed (%d in a row): %s",
-                        len(to_record), self.failures, exc)
-            time.sleep(backoff(self.failures, base=0.1, cap=5.0))  # e.g. the store is down
-            for settle in settles:
-                settle.retry_later(f"{type(exc).__name__}: {exc}")
+            outcomes = self.app.record_batches(to_record)
+        except Exception as exc:  # noqa: BLE001 - isolate, then back off and retry
+            self._record_one_by_one(to_record, settles, exc)
             return
-        self.failures = 0
-        for settle in settles:
+        self.failures, self.last_error = 0, None
+        for outcome, (_, settle) in zip(outcomes, settles, strict=True):
+            self._settle(outcome, settle)
+
+    def _nothing_accepted(self, delivery: Delivery, settle: Settle, envelope: Envelope,
+                          checked: Any) -> None:
+        """Every sample refused: a repeat of a recorded batch (whose samples may be late
+        by now) is a duplicate; anything else is dead-lettered with the reasons."""
+        batch_id = str(envelope.event["batchId"])
+        try:
+            recorded = self.app.repeat_of(batch_id, envelope.event["samples"], checked.digest)
+        except BatchConflict as exc:
+            self._dead_letter(settle, str(exc))
+            return
+        except Exception as exc:  # noqa: BLE001 - the store is down: retry later
+            self._failed([(delivery, settle)], exc)
+            return
+        if recorded is not None:
+            CONSUMED.labels(SERVICE, "duplicate").inc()
             settle.ack()
+            return
+        reasons = "; ".join(f"sample {r['index']} {r['field']}: {r['reason']}"
+                            for r in checked.rejected[:5])
+        self._dead_letter(settle, f"batch {batch_id}: no sample accepted ({reasons})")
+
+    def _record_one_by_one(self, records: list[tuple[str, str, Any]],
+                           settles: list[tuple[Delivery, Settle]], exc: Exception) -> None:
+        """The group's commit failed. If the first batch alone fails too, the store is
+        down: every message is retried later. Otherwise one batch broke the commit: it
+        alone is retried (and dead-lettered in the end); the others are recorded."""
+        for n, (record, (delivery, settle)) in enumerate(zip(records, settles, strict=True)):
+            try:
+                outcome = self.app.record_batches([record])[0]
+            except Exception as failure:  # noqa: BLE001
+                if n == 0:
+                    self._failed(settles, failure)
+                    return
+                self._failed([(delivery, settle)], failure)
+                continue
+            self._settle(outcome, settle)
+        if len(records) == 1:
+            return
+        log.warning("recording %d measurement batches together failed (%s); recorded them "
+                    "one by one", len(records), exc)
+
+    def _settle(self, outcome: Any, settle: Settle) -> None:
+        if outcome.conflict:
+            self._dead_letter(settle, f"batch {outcome.batch_id} was recorded before with "
+                                      f"other samples; send new samples under a new batchId")
+            return
+        CONSUMED.labels(SERVICE, "duplicate" if outcome.duplicate else "processed").inc()
+        settle.ack()
+
+    def _failed(self, settles: list[tuple[Delivery, Settle]], exc: Exception) -> None:
+        """Back off (the store may be down), then put each message behind newer ones, or
+        dead-letter it once it has been tried ``max_deliveries`` times."""
+        self.failures += 1
+        reason = f"{type(exc).__name__}: {exc}"
+        self.last_error = reason
+        log.warning("recording %d measurement batches failed (%d in a row): %s",
+                    len(settles), self.failures, reason)
+        time.sleep(backoff(self.failures, base=0.1, cap=self.backoff_cap))
+        for delivery, settle in settles:
+            if delivery.attempt + 1 >= self.max_deliveries:
+                self._dead_letter(settle, f"failed {delivery.attempt + 1} times; last: "
+                                          f"{reason}")
+            else:
+                CONSUMED.labels(SERVICE, "retried").inc()
+                settle.retry_later(reason)
+
+    def _dead_letter(self, settle: Settle, reason: str) -> None:
+        log.error("dead-lettering a measurement message on %s: %s", self.queue.name, reason)
+        CONSUMED.labels(SERVICE, "dead-lettered").inc()
+        settle.dead_letter(reason)

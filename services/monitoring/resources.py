@@ -8,6 +8,8 @@ from services.monitoring.domain import (
     BurnAlert,
     Crossing,
     MeasurementBatch,
+    Quarantine,
+    QuarantineRelease,
     Regime,
     WindowEvaluation,
 )
@@ -105,9 +107,27 @@ def status_row(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def quarantine(q: Quarantine, release: QuarantineRelease | None = None) -> dict[str, Any]:
+    status = "released" if q.released else "releaseRequested" if release else "quarantined"
+    released_at = None
+    if q.released:
+        released_at = iso(q.modified_on.timestamp())
+    return {
+        "id": str(q.id), "href": f"{ROOT}/quarantine/{q.id}", "@type": "EvaluationQuarantine",
+        "kind": q.kind, "partition": q.partition, "regimeId": q.regime_id,
+        "parameter": q.parameter, "batchId": q.batch_id, "position": q.position,
+        "reason": q.reason, "status": status, "quarantinedAt": iso(q.created_on.timestamp()),
+        "releasedAt": released_at,
+        "releaseReason": (q.release or {}).get("reason") if q.released else (
+            release.reason if release else None),
+        "version": q.version,
+    }
+
+
 def represent(aggregate: Any) -> dict[str, Any]:
     for kind, fn in ((Regime, regime), (WindowEvaluation, evaluation), (Crossing, crossing),
-                     (BurnAlert, burn_alert), (MeasurementBatch, batch)):
+                     (BurnAlert, burn_alert), (MeasurementBatch, batch),
+                     (Quarantine, quarantine)):
         if isinstance(aggregate, kind):
             return fn(aggregate)
     return {k: v for k, v in vars(aggregate).items() if not k.startswith("_")}

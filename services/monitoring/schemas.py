@@ -60,7 +60,9 @@ class Sample(Schema):
     value = fields.Float(allow_none=True, metadata={
         "description": "the measurement, in unit when given; without unit a fraction 0..1 "
                        "for availability (the up fraction of the interval) and ratio "
-                       "parameters, the standard's unit for any other parameter"})
+                       "parameters, the standard's unit for any other parameter. A finite "
+                       "number of magnitude at most 1e15 (so that no window's sum or mean "
+                       "can overflow); larger values are refused with that reason"})
     unit = fields.String(allow_none=True, metadata={
         "description": "optional: % or ratio for availability and ratio parameters "
                        "(recorded as a fraction), otherwise the standard's unit",
@@ -193,3 +195,29 @@ class SeriesStatus(Schema):
     budgetUnit = fields.String(metadata={"example": "ratio"})
     projectedExhaustion = fields.String(allow_none=True)
     burnAlert = fields.String(allow_none=True)
+
+
+class QuarantineRelease(Schema):
+    reason = fields.String(allow_none=True, validate=validate.Length(max=500), metadata={
+        "description": "why the series can be evaluated again (e.g. the replica was fixed)"})
+
+
+class Quarantine(Schema):
+    id = fields.String()
+    href = fields.String()
+    kind = fields.String(metadata={
+        "description": "series: a regime's parameter, set aside until released; batch: one "
+                       "measurement batch, set aside for good"})
+    partition = fields.String(metadata={"description": "the evaluator that set it aside"})
+    regimeId = fields.String(allow_none=True)
+    parameter = fields.String(allow_none=True)
+    batchId = fields.String(metadata={
+        "description": "the batch being read when the evaluation failed"})
+    position = fields.Integer(metadata={
+        "description": "its place in the intake log: the quarantine takes effect there"})
+    reason = fields.String(metadata={"description": "what failed"})
+    status = fields.String(metadata={
+        "description": "quarantined, releaseRequested or released"})
+    quarantinedAt = fields.String()
+    releasedAt = fields.String(allow_none=True)
+    releaseReason = fields.String(allow_none=True)

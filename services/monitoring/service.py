@@ -22,7 +22,8 @@ def background(runtime: Any) -> dict[str, Any]:
     queue = QueueSpec(name=f"{prefix}monitoring.measurements",
                       bindings=messaging.MEASUREMENT_BINDINGS)
     runtime.transport.declare([queue])
-    consumer = messaging.MeasurementConsumer(runtime.app, runtime.transport, queue)
+    consumer = messaging.MeasurementConsumer(runtime.app, runtime.transport, queue,
+                                             max_deliveries=runtime.settings.max_deliveries)
     partitions = runtime.settings.evaluator_partitions
     evaluators = [Evaluator(runtime.app, i, partitions,
                             checkpoint_seconds=runtime.settings.checkpoint_seconds)

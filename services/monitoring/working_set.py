@@ -9,12 +9,13 @@ them and a change of any replica or regime invalidates them at once.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import threading
 import zlib
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -41,9 +42,28 @@ def missing_data(parameter: dict[str, Any]) -> tuple[str, int]:
 
 
 def epoch(text: str | None) -> float | None:
+    """An ISO 8601 time as epoch seconds; None when absent or unreadable.
+
+    Contracts check formats on the way in, but a replica recorded before they did (or by
+    a producer that got it wrong) must not stop evaluation: a time that cannot be read
+    counts as absent (an outage without a readable window applies nowhere, a standard
+    version without a readable start is not in force), and is logged."""
     if not text:
         return None
-    return datetime.fromisoformat(str(text).replace("Z", "+00:00")).timestamp()
+    try:
+        parsed = datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+    except (TypeError, ValueError):
+        _unreadable(str(text))
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.timestamp()
+
+
+@functools.lru_cache(maxsize=256)
+def _unreadable(text: str) -> None:
+    """Log an unreadable time once (per distinct text), not once per evaluated window."""
+    log.warning("ignoring an unreadable time in a replica: %r", text[:100])
 
 
 @dataclass(frozen=True, slots=True)

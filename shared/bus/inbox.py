@@ -53,9 +53,10 @@ def tracking_for(delivery: Delivery, envelope: Envelope) -> Tracking:
 class Inbox:
     def __init__(self, app: ServiceApplication, service: str, transport: Transport,
                  queue: QueueSpec, handlers: dict[str, Handler], max_deliveries: int = 5,
-                 prefetch: int = 50) -> None:
+                 prefetch: int = 50, backoff_cap: float = 2.0) -> None:
         self.app, self.service, self.transport, self.queue = app, service, transport, queue
         self.handlers, self.max_deliveries, self.prefetch = handlers, max_deliveries, prefetch
+        self.backoff_cap = backoff_cap
 
     def run(self, stop: threading.Event) -> None:
         self.transport.consume(self.queue, self.receive, stop, prefetch=self.prefetch)
@@ -85,6 +86,9 @@ class Inbox:
                 log.warning("handler failed for %s (attempt %d): %s", envelope.event_id,
                             delivery.attempt + 1, reason)
                 CONSUMED.labels(self.service, "retried").inc()
+                # Back off before the next attempt: a store that is down gets time to
+                # come back before the message's attempts are used up.
+                threading.Event().wait(backoff(delivery.attempt, base=0.1, cap=self.backoff_cap))
                 settle.retry_later(reason)
             return
         CONSUMED.labels(self.service, outcome).inc()
