@@ -25,10 +25,21 @@ class Cache(ABC):
     def raise_to(self, key: str, value: float) -> float:
         """Atomically keep the larger of the stored number and ``value``; return it."""
 
+    @abstractmethod
+    def add_member(self, key: str, member: str) -> None:
+        """Add ``member`` to the set stored at ``key`` (atomic, for several processes)."""
+
+    @abstractmethod
+    def remove_member(self, key: str, member: str) -> None: ...
+
+    @abstractmethod
+    def members(self, key: str) -> set[str]: ...
+
 
 class MemoryCache(Cache):
     def __init__(self) -> None:
         self._data: dict[str, tuple[bytes, float | None]] = {}
+        self._sets: dict[str, set[str]] = {}
         self._lock = threading.Lock()
 
     def get(self, key: str) -> bytes | None:
@@ -59,6 +70,18 @@ class MemoryCache(Cache):
             number = max(float(current[0]) if current else value, value)
             self._data[key] = (repr(number).encode(), None)
             return number
+
+    def add_member(self, key: str, member: str) -> None:
+        with self._lock:
+            self._sets.setdefault(key, set()).add(member)
+
+    def remove_member(self, key: str, member: str) -> None:
+        with self._lock:
+            self._sets.get(key, set()).discard(member)
+
+    def members(self, key: str) -> set[str]:
+        with self._lock:
+            return set(self._sets.get(key, ()))
 
 
 RAISE_TO = """
@@ -97,6 +120,16 @@ class RedisCache(Cache):
 
     def raise_to(self, key: str, value: float) -> float:
         return float(self._raise_to(keys=[self._key(key)], args=[repr(float(value))]))
+
+    def add_member(self, key: str, member: str) -> None:
+        self._redis.sadd(self._key(key), member)
+
+    def remove_member(self, key: str, member: str) -> None:
+        self._redis.srem(self._key(key), member)
+
+    def members(self, key: str) -> set[str]:
+        return {m.decode() if isinstance(m, bytes) else str(m)
+                for m in self._redis.smembers(self._key(key))}
 
 
 def make_cache(redis_url: str | None, namespace: str) -> Cache:

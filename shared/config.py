@@ -94,6 +94,7 @@ class Settings:
     checkpoint_seconds: int = 10
     evaluator_partitions: int = 1
     evaluations_kept: int = 1000
+    heartbeat_seconds: float = 5.0
 
     @property
     def embedded(self) -> bool:
@@ -171,6 +172,12 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         poll = float(env.get("SLA_RELAY_POLL_INTERVAL") or 0.05)
     except ValueError:
         raise ConfigError("SLA_RELAY_POLL_INTERVAL", "expected seconds as a number") from None
+    try:
+        heartbeat = float(env.get("SLA_HEARTBEAT_SECONDS") or 5)
+    except ValueError:
+        raise ConfigError("SLA_HEARTBEAT_SECONDS", "expected seconds as a number") from None
+    if not 0.1 <= heartbeat <= 300:
+        raise ConfigError("SLA_HEARTBEAT_SECONDS", "expected 0.1 to 300 seconds")
     return Settings(
         data_dir=data_dir,
         bus_url=bus_url,
@@ -192,6 +199,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         checkpoint_seconds=_int(env, "SLA_CHECKPOINT_SECONDS", 10, 1),
         evaluator_partitions=_int(env, "SLA_EVALUATOR_PARTITIONS", 1, 1),
         evaluations_kept=_int(env, "SLA_EVALUATIONS_KEPT", 1000, 1),
+        heartbeat_seconds=heartbeat,
     )
 
 

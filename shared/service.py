@@ -99,8 +99,10 @@ class Runtime:
                            prefetch=settings.prefetch)
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
-        # Background loops report here: name -> callable giving their last error or None.
-        self.health: dict[str, Callable[[], str | None]] = {}
+        self._roles: dict[str, threading.Thread] = {}  # the roles this process runs
+        # Background loops report here: role -> callable giving its last error or None.
+        self.health: dict[str, Callable[[], str | None]] = {
+            "relay": lambda: self.relay.last_error}
 
     def start_workers(self, only: set[str] | None = None) -> list[str]:
         """Start the outbox relay, the inbox (if the service consumes anything) and the
@@ -123,14 +125,70 @@ class Runtime:
         started = []
         for role, loop in loops.items():
             if only is None or role in only:
-                self._spawn(f"{self.spec.name}-{role}", loop)
+                self._roles[role] = self._spawn(f"{self.spec.name}-{role}", loop)
                 started.append(role)
+        if self.settings.redis_url:
+            # Distributed: the HTTP processes learn this process's health from Redis.
+            self._spawn(f"{self.spec.name}-heartbeat", self._heartbeat)
         return started
 
-    def _spawn(self, name: str, target: Callable[[threading.Event], None]) -> None:
+    def _spawn(self, name: str, target: Callable[[threading.Event], None]
+               ) -> threading.Thread:
         thread = threading.Thread(target=target, args=(self._stop,), name=name, daemon=True)
         thread.start()
         self._threads.append(thread)
+        return thread
+
+    # --- health of the roles ------------------------------------------------------------
+    ROLES_KEY = "roles"
+
+    def role_state(self, role: str) -> str:
+        """``ok``, ``failing`` (its loop keeps failing) or ``stopped`` (its thread ended)."""
+        thread = self._roles.get(role)
+        if thread is None or not thread.is_alive():
+            return "stopped"
+        check = self.health.get(role)
+        return "failing" if check is not None and check() else "ok"
+
+    def _heartbeat(self, stop: threading.Event) -> None:
+        """Every ``SLA_HEARTBEAT_SECONDS``, write each role's state to the cache with a
+        time to live of three beats, and name the role in the service's set of roles: a
+        role whose process died or hangs falls silent, and readiness says so. A clean
+        stop takes the process's roles out of the set."""
+        interval = self.settings.heartbeat_seconds
+        registered: set[str] = set()
+        while True:
+            try:
+                for role in self._roles:
+                    self.cache.set(f"heartbeat:{role}", self.role_state(role).encode(),
+                                   ttl=3 * interval)
+                    if role not in registered:
+                        self.cache.add_member(self.ROLES_KEY, role)
+                        registered.add(role)
+            except Exception as exc:  # noqa: BLE001 - the cache is down: readiness says so
+                log.warning("heartbeat of %s not written: %s", self.spec.name, exc)
+            if stop.wait(interval):
+                break
+        try:
+            for role in self._roles:
+                self.cache.remove_member(self.ROLES_KEY, role)
+                self.cache.delete(f"heartbeat:{role}")
+        except Exception as exc:  # noqa: BLE001
+            log.warning("roles of %s not withdrawn: %s", self.spec.name, exc)
+
+    def role_states(self) -> dict[str, str]:
+        """The state of each role of the service: this process's own when it runs them
+        (embedded mode, a worker), else the heartbeats of the worker processes (an HTTP
+        process in distributed mode); ``silent`` when a role's heartbeat stopped."""
+        if self._roles:
+            return {role: self.role_state(role) for role in self._roles}
+        if not self.settings.redis_url:
+            return {}
+        states = {}
+        for role in sorted(self.cache.members(self.ROLES_KEY)):
+            beat = self.cache.get(f"heartbeat:{role}")
+            states[role] = beat.decode() if beat else "silent"
+        return states
 
     @property
     def workers_alive(self) -> bool:
@@ -153,10 +211,11 @@ class Runtime:
                 checks[name] = "ok"
             except Exception as exc:  # noqa: BLE001 - any failure means not ready
                 checks[name] = f"down: {type(exc).__name__}: {exc}"[:300]
-        if self.relay.last_error:
-            checks["outbox"] = f"failing: {self.relay.last_error}"[:300]
-        for name, last_error in self.health.items():
-            error = last_error()
-            if error:
-                checks[name] = f"failing: {error}"[:300]
+        if checks["cache"] == "ok":
+            # Each role that is not well, by name and state (never its error text).
+            try:
+                roles = self.role_states()
+            except Exception:  # noqa: BLE001 - the cache went away meanwhile
+                roles = {}
+            checks.update({role: state for role, state in roles.items() if state != "ok"})
         return checks

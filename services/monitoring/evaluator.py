@@ -245,16 +245,19 @@ class Evaluator:
                  self.position, replayed)
 
     def run(self, stop: threading.Event) -> None:
-        self.recover()
+        recovered = False
         while not stop.is_set():
             try:
+                if not recovered:
+                    self.recover()
+                    recovered = True
                 done = self.run_once()
                 self.last_error = None
             except Exception as exc:  # noqa: BLE001 - the store is down: recover, retry
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 log.exception("evaluator round failed (not the data's fault); recovering")
+                recovered = False
                 stop.wait(1.0)
-                self.recover()
                 continue
             if done < self.batch:
                 stop.wait(self.poll_interval)

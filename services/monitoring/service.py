@@ -30,15 +30,13 @@ def background(runtime: Any) -> dict[str, Any]:
                   for i in range(partitions)]
     tickers = [Ticker(runtime.app, i, partitions) for i in range(partitions)]
     runtime.evaluators, runtime.tickers = evaluators, tickers
-    for e, t in zip(evaluators, tickers, strict=True):
-        runtime.health[f"evaluator-{e.partition}"] = lambda e=e: e.last_error
-        runtime.health[f"clock-{e.partition}"] = lambda t=t: t.last_error
     roles = {"intake": consumer.run}
-    if partitions == 1:
-        roles["evaluator"] = with_clock(evaluators[0], tickers[0])
-    else:
-        roles.update({f"evaluator-{e.index}": with_clock(e, t)
-                      for e, t in zip(evaluators, tickers, strict=True)})
+    runtime.health["intake"] = lambda: consumer.last_error
+    for e, t in zip(evaluators, tickers, strict=True):
+        role = "evaluator" if partitions == 1 else f"evaluator-{e.index}"
+        roles[role] = with_clock(e, t)
+        # The role is failing when its evaluator or its partition's clock keeps failing.
+        runtime.health[role] = lambda e=e, t=t: e.last_error or t.last_error
     return roles
 
 

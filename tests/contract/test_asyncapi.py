@@ -239,6 +239,31 @@ def test_bad_values_are_rejected(name: str, path: tuple[Any, ...], bad: Any) -> 
     assert _invalid(body)
 
 
+@pytest.mark.parametrize(("name", "path", "bad"), [
+    ("PlannedOutageChangeEvent", ("plannedOutage", "window", "startDateTime"), "not-a-date"),
+    ("PlannedOutageChangeEvent", ("plannedOutage", "window", "endDateTime"),
+     "2026-11-25 25:00"),
+    ("MeasurementBatchEvent", ("samples", 0, "observedAt"), "yesterday"),
+    ("ProductOfferingChangeEvent", ("productOffering", "offeringGroupId"), "group-1"),
+    ("ThresholdCrossingEvent", ("crossing", "window", "startDateTime"), "2026-13-01T00:00:00Z"),
+])
+def test_a_value_that_breaks_its_format_is_rejected(name: str, path: tuple[Any, ...],
+                                                    bad: Any) -> None:
+    body = _example(name)
+    node = body["event"]
+    for step in path[:-1]:
+        node = node[step]
+    node[path[-1]] = bad
+    with pytest.raises(ContractViolation, match=str(path[-1])):
+        validate(body)
+
+
+def test_an_envelope_time_that_is_not_a_time_is_rejected() -> None:
+    body = _example("MeasurementBatchEvent")
+    body["eventTime"] = "soon"
+    assert _invalid(body)
+
+
 def test_measurement_sample_needs_a_value_or_a_status() -> None:
     body = _example("MeasurementBatchEvent")
     sample = body["event"]["samples"][0]

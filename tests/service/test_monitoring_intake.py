@@ -8,6 +8,8 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import pytest
+
 from services.monitoring.ingestion import Checked
 from shared.bus.envelope import Envelope, iso
 from shared.bus.topology import SLA_EVENTS
@@ -152,3 +154,32 @@ def test_a_quarantined_series_is_shown_audited_and_released_over_http(
     eventually(lambda: monitoring.get(
         f"/windowEvaluation?parameter=latency&scopeId={product}&windowStart={at(5)}"
     ).get_json())
+
+
+@pytest.mark.parametrize("suite", ["postgres"], indirect=True)
+def test_readyz_names_a_failing_role_without_its_error_text(
+        suite: Any, postgres: dict[str, str], monitoring: Client) -> None:  # noqa: F811
+    """Embedded mode: the evaluator's log cannot be reached, so its loop keeps failing;
+    readyz answers 503 naming the role and its state, not the error."""
+    import psycopg
+
+    runtime = suite.runtime("monitoring")
+    schema = runtime.app.outcomes.factory.env.get("POSTGRES_SCHEMA")
+    connect = {"host": postgres["POSTGRES_HOST"], "port": postgres["POSTGRES_PORT"],
+               "user": postgres["POSTGRES_USER"], "dbname": postgres["POSTGRES_DBNAME"],
+               "autocommit": True}
+    with psycopg.connect(**connect) as conn:
+        conn.execute(f'ALTER TABLE "{schema}".monitoringoutcomes_events RENAME TO moved')
+    try:
+        def failing() -> Any:
+            response = monitoring.get("/readyz")
+            body = response.get_json()
+            return response.status_code == 503 and "evaluator" in body["down"] and body
+
+        body = eventually(failing, 30)
+        assert body["checks"]["evaluator"] == "failing"
+        assert all(v in ("ok", "failing", "stopped") for v in body["checks"].values()), body
+    finally:
+        with psycopg.connect(**connect) as conn:
+            conn.execute(f'ALTER TABLE "{schema}".moved RENAME TO monitoringoutcomes_events')
+    eventually(lambda: monitoring.get("/readyz").status_code == 200, 30)
