@@ -391,7 +391,7 @@ class Quarantine(Aggregate):
         self.release: dict[str, Any] | None = None
 
     @event("Released")
-    def released_at(self, position: int, reason: str | None, requested_by: str | None) -> None:
+    def resumed(self, position: int, reason: str | None, requested_by: str | None) -> None:
         """The evaluator resumed the series at ``position`` (an operator asked for it)."""
         self.released = True
         self.release = {"position": position, "reason": reason, "requestedBy": requested_by}

@@ -229,6 +229,13 @@ class Evaluator:
             self.position = checkpoint.position
         except AggregateNotFoundError:
             self.state, self.position = State(), 0
+        except TRANSIENT:
+            raise
+        except Exception:  # noqa: BLE001 - e.g. a state format older than this code
+            # The log is the truth: replaying it all gives the same state, just slower.
+            log.exception("evaluator %s cannot read its checkpoint; replaying the whole log",
+                          self.partition)
+            self.state, self.position = State(), 0
         self.saved = self.app.outcomes.process_recorder.max_tracking_id(self.tracking_name) or 0
         replayed = 0
         ws = self.app.working_set
@@ -379,8 +386,8 @@ class Evaluator:
         if emit:
             quarantine = self._load(request.quarantine_id)
             if not quarantine.released:
-                quarantine.released_at(position=position, reason=request.reason,
-                                       requested_by=request.requested_by)
+                quarantine.resumed(position=position, reason=request.reason,
+                                   requested_by=request.requested_by)
         log.info("evaluator %s released series %s at notification %s", self.partition,
                  request.key, position)
 

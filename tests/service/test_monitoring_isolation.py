@@ -203,3 +203,23 @@ def test_an_outage_replica_with_an_unreadable_time_does_not_stop_evaluation(
     evaluator = drain(Evaluator(recorded))
     assert evaluator.last_error is None and quarantines(recorded) == []
     assert results(recorded) == results(reference)
+
+
+def test_a_checkpoint_that_cannot_be_read_is_replaced_by_a_replay_of_the_log(
+        tmp_path: Path) -> None:
+    """A checkpoint in a state format this code cannot read (e.g. written by another
+    version) must not wedge the evaluator: it replays the log instead, emitting nothing
+    twice."""
+    from services.monitoring.domain import EvaluatorCheckpoint
+
+    app = deployment(tmp_path / "cp.db")
+    first = drain(Evaluator(app, batch=7))
+    first.checkpoint()
+    checkpoint = app.outcomes.repository.get(EvaluatorCheckpoint.create_id("main"))
+    checkpoint.checkpoint(position=first.position, state={"windows": "not a mapping"})
+    app.outcomes.save(checkpoint)
+    before = results(app)
+    again = drain(Evaluator(app))
+    assert again.last_error is None and again.position == first.position
+    assert again.state.to_dict() == first.state.to_dict()
+    assert results(app) == before
