@@ -22,6 +22,8 @@ from shared.bus.topology import topic_matches
     ({"SLA_BUS_URL": "amqp://127.0.0.1/"}, "SLA_SECRET_KEY"),  # distributed needs a key
     ({"SLA_LOG_JSON": "maybe"}, "SLA_LOG_JSON"),
     ({"SLA_SCHEMA_PREFIX": "a;drop"}, "SLA_SCHEMA_PREFIX"),
+    ({"SLA_HEARTBEAT_SECONDS": "often"}, "SLA_HEARTBEAT_SECONDS"),
+    ({"SLA_HEARTBEAT_SECONDS": "0"}, "SLA_HEARTBEAT_SECONDS"),
 ])
 def test_a_bad_setting_stops_the_process_naming_the_variable(
         tmp_path: object, env: dict[str, str], variable: str) -> None:
