@@ -102,6 +102,7 @@ class Ticker:
             w = regime.window_seconds
             started = (regime.created_on.timestamp() // w) * w
             clock = RegimeClock(regime_id=regime.id, origin=min(until, started))
+            clock.advance(until)  # closes what passed since it started (saved together)
             moved = True
         elif until > clock.until:
             clock.advance(until)

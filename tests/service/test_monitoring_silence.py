@@ -311,3 +311,18 @@ def test_a_checkpoint_written_before_statuses_were_held_per_series_still_loads()
     assert state.held == {"r|availability": {"po-1": row}}
     assert state.clock == {} and state.empty == {} and state.no_data == {}
     assert State.from_dict(state.to_dict()).held == state.held
+
+
+def test_a_regime_started_while_its_clock_was_not_running_is_watched_from_its_start(
+        estates: Any) -> None:
+    """The evaluator role was down when the regime started: the first tick, five hours
+    later, closes every window since the regime's start, not only those after it."""
+    import time
+
+    later = time.time() + 5 * HOUR - START.timestamp()
+    estate = estates("late", "noData", clock_at=later)
+    estate.drain()
+    started = (estate.regime.created_on.timestamp() // HOUR) * HOUR
+    group = estate.evaluations(estate.group)
+    assert min(group) == (started - START.timestamp()) / HOUR
+    assert len(group) >= 4 and {g["classification"] for g in group.values()} == {"noData"}
