@@ -13,6 +13,7 @@ from typing import Any
 from uuid import UUID
 
 from eventsourcing.persistence import StoredEvent
+from eventsourcing.utils import TopicError, resolve_topic
 from flask import Response, stream_with_context
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields
@@ -59,9 +60,24 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
+def _upcast(topic: str, state: dict[str, Any]) -> dict[str, Any]:
+    """The stored state as the event's current class reads it (its ``upcast_vN_vM``
+    steps applied): the audit shows what the service itself would load, so a record that
+    a later version redacts on read is shown redacted here too."""
+    try:
+        cls = resolve_topic(topic)
+    except TopicError:
+        return state
+    version, current = state.pop("class_version", 1), getattr(cls, "class_version", 1)
+    while version < current:
+        getattr(cls, f"upcast_v{version}_v{version + 1}")(state)
+        version += 1
+    return state
+
+
 def event_record(app: ServiceApplication, stored: StoredEvent,
                  notification_id: int | None = None) -> dict[str, Any]:
-    state = app.mapper.decode_state(stored)  # type: ignore[attr-defined]
+    state = _upcast(stored.topic, app.mapper.decode_state(stored))  # type: ignore[attr-defined]
     meta = state.pop(META_KEY, None) or {}
     timestamp = state.pop("timestamp", None)
     record = {

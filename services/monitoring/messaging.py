@@ -84,6 +84,9 @@ def describer(app: Monitoring) -> Any:
                     "budgetUnit": e.get("budgetUnit", BUDGET_UNIT),
                     "projectedExhaustion": e.get("projectedExhaustion"),
                     "standardId": e["standardId"], "standardVersion": e["standardVersion"],
+                    **({"window": {"startDateTime": e["windowStart"],
+                                   "endDateTime": e["windowEnd"]}}
+                       if e.get("windowStart") and e.get("windowEnd") else {}),
                     "raisedAt": at}})
         return None
 

@@ -54,6 +54,7 @@ log = logging.getLogger(__name__)
 
 ROOT = "/notification/v1"
 MAX_TIER = 5
+CONFLICT_RETRIES = 10
 
 
 KINDS: dict[type, str] = {
@@ -69,6 +70,12 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def _with_links(text: str, links: Mapping[str, str]) -> str:
+    for placeholder, url in links.items():
+        text = text.replace(placeholder, url)
+    return text
+
+
 def _when(text: Any) -> datetime | None:
     if not text:
         return None
@@ -77,6 +84,10 @@ def _when(text: Any) -> datetime | None:
     except ValueError:
         return None
     return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _message_id(key: str) -> str:
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"urn:sla-suite:notification:message:{key}"))
 
 
 class NotificationService(ServiceApplication):
@@ -212,11 +223,35 @@ class NotificationService(ServiceApplication):
         return nlist
 
     def delete_list(self, list_id: UUID, expected_version: int | None = None) -> None:
-        nlist = self._get(NotificationList, list_id, expected_version)
-        if nlist.status != "active":
-            raise NotFound(f"no notification list with id {list_id}")
-        nlist.delete()
-        self.save(nlist)
+        """Delete a list and cancel its deliveries still to be sent (one save)."""
+        for _ in range(CONFLICT_RETRIES):
+            nlist = self._get(NotificationList, list_id, expected_version)
+            if nlist.status != "active":
+                raise NotFound(f"no notification list with id {list_id}")
+            nlist.delete()
+            try:
+                self.save(nlist, *self._cancelled("list", str(list_id),
+                                                  "the notification list was deleted"))
+                return
+            except IntegrityError:
+                continue
+        raise IntegrityError(f"notification list {list_id} kept changing")
+
+    def _cancelled(self, target_kind: str, target_id: str, reason: str) -> list[Delivery]:
+        """The target's active deliveries, each with a cancellation recorded (not saved):
+        no further attempt will be made. Saved together with the deletion, so an attempt
+        that starts meanwhile makes the save conflict and it is tried again."""
+        now = self.clock()
+        cancelled = []
+        for known in self.deliveries():
+            if known.target_kind != target_kind or known.target_id != target_id or \
+                    not known.active:
+                continue
+            d: Delivery = self.repository.get(known.id)
+            if d.active:
+                d.cancel(now, reason)
+                cancelled.append(d)
+        return cancelled
 
     def add_member(self, list_id: UUID, member: Mapping[str, Any],
                    expected_version: int | None = None
@@ -254,9 +289,18 @@ class NotificationService(ServiceApplication):
         return sub, transport.derive_secret(self.server_key, "hub", str(sub.id), sub.salt)
 
     def remove_hub(self, subscription_id: UUID) -> None:
-        sub = self.subscription(subscription_id)
-        sub.remove()
-        self.save(sub)
+        """Unsubscribe, and cancel the subscription's deliveries still to be sent (their
+        retries included), in one save."""
+        for _ in range(CONFLICT_RETRIES):
+            sub = self.subscription(subscription_id)
+            sub.remove()
+            try:
+                self.save(sub, *self._cancelled("hub", str(sub.id),
+                                                "the hub subscription was deleted"))
+                return
+            except IntegrityError:
+                continue
+        raise IntegrityError(f"hub subscription {subscription_id} kept changing")
 
     # --- facts from other services ------------------------------------------------------
     def record_scope(self, scope_type: str, scope_id: str, facts: dict[str, Any]) -> None:
@@ -392,10 +436,8 @@ class NotificationService(ServiceApplication):
     def _new_delivery(self, *, channel: str, address: str, recipient: str, target_kind: str,
                       target_id: str, member_id: str | None, alerts: list[dict[str, Any]],
                       event_type: str, reason: str, content: dict[str, Any], now: datetime,
-                      key: str) -> Delivery:
-        message_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"urn:sla-suite:notification:"
-                                                        f"message:{key}"))
-        d = Delivery(message_id=message_id, channel=channel, address=address,
+                      key: str, ack_links: list[dict[str, Any]] | None = None) -> Delivery:
+        d = Delivery(message_id=_message_id(key), channel=channel, address=address,
                      recipient=recipient, target_kind=target_kind, target_id=target_id,
                      member_id=member_id,
                      event_ids=[str(a.get("eventId")) for a in alerts],
@@ -403,24 +445,37 @@ class NotificationService(ServiceApplication):
                      correlation_ids=sorted({str(a["correlationId"]) for a in alerts
                                              if a.get("correlationId")}),
                      event_type=event_type, reason=reason, content=content,
-                     max_attempts=self.config.max_attempts, due_at=now)
+                     max_attempts=self.config.max_attempts, due_at=now,
+                     ack_links=ack_links or [])
         return d
 
     def _messages(self, nlist: NotificationList, alerts: list[dict[str, Any]], reason: str,
                   tier: int, now: datetime, key: str) -> list[Delivery]:
-        """One delivery per member of a list for a message about ``alerts``."""
+        """One delivery per member of a list for a message about ``alerts``.
+
+        A breach gets an acknowledgement link per recipient: the stored content holds a
+        placeholder, the delivery the link's facts and the digest of its token; the link
+        itself is put in when the message is handed over (:meth:`_with_links`)."""
         deliveries = []
         summary = {"id": str(nlist.id), "name": nlist.name}
+        expires_at = now + timedelta(seconds=self.config.ack_ttl)
         for member in nlist.members:
-            alerts_for = []
+            message_key = f"{key}:{member['id']}"
+            delivery_id = str(Delivery.create_id(_message_id(message_key), member["address"]))
+            recipient = f"{member['name']} <{member['address']}>"
+            alerts_for, links = [], []
             for alert in alerts:
                 alert = dict(alert)
                 if alert.get("incidentId") and alert.get("severity") in ("major", "critical") \
                         and alert.get("level") not in ("cleared", "resolved"):
-                    token = transport.ack_token(self.server_key, alert["incidentId"],
-                                                f"{member['name']} <{member['address']}>",
-                                                now, self.config.ack_ttl)
-                    alert["ackUrl"] = f"{self.config.public_url}{ROOT}/acknowledge?token={token}"
+                    link_id = secrets.token_hex(8)
+                    token = transport.ack_link_token(self.server_key, delivery_id, link_id,
+                                                     alert["incidentId"], recipient,
+                                                     expires_at)
+                    links.append({"linkId": link_id, "incidentId": alert["incidentId"],
+                                  "recipient": recipient, "expiresAt": expires_at,
+                                  "digest": transport.token_digest(token)})
+                    alert["ackUrl"] = transport.ack_placeholder(link_id)
                 alerts_for.append(alert)
             content = rendering.render(member["channel"], summary, alerts_for, reason, tier,
                                        member.get("locale"))
@@ -430,20 +485,44 @@ class NotificationService(ServiceApplication):
                 channel=member["channel"], address=member["address"],
                 recipient=member["address"], target_kind="list", target_id=str(nlist.id),
                 member_id=member["id"], alerts=alerts, event_type=str(event_type),
-                reason=reason, content=content, now=now, key=f"{key}:{member['id']}"))
+                reason=reason, content=content, now=now, key=message_key, ack_links=links))
         return deliveries
 
     # --- acknowledgement -----------------------------------------------------------------
     def acknowledge(self, incident_id: UUID, by: str) -> tuple[Incident, bool]:
+        """Acknowledged through the API: ``by`` is the bearer token's subject."""
         incident = self.incident(incident_id)
-        changed = incident.acknowledge(by, self.clock())
+        changed = incident.acknowledge(by, self.clock(), via="api")
         if changed:
             self.save(incident)
         return incident, changed
 
     def acknowledge_link(self, token: str) -> tuple[Incident, bool]:
-        incident_id, by = transport.read_ack_token(self.server_key, token, self.clock())
-        return self.acknowledge(UUID(incident_id), f"link: {by}")
+        """Acknowledged through the link in a message, by its recipient.
+
+        The link must be one this service sent (the digest its delivery recorded), not
+        expired, not used before, and its recipient still a member of the list."""
+        delivery_id, link_id = transport.parse_ack_link_token(token)
+        d = self._find(UUID(delivery_id))
+        link = d.ack_link(link_id) if isinstance(d, Delivery) else None
+        if link is None or not transport.digest_matches(token, link["digest"]):
+            raise ValueError("the acknowledgement link is not valid")
+        now = self.clock()
+        if link["expiresAt"] <= now:
+            raise ValueError("the acknowledgement link has expired")
+        if d.target_kind == "list":
+            nlist = self._find(UUID(d.target_id))
+            if nlist is None or nlist.status != "active" or nlist.member(
+                    str(d.member_id)) is None:
+                raise ValueError("the recipient of this link is no longer on the list")
+        incident = self.incident(UUID(link["incidentId"]))
+        if incident.acknowledged_link == link_id:
+            raise ValueError("this acknowledgement link was already used")
+        changed = incident.acknowledge(str(link["recipient"]), now, via="link",
+                                       link_id=link_id)
+        if changed:
+            self.save(incident)
+        return incident, changed
 
     # --- scheduled work ------------------------------------------------------------------
     def tick(self) -> int:
@@ -565,12 +644,31 @@ class NotificationService(ServiceApplication):
                            causation=f"delivery:{d.id}", who="notification:dispatcher"):
             return self._attempt(d, session)
 
+    def _gone(self, d: Delivery) -> str | None:
+        """Why a delivery's target no longer wants it (deleted subscription, list or
+        member), if so."""
+        target = self._find(UUID(d.target_id))
+        if d.target_kind == "hub":
+            return None if target is not None and target.status == "active" else \
+                "the hub subscription was deleted"
+        if target is None or target.status != "active":
+            return "the notification list was deleted"
+        if target.member(str(d.member_id)) is None:
+            return "the member was removed from the list"
+        return None
+
     def _attempt(self, d: Delivery, session: Any) -> str | None:
+        gone = self._gone(d)
         try:
-            d.start_attempt(self.clock(), self.worker_id)
+            if gone is not None:
+                d.cancel(self.clock(), gone)
+            else:
+                d.start_attempt(self.clock(), self.worker_id)
             self.save(d)
         except (IntegrityError, InvalidTransition):
             return None
+        if gone is not None:
+            return d.status
         try:
             detail = self._send(d, session)
         except transport.SendError as exc:
@@ -586,15 +684,37 @@ class NotificationService(ServiceApplication):
             log.exception("delivery %s failed unexpectedly", d.id)
         else:
             d.succeed(self.clock(), detail)
-        self.save(d)
+        try:
+            self.save(d)
+        except IntegrityError:
+            current: Delivery = self.repository.get(d.id)
+            if current.status != "cancelled":
+                raise
+            log.info("delivery %s was cancelled during its attempt (%s)", d.id,
+                     current.cancel_reason)
+            return current.status
         return d.status
 
     def _send(self, d: Delivery, session: Any = None) -> str:
+        links = self._links(d)
         if d.channel == "email":
-            return transport.send_email(self.config, str(d.id), d.address, d.content)
-        body = orjson.dumps(d.content.get("body") or {})
-        return transport.send_webhook(self.config, str(d.id), d.address, body,
+            content = {k: _with_links(v, links) if isinstance(v, str) else v
+                       for k, v in d.content.items()}
+            return transport.send_email(self.config, str(d.id), d.address, content)
+        body = _with_links(orjson.dumps(d.content.get("body") or {}).decode(), links)
+        return transport.send_webhook(self.config, str(d.id), d.address, body.encode(),
                                       self._secret_for(d), d.event_type, session)
+
+    def _links(self, d: Delivery) -> dict[str, str]:
+        """Placeholder -> acknowledgement URL, derived now (never stored)."""
+        links = {}
+        for link in d.ack_links:
+            token = transport.ack_link_token(self.server_key, str(d.id), link["linkId"],
+                                             link["incidentId"], link["recipient"],
+                                             link["expiresAt"])
+            links[transport.ack_placeholder(link["linkId"])] = \
+                f"{self.config.public_url}{ROOT}/acknowledge?token={token}"
+        return links
 
     def _secret_for(self, d: Delivery) -> str:
         if d.target_kind == "hub":

@@ -8,32 +8,31 @@ again at send time.
 
 from __future__ import annotations
 
+import base64
+import dataclasses
 import hashlib
 import hmac
 import ipaddress
 import smtplib
 import socket
 import ssl
-import time
-from collections.abc import Mapping
+import uuid
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from email.message import EmailMessage
 from email.utils import formataddr, make_msgid
 from typing import Any
 from urllib.parse import urlparse
 
-import jwt
 import requests
+from requests.adapters import HTTPAdapter
 
+from services.notification.domain import ACK_LINK_PLACEHOLDER
+from services.notification.signature import DELIVERY_HEADER, signature_headers
 from shared.config import ConfigError
 
 SECURITY = ("none", "starttls", "tls")
-SIGNATURE_HEADER = "X-SLA-Signature"
-DELIVERY_HEADER = "X-SLA-Delivery-Id"
-EVENT_HEADER = "X-SLA-Event-Type"
-ACK_AUDIENCE = "sla-notification-ack"
-ACK_ISSUER = "sla-support-suite/notification"
 
 
 class SendError(Exception):
@@ -167,16 +166,96 @@ class NotificationConfig:
 
 # --- the callback allow-list --------------------------------------------------------------
 
-def _restricted(ip: Any) -> bool:
-    return (ip.is_loopback or ip.is_private or ip.is_link_local or ip.is_multicast
-            or ip.is_reserved or ip.is_unspecified
-            or (getattr(ip, "ipv4_mapped", None) is not None and _restricted(ip.ipv4_mapped)))
+CGNAT = ipaddress.ip_network("100.64.0.0/10")
+NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+# Not globally reachable in the IANA special-purpose registries, whichever Python's own
+# tables (which differ between versions) say.
+SPECIAL = tuple(ipaddress.ip_network(n) for n in (
+    "192.0.0.0/24", "192.88.99.0/24", "3fff::/20", "5f00::/16"))
+GLOBAL_EXCEPTIONS = tuple(ipaddress.ip_address(a) for a in ("192.0.0.9", "192.0.0.10"))
 
 
-def check_callback(url: str, config: NotificationConfig, resolve: bool = True) -> None:
-    """Refuse a callback that is not http(s), carries credentials, or points (by name or
-    by any address its name resolves to) at loopback, private, link-local or other
-    reserved ranges, unless ``SLA_WEBHOOK_ALLOW`` names the host or its network."""
+def _not_global(ip: Address) -> str | None:
+    """Why an address is not globally routable (None when it is)."""
+    checks = (("unspecified", ip.is_unspecified), ("loopback", ip.is_loopback),
+              ("link-local", ip.is_link_local), ("multicast", ip.is_multicast),
+              ("shared address space (CGNAT)", ip.version == 4 and ip in CGNAT),
+              ("private", ip.is_private), ("reserved", ip.is_reserved),
+              ("special-purpose", ip not in GLOBAL_EXCEPTIONS and any(
+                  ip.version == net.version and ip in net for net in SPECIAL)),
+              ("not globally routable", not ip.is_global))
+    return next((why for why, hit in checks if hit), None)
+
+
+def _embedded(ip: Address) -> list[tuple[str, ipaddress.IPv4Address]]:
+    """The IPv4 addresses an IPv6 address carries (6to4, NAT64, Teredo)."""
+    if ip.version != 6:
+        return []
+    forms: list[tuple[str, ipaddress.IPv4Address]] = []
+    if ip.sixtofour is not None:
+        forms.append(("6to4", ip.sixtofour))
+    if any(ip in net for net in NAT64):
+        forms.append(("NAT64", ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)))
+    if ip.teredo is not None:
+        server, client = ip.teredo
+        forms += [("Teredo", client), ("Teredo server", server)]
+    return forms
+
+
+def _refusal(ip: Address, allowed: tuple[Any, ...]) -> str | None:
+    if any(ip.version == net.version and ip in net for net in allowed):
+        return None
+    mapped = getattr(ip, "ipv4_mapped", None)
+    if mapped is not None:
+        inner = _refusal(mapped, allowed)
+        return None if inner is None else f"IPv4-mapped form of {mapped}, {inner}"
+    for form, inner_ip in _embedded(ip):
+        # NAT64 reaches the IPv4 address itself; a tunnel (6to4, Teredo) must not carry
+        # one that is not global, allow-listed or not (allow the IPv6 address instead).
+        inner = _refusal(inner_ip, allowed if form == "NAT64" else ())
+        if inner is not None:
+            return f"{form} form of {inner_ip}, {inner}"
+        if form == "NAT64":
+            return None
+    return _not_global(ip)
+
+
+def address_refusal(ip: Address, allowed: Iterable[Any] = ()) -> str | None:
+    """Why a callback must not be sent to this address (None when it may), e.g.
+    ``2002:7f00:1:: (6to4 form of 127.0.0.1, loopback)``.
+
+    Allowed: an address inside an ``SLA_WEBHOOK_ALLOW`` network, or a globally routable
+    one. An IPv4-mapped or NAT64 address is judged by the IPv4 address it reaches; a
+    6to4 or Teredo address must carry only globally routable IPv4 addresses too."""
+    why = _refusal(ip, tuple(allowed))
+    return None if why is None else f"{ip} ({why})"
+
+
+@dataclass(frozen=True)
+class Callback:
+    """A callback URL that passed the policy: where to connect (``addresses``, empty
+    when the host is allow-listed by name and resolved at connect time)."""
+
+    url: str
+    scheme: str
+    host: str
+    port: int
+    addresses: tuple[Address, ...] = ()
+
+    @property
+    def host_header(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        default = {"http": 80, "https": 443}[self.scheme]
+        return host if self.port == default else f"{host}:{self.port}"
+
+
+def check_callback(url: str, config: NotificationConfig, resolve: bool = True) -> Callback:
+    """Refuse a callback that is not http(s), carries credentials, has an invalid port,
+    or points (by name or by any address its name resolves to) at an address that is not
+    globally routable, unless ``SLA_WEBHOOK_ALLOW`` names the host or its network.
+
+    Raises :class:`CallbackRefused` with the reason."""
     parsed = urlparse(url)
     if parsed.scheme not in ("http", "https") or not parsed.hostname:
         raise CallbackRefused("the callback must be an http or https URL with a host")
@@ -184,28 +263,69 @@ def check_callback(url: str, config: NotificationConfig, resolve: bool = True) -
         raise CallbackRefused("the callback must not carry credentials")
     if parsed.fragment:
         raise CallbackRefused("the callback must not have a fragment")
+    try:
+        port = parsed.port
+    except ValueError:
+        port = 0
+    if port is not None and not 1 <= port <= 65535:
+        raise CallbackRefused("the callback port must be a number from 1 to 65535")
+    port = port or {"http": 80, "https": 443}[parsed.scheme]
     host = parsed.hostname.lower().rstrip(".")
+    callback = Callback(url=url, scheme=parsed.scheme, host=host, port=port)
     if host in config.allow_hosts:
-        return
+        return callback
     try:
         addresses = [ipaddress.ip_address(host)]
     except ValueError:
         if host == "localhost" or host.endswith(".localhost"):
             addresses = [ipaddress.ip_address("127.0.0.1")]
         elif not resolve:
-            return
+            return callback
         else:
             try:
-                infos = socket.getaddrinfo(host, parsed.port or 443, proto=socket.IPPROTO_TCP)
-            except (socket.gaierror, UnicodeError) as exc:
+                infos = socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)
+            except (socket.gaierror, UnicodeError, OSError) as exc:
                 raise CallbackRefused(f"the callback host {host!r} does not resolve "
                                       f"({exc})") from None
-            addresses = [ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos]
+            addresses = list(dict.fromkeys(
+                ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos))
     for ip in addresses:
-        if _restricted(ip) and not any(ip in net for net in config.allow_networks
-                                       if net.version == ip.version):
-            raise CallbackRefused(f"the callback resolves to {ip}, a loopback, private or "
-                                  "reserved address not allowed by SLA_WEBHOOK_ALLOW")
+        why = address_refusal(ip, config.allow_networks)
+        if why is not None:
+            raise CallbackRefused(f"the callback resolves to {why}: not a globally "
+                                  "routable address, and SLA_WEBHOOK_ALLOW does not allow it")
+    return dataclasses.replace(callback, addresses=tuple(addresses))
+
+
+class _PinnedAdapter(HTTPAdapter):
+    """Connects to the address the policy checked, not to whatever the host name
+    resolves to when the connection opens (no DNS rebinding between check and send).
+    The Host header, TLS server name and certificate check keep the callback's name."""
+
+    def get_connection_with_tls_context(self, request: requests.PreparedRequest, verify: Any,
+                                        proxies: Any = None, cert: Any = None) -> Any:
+        pinned = getattr(request, "pinned_address", None)
+        if pinned is None:
+            return super().get_connection_with_tls_context(request, verify, proxies, cert)
+        host_params, pool_kwargs = self.build_connection_pool_key_attributes(request, verify,
+                                                                             cert)
+        name = host_params["host"]
+        host_params["host"] = pinned
+        if host_params["scheme"] == "https":
+            pool_kwargs = {**pool_kwargs, "server_hostname": name, "assert_hostname": name}
+        return self.poolmanager.connection_from_host(**host_params, pool_kwargs=pool_kwargs)
+
+
+def webhook_session() -> requests.Session:
+    """A session for webhook deliveries: connections pinned to checked addresses, no
+    proxies or credentials from the environment."""
+    session = requests.Session()
+    session.trust_env = False
+    adapter = _PinnedAdapter()
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    session.pinned = True  # type: ignore[attr-defined]
+    return session
 
 
 # --- secrets and signatures ---------------------------------------------------------------
@@ -217,61 +337,47 @@ def derive_secret(server_key: str, kind: str, owner_id: str, salt: str) -> str:
     return "whsec_" + digest
 
 
-def sign(secret: str, body: bytes, timestamp: int | None = None) -> str:
-    """``t=<unix>,v1=<hex HMAC-SHA256 of "<t>." + body>`` (Stripe-style replay protection)."""
-    t = int(time.time()) if timestamp is None else int(timestamp)
-    mac = hmac.new(secret.encode(), f"{t}.".encode() + body, hashlib.sha256).hexdigest()
-    return f"t={t},v1={mac}"
-
-
-def verify_signature(secret: str, header: str | None, body: bytes, now: float | None = None,
-                     tolerance: float = 300) -> bool:
-    """What a receiver does: the signature matches and is no older than ``tolerance``."""
-    if not header:
-        return False
-    parts: dict[str, list[str]] = {}
-    for item in header.split(","):
-        key, _, value = item.strip().partition("=")
-        parts.setdefault(key, []).append(value)
-    try:
-        t = int(parts["t"][0])
-    except (KeyError, ValueError, IndexError):
-        return False
-    current = time.time() if now is None else now
-    if abs(current - t) > tolerance:
-        return False
-    expected = hmac.new(secret.encode(), f"{t}.".encode() + body, hashlib.sha256).hexdigest()
-    return any(hmac.compare_digest(expected, v) for v in parts.get("v1", []))
-
-
 # --- acknowledgement links ----------------------------------------------------------------
+#
+# A link token is derived, like a webhook secret, from the suite's secret key and facts
+# the delivery records (its id, a random link id, the incident, the recipient, the
+# expiry): it is computed when the message is handed over and never stored. The
+# delivery records only its SHA-256 digest, so whoever can read deliveries or the audit
+# log sees neither the token nor enough to make one.
 
-def ack_token(server_key: str, incident_id: str, recipient: str, now: datetime,
-              ttl: int) -> str:
-    payload = {"iss": ACK_ISSUER, "aud": ACK_AUDIENCE, "sub": incident_id, "by": recipient,
-               "iat": now, "exp": now + timedelta(seconds=ttl)}
-    return jwt.encode(payload, server_key, algorithm="HS256")
+def ack_placeholder(link_id: str) -> str:
+    """What stands for a link in the stored content (replaced when the message is sent)."""
+    return f"{ACK_LINK_PLACEHOLDER}{link_id}"
 
 
-def read_ack_token(server_key: str, token: str, now: datetime) -> tuple[str, str]:
-    """(incident id, recipient) of a valid link token; ``ValueError`` otherwise.
+def ack_link_token(server_key: str, delivery_id: str, link_id: str, incident_id: str,
+                   recipient: str, expires_at: datetime) -> str:
+    """``<delivery id>.<link id>.<MAC>``: single-purpose (its own MAC label), bound to
+    one incident, one recipient and one expiry."""
+    facts = f"ack-link:v2:{delivery_id}:{link_id}:{incident_id}:{recipient}:" \
+            f"{int(expires_at.timestamp())}"
+    mac = hmac.new(server_key.encode(), facts.encode(), hashlib.sha256).digest()
+    return f"{delivery_id}.{link_id}.{base64.urlsafe_b64encode(mac).rstrip(b'=').decode()}"
 
-    Signature, algorithm, audience and issuer are checked by PyJWT; expiry against the
-    application's clock (the one that issued it)."""
+
+def token_digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def parse_ack_link_token(token: str) -> tuple[str, str]:
+    """(delivery id, link id) named by a link token; ``ValueError`` when malformed."""
+    parts = token.split(".")
+    if len(parts) != 3 or not all(parts):
+        raise ValueError("the acknowledgement link is not valid")
     try:
-        claims = jwt.decode(token, server_key, algorithms=["HS256"], audience=ACK_AUDIENCE,
-                            issuer=ACK_ISSUER, options={"require": ["exp", "sub", "aud"],
-                                                        "verify_exp": False,
-                                                        "verify_iat": False})
-    except jwt.PyJWTError as exc:
-        raise ValueError(f"the acknowledgement link is not valid ({exc})") from None
-    try:
-        expires = datetime.fromtimestamp(int(claims["exp"]), UTC)
-    except (TypeError, ValueError, OverflowError):
-        raise ValueError("the acknowledgement link is not valid (bad exp)") from None
-    if expires <= now:
-        raise ValueError("the acknowledgement link has expired")
-    return str(claims["sub"]), str(claims.get("by") or "link")
+        delivery_id = str(uuid.UUID(parts[0]))
+    except ValueError:
+        raise ValueError("the acknowledgement link is not valid") from None
+    return delivery_id, parts[1]
+
+
+def digest_matches(token: str, digest: str) -> bool:
+    return hmac.compare_digest(token_digest(token), str(digest))
 
 
 # --- senders ------------------------------------------------------------------------------
@@ -317,20 +423,36 @@ def send_email(config: NotificationConfig, delivery_id: str, to: str, content: M
 
 def send_webhook(config: NotificationConfig, delivery_id: str, url: str, body: bytes,
                  secret: str, event_type: str, session: requests.Session | None = None) -> str:
-    """POST one signed body; 2xx is success, 4xx (but 408/429) permanent, else retried."""
+    """POST one signed body; 2xx is success, 4xx (but 408/429) permanent, else retried.
+
+    The callback is checked again now, on the addresses its name resolves to, and the
+    connection goes to an address that passed (redirects are not followed)."""
     try:
-        check_callback(url, config)
+        callback = check_callback(url, config)
     except CallbackRefused as exc:
         raise SendError(str(exc), permanent=True) from None
-    headers = {"Content-Type": "application/json", DELIVERY_HEADER: delivery_id,
-               SIGNATURE_HEADER: sign(secret, body), EVENT_HEADER: event_type,
-               "User-Agent": "sla-support-suite-notification/1"}
-    try:
-        response = (session or requests).post(url, data=body, headers=headers,
-                                              timeout=config.webhook_timeout,
-                                              allow_redirects=False)
-    except requests.RequestException as exc:
-        raise SendError(f"{type(exc).__name__}: {exc}"[:500]) from None
+    if session is None or not getattr(session, "pinned", False):
+        session = webhook_session()
+    headers = {"Content-Type": "application/json",
+               "User-Agent": "sla-support-suite-notification/1",
+               **signature_headers(secret, delivery_id, event_type, body)}
+    targets: list[str | None] = [str(ip) for ip in callback.addresses] or [None]
+    response = None
+    for i, address in enumerate(targets):
+        request = requests.Request("POST", url, data=body, headers={
+            **headers, "Host": callback.host_header}).prepare()
+        request.pinned_address = address  # type: ignore[attr-defined]
+        try:
+            response = session.send(request, timeout=config.webhook_timeout,
+                                    allow_redirects=False)
+            break
+        except requests.ConnectionError as exc:
+            if i + 1 < len(targets):
+                continue
+            raise SendError(f"{type(exc).__name__}: {exc}"[:500]) from None
+        except requests.RequestException as exc:
+            raise SendError(f"{type(exc).__name__}: {exc}"[:500]) from None
+    assert response is not None
     if 200 <= response.status_code < 300:
         return f"HTTP {response.status_code}"
     permanent = 400 <= response.status_code < 500 and response.status_code not in (408, 429)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import fnmatch
 import random
+import re
 import uuid
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
@@ -52,6 +53,14 @@ FILTER_LABELS = ("eventType", "severity", "offeringGroupId", "offeringId", "cust
                  "scopeId", "parameter", "level", "change")
 ESCALATING = ("major", "critical")
 DELIVERY_ACTIVE = ("pending", "sending", "retrying")
+DELIVERY_STATUSES = (*DELIVERY_ACTIVE, "delivered", "failed", "cancelled")
+ACK_VIA = ("api", "link")
+
+# What stands for an acknowledgement link in a delivery's stored content; the link
+# itself is put in when the message is handed over, and never stored.
+ACK_LINK_PLACEHOLDER = "urn:sla-suite:ack-link:"
+WITHDRAWN_LINK = ACK_LINK_PLACEHOLDER + "withdrawn"
+_STORED_LINK = re.compile(r"https?://[^\s\"'<>]*?/acknowledge\?token=[^\s\"'<>&]+")
 
 NAMESPACE = "urn:sla-suite:notification"
 
@@ -247,6 +256,18 @@ def suppressing(labels: Mapping[str, Any], at: datetime,
     return None
 
 
+def redact_links(value: Any) -> Any:
+    """``value`` with every acknowledgement link replaced by a withdrawn placeholder:
+    what an old delivery record (that stored its links) shows when read."""
+    if isinstance(value, str):
+        return _STORED_LINK.sub(WITHDRAWN_LINK, value)
+    if isinstance(value, dict):
+        return {k: redact_links(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redact_links(v) for v in value]
+    return value
+
+
 def backoff_delay(attempt: int, base: float, cap: float,
                   rng: random.Random | None = None) -> float:
     """Seconds before retry number ``attempt`` (1-based): exponential with full jitter
@@ -413,6 +434,8 @@ class Incident(Aggregate):
         self.open = labels.get("level") not in ("cleared", "resolved")
         self.acknowledged_by: str | None = None
         self.acknowledged_at: datetime | None = None
+        self.acknowledged_via: str | None = None
+        self.acknowledged_link: str | None = None
         self.escalations: dict[str, dict[str, Any]] = {}
         self.notified_lists: list[str] = []
 
@@ -430,16 +453,34 @@ class Incident(Aggregate):
             self.open = False
             self.escalations = {}
 
-    def acknowledge(self, by: str, at: datetime) -> bool:
-        """False when already acknowledged (nothing recorded)."""
+    def acknowledge(self, by: str, at: datetime, via: str = "api",
+                    link_id: str | None = None) -> bool:
+        """False when already acknowledged (nothing recorded). ``by`` is the recipient of
+        the link (``via="link"``, ``link_id`` its id) or the bearer token's subject."""
         if self.acknowledged_by is not None:
             return False
-        self._acknowledged(by=by, at=at)
+        self._acknowledged(by=by, at=at, via=via, link_id=link_id)
         return True
 
-    @event("Acknowledged")
-    def _acknowledged(self, by: str, at: datetime) -> None:
+    class Acknowledged(Aggregate.Event):
+        """Version 2 says how (``via``: api or link) and which link was used."""
+
+        by: str
+        at: datetime
+        via: str
+        link_id: str | None
+        class_version = 2
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            by = str(state.get("by") or "")
+            state["via"] = "link" if by.startswith("link:") else "api"
+            state["link_id"] = None
+
+    @event(Acknowledged)
+    def _acknowledged(self, by: str, at: datetime, via: str, link_id: str | None) -> None:
         self.acknowledged_by, self.acknowledged_at = by, at
+        self.acknowledged_via, self.acknowledged_link = via, link_id
         self.escalations = {}
 
     def mark_notified(self, list_id: str) -> None:
@@ -568,25 +609,59 @@ class Delivery(Aggregate):
     def create_id(message_id: str, recipient: str) -> UUID:
         return stable_id("delivery", message_id, recipient)
 
-    @event("Created")
+    class Created(Aggregate.Created):
+        """Version 2 keeps acknowledgement links out of ``content`` (placeholders) and
+        lists them in ``ack_links`` (link id, incident, recipient, expiry, digest of the
+        token); version 1 records, which held the links, are read redacted."""
+
+        message_id: str
+        channel: str
+        address: str
+        recipient: str
+        target_kind: str
+        target_id: str
+        member_id: str | None
+        event_ids: list[str]
+        alert_ids: list[str]
+        correlation_ids: list[str]
+        event_type: str
+        reason: str
+        content: dict[str, Any]
+        max_attempts: int
+        due_at: datetime
+        ack_links: list[dict[str, Any]]
+        class_version = 2
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["content"] = redact_links(state.get("content") or {})
+            state["ack_links"] = []
+
+    @event(Created)
     def __init__(self, message_id: str, channel: str, address: str, recipient: str,
                  target_kind: str, target_id: str, member_id: str | None,
                  event_ids: list[str], alert_ids: list[str], correlation_ids: list[str],
                  event_type: str, reason: str, content: dict[str, Any], max_attempts: int,
-                 due_at: datetime) -> None:
+                 due_at: datetime, ack_links: list[dict[str, Any]]) -> None:
         self.message_id, self.channel, self.address = message_id, channel, address
         self.recipient, self.target_kind, self.target_id = recipient, target_kind, target_id
         self.member_id = member_id
         self.event_ids, self.alert_ids = list(event_ids), list(alert_ids)
         self.correlation_ids = list(correlation_ids)
         self.event_type, self.reason, self.content = event_type, reason, dict(content)
+        self.ack_links = [dict(link) for link in ack_links]
         self.max_attempts = max_attempts
         self.status = "pending"
         self.attempts: list[dict[str, Any]] = []
         self.next_attempt_at: datetime | None = due_at
         self.delivered_at: datetime | None = None
         self.last_error: str | None = None
+        self.cancelled_at: datetime | None = None
+        self.cancel_reason: str | None = None
         self.created_at = due_at
+
+    def ack_link(self, link_id: str) -> dict[str, Any] | None:
+        return next((link for link in self.ack_links if link.get("linkId") == link_id), None)
 
     @property
     def active(self) -> bool:
@@ -637,6 +712,20 @@ class Delivery(Aggregate):
     def _failed(self, at: datetime, error: str) -> None:
         self.attempts = self._finish("failed", at, error)
         self.status, self.next_attempt_at, self.last_error = "failed", None, error
+
+    def cancel(self, at: datetime, reason: str) -> None:
+        """No further attempts (its target was deleted); an attempt under way when this
+        is recorded is marked cancelled, its outcome unknown to the history."""
+        if not self.active:
+            raise InvalidTransition(f"delivery {self.id} is {self.status}")
+        self._cancelled(at=at, reason=reason)
+
+    @event("Cancelled")
+    def _cancelled(self, at: datetime, reason: str) -> None:
+        if self.status == "sending":
+            self.attempts = self._finish("cancelled", at, reason)
+        self.status, self.next_attempt_at = "cancelled", None
+        self.cancelled_at, self.cancel_reason = at, reason
 
     def retry(self, by: str, at: datetime) -> None:
         if self.status != "failed":

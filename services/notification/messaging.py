@@ -29,7 +29,8 @@ BINDINGS = (
 
 
 # --- outbound -----------------------------------------------------------------------------
-DELIVERY_CHANGES = {"Delivered": "delivered", "Failed": "failed", "Requeued": "requeued"}
+DELIVERY_CHANGES = {"Delivered": "delivered", "Failed": "failed", "Requeued": "requeued",
+                    "Cancelled": "cancelled"}
 INCIDENT_CHANGES = {"Escalated": "escalated", "Acknowledged": "acknowledged"}
 
 
@@ -61,7 +62,11 @@ def describer(app: NotificationService) -> Any:
 
 # --- inbound ------------------------------------------------------------------------------
 def _base(envelope: Envelope, alert: dict[str, Any]) -> dict[str, Any]:
+    """The labels every alert has. ``since`` is the event time: the start of the window
+    the event is about (not when monitoring or this service processed it); only an
+    event that names no window falls back to the time it was raised."""
     scope = alert.get("scope") or {}
+    window = alert.get("window") or {}
     return {
         "eventId": envelope.event_id,
         "eventType": envelope.event_type,
@@ -73,21 +78,21 @@ def _base(envelope: Envelope, alert: dict[str, Any]) -> dict[str, Any]:
         "scopeType": scope.get("type"),
         "scopeId": scope.get("id"),
         "standardId": alert.get("standardId"),
-        "since": alert.get("raisedAt") or envelope.event_time,
+        "since": window.get("startDateTime") or alert.get("raisedAt") or envelope.event_time,
+        "windowStart": window.get("startDateTime"), "windowEnd": window.get("endDateTime"),
+        "raisedAt": alert.get("raisedAt"),
     }
 
 
 def crossing_labels(envelope: Envelope) -> dict[str, Any]:
     crossing = envelope.event["crossing"]
     level = "cleared" if envelope.event.get("change") == "cleared" else crossing["level"]
-    window = crossing.get("window") or {}
     return {**_base(envelope, crossing), "level": level,
             "severity": severity_of(envelope.event_type, level),
             "measuredValue": crossing.get("measuredValue"),
             "conformanceTarget": crossing.get("conformanceTarget"),
             "thresholdTarget": crossing.get("thresholdTarget"),
             "comparator": crossing.get("comparator"),
-            "windowStart": window.get("startDateTime"), "windowEnd": window.get("endDateTime"),
             "planned": bool(crossing.get("planned"))}
 
 

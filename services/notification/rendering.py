@@ -71,7 +71,7 @@ def _complete(alert: dict[str, Any]) -> dict[str, Any]:
             "offeringGroupId", "offeringId", "customerId", "windowStart", "windowEnd",
             "summary", "correlationId", "change", "since", "eventId", "incidentId",
             "alertId", "eventType", "level", "severity", "parameter", "scopeType", "scopeId",
-            "detailsUrl")
+            "detailsUrl", "raisedAt")
     return {**{k: None for k in keys}, **alert}
 
 

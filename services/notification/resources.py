@@ -76,6 +76,7 @@ def incident(i: Incident) -> dict[str, Any]:
         "open": i.open,
         "acknowledged": i.acknowledged_by is not None,
         "acknowledgedBy": i.acknowledged_by,
+        "acknowledgedVia": i.acknowledged_via,
         "acknowledgedAt": _iso(i.acknowledged_at),
         "notifiedListIds": list(i.notified_lists),
         "pendingEscalations": [{"fromListId": k, "toListId": v["toList"], "tier": v["tier"],
@@ -123,6 +124,8 @@ def delivery(d: Delivery, with_content: bool = True) -> dict[str, Any]:
         "nextAttemptAt": _iso(d.next_attempt_at),
         "deliveredAt": _iso(d.delivered_at),
         "lastError": d.last_error,
+        "cancelledAt": _iso(d.cancelled_at),
+        "cancelReason": d.cancel_reason,
         "subject": d.content.get("subject"),
         "version": d.version,
     }

@@ -169,10 +169,15 @@ class Incident(Resource):
     scope = fields.Dict()
     offeringGroupId = fields.String(allow_none=True)
     customerId = fields.String(allow_none=True)
-    since = fields.String(allow_none=True)
+    since = fields.String(allow_none=True, metadata={
+        "description": "event time: start of the window in which the alert reached its "
+                       "current level"})
     open = fields.Boolean()
     acknowledged = fields.Boolean()
-    acknowledgedBy = fields.String(allow_none=True)
+    acknowledgedBy = fields.String(allow_none=True, metadata={
+        "description": "the recipient of the link used, or the subject of the bearer token"})
+    acknowledgedVia = fields.String(allow_none=True, metadata={
+        "description": "link (the link in a message) or api"})
     acknowledgedAt = fields.String(allow_none=True)
     notifiedListIds = fields.List(fields.String())
     pendingEscalations = fields.List(fields.Dict())
@@ -201,7 +206,8 @@ class Delivery(Resource):
     alertIds = fields.List(fields.String())
     correlationIds = fields.List(fields.String())
     reason = fields.String()
-    status = fields.String()
+    status = fields.String(metadata={"description": "pending, sending, retrying, delivered, "
+                                                    "failed or cancelled"})
     attemptCount = fields.Integer()
     maxAttempts = fields.Integer()
     attempts = fields.List(fields.Nested(Attempt))
@@ -209,8 +215,14 @@ class Delivery(Resource):
     nextAttemptAt = fields.String(allow_none=True)
     deliveredAt = fields.String(allow_none=True)
     lastError = fields.String(allow_none=True)
+    cancelledAt = fields.String(allow_none=True)
+    cancelReason = fields.String(allow_none=True, metadata={
+        "description": "why no further attempt is made (its target was deleted)"})
     subject = fields.String(allow_none=True)
-    content = fields.Dict()
+    content = fields.Dict(metadata={
+        "description": "as sent, except acknowledgement links: each shows as "
+                       "urn:sla-suite:ack-link:<link id>, the link itself is only in the "
+                       "message"})
 
 
 class Decision(Resource):

@@ -12,10 +12,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import requests
-
 from services.notification.application import NotificationService
-from services.notification.delivery import NotificationConfig
+from services.notification.delivery import NotificationConfig, webhook_session
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +49,7 @@ def dispatcher(app: NotificationService, embedded: bool) -> Callable[[threading.
         def attempt(delivery_id: Any, resume: bool) -> None:
             session = getattr(local, "session", None)
             if session is None:
-                session = local.session = requests.Session()
+                session = local.session = webhook_session()
             try:
                 app.attempt(delivery_id, resume=resume, session=session)
             except Exception:  # noqa: BLE001 - the delivery stays due and is picked again

@@ -13,7 +13,8 @@ from typing import Any
 import pika
 import pytest
 
-from services.notification.delivery import NotificationConfig, verify_signature
+from services.notification.delivery import NotificationConfig
+from services.notification.signature import verify_signature
 from shared import config
 from shared.bus.topology import SLA_EVENTS
 from tests.conftest import base_env
@@ -90,7 +91,7 @@ def test_a_crossing_on_rabbitmq_reaches_webhook_and_mailbox_once_and_is_reported
                                       breach.to_bytes(), message_id=breach.event_id)
     got = eventually(lambda: receiver.at("/h"), timeout=20)
     eventually(lambda: mailbox[0].to("noc@sla.example"), timeout=20)
-    assert verify_signature(secret, got[0]["headers"]["X-SLA-Signature"], got[0]["body"])
+    assert verify_signature(secret, got[0]["headers"], got[0]["body"])
 
     published: list[dict[str, Any]] = []
     eventually(lambda: published.extend(_take(amqp_url, tap)) or len(

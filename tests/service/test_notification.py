@@ -6,8 +6,10 @@ and poll for the outcome, they never sleep to assert."""
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
+import re
 import socket
 import threading
 import uuid
@@ -22,8 +24,9 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 from aiosmtpd.controller import Controller
 
-from services.notification.delivery import NotificationConfig, verify_signature
+from services.notification.delivery import NotificationConfig
 from services.notification.domain import Delivery
+from services.notification.signature import verify_signature
 from shared.bus.envelope import Envelope, iso
 from shared.bus.topology import SLA_EVENTS
 from tests.helpers import eventually
@@ -69,6 +72,7 @@ class Receiver:
 
     def __init__(self) -> None:
         self.requests: list[dict[str, Any]] = []
+        self.status = 204  # what it answers (e.g. 503: a failing listener)
         self.port = 0
         self._server: ThreadingHTTPServer | None = None
         self._lock = threading.Lock()
@@ -83,7 +87,7 @@ class Receiver:
                 with receiver._lock:
                     receiver.requests.append({"path": self.path, "body": body,
                                               "headers": dict(self.headers)})
-                self.send_response(204)
+                self.send_response(receiver.status)
                 self.end_headers()
 
             def log_message(self, *args: Any) -> None:
@@ -220,8 +224,8 @@ def test_breach_is_delivered_grouped_escalated_acknowledged_and_recorded(
     mails = eventually(lambda: box.to("sam@sla.example"), timeout=10)
     assert len(hook) == 1 and len(mails) == 1
     request = hook[0]
-    assert verify_signature(secret, request["headers"]["X-SLA-Signature"], request["body"])
-    assert not verify_signature("whsec_wrong", request["headers"]["X-SLA-Signature"],
+    assert verify_signature(secret, request["headers"], request["body"])
+    assert not verify_signature("whsec_wrong", request["headers"],
                                 request["body"])
     payload = json.loads(request["body"])
     assert payload["reason"] == "first" and payload["alerts"][0]["alertId"] == "cr-1"
@@ -276,7 +280,8 @@ def test_breach_is_delivered_grouped_escalated_acknowledged_and_recorded(
     clock.advance(600)
     tick(suite)
     cr2 = n.get("/incident?alertId=cr-2").get_json()[0]
-    assert cr2["acknowledged"] and cr2["acknowledgedBy"].startswith("link: NOC")
+    assert cr2["acknowledged"] and cr2["acknowledgedBy"] == f"NOC <{receiver.url}/hooks/noc>"
+    assert cr2["acknowledgedVia"] == "link"
     assert cr2["pendingEscalations"] == []
     eventually(lambda: all(d["status"] == "delivered" for d in deliveries(n)))
     assert len(box.to("ann@sla.example")) == 1
@@ -363,7 +368,7 @@ def test_hub_listener_gets_the_tmf688_event_filtered_by_its_query(
     body = json.loads(got[0]["body"])
     assert body["eventType"] == "ThresholdCrossingEvent" and body["eventId"] == breach.event_id
     assert body["event"]["crossing"]["id"] == "cr-h"
-    assert verify_signature(secret, got[0]["headers"]["X-SLA-Signature"], got[0]["body"])
+    assert verify_signature(secret, got[0]["headers"], got[0]["body"])
     assert got[0]["headers"]["X-SLA-Delivery-Id"]
     assert n.get("/hub").headers["X-Total-Count"] == "1"
     assert "secret" not in n.get(hub.get_json()["href"]).get_json()
@@ -506,3 +511,250 @@ def test_list_management_follows_tmf630_and_never_answers_500(
     assert n.get("/acknowledge?token=abc").status_code == 400
     assert n.delete(created["href"]).status_code == 204
     assert n.get(created["href"]).status_code == 404
+
+
+# --- event time, callbacks, signatures, acknowledgement links, cancelled retries ---------
+def burn_alert(alert_id: str, group: str, change: str = "raised") -> Envelope:
+    return Envelope(
+        event_id=f"monitoring:{uuid.uuid4().int % 10**9}", event_time=iso(),
+        event_type="BurnRateAlertEvent", source="monitoring", correlation_id=str(uuid.uuid4()),
+        event={"change": change, "burnAlert": {
+            "id": alert_id, "regimeId": "rg-1", "parameter": "availability",
+            "scope": {"type": "offeringGroup", "id": group}, "severity": "page",
+            "burnRate": 14.4, "longWindow": "PT1H", "shortWindow": "PT5M",
+            "remainingBudget": 0.5, "projectedExhaustion": None, "standardId": "std-1",
+            "standardVersion": 1, "window": {"startDateTime": "2026-03-02T06:00:00Z",
+                                             "endDateTime": "2026-03-02T07:00:00Z"},
+            "raisedAt": "2026-03-02T09:00:02Z"}})
+
+
+def test_incidents_and_webhooks_carry_the_event_time_not_the_processing_time(
+        suite: Any, notifier: Client, receiver: Receiver) -> None:
+    n = notifier
+    group = str(uuid.uuid4())
+    make_list(n, "NOC", [{"name": "NOC", "channel": "webhook", "address": f"{receiver.url}/h"}],
+              offeringGroupIds=[group], groupWait=0, groupBy=["alertId"],
+              topics=[{"eventTypes": ["*"], "minSeverity": "minor"}])
+    publish(suite, crossing("cr-time", group))  # window 08:00-09:00, raised 09:00:01
+    publish(suite, burn_alert("ba-time", group), "monitoring.burn-alert.raised")
+    got = eventually(lambda: len(receiver.at("/h")) == 2 and receiver.at("/h"), timeout=10)
+    alerts = {a["alertId"]: a for r in got for a in json.loads(r["body"])["alerts"]}
+    assert alerts["cr-time"]["since"] == "2026-03-02T08:00:00Z"
+    assert alerts["cr-time"]["window"] == {"startDateTime": "2026-03-02T08:00:00Z",
+                                           "endDateTime": "2026-03-02T09:00:00Z"}
+    assert alerts["cr-time"]["raisedAt"] == "2026-03-02T09:00:01Z"
+    assert alerts["ba-time"]["since"] == "2026-03-02T06:00:00Z"
+    assert n.get("/incident?alertId=cr-time").get_json()[0]["since"] == "2026-03-02T08:00:00Z"
+    assert n.get("/incident?alertId=ba-time").get_json()[0]["since"] == "2026-03-02T06:00:00Z"
+
+
+@pytest.mark.parametrize(("callback", "why"), [
+    ("http://127.0.0.1:99999/hooks", "port"),
+    ("http://hooks.example:0/x", "port"),
+    ("http://100.100.100.200/latest/meta-data", "CGNAT"),
+    ("http://[2002:7f00:1::]:8080/x", "6to4 form of 127.0.0.1"),  # though 127.0.0.1 is allowed
+    ("http://[64:ff9b::a9fe:a9fe]/latest", "NAT64 form of 169.254.169.254"),
+])
+def test_callbacks_that_are_not_allowed_get_a_400_naming_the_field(
+        notifier: Client, callback: str, why: str) -> None:
+    n = notifier
+    hub = n.post("/hub", json={"callback": callback})
+    assert hub.status_code == 400, hub.get_json()
+    assert why in " ".join(hub.get_json()["details"]["callback"])
+    member = {"name": "hook", "channel": "webhook", "address": callback}
+    created = n.post("/notificationList", json={"name": "x", "topics": [{}],
+                                                "members": [member]})
+    assert created.status_code == 400
+    assert why in " ".join(created.get_json()["details"]["members.0.address"])
+    nlist = make_list(n, "NOC", [])
+    added = n.post(f"{nlist['href']}/member", json=member)
+    assert added.status_code == 400 and why in " ".join(added.get_json()["details"]["address"])
+    assert n.get("/hub").get_json() == []
+
+
+def test_a_webhook_goes_to_the_address_its_callback_was_checked_against_signed_whole(
+        suite: Any, notifier: Client, receiver: Receiver) -> None:
+    from services.notification.signature import check_signature
+
+    n = notifier
+    group = str(uuid.uuid4())
+    # The policy maps *.localhost to loopback (allowed here); the system resolver does
+    # not know the name, so only a connection to the checked address gets through.
+    callback = f"http://sla-hook.localhost:{receiver.port}/tmf"
+    hub = n.post("/hub", json={"callback": callback, "query": f"offeringGroupId={group}"})
+    assert hub.status_code == 201, hub.get_json()
+    secret = hub.get_json()["secret"]
+    publish(suite, crossing("cr-pin", group))
+    got = eventually(lambda: receiver.at("/tmf/listener/"), timeout=10)[0]
+    assert got["headers"]["Host"] == f"sla-hook.localhost:{receiver.port}"
+    delivery_id, event_type = check_signature(secret, got["headers"], got["body"])
+    assert (delivery_id, event_type) == (got["headers"]["X-SLA-Delivery-Id"],
+                                         "ThresholdCrossingEvent")
+    for name, value in (("X-SLA-Event-Type", "BurnRateAlertEvent"),
+                        ("X-SLA-Delivery-Id", str(uuid.uuid4()))):
+        assert not verify_signature(secret, {**got["headers"], name: value}, got["body"])
+
+    # Checked again at delivery time: once the policy no longer allows loopback, the
+    # callback is refused and never called.
+    app = suite.runtime("notification").app
+    app.configure(dataclasses.replace(app.config, allow_networks=()), app.server_key)
+    publish(suite, crossing("cr-refused", group))
+    failed = eventually(lambda: [d for d in deliveries(n, status="failed")
+                                 if "cr-refused" in d["alertIds"]], timeout=10)[0]
+    assert "loopback" in failed["lastError"] and failed["attemptCount"] == 1
+    assert len(receiver.at("/tmf/listener/")) == 1
+
+
+ACK_LINK = re.compile(r"https://sla\.example/notification/v1/acknowledge\?token=([^\s\"<>]+)")
+
+
+def _link(mail: Message) -> str:
+    found = ACK_LINK.findall(mail.get_body(("plain",)).get_content())
+    assert len(found) == 1, found
+    html = mail.get_body(("html",)).get_content()
+    assert found[0] in html
+    return found[0]
+
+
+def test_acknowledgement_links_stay_with_their_recipient_and_work_once(
+        suite: Any, notifier: Client, mailbox: tuple[Mailbox, int], clock: Clock,
+        caplog: pytest.LogCaptureFixture) -> None:
+    n, box = notifier, mailbox[0]
+    group = str(uuid.uuid4())
+    nlist = make_list(n, "NOC", [
+        {"name": "Sam", "channel": "email", "address": "sam@sla.example"},
+        {"name": "Kim", "channel": "email", "address": "kim@sla.example"}],
+        offeringGroupIds=[group], groupWait=0)
+    publish(suite, crossing("cr-ack", group))
+    sam = _link(eventually(lambda: box.to("sam@sla.example"), timeout=10)[0])
+    kim = _link(eventually(lambda: box.to("kim@sla.example"), timeout=10)[0])
+    assert sam != kim
+    eventually(lambda: all(d["status"] == "delivered" for d in deliveries(n)), timeout=10)
+
+    # Whoever may read deliveries or the audit log sees neither link nor a way to make one.
+    reader = n.with_scopes("sla:read", "audit:read")
+    ids = [d["id"] for d in deliveries(n)]
+    seen = [reader.get(path).get_data(as_text=True) for path in (
+        "/delivery", "/delivery/export", "/audit/events?limit=1000", "/audit/events/export",
+        *[f"/delivery/{i}" for i in ids], *[f"/audit/aggregates/{i}/history" for i in ids],
+        *[f"/audit/aggregates/{i}/state" for i in ids])]
+    for token in (sam, kim):
+        mac = token.rsplit(".", 1)[1]
+        assert not any(mac in text for text in seen)
+        assert mac not in caplog.text
+    assert not any("acknowledge?token=" in text for text in seen)
+    stored = reader.get(f"/delivery/{ids[0]}").get_json()["content"]["text"]
+    assert "urn:sla-suite:ack-link:" in stored
+
+    anonymous = Client(suite.app("notification"), ROOT).with_scopes()
+    assert anonymous.get(f"/acknowledge?token={sam[:-2]}xx").status_code == 400  # altered
+    acked = anonymous.get(f"/acknowledge?token={sam}")
+    assert acked.status_code == 200 and b"Acknowledged" in acked.data
+    incident = n.get("/incident?alertId=cr-ack").get_json()[0]
+    assert incident["acknowledgedBy"] == "Sam <sam@sla.example>"
+    assert incident["acknowledgedVia"] == "link"
+    again = anonymous.get(f"/acknowledge?token={sam}")
+    assert again.status_code == 400 and b"already used" in again.data
+    other = anonymous.get(f"/acknowledge?token={kim}")
+    assert other.status_code == 200 and b"Already acknowledged" in other.data
+    assert n.get("/incident?alertId=cr-ack").get_json()[0]["acknowledgedBy"] == \
+        "Sam <sam@sla.example>"
+
+    # A link stops working when its recipient leaves the list, and when it expires.
+    publish(suite, crossing("cr-ack-2", group))
+    eventually(lambda: n.get("/decision?alertId=cr-ack-2").get_json())
+    clock.advance(301)
+    tick(suite)
+    sam2 = _link(eventually(lambda: len(box.to("sam@sla.example")) == 2
+                            and box.to("sam@sla.example")[1], timeout=10))
+    kim2 = _link(eventually(lambda: len(box.to("kim@sla.example")) == 2
+                            and box.to("kim@sla.example")[1], timeout=10))
+    kim_id = next(m["id"] for m in nlist["members"] if m["name"] == "Kim")
+    assert n.delete(f"{nlist['href']}/member/{kim_id}").status_code == 204
+    left = anonymous.get(f"/acknowledge?token={kim2}")
+    assert left.status_code == 400 and b"no longer on the list" in left.data
+    clock.advance(suite.runtime("notification").app.config.ack_ttl + 1)
+    expired = anonymous.get(f"/acknowledge?token={sam2}")
+    assert expired.status_code == 400 and b"expired" in expired.data
+
+    # Acknowledged through the API, the bearer token's subject is recorded.
+    second = n.get("/incident?alertId=cr-ack-2").get_json()[0]
+    by_api = n.post(f"/incident/{second['id']}/acknowledge", json={})
+    assert by_api.status_code == 200
+    assert (by_api.get_json()["acknowledgedBy"], by_api.get_json()["acknowledgedVia"]) == (
+        "tester", "api")
+
+
+def test_delivery_records_that_earlier_versions_stored_with_links_show_them_redacted(
+        suite: Any, notifier: Client) -> None:
+    app = suite.runtime("notification").app
+    link = ("https://sla.example/notification/v1/acknowledge?token=eyJhbGciOiJIUzI1NiJ9."
+            "eyJzdWIiOiJpbmNpZGVudCJ9.b2xkLXNpZ25hdHVyZQ")
+    d = Delivery(message_id=str(uuid.uuid4()), channel="email", address="sam@sla.example",
+                 recipient="sam@sla.example", target_kind="list", target_id=str(uuid.uuid4()),
+                 member_id="m-1", event_ids=["e-1"], alert_ids=["cr-old"], correlation_ids=[],
+                 event_type="ThresholdCrossingEvent", reason="first",
+                 content={"subject": "old", "text": f"Acknowledge: {link}\n",
+                          "html": f'<a href="{link}">acknowledge</a>'},
+                 max_attempts=3, due_at=datetime(2026, 3, 1, tzinfo=UTC), ack_links=[])
+    stored = app.mapper.to_stored_event(d.collect_events()[0])
+    state = app.mapper.transcoder.decode(stored.state)
+    for key in ("class_version", "ack_links"):  # as version 1 wrote it
+        state.pop(key)
+    app.recorder.insert_events([dataclasses.replace(
+        stored, state=app.mapper.transcoder.encode(state))])
+
+    reader = notifier.with_scopes("sla:read", "audit:read")
+    shown = [reader.get(path).get_data(as_text=True) for path in (
+        f"/delivery/{d.id}", f"/audit/aggregates/{d.id}/history",
+        f"/audit/aggregates/{d.id}/state", f"/audit/events?aggregateId={d.id}",
+        f"/audit/events/export?aggregateId={d.id}")]
+    assert all("b2xkLXNpZ25hdHVyZQ" not in text and "token=" not in text for text in shown)
+    content = reader.get(f"/delivery/{d.id}").get_json()["content"]
+    assert content["text"] == "Acknowledge: urn:sla-suite:ack-link:withdrawn\n"
+
+
+def test_deleting_a_hub_subscription_or_list_cancels_its_pending_retries(
+        suite: Any, notifier: Client, receiver: Receiver, clock: Clock) -> None:
+    n = notifier
+    app = suite.runtime("notification").app
+    group = str(uuid.uuid4())
+    receiver.status = 503  # a real listener that fails
+    hubs = {name: n.post("/hub", json={"callback": f"{receiver.url}/{name}",
+                                       "query": f"offeringGroupId={group}"}).get_json()
+            for name in ("kept", "gone")}
+    nlist = make_list(n, "NOC", [{"name": "hook", "channel": "webhook",
+                                  "address": f"{receiver.url}/list"}],
+                      offeringGroupIds=[group], groupWait=0)
+    publish(suite, crossing("cr-del", group))
+
+    def retrying() -> dict[str, dict[str, Any]]:
+        by_target = {d["hubId"] or d["listId"]: d for d in deliveries(n, status="retrying")}
+        return len(by_target) == 3 and by_target
+
+    pending = eventually(retrying, timeout=10)
+    gone = pending[hubs["gone"]["id"]]
+    of_list = pending[nlist["id"]]
+    assert n.delete(hubs["gone"]["href"]).status_code == 204
+    assert n.delete(nlist["href"]).status_code == 204
+    for d, reason in ((gone, "the hub subscription was deleted"),
+                      (of_list, "the notification list was deleted")):
+        now = n.get(d["href"]).get_json()
+        assert (now["status"], now["cancelReason"], now["nextAttemptAt"]) == (
+            "cancelled", reason, None)
+        history = n.get(f"/audit/aggregates/{d['id']}/history").get_json()
+        assert history[-1]["eventType"].endswith("Delivery.Cancelled")
+        assert history[-1]["data"]["reason"] == reason
+
+    # The listener recovers; the kept subscription's retry goes out, the others never.
+    receiver.status = 204
+    clock.advance(60)
+    tick(suite)
+    kept = pending[hubs["kept"]["id"]]
+    eventually(lambda: n.get(kept["href"]).get_json()["status"] == "delivered", timeout=10)
+    assert {d.id for d in app.due_deliveries()}.isdisjoint({uuid.UUID(gone["id"]),
+                                                            uuid.UUID(of_list["id"])})
+    assert len(receiver.at("/gone")) == 1 and len(receiver.at("/list")) == 1
+    assert len(receiver.at("/kept")) == 2
+    for d in (gone, of_list):
+        assert n.get(d["href"]).get_json()["attemptCount"] == 1

@@ -3,14 +3,15 @@ inhibition, suppression, backoff, signatures, the callback allow-list, configura
 
 from __future__ import annotations
 
+import ipaddress
 import random
-import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from services.notification import delivery as d
 from services.notification import domain as dom
+from services.notification import signature as sig
 from services.notification.rendering import render
 from shared.config import ConfigError
 
@@ -138,7 +139,7 @@ def test_delivery_gives_up_after_its_attempts_and_can_be_retried_by_hand() -> No
                             recipient="x", target_kind="hub", target_id="h", member_id=None,
                             event_ids=["e"], alert_ids=["a"], correlation_ids=[],
                             event_type="ThresholdCrossingEvent", reason="hub", content={},
-                            max_attempts=2, due_at=T0)
+                            max_attempts=2, due_at=T0, ack_links=[])
     delivery.start_attempt(T0, "w")
     delivery.fail(T0, "boom", 5)
     assert delivery.status == "retrying" and delivery.next_attempt_at == T0 + timedelta(seconds=5)
@@ -151,16 +152,38 @@ def test_delivery_gives_up_after_its_attempts_and_can_be_retried_by_hand() -> No
         delivery.retry("ops", T0)
 
 
-def test_signatures_verify_and_resist_tampering_and_replay() -> None:
+def test_the_signature_covers_delivery_id_event_type_timestamp_and_body() -> None:
     body = b'{"a":1}'
-    header = d.sign("s3cret", body)
-    assert d.verify_signature("s3cret", header, body)
-    assert not d.verify_signature("s3cret", header, b'{"a":2}')
-    assert not d.verify_signature("other", header, body)
-    old = d.sign("s3cret", body, timestamp=int(time.time()) - 3600)
-    assert not d.verify_signature("s3cret", old, body)
-    assert not d.verify_signature("s3cret", None, body)
-    assert not d.verify_signature("s3cret", "garbage", body)
+    headers = sig.signature_headers("s3cret", "d-1", "ThresholdCrossingEvent", body)
+    assert headers["X-SLA-Signature"].startswith("t=") and ",v2=" in headers["X-SLA-Signature"]
+    assert sig.check_signature("s3cret", headers, body) == ("d-1", "ThresholdCrossingEvent")
+    lower = {k.lower(): v for k, v in headers.items()}
+    assert sig.verify_signature("s3cret", lower, body)  # header names in any case
+    assert not sig.verify_signature("s3cret", headers, b'{"a":2}')
+    assert not sig.verify_signature("other", headers, body)
+    for name, value in (("X-SLA-Delivery-Id", "d-2"), ("X-SLA-Event-Type", "BurnRateAlertEvent"),
+                        ("X-SLA-Signature", "garbage")):
+        assert not sig.verify_signature("s3cret", {**headers, name: value}, body), name
+    without = {k: v for k, v in headers.items() if k != "X-SLA-Event-Type"}
+    with pytest.raises(sig.InvalidSignature, match="required"):
+        sig.check_signature("s3cret", without, body)
+    assert not sig.verify_signature("s3cret", {}, body)
+
+
+def test_a_signature_too_old_or_from_the_future_beyond_the_skew_is_refused() -> None:
+    body, now = b"{}", 1_900_000_000
+
+    def headers(t: int) -> dict[str, str]:
+        return sig.signature_headers("s3cret", "d-1", "Mixed", body, timestamp=t)
+
+    assert sig.verify_signature("s3cret", headers(now - 299), body, now=now)
+    assert sig.verify_signature("s3cret", headers(now + 29), body, now=now)  # clock skew
+    with pytest.raises(sig.InvalidSignature, match="old"):
+        sig.check_signature("s3cret", headers(now - 301), body, now=now)
+    with pytest.raises(sig.InvalidSignature, match="future"):
+        sig.check_signature("s3cret", headers(now + 31), body, now=now)
+    with pytest.raises(sig.InvalidSignature, match="future"):
+        sig.check_signature("s3cret", headers(now + 3600), body, now=now, tolerance=86400)
 
 
 def test_secrets_are_derived_per_owner_and_salt() -> None:
@@ -180,28 +203,85 @@ def test_callbacks_to_loopback_private_or_odd_urls_are_refused(url: str) -> None
         d.check_callback(url, d.NotificationConfig(), resolve=False)
 
 
+@pytest.mark.parametrize(("url", "why"), [
+    ("http://100.64.0.1/x", "CGNAT"),
+    ("http://100.100.100.200/latest/meta-data", "CGNAT"),       # a cloud metadata address
+    ("http://[2002:7f00:1::]/x", "6to4 form of 127.0.0.1, loopback"),
+    ("http://[2002:a9fe:a9fe::1]/x", "6to4 form of 169.254.169.254, link-local"),
+    ("http://[::ffff:127.0.0.1]/x", "IPv4-mapped form of 127.0.0.1, loopback"),
+    ("http://[::ffff:100.100.100.200]/x", "IPv4-mapped form of 100.100.100.200"),
+    ("http://[64:ff9b::a9fe:a9fe]/x", "NAT64 form of 169.254.169.254, link-local"),
+    ("http://[2001:0:4136:e378:8000:63bf:80ff:fffe]/x", "Teredo form of 127.0.0.1, loopback"),
+    ("http://224.0.0.251/x", "multicast"), ("http://[ff02::1]/x", "multicast"),
+    ("http://240.0.0.1/x", "private"), ("http://255.255.255.255/x", "private"),
+    ("http://[::]/x", "unspecified"), ("http://[fe80::1]/x", "link-local"),
+    ("http://[fd00::1]/x", "private"), ("http://198.18.0.1/x", "private"),
+    ("http://192.0.0.8/x", "special-purpose"), ("http://[::127.0.0.1]/x", "reserved"),
+    ("http://2130706433/x", "127.0.0.1 (loopback)"),             # decimal form
+    ("http://0x7f000001/x", "127.0.0.1 (loopback)"),             # hexadecimal form
+])
+def test_callbacks_to_addresses_that_are_not_globally_routable_are_refused(
+        url: str, why: str) -> None:
+    with pytest.raises(d.CallbackRefused, match="not a globally routable") as refused:
+        d.check_callback(url, d.NotificationConfig())
+    assert why in str(refused.value)
+
+
+@pytest.mark.parametrize("url", ["http://example.com:99999/", "http://example.com:0/",
+                                 "https://93.184.215.14:65536/x", "http://h:-1/"])
+def test_a_callback_with_an_invalid_port_is_refused(url: str) -> None:
+    with pytest.raises(d.CallbackRefused, match="port"):
+        d.check_callback(url, d.NotificationConfig(), resolve=False)
+
+
 def test_the_allow_list_admits_named_networks_and_hosts() -> None:
     config = d.NotificationConfig.from_env({"SLA_WEBHOOK_ALLOW": "127.0.0.0/8, hooks.internal"})
     d.check_callback("http://127.0.0.1:9000/x", config)
+    d.check_callback("http://[::ffff:127.0.0.1]:9000/x", config)  # reaches 127.0.0.1
     d.check_callback("https://hooks.internal/x", config)
     with pytest.raises(d.CallbackRefused):
         d.check_callback("http://10.0.0.1/x", config)
-    d.check_callback("https://93.184.215.14/x", d.NotificationConfig())  # public address
+    public = d.NotificationConfig()
+    assert d.check_callback("https://93.184.215.14/x", public).addresses == (
+        ipaddress.ip_address("93.184.215.14"),)
+    d.check_callback("http://[64:ff9b::5db8:d70e]/x", public)  # NAT64 of a public address
+    d.check_callback("http://[2002:5db8:d70e::1]/x", public)  # 6to4 of a public address
+    d.check_callback("http://[2606:4700::1111]:8443/x", public)
 
 
-def test_ack_tokens_are_bound_to_their_audience_and_expire() -> None:
-    token = d.ack_token("k" * 40, "inc-1", "ann", T0, 60)
-    assert d.read_ack_token("k" * 40, token, T0) == ("inc-1", "ann")
-    with pytest.raises(ValueError, match="expired"):
-        d.read_ack_token("k" * 40, token, T0 + timedelta(seconds=61))
-    with pytest.raises(ValueError):
-        d.read_ack_token("other" * 10, token, T0)
+def test_ack_link_tokens_are_derived_from_their_facts_and_name_their_delivery() -> None:
+    key, expires = "k" * 40, T0 + timedelta(days=7)
+    delivery = "0b6c1a52-3f7e-4f43-9d6b-2a4f3f0e6b11"
+    token = d.ack_link_token(key, delivery, "l1", "inc-1", "Ann <ann@x>", expires)
+    assert token == d.ack_link_token(key, delivery, "l1", "inc-1", "Ann <ann@x>",
+                                     expires)  # derived again when sent
+    assert d.parse_ack_link_token(token) == (delivery, "l1")
+    assert d.digest_matches(token, d.token_digest(token))
+    for changed in (("other" * 8, "inc-1", "Ann <ann@x>", expires),
+                    (key, "inc-2", "Ann <ann@x>", expires),
+                    (key, "inc-1", "Bob <bob@x>", expires),
+                    (key, "inc-1", "Ann <ann@x>", expires + timedelta(seconds=1))):
+        other = d.ack_link_token(changed[0], delivery, "l1", *changed[1:])
+        assert not d.digest_matches(other, d.token_digest(token))
     from shared import auth
-    bearer = auth.issue("k" * 40, ["admin"])
-    with pytest.raises(ValueError):
-        d.read_ack_token("k" * 40, bearer, T0)
+    for bad in ("abc", "a.b.c", auth.issue(key, ["admin"])):  # a bearer token is no link
+        with pytest.raises(ValueError):
+            d.parse_ack_link_token(bad)
     with pytest.raises(auth.AuthError):
-        auth.verify("k" * 40, f"Bearer {token}")
+        auth.verify(key, f"Bearer {token}")
+
+
+def test_old_delivery_records_read_their_acknowledgement_links_redacted() -> None:
+    old = {"content": {"text": "Acknowledge: https://sla.example/notification/v1/acknowledge"
+                               "?token=eyJhbGciOi.eyJzdWIiOi.c2lnbmF0dXJl\n",
+                       "html": '<a href="https://sla.example/notification/v1/acknowledge?'
+                               'token=eyJhbGciOi.eyJzdWIiOi.c2lnbmF0dXJl">acknowledge</a>',
+                       "body": {"alerts": [{"ackUrl": "http://h/notification/v1/"
+                                                      "acknowledge?token=abc.def.ghi"}]}}}
+    dom.Delivery.Created.upcast_v1_v2(old)
+    assert "token=" not in str(old) and old["ack_links"] == []
+    assert old["content"]["body"]["alerts"][0]["ackUrl"] == dom.WITHDRAWN_LINK
+    assert 'href="urn:sla-suite:ack-link:withdrawn"' in old["content"]["html"]
 
 
 @pytest.mark.parametrize(("env", "variable"), [
