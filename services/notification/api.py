@@ -222,7 +222,8 @@ def blueprint(runtime: Any) -> Blueprint:
     @blp.response(200, s.Incident)
     @requires(WRITE)
     def acknowledge(body: dict[str, Any], incident_id: UUID) -> Response:
-        """Acknowledge: stops escalation and reminders (idempotent)."""
+        """Acknowledge: stops escalation and reminders (idempotent). The token's subject
+        is recorded as who acknowledged."""
         incident, _ = app.acknowledge(incident_id, g.principal.subject)
         return one_response(resources.incident(incident), incident.version)
 
@@ -231,9 +232,11 @@ def blueprint(runtime: Any) -> Blueprint:
     @blp.response(200)
     @public
     def acknowledge_link(query: dict[str, Any]) -> Response:
-        """The signed link in a message: acknowledges without a bearer token. The token
-        is a short-lived JWT (HS256, its own audience) naming the incident; anything else
-        is refused. Without a token, a page explains where the link comes from."""
+        """The link in a message: acknowledges without a bearer token, in the name of the
+        recipient it was sent to. Each link names one incident and one recipient, expires
+        (SLA_ACK_TOKEN_TTL), works once, and stops working when its recipient leaves the
+        list; anything else is refused. Without a token, a page explains where the link
+        comes from."""
         token = query.get("token")
         if not token:
             return _page("Acknowledge an SLA alert",

@@ -515,14 +515,19 @@ class NotificationService(ServiceApplication):
             if nlist is None or nlist.status != "active" or nlist.member(
                     str(d.member_id)) is None:
                 raise ValueError("the recipient of this link is no longer on the list")
-        incident = self.incident(UUID(link["incidentId"]))
-        if incident.acknowledged_link == link_id:
-            raise ValueError("this acknowledgement link was already used")
-        changed = incident.acknowledge(str(link["recipient"]), now, via="link",
-                                       link_id=link_id)
-        if changed:
-            self.save(incident)
-        return incident, changed
+        for _ in range(CONFLICT_RETRIES):  # two clicks at once: one acknowledges
+            incident = self.incident(UUID(link["incidentId"]))
+            if incident.acknowledged_link == link_id:
+                raise ValueError("this acknowledgement link was already used")
+            changed = incident.acknowledge(str(link["recipient"]), now, via="link",
+                                           link_id=link_id)
+            try:
+                if changed:
+                    self.save(incident)
+                return incident, changed
+            except IntegrityError:
+                continue
+        raise IntegrityError(f"incident {link['incidentId']} kept changing")
 
     # --- scheduled work ------------------------------------------------------------------
     def tick(self) -> int:

@@ -100,6 +100,11 @@ def test_a_crossing_on_rabbitmq_reaches_webhook_and_mailbox_once_and_is_reported
     assert len(receiver.at("/h")) == 1 and len(mailbox[0].to("noc@sla.example")) == 1
     reported = [m["body"] for m in published]
     assert {m["eventType"] for m in reported} == {"NotificationDeliveryChangeEvent"}
+    # The breach's acknowledgement links went to the recipients, and nowhere else.
+    assert "/acknowledge?token=" in json.loads(got[0]["body"])["alerts"][0]["ackUrl"]
+    assert "/acknowledge?token=" in mailbox[0].to("noc@sla.example")[0].get_body(
+        ("plain",)).get_content()
+    assert "acknowledge?token=" not in json.dumps(reported)
     assert {m["correlationId"] for m in reported} == {breach.correlation_id}
 
 
@@ -124,3 +129,34 @@ def test_the_delivery_retries_until_the_receiver_returns(
                                if d["status"] == "delivered"], timeout=20)
     assert done[0]["attemptCount"] >= 2
     assert len(receiver.at("/h")) == 1
+
+
+def test_deleting_a_hub_subscription_stops_its_retries_to_a_failing_listener(
+        distributed: Any, receiver: Receiver) -> None:
+    suite, _ = distributed
+    runtime = suite.runtime("notification")
+    n = Client(suite.app("notification"), "/notification/v1")
+    group = str(uuid.uuid4())
+    receiver.status = 503
+    hubs = {name: n.post("/hub", json={"callback": f"{receiver.url}/{name}",
+                                       "query": f"offeringGroupId={group}"}).get_json()
+            for name in ("kept", "gone")}
+    breach = crossing(f"cr-{uuid.uuid4().hex[:6]}", group)
+    runtime.transport.publish_raw(SLA_EVENTS, "monitoring.crossing.raised",
+                                  breach.to_bytes(), message_id=breach.event_id)
+
+    def of(name: str) -> dict[str, Any]:
+        return next((d for d in n.get("/delivery").get_json()
+                     if d["hubId"] == hubs[name]["id"]), {"attemptCount": 0})
+
+    eventually(lambda: of("gone")["attemptCount"] >= 2 and of("kept")["attemptCount"] >= 2,
+               timeout=20)
+    assert n.delete(hubs["gone"]["href"]).status_code == 204
+    sent_before = len(receiver.at("/gone"))
+    assert of("gone")["status"] == "cancelled"
+    receiver.status = 204
+    eventually(lambda: of("kept")["status"] == "delivered", timeout=20)
+    gone = of("gone")
+    assert gone["status"] == "cancelled" and gone["nextAttemptAt"] is None
+    assert len(receiver.at("/gone")) <= sent_before + 1  # at most the attempt under way
+    assert uuid.UUID(gone["id"]) not in {d.id for d in runtime.app.due_deliveries()}

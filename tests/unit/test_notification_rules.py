@@ -332,3 +332,20 @@ def test_a_no_data_crossing_is_a_major_alert_that_says_nothing_was_measured() ->
     hook = render("webhook", {"id": "l", "name": "NOC"}, [silent], "first")
     assert hook["body"]["alerts"][0]["level"] == "noData"
     assert hook["body"]["alerts"][0]["measuredValue"] is None
+
+
+def test_a_webhook_connection_is_pinned_to_the_checked_address_and_keeps_the_tls_name() -> None:
+    import requests
+
+    session = d.webhook_session()
+    assert session.trust_env is False  # no proxy from the environment
+    request = requests.Request("POST", "https://hooks.example:8443/x", data=b"{}").prepare()
+    request.pinned_address = "93.184.215.14"  # type: ignore[attr-defined]
+    pool = session.get_adapter(request.url).get_connection_with_tls_context(request, True)
+    assert (pool.host, pool.port) == ("93.184.215.14", 8443)  # no second DNS lookup
+    assert pool.assert_hostname == "hooks.example"  # the certificate must name the host
+    assert pool.conn_kw["server_hostname"] == "hooks.example"  # TLS SNI
+    callback = d.check_callback("https://[2606:4700::1111]:8443/x", d.NotificationConfig())
+    assert callback.host_header == "[2606:4700::1111]:8443"
+    assert d.check_callback("https://93.184.215.14/x", d.NotificationConfig()
+                            ).host_header == "93.184.215.14"
