@@ -758,3 +758,34 @@ def test_deleting_a_hub_subscription_or_list_cancels_its_pending_retries(
     assert len(receiver.at("/kept")) == 2
     for d in (gone, of_list):
         assert n.get(d["href"]).get_json()["attemptCount"] == 1
+
+
+def test_a_burn_alert_monitoring_publishes_reports_its_window_as_the_event_time(
+        tmp_path: Any) -> None:
+    from services.monitoring import messaging as published
+    from services.notification.messaging import burn_labels, crossing_labels
+    from tests.service.test_monitoring_figures import AVAILABILITY, Deployment, at
+
+    # Two hours fully down against 99.9 % over P30D: a breach and a page, both about
+    # the first hour (00:00-01:00), recorded whenever the evaluator got to them.
+    d = Deployment(tmp_path / "m.db", {**AVAILABILITY, "conformanceTarget": 99.9,
+                                       "conformancePeriod": "P30D"})
+    d.up("po-0", at(1), 0.0)
+    d.up("po-0", at(2), 0.0)
+    d.evaluate()
+    describe = published.describer(d.app)
+    labels = {}
+    for aggregate in (*d.app.burn_alerts(), *d.app.crossings()):
+        if aggregate.scope_id != "po-0":
+            continue
+        stored = d.app.outcomes.recorder.select_events(aggregate.id)[0]
+        publication = describe(d.app.outcomes.mapper.to_domain_event(stored))
+        envelope = Envelope(event_id=f"monitoring:{aggregate.id}", event_time=iso(),
+                            event_type=publication.event_type, source="monitoring",
+                            event=publication.event)
+        read = burn_labels if publication.event_type == "BurnRateAlertEvent" \
+            else crossing_labels
+        labels[publication.event_type] = read(envelope)
+    assert labels["BurnRateAlertEvent"]["since"] == at(0)
+    assert labels["BurnRateAlertEvent"]["windowEnd"] == at(1)
+    assert labels["ThresholdCrossingEvent"]["since"] == at(0)

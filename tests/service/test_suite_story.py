@@ -68,6 +68,10 @@ def test_a_breach_measured_by_monitoring_reaches_the_groups_webhook_once(
 
     alerts = eventually(delivered, timeout=15)
     assert len(alerts) == 1 and alerts[0]["severity"] == "major"
+    # since is the event time (the window that breached), not when it was processed.
+    assert alerts[0]["since"] == alerts[0]["window"]["startDateTime"]
+    assert alerts[0]["since"] in {h["windowStart"] for h in group_crossing["history"]}
+    assert alerts[0]["since"] < alerts[0]["raisedAt"]
     history = notifier.get(f"/delivery?listId={noc['id']}").get_json()
     assert history and all(d["status"] in ("delivered", "sending", "pending") for d in history)
 
