@@ -344,7 +344,12 @@ class RegimeClock(Aggregate):
 
 
 class EvaluatorCheckpoint(Aggregate):
-    """The evaluator's state at a position of the log, so a restart replays only the rest."""
+    """The evaluator's state at a position of the log, so a restart replays only the rest.
+
+    ``state`` is a small manifest (``{"format": 2, "parts": n, "bytes": b}``): the state
+    itself is in ``n`` :class:`EvaluatorCheckpointPart` aggregates written before it, each a
+    bounded slice, so no single event (nor database parameter) grows with the number of
+    series. A ``state`` without ``format`` is the older inline form."""
 
     @staticmethod
     def create_id(partition: str) -> UUID:
@@ -414,3 +419,17 @@ class QuarantineRelease(Aggregate):
         self.key = key
         self.reason = reason
         self.requested_by = requested_by
+class EvaluatorCheckpointPart(Aggregate):
+    """One slice (base64 text of at most a few hundred kilobytes) of the compressed state of
+    the checkpoint at ``position``; written once, never changed."""
+
+    @staticmethod
+    def create_id(partition: str, position: int, index: int) -> UUID:
+        return _uuid5("checkpoint-part", partition, position, index)
+
+    @event("Written")
+    def __init__(self, partition: str, position: int, index: int, data: str) -> None:
+        self.partition = partition
+        self.position = position
+        self.index = index
+        self.data = data

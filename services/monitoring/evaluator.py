@@ -20,6 +20,7 @@ cache are not the data's fault: those rounds are retried until the store is back
 
 from __future__ import annotations
 
+import base64
 import logging
 import threading
 import time
@@ -29,6 +30,7 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
+import orjson
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError, PersistenceError, Tracking
 from prometheus_client import Counter, Gauge
@@ -38,6 +40,7 @@ from services.monitoring.domain import (
     BurnAlert,
     Crossing,
     EvaluatorCheckpoint,
+    EvaluatorCheckpointPart,
     MeasurementBatch,
     Quarantine,
     QuarantineRelease,
@@ -96,6 +99,15 @@ NEVER = float("-inf")
 MAX_GAP_WINDOWS = 1000
 # What a window without any data is judged, per treatment of missing data.
 SILENT = {"unknown": "unknown", "counted-as-down": "breached", "noData": "noData"}
+CHECKPOINT_FORMAT = 2
+# Bytes of compressed state per checkpoint part: each part is one small event (and database
+# parameter), whatever the number of series.
+CHECKPOINT_PART_BYTES = 256 * 1024
+# A checkpoint takes at most this share of the evaluator's time: after a save that took d
+# seconds, the next waits at least d / CHECKPOINT_SHARE.
+CHECKPOINT_SHARE = 0.05
+CHECKPOINT_BYTES = Gauge("sla_monitoring_checkpoint_bytes",
+                         "Compressed bytes of the evaluator's last checkpoint")
 
 
 def iso(epoch: float) -> str:
@@ -198,6 +210,7 @@ class Evaluator:
         self.position = 0
         self.saved = 0
         self._last_checkpoint = time.monotonic()
+        self._checkpoint_pause = 0.0
         self._pending: dict[UUID, Any] = {}
         self.last_error: str | None = None
         # intake position -> the quarantines that take effect there (this partition's)
@@ -223,12 +236,7 @@ class Evaluator:
             if q.partition == self.partition:
                 self._quarantine_at.setdefault(q.position, []).append(q)
         try:
-            checkpoint = self.app.outcomes.repository.get(
-                EvaluatorCheckpoint.create_id(self.partition))
-            self.state = State.from_dict(checkpoint.state)
-            self.position = checkpoint.position
-        except AggregateNotFoundError:
-            self.state, self.position = State(), 0
+            self.state, self.position = self._load_checkpoint()
         except TRANSIENT:
             raise
         except Exception:  # noqa: BLE001 - e.g. a state format older than this code
@@ -299,9 +307,11 @@ class Evaluator:
         return len(notifications)
 
     def _maybe_checkpoint(self, force: bool = False) -> None:
-        if not force and time.monotonic() - self._last_checkpoint < self.checkpoint_seconds:
+        wait = max(self.checkpoint_seconds, self._checkpoint_pause)
+        if not force and time.monotonic() - self._last_checkpoint < wait:
             return
-        checkpoint_id = EvaluatorCheckpoint.create_id(self.partition)
+        started = time.monotonic()
+        checkpoint_id = self._checkpoint_id()
         try:
             checkpoint = self.app.outcomes.repository.get(checkpoint_id)
         except AggregateNotFoundError:
@@ -309,9 +319,48 @@ class Evaluator:
         if checkpoint.position == self.position:
             self._last_checkpoint = time.monotonic()
             return
-        checkpoint.checkpoint(position=self.position, state=self.state.to_dict())
+        manifest = self.save_state_parts(self.position)
+        checkpoint.checkpoint(position=self.position, state=manifest)
         self.app.outcomes.save(checkpoint)
         self._last_checkpoint = time.monotonic()
+        self._checkpoint_pause = (self._last_checkpoint - started) / CHECKPOINT_SHARE
+
+    def _checkpoint_id(self) -> UUID:
+        return EvaluatorCheckpoint.create_id(self.partition)
+
+    def save_state_parts(self, position: int) -> dict[str, Any]:
+        """Write the state as compressed parts, each in a transaction of its own (never one
+        large parameter, never a long transaction); returns the manifest that makes them the
+        checkpoint once saved."""
+        blob = zlib.compress(orjson.dumps(self.state.to_dict()), 6)
+        count = 0
+        for count, offset in enumerate(range(0, len(blob), CHECKPOINT_PART_BYTES), start=1):
+            data = base64.b64encode(blob[offset:offset + CHECKPOINT_PART_BYTES]).decode()
+            self.app.outcomes.save(EvaluatorCheckpointPart(
+                partition=self.partition, position=position, index=count - 1, data=data))
+        CHECKPOINT_BYTES.set(len(blob))
+        return {"format": CHECKPOINT_FORMAT, "parts": count, "bytes": len(blob)}
+
+    def _load_checkpoint(self) -> tuple[State, int]:
+        """The checkpointed state and position; nothing (replay from the start) when there
+        is none or it holds budget ledgers of the old one-bucket-a-minute format."""
+        try:
+            checkpoint = self.app.outcomes.repository.get(self._checkpoint_id())
+        except AggregateNotFoundError:
+            return State(), 0
+        manifest = checkpoint.state
+        if manifest.get("format") != CHECKPOINT_FORMAT:  # the older inline form
+            try:
+                return State.from_dict(manifest), checkpoint.position
+            except sem.LedgerFormatError:
+                log.warning("evaluator %s: checkpoint holds old-format budget ledgers; "
+                            "rebuilding the state from the whole log", self.partition)
+                return State(), 0
+        blob = b"".join(
+            base64.b64decode(self.app.outcomes.repository.get(
+                EvaluatorCheckpointPart.create_id(self.partition, checkpoint.position, i)).data)
+            for i in range(manifest["parts"]))
+        return State.from_dict(orjson.loads(zlib.decompress(blob))), checkpoint.position
 
     def checkpoint(self) -> None:
         self._maybe_checkpoint(force=True)

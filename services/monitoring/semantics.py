@@ -23,8 +23,11 @@ Conventions the callers must know:
 
 from __future__ import annotations
 
+import base64
 import math
 import re
+import sys
+import zlib
 from bisect import bisect_right
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -35,6 +38,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from shared.durations import duration_parts, duration_seconds
 
+import numpy as np
+
 __all__ = [
     "ACCOUNTINGS",
     "BUDGET_UNIT",
@@ -42,6 +47,8 @@ __all__ = [
     "LEVELS",
     "Availability",
     "BudgetLedger",
+    "LedgerFormatError",
+    "MinuteLedger",
     "BurnAlert",
     "CrossingState",
     "Measurement",
@@ -707,9 +714,12 @@ def burn_rules(period_seconds: float) -> list[tuple[str, float, float, float]]:
     return [(sev, long * scale, short * scale, f) for sev, long, short, f in BURN_RULES_30D]
 
 
-class BudgetLedger:
-    """Good/bad seconds of one series in fixed buckets, for burn-rate windows and the
-    conformance period.
+class MinuteLedger:
+    """The reference ledger: good/bad seconds of one series in one bucket a minute, for
+    burn-rate windows and the conformance period. Unbounded in practice (43,200 buckets for a
+    30-day period, megabytes a series), so the evaluator keeps a :class:`BudgetLedger`; this
+    one stays as the executable specification the compact ledger is checked against and as
+    the baseline of ``bench/evaluator_state.py``.
 
     Convention: availability feeds eligible = up + down seconds and bad = down seconds of each
     window. Other parameters feed one entry per evaluated window with eligible = window length
@@ -814,12 +824,342 @@ class BudgetLedger:
         }
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> BudgetLedger:
+    def from_dict(cls, d: dict[str, Any]) -> MinuteLedger:
         ledger = cls(d["bucket_seconds"], d["keep_seconds"])
         ledger._newest = d.get("newest")
         ledger._buckets = {int(k): [float(e), float(b)] for k, e, b in d.get("buckets", [])}
         return ledger
 
+
+# The tiers of a 30-day ledger, in one-minute buckets: every later tier's granule is a
+# multiple of the one before. Other periods scale them (see _Layout).
+_GRANULES_30D = (1, 5, 30, 120, 360)
+# Each sliding window's start is resolved to at most 1/_RESOLUTION of the window.
+_RESOLUTION = 12
+# The lookback of projected_exhaustion, a sliding window like the rule windows.
+LOOKBACK_SECONDS = 3600
+_ANCHORS = 3
+LEDGER_FORMAT = 2
+
+
+class _Layout:
+    """The tiers of every ledger of one shape (bucket and period): shared, not per series.
+
+    Tier 0 keeps one-minute buckets for the youngest data; each older tier keeps coarser
+    buckets. Each sliding window — the rule windows of :func:`burn_rules` and the projection
+    lookback — is given to the coarsest tier whose granule is at most 1/12 of the window, and
+    the tiers are just long enough to hold the bucket where each of their windows starts."""
+
+    __slots__ = ("bucket", "granules", "counts", "offsets", "rows", "widths", "reach")
+
+    _cache: dict[tuple[int, float], _Layout] = {}  # noqa: RUF012 - a cache of immutable shapes
+
+    def __init__(self, bucket: int, period: float) -> None:
+        self.bucket = bucket
+        windows = [w for rule in burn_rules(period) for w in rule[1:3]] + [LOOKBACK_SECONDS]
+        edges = sorted({max(1, math.ceil(w / bucket)) for w in windows})
+        self.widths = frozenset(n for w in windows
+                                for n in (math.floor(w / bucket), math.ceil(w / bucket)))
+        scale = period / PERIOD_30D * 60 / bucket
+        chain: list[int] = [1]
+        for g in _GRANULES_30D[1:]:
+            granule = max(chain[-1], int(g * scale) // chain[-1] * chain[-1])
+            if granule > chain[-1]:
+                chain.append(granule)
+        deepest: dict[int, int] = {}  # tier -> the oldest window start it must hold
+        for edge in edges:
+            tier = max(t for t, g in enumerate(chain) if t == 0 or g * _RESOLUTION <= edge)
+            deepest[tier] = max(deepest.get(tier, 0), edge)
+        granules, counts = [], []
+        reached = 0  # the youngest age (in buckets) a tier may start at, at worst
+        for tier, granule in enumerate(chain):
+            if tier not in deepest:
+                continue
+            need = deepest[tier] - reached
+            # tier 0 starts at age `count`; a later tier reaches at least 1 + (count - 1) ×
+            # granule beyond where it starts (its newest bucket may be partly younger)
+            count = need if tier == 0 else math.ceil(max(0, need - 1) / granule) + 1
+            granules.append(granule)
+            counts.append(count)
+            reached += 1 + (count - 1) * granule if tier else count
+        self.granules, self.counts = tuple(granules), tuple(counts)
+        self.offsets = tuple(sum(counts[:t]) for t in range(len(counts)))
+        self.rows = sum(counts)
+        self.reach = reached
+
+    @classmethod
+    def of(cls, bucket: int, period: float) -> _Layout:
+        key = (bucket, float(period))
+        layout = cls._cache.get(key)
+        if layout is None:
+            layout = cls._cache[key] = cls(bucket, period)
+        return layout
+
+    def bounds(self, newest: int) -> list[int]:
+        """Tier t holds buckets [b[t+1], b[t]); b[0] is one past the newest bucket."""
+        top = newest + 1
+        bounds = [top]
+        for t, (g, n) in enumerate(zip(self.granules, self.counts, strict=True)):
+            top = top - n if t == 0 else ((top - 1) // g - n + 1) * g
+            bounds.append(top)
+        return bounds
+
+
+class BudgetLedger:
+    """Good/bad seconds of one series, for the burn-rate windows and the conformance period,
+    in bounded, compact state (about 1.4 KB for a 30-day period, whatever the history).
+
+    Convention: availability feeds eligible = up + down seconds and bad = down seconds of each
+    window. Other parameters feed one entry per evaluated window with eligible = window length
+    and bad = window length if the window breached else 0 — the error ratio is then the share
+    of time spent in breaching windows.
+
+    Figures are those of :class:`MinuteLedger` (one bucket a minute, a query ``[since,
+    until)`` summing the buckets whose start lies in it), kept compactly:
+
+    * **Tiers** (:class:`_Layout`): one-minute buckets for the last half hour, then coarser
+      buckets for older time, as deep as the longest burn-rate window. A sliding window whose
+      start falls inside a coarse bucket takes the bucket's share by time. For a 30-day period
+      the granules are 1 min up to 31 min of age, 5 min up to 2 h 11 min, 30 min up to 7 h 11
+      min, 2 h up to 29 h 11 min and 6 h up to 3 days 5 h, so a window ending at ``now`` is
+      EXACT when: 5 m and 30 m windows — always (``now`` on a minute); 1 h (and the projection
+      lookback) and 2 h — ``now`` on 5 minutes; 6 h — on 30 minutes; 1 d — on 2 hours; 3 d —
+      on 6 hours. Otherwise it is exact when the bad time inside that one start bucket is
+      spread evenly (a steady burn), and in any case off by at most that bucket's share, at
+      most 1/12 of the window (often much less). Other periods scale the granules.
+    * **Running sums** for window starts that stay fixed while ``now`` moves — the period
+      start: the first query from a start that is not a sliding window's opens a running sum
+      from it (the three most recently used are kept). The period's bad and eligible time are
+      therefore exact whenever that first query was: the period start was then within the
+      one-minute tier, on a granule boundary, or older than the series' first data.
+    * Data older than ``keep_seconds`` before the newest bucket is ignored, as before.
+    """
+
+    __slots__ = ("bucket_seconds", "keep_seconds", "_layout", "_cells", "_newest", "_first",
+                 "_anchors")
+
+    def __init__(self, bucket_seconds: int, keep_seconds: float) -> None:
+        """``keep_seconds``: the conformance period (max(period, longest rule window))."""
+        if bucket_seconds <= 0 or keep_seconds <= 0:
+            raise ValueError("bucket_seconds and keep_seconds must be positive")
+        self.bucket_seconds = bucket_seconds
+        self.keep_seconds = keep_seconds
+        self._layout = _Layout.of(bucket_seconds, keep_seconds)
+        # tier rows, the running sum of everything, one row a running sum: [eligible, bad]
+        self._cells = np.zeros((self._layout.rows + 1 + _ANCHORS, 2))
+        self._newest: int | None = None
+        self._first: int | None = None  # the oldest bucket ever fed
+        self._anchors: list[int] = []  # bucket index of each running sum, most recent first
+
+    def __len__(self) -> int:
+        return len(self._cells)
+
+    def nbytes(self) -> int:
+        """Bytes this ledger holds (the shared layout not counted)."""
+        return (sys.getsizeof(self) + sys.getsizeof(self._cells)
+                + sys.getsizeof(self._anchors) + 32 * len(self._anchors))
+
+    # --- writing --------------------------------------------------------------------------
+    def _row(self, index: int, bounds: list[int]) -> int | None:
+        layout = self._layout
+        for t in range(len(layout.counts)):
+            if bounds[t + 1] <= index < bounds[t]:
+                g = layout.granules[t]
+                return layout.offsets[t] + (index // g) % layout.counts[t]
+        return None
+
+    def _advance(self, newest: int) -> None:
+        """Move to a new newest bucket: data leaving a tier goes into the next (or away)."""
+        layout, cells = self._layout, self._cells
+        old = layout.bounds(self._newest)
+        new = layout.bounds(newest)
+        self._newest = newest
+        for t in range(len(layout.counts) - 1, -1, -1):
+            g, n, off = layout.granules[t], layout.counts[t], layout.offsets[t]
+            first, stop = old[t + 1] // g, min(-(-old[t] // g), new[t + 1] // g)
+            for c in range(first, max(first, stop)):
+                row = off + c % n
+                value = cells[row].copy()
+                cells[row] = 0.0
+                if value[0] or value[1]:
+                    target = self._row(c * g, new)
+                    if target is not None:
+                        cells[target] += value
+
+    def add(self, start: float, end: float, eligible: float, bad: float) -> None:
+        """Spread ``eligible``/``bad`` seconds of ``[start, end)`` over the buckets it overlaps,
+        proportionally to the overlap (``end <= start``: all into the bucket of ``start``)."""
+        if eligible == 0 and bad == 0:
+            return
+        size = self.bucket_seconds
+        first = math.floor(start / size)
+        last = math.ceil(end / size) - 1 if end > start else first
+        if self._newest is None:
+            self._newest = self._first = last
+        elif last > self._newest:
+            self._advance(last)
+        keep = max(1, math.ceil(self.keep_seconds / size))
+        cutoff = self._newest + 1 - keep
+        cells, layout = self._cells, self._layout
+        if self._anchors and min(self._anchors) < cutoff:
+            # a running sum from before the kept time no longer says what the ledger holds
+            kept = [i for i, at in enumerate(self._anchors) if at >= cutoff]
+            base = layout.rows + 1
+            rows = cells[[base + i for i in kept]].copy()
+            cells[base:] = 0.0
+            cells[base:base + len(kept)] = rows
+            self._anchors = [self._anchors[i] for i in kept]
+        if last < cutoff:
+            return
+        bounds = layout.bounds(self._newest)
+        span = end - start
+        self._first = min(self._first, max(first, cutoff))
+        if last == first:
+            row = self._row(first, bounds)
+            if row is not None:
+                cells[row, 0] += eligible
+                cells[row, 1] += bad
+        else:
+            for t in range(len(layout.counts)):
+                lo, hi = max(first, cutoff, bounds[t + 1]), min(last + 1, bounds[t])
+                if lo >= hi:
+                    continue
+                g, n, off = layout.granules[t], layout.counts[t], layout.offsets[t]
+                for c in range(lo // g, (hi - 1) // g + 1):
+                    a = max(start, max(c * g, lo) * size)
+                    b = min(end, min((c + 1) * g, hi) * size)
+                    if b > a:
+                        share = (b - a) / span
+                        cells[off + c % n, 0] += eligible * share
+                        cells[off + c % n, 1] += bad * share
+        base = layout.rows
+        if last == first:
+            cells[base] += (eligible, bad)
+        else:
+            share = (end - max(start, cutoff * size)) / span
+            cells[base, 0] += eligible * share
+            cells[base, 1] += bad * share
+        base += 1
+        for i, at in enumerate(self._anchors):
+            if last < at:
+                continue
+            if last == first:
+                share = 1.0
+            else:
+                share = max(0.0, end - max(start, max(at, cutoff) * size)) / span
+            cells[base + i, 0] += eligible * share
+            cells[base + i, 1] += bad * share
+
+    # --- reading --------------------------------------------------------------------------
+    def _range(self, lo: int, hi: int) -> tuple[float, float]:
+        """Tier sums over buckets [lo, hi), a coarse bucket cut by an end taken by share."""
+        layout, cells = self._layout, self._cells
+        bounds = layout.bounds(self._newest)
+        eligible = bad = 0.0
+        for t in range(len(layout.counts)):
+            a, z = max(lo, bounds[t + 1]), min(hi, bounds[t])
+            if a >= z:
+                continue
+            g, n, off = layout.granules[t], layout.counts[t], layout.offsets[t]
+            c_first, c_last = a // g, (z - 1) // g
+            for c in (c_first, c_last) if c_last > c_first else (c_first,):
+                e0, e1 = max(c * g, bounds[t + 1]), min((c + 1) * g, bounds[t])
+                share = (min(e1, z) - max(e0, a)) / (e1 - e0)
+                eligible += cells[off + c % n, 0] * share
+                bad += cells[off + c % n, 1] * share
+            if c_last - c_first > 1:
+                s = self._slice_sum(off, n, c_first + 1, c_last)
+                eligible += s[0]
+                bad += s[1]
+        return eligible, bad
+
+    def _slice_sum(self, off: int, n: int, c_from: int, c_to: int) -> np.ndarray:
+        """Sum of the ring rows of coarse buckets [c_from, c_to) of one tier."""
+        i, j = c_from % n, c_to % n
+        cells = self._cells
+        if i < j or c_to - c_from == 0:
+            return cells[off + i:off + j].sum(axis=0)
+        return cells[off + i:off + n].sum(axis=0) + cells[off:off + j].sum(axis=0)
+
+    def totals(self, since: float, until: float) -> tuple[float, float]:
+        """(eligible, bad) seconds of the buckets starting in ``[since, until)``."""
+        if self._newest is None:
+            return 0.0, 0.0
+        size = self.bucket_seconds
+        lo, hi = math.ceil(since / size), math.ceil(until / size)
+        if hi <= lo:
+            return 0.0, 0.0
+        anchors, cells, base = self._anchors, self._cells, self._layout.rows + 1
+        if lo in anchors:
+            i = anchors.index(lo)
+            if i:  # most recently used first
+                anchors.insert(0, anchors.pop(i))
+                cells[base:base + i + 1] = np.roll(cells[base:base + i + 1], 1, axis=0)
+            eligible, bad = float(cells[base, 0]), float(cells[base, 1])
+            if hi <= self._newest:
+                later = self._range(hi, self._newest + 1)
+                eligible, bad = eligible - later[0], bad - later[1]
+            return eligible, bad
+        eligible, bad = self._range(lo, hi)
+        newest = self._newest
+        if hi - lo not in self._layout.widths and lo <= newest:
+            # a start that stays put while windows pass: keep a running sum from it, when
+            # everything fed since is known — within the tiers, or all the ledger ever had
+            keep = max(1, math.ceil(self.keep_seconds / size))
+            if lo <= self._first and self._first > newest - keep:
+                whole = (cells[base - 1, 0], cells[base - 1, 1])
+                if hi > newest:
+                    eligible, bad = whole
+            elif lo >= self._layout.bounds(newest)[-1]:
+                whole = (eligible, bad) if hi > newest else self._range(lo, newest + 1)
+            else:
+                return float(eligible), float(bad)
+            if len(anchors) == _ANCHORS:
+                anchors.pop()
+            anchors.insert(0, lo)
+            n = len(anchors)
+            cells[base + 1:base + n] = cells[base:base + n - 1].copy()
+            cells[base] = whole
+        return float(eligible), float(bad)
+
+    def error_ratio(self, since: float, until: float) -> float | None:
+        """bad / eligible over ``[since, until)``; None when nothing eligible."""
+        eligible, bad = self.totals(since, until)
+        return bad / eligible if eligible > 0 else None
+
+    # --- checkpoints ----------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """Compact and versioned: the cells as base64 of zlib-compressed float64s."""
+        return {
+            "format": LEDGER_FORMAT,
+            "bucketSeconds": self.bucket_seconds,
+            "keepSeconds": self.keep_seconds,
+            "newest": self._newest,
+            "first": self._first,
+            "anchors": list(self._anchors),
+            "cells": base64.b64encode(zlib.compress(self._cells.tobytes(), 6)).decode(),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> BudgetLedger:
+        """Raises :class:`LedgerFormatError` for a ledger of the old minute format."""
+        if d.get("format") != LEDGER_FORMAT:
+            raise LedgerFormatError(f"ledger format {d.get('format', 1)!r} is not "
+                                    f"{LEDGER_FORMAT}")
+        ledger = cls(int(d["bucketSeconds"]), float(d["keepSeconds"]))
+        ledger._newest = d["newest"]
+        ledger._first = d["first"]
+        ledger._anchors = [int(a) for a in d["anchors"]]
+        cells = np.frombuffer(zlib.decompress(base64.b64decode(d["cells"])), dtype=np.float64)
+        if cells.size != ledger._cells.size:
+            raise LedgerFormatError("ledger cells do not match the layout")
+        ledger._cells = cells.reshape(ledger._cells.shape).copy()
+        return ledger
+
+
+class LedgerFormatError(ValueError):
+    """A checkpointed ledger in a format this version does not read (the old minute
+    buckets): the evaluator rebuilds its state by replaying the log instead."""
 
 @dataclass(frozen=True, slots=True)
 class BurnAlert:

@@ -82,3 +82,62 @@ def test_a_restart_replays_from_its_checkpoint_to_the_same_results(tmp_path: Pat
     crossings = sorted((c.scope_id, c.raised["windowStart"]) for c in restarted.crossings())
     assert crossings == sorted((c.scope_id, c.raised["windowStart"])
                                for c in reference.crossings())
+
+
+def budget_deployment(path: Path) -> Monitoring:
+    """Like ``deployment``, with a 30-day error budget: a ratio standard (99 % over P30D)."""
+    app = Monitoring({"PERSISTENCE_MODULE": "eventsourcing.sqlite",
+                      "SQLITE_DBNAME": str(path), "SINGLE_ROW_TRACKING": "n"})
+    for kind, rid, resource in estate(PRODUCTS):
+        if kind == "thresholdStandard":
+            parameter = resource["versions"][0]["parameters"][0]
+            parameter.update(name="success", unit="ratio", aggregation="ratio",
+                             comparator="GE", conformanceTarget=0.99, thresholdTarget=None,
+                             conformancePeriod="P30D", graceTimes=0)
+        app.receive_replica(kind, rid, resource, int(resource["version"]))
+    app.start_regime(name="budget", offering_group_id=uuid.UUID(GROUP), offering_id=None,
+                     sla_type_id=None, customer_group=None, parameters=["success"],
+                     window="PT1M", allowed_lateness="PT0S", clear_after=1)
+    rng = random.Random(5)
+    batches = []
+    for m in range(90):
+        samples = [{"purchasedOfferingId": PRODUCTS[i % 6], "parameter": "success",
+                    "value": 0.5 if 30 <= m < 45 and rng.random() < 0.5 else 1.0,
+                    "observedAt": ts(m * 20 + i)} for i in range(10)]
+        batches.append((f"b{m}", "test", app.check_batch(samples)))
+    for i in range(0, 90, 10):
+        app.record_batches(batches[i:i + 10])
+    return app
+
+
+def budget_results(app: Monitoring) -> dict[tuple, Any]:
+    return {(e.scope_type, e.scope_id, e.window_start): (
+        e.result["classification"], e.result["remainingBudget"], e.result["projectedExhaustion"])
+        for e in app.evaluations()}
+
+
+def test_a_checkpoint_with_old_format_budgets_is_rebuilt_from_the_log(tmp_path: Path) -> None:
+    from services.monitoring import semantics as sem
+    from services.monitoring.domain import EvaluatorCheckpoint
+
+    reference, restarted = budget_deployment(tmp_path / "ref.db"), budget_deployment(
+        tmp_path / "re.db")
+    drain(Evaluator(reference))
+    first = Evaluator(restarted, batch=7)
+    first.recover()
+    for _ in range(5):
+        first.run_once()
+    assert first.state.ledgers
+    # what an earlier version checkpointed: minute buckets, here deliberately wrong
+    legacy = first.state.to_dict()
+    wrong = sem.MinuteLedger(60, 30 * 86400)
+    wrong.add(START.timestamp(), START.timestamp() + 60, 60, 60)
+    legacy["ledgers"] = {key: wrong.to_dict() for key in legacy["ledgers"]}
+    checkpoint = EvaluatorCheckpoint(partition=first.partition)
+    checkpoint.checkpoint(position=first.position, state=legacy)
+    restarted.outcomes.save(checkpoint)
+
+    second = Evaluator(restarted, batch=7)
+    drain(second)
+    assert budget_results(restarted) == budget_results(reference)
+    assert any(r[1] is not None and r[1] < 1 for r in budget_results(reference).values())
