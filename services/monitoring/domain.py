@@ -252,7 +252,11 @@ class Crossing(Aggregate):
 
 
 class BurnAlert(Aggregate):
-    """An error-budget burn-rate alert (page or ticket) of one series."""
+    """An error-budget burn-rate alert (page or ticket) of one series, raised by the rule
+    that fired (``factor``, windows and burn rates in ``evidence``) and resolved with the
+    figures of that rule at resolution and its ``resolution``: ``subsided``,
+    ``escalatedToPage`` / ``fellToTicket`` (an alert of the other severity is raised in the
+    same window), or ``budgetRemoved`` (the standard in force keeps no budget any more)."""
 
     @staticmethod
     def id_for(regime_id: UUID, parameter: str, scope_type: str, scope_id: str,
@@ -269,6 +273,7 @@ class BurnAlert(Aggregate):
         self.scope_id = scope_id
         self.severity = severity
         self.evidence = evidence
+        self.raised = evidence
         self.open = True
 
     def resolve(self, evidence: dict[str, Any]) -> None:

@@ -911,14 +911,14 @@ class Evaluator:
         p = level.parameter
         period = p.get("conformancePeriod")
         if not period or p.get("aggregation") not in ("availability", "ratio"):
-            return
+            return self._budget_gone(series, evidence, emit)
         nominal = float(seconds(period))  # validated by the registry
         if nominal <= 0:
-            return
+            return self._budget_gone(series, evidence, emit)
         unit = p.get("unit", "%")
         target = p["conformanceTarget"] / 100.0 if unit == "%" else float(p["conformanceTarget"])
         if not 0 < target < 1:
-            return
+            return self._budget_gone(series, evidence, emit)
         st = self.state
         rules = sem.burn_rules(nominal)
         keep = max(sem.longest_period_seconds(period), max(r[1] for r in rules))
@@ -940,28 +940,71 @@ class Evaluator:
         exhaustion = sem.projected_exhaustion(ledger, span.start, end, target, eligible,
                                               period_end=span.end)
         result["projectedExhaustion"] = None if exhaustion is None else iso(exhaustion)
-        firing = sem.burn_alerts(ledger, end, target, nominal)
+        self._burn(regime, parameter, scope, series, start, end, ledger, target,
+                   nominal, result, evidence, emit)
+
+    # --- burn alerts ----------------------------------------------------------------------
+    # One alert has one severity for its whole life (pages and tickets reach different
+    # people): when the worst firing rule changes severity, the open alert is resolved and
+    # one of the new severity raised in the same window. Every resolution carries the
+    # figures of the alert's own rule at that moment and why it was resolved.
+    def _burn(self, regime: Regime, parameter: str, scope: tuple[str, str], series: str,
+              start: float, end: float, ledger: sem.BudgetLedger, target: float,
+              period_seconds: float, result: dict[str, Any], evidence: dict[str, Any],
+              emit: bool) -> None:
+        st = self.state
+        firing = sem.burn_alerts(ledger, end, target, period_seconds)
         worst = max(firing, key=lambda a: (SEVERITY_RANK[a.severity], a.long_burn), default=None)
         current = st.alerts.get(series)
         alert_evidence = {**evidence, "remainingBudget": result["remainingBudget"],
                           "budgetUnit": sem.BUDGET_UNIT,
                           "projectedExhaustion": result["projectedExhaustion"]}
-        if worst is not None:
-            alert_evidence.update(burnRate=worst.long_burn, shortBurnRate=worst.short_burn,
-                                  longWindow=worst.long_window, shortWindow=worst.short_window,
-                                  factor=worst.factor)
-        if current and (worst is None or SEVERITY_RANK[worst.severity] >
-                        SEVERITY_RANK[current[0]]):
-            st.alerts.pop(series)
-            if emit:
-                alert = self._load(UUID(current[1]))
-                if alert.open:
-                    alert.resolve(alert_evidence)
+        if current and (worst is None or worst.severity != current[0]):
+            severity = current[0]
+            rule = current[2:5] if len(current) >= 5 else next(
+                r[1:] for r in sem.burn_rules(period_seconds) if r[0] == severity)
+            long_w, short_w, factor = rule
+            burns = [sem.burn_rate(ledger.error_ratio(end - w, end) or 0.0, target)
+                     for w in (long_w, short_w)]
+            resolution = "subsided" if worst is None else (
+                "escalatedToPage" if SEVERITY_RANK[worst.severity] > SEVERITY_RANK[severity]
+                else "fellToTicket")
+            self._resolve_alert(series, {
+                **alert_evidence, "burnRate": burns[0], "shortBurnRate": burns[1],
+                "longWindow": long_w, "shortWindow": short_w, "factor": factor,
+                "resolution": resolution}, emit)
             current = None
         if worst is not None and current is None:
             alert_id = BurnAlert.id_for(regime.id, parameter, scope[0], scope[1], start)
-            st.alerts[series] = [worst.severity, str(alert_id)]
+            st.alerts[series] = [worst.severity, str(alert_id), worst.long_window,
+                                 worst.short_window, worst.factor]
             if emit:
                 self._pending[alert_id] = BurnAlert(
                     id=alert_id, regime_id=regime.id, parameter=parameter, scope_type=scope[0],
-                    scope_id=scope[1], severity=worst.severity, evidence=alert_evidence)
+                    scope_id=scope[1], severity=worst.severity, evidence={
+                        **alert_evidence, "burnRate": worst.long_burn,
+                        "shortBurnRate": worst.short_burn, "longWindow": worst.long_window,
+                        "shortWindow": worst.short_window, "factor": worst.factor})
+
+    def _resolve_alert(self, series: str, evidence: dict[str, Any], emit: bool) -> None:
+        current = self.state.alerts.pop(series, None)
+        if current is None or not emit:
+            return
+        alert = self._load(UUID(current[1]))
+        if alert.open:
+            alert.resolve(evidence)
+
+    def _budget_gone(self, series: str, evidence: dict[str, Any], emit: bool) -> None:
+        """The standard in force no longer keeps an error budget for the series (a revision
+        without a conformance period, or an aggregation without one): its ledger goes, and
+        an open burn alert is resolved with the last figures it had."""
+        self.state.ledgers.pop(series, None)
+        current = self.state.alerts.get(series)
+        if current is None:
+            return
+        last = self._load(UUID(current[1])).evidence if emit else {}
+        figures = {k: last[k] for k in ("burnRate", "shortBurnRate", "longWindow", "shortWindow",
+                                        "factor", "remainingBudget", "projectedExhaustion")
+                   if k in last}
+        self._resolve_alert(series, {**evidence, **figures, "resolution": "budgetRemoved"},
+                            emit)

@@ -87,7 +87,9 @@ def describer(app: Monitoring) -> Any:
                     **({"window": {"startDateTime": e["windowStart"],
                                    "endDateTime": e["windowEnd"]}}
                        if e.get("windowStart") and e.get("windowEnd") else {}),
-                    "raisedAt": at}})
+                    "raisedAt": at,
+                    **{k: e[k] for k in ("factor", "shortBurnRate", "resolution")
+                       if e.get(k) is not None}}})
         return None
 
     return describe

@@ -139,6 +139,13 @@ class BurnAlert(Schema):
     remainingBudget = fields.Float(allow_none=True, metadata={
         "description": "share of the period's error budget left, a fraction (budgetUnit)"})
     budgetUnit = fields.String(metadata={"example": "ratio"})
+    shortBurnRate = fields.Float(metadata={
+        "description": "short-window error ratio / error budget"})
+    factor = fields.Float(metadata={
+        "description": "the factor of the rule that raised the alert (kept on resolution)"})
+    resolution = fields.String(allow_none=True, metadata={
+        "description": "why it was resolved: subsided, escalatedToPage, fellToTicket or "
+                       "budgetRemoved"})
     projectedExhaustion = fields.String(allow_none=True)
 
 

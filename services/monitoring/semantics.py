@@ -36,9 +36,9 @@ from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from shared.durations import duration_parts, duration_seconds
-
 import numpy as np
+
+from shared.durations import duration_parts, duration_seconds
 
 __all__ = [
     "ACCOUNTINGS",
