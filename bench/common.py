@@ -510,6 +510,19 @@ class CrossingWatcher:
 
 
 # --- the suite as processes -----------------------------------------------------------------
+def drop_schemas(prefix: str) -> None:
+    """Drop every PostgreSQL schema whose name starts with ``prefix``."""
+    import psycopg
+
+    with psycopg.connect(host=PG["POSTGRES_HOST"], port=PG["POSTGRES_PORT"],
+                         user=PG["POSTGRES_USER"], password=PG["POSTGRES_PASSWORD"],
+                         dbname=PG["POSTGRES_DBNAME"], autocommit=True) as conn:
+        rows = conn.execute("SELECT nspname FROM pg_namespace WHERE nspname LIKE %s",
+                            (prefix + "%",)).fetchall()
+        for (name,) in rows:
+            conn.execute(f'DROP SCHEMA "{name}" CASCADE')
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -691,15 +704,7 @@ class Suite:
             with contextlib.suppress(Exception):
                 p.stop()
         with contextlib.suppress(Exception):
-            import psycopg
-
-            with psycopg.connect(host=PG["POSTGRES_HOST"], port=PG["POSTGRES_PORT"],
-                                 user=PG["POSTGRES_USER"], password=PG["POSTGRES_PASSWORD"],
-                                 dbname=PG["POSTGRES_DBNAME"], autocommit=True) as conn:
-                rows = conn.execute("SELECT nspname FROM pg_namespace WHERE nspname LIKE %s",
-                                    (self.schema_prefix + "%",)).fetchall()
-                for (name,) in rows:
-                    conn.execute(f'DROP SCHEMA "{name}" CASCADE')
+            drop_schemas(self.schema_prefix)
         with contextlib.suppress(Exception):
             connection, channel = blocking()
             for service in ("threshold-registry", "monitoring"):

@@ -28,6 +28,7 @@ import math
 import re
 import sys
 import zlib
+from array import array
 from bisect import bisect_right
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -35,8 +36,6 @@ from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-import numpy as np
 
 from shared.durations import duration_parts, duration_seconds
 
@@ -850,7 +849,8 @@ class _Layout:
     lookback — is given to the coarsest tier whose granule is at most 1/12 of the window, and
     the tiers are just long enough to hold the bucket where each of their windows starts."""
 
-    __slots__ = ("bucket", "granules", "counts", "offsets", "rows", "widths", "reach")
+    __slots__ = ("bucket", "granules", "counts", "offsets", "rows", "widths", "reach", "_coarse",
+                 "_recent")
 
     _cache: dict[tuple[int, float], _Layout] = {}  # noqa: RUF012 - a cache of immutable shapes
 
@@ -886,6 +886,8 @@ class _Layout:
         self.offsets = tuple(sum(counts[:t]) for t in range(len(counts)))
         self.rows = sum(counts)
         self.reach = reached
+        self._coarse = tuple(zip(granules[1:], counts[1:], strict=True))
+        self._recent: tuple[tuple[int | None, list[int]], ...] = ((None, []), (None, []))
 
     @classmethod
     def of(cls, bucket: int, period: float) -> _Layout:
@@ -896,18 +898,26 @@ class _Layout:
         return layout
 
     def bounds(self, newest: int) -> list[int]:
-        """Tier t holds buckets [b[t+1], b[t]); b[0] is one past the newest bucket."""
-        top = newest + 1
-        bounds = [top]
-        for t, (g, n) in enumerate(zip(self.granules, self.counts, strict=True)):
-            top = top - n if t == 0 else ((top - 1) // g - n + 1) * g
+        """Tier t holds buckets [b[t+1], b[t]); b[0] is one past the newest bucket.
+
+        The series of a regime share their window ends, so the last two answers are kept."""
+        recent = self._recent
+        if recent[0][0] == newest:
+            return recent[0][1]
+        if recent[1][0] == newest:
+            return recent[1][1]
+        top = newest + 1 - self.counts[0]
+        bounds = [newest + 1, top]
+        for g, n in self._coarse:
+            top = ((top - 1) // g - n + 1) * g
             bounds.append(top)
+        self._recent = ((newest, bounds), recent[0])
         return bounds
 
 
 class BudgetLedger:
     """Good/bad seconds of one series, for the burn-rate windows and the conformance period,
-    in bounded, compact state (about 1.4 KB for a 30-day period, whatever the history).
+    in bounded, compact state (about 1.6 KB for a 30-day period, whatever the history).
 
     Convention: availability feeds eligible = up + down seconds and bad = down seconds of each
     window. Other parameters feed one entry per evaluated window with eligible = window length
@@ -935,7 +945,7 @@ class BudgetLedger:
     * Data older than ``keep_seconds`` before the newest bucket is ignored, as before.
     """
 
-    __slots__ = ("bucket_seconds", "keep_seconds", "_layout", "_cells", "_newest", "_first",
+    __slots__ = ("bucket_seconds", "keep_seconds", "_layout", "_e", "_b", "_newest", "_first",
                  "_anchors")
 
     def __init__(self, bucket_seconds: int, keep_seconds: float) -> None:
@@ -945,18 +955,21 @@ class BudgetLedger:
         self.bucket_seconds = bucket_seconds
         self.keep_seconds = keep_seconds
         self._layout = _Layout.of(bucket_seconds, keep_seconds)
-        # tier rows, the running sum of everything, one row a running sum: [eligible, bad]
-        self._cells = np.zeros((self._layout.rows + 1 + _ANCHORS, 2))
+        # eligible and bad seconds: the tier rows, then the running sum of everything, then
+        # one row a running sum from a fixed start (8 bytes a value)
+        rows = self._layout.rows + 1 + _ANCHORS
+        self._e = array("d", (0.0,)) * rows
+        self._b = array("d", (0.0,)) * rows
         self._newest: int | None = None
         self._first: int | None = None  # the oldest bucket ever fed
         self._anchors: list[int] = []  # bucket index of each running sum, most recent first
 
     def __len__(self) -> int:
-        return len(self._cells)
+        return len(self._e)
 
     def nbytes(self) -> int:
         """Bytes this ledger holds (the shared layout not counted)."""
-        return (sys.getsizeof(self) + sys.getsizeof(self._cells)
+        return (sys.getsizeof(self) + sys.getsizeof(self._e) + sys.getsizeof(self._b)
                 + sys.getsizeof(self._anchors) + 32 * len(self._anchors))
 
     # --- writing --------------------------------------------------------------------------
@@ -964,27 +977,36 @@ class BudgetLedger:
         layout = self._layout
         for t in range(len(layout.counts)):
             if bounds[t + 1] <= index < bounds[t]:
-                g = layout.granules[t]
-                return layout.offsets[t] + (index // g) % layout.counts[t]
+                return layout.offsets[t] + (index // layout.granules[t]) % layout.counts[t]
         return None
 
     def _advance(self, newest: int) -> None:
         """Move to a new newest bucket: data leaving a tier goes into the next (or away)."""
-        layout, cells = self._layout, self._cells
+        layout, e, b = self._layout, self._e, self._b
         old = layout.bounds(self._newest)
         new = layout.bounds(newest)
         self._newest = newest
         for t in range(len(layout.counts) - 1, -1, -1):
             g, n, off = layout.granules[t], layout.counts[t], layout.offsets[t]
             first, stop = old[t + 1] // g, min(-(-old[t] // g), new[t + 1] // g)
-            for c in range(first, max(first, stop)):
+            for c in range(first, stop):
                 row = off + c % n
-                value = cells[row].copy()
-                cells[row] = 0.0
-                if value[0] or value[1]:
+                value_e, value_b = e[row], b[row]
+                if value_e or value_b:
+                    e[row] = b[row] = 0.0
                     target = self._row(c * g, new)
                     if target is not None:
-                        cells[target] += value
+                        e[target] += value_e
+                        b[target] += value_b
+
+    def _drop_anchors_before(self, cutoff: int) -> None:
+        """A running sum from before the kept time no longer says what the ledger holds."""
+        base = self._layout.rows + 1
+        kept = [(at, self._e[base + i], self._b[base + i])
+                for i, at in enumerate(self._anchors) if at >= cutoff]
+        self._anchors = [at for at, _, _ in kept]
+        for i in range(_ANCHORS):
+            self._e[base + i], self._b[base + i] = kept[i][1:] if i < len(kept) else (0.0, 0.0)
 
     def add(self, start: float, end: float, eligible: float, bad: float) -> None:
         """Spread ``eligible``/``bad`` seconds of ``[start, end)`` over the buckets it overlaps,
@@ -998,62 +1020,49 @@ class BudgetLedger:
             self._newest = self._first = last
         elif last > self._newest:
             self._advance(last)
-        keep = max(1, math.ceil(self.keep_seconds / size))
-        cutoff = self._newest + 1 - keep
-        cells, layout = self._cells, self._layout
+        cutoff = self._newest + 1 - max(1, math.ceil(self.keep_seconds / size))
         if self._anchors and min(self._anchors) < cutoff:
-            # a running sum from before the kept time no longer says what the ledger holds
-            kept = [i for i, at in enumerate(self._anchors) if at >= cutoff]
-            base = layout.rows + 1
-            rows = cells[[base + i for i in kept]].copy()
-            cells[base:] = 0.0
-            cells[base:base + len(kept)] = rows
-            self._anchors = [self._anchors[i] for i in kept]
+            self._drop_anchors_before(cutoff)
         if last < cutoff:
             return
+        e, b, layout = self._e, self._b, self._layout
         bounds = layout.bounds(self._newest)
-        span = end - start
         self._first = min(self._first, max(first, cutoff))
+        base = layout.rows
         if last == first:
             row = self._row(first, bounds)
             if row is not None:
-                cells[row, 0] += eligible
-                cells[row, 1] += bad
-        else:
-            for t in range(len(layout.counts)):
-                lo, hi = max(first, cutoff, bounds[t + 1]), min(last + 1, bounds[t])
-                if lo >= hi:
-                    continue
-                g, n, off = layout.granules[t], layout.counts[t], layout.offsets[t]
-                for c in range(lo // g, (hi - 1) // g + 1):
-                    a = max(start, max(c * g, lo) * size)
-                    b = min(end, min((c + 1) * g, hi) * size)
-                    if b > a:
-                        share = (b - a) / span
-                        cells[off + c % n, 0] += eligible * share
-                        cells[off + c % n, 1] += bad * share
-        base = layout.rows
-        if last == first:
-            cells[base] += (eligible, bad)
-        else:
-            share = (end - max(start, cutoff * size)) / span
-            cells[base, 0] += eligible * share
-            cells[base, 1] += bad * share
-        base += 1
-        for i, at in enumerate(self._anchors):
-            if last < at:
+                e[row] += eligible
+                b[row] += bad
+            e[base] += eligible
+            b[base] += bad
+            for i, at in enumerate(self._anchors):
+                if first >= at:
+                    e[base + 1 + i] += eligible
+                    b[base + 1 + i] += bad
+            return
+        span = end - start
+        for t in range(len(layout.counts)):
+            lo, hi = max(first, cutoff, bounds[t + 1]), min(last + 1, bounds[t])
+            if lo >= hi:
                 continue
-            if last == first:
-                share = 1.0
-            else:
-                share = max(0.0, end - max(start, max(at, cutoff) * size)) / span
-            cells[base + i, 0] += eligible * share
-            cells[base + i, 1] += bad * share
+            g, n, off = layout.granules[t], layout.counts[t], layout.offsets[t]
+            for c in range(lo // g, (hi - 1) // g + 1):
+                share = (min(end, min((c + 1) * g, hi) * size)
+                         - max(start, max(c * g, lo) * size)) / span
+                if share > 0:
+                    e[off + c % n] += eligible * share
+                    b[off + c % n] += bad * share
+        for i, at in enumerate((cutoff, *self._anchors)):
+            if last >= at:
+                share = (end - max(start, max(at, cutoff) * size)) / span
+                e[base + i] += eligible * share
+                b[base + i] += bad * share
 
     # --- reading --------------------------------------------------------------------------
     def _range(self, lo: int, hi: int) -> tuple[float, float]:
         """Tier sums over buckets [lo, hi), a coarse bucket cut by an end taken by share."""
-        layout, cells = self._layout, self._cells
+        layout, e, b = self._layout, self._e, self._b
         bounds = layout.bounds(self._newest)
         eligible = bad = 0.0
         for t in range(len(layout.counts)):
@@ -1065,62 +1074,61 @@ class BudgetLedger:
             for c in (c_first, c_last) if c_last > c_first else (c_first,):
                 e0, e1 = max(c * g, bounds[t + 1]), min((c + 1) * g, bounds[t])
                 share = (min(e1, z) - max(e0, a)) / (e1 - e0)
-                eligible += cells[off + c % n, 0] * share
-                bad += cells[off + c % n, 1] * share
-            if c_last - c_first > 1:
-                s = self._slice_sum(off, n, c_first + 1, c_last)
-                eligible += s[0]
-                bad += s[1]
+                eligible += e[off + c % n] * share
+                bad += b[off + c % n] * share
+            if c_last - c_first > 1:  # whole buckets between: a slice of the ring (or two)
+                i, j = (c_first + 1) % n, c_last % n
+                if i < j:
+                    eligible += sum(e[off + i:off + j])
+                    bad += sum(b[off + i:off + j])
+                else:
+                    eligible += sum(e[off + i:off + n]) + sum(e[off:off + j])
+                    bad += sum(b[off + i:off + n]) + sum(b[off:off + j])
         return eligible, bad
-
-    def _slice_sum(self, off: int, n: int, c_from: int, c_to: int) -> np.ndarray:
-        """Sum of the ring rows of coarse buckets [c_from, c_to) of one tier."""
-        i, j = c_from % n, c_to % n
-        cells = self._cells
-        if i < j or c_to - c_from == 0:
-            return cells[off + i:off + j].sum(axis=0)
-        return cells[off + i:off + n].sum(axis=0) + cells[off:off + j].sum(axis=0)
 
     def totals(self, since: float, until: float) -> tuple[float, float]:
         """(eligible, bad) seconds of the buckets starting in ``[since, until)``."""
-        if self._newest is None:
+        newest = self._newest
+        if newest is None:
             return 0.0, 0.0
         size = self.bucket_seconds
         lo, hi = math.ceil(since / size), math.ceil(until / size)
         if hi <= lo:
             return 0.0, 0.0
-        anchors, cells, base = self._anchors, self._cells, self._layout.rows + 1
+        anchors, e, b = self._anchors, self._e, self._b
+        base = self._layout.rows + 1
         if lo in anchors:
             i = anchors.index(lo)
             if i:  # most recently used first
                 anchors.insert(0, anchors.pop(i))
-                cells[base:base + i + 1] = np.roll(cells[base:base + i + 1], 1, axis=0)
-            eligible, bad = float(cells[base, 0]), float(cells[base, 1])
-            if hi <= self._newest:
-                later = self._range(hi, self._newest + 1)
+                e[base:base + i + 1] = array("d", [e[base + i], *e[base:base + i]])
+                b[base:base + i + 1] = array("d", [b[base + i], *b[base:base + i]])
+            eligible, bad = e[base], b[base]
+            if hi <= newest:
+                later = self._range(hi, newest + 1)
                 eligible, bad = eligible - later[0], bad - later[1]
             return eligible, bad
         eligible, bad = self._range(lo, hi)
-        newest = self._newest
         if hi - lo not in self._layout.widths and lo <= newest:
             # a start that stays put while windows pass: keep a running sum from it, when
             # everything fed since is known — within the tiers, or all the ledger ever had
             keep = max(1, math.ceil(self.keep_seconds / size))
             if lo <= self._first and self._first > newest - keep:
-                whole = (cells[base - 1, 0], cells[base - 1, 1])
+                whole = (e[base - 1], b[base - 1])
                 if hi > newest:
                     eligible, bad = whole
             elif lo >= self._layout.bounds(newest)[-1]:
                 whole = (eligible, bad) if hi > newest else self._range(lo, newest + 1)
             else:
-                return float(eligible), float(bad)
+                return eligible, bad
             if len(anchors) == _ANCHORS:
                 anchors.pop()
             anchors.insert(0, lo)
             n = len(anchors)
-            cells[base + 1:base + n] = cells[base:base + n - 1].copy()
-            cells[base] = whole
-        return float(eligible), float(bad)
+            e[base + 1:base + n] = e[base:base + n - 1]
+            b[base + 1:base + n] = b[base:base + n - 1]
+            e[base], b[base] = whole
+        return eligible, bad
 
     def error_ratio(self, since: float, until: float) -> float | None:
         """bad / eligible over ``[since, until)``; None when nothing eligible."""
@@ -1129,7 +1137,11 @@ class BudgetLedger:
 
     # --- checkpoints ----------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        """Compact and versioned: the cells as base64 of zlib-compressed float64s."""
+        """Compact and versioned: the cells as base64 of zlib-compressed little-endian
+        float64s (eligible seconds, then bad seconds)."""
+        cells = self._e + self._b
+        if sys.byteorder != "little":
+            cells.byteswap()
         return {
             "format": LEDGER_FORMAT,
             "bucketSeconds": self.bucket_seconds,
@@ -1137,7 +1149,7 @@ class BudgetLedger:
             "newest": self._newest,
             "first": self._first,
             "anchors": list(self._anchors),
-            "cells": base64.b64encode(zlib.compress(self._cells.tobytes(), 6)).decode(),
+            "cells": base64.b64encode(zlib.compress(cells.tobytes(), 6)).decode(),
         }
 
     @classmethod
@@ -1150,10 +1162,14 @@ class BudgetLedger:
         ledger._newest = d["newest"]
         ledger._first = d["first"]
         ledger._anchors = [int(a) for a in d["anchors"]]
-        cells = np.frombuffer(zlib.decompress(base64.b64decode(d["cells"])), dtype=np.float64)
-        if cells.size != ledger._cells.size:
+        cells = array("d")
+        cells.frombytes(zlib.decompress(base64.b64decode(d["cells"])))
+        if sys.byteorder != "little":
+            cells.byteswap()
+        rows = len(ledger._e)
+        if len(cells) != 2 * rows:
             raise LedgerFormatError("ledger cells do not match the layout")
-        ledger._cells = cells.reshape(ledger._cells.shape).copy()
+        ledger._e, ledger._b = cells[:rows], cells[rows:]
         return ledger
 
 
