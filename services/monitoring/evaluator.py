@@ -106,6 +106,10 @@ CHECKPOINT_PART_BYTES = 256 * 1024
 # A checkpoint takes at most this share of the evaluator's time: after a save that took d
 # seconds, the next waits at least d / CHECKPOINT_SHARE.
 CHECKPOINT_SHARE = 0.05
+# While it saves, a checkpoint rests as long as it worked (slice by slice), leaving at least
+# half of a core — and of the interpreter, in embedded mode — to the intake.
+CHECKPOINT_REST = 1.0
+CHECKPOINT_SLICE = 2000  # ledgers encoded between rests
 CHECKPOINT_BYTES = Gauge("sla_monitoring_checkpoint_bytes",
                          "Compressed bytes of the evaluator's last checkpoint")
 
@@ -150,7 +154,8 @@ class State:
         self.excluded: dict[str, list[float]] = {}
         self.quarantined: dict[str, str] = {}             # "regime|parameter" -> quarantine id
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, ledgers: dict[str, Any] | None = None) -> dict[str, Any]:
+        """``ledgers``: the ledgers already encoded (the checkpoint encodes them in slices)."""
         return {
             "windows": {k: {repr(ws): v for ws, v in w.items()} for k, w in self.windows.items()},
             "watermark": self.watermark, "closedUntil": self.closed_until,
@@ -158,7 +163,8 @@ class State:
             "noData": self.no_data,
             "crossing": {k: asdict(v) for k, v in self.crossing.items()},
             "openCrossing": self.open_crossing,
-            "ledgers": {k: v.to_dict() for k, v in self.ledgers.items()},
+            "ledgers": ledgers if ledgers is not None else {
+                k: v.to_dict() for k, v in self.ledgers.items()},
             "alerts": self.alerts, "late": self.late, "excluded": self.excluded,
             "quarantined": self.quarantined,
         }
@@ -332,12 +338,25 @@ class Evaluator:
         """Write the state as compressed parts, each in a transaction of its own (never one
         large parameter, never a long transaction); returns the manifest that makes them the
         checkpoint once saved."""
-        blob = zlib.compress(orjson.dumps(self.state.to_dict()), 6)
+        def rest(since: float) -> None:
+            time.sleep((time.perf_counter() - since) * CHECKPOINT_REST)
+
+        items = list(self.state.ledgers.items())
+        ledgers: dict[str, Any] = {}
+        for offset in range(0, len(items), CHECKPOINT_SLICE):
+            began = time.perf_counter()
+            ledgers.update((k, v.to_dict()) for k, v in items[offset:offset + CHECKPOINT_SLICE])
+            rest(began)
+        began = time.perf_counter()
+        blob = zlib.compress(orjson.dumps(self.state.to_dict(ledgers)), 1)
+        rest(began)
         count = 0
         for count, offset in enumerate(range(0, len(blob), CHECKPOINT_PART_BYTES), start=1):
+            began = time.perf_counter()
             data = base64.b64encode(blob[offset:offset + CHECKPOINT_PART_BYTES]).decode()
             self.app.outcomes.save(EvaluatorCheckpointPart(
                 partition=self.partition, position=position, index=count - 1, data=data))
+            rest(began)
         CHECKPOINT_BYTES.set(len(blob))
         return {"format": CHECKPOINT_FORMAT, "parts": count, "bytes": len(blob)}
 

@@ -1149,7 +1149,7 @@ class BudgetLedger:
             "newest": self._newest,
             "first": self._first,
             "anchors": list(self._anchors),
-            "cells": base64.b64encode(zlib.compress(cells.tobytes(), 6)).decode(),
+            "cells": base64.b64encode(zlib.compress(cells.tobytes(), 1)).decode(),
         }
 
     @classmethod
