@@ -943,7 +943,7 @@ class Evaluator:
         keep = max(sem.longest_period_seconds(period), max(r[1] for r in rules))
         ledger = st.ledgers.get(series)
         if ledger is None:
-            ledger = st.ledgers[series] = sem.BudgetLedger(60, keep)
+            ledger = st.ledgers[series] = sem.BudgetLedger(60, keep, nominal)
         if p.get("aggregation") == "availability":
             ledger.add(start, end, m.eligible_seconds, m.bad_seconds)
         else:

@@ -945,16 +945,22 @@ class BudgetLedger:
     * Data older than ``keep_seconds`` before the newest bucket is ignored, as before.
     """
 
-    __slots__ = ("bucket_seconds", "keep_seconds", "_layout", "_e", "_b", "_newest", "_first",
-                 "_anchors")
+    __slots__ = ("bucket_seconds", "keep_seconds", "period_seconds", "_layout", "_e", "_b",
+                 "_newest", "_first", "_anchors")
 
-    def __init__(self, bucket_seconds: int, keep_seconds: float) -> None:
-        """``keep_seconds``: the conformance period (max(period, longest rule window))."""
+    def __init__(self, bucket_seconds: int, keep_seconds: float,
+                 period_seconds: float | None = None) -> None:
+        """``keep_seconds``: how far back data counts (the longest conformance period, at
+        least the longest rule window); ``period_seconds``: the nominal period the burn rules
+        are scaled by (default ``keep_seconds``), which shapes the tiers."""
         if bucket_seconds <= 0 or keep_seconds <= 0:
             raise ValueError("bucket_seconds and keep_seconds must be positive")
         self.bucket_seconds = bucket_seconds
         self.keep_seconds = keep_seconds
-        self._layout = _Layout.of(bucket_seconds, keep_seconds)
+        self.period_seconds = keep_seconds if period_seconds is None else period_seconds
+        if self.period_seconds <= 0:
+            raise ValueError("period_seconds must be positive")
+        self._layout = _Layout.of(bucket_seconds, self.period_seconds)
         # eligible and bad seconds: the tier rows, then the running sum of everything, then
         # one row a running sum from a fixed start (8 bytes a value)
         rows = self._layout.rows + 1 + _ANCHORS
@@ -1146,6 +1152,7 @@ class BudgetLedger:
             "format": LEDGER_FORMAT,
             "bucketSeconds": self.bucket_seconds,
             "keepSeconds": self.keep_seconds,
+            "periodSeconds": self.period_seconds,
             "newest": self._newest,
             "first": self._first,
             "anchors": list(self._anchors),
@@ -1158,7 +1165,8 @@ class BudgetLedger:
         if d.get("format") != LEDGER_FORMAT:
             raise LedgerFormatError(f"ledger format {d.get('format', 1)!r} is not "
                                     f"{LEDGER_FORMAT}")
-        ledger = cls(int(d["bucketSeconds"]), float(d["keepSeconds"]))
+        ledger = cls(int(d["bucketSeconds"]), float(d["keepSeconds"]),
+                     float(d.get("periodSeconds", d["keepSeconds"])))
         ledger._newest = d["newest"]
         ledger._first = d["first"]
         ledger._anchors = [int(a) for a in d["anchors"]]

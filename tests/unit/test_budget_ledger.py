@@ -206,3 +206,21 @@ def test_other_periods_scale_the_tiers_and_stay_bounded(period):
         for width in (long_w, short_w):
             got, want = compact.totals(t - width, t), reference.totals(t - width, t)
             assert abs(got[1] - want[1]) <= max(60.0, math.ceil(width / 12)) + w
+
+
+def test_a_calendar_month_keeps_its_31_days_with_the_tiers_of_its_nominal_period():
+    keep = 31 * DAY + H  # the longest month, a daylight-saving hour more
+    compact, reference = BudgetLedger(60, keep, MONTH), MinuteLedger(60, keep)
+    assert len(compact) == len(BudgetLedger(60, MONTH))
+    t = T0
+    for n in range(31 * 24 * 4):  # a 31-day month of 15-minute windows
+        bad = 900.0 if n % 50 == 0 else 0.0
+        for ledger in (compact, reference):
+            ledger.add(t, t + 900, 900, bad)
+        t += 900
+        assert remaining_budget(compact, T0, t, 0.999, 31 * DAY) == pytest.approx(
+            remaining_budget(reference, T0, t, 0.999, 31 * DAY), abs=1e-12)
+    again = BudgetLedger.from_dict(json.loads(json.dumps(compact.to_dict())))
+    assert again.totals(T0, t) == reference.totals(T0, t)
+    assert [a.severity for a in burn_alerts(again, t, 0.999, MONTH)] == [
+        a.severity for a in burn_alerts(reference, t, 0.999, MONTH)]
