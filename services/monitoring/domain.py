@@ -351,7 +351,8 @@ class RegimeClock(Aggregate):
 class EvaluatorCheckpoint(Aggregate):
     """The evaluator's state at a position of the log, so a restart replays only the rest.
 
-    ``state`` is a small manifest (``{"format": 2, "parts": n, "bytes": b}``): the state
+    ``state`` is a small manifest (``{"format": 2, "generation": g, "parts": n, "bytes": b}``):
+    the state
     itself is in ``n`` :class:`EvaluatorCheckpointPart` aggregates written before it, each a
     bounded slice, so no single event (nor database parameter) grows with the number of
     series. A ``state`` without ``format`` is the older inline form."""
@@ -426,15 +427,18 @@ class QuarantineRelease(Aggregate):
         self.requested_by = requested_by
 class EvaluatorCheckpointPart(Aggregate):
     """One slice (base64 text of at most a few hundred kilobytes) of the compressed state of
-    the checkpoint at ``position``; written once, never changed."""
+    one checkpoint attempt (``generation``, at ``position``); written once, never changed. A
+    save interrupted before its manifest leaves parts no manifest names."""
 
     @staticmethod
-    def create_id(partition: str, position: int, index: int) -> UUID:
-        return _uuid5("checkpoint-part", partition, position, index)
+    def create_id(partition: str, generation: str, index: int) -> UUID:
+        return _uuid5("checkpoint-part", partition, generation, index)
 
     @event("Written")
-    def __init__(self, partition: str, position: int, index: int, data: str) -> None:
+    def __init__(self, partition: str, generation: str, position: int, index: int,
+                 data: str) -> None:
         self.partition = partition
+        self.generation = generation
         self.position = position
         self.index = index
         self.data = data

@@ -28,7 +28,7 @@ import zlib
 from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import orjson
 from eventsourcing.application import AggregateNotFoundError
@@ -350,15 +350,18 @@ class Evaluator:
         began = time.perf_counter()
         blob = zlib.compress(orjson.dumps(self.state.to_dict(ledgers)), 1)
         rest(began)
+        generation = uuid4().hex  # a save cut short never collides with the next one
         count = 0
         for count, offset in enumerate(range(0, len(blob), CHECKPOINT_PART_BYTES), start=1):
             began = time.perf_counter()
             data = base64.b64encode(blob[offset:offset + CHECKPOINT_PART_BYTES]).decode()
             self.app.outcomes.save(EvaluatorCheckpointPart(
-                partition=self.partition, position=position, index=count - 1, data=data))
+                partition=self.partition, generation=generation, position=position,
+                index=count - 1, data=data))
             rest(began)
         CHECKPOINT_BYTES.set(len(blob))
-        return {"format": CHECKPOINT_FORMAT, "parts": count, "bytes": len(blob)}
+        return {"format": CHECKPOINT_FORMAT, "generation": generation, "parts": count,
+                "bytes": len(blob)}
 
     def _load_checkpoint(self) -> tuple[State, int]:
         """The checkpointed state and position; nothing (replay from the start) when there
@@ -377,7 +380,7 @@ class Evaluator:
                 return State(), 0
         blob = b"".join(
             base64.b64decode(self.app.outcomes.repository.get(
-                EvaluatorCheckpointPart.create_id(self.partition, checkpoint.position, i)).data)
+                EvaluatorCheckpointPart.create_id(self.partition, manifest["generation"], i)).data)
             for i in range(manifest["parts"]))
         return State.from_dict(orjson.loads(zlib.decompress(blob))), checkpoint.position
 

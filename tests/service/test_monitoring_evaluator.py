@@ -141,3 +141,19 @@ def test_a_checkpoint_with_old_format_budgets_is_rebuilt_from_the_log(tmp_path: 
     drain(second)
     assert budget_results(restarted) == budget_results(reference)
     assert any(r[1] is not None and r[1] < 1 for r in budget_results(reference).values())
+
+
+def test_a_checkpoint_cut_short_before_its_manifest_does_not_stop_the_next(
+        tmp_path: Path) -> None:
+    app = budget_deployment(tmp_path / "m.db")
+    first = Evaluator(app, batch=7)
+    first.recover()
+    for _ in range(5):
+        first.run_once()
+    first.save_state_parts(first.position)  # the parts of a save that died before its manifest
+    first.checkpoint()  # the same position again: new parts, then the manifest
+    second = Evaluator(app)
+    second.recover()
+    assert second.position == first.position
+    assert {k: v.to_dict() for k, v in second.state.ledgers.items()} == {
+        k: v.to_dict() for k, v in first.state.ledgers.items()}
