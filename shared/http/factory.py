@@ -27,8 +27,14 @@ log = logging.getLogger(__name__)
 # flask-smorest answers 422 by default; the suite's contract is 400 with field details.
 Blueprint.ARGUMENTS_PARSER.DEFAULT_VALIDATION_STATUS = 400
 
-REQUESTS = Counter("sla_http_requests_total", "HTTP requests", ["service", "method", "status"])
-LATENCY = Histogram("sla_http_request_seconds", "HTTP request latency", ["service", "method"])
+# Every label takes its value from a bounded set, so no caller can grow the metrics: the
+# method from the methods HTTP defines (anything else is "other"), the route from the URL
+# rule that matched (not the path asked for; "unmatched" when none did), the status code.
+REQUESTS = Counter("sla_http_requests_total", "HTTP requests",
+                   ["service", "method", "route", "status"])
+LATENCY = Histogram("sla_http_request_seconds", "HTTP request latency",
+                    ["service", "method", "route"])
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 BODY_METHODS = {"POST", "PUT", "PATCH"}
 PUBLIC_ENDPOINTS = {"api-docs.openapi_json"}  # the API description itself
@@ -152,9 +158,11 @@ def create_app(runtime: Any) -> Flask:
     @app.after_request
     def _after(response: Response) -> Response:
         response.headers["X-Correlation-ID"] = context.correlation_id.get() or ""
-        REQUESTS.labels(spec.name, request.method, str(response.status_code)).inc()
+        method, route = request_labels()
+        status = response.status_code if 100 <= response.status_code <= 599 else 0
+        REQUESTS.labels(spec.name, method, route, str(status)).inc()
         if hasattr(g, "started"):
-            LATENCY.labels(spec.name, request.method).observe(time.perf_counter() - g.started)
+            LATENCY.labels(spec.name, method, route).observe(time.perf_counter() - g.started)
         return response
 
     @app.teardown_request
@@ -207,6 +215,13 @@ def create_app(runtime: Any) -> Flask:
     return app
 
 
+def request_labels() -> tuple[str, str]:
+    """The request's method and route as bounded metric labels."""
+    method = request.method if request.method in KNOWN_METHODS else "other"
+    rule = request.url_rule
+    return method, (rule.rule if rule is not None else "unmatched")
+
+
 def ops_blueprint(runtime: Any) -> Blueprint:
     blp = Blueprint("ops", __name__, description="Liveness, readiness and metrics")
 
@@ -219,8 +234,15 @@ def ops_blueprint(runtime: Any) -> Blueprint:
     @blp.route("/readyz", methods=["GET"])
     @public
     def readyz() -> Response:
-        """Ready: the store, the bus and the cache can be reached (503 names what is down)."""
-        checks = runtime.readiness()
+        """Ready: the store, the bus and the cache can be reached (503 names what is down).
+
+        Anyone may ask, so the answer names what is down but not why: error texts (a
+        database's message, a host name) go to the log."""
+        checks = {}
+        for name, state in runtime.readiness().items():
+            checks[name] = state.split(":", 1)[0].strip() or "down"
+            if state != "ok":
+                log.warning("not ready: %s %s", name, state)
         down = sorted(k for k, v in checks.items() if v != "ok")
         response = jsonify({"status": "down" if down else "ok", "checks": checks,
                             "down": down})

@@ -445,3 +445,44 @@ def test_an_sla_manager_says_what_missing_data_means_on_the_sla_type_or_the_stan
         availability(missingData="sometimes")]))
     assert refused.status_code == 400
     assert "parameters.0.missingData" in refused.get_json()["details"], refused.get_json()
+
+
+def test_readiness_tells_anonymous_callers_what_is_down_but_not_why(tmp_path: Any) -> None:
+    from services.catalogue import all_specs
+    from shared import config
+    from shared.wsgi import Suite
+    from tests.conftest import base_env
+
+    settings = config.load(base_env(tmp_path / "var", REDIS_URL="redis://127.0.0.1:1/0"))
+    running = Suite(all_specs(), settings, start_workers=False)
+    try:
+        client = running.app("threshold-registry").test_client()
+        response = client.get("/threshold-registry/v1/readyz")
+        assert response.status_code == 503
+        assert response.get_json()["checks"]["cache"] == "down"
+        text = response.get_data(as_text=True)
+        assert "127.0.0.1" not in text and "Error" not in text and "refused" not in text
+    finally:
+        running.stop()
+
+
+def test_metrics_stay_small_whatever_methods_and_paths_callers_invent(registry: Any) -> None:
+    def metrics() -> str:
+        return registry.get("/metrics").get_data(as_text=True)
+
+    for n in range(5):  # every label value the probes below can reach, once
+        registry.request(f"INVENTED{n}", "/offeringGroup")
+        registry.get(f"/no/such/path/{n}")
+        registry.get(f"/productOffering/{uuid.uuid4()}")
+    metrics()
+    before = len(metrics())
+    for n in range(300):
+        registry.request(f"INVENTED{n}", "/offeringGroup")
+        registry.request(f"X{n}", f"/made-up-{n}")
+        registry.get(f"/no/such/path/{n}")
+        registry.get(f"/productOffering/{uuid.uuid4()}")
+    text = metrics()
+    assert "INVENTED" not in text and "made-up" not in text and "/no/such" not in text
+    assert 'method="other"' in text and 'route="unmatched"' in text
+    assert 'route="/threshold-registry/v1/productOffering/<uuid:offering_id>"' in text
+    assert len(text) - before < 2_000, "metrics grew with the requests' methods or paths"
