@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
+from shared.http.schemas import client_id
+
 NAME = validate.Length(min=1, max=200)
 
 
@@ -74,8 +76,8 @@ class Sample(Schema):
 
 
 class MeasurementBatchIn(Schema):
-    batchId = fields.String(validate=validate.Length(min=1, max=200), metadata={
-        "description": "the sender's id; a batch sent again with it is not counted twice"})
+    batchId = client_id(
+        description="the sender's id; a batch sent again with it is not counted twice")
     samples = fields.List(fields.Raw(), required=True, metadata={
         "description": "samples (see Sample); each is checked on its own"})
 

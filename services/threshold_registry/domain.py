@@ -31,6 +31,7 @@ from eventsourcing.domain import Aggregate, event
 
 from shared.durations import duration_seconds
 from shared.errors import Conflict, Invalid, NotFound
+from shared.ids import client_id_problem
 
 # --- errors -------------------------------------------------------------------------------
 
@@ -1125,8 +1126,9 @@ class PurchasedOffering(_ValidatedCreation, Aggregate):
         product_id = kwargs.pop("product_id", None)
         status = kwargs.pop("status", None) or "active"
         errors = _Errors()
-        if not isinstance(product_id, str) or not product_id.strip():
-            errors.add("id", "the product id is required and must be non-empty text")
+        problem = client_id_problem(product_id)
+        if problem is not None:
+            errors.add("id", f"the product id: {problem}")
         _check_choice(errors, "status", status, INVENTORY_STATUSES)
         try:
             fields = _validate_inventory(kwargs)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from shared.http.schemas import Resource, Strict
+from shared.http.schemas import Resource, Strict, client_id
 
 NAME = validate.Length(min=1, max=200)
 LIFECYCLE = ("inDesign", "active", "retired")
@@ -237,8 +237,7 @@ class InForce(Schema):
 
 # --- product offering inventory -----------------------------------------------------------
 class PurchasedOfferingCreate(Strict):
-    id = fields.String(validate=validate.Length(min=1, max=200), metadata={
-        "description": "the product id known to fulfilment; generated when absent"})
+    id = client_id(description="the product id known to fulfilment; generated when absent")
     customerId = fields.String(required=True, validate=validate.Length(min=1, max=200))
     customerGroup = fields.String(allow_none=True, validate=validate.Length(max=200))
     productOfferingId = fields.UUID(required=True)

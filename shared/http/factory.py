@@ -234,10 +234,8 @@ def ops_blueprint(runtime: Any) -> Blueprint:
     @blp.route("/readyz", methods=["GET"])
     @public
     def readyz() -> Response:
-        """Ready: the store, the bus and the cache can be reached (503 names what is down).
-
-        Anyone may ask, so the answer names what is down but not why: error texts (a
-        database's message, a host name) go to the log."""
+        """Ready: the store, the bus and the cache can be reached (503 names what is down)."""
+        # Anyone may ask: name what is down, not why (the error text goes to the log).
         checks = {}
         for name, state in runtime.readiness().items():
             checks[name] = state.split(":", 1)[0].strip() or "down"

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from marshmallow import Schema, fields, validate
+from typing import Any
+
+from marshmallow import Schema, ValidationError, fields, validate
+
+from shared.ids import CLIENT_ID_PATTERN, CLIENT_ID_RULE
 
 
 class Strict(Schema):
@@ -30,3 +34,23 @@ class ListQuery(Schema):
     fields_ = fields.String(data_key="fields", metadata={
         "description": "comma-separated attributes to return (id, href, @type always)"})
     sort = fields.String(metadata={"description": "attribute, or -attribute for descending"})
+
+
+class _WholeMatch(validate.Regexp):
+    """``Regexp`` that must match the whole value (``$`` alone lets a final newline by)."""
+
+    def __call__(self, value: Any) -> Any:
+        if not isinstance(value, str) or self.regex.fullmatch(value) is None:
+            raise ValidationError(self._format_error(value))
+        return value
+
+
+def client_id(**kwargs: Any) -> fields.String:
+    """A field for an id the client chooses: the suite's one rule (``shared.ids``), which
+    the OpenAPI document shows as the field's ``pattern``."""
+    description = kwargs.pop("description", "")
+    return fields.String(
+        validate=_WholeMatch(CLIENT_ID_PATTERN, error=f"not a valid id: {CLIENT_ID_RULE}"),
+        metadata={"description": f"{description} ({CLIENT_ID_RULE})".strip(),
+                  "example": "fibre-0001"},
+        **kwargs)

@@ -107,3 +107,19 @@ def test_an_expired_token_is_refused(suite: Any) -> None:
     response = client.get("/threshold-registry/v1/offeringGroup",
                           headers={"Authorization": f"Bearer {token}"})
     assert response.status_code == 401 and "expired" in response.get_json()["message"]
+
+
+def test_every_client_chosen_id_documents_the_one_safe_pattern(
+        documents: dict[str, dict]) -> None:
+    import json
+
+    from shared.bus.contracts import CONTRACTS_DIR
+    from shared.ids import CLIENT_ID_PATTERN
+
+    schemas = {**documents["threshold-registry"]["components"]["schemas"],
+               **documents["monitoring"]["components"]["schemas"]}
+    assert schemas["PurchasedOfferingCreate"]["properties"]["id"]["pattern"] == CLIENT_ID_PATTERN
+    assert schemas["MeasurementBatchIn"]["properties"]["batchId"]["pattern"] == CLIENT_ID_PATTERN
+    batch = json.loads((CONTRACTS_DIR / "schemas/messages/MeasurementBatchEvent.json").read_text())
+    event = next(p for p in batch["allOf"] if "properties" in p)["properties"]["event"]
+    assert event["properties"]["batchId"]["pattern"] == CLIENT_ID_PATTERN

@@ -215,6 +215,43 @@ def test_samples_are_checked_one_by_one_and_a_batch_counts_once(
     assert late["accepted"] == 1  # 8.9h is within the 10-minute lateness of 9h
 
 
+def test_a_batch_id_outside_the_safe_characters_is_refused_and_nothing_is_recorded(
+        estate: dict[str, Any], monitoring: Client) -> None:
+    good = {"purchasedOfferingId": estate["products"][0], "parameter": "latency",
+            "value": 10, "observedAt": at(5)}
+    recorded = monitoring.get("/audit/events?eventType=MeasurementBatch.*")
+    for bad in ("b\r\nSet-Cookie: x=1", "b\n", "with space", "a/b", "ü", "-lead"):
+        response = monitoring.post("/measurementBatch", json={"batchId": bad,
+                                                              "samples": [good]})
+        assert response.status_code == 400, (bad, response.status_code)
+        assert "batchId" in response.get_json()["details"]
+    assert monitoring.get("/audit/events?eventType=MeasurementBatch.*").headers[
+        "X-Total-Count"] == recorded.headers["X-Total-Count"]
+    fine = monitoring.post("/measurementBatch", json={"batchId": "urn:probe:b-1.2_~",
+                                                      "samples": [good]})
+    assert fine.status_code == 201 and fine.headers["Location"].endswith("urn:probe:b-1.2_~")
+
+
+def test_a_bus_batch_whose_id_is_outside_the_safe_characters_is_dead_lettered(
+        suite: Any, estate: dict[str, Any], monitoring: Client) -> None:
+    from services.monitoring.messaging import MEASUREMENT_BINDINGS
+    from shared.bus.topology import MEASUREMENTS, QueueSpec
+    from shared.bus.transport import REASON_HEADER
+
+    transport = suite.runtime("monitoring").transport
+    queue = QueueSpec(name="monitoring.measurements", bindings=MEASUREMENT_BINDINGS)
+    sample = {"purchasedOfferingId": estate["products"][0], "parameter": "latency",
+              "value": 10, "observedAt": at(5)}
+    for batch_id in ("bus\nbatch", "bus-batch\n"):  # CR/LF inside or at the end
+        envelope = Envelope(event_id=str(uuid.uuid4()), event_time=iso(),
+                            event_type="MeasurementBatchEvent", source="probe",
+                            event={"batchId": batch_id, "samples": [sample]})
+        transport.publish_raw(MEASUREMENTS, "measurement.probe", envelope.to_bytes())
+    dead = eventually(lambda: len(transport.dead_letters(queue)) == 2
+                      and transport.dead_letters(queue))
+    assert all("batchId" in m.headers[REASON_HEADER] for m in dead)
+
+
 def test_regimes_have_a_lifecycle_and_refuse_bad_definitions(
         estate: dict[str, Any], monitoring: Client) -> None:
     url = f"/monitoringRegime/{estate['regime']['id']}"

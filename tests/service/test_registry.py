@@ -231,6 +231,22 @@ def test_inventory_over_http_filters_and_status_changes(registry: Any) -> None:
     assert unknown.status_code == 400 and "productOfferingId" in unknown.get_json()["details"]
 
 
+def test_a_purchased_offering_id_outside_the_safe_characters_is_refused_before_storing(
+        registry: Any) -> None:
+    ids = catalogue(registry)
+    for bad in ("evil\r\nSet-Cookie: x=1", "trailing\n", "with space", "a/b", "../up",
+                "\u00e9t\u00e9", "x" * 201):
+        response = registry.post("/purchasedOffering", json={
+            "id": bad, "customerId": "c1", "productOfferingId": ids["offering"]})
+        assert response.status_code == 400, (bad, response.status_code)
+        assert "id" in response.get_json()["details"]
+    assert registry.get("/purchasedOffering").headers["X-Total-Count"] == "0"
+    assert registry.get("/audit/events?eventType=PurchasedOffering.*").get_json() == []
+    fine = registry.post("/purchasedOffering", json={
+        "id": "urn:acme:dsl.7_a~b", "customerId": "c1", "productOfferingId": ids["offering"]})
+    assert fine.status_code == 201 and fine.headers["Location"].endswith("urn:acme:dsl.7_a~b")
+
+
 # --- the bus ------------------------------------------------------------------------------
 def product_event(product_id: str, offering_id: str, status: str = "active",
                   event_type: str = "ProductCreateEvent", **extra: Any) -> Envelope:
@@ -291,6 +307,18 @@ def test_bad_fulfilment_messages_are_dead_lettered_with_the_reason(
     reasons = [m.headers[REASON_HEADER] for m in dead]
     assert "not JSON" in reasons[0]
     assert "is not an offering of the registry" in reasons[1]
+
+
+def test_a_fulfilment_product_id_outside_the_safe_characters_is_dead_lettered(
+        suite: Any, registry: Any) -> None:
+    ids = catalogue(registry)
+    runtime = suite.runtime("threshold-registry")
+    send(suite, FULFILMENT_EVENTS, "product.create", product_event("bad\r\nid", ids["offering"]))
+    send(suite, FULFILMENT_EVENTS, "product.create", product_event("p-fine", ids["offering"]))
+    eventually(lambda: registry.get("/purchasedOffering/p-fine").status_code == 200)
+    dead = eventually(lambda: runtime.transport.dead_letters(runtime.queue))
+    assert "is not a valid id" in dead[0].headers[REASON_HEADER]
+    assert registry.get("/purchasedOffering").headers["X-Total-Count"] == "1"
 
 
 def test_analysis_results_are_logged_into_the_inventory(suite: Any, registry: Any) -> None:

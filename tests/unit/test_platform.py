@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import uuid
 
 import pytest
 
@@ -100,3 +101,14 @@ def test_json_logs_carry_the_correlation_id(capsys: pytest.CaptureFixture[str]) 
     assert record["event"] == "standard approved"
     assert record["correlationId"] == "corr-42" and record["actor"] == "alice"
     assert record["service"] == "unit" and record["level"] == "info"
+
+
+@pytest.mark.parametrize(("value", "ok"), [
+    ("fibre-0001", True), ("urn:acme:dsl.7_a~b", True), (str(uuid.uuid4()), True),
+    ("x" * 200, True), ("x" * 201, False), ("", False), (None, False), (7, False),
+    ("a\r\nb", False), ("trailing\n", False), ("with space", False), ("a/b", False),
+    ("-lead", False), (".hidden", False), ("été", False), ("a%2Fb", False)])
+def test_client_chosen_ids_take_one_safe_character_set(value: object, ok: bool) -> None:
+    from shared.ids import client_id_problem
+
+    assert (client_id_problem(value) is None) is ok
