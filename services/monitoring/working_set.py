@@ -14,6 +14,7 @@ import json
 import logging
 import threading
 import zlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -22,6 +23,7 @@ from uuid import UUID
 from services.monitoring.domain import Regime, Replica
 from services.monitoring.semantics import Outage, time_zone
 from shared.cache import Cache
+from shared.standards import version_in_force
 from shared.store import AggregateIndex, ServiceApplication
 
 log = logging.getLogger(__name__)
@@ -345,13 +347,9 @@ class WorkingSet:
         return found
 
 
-def _in_force(standard: dict[str, Any], at: float) -> dict[str, Any] | None:
-    """The approved version valid at ``at`` (the replica keeps every version)."""
-    for version in reversed(standard.get("versions") or []):
-        if version.get("lifecycleStatus") != "approved":
-            continue
-        valid = version.get("validFor") or {}
-        start, end = epoch(valid.get("startDateTime")), epoch(valid.get("endDateTime"))
-        if start is not None and start <= at and (end is None or at < end):
-            return version
-    return None
+def _in_force(standard: dict[str, Any], at: float) -> Mapping[str, Any] | None:
+    """The version in force at ``at`` as the replica knows it now, by the registry's own
+    rule (each approved version from its approval on, superseded ones included for the
+    times before their successor's approval): a window is judged by the version in force
+    for it, as known when it is evaluated."""
+    return version_in_force(standard.get("versions") or [], at)

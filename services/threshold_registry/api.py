@@ -206,9 +206,13 @@ def blueprint(runtime: Any) -> Blueprint:
     @blp.response(200, s.InForce(many=True))
     @requires(READ)
     def standards_in_force(query: dict[str, Any]) -> Response:
-        """Which standards are in force for an offering (and SLA type) at a time."""
+        """Which standards are in force for an offering (and SLA type) at a time (``at``,
+        business time), as the registry knows it now or as it knew it at ``asKnownAt``
+        (record time): each approved version counts from its approval on, within its
+        validity, so a later approval never rewrites what was in force before it."""
         found = app.standards_in_force(query["productOfferingId"], query.get("slaTypeId"),
-                                       query.get("at") or datetime.now(UTC))
+                                       query.get("at") or datetime.now(UTC),
+                                       query.get("asKnownAt"))
         body = [{"id": str(t.id), "href": resources.threshold_standard(t)["href"],
                  "@type": "ThresholdStandardInForce",
                  "thresholdStandard": resources.threshold_standard(t),

@@ -201,16 +201,30 @@ class ThresholdRegistry(ServiceApplication):
         return standard
 
     def standards_in_force(self, offering_id: UUID, sla_type_id: UUID | None = None,
-                           at: datetime | None = None) -> list[tuple[ThresholdStandard, dict]]:
+                           at: datetime | None = None, as_known_at: datetime | None = None
+                           ) -> list[tuple[ThresholdStandard, dict]]:
         """Which standards are in force for an offering (and SLA type) at a time.
 
-        A standard applies when scoped to the offering or to the group the offering is in,
-        and when it names no SLA type or the one asked for.
+        ``at`` is business time (validity and approvals); ``as_known_at`` is record time:
+        the answer the registry would have given then, from its log up to that moment
+        (the offering's group, the standards and their versions as they were). Without
+        it, today's knowledge. A standard applies when scoped to the offering or to the
+        group the offering is in, and when it names no SLA type or the one asked for.
         """
-        offering = self._get(ProductOffering, offering_id)
         at = at or datetime.now(UTC)
+        if as_known_at is None:
+            offering = self._get(ProductOffering, offering_id)
+            standards = self.standards()
+        else:
+            offering = self.as_known_at(offering_id, as_known_at)
+            if not isinstance(offering, ProductOffering):
+                raise NotFound(f"no product offering with id {offering_id} was known at "
+                               f"{as_known_at.isoformat()}")
+            standards = [known for known in (self.as_known_at(standard.id, as_known_at)
+                                             for standard in self.standards())
+                         if known is not None]
         found = []
-        for standard in self.standards():
+        for standard in standards:
             scoped = (standard.offering_id == offering_id or (
                 offering.group_id is not None and standard.offering_group_id == offering.group_id))
             if not scoped:
@@ -223,6 +237,15 @@ class ThresholdRegistry(ServiceApplication):
                 continue
             found.append((standard, version))
         return found
+
+    def as_known_at(self, aggregate_id: UUID, when: datetime) -> Any | None:
+        """An aggregate as the log had it at ``when`` (None: it did not exist yet)."""
+        version = None
+        for recorded in self.repository.event_store.get(aggregate_id):
+            if recorded.timestamp > when:
+                break
+            version = recorded.originator_version
+        return None if version is None else self.repository.get(aggregate_id, version=version)
 
     # --- product offering inventory ----------------------------------------------------
     def create_purchased_offering(self, **fields: Any) -> PurchasedOffering:

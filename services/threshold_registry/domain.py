@@ -32,6 +32,7 @@ from eventsourcing.domain import Aggregate, event
 from shared.durations import duration_seconds
 from shared.errors import Conflict, Invalid, NotFound
 from shared.ids import client_id_problem
+from shared.standards import version_in_force
 
 # --- errors -------------------------------------------------------------------------------
 
@@ -81,7 +82,7 @@ MAINTENANCE_ACCOUNTING = ("excluded", "counted-as-up", "counted-as-down")
 # or a noData crossing after ``noDataAfter`` consecutive empty windows.
 MISSING_DATA = ("unknown", "counted-as-down", "noData")
 BASES = ("commerciallyAgreed", "internallyAcceptable")
-VERSION_STATUSES = ("draft", "approved", "retired")
+VERSION_STATUSES = ("draft", "approved", "superseded", "retired")
 INVENTORY_STATUSES = ("active", "suspended", "terminated")
 
 UNITS = (
@@ -829,9 +830,25 @@ class ThresholdStandard(_ValidatedCreation, Aggregate):
     """Agreed or internal levels for an offering's (or group's) parameters, after TMF657.
 
     Every change is a new version; old versions stay readable and unchanged. Only approved
-    versions are ever in force; when several are valid at a time, the highest wins.
+    versions are ever in force, each from its approval on (``shared.standards`` has the
+    rule); approving a version marks the versions approved before it ``superseded`` (they
+    stay in force where the new one is not: before its approval or its validity).
     The scope (offering or group) is fixed at registration.
     """
+
+    class Approved(Aggregate.Event):
+        """A version was approved; ``superseded``: the versions it replaces (recorded since
+        class version 2; None in older events, which derive them as the approval did)."""
+
+        class_version = 2
+        number: int
+        approved_by: str
+        at: datetime
+        superseded: list[int] | None
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["superseded"] = None
 
     @event("Registered")
     def __init__(
@@ -910,6 +927,8 @@ class ThresholdStandard(_ValidatedCreation, Aggregate):
             "createdAt": at,
             "approvedAt": None,
             "approvedBy": None,
+            "supersededAt": None,
+            "supersededBy": None,
             "retiredAt": None,
             "changeReason": reason,
         })
@@ -941,15 +960,10 @@ class ThresholdStandard(_ValidatedCreation, Aggregate):
         return all(v["lifecycleStatus"] == "retired" for v in self.versions)
 
     def in_force(self, at: datetime) -> dict[str, Any] | None:
-        """The approved version valid at ``at`` (start <= at < end), highest number first."""
-        at = as_utc(at)
-        for v in reversed(self.versions):
-            if v["lifecycleStatus"] != "approved":
-                continue
-            start, end = v["validFor"]["startDateTime"], v["validFor"].get("endDateTime")
-            if start <= at and (end is None or at < end):
-                return copy.deepcopy(v)
-        return None
+        """The version in force at ``at`` as this state knows it (``shared.standards``:
+        each approved version from its approval on, within its validity)."""
+        found = version_in_force(self.versions, as_utc(at))
+        return copy.deepcopy(dict(found)) if found is not None else None
 
     # commands
     def revise(self, changes: Mapping[str, Any], reason: str | None = None) -> dict | None:
@@ -994,12 +1008,23 @@ class ThresholdStandard(_ValidatedCreation, Aggregate):
                 + (" (a retired version stays retired)" if v["lifecycleStatus"] == "retired"
                    else "")
             )
-        self._approved(number=version, approved_by=approved_by.strip(), at=_now())
+        self._approved(number=version, approved_by=approved_by.strip(), at=_now(),
+                       superseded=self._approved_others(version))
 
-    @event("Approved")
-    def _approved(self, number: int, approved_by: str, at: datetime) -> None:
+    def _approved_others(self, number: int) -> list[int]:
+        return [v["version"] for v in self.versions
+                if v["lifecycleStatus"] == "approved" and v["version"] != number]
+
+    @event(Approved)
+    def _approved(self, number: int, approved_by: str, at: datetime,
+                  superseded: list[int] | None) -> None:
+        if superseded is None:  # recorded before supersession was: derive it the same way
+            superseded = self._approved_others(number)
         v = self.versions[number - 1]
         v.update(lifecycleStatus="approved", approvedAt=at, approvedBy=approved_by)
+        for older in superseded:
+            self.versions[older - 1].update(lifecycleStatus="superseded", supersededAt=at,
+                                            supersededBy=number)
 
     def retire(self, version: int | None = None) -> None:
         """Retire one version (draft or approved) or, with None, every one not yet retired."""

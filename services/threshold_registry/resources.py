@@ -71,8 +71,8 @@ def standard_version(v: dict[str, Any]) -> dict[str, Any]:
     """One version of a threshold standard, as stored (already camelCase)."""
     out = {k: _plain(v.get(k)) for k in (
         "version", "lifecycleStatus", "name", "description", "basis", "parameters",
-        "validFor", "slaTypeId", "createdAt", "approvedAt", "approvedBy", "retiredAt",
-        "changeReason")}
+        "validFor", "slaTypeId", "createdAt", "approvedAt", "approvedBy", "supersededAt",
+        "supersededBy", "retiredAt", "changeReason")}
     return out
 
 

@@ -193,7 +193,8 @@ class ThresholdStandard(Resource):
     name = fields.String()
     description = fields.String(allow_none=True)
     basis = fields.String()
-    lifecycleStatus = fields.String(metadata={"description": "of the latest version"})
+    lifecycleStatus = fields.String(metadata={
+        "description": "of the latest version: draft, approved, superseded or retired"})
     currentVersion = fields.Integer()
     validFor = fields.Nested(ValidForOut)
     parameters = fields.List(fields.Nested(ParameterOut))
@@ -201,7 +202,8 @@ class ThresholdStandard(Resource):
 
 class StandardVersion(Schema):
     version = fields.Integer()
-    lifecycleStatus = fields.String()
+    lifecycleStatus = fields.String(metadata={
+        "description": "draft, approved, superseded (a later version was approved) or retired"})
     name = fields.String()
     description = fields.String(allow_none=True)
     basis = fields.String()
@@ -211,6 +213,11 @@ class StandardVersion(Schema):
     createdAt = fields.String()
     approvedAt = fields.String(allow_none=True)
     approvedBy = fields.String(allow_none=True)
+    supersededAt = fields.String(allow_none=True, metadata={
+        "description": "when a later approval replaced this version (still in force where "
+                       "that one is not: before its approval or outside its validity)"})
+    supersededBy = fields.Integer(allow_none=True, metadata={
+        "description": "the version whose approval superseded this one"})
     retiredAt = fields.String(allow_none=True)
     changeReason = fields.String(allow_none=True)
 
@@ -227,7 +234,11 @@ class Retirement(Strict):
 class InForceQuery(Schema):
     productOfferingId = fields.UUID(required=True)
     slaTypeId = fields.UUID()
-    at = fields.AwareDateTime(metadata={"description": "default: now"})
+    at = fields.AwareDateTime(metadata={
+        "description": "business time: in force at this moment (default: now)"})
+    asKnownAt = fields.AwareDateTime(metadata={
+        "description": "record time: answer as the registry knew it at this moment, from "
+                       "its log (default: what it knows now)"})
 
 
 class InForce(Schema):

@@ -252,6 +252,43 @@ def test_a_bus_batch_whose_id_is_outside_the_safe_characters_is_dead_lettered(
     assert all("batchId" in m.headers[REASON_HEADER] for m in dead)
 
 
+def test_each_window_is_judged_by_the_version_in_force_for_it_superseded_ones_too(
+        suite: Any, estate: dict[str, Any], monitoring: Client, registry: Client) -> None:
+    # Latency is tightened from 12h: version 2 is approved, version 1 becomes superseded
+    # but stays the standard for the windows before 12h.
+    standard_id = estate["standard"]["id"]
+    current = registry.get(f"/thresholdStandard/{standard_id}").get_json()
+    tighter = [dict(p) for p in current["parameters"]]
+    tighter[1].update(conformanceTarget=50, thresholdTarget=40)
+    assert registry.patch(f"/thresholdStandard/{standard_id}", json={
+        "parameters": tighter, "validFor": {"startDateTime": at(12)},
+        "changeReason": "new backbone"}).status_code == 200
+    assert registry.post(f"/thresholdStandard/{standard_id}/approve",
+                         json={"version": 2}).status_code == 200
+    assert registry.get(f"/thresholdStandard/{standard_id}/version/1").get_json()[
+        "lifecycleStatus"] == "superseded"
+    ws_owner = suite.runtime("monitoring").app
+    product = ws_owner.working_set.purchased_offering(estate["products"][0])
+    noon = datetime.fromisoformat(at(13)).timestamp()
+    eventually(lambda: (level := ws_owner.working_set.level_for(product, "latency", noon))
+               is not None and level.standard_version == 2)
+
+    products = estate["products"]
+    for hour in range(10, 15):
+        assert monitoring.post("/measurementBatch", json={
+            "samples": hour_batch(products, hour, latency=70)}).status_code == 201
+    group_scope = f"scopeType=offeringGroup&scopeId={estate['group']['id']}"
+
+    def judged() -> list[tuple[str, int, str]]:
+        rows = monitoring.get(f"/windowEvaluation?parameter=latency&{group_scope}"
+                              f"&windowStart.gte={at(10)}&sort=windowStart").get_json()
+        return [(e["windowStart"], e["standardVersion"], e["classification"]) for e in rows]
+
+    eventually(lambda: len(judged()) >= 4)
+    assert judged()[:4] == [(at(10), 1, "ok"), (at(11), 1, "ok"),
+                            (at(12), 2, "breached"), (at(13), 2, "breached")]
+
+
 def test_regimes_have_a_lifecycle_and_refuse_bad_definitions(
         estate: dict[str, Any], monitoring: Client) -> None:
     url = f"/monitoringRegime/{estate['regime']['id']}"

@@ -101,6 +101,58 @@ def test_sla_manager_agrees_approves_and_revises_a_threshold_standard(registry: 
     assert all(e["actor"] == "tester" for e in history)
 
 
+def test_a_breach_judged_under_version_1_is_still_reported_under_it_after_version_2(
+        suite: Any, registry: Any) -> None:
+    ids = catalogue(registry)
+    standard = registry.post("/thresholdStandard", json=standard_body(ids)).get_json()
+    url = f"/thresholdStandard/{standard['id']}"
+    registered = datetime.now(UTC).isoformat()
+    registry.post(f"{url}/approve", json={"version": 1})
+    judged = datetime.now(UTC).isoformat()  # monitoring judges a window against v1 now
+
+    runtime = suite.runtime("threshold-registry")
+    watcher = QueueSpec(name="test-standard-watcher", bindings=(
+        Binding(SLA_EVENTS, "threshold-registry.threshold-standard.approved"),))
+    runtime.transport.declare([watcher])
+    registry.patch(url, json={"parameters": [availability(conformanceTarget=99.95,
+                                                          thresholdTarget=99.99)],
+                              "changeReason": "renegotiated"})
+    registry.post(f"{url}/approve", json={"version": 2})
+
+    def in_force(**query: str) -> list[int]:
+        response = registry.get("/thresholdStandard/inForce", query_string={
+            "productOfferingId": ids["offering"], "slaTypeId": ids["gold"], **query})
+        assert response.status_code == 200, response.get_json()
+        return [f["inForceVersion"]["version"] for f in response.get_json()]
+
+    # Business time: at the time of the judgement v1 was in force, and still is reported so.
+    assert in_force(at=judged) == [1]
+    assert in_force() == [2]
+    # v1 is marked superseded, in the version list and in the published event.
+    versions = registry.get(f"{url}/version").get_json()
+    assert [(v["lifecycleStatus"], v["supersededBy"]) for v in versions] == [
+        ("superseded", 2), ("approved", None)]
+    assert versions[0]["supersededAt"] == versions[1]["approvedAt"]
+    def approval_of_v2() -> dict[str, Any] | None:
+        for message in list(runtime.transport._queues["test-standard-watcher"].items):
+            event = json.loads(message.body)["event"]
+            if event["standardVersion"]["version"] == 2:
+                return event
+        return None
+
+    event = eventually(approval_of_v2)
+    assert [v["lifecycleStatus"] for v in event["thresholdStandard"]["versions"]] == [
+        "superseded", "approved"]
+
+    # Record time: what the registry would have answered then, from its log.
+    assert in_force(at="2027-06-01T00:00:00Z", asKnownAt=judged) == [1]
+    assert in_force(at="2027-06-01T00:00:00Z") == [2]
+    assert in_force(asKnownAt=registered) == []  # known, but only as a draft
+    unknown = registry.get("/thresholdStandard/inForce", query_string={
+        "productOfferingId": ids["offering"], "asKnownAt": "2000-01-01T00:00:00Z"})
+    assert unknown.status_code == 404
+
+
 @pytest.mark.parametrize(("parameter", "field"), [
     (availability(thresholdTarget=99.5), "parameters.0.thresholdTarget"),
     (availability(aggregation="p150", unit="ms", comparator="LE", conformanceTarget=100,

@@ -505,6 +505,68 @@ def test_in_force_is_the_highest_approved_version_valid_at_the_time() -> None:
                                      "Retired", "Retired"]
 
 
+def test_approving_a_new_version_supersedes_the_approved_one() -> None:
+    standard = new_standard()
+    standard.approve(1, approved_by="alice")
+    standard.revise({"parameters": [availability(conformanceTarget=99.95, thresholdTarget=None),
+                                    latency()]}, reason="renegotiated")
+    standard.approve(2, approved_by="bob")
+    v1, v2 = standard.get_version(1), standard.get_version(2)
+    assert v1["lifecycleStatus"] == "superseded" and v2["lifecycleStatus"] == "approved"
+    assert v1["supersededBy"] == 2 and v1["supersededAt"] == v2["approvedAt"]
+    assert v1["approvedBy"] == "alice"  # what it was stays readable
+    assert state(replay(standard)) == state(standard)
+
+
+def test_a_later_approval_does_not_rewrite_what_was_in_force_before_it() -> None:
+    # v1 is approved and judged against; later v2 (same validity) is approved. A time
+    # between the two approvals was, and stays, under v1; from v2's approval on, v2.
+    standard = new_standard()
+    standard.approve(1, approved_by="alice")
+    standard.revise({"name": "Gold availability v2"})
+    standard.approve(2, approved_by="alice")
+    first, second = (standard.get_version(n)["approvedAt"] for n in (1, 2))
+    assert first < second
+    assert standard.in_force(first)["version"] == 1
+    assert standard.in_force(second - timedelta(microseconds=1))["version"] == 1
+    assert standard.in_force(second)["version"] == 2
+    # Before any approval, the agreement approved last applies back over its validity.
+    assert standard.in_force(JUL)["version"] == 2
+    # Retiring v2 now ends it from now on; what was in force before stays so.
+    standard.retire(2)
+    retired = standard.get_version(2)["retiredAt"]
+    assert standard.in_force(second)["version"] == 2
+    assert standard.in_force(retired)["version"] == 1
+    assert standard.in_force(JUL)["version"] == 1  # a retired version is not applied back
+
+
+def test_approvals_recorded_before_supersession_still_supersede_when_replayed() -> None:
+    import json
+
+    from eventsourcing.persistence import StoredEvent
+
+    standard = new_standard()
+    standard.approve(1, approved_by="alice")
+    standard.revise({"name": "v2"})
+    standard.approve(2, approved_by="alice")
+    app = Application(env={"PERSISTENCE_MODULE": "eventsourcing.popo"})
+    app.save(standard)
+    old_style = []
+    for stored in app.recorder.select_events(standard.id):
+        if stored.topic.endswith("ThresholdStandard.Approved"):
+            state_ = json.loads(stored.state)
+            del state_["superseded"]
+            state_.pop("class_version", None)
+            stored = StoredEvent(stored.originator_id, stored.originator_version,
+                                 stored.topic, json.dumps(state_).encode())
+        old_style.append(stored)
+    older = Application(env={"PERSISTENCE_MODULE": "eventsourcing.popo"})
+    older.recorder.insert_events(old_style)
+    replayed = older.repository.get(standard.id)
+    assert [v["lifecycleStatus"] for v in replayed.versions] == ["superseded", "approved"]
+    assert replayed.versions == standard.versions
+
+
 def test_validity_end_is_exclusive() -> None:
     standard = new_standard(valid_for={"startDateTime": JAN, "endDateTime": JUL})
     standard.approve(1, approved_by="alice")
