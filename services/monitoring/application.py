@@ -130,6 +130,10 @@ class Monitoring(ServiceApplication):
 
     def start_regime(self, **fields: Any) -> Regime:
         Regime.validate(**fields)
+        group_id = fields.get("offering_group_id")
+        if group_id is not None and self._group_retired(str(group_id)):
+            raise InvalidValue({"offeringGroupId": [
+                f"offering group {group_id} is retired in the registry; it is not watched"]})
         regime = Regime(**fields)
         self.save(regime)
         return regime
@@ -162,17 +166,34 @@ class Monitoring(ServiceApplication):
     # --- replicas -----------------------------------------------------------------------
     def receive_replica(self, kind: str, resource_id: str, resource: dict[str, Any],
                         source_version: int) -> None:
-        """Keep the newest state of another service's resource (idempotent, any order)."""
+        """Keep the newest state of another service's resource (idempotent, any order).
+
+        When an offering group is retired, the regimes watching it are stopped, with the
+        reason, in the same save (the registry refuses to retire a group that offerings or
+        standards still use, so such a regime had nothing left to watch)."""
         replica_id = Replica.create_id(kind, resource_id)
         try:
             replica = self.repository.get(replica_id)
         except AggregateNotFoundError:
             replica = Replica(kind=kind, resource_id=resource_id, resource=resource,
                               source_version=source_version)
-            self.save(replica)
-            return
-        replica.receive(resource, source_version)
-        self.save(replica)
+        else:
+            replica.receive(resource, source_version)
+        stopped = []
+        if kind == "offeringGroup" and replica.resource.get("lifecycleStatus") == "retired":
+            for regime in self.regimes():
+                if str(regime.offering_group_id) == resource_id and regime.status != "stopped":
+                    regime.stop(f"offering group {replica.resource.get('name')!r} "
+                                f"({resource_id}) was retired in the registry")
+                    stopped.append(regime)
+        self.save(replica, *stopped)
+
+    def _group_retired(self, group_id: str) -> bool:
+        try:
+            replica = self.repository.get(Replica.create_id("offeringGroup", group_id))
+        except AggregateNotFoundError:
+            return False  # not heard of (yet): the registry owns groups, do not guess
+        return replica.resource.get("lifecycleStatus") == "retired"
 
     # --- measurements -------------------------------------------------------------------
     def _watermarks(self, regime_ids: Sequence[str]) -> dict[str, float]:

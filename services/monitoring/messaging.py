@@ -27,6 +27,7 @@ SERVICE = "monitoring"
 log = logging.getLogger(__name__)
 
 BINDINGS = (
+    Binding(SLA_EVENTS, "threshold-registry.offering-group.*"),
     Binding(SLA_EVENTS, "threshold-registry.product-offering.*"),
     Binding(SLA_EVENTS, "threshold-registry.sla-type.*"),
     Binding(SLA_EVENTS, "threshold-registry.threshold-standard.*"),
@@ -97,6 +98,7 @@ def describer(app: Monitoring) -> Any:
 
 # --- inbound: replicas --------------------------------------------------------------------
 REPLICATED = {
+    "OfferingGroupChangeEvent": ("offeringGroup", "offeringGroup"),
     "ProductOfferingChangeEvent": ("productOffering", "productOffering"),
     "SlaTypeChangeEvent": ("slaType", "slaType"),
     "ThresholdStandardChangeEvent": ("thresholdStandard", "thresholdStandard"),

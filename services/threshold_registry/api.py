@@ -14,6 +14,7 @@ from flask_smorest import Blueprint
 from services.threshold_registry import resources
 from services.threshold_registry import schemas as s
 from services.threshold_registry.application import ThresholdRegistry
+from services.threshold_registry.domain import InUse
 from shared.http.errors import ApiError
 from shared.http.listing import (
     created_response,
@@ -78,8 +79,12 @@ def blueprint(runtime: Any) -> Blueprint:
     @blp.response(204)
     @requires(WRITE)
     def retire_offering_group(group_id: UUID) -> Response:
-        """Retire an offering group (its history stays in the audit log)."""
-        app.retire_offering_group(group_id, expected_version())
+        """Retire an offering group (its history stays in the audit log). Refused (409)
+        while product offerings or threshold standards still use it; the answer names them."""
+        try:
+            app.retire_offering_group(group_id, expected_version())
+        except InUse as exc:
+            raise ApiError(409, str(exc), "IN_USE", exc.users) from None
         return Response(status=204)
 
     # --- product offerings ---------------------------------------------------------------

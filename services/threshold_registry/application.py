@@ -14,6 +14,7 @@ from uuid import UUID
 from eventsourcing.application import AggregateNotFoundError
 
 from services.threshold_registry.domain import (
+    InUse,
     InvalidValue,
     OfferingGroup,
     ProductOffering,
@@ -105,17 +106,51 @@ class ThresholdRegistry(ServiceApplication):
 
     def retire_offering_group(self, group_id: UUID, expected_version: int | None = None
                               ) -> OfferingGroup:
+        """Retire a group nothing uses any more; ``InUse`` names the offerings and the
+        standards that still do (regimes are monitoring's: it stops those of a retired
+        group, and refuses new ones)."""
         group = self._get(OfferingGroup, group_id, expected_version)
+        if not group.is_retired:
+            self._refuse_if_used(group)
         group.retire()
         self.save(group)
         return group
+
+    def _refuse_if_used(self, group: OfferingGroup) -> None:
+        offerings = [o for o in self.offerings()
+                     if o.group_id == group.id and o.lifecycle_status != "retired"]
+        standards = [t for t in self.standards()
+                     if t.offering_group_id == group.id and not t.is_retired]
+        if not offerings and not standards:
+            return
+        parts = []
+        for label, found, name in (
+                ("product offering", offerings, lambda o: o.name),
+                ("threshold standard", standards, lambda t: t.latest["name"])):
+            if found:
+                shown = ", ".join(f"{name(a)!r} ({a.id})" for a in found[:5])
+                more = f" and {len(found) - 5} more" if len(found) > 5 else ""
+                parts.append(f"{len(found)} {label}{'s' if len(found) > 1 else ''}: "
+                             f"{shown}{more}")
+        raise InUse(
+            f"offering group {group.name!r} is still used by " + "; ".join(parts)
+            + ". Move or retire the offerings and retire the standards first",
+            {key: [str(a.id) for a in found] for key, found in (
+                ("productOffering", offerings), ("thresholdStandard", standards)) if found})
+
+    def _check_group_open(self, group_id: UUID, field: str = "offeringGroupId") -> None:
+        """A retired group takes no new offerings or standards."""
+        group = self._get(OfferingGroup, group_id)
+        if group.is_retired:
+            raise InvalidValue({field: [f"offering group {group.name!r} ({group.id}) is "
+                                        "retired; it takes no new offerings or standards"]})
 
     # --- product offerings -------------------------------------------------------------
     def register_offering(self, name: str, description: str | None = None,
                           lifecycle_status: str = "inDesign", group_id: UUID | None = None
                           ) -> ProductOffering:
         if group_id is not None:
-            self._get(OfferingGroup, group_id)
+            self._check_group_open(group_id)
         offering = ProductOffering(name=name, description=description,
                                    lifecycle_status=lifecycle_status, group_id=group_id)
         self.save(offering)
@@ -127,8 +162,8 @@ class ThresholdRegistry(ServiceApplication):
         changes = dict(changes)
         if "group_id" in changes:
             group_id = changes.pop("group_id")
-            if group_id is not None:
-                self._get(OfferingGroup, group_id)
+            if group_id is not None and group_id != offering.group_id:
+                self._check_group_open(group_id)
             offering.move_to_group(group_id, changes.pop("move_reason", None))
         changes.pop("move_reason", None)
         if "lifecycle_status" in changes:
@@ -157,6 +192,8 @@ class ThresholdRegistry(ServiceApplication):
     def register_standard(self, **fields: Any) -> ThresholdStandard:
         self._check_scope(fields.get("offering_id"), fields.get("offering_group_id"),
                           fields.get("sla_type_id"))
+        if fields.get("offering_group_id") is not None:
+            self._check_group_open(fields["offering_group_id"])
         standard = ThresholdStandard(**fields)
         self.save(standard)
         return standard

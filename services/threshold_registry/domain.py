@@ -49,6 +49,15 @@ class InvalidTransition(DomainError, Conflict):
     """The command is well formed but not allowed in the aggregate's current state."""
 
 
+class InUse(InvalidTransition):
+    """The resource cannot be retired while others use it; ``users`` maps each kind of user
+    (API resource name) to the ids of those that do."""
+
+    def __init__(self, message: str, users: dict[str, list[str]]) -> None:
+        super().__init__(message)
+        self.users = users
+
+
 class UnknownVersion(DomainError, NotFound, KeyError):
     """A threshold standard has no version with the given number (also a ``KeyError``)."""
 

@@ -289,6 +289,26 @@ def test_each_window_is_judged_by_the_version_in_force_for_it_superseded_ones_to
                             (at(12), 2, "breached"), (at(13), 2, "breached")]
 
 
+def test_a_regime_of_a_retired_offering_group_is_stopped_and_no_new_one_starts(
+        registry: Client, monitoring: Client) -> None:
+    group = registry.post("/offeringGroup", json={"name": "Legacy DSL"}).get_json()
+    regime = monitoring.post("/monitoringRegime", json={
+        "name": "DSL watch", "offeringGroupId": group["id"], "window": "PT1H"}).get_json()
+    paused = monitoring.post("/monitoringRegime", json={
+        "name": "DSL night watch", "offeringGroupId": group["id"], "window": "PT1H"}).get_json()
+    monitoring.post(f"/monitoringRegime/{paused['id']}/pause", json={})
+    # Nothing in the registry uses the group: it is retired, and monitoring hears of it.
+    assert registry.delete(f"/offeringGroup/{group['id']}").status_code == 204
+    for watched in (regime, paused):
+        stopped = eventually(lambda w=watched: (r := monitoring.get(
+            f"/monitoringRegime/{w['id']}").get_json())["status"] == "stopped" and r)
+        assert "Legacy DSL" in stopped["statusReason"] and "retired" in stopped["statusReason"]
+    refused = monitoring.post("/monitoringRegime", json={
+        "name": "DSL again", "offeringGroupId": group["id"], "window": "PT1H"})
+    assert refused.status_code == 400
+    assert "retired" in refused.get_json()["details"]["offeringGroupId"][0]
+
+
 def test_regimes_have_a_lifecycle_and_refuse_bad_definitions(
         estate: dict[str, Any], monitoring: Client) -> None:
     url = f"/monitoringRegime/{estate['regime']['id']}"

@@ -252,6 +252,43 @@ def test_moving_an_offering_between_groups_is_recorded(registry: Any) -> None:
     assert move[0]["data"]["to_group_id"] == other["id"]
 
 
+def test_an_offering_group_still_used_by_an_offering_or_a_standard_cannot_be_deleted(
+        registry: Any) -> None:
+    ids = catalogue(registry)
+    group_url = f"/offeringGroup/{ids['group']}"
+    standard = registry.post("/thresholdStandard", json=standard_body(ids)).get_json()
+
+    refused = registry.delete(group_url)
+    assert refused.status_code == 409, refused.get_json()
+    body = refused.get_json()
+    assert body["code"] == "IN_USE"
+    assert "Fibre 1G" in body["message"] and "Fibre availability" in body["message"]
+    assert body["details"] == {"productOffering": [ids["offering"]],
+                               "thresholdStandard": [standard["id"]]}
+    assert registry.get(group_url).get_json()["lifecycleStatus"] == "active"
+
+    # The standard is retired: only the offering uses the group now.
+    registry.post(f"/thresholdStandard/{standard['id']}/retire", json={})
+    still = registry.delete(group_url).get_json()
+    assert still["details"] == {"productOffering": [ids["offering"]]}
+    # The offering moves out: nothing uses the group, it goes.
+    registry.patch(f"/productOffering/{ids['offering']}", json={"offeringGroupId": None})
+    assert registry.delete(group_url).status_code == 204
+    assert registry.delete(group_url).status_code == 204  # already retired: idempotent
+
+    # A retired group takes no new users.
+    new_offering = registry.post("/productOffering", json={
+        "name": "Fibre 2G", "offeringGroupId": ids["group"]})
+    assert new_offering.status_code == 400
+    assert "retired" in new_offering.get_json()["details"]["offeringGroupId"][0]
+    moved = registry.patch(f"/productOffering/{ids['offering']}",
+                           json={"offeringGroupId": ids["group"]})
+    assert moved.status_code == 400 and "offeringGroupId" in moved.get_json()["details"]
+    new_standard = registry.post("/thresholdStandard", json=standard_body(ids))
+    assert new_standard.status_code == 400
+    assert "offeringGroupId" in new_standard.get_json()["details"]
+
+
 def test_inventory_over_http_filters_and_status_changes(registry: Any) -> None:
     ids = catalogue(registry)
     for n, (customer, group) in enumerate([("c1", "enterprise"), ("c2", "smb"),
