@@ -1036,7 +1036,8 @@ class ThresholdStandard(_ValidatedCreation, Aggregate):
                                             supersededBy=number)
 
     def retire(self, version: int | None = None) -> None:
-        """Retire one version (draft or approved) or, with None, every one not yet retired."""
+        """Retire one version (draft, approved or superseded) or, with None, every one not
+        yet retired; a retired version is no longer in force from then on."""
         if version is None:
             numbers = [v["version"] for v in self.versions if v["lifecycleStatus"] != "retired"]
         else:
