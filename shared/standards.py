@@ -23,6 +23,7 @@ Versions are the registry's version records (camelCase keys: ``version``, ``vali
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
@@ -48,7 +49,9 @@ def version_in_force(versions: Iterable[Mapping[str, Any]], at: datetime | float
     for v in versions:
         approved = _seconds(v.get("approvedAt"))
         if approved is None:
-            continue  # a draft, or a draft retired without ever being approved
+            if v.get("lifecycleStatus") not in ("approved", "superseded"):
+                continue  # a draft, or a draft retired without ever being approved
+            approved = -math.inf  # approved, when not said: count it as always approved
         valid = v.get("validFor") or {}
         start, end = _seconds(valid.get("startDateTime")), _seconds(valid.get("endDateTime"))
         if start is None or when < start or (end is not None and when >= end):
