@@ -257,9 +257,13 @@ class ThresholdRegistry(ServiceApplication):
             if not isinstance(offering, ProductOffering):
                 raise NotFound(f"no product offering with id {offering_id} was known at "
                                f"{as_known_at.isoformat()}")
-            standards = [known for known in (self.as_known_at(standard.id, as_known_at)
-                                             for standard in self.standards())
-                         if known is not None]
+            # A standard's scope never changes: only those in scope are rebuilt.
+            standards = [known for known in (
+                self.as_known_at(standard.id, as_known_at) for standard in self.standards()
+                if standard.offering_id == offering_id or (
+                    offering.group_id is not None
+                    and standard.offering_group_id == offering.group_id))
+                if known is not None]
         found = []
         for standard in standards:
             scoped = (standard.offering_id == offering_id or (
