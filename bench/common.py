@@ -38,6 +38,9 @@ from pika.adapters.select_connection import SelectConnection
 from rich.console import Console
 from rich.table import Table
 
+from shared.bus import topology
+from shared.bus.topology import BrokerNames
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 LOGS = RESULTS / "logs"
@@ -51,8 +54,12 @@ PG = {
     "POSTGRES_PASSWORD": os.environ.get("BENCH_POSTGRES_PASSWORD", ""),
     "POSTGRES_DBNAME": os.environ.get("BENCH_POSTGRES_DBNAME", "sla"),
 }
-MEASUREMENTS = "measurements"
-SLA_EVENTS = "sla.events"
+# One run's own broker names (as SLA_BUS_PREFIX gives a suite), so a benchmark never
+# consumes, or is slowed by, another suite's messages on the same broker.
+BUS_PREFIX = os.environ.get("BENCH_BUS_PREFIX") or f"bench-{uuid.uuid4().hex[:8]}."
+BUS_NAMES = BrokerNames(BUS_PREFIX)
+MEASUREMENTS = BUS_NAMES.exchange(topology.MEASUREMENTS)
+SLA_EVENTS = BUS_NAMES.exchange(topology.SLA_EVENTS)
 ROUTING_KEY = "measurement.bench"
 # Like the suite's MeasurementConsumer (services/monitoring/messaging.py).
 SUITE_PREFETCH = 200
@@ -606,7 +613,7 @@ class Suite:
     def __init__(self, offerings: int = 200, samples_per_series_window: int = 20) -> None:
         self.unique = uuid.uuid4().hex[:8]
         self.schema_prefix = f"bench{self.unique}_"
-        self.queue_prefix = f"bench-{self.unique}."
+        self.queue_prefix = BUS_PREFIX
         self.secret = "bench-" + uuid.uuid4().hex + uuid.uuid4().hex
         self.offerings = offerings
         self.per_series = samples_per_series_window
@@ -642,7 +649,7 @@ class Suite:
     def env(self) -> dict[str, str]:
         return {
             "SLA_BUS_URL": AMQP_URL, "PERSISTENCE_MODULE": "eventsourcing.postgres", **PG,
-            "SLA_SCHEMA_PREFIX": self.schema_prefix, "SLA_QUEUE_PREFIX": self.queue_prefix,
+            "SLA_SCHEMA_PREFIX": self.schema_prefix, "SLA_BUS_PREFIX": self.queue_prefix,
             "REDIS_URL": REDIS_URL, "SLA_SECRET_KEY": self.secret,
             "SLA_DATA_DIR": str(LOGS / f"data-{self.unique}"),
             "SLA_RELAY_POLL_INTERVAL": "0.05", "SLA_HTTP_WORKERS": "2",
@@ -716,6 +723,13 @@ class Suite:
             for queue in (self.measurement_queue, self.measurement_queue + ".dead-letter"):
                 with contextlib.suppress(Exception):
                     channel.queue_delete(queue)
+                if channel.is_closed:
+                    channel = connection.channel()
+            for exchange in (*topology.EXCHANGES, topology.DEAD_LETTER):
+                with contextlib.suppress(Exception):
+                    channel.exchange_delete(BUS_NAMES.exchange(exchange))
+                if channel.is_closed:
+                    channel = connection.channel()
             connection.close()
         with contextlib.suppress(Exception):
             import redis

@@ -82,7 +82,7 @@ def run(rate: float, seconds: float, embedded: bool) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         env = {"SLA_DATA_DIR": tmp, "SLA_SECRET_KEY": "bench-" + "x" * 40,
                "SLA_LOG_JSON": "1", "SLA_LOG_LEVEL": "WARNING",
-               "SLA_QUEUE_PREFIX": f"bench{uuid.uuid4().hex[:6]}.",
+               "SLA_BUS_PREFIX": f"bench{uuid.uuid4().hex[:6]}.",
                "SLA_SCHEMA_PREFIX": f"bench{uuid.uuid4().hex[:6]}_"}
         for key in ("PERSISTENCE_MODULE", "POSTGRES_HOST", "POSTGRES_PORT", "POSTGRES_USER",
                     "POSTGRES_PASSWORD", "POSTGRES_DBNAME"):

@@ -90,7 +90,7 @@ class Settings:
     log_json: bool = True
     token_ttl_days: int = 30
     schema_prefix: str = ""
-    queue_prefix: str = ""
+    bus_prefix: str = ""
     checkpoint_seconds: int = 10
     evaluator_partitions: int = 1
     evaluations_kept: int = 1000
@@ -99,6 +99,11 @@ class Settings:
     @property
     def embedded(self) -> bool:
         return self.bus_url is None
+
+    @property
+    def queue_prefix(self) -> str:
+        """Deprecated name of :attr:`bus_prefix` (it once prefixed queues only)."""
+        return self.bus_prefix
 
     def store_env(self, service: str) -> dict[str, str]:
         """The eventsourcing library's own variables for one service's store."""
@@ -195,7 +200,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         log_json=_bool(env, "SLA_LOG_JSON", True),
         token_ttl_days=_int(env, "SLA_TOKEN_TTL_DAYS", 30, 1),
         schema_prefix=_schema_prefix(env),
-        queue_prefix=_queue_prefix(env),
+        bus_prefix=_bus_prefix(env),
         checkpoint_seconds=_int(env, "SLA_CHECKPOINT_SECONDS", 10, 1),
         evaluator_partitions=_int(env, "SLA_EVALUATOR_PARTITIONS", 1, 1),
         evaluations_kept=_int(env, "SLA_EVALUATIONS_KEPT", 1000, 1),
@@ -203,10 +208,20 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
     )
 
 
-def _queue_prefix(env: Mapping[str, str]) -> str:
-    prefix = env.get("SLA_QUEUE_PREFIX") or ""
+def _bus_prefix(env: Mapping[str, str]) -> str:
+    """``SLA_BUS_PREFIX``, or its deprecated alias ``SLA_QUEUE_PREFIX`` (which now
+    prefixes exchanges too: a suite that set it for isolation gets the isolation)."""
+    prefix = env.get("SLA_BUS_PREFIX") or ""
+    legacy = env.get("SLA_QUEUE_PREFIX") or ""
+    if prefix and legacy and prefix != legacy:
+        raise ConfigError("SLA_QUEUE_PREFIX", "is the deprecated name of SLA_BUS_PREFIX; "
+                                              "set only SLA_BUS_PREFIX")
+    name = "SLA_BUS_PREFIX" if prefix else "SLA_QUEUE_PREFIX"
+    prefix = prefix or legacy
     if prefix and not all(c.isalnum() or c in "-_." for c in prefix):
-        raise ConfigError("SLA_QUEUE_PREFIX", "letters, digits, '-', '_' and '.' only")
+        raise ConfigError(name, "letters, digits, '-', '_' and '.' only")
+    if len(prefix) > 100:
+        raise ConfigError(name, "at most 100 characters (broker names are limited to 255)")
     return prefix
 
 

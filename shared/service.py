@@ -58,9 +58,10 @@ class ServiceSpec:
     def port(self) -> int:
         return int(SERVICES[self.name]["port"])
 
-    def queue(self, prefix: str = "") -> QueueSpec:
-        """The durable inbox queue (``SLA_QUEUE_PREFIX`` isolates several suites on a broker)."""
-        return inbox_queue(prefix + self.name, self.bindings)
+    def queue(self) -> QueueSpec:
+        """The durable inbox queue, by its logical name (the transport adds the suite's
+        ``SLA_BUS_PREFIX`` on the broker)."""
+        return inbox_queue(self.name, self.bindings)
 
 
 def make_transport(settings: Settings, shared: Transport | None = None) -> Transport:
@@ -69,7 +70,7 @@ def make_transport(settings: Settings, shared: Transport | None = None) -> Trans
     if settings.bus_url:
         from shared.bus.amqp import AmqpTransport
 
-        return AmqpTransport(settings.bus_url)
+        return AmqpTransport(settings.bus_url, settings.bus_prefix)
     return InProcessTransport()
 
 
@@ -86,14 +87,14 @@ class Runtime:
         with schema_lock(store_env):
             self.app = spec.application(store_env)
         self.transport = make_transport(settings, transport)
-        self.cache: Cache = make_cache(settings.redis_url, settings.queue_prefix + spec.name)
+        self.cache: Cache = make_cache(settings.redis_url, settings.bus_prefix + spec.name)
         self.app.attach(cache=self.cache)
         self.relay = OutboxRelay(self.app.publishing_store, spec.name, self.transport,
                                  spec.describe(self.app),
                                  batch=settings.relay_batch,
                                  poll_interval=settings.relay_poll_interval,
                                  topics=topics_of(spec.published))
-        self.queue = spec.queue(settings.queue_prefix)
+        self.queue = spec.queue()
         self.inbox = Inbox(self.app, spec.name, self.transport, self.queue,
                            spec.handlers(self.app), max_deliveries=settings.max_deliveries,
                            prefetch=settings.prefetch)

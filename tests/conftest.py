@@ -3,16 +3,21 @@
 Integration tests need the real RabbitMQ, Redis and PostgreSQL on loopback (addresses
 overridable by environment). When one is absent they fail under ``CI`` or
 ``SLA_REQUIRE_SERVICES=1`` and are skipped with a one-line reason otherwise.
+
+A test session has a RabbitMQ vhost of its own (made with ``rabbitmqctl`` and deleted at
+the end), so concurrent sessions on one broker never see each other's messages, and a
+test can take the broker away from its own session without touching anybody else.
 """
 
 from __future__ import annotations
 
 import os
 import socket
+import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import urlparse
+from urllib.parse import quote, unquote, urlparse
 
 import pytest
 
@@ -62,11 +67,39 @@ def require_command(name: str, why: str) -> None:
     pytest.skip(f"{message}; set SLA_REQUIRE_SERVICES=1 to make this a failure")
 
 
+def rabbitmqctl(*args: str) -> str:
+    """Run ``rabbitmqctl`` (on the broker's host: the tests' broker is on loopback)."""
+    done = subprocess.run(["rabbitmqctl", *args], capture_output=True, text=True, timeout=90)
+    if done.returncode != 0:
+        raise RuntimeError(f"rabbitmqctl {' '.join(args)} failed: "
+                           f"{(done.stderr or done.stdout).strip()}")
+    return done.stdout
+
+
 @pytest.fixture(scope="session")
-def amqp_url() -> str:
+def amqp_vhost() -> Iterator[str]:
+    """This session's own vhost, with every permission for the test user; deleted (with
+    everything in it) when the session ends."""
     parsed = urlparse(AMQP_URL)
     require_service("RabbitMQ", parsed.hostname or "127.0.0.1", parsed.port or 5672)
-    return AMQP_URL
+    require_command("rabbitmqctl", "to give the test session a vhost of its own")
+    vhost = f"sla-test-{uuid.uuid4().hex[:12]}"
+    rabbitmqctl("add_vhost", vhost)
+    try:
+        rabbitmqctl("set_permissions", "-p", vhost, amqp_user(), ".*", ".*", ".*")
+        yield vhost
+    finally:
+        rabbitmqctl("delete_vhost", vhost)
+
+
+def amqp_user() -> str:
+    return unquote(urlparse(AMQP_URL).username or "guest")
+
+
+@pytest.fixture(scope="session")
+def amqp_url(amqp_vhost: str) -> str:
+    """The broker URL every test uses: ``SLA_TEST_AMQP_URL`` on the session's vhost."""
+    return urlparse(AMQP_URL)._replace(path="/" + quote(amqp_vhost, safe="")).geturl()
 
 
 @pytest.fixture(scope="session")

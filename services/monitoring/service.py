@@ -18,8 +18,7 @@ from shared.service import ServiceSpec
 def background(runtime: Any) -> dict[str, Any]:
     """The measurement intake (batched consumer) and the evaluator, as two roles that can
     run in one worker process or in two (``slactl worker monitoring --only evaluator``)."""
-    prefix = runtime.settings.queue_prefix
-    queue = QueueSpec(name=f"{prefix}monitoring.measurements",
+    queue = QueueSpec(name="monitoring.measurements",
                       bindings=messaging.MEASUREMENT_BINDINGS)
     runtime.transport.declare([queue])
     consumer = messaging.MeasurementConsumer(runtime.app, runtime.transport, queue,

@@ -1,5 +1,9 @@
 """RabbitMQ transport on pika: durable topic exchanges and queues, persistent messages,
-publisher confirms, manual acks, and automatic reconnection after a broker restart."""
+publisher confirms, manual acks, and automatic reconnection after a broker restart.
+
+Callers speak of logical exchange and queue names; this transport alone maps them to the
+suite's broker names (``SLA_BUS_PREFIX``) on the way out and back on the way in, so no
+code path can forget the prefix and tracking records stay the same with or without one."""
 
 from __future__ import annotations
 
@@ -14,7 +18,7 @@ import pika.exceptions as pe
 from pika.adapters.blocking_connection import BlockingChannel
 
 from shared.bus.envelope import OutgoingMessage
-from shared.bus.topology import DEAD_LETTER, EXCHANGES, QueueSpec
+from shared.bus.topology import DEAD_LETTER, EXCHANGES, BrokerNames, QueueSpec
 from shared.bus.transport import (
     LAST_ERROR_HEADER,
     ORIGIN_EXCHANGE_HEADER,
@@ -55,8 +59,9 @@ def _parameters(url: str) -> pika.URLParameters:
 
 
 class AmqpTransport(Transport):
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, prefix: str = "") -> None:
         self.url = url
+        self.names = BrokerNames(prefix)
         self._local = threading.local()
 
     # --- connections ------------------------------------------------------------------
@@ -93,19 +98,22 @@ class AmqpTransport(Transport):
         self._drop_publisher()
 
     # --- topology ---------------------------------------------------------------------
-    @staticmethod
-    def _declare_exchanges(channel: BlockingChannel) -> None:
+    def _declare_exchanges(self, channel: BlockingChannel) -> None:
         for exchange in EXCHANGES:
-            channel.exchange_declare(exchange, exchange_type="topic", durable=True)
-        channel.exchange_declare(DEAD_LETTER, exchange_type="direct", durable=True)
+            channel.exchange_declare(self.names.exchange(exchange), exchange_type="topic",
+                                     durable=True)
+        channel.exchange_declare(self.names.exchange(DEAD_LETTER), exchange_type="direct",
+                                 durable=True)
 
-    @staticmethod
-    def _declare_queue(channel: BlockingChannel, spec: QueueSpec) -> None:
-        channel.queue_declare(spec.name, durable=True)
-        channel.queue_declare(spec.dead_letter_queue, durable=True)
-        channel.queue_bind(spec.dead_letter_queue, DEAD_LETTER, routing_key=spec.name)
+    def _declare_queue(self, channel: BlockingChannel, spec: QueueSpec) -> None:
+        names = self.names
+        channel.queue_declare(names.queue(spec.name), durable=True)
+        channel.queue_declare(names.queue(spec.dead_letter_queue), durable=True)
+        channel.queue_bind(names.queue(spec.dead_letter_queue), names.exchange(DEAD_LETTER),
+                           routing_key=spec.name)
         for b in spec.bindings:
-            channel.queue_bind(spec.name, b.exchange, routing_key=b.routing_key)
+            channel.queue_bind(names.queue(spec.name), names.exchange(b.exchange),
+                               routing_key=b.routing_key)
 
     def declare(self, queues: Sequence[QueueSpec] = ()) -> None:
         connection, channel = self._connect()
@@ -121,8 +129,8 @@ class AmqpTransport(Transport):
         try:
             channel = self._publisher()
             for m in messages:
-                self._publish_one(channel, m.exchange, m.routing_key, m.envelope.to_bytes(),
-                                  m.message_id, dict(m.headers),
+                self._publish_one(channel, self.names.exchange(m.exchange), m.routing_key,
+                                  m.envelope.to_bytes(), m.message_id, dict(m.headers),
                                   correlation_id=m.envelope.correlation_id,
                                   event_type=m.envelope.event_type)
             channel.tx_commit()
@@ -134,8 +142,8 @@ class AmqpTransport(Transport):
                     message_id: str | None = None, headers: dict[str, Any] | None = None) -> None:
         try:
             channel = self._publisher()
-            self._publish_one(channel, exchange, routing_key, body, message_id,
-                              dict(headers or {}))
+            self._publish_one(channel, self.names.exchange(exchange), routing_key, body,
+                              message_id, dict(headers or {}))
             channel.tx_commit()
         except CONNECTION_ERRORS:
             self._drop_publisher()
@@ -171,7 +179,7 @@ class AmqpTransport(Transport):
                 self._declare_queue(channel, queue)
                 channel.basic_qos(prefetch_count=prefetch)
                 failures = 0
-                for method, props, body in channel.consume(queue.name,
+                for method, props, body in channel.consume(self.names.queue(queue.name),
                                                            inactivity_timeout=idle_timeout):
                     if stop.is_set():
                         break
@@ -181,14 +189,14 @@ class AmqpTransport(Transport):
                         continue
                     delivery = Delivery(
                         body=body,
-                        exchange=method.exchange,
+                        exchange=self.names.logical_exchange(method.exchange),
                         routing_key=method.routing_key,
                         message_id=props.message_id,
                         headers=dict(props.headers or {}),
                         redelivered=bool(method.redelivered),
                     )
-                    consumer(delivery, _AmqpSettle(channel, queue, method.delivery_tag, props,
-                                                   delivery))
+                    consumer(delivery, _AmqpSettle(channel, self.names, queue,
+                                                   method.delivery_tag, props, delivery))
                 with contextlib.suppress(CONNECTION_ERRORS):
                     channel.cancel()
             except CONNECTION_ERRORS as exc:
@@ -205,7 +213,8 @@ class AmqpTransport(Transport):
     def queue_depth(self, queue_name: str) -> int:
         connection, channel = self._connect()
         try:
-            return channel.queue_declare(queue_name, passive=True).method.message_count
+            return channel.queue_declare(self.names.queue(queue_name),
+                                         passive=True).method.message_count
         finally:
             connection.close()
 
@@ -215,10 +224,10 @@ class AmqpTransport(Transport):
 
 
 class _AmqpSettle(Settle):
-    def __init__(self, channel: BlockingChannel, queue: QueueSpec, tag: int,
-                 props: pika.BasicProperties, delivery: Delivery) -> None:
-        self.channel, self.queue, self.tag, self.props, self.delivery = (
-            channel, queue, tag, props, delivery)
+    def __init__(self, channel: BlockingChannel, names: BrokerNames, queue: QueueSpec,
+                 tag: int, props: pika.BasicProperties, delivery: Delivery) -> None:
+        self.channel, self.names, self.queue, self.tag, self.props, self.delivery = (
+            channel, names, queue, tag, props, delivery)
 
     def ack(self) -> None:
         self.channel.basic_ack(self.tag)
@@ -241,8 +250,8 @@ class _AmqpSettle(Settle):
                    LAST_ERROR_HEADER: reason[:500],
                    ORIGIN_EXCHANGE_HEADER: self.delivery.origin_exchange,
                    ORIGIN_KEY_HEADER: self.delivery.origin_routing_key}
-        self._republish("", self.queue.name, headers)
+        self._republish("", self.names.queue(self.queue.name), headers)
 
     def dead_letter(self, reason: str) -> None:
-        self._republish(DEAD_LETTER, self.queue.name,
+        self._republish(self.names.exchange(DEAD_LETTER), self.queue.name,
                         dead_letter_headers(self.delivery, self.queue, reason))

@@ -1,5 +1,10 @@
 """Exchanges and queues of the suite (mirrored in contracts/asyncapi.yaml and
-deploy/rabbitmq/definitions.json)."""
+deploy/rabbitmq/definitions.json).
+
+The names below are logical: code, contracts and message headers speak of them. On a
+broker, :class:`BrokerNames` turns them into the names one suite actually uses, so several
+suites can share a broker (``SLA_BUS_PREFIX``) without consuming each other's events.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +18,28 @@ BILLING_EVENTS = "billing.events"
 DEAD_LETTER = "sla.dead-letter"
 
 EXCHANGES = (SLA_EVENTS, FULFILMENT_EVENTS, MEASUREMENTS, CUSTOMER_SLA_EVENTS, BILLING_EVENTS)
+
+
+@dataclass(frozen=True)
+class BrokerNames:
+    """One suite's names on a broker: every exchange and queue, the dead-letter ones
+    included, carries the suite's prefix, so nothing one suite publishes is routed to
+    another's queues (a prefix on queues alone would still bind every suite's inbox to the
+    one ``sla.events``). The default exchange ``""`` has no name to prefix."""
+
+    prefix: str = ""
+
+    def exchange(self, name: str) -> str:
+        return self.prefix + name if name else name
+
+    def queue(self, name: str) -> str:
+        return self.prefix + name
+
+    def logical_exchange(self, name: str) -> str:
+        """The logical name of a broker exchange (what handlers and headers speak of)."""
+        if self.prefix and name.startswith(self.prefix):
+            return name[len(self.prefix):]
+        return name
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ def registry_processes(amqp_url: str, postgres: dict[str, str], redis_url: str,
     port = free_port()
     env = {
         "SLA_BUS_URL": amqp_url, "PERSISTENCE_MODULE": "eventsourcing.postgres", **postgres,
-        "SLA_SCHEMA_PREFIX": f"e{unique}_", "SLA_QUEUE_PREFIX": f"e2e-{unique}.",
+        "SLA_SCHEMA_PREFIX": f"e{unique}_", "SLA_BUS_PREFIX": f"e2e-{unique}.",
         "REDIS_URL": redis_url, "SLA_SECRET_KEY": SECRET, "SLA_DATA_DIR": str(tmp_path),
         "SLA_RELAY_POLL_INTERVAL": "0.05", "SLA_HTTP_WORKERS": "2",
     }
@@ -38,7 +38,8 @@ def registry_processes(amqp_url: str, postgres: dict[str, str], redis_url: str,
     base = f"http://127.0.0.1:{port}/threshold-registry/v1"
     try:
         wait_until(lambda: ready(base), 60, "registry ready", http)
-        yield {"base": base, "http": http, "worker": work, "unique": unique}
+        yield {"base": base, "http": http, "worker": work, "unique": unique,
+               "prefix": f"e2e-{unique}."}
     finally:
         http.stop()
         work.stop()
@@ -61,7 +62,8 @@ def test_a_fulfilment_activation_reaches_the_inventory_within_a_second(
     connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
     channel = connection.channel()
     watch = channel.queue_declare("", exclusive=True).method.queue
-    channel.queue_bind(watch, "sla.events", "threshold-registry.purchased-offering.*")
+    prefix = registry_processes["prefix"]
+    channel.queue_bind(watch, prefix + "sla.events", "threshold-registry.purchased-offering.*")
 
     product_id = f"fibre-{registry_processes['unique']}"
     body = {"eventId": str(uuid.uuid4()), "eventTime": "2026-11-25T10:00:00Z",
@@ -72,9 +74,9 @@ def test_a_fulfilment_activation_reaches_the_inventory_within_a_second(
                 "relatedParty": [{"id": "cust-42", "role": "Customer"}],
                 "productCharacteristic": [{"name": "slaType", "value": "gold"}]}}}
     started = time.monotonic()
-    channel.basic_publish("fulfilment.events", "product.create", json.dumps(body),
+    channel.basic_publish(prefix + "fulfilment.events", "product.create", json.dumps(body),
                           pika.BasicProperties(delivery_mode=2))
-    channel.basic_publish("fulfilment.events", "product.create", json.dumps(body),
+    channel.basic_publish(prefix + "fulfilment.events", "product.create", json.dumps(body),
                           pika.BasicProperties(delivery_mode=2))  # fulfilment retried
     item = wait_until(lambda: requests.get(f"{base}/purchasedOffering/{product_id}",
                                            headers=headers).json()

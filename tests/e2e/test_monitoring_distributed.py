@@ -27,7 +27,7 @@ def suite_processes(amqp_url: str, postgres: dict[str, str], redis_url: str,
                     tmp_path: Path, unique: str) -> Iterator[dict[str, Any]]:
     env = {
         "SLA_BUS_URL": amqp_url, "PERSISTENCE_MODULE": "eventsourcing.postgres", **postgres,
-        "SLA_SCHEMA_PREFIX": f"m{unique}_", "SLA_QUEUE_PREFIX": f"e2e-{unique}.",
+        "SLA_SCHEMA_PREFIX": f"m{unique}_", "SLA_BUS_PREFIX": f"e2e-{unique}.",
         "REDIS_URL": redis_url, "SLA_SECRET_KEY": SECRET, "SLA_DATA_DIR": str(tmp_path),
         "SLA_RELAY_POLL_INTERVAL": "0.05", "SLA_HTTP_WORKERS": "2",
     }
@@ -41,7 +41,7 @@ def suite_processes(amqp_url: str, postgres: dict[str, str], redis_url: str,
     try:
         for service, base in bases.items():
             wait_until(lambda base=base: ready(base), 60, f"{service} ready")
-        yield {"bases": bases, "processes": processes}
+        yield {"bases": bases, "processes": processes, "prefix": f"e2e-{unique}."}
     finally:
         for process in processes:
             process.stop()
@@ -80,7 +80,7 @@ def test_a_breach_measured_over_http_is_published_with_its_evidence(
     connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
     channel = connection.channel()
     watch = channel.queue_declare("", exclusive=True).method.queue
-    channel.queue_bind(watch, "sla.events", "monitoring.crossing.*")
+    channel.queue_bind(watch, suite_processes["prefix"] + "sla.events", "monitoring.crossing.*")
 
     def sample(minute: int, value: float) -> dict[str, Any]:
         return {"purchasedOfferingId": product, "parameter": "latency", "value": value,

@@ -70,7 +70,7 @@ class Estate:
         self.postgres = postgres
         self.env = base_env(tmp / name, SLA_BUS_URL=amqp_url,
                             PERSISTENCE_MODULE="eventsourcing.postgres", **postgres,
-                            SLA_SCHEMA_PREFIX=self.prefix, SLA_QUEUE_PREFIX=self.queue_prefix,
+                            SLA_SCHEMA_PREFIX=self.prefix, SLA_BUS_PREFIX=self.queue_prefix,
                             REDIS_URL=redis_url, SLA_CHECKPOINT_SECONDS="1",
                             SLA_SECRET_KEY=SECRET)
         settings = config.load(self.env)
@@ -162,9 +162,11 @@ def test_a_worker_killed_mid_stream_loses_and_doubles_nothing(
         body = {"eventId": str(uuid.uuid4()), "eventTime": ts(m * step),
                 "eventType": "MeasurementBatchEvent",
                 "event": {"batchId": f"{killed.prefix}b{m}", "samples": samples}}
-        channel.basic_publish("measurements", "measurement.stream", json.dumps(body),
-                              pika.BasicProperties(delivery_mode=2,
-                                                   message_id=f"{killed.prefix}b{m}"))
+        for e in (reference, killed):  # each deployment has its own exchanges
+            channel.basic_publish(e.queue_prefix + "measurements", "measurement.stream",
+                                  json.dumps(body),
+                                  pika.BasicProperties(delivery_mode=2,
+                                                       message_id=f"{killed.prefix}b{m}"))
         if m == messages // 3:
             # Wait until the worker is busy with the stream, then kill it outright.
             wait_until(lambda: len(killed.app.evaluations()) > 0, 60, "first evaluations",
@@ -179,8 +181,9 @@ def test_a_worker_killed_mid_stream_loses_and_doubles_nothing(
                 "event": {"batchId": f"{killed.prefix}sentinel", "samples": [{
                     "purchasedOfferingId": products[0], "parameter": "latency", "value": 1,
                     "observedAt": ts(messages * step + 600)}]}}
-    channel.basic_publish("measurements", "measurement.stream", json.dumps(sentinel),
-                          pika.BasicProperties(delivery_mode=2))
+    for e in (reference, killed):
+        channel.basic_publish(e.queue_prefix + "measurements", "measurement.stream",
+                              json.dumps(sentinel), pika.BasicProperties(delivery_mode=2))
     connection.close()
 
     windows = int(messages * step // 60)

@@ -16,7 +16,7 @@ import pytest
 from services.notification.delivery import NotificationConfig
 from services.notification.signature import verify_signature
 from shared import config
-from shared.bus.topology import SLA_EVENTS
+from shared.bus.topology import SLA_EVENTS, BrokerNames
 from tests.conftest import base_env
 from tests.helpers import delete_queues, eventually
 from tests.service import test_notification as stories
@@ -38,25 +38,28 @@ def distributed(tmp_path: Path, amqp_url: str, unique: str,
 
     prefix = f"t{unique}."
     settings = config.load(base_env(tmp_path / "var", SLA_BUS_URL=amqp_url,
-                                    SLA_QUEUE_PREFIX=prefix, SLA_PREFETCH="10"))
+                                    SLA_BUS_PREFIX=prefix, SLA_PREFETCH="10"))
     suite = Suite([SPEC], settings, start_workers=False)
     runtime = suite.runtime("notification")
     runtime.app.configure(NotificationConfig.from_env({
         "SLA_SMTP_HOST": "127.0.0.1", "SLA_SMTP_PORT": str(mailbox[1]),
         "SLA_WEBHOOK_ALLOW": "127.0.0.1/32", "SLA_DELIVERY_BACKOFF_BASE": "0.2",
         "SLA_DELIVERY_BACKOFF_CAP": "0.5"}), settings.secret_key)
-    tap = f"{prefix}tap"
+    names = BrokerNames(prefix)
+    tap = names.queue("tap")
     with contextlib.closing(pika.BlockingConnection(pika.URLParameters(amqp_url))) as conn:
         channel = conn.channel()
-        channel.exchange_declare(SLA_EVENTS, exchange_type="topic", durable=True)
+        channel.exchange_declare(names.exchange(SLA_EVENTS), exchange_type="topic",
+                                 durable=True)
         channel.queue_declare(tap, durable=True)
-        channel.queue_bind(tap, SLA_EVENTS, routing_key="notification.#")
+        channel.queue_bind(tap, names.exchange(SLA_EVENTS), routing_key="notification.#")
     runtime.start_workers()
     try:
         yield suite, tap
     finally:
         suite.stop()
-        delete_queues(amqp_url, tap, runtime.queue.name, runtime.queue.dead_letter_queue)
+        delete_queues(amqp_url, tap, names.queue(runtime.queue.name),
+                      names.queue(runtime.queue.dead_letter_queue))
 
 
 def _take(amqp_url: str, queue: str) -> list[dict[str, Any]]:

@@ -112,3 +112,19 @@ def test_client_chosen_ids_take_one_safe_character_set(value: object, ok: bool) 
     from shared.ids import client_id_problem
 
     assert (client_id_problem(value) is None) is ok
+
+
+def test_the_bus_prefix_isolates_a_suite_and_the_queue_prefix_is_its_deprecated_alias(
+        tmp_path: object) -> None:
+    def prefix(**env: str) -> str:
+        return config.load({"SLA_DATA_DIR": str(tmp_path), **env}).bus_prefix
+
+    assert prefix(SLA_BUS_PREFIX="staging.") == "staging."
+    assert prefix(SLA_QUEUE_PREFIX="legacy.") == "legacy."  # now prefixes exchanges too
+    assert prefix(SLA_BUS_PREFIX="same.", SLA_QUEUE_PREFIX="same.") == "same."
+    with pytest.raises(config.ConfigError) as both:
+        prefix(SLA_BUS_PREFIX="a.", SLA_QUEUE_PREFIX="b.")
+    assert both.value.variable == "SLA_QUEUE_PREFIX"
+    with pytest.raises(config.ConfigError) as bad:
+        prefix(SLA_BUS_PREFIX="a b")
+    assert bad.value.variable == "SLA_BUS_PREFIX"
