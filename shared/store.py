@@ -357,6 +357,7 @@ def ensure_schema(settings_env: Mapping[str, str]) -> None:
     if settings_env.get("PERSISTENCE_MODULE") != "eventsourcing.postgres":
         return
     import psycopg
+    from psycopg import sql
 
     params = {
         "host": settings_env["POSTGRES_HOST"],
@@ -367,13 +368,46 @@ def ensure_schema(settings_env: Mapping[str, str]) -> None:
     }
     dbname = settings_env["POSTGRES_DBNAME"]
     with psycopg.connect(dbname="postgres", autocommit=True, **params) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (dbname,)).fetchone()
-        if not exists:
-            with contextlib.suppress(psycopg.errors.DuplicateDatabase):
-                conn.execute(f'CREATE DATABASE "{dbname}"')
+        with _advisory_lock(conn, f"database:{dbname}"):
+            _create_if_missing(conn, "SELECT 1 FROM pg_database WHERE datname = %s", dbname,
+                               sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
+    schema = settings_env["POSTGRES_SCHEMA"]
     with psycopg.connect(dbname=dbname, autocommit=True, **params) as conn:
-        with contextlib.suppress(psycopg.errors.UniqueViolation):
-            conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{settings_env["POSTGRES_SCHEMA"]}"')
+        with _advisory_lock(conn, f"schema:{schema}"):
+            _create_if_missing(conn, "SELECT 1 FROM pg_namespace WHERE nspname = %s", schema,
+                               sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(
+                                   sql.Identifier(schema)))
+
+
+def _create_if_missing(conn: Any, exists: str, name: str, create: Any) -> None:
+    """Create a database or schema unless it exists. Under the advisory lock only one of
+    the processes starting at once gets here first; the others then find it. A creator
+    that does not take the lock (another tool, an older release) can still win the race:
+    its duplicate (``duplicate_database``, or the catalogue's ``unique_violation`` when
+    both insert at once) means the object exists, which is all that is wanted."""
+    import psycopg
+
+    if conn.execute(exists, (name,)).fetchone():
+        return
+    with contextlib.suppress(psycopg.errors.DuplicateDatabase, psycopg.errors.DuplicateSchema,
+                             psycopg.errors.UniqueViolation):
+        conn.execute(create)
+
+
+def _lock_key(name: str) -> int:
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], signed=True)
+
+
+@contextlib.contextmanager
+def _advisory_lock(conn: Any, name: str) -> Iterator[None]:
+    """A session-level advisory lock on this connection (it may be a maintenance
+    connection: CREATE DATABASE cannot run in a transaction, so no transaction lock)."""
+    key = _lock_key(name)
+    conn.execute("SELECT pg_advisory_lock(%s)", (key,))
+    try:
+        yield
+    finally:
+        conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
 
 
 @contextlib.contextmanager
@@ -386,17 +420,12 @@ def schema_lock(settings_env: Mapping[str, str]) -> Iterator[None]:
         return
     import psycopg
 
-    key = int.from_bytes(hashlib.sha256(settings_env["POSTGRES_SCHEMA"].encode()).digest()[:8],
-                         signed=True)
     with psycopg.connect(host=settings_env["POSTGRES_HOST"], port=settings_env["POSTGRES_PORT"],
                          user=settings_env["POSTGRES_USER"],
                          password=settings_env.get("POSTGRES_PASSWORD") or None,
-                         dbname=settings_env["POSTGRES_DBNAME"], autocommit=True) as conn:
-        conn.execute("SELECT pg_advisory_lock(%s)", (key,))
-        try:
-            yield
-        finally:
-            conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
+                         dbname=settings_env["POSTGRES_DBNAME"], autocommit=True) as conn, \
+            _advisory_lock(conn, settings_env["POSTGRES_SCHEMA"]):
+        yield
 
 
 def iter_batches(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
