@@ -14,6 +14,7 @@ import hashlib
 import re
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -105,10 +106,27 @@ class ServiceApplication(Application):
     """Base class of every service's application: a process recorder and audit metadata."""
 
     OUTBOX = "__outbox__"
+    # A service's second log, kept beside its main one, is named here. SQLite names its
+    # tables ``stored_events`` and ``tracking`` whatever the application, so in embedded
+    # mode that log lives in a file of its own, ``<service>.<log_name>.sqlite`` (two
+    # applications in one file would read one log, and audit would list it twice); on
+    # PostgreSQL its tables carry the application's name already.
+    log_name: str = ""
+    # The aggregate types of that second log: what it takes over, once, from a main file
+    # that an earlier release shared with it.
+    log_kinds: tuple[type, ...] = ()
 
     def __init__(self, env: Mapping[str, str] | None = None) -> None:
-        super().__init__(env=dict(env or {}))
+        env = dict(env or {})
+        shared_file = _shared_sqlite_file(env) if self.log_name else None
+        if shared_file is not None:
+            env["SQLITE_DBNAME"] = str(shared_file.with_name(
+                f"{shared_file.stem}.{self.log_name}{shared_file.suffix}"))
+        super().__init__(env=env)
         self._lock = threading.RLock()
+        if shared_file is not None:
+            adopt_shared_sqlite_log(shared_file, Path(env["SQLITE_DBNAME"]),
+                                    topics_of(self.log_kinds))
 
     @property
     def publishing_store(self) -> ServiceApplication:
@@ -343,6 +361,62 @@ def topics_of(kinds: Sequence[type]) -> list[str]:
                     attr.__qualname__.startswith(kind.__qualname__ + "."):
                 topics.append(get_topic(attr))
     return sorted(set(topics))
+
+
+def _shared_sqlite_file(env: Mapping[str, str]) -> Path | None:
+    name = env.get("SQLITE_DBNAME") or ""
+    if env.get("PERSISTENCE_MODULE") != "eventsourcing.sqlite" or not name or \
+            ":memory:" in name or name.startswith("file:"):
+        return None
+    return Path(name)
+
+
+def adopt_shared_sqlite_log(shared: Path, own: Path, topics: Sequence[str]) -> int:
+    """Move a second log's events out of the service's main SQLite file into its own.
+
+    Earlier releases kept both of monitoring's logs in one file, so both read one table.
+    This copies the events of the given topics (with their notification ids, which the
+    outbox position and the evaluator's checkpoints refer to), their aggregates'
+    snapshots and the tracking records, then deletes them from the main file: two
+    transactions, the copy first, so a crash in between only repeats the move on the
+    next start. Returns how many events it moved (0 once done)."""
+    import sqlite3
+
+    if not topics or not shared.exists():
+        return 0
+    marks = ",".join("?" * len(topics))
+    mine = f"SELECT originator_id FROM main.stored_events WHERE topic IN ({marks})"
+    with contextlib.closing(sqlite3.connect(shared, timeout=30)) as conn:
+        tables = {row[0] for row in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if "stored_events" not in tables:
+            return 0
+        moving = conn.execute(f"SELECT COUNT(*) FROM stored_events WHERE topic IN ({marks})",
+                              list(topics)).fetchone()[0]
+        if not moving:
+            return 0
+        conn.execute("ATTACH DATABASE ? AS own", (str(own),))
+        own_tables = {row[0] for row in conn.execute(
+            "SELECT name FROM own.sqlite_master WHERE type = 'table'")}
+        with conn:
+            conn.execute(
+                "INSERT OR IGNORE INTO own.stored_events "
+                "(rowid, originator_id, originator_version, topic, state) "
+                "SELECT rowid, originator_id, originator_version, topic, state "
+                f"FROM main.stored_events WHERE topic IN ({marks})", list(topics))
+            if {"stored_snapshots"} <= tables & own_tables:
+                conn.execute("INSERT OR IGNORE INTO own.stored_snapshots SELECT * FROM "
+                             f"main.stored_snapshots WHERE originator_id IN ({mine})",
+                             list(topics))
+            if {"tracking"} <= tables & own_tables:
+                conn.execute("INSERT OR IGNORE INTO own.tracking SELECT * FROM main.tracking")
+        with conn:
+            if "stored_snapshots" in tables:
+                conn.execute(f"DELETE FROM main.stored_snapshots WHERE originator_id IN ({mine})",
+                             list(topics))
+            conn.execute(f"DELETE FROM main.stored_events WHERE topic IN ({marks})",
+                         list(topics))
+        return int(moving)
 
 
 def aggregate_uuid(kind: str, natural_key: str) -> UUID:

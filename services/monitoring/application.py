@@ -86,6 +86,8 @@ class MonitoringOutcomes(ServiceApplication):
     intake's writes, nor the intake for evaluation's."""
 
     name = "MonitoringOutcomes"
+    log_name = "outcomes"  # embedded: var/monitoring.outcomes.sqlite
+    log_kinds = (WindowEvaluation, Crossing, BurnAlert, EvaluatorCheckpoint)
     snapshotting_intervals = {EvaluatorCheckpoint: 5, Crossing: 50}  # noqa: RUF012
 
 
