@@ -11,3 +11,15 @@ graceful_timeout = 10
 keepalive = 5
 accesslog = None
 forwarded_allow_ips = os.environ.get("SLA_FORWARDED_ALLOW_IPS", "127.0.0.1")
+
+
+def on_starting(server):
+    """A control socket of this master's own (gunicorn's default path is one per user,
+    and each master removes it on start): known only once the bind address is."""
+    from shared.config import control_socket
+
+    path = control_socket(os.environ, server.cfg.bind)
+    if path is None:
+        server.cfg.set("control_socket_disable", True)
+    else:
+        server.cfg.set("control_socket", path)

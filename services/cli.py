@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -37,10 +38,32 @@ def token() -> None:
 @click.option("--subject", default="slactl", show_default=True, help="Who the token is for.")
 @click.option("--days", default=30, show_default=True, type=click.IntRange(1, 3650),
               help="Days until it expires.")
-def token_create(scopes: tuple[str, ...], subject: str, days: int) -> None:
-    """Print a signed token (secret from SLA_SECRET_KEY, else the embedded var/secret.key)."""
-    settings = _settings()
-    click.echo(auth.issue(settings.secret_key, scopes, subject, timedelta(days=days)))
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="The suite's data directory, where an embedded suite keeps secret.key "
+                   "(default: SLA_DATA_DIR, else ./var).")
+def token_create(scopes: tuple[str, ...], subject: str, days: int,
+                 data_dir: Path | None) -> None:
+    """Print a token signed with the suite's key: SLA_SECRET_KEY, else the embedded
+    suite's <data dir>/secret.key. It never makes a key: a token signed with a key the
+    suite does not have would only be refused."""
+    directory = data_dir.resolve() if data_dir else config.data_dir_of(os.environ)
+    try:
+        secret = config.existing_secret(os.environ, directory)
+    except config.ConfigError as exc:
+        _fail(str(exc))
+    if secret is None:
+        _fail(f"no key to sign the token with: SLA_SECRET_KEY is not set and "
+              f"{directory / 'secret.key'} does not exist (the embedded suite writes it "
+              f"on its first start). Point at the suite's key: run this where you ran "
+              f"`make run`, or pass --data-dir (or set SLA_DATA_DIR) to the suite's data "
+              f"directory, or set SLA_SECRET_KEY to the key the suite runs with.")
+    click.echo(auth.issue(secret, scopes, subject, timedelta(days=days)))
+
+
+def _fail(message: str, code: int = 2) -> None:
+    """Stop with a plain message on stderr (not wrapped: it may carry paths to copy)."""
+    click.echo(f"error: {message}", err=True)
+    raise SystemExit(code)
 
 
 def _settings() -> config.Settings:
@@ -51,21 +74,80 @@ def _settings() -> config.Settings:
         raise SystemExit(2) from None
 
 
+# --- ports ---------------------------------------------------------------------------------
+def service_ports(base: int) -> dict[str, int]:
+    """Distributed mode: each service on ``base`` plus its offset (threshold-registry +1,
+    monitoring +2, notification +5; analysis +3 and outage-negotiation +4 are kept for the
+    services to come), so the default base 8080 gives 8081, 8082 and 8085."""
+    return {name: base + int(s["port"]) - config.DEFAULT_BASE_PORT
+            for name, s in config.SERVICES.items()}
+
+
+def _busy_ports(host: str, ports: list[int]) -> list[int]:
+    """The ports of ``host`` that something already listens on (bound the way gunicorn
+    binds, so a port in TIME_WAIT does not count as busy)."""
+    busy = []
+    for port in ports:
+        try:
+            family, kind, proto, _, address = socket.getaddrinfo(
+                host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+        except socket.gaierror as exc:
+            _fail(f"cannot listen on {host}: {exc}")
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(address)
+            except OSError:
+                busy.append(port)
+    return busy
+
+
+def _require_free(host: str, ports: list[int]) -> None:
+    busy = _busy_ports(host, ports)
+    if busy:
+        listed = ", ".join(str(p) for p in busy)
+        _fail(f"port{'s' if len(busy) > 1 else ''} {listed} on {host} "
+              f"{'are' if len(busy) > 1 else 'is'} already in use (another suite, or an "
+              f"earlier run still stopping?). Stop what listens there, or start on other "
+              f"ports with --port.")
+
+
+def public_url(host: str, port: int) -> str:
+    """The address links in messages point at when SLA_PUBLIC_URL does not say."""
+    if host in ("", "0.0.0.0", "::"):
+        host = "localhost"
+    elif ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{port}"
+
+
 # --- embedded mode -------------------------------------------------------------------------
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8080, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--port", default=config.DEFAULT_BASE_PORT, show_default=True,
+              type=click.IntRange(1, 65535),
+              help="Embedded: the suite's port. Distributed: the base port; each service "
+                   "listens on base + its offset (threshold-registry +1, monitoring +2, "
+                   "notification +5).")
 @click.option("--distributed", is_flag=True,
               help="Each service as its own gunicorn process plus a worker process.")
 def run(host: str, port: int, distributed: bool) -> None:
     """Start the suite: embedded by default (SQLite, in-process bus) on one port."""
-    if distributed:
-        _run_distributed(host)
-        return
     from services.catalogue import all_specs
 
-    settings = _settings()
     specs = all_specs()
+    if distributed:
+        ports = service_ports(port)
+        if max(ports.values()) > 65535:
+            _fail(f"--port {port} is too high: the services need up to {max(ports.values())}")
+        _require_free(host, sorted(ports[s.name] for s in specs))
+        _run_distributed(host, ports)
+        return
+    _require_free(host, [port])
+    if not os.environ.get("SLA_PUBLIC_URL"):
+        # The acknowledgement and details links in messages point at this very suite.
+        os.environ["SLA_PUBLIC_URL"] = public_url(host, port)
+    settings = _settings()
     _banner(settings, [(s.name, f"http://{host}:{port}{s.root}") for s in specs],
             "embedded: SQLite under " + str(settings.data_dir) + ", in-process bus")
     from gunicorn.app.base import BaseApplication
@@ -81,6 +163,11 @@ def run(host: str, port: int, distributed: bool) -> None:
             self.cfg.set("graceful_timeout", 10)
             self.cfg.set("accesslog", None)
             self.cfg.set("worker_exit", lambda _server, _worker: _stop(state))
+            control = config.control_socket(os.environ, [f"{host}:{port}"])
+            if control is None:
+                self.cfg.set("control_socket_disable", True)
+            else:
+                self.cfg.set("control_socket", control)
 
         def load(self):  # noqa: ANN202 - gunicorn's signature
             from shared.wsgi import Suite
@@ -115,10 +202,12 @@ def _banner(settings: config.Settings, urls: list[tuple[str, str]], mode: str) -
 
 
 # --- distributed mode ---------------------------------------------------------------------
-def _run_distributed(host: str) -> None:
+def _run_distributed(host: str, ports: dict[str, int]) -> None:
     from services.catalogue import all_specs
 
     env = dict(os.environ)
+    if not env.get("SLA_PUBLIC_URL"):
+        env["SLA_PUBLIC_URL"] = public_url(host, ports["notification"])
     env.setdefault("SLA_BUS_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
     env.setdefault("PERSISTENCE_MODULE", "eventsourcing.postgres")
     env.setdefault("REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -144,12 +233,12 @@ def _run_distributed(host: str) -> None:
         module = s.application.__module__.rsplit(".", 1)[0] + ".wsgi:app"
         procs.append(subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "-c", str(gunicorn_conf),
-             "-b", f"{host}:{s.port}", "--name", s.name, module], env=env))
+             "-b", f"{host}:{ports[s.name]}", "--name", s.name, module], env=env))
         for roles in s.worker_processes or ("",):
             only = ["--only", roles] if roles else []
             procs.append(subprocess.Popen(
                 [sys.executable, "-m", "services.cli", "worker", s.name, *only], env=env))
-    _banner(settings, [(s.name, f"http://{host}:{s.port}{s.root}") for s in specs],
+    _banner(settings, [(s.name, f"http://{host}:{ports[s.name]}{s.root}") for s in specs],
             "distributed: RabbitMQ, PostgreSQL, Redis")
     stopping = threading.Event()
 

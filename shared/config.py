@@ -6,12 +6,18 @@ surfacing later as a confusing runtime error.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import secrets
-from collections.abc import Mapping
+import tempfile
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
+
+# Embedded mode's port, and distributed mode's base: each service's port below is the base
+# plus a fixed offset (``slactl run --distributed --port BASE`` moves them all).
+DEFAULT_BASE_PORT = 8080
 
 SERVICES: dict[str, dict[str, object]] = {
     "threshold-registry": {"root": "/threshold-registry/v1", "port": 8081},
@@ -124,16 +130,63 @@ class Settings:
         return env
 
 
+# The longest path a Unix socket can have (sun_path is 108 bytes on Linux, 104 on BSDs).
+_SOCKET_PATH_MAX = 100
+
+
+def control_socket(env: Mapping[str, str], binds: Sequence[str]) -> str | None:
+    """Where a gunicorn master of this suite puts its control socket (``gunicornc``), or
+    None for none (``SLA_CONTROL_SOCKET=off``).
+
+    gunicorn's default is one path per user (``$XDG_RUNTIME_DIR/gunicorn.ctl``), and each
+    master that starts removes the socket before making its own: suites (and services) on
+    one host would take each other's away. Each master gets ``<SLA_DATA_DIR>/run/
+    gunicorn-<bind>.ctl`` instead — the data directory tells suites apart, the address
+    services — or, when that path is too long for a socket, a short one in the temporary
+    directory named after it."""
+    configured = (env.get("SLA_CONTROL_SOCKET") or "").strip()
+    if configured.lower() in {"off", "none", "false", "0"}:
+        return None
+    if configured:
+        return configured
+    data_dir = data_dir_of(env)
+    address = "_".join(b.replace("unix:", "").replace("/", "-").replace(":", "-").strip("-")
+                       for b in binds) or "default"
+    path = data_dir / "run" / f"gunicorn-{address}.ctl"
+    if len(str(path)) > _SOCKET_PATH_MAX:
+        digest = hashlib.sha256(str(path).encode()).hexdigest()[:16]
+        path = Path(tempfile.gettempdir()) / f"sla-gunicorn-{digest}.ctl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return str(path)
+
+
 def schema_name(service: str) -> str:
     return service.replace("-", "_")
+
+
+def data_dir_of(env: Mapping[str, str]) -> Path:
+    return Path(env.get("SLA_DATA_DIR") or "var").resolve()
+
+
+def existing_secret(env: Mapping[str, str], data_dir: Path) -> str | None:
+    """The suite's signing key if there is one — ``SLA_SECRET_KEY``, else the embedded
+    suite's ``<data dir>/secret.key`` — never a new one (a token signed with a key the
+    suite does not have would be refused by it)."""
+    configured = env.get("SLA_SECRET_KEY")
+    if configured:
+        if len(configured) < 32:
+            raise ConfigError("SLA_SECRET_KEY", "must be at least 32 characters long")
+        return configured
+    path = data_dir / "secret.key"
+    if path.exists():
+        return path.read_text().strip()
+    return None
 
 
 def _secret(env: Mapping[str, str], data_dir: Path, embedded: bool) -> tuple[str, bool]:
     configured = env.get("SLA_SECRET_KEY")
     if configured:
-        if len(configured) < 32:
-            raise ConfigError("SLA_SECRET_KEY", "must be at least 32 characters long")
-        return configured, False
+        return existing_secret(env, data_dir) or configured, False
     if not embedded and not _bool(env, "SLA_ALLOW_GENERATED_SECRET", False):
         raise ConfigError(
             "SLA_SECRET_KEY",
@@ -152,7 +205,7 @@ def _secret(env: Mapping[str, str], data_dir: Path, embedded: bool) -> tuple[str
 def load(env: Mapping[str, str] | None = None) -> Settings:
     """Read and validate the settings; raises :class:`ConfigError` naming the variable."""
     env = os.environ if env is None else env
-    data_dir = Path(env.get("SLA_DATA_DIR") or "var").resolve()
+    data_dir = data_dir_of(env)
     bus_url = _url(env, "SLA_BUS_URL", ("amqp", "amqps"))
     redis_url = _url(env, "REDIS_URL", ("redis", "rediss", "unix"))
     module = env.get("PERSISTENCE_MODULE") or "eventsourcing.sqlite"
