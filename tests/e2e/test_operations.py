@@ -243,8 +243,12 @@ def test_a_control_socket_path_too_long_for_a_socket_is_made_short_and_can_be_di
 
 # --- distributed on a base port -----------------------------------------------------------
 def _free_base() -> int:
-    for _ in range(50):
-        base = free_port()
+    """A base whose service ports are free, below the ephemeral range (where outgoing
+    connections of other processes could take one between the check and the start)."""
+    import random
+
+    for _ in range(200):
+        base = random.randrange(20000, 30000)
         ports = list(service_ports(base).values())
         if max(ports) < 65536 and all(_free(p) for p in ports):
             return base
