@@ -15,7 +15,7 @@ import os
 import socket
 import subprocess
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import quote, unquote, urlparse
 
@@ -84,12 +84,28 @@ def amqp_vhost() -> Iterator[str]:
     require_service("RabbitMQ", parsed.hostname or "127.0.0.1", parsed.port or 5672)
     require_command("rabbitmqctl", "to give the test session a vhost of its own")
     vhost = f"sla-test-{uuid.uuid4().hex[:12]}"
-    rabbitmqctl("add_vhost", vhost)
+    _when_the_broker_runs(lambda: rabbitmqctl("add_vhost", vhost))
     try:
         rabbitmqctl("set_permissions", "-p", vhost, amqp_user(), ".*", ".*", ".*")
         yield vhost
     finally:
-        rabbitmqctl("delete_vhost", vhost)
+        _when_the_broker_runs(lambda: rabbitmqctl("delete_vhost", vhost))
+
+
+def _when_the_broker_runs(command: Callable[[], object], timeout: float = 90) -> None:
+    """Run a ``rabbitmqctl`` command, waiting while the broker is starting (or being
+    restarted): the node answers, but its ``rabbit`` application is not up yet."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            command()
+            return
+        except RuntimeError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(1)
 
 
 def amqp_user() -> str:
