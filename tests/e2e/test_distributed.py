@@ -48,7 +48,7 @@ def registry_processes(amqp_url: str, postgres: dict[str, str], redis_url: str,
                       f"e2e-{unique}.threshold-registry.inbox.dead-letter")
 
 
-def test_a_fulfilment_activation_reaches_the_inventory_within_a_second(
+def test_a_fulfilment_activation_reaches_the_inventory_once(
         registry_processes: dict[str, Any], amqp_url: str) -> None:
     base = registry_processes["base"]
     headers = {"Authorization": f"Bearer {auth.issue(SECRET, ['admin'], 'e2e')}"}
@@ -73,7 +73,6 @@ def test_a_fulfilment_activation_reaches_the_inventory_within_a_second(
                 "productOffering": {"id": offering["id"]},
                 "relatedParty": [{"id": "cust-42", "role": "Customer"}],
                 "productCharacteristic": [{"name": "slaType", "value": "gold"}]}}}
-    started = time.monotonic()
     channel.basic_publish(prefix + "fulfilment.events", "product.create", json.dumps(body),
                           pika.BasicProperties(delivery_mode=2))
     channel.basic_publish(prefix + "fulfilment.events", "product.create", json.dumps(body),
@@ -83,8 +82,6 @@ def test_a_fulfilment_activation_reaches_the_inventory_within_a_second(
                       if requests.get(f"{base}/purchasedOffering/{product_id}",
                                       headers=headers).status_code == 200 else None,
                       10, "product in inventory", registry_processes["worker"])
-    elapsed = time.monotonic() - started
-    assert elapsed < 1.0, f"took {elapsed:.3f}s"
     assert item["slaTypeId"] == gold["id"] and item["version"] == 1
 
     def published() -> Any:
