@@ -29,6 +29,9 @@ PG = {
     "POSTGRES_USER": os.environ.get("SLA_TEST_POSTGRES_USER", "postgres"),
     "POSTGRES_PASSWORD": os.environ.get("SLA_TEST_POSTGRES_PASSWORD", ""),
     "POSTGRES_DBNAME": os.environ.get("SLA_TEST_POSTGRES_DBNAME", "sla_test"),
+    # One connection kept open per store (more are opened when needed): test sessions
+    # share the database server, and idle pools of five soon exhaust its connections.
+    "POSTGRES_POOL_SIZE": os.environ.get("SLA_TEST_POSTGRES_POOL_SIZE", "1"),
 }
 SECRET = "test-secret-key-that-is-long-enough-for-hs256-0123456789"
 
