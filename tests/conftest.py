@@ -87,15 +87,15 @@ def amqp_vhost() -> Iterator[str]:
     require_service("RabbitMQ", parsed.hostname or "127.0.0.1", parsed.port or 5672)
     require_command("rabbitmqctl", "to give the test session a vhost of its own")
     vhost = f"sla-test-{uuid.uuid4().hex[:12]}"
-    _when_the_broker_runs(lambda: rabbitmqctl("add_vhost", vhost))
+    when_the_broker_runs(lambda: rabbitmqctl("add_vhost", vhost))
     try:
         rabbitmqctl("set_permissions", "-p", vhost, amqp_user(), ".*", ".*", ".*")
         yield vhost
     finally:
-        _when_the_broker_runs(lambda: rabbitmqctl("delete_vhost", vhost))
+        when_the_broker_runs(lambda: rabbitmqctl("delete_vhost", vhost))
 
 
-def _when_the_broker_runs(command: Callable[[], object], timeout: float = 90) -> None:
+def when_the_broker_runs(command: Callable[[], object], timeout: float = 90) -> None:
     """Run a ``rabbitmqctl`` command, waiting while the broker is starting (or being
     restarted): the node answers, but its ``rabbit`` application is not up yet."""
     import time

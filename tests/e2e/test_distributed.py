@@ -3,6 +3,7 @@ on RabbitMQ, PostgreSQL and Redis; fulfilment publishes a product on the broker.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import time
@@ -63,7 +64,18 @@ def test_a_fulfilment_activation_reaches_the_inventory_once(
     channel = connection.channel()
     watch = channel.queue_declare("", exclusive=True).method.queue
     prefix = registry_processes["prefix"]
+    channel.exchange_declare(prefix + "sla.events", exchange_type="topic", durable=True)
     channel.queue_bind(watch, prefix + "sla.events", "threshold-registry.purchased-offering.*")
+
+    def inbox_bound() -> bool:  # the worker declares its inbox when it starts consuming
+        with contextlib.closing(pika.BlockingConnection(pika.URLParameters(amqp_url))) as c:
+            try:
+                c.channel().queue_declare(prefix + "threshold-registry.inbox", passive=True)
+                return True
+            except pika.exceptions.ChannelClosedByBroker:
+                return False
+
+    wait_until(inbox_bound, 30, "the registry's inbox", registry_processes["worker"])
 
     product_id = f"fibre-{registry_processes['unique']}"
     body = {"eventId": str(uuid.uuid4()), "eventTime": "2026-11-25T10:00:00Z",

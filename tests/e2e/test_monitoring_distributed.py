@@ -80,7 +80,9 @@ def test_a_breach_measured_over_http_is_published_with_its_evidence(
     connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
     channel = connection.channel()
     watch = channel.queue_declare("", exclusive=True).method.queue
-    channel.queue_bind(watch, suite_processes["prefix"] + "sla.events", "monitoring.crossing.*")
+    events = suite_processes["prefix"] + "sla.events"  # the suite's own exchange
+    channel.exchange_declare(events, exchange_type="topic", durable=True)
+    channel.queue_bind(watch, events, "monitoring.crossing.*")
 
     def sample(minute: int, value: float) -> dict[str, Any]:
         return {"purchasedOfferingId": product, "parameter": "latency", "value": value,

@@ -290,8 +290,7 @@ def test_a_distributed_run_takes_port_as_its_base_and_links_point_at_notificatio
                     SLA_BUS_URL=amqp_url, SLA_BUS_PREFIX=f"ops-{unique}.",
                     PERSISTENCE_MODULE="eventsourcing.postgres", **postgres,
                     SLA_SCHEMA_PREFIX=f"o{unique}_", REDIS_URL=redis_url,
-                    SLA_HTTP_WORKERS="1", SLA_LOG_LEVEL="WARNING",
-                    POSTGRES_POOL_SIZE="1")  # seven processes on a shared database server
+                    SLA_HTTP_WORKERS="1", SLA_LOG_LEVEL="WARNING")
     suite = Process([str(BIN / "slactl"), "run", "--distributed", "--port", str(base)], env,
                     tmp_path / "suite.log")
     try:

@@ -36,7 +36,7 @@ from shared.bus.transport import (
     Transport,
 )
 from shared.store import ensure_schema
-from tests.conftest import amqp_user, rabbitmqctl, require_command
+from tests.conftest import amqp_user, rabbitmqctl, require_command, when_the_broker_runs
 from tests.integration.bus_fixtures import (
     BINDINGS,
     EVENT_TYPE,
@@ -341,13 +341,15 @@ def broker_outage(vhost: str) -> Iterator[None]:
     connection is dropped and new ones are refused, until the outage ends. Durable queues
     and persistent messages survive, as they do a broker restart."""
     require_command("rabbitmqctl", "to take the broker away")
-    rabbitmqctl("clear_permissions", "-p", vhost, amqp_user())
+    when_the_broker_runs(lambda: rabbitmqctl("clear_permissions", "-p", vhost, amqp_user()))
     try:
-        rabbitmqctl("close_all_connections", "--vhost", vhost, "--limit", "1000",
-                    "simulated broker outage")
+        when_the_broker_runs(lambda: rabbitmqctl(
+            "close_all_connections", "--vhost", vhost, "--limit", "1000",
+            "simulated broker outage"))
         yield
     finally:
-        rabbitmqctl("set_permissions", "-p", vhost, amqp_user(), ".*", ".*", ".*")
+        when_the_broker_runs(lambda: rabbitmqctl(
+            "set_permissions", "-p", vhost, amqp_user(), ".*", ".*", ".*"))
 
 
 @pytest.mark.integration
