@@ -83,8 +83,14 @@ def rabbitmqctl(*args: str) -> str:
 def amqp_vhost() -> Iterator[str]:
     """This session's own vhost, with every permission for the test user; deleted (with
     everything in it) when the session ends."""
+    import time
+
     parsed = urlparse(AMQP_URL)
-    require_service("RabbitMQ", parsed.hostname or "127.0.0.1", parsed.port or 5672)
+    host, port = parsed.hostname or "127.0.0.1", parsed.port or 5672
+    deadline = time.monotonic() + 60  # a broker being restarted comes back
+    while not _reachable(host, port) and time.monotonic() < deadline:
+        time.sleep(1)
+    require_service("RabbitMQ", host, port)
     require_command("rabbitmqctl", "to give the test session a vhost of its own")
     vhost = f"sla-test-{uuid.uuid4().hex[:12]}"
     when_the_broker_runs(lambda: rabbitmqctl("add_vhost", vhost))
