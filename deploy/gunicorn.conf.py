@@ -10,6 +10,7 @@ timeout = 30
 graceful_timeout = 10
 keepalive = 5
 accesslog = None
+limit_request_line = 8190  # room for an acknowledgement link's token, percent-encoded
 forwarded_allow_ips = os.environ.get("SLA_FORWARDED_ALLOW_IPS", "127.0.0.1")
 
 

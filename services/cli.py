@@ -162,6 +162,7 @@ def run(host: str, port: int, distributed: bool) -> None:
             self.cfg.set("worker_class", "gthread")
             self.cfg.set("graceful_timeout", 10)
             self.cfg.set("accesslog", None)
+            self.cfg.set("limit_request_line", 8190)  # room for a link's token, encoded
             self.cfg.set("worker_exit", lambda _server, _worker: _stop(state))
             control = config.control_socket(os.environ, [f"{host}:{port}"])
             if control is None:

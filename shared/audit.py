@@ -16,7 +16,7 @@ from eventsourcing.persistence import StoredEvent
 from eventsourcing.utils import TopicError, resolve_topic
 from flask import Response, stream_with_context
 from flask_smorest import Blueprint
-from marshmallow import Schema, fields
+from marshmallow import Schema, fields, validate
 
 from shared.http.errors import ApiError
 from shared.http.listing import list_response, one_response
@@ -33,13 +33,38 @@ class EventQuery(Schema):
     # "from" is a Python keyword; the query name stays "from".
     from_ = fields.AwareDateTime(data_key="from", default_timezone=None)
     to = fields.AwareDateTime()
-    offset = fields.Integer(validate=lambda v: v >= 0)
-    limit = fields.Integer(validate=lambda v: 0 <= v <= 1000)
+    offset = fields.Integer(validate=validate.Range(min=0))
+    limit = fields.Integer(validate=validate.Range(min=0, max=1000))
+
+
+class AuditEvent(Schema):
+    """One recorded event, as the audit queries answer it."""
+
+    notificationId = fields.Integer(metadata={"description": "position in the log "
+                                                             "(events lists only)"})
+    log = fields.String(metadata={"description": "which log, for a service with several"})
+    aggregateId = fields.String(required=True)
+    aggregateVersion = fields.Integer(required=True)
+    eventType = fields.String(required=True)
+    eventTime = fields.String(required=True, allow_none=True)
+    correlationId = fields.String(required=True, allow_none=True)
+    causationId = fields.String(required=True, allow_none=True)
+    actor = fields.String(required=True, allow_none=True)
+    data = fields.Dict(required=True)
+
+
+class PastState(Schema):
+    aggregateVersion = fields.Integer(required=True)
+    asOf = fields.String(required=True, allow_none=True)
+    resource = fields.Dict(required=True, metadata={"description": "the resource's "
+                                                                   "representation then"})
 
 
 class StateQuery(Schema):
-    version = fields.Integer(validate=lambda v: v >= 1)
-    asOf = fields.AwareDateTime()
+    version = fields.Integer(validate=validate.Range(min=1), metadata={
+        "description": "the aggregate's version; with asOf, the earlier of the two"})
+    asOf = fields.AwareDateTime(metadata={"description": "the last version recorded by "
+                                                         "then"})
 
 
 def _event_type(topic: str) -> str:
@@ -140,6 +165,7 @@ def audit_blueprint(runtime: Any) -> Blueprint:
 
     @blp.route("/events", methods=["GET"])
     @blp.arguments(EventQuery, location="query", as_kwargs=True)
+    @blp.response(200, AuditEvent(many=True))
     @requires("audit:read")
     def events(**q: Any) -> Response:
         """Events, oldest first, filtered by aggregate, type, time range, correlation id."""
@@ -149,6 +175,8 @@ def audit_blueprint(runtime: Any) -> Blueprint:
 
     @blp.route("/events/export", methods=["GET"])
     @blp.arguments(EventQuery, location="query", as_kwargs=True)
+    @blp.response(200, {"type": "string", "description": "one AuditEvent per line"},
+                  content_type="application/x-ndjson")
     @requires("audit:read")
     def export(**q: Any) -> Response:
         """The same events as JSON Lines, streamed, for archiving or offline analysis."""
@@ -161,6 +189,7 @@ def audit_blueprint(runtime: Any) -> Blueprint:
                         headers={"Content-Disposition": f'attachment; filename="{filename}"'})
 
     @blp.route("/aggregates/<uuid:aggregate_id>/history", methods=["GET"])
+    @blp.response(200, AuditEvent(many=True))
     @requires("audit:read")
     def history(aggregate_id: UUID) -> Response:
         """Every event of one aggregate, in order."""
@@ -169,23 +198,23 @@ def audit_blueprint(runtime: Any) -> Blueprint:
 
     @blp.route("/aggregates/<uuid:aggregate_id>/state", methods=["GET"])
     @blp.arguments(StateQuery, location="query", as_kwargs=True)
+    @blp.response(200, PastState)
     @requires("audit:read")
     def state(aggregate_id: UUID, version: int | None = None,
               asOf: datetime | None = None) -> Response:  # noqa: N803
-        """The resource as it was at a version or at a time (``version`` or ``asOf``)."""
-        if version is not None and asOf is not None:
-            raise ApiError(400, "give either version or asOf, not both", "INVALID_QUERY",
-                           {"version": ["conflicts with asOf"]})
+        """The resource as it was at a version or at a time (``version`` or ``asOf``; with
+        both, whichever is earlier)."""
         store, stored = _find(aggregate_id)
         if asOf is not None:
-            version = None
+            at_time = None
             for s in stored:
                 when = store.mapper.to_domain_event(s).timestamp  # type: ignore[attr-defined]
                 if when <= asOf:
-                    version = s.originator_version
-            if version is None:
+                    at_time = s.originator_version
+            if at_time is None:
                 raise ApiError(404, f"aggregate {aggregate_id} did not exist at {asOf.isoformat()}")
-        elif version is not None and version > stored[-1].originator_version:
+            version = at_time if version is None else min(version, at_time)
+        if version is not None and version > stored[-1].originator_version:
             raise ApiError(404, f"aggregate {aggregate_id} has no version {version}; "
                                 f"latest is {stored[-1].originator_version}")
         aggregate = store.repository.get(aggregate_id, version=version)

@@ -60,3 +60,28 @@ def duration_text(seconds: float) -> str:
     if whole and whole % 60 == 0:
         return f"PT{whole // 60}M"
     return f"PT{whole}S"
+
+
+def _positive_duration_pattern(digits: int = 6) -> str:
+    """A regular expression (no look-arounds, so any JSON Schema tool can use it) for the
+    durations :func:`duration_seconds` reads that are longer than zero: some component is
+    not zero; the ones before it are zero, the ones after it anything."""
+    date, time = ["Y", "M", "W", "D"], ["H", "M", "S"]
+    n, zero, nonzero = f"[0-9]{{1,{digits}}}", "0+", f"0*[1-9][0-9]{{0,{digits - 1}}}"
+
+    def optional(units: list[str], number: str) -> str:
+        return "".join(f"(?:{number}{u})?" for u in units)
+
+    def some(units: list[str]) -> str:  # at least one of the units, in order
+        return "(?:" + "|".join(f"{n}{u}{optional(units[i + 1:], n)}"
+                                for i, u in enumerate(units)) + ")"
+
+    alternatives = [f"{optional(date[:k], zero)}{nonzero}{u}{optional(date[k + 1:], n)}"
+                    f"(?:T{some(time)})?" for k, u in enumerate(date)]
+    alternatives += [f"{optional(date, zero)}T{optional(time[:k], zero)}{nonzero}{u}"
+                     f"{optional(time[k + 1:], n)}" for k, u in enumerate(time)]
+    return "^P(?:" + "|".join(alternatives) + ")$"
+
+
+#: Durations longer than zero (``PT5M``, ``P30D``, ``P1DT12H``), as a pattern.
+POSITIVE_DURATION = _positive_duration_pattern()

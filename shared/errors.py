@@ -19,6 +19,21 @@ class Invalid(Refusal):
         super().__init__("; ".join(f"{k}: {' '.join(v)}" for k, v in self.errors.items()))
 
 
+class UnknownReference(Invalid):
+    """The request names resources that do not exist (or no longer take part); ``errors``
+    maps the fields that name them to why (→ 404 with those details)."""
+
+
+class NotAllowed(Invalid):
+    """Well formed, but refused by a policy (a callback to an address not allowed);
+    ``errors`` as for Invalid (→ 403 with those details)."""
+
+
+class RefusedNow(Invalid):
+    """Well formed, but nothing in it can be taken in the current state (unknown or
+    unwatched series, late or future times); ``errors`` as for Invalid (→ 409)."""
+
+
 class Conflict(Refusal):
     """Well formed, but not allowed in the resource's current state (→ 409)."""
 

@@ -21,7 +21,7 @@ from shared.http.listing import (
     list_response,
     one_response,
 )
-from shared.http.schemas import ListQuery
+from shared.http.schemas import list_query
 from shared.http.security import requires
 
 READ, WRITE, INGEST = "sla:read", "sla:write", "ingest"
@@ -35,7 +35,7 @@ def blueprint(runtime: Any) -> Blueprint:
 
     # --- regimes -----------------------------------------------------------------------
     @blp.route("/monitoringRegime", methods=["GET"])
-    @blp.arguments(ListQuery, location="query")
+    @blp.arguments(list_query(s.Regime), location="query")
     @blp.response(200, s.Regime(many=True))
     @requires(READ)
     def list_regimes(_: Any) -> Response:
@@ -124,7 +124,7 @@ def blueprint(runtime: Any) -> Blueprint:
 
     # --- queries -----------------------------------------------------------------------
     @blp.route("/crossing", methods=["GET"])
-    @blp.arguments(ListQuery, location="query")
+    @blp.arguments(list_query(s.Crossing), location="query")
     @blp.response(200, s.Crossing(many=True))
     @requires(READ)
     def list_crossings(_: Any) -> Response:
@@ -141,7 +141,7 @@ def blueprint(runtime: Any) -> Blueprint:
         return one_response(resources.crossing(crossing), crossing.version)
 
     @blp.route("/burnAlert", methods=["GET"])
-    @blp.arguments(ListQuery, location="query")
+    @blp.arguments(list_query(s.BurnAlert), location="query")
     @blp.response(200, s.BurnAlert(many=True))
     @requires(READ)
     def list_burn_alerts(_: Any) -> Response:
@@ -150,7 +150,7 @@ def blueprint(runtime: Any) -> Blueprint:
                              fields_of(s.BurnAlert))
 
     @blp.route("/windowEvaluation", methods=["GET"])
-    @blp.arguments(ListQuery, location="query")
+    @blp.arguments(list_query(s.WindowEvaluation), location="query")
     @blp.response(200, s.WindowEvaluation(many=True))
     @requires(READ)
     def list_evaluations(_: Any) -> Response:
@@ -160,7 +160,7 @@ def blueprint(runtime: Any) -> Blueprint:
                              fields_of(s.WindowEvaluation))
 
     @blp.route("/status", methods=["GET"])
-    @blp.arguments(ListQuery, location="query")
+    @blp.arguments(list_query(s.SeriesStatus), location="query")
     @blp.response(200, s.SeriesStatus(many=True))
     @requires(READ)
     def status(_: Any) -> Response:
@@ -174,7 +174,7 @@ def blueprint(runtime: Any) -> Blueprint:
         return resources.quarantine(q, app.release_requested(q.id) if not q.released else None)
 
     @blp.route("/quarantine", methods=["GET"])
-    @blp.arguments(ListQuery, location="query")
+    @blp.arguments(list_query(s.Quarantine), location="query")
     @blp.response(200, s.Quarantine(many=True))
     @requires(READ)
     def list_quarantines(_: Any) -> Response:

@@ -32,6 +32,7 @@ from services.monitoring.domain import (
 )
 from services.monitoring.working_set import WorkingSet
 from shared.cache import Cache, MemoryCache
+from shared.errors import RefusedNow
 from shared.store import AggregateIndex, ServiceApplication
 
 
@@ -292,9 +293,10 @@ class Monitoring(ServiceApplication):
                            aggregate=existing)
         checked = self.check_batch(samples)
         if not checked.accepted:
-            raise InvalidValue({f"samples.{r['index']}.{r['field']}".rstrip("."):
-                                [r["reason"]] for r in checked.rejected[:100]}
-                               or {"samples": ["no sample"]})
+            reasons = ({f"samples.{r['index']}.{r['field']}".rstrip("."): [r["reason"]]
+                        for r in checked.rejected[:100]} or {"samples": ["no sample"]})
+            raise RefusedNow(reasons) if checked.rejected and not checked.malformed \
+                else InvalidValue(reasons)
         outcome = self.record_batches([(batch_id, source, checked)])[0]
         if outcome.conflict:
             raise BatchConflict(f"batch {batch_id} was recorded before with other samples; "

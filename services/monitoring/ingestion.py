@@ -31,9 +31,14 @@ class Checked:
     newest: dict[str, float] = field(default_factory=dict)
     # a digest of the samples as sent: a batch id sent again with other samples is refused
     digest: str = ""
+    # some sample is malformed (not only refused for what the service knows now)
+    malformed: bool = False
 
-    def refuse(self, index: int, field_name: str, reason: str) -> None:
+    def refuse(self, index: int, field_name: str, reason: str, for_now: bool = False) -> None:
+        """``for_now``: the sample is well formed, and refused for the current state (an
+        unknown or unwatched series, a closed window, a clock ahead of this one)."""
         self.rejected.append({"index": index, "field": field_name, "reason": reason})
+        self.malformed = self.malformed or not for_now
 
 
 def _time(raw: Any) -> float:
@@ -152,7 +157,8 @@ def check(samples: Any, ws: WorkingSet, watermarks: dict[str, float], now: float
             out.refuse(i, "observedAt", str(exc))
             continue
         if observed > now + FUTURE_SKEW:
-            out.refuse(i, "observedAt", "in the future (more than 5 minutes ahead)")
+            out.refuse(i, "observedAt", "in the future (more than 5 minutes ahead)",
+                       for_now=True)
             continue
         value, status, interval = s.get("value"), s.get("status"), s.get("intervalSeconds")
         if status is not None and status not in ("up", "down"):
@@ -176,12 +182,13 @@ def check(samples: Any, ws: WorkingSet, watermarks: dict[str, float], now: float
             continue
         po = ws.purchased_offering(po_id)
         if po is None:
-            out.refuse(i, "purchasedOfferingId", f"{po_id} is not in the inventory")
+            out.refuse(i, "purchasedOfferingId", f"{po_id} is not in the inventory",
+                       for_now=True)
             continue
         routes = ws.routes_for(po_id, parameter)
         if not routes:
             out.refuse(i, "parameter", f"no active monitoring regime watches {parameter} "
-                                       f"of {po_id}")
+                                       f"of {po_id}", for_now=True)
             continue
         late = None
         for route in routes:
@@ -199,7 +206,7 @@ def check(samples: Any, ws: WorkingSet, watermarks: dict[str, float], now: float
                         f"lateness {route.allowed_lateness})")
                 break
         if late:
-            out.refuse(i, "observedAt", late)
+            out.refuse(i, "observedAt", late, for_now=True)
             continue
         if value is not None and s.get("unit") is not None:
             try:

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from shared.http.schemas import client_id
+from shared.durations import POSITIVE_DURATION
+from shared.http.schemas import NAME, Pattern, Resource, client_id, exactly_one_of
 
-NAME = validate.Length(min=1, max=200)
+DURATION = Pattern(POSITIVE_DURATION, error="an ISO-8601 duration longer than zero, "
+                                                    "such as PT5M or PT1H")
+LATENESS = Pattern(POSITIVE_DURATION + "|^PT0S$", error="an ISO-8601 duration such "
+                                                               "as PT0S, PT1M or PT1H")
 
 
 class RegimeCreate(Schema):
+    class Meta:
+        openapi = exactly_one_of("offeringGroupId", "productOfferingId")
+
     name = fields.String(required=True, validate=NAME)
     description = fields.String(allow_none=True, validate=validate.Length(max=2000))
     offeringGroupId = fields.UUID(allow_none=True, metadata={
@@ -20,17 +27,26 @@ class RegimeCreate(Schema):
     customerGroup = fields.String(allow_none=True, validate=validate.Length(max=200))
     parameters = fields.List(fields.String(validate=NAME), load_default=list, metadata={
         "description": "parameters of the standards in force to watch; empty: all"})
-    window = fields.String(required=True, metadata={"example": "PT5M"})
-    allowedLateness = fields.String(load_default="PT1M", metadata={"example": "PT1M"})
+    window = fields.String(required=True, validate=DURATION, metadata={
+        "example": "PT5M", "description": "at least a minute"})
+    allowedLateness = fields.String(load_default="PT1M", validate=LATENESS, metadata={
+        "example": "PT1M", "description": "at most 7 days"})
     clearAfter = fields.Integer(load_default=1, validate=validate.Range(1, 1000), metadata={
         "description": "good windows needed before a crossing clears"})
+
+    @validates_schema(skip_on_field_errors=False)
+    def _one_scope(self, data: dict, **_: object) -> None:
+        if (data.get("offeringGroupId") is None) == (data.get("productOfferingId") is None):
+            raise ValidationError("give exactly one of offeringGroupId and productOfferingId",
+                                  "offeringGroupId")
 
 
 class RegimePatch(Schema):
     name = fields.String(validate=NAME)
     description = fields.String(allow_none=True, validate=validate.Length(max=2000))
     parameters = fields.List(fields.String(validate=NAME))
-    allowedLateness = fields.String()
+    allowedLateness = fields.String(validate=LATENESS, metadata={
+        "description": "at most 7 days"})
     clearAfter = fields.Integer(validate=validate.Range(1, 1000))
 
 
@@ -38,7 +54,7 @@ class RegimeAction(Schema):
     reason = fields.String(allow_none=True, validate=validate.Length(max=500))
 
 
-class Regime(Schema):
+class Regime(Resource):
     id = fields.String()
     href = fields.String()
     name = fields.String()
@@ -75,11 +91,39 @@ class Sample(Schema):
     status = fields.String(allow_none=True, metadata={"description": "up or down"})
 
 
+SAMPLE = {  # documented, not loaded: a sample that breaks it is refused on its own
+    "type": "object",
+    "required": ["purchasedOfferingId", "parameter", "observedAt"],
+    "properties": {
+        "purchasedOfferingId": {"type": "string", "minLength": 1},
+        "parameter": {"type": "string", "minLength": 1},
+        "value": {"type": "number", "nullable": True, "minimum": -1e15, "maximum": 1e15,
+                  "description": "the measurement; for "
+                  "availability the up fraction (0..1) of the interval"},
+        "observedAt": {"type": "string", "format": "date-time",
+                       "description": "at most 5 minutes ahead of the service's clock"},
+        "intervalSeconds": {"type": "number", "nullable": True, "exclusiveMinimum": True,
+                            "minimum": 0, "maximum": 31 * 86400,
+                            "description": "length of the interval the "
+                            "value covers, ending at observedAt"},
+        "status": {"type": "string", "nullable": True, "enum": ["up", "down", None]},
+        "unit": {"type": "string", "nullable": True, "description": "the value's unit: % "
+                 "or ratio for availability-like parameters, otherwise the standard's"},
+    },
+    "anyOf": [{"required": ["value"], "properties": {"value": {"type": "number"}}},
+              {"required": ["status"], "properties": {"status": {"type": "string"}}}],
+}
+
+
 class MeasurementBatchIn(Schema):
+    class Meta:
+        openapi = {"properties": {"samples": {"items": SAMPLE}}}
+
     batchId = client_id(
         description="the sender's id; a batch sent again with it is not counted twice")
-    samples = fields.List(fields.Raw(), required=True, metadata={
-        "description": "samples (see Sample); each is checked on its own"})
+    samples = fields.List(fields.Raw(), required=True,
+                          validate=validate.Length(min=1),
+                          metadata={"description": "samples, each checked on its own"})
 
 
 class Rejection(Schema):
@@ -88,7 +132,7 @@ class Rejection(Schema):
     reason = fields.String()
 
 
-class MeasurementBatchOut(Schema):
+class MeasurementBatchOut(Resource):
     id = fields.String()
     href = fields.String()
     source = fields.String()
@@ -98,7 +142,7 @@ class MeasurementBatchOut(Schema):
     receivedAt = fields.String()
 
 
-class Crossing(Schema):
+class Crossing(Resource):
     id = fields.String()
     regimeId = fields.String()
     parameter = fields.String()
@@ -123,7 +167,7 @@ class Crossing(Schema):
     history = fields.List(fields.Dict())
 
 
-class BurnAlert(Schema):
+class BurnAlert(Resource):
     id = fields.String()
     regimeId = fields.String()
     parameter = fields.String()
@@ -151,7 +195,7 @@ class BurnAlert(Schema):
     projectedExhaustion = fields.String(allow_none=True)
 
 
-class WindowEvaluation(Schema):
+class WindowEvaluation(Resource):
     id = fields.String()
     regimeId = fields.String()
     parameter = fields.String()
@@ -188,7 +232,7 @@ class WindowEvaluation(Schema):
     crossingId = fields.String(allow_none=True)
 
 
-class SeriesStatus(Schema):
+class SeriesStatus(Resource):
     id = fields.String()
     regimeId = fields.String()
     parameter = fields.String()
@@ -211,7 +255,7 @@ class QuarantineRelease(Schema):
         "description": "why the series can be evaluated again (e.g. the replica was fixed)"})
 
 
-class Quarantine(Schema):
+class Quarantine(Resource):
     id = fields.String()
     href = fields.String()
     kind = fields.String(metadata={

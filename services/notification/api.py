@@ -26,7 +26,7 @@ from shared.http.listing import (
     list_response,
     one_response,
 )
-from shared.http.schemas import ListQuery
+from shared.http.schemas import list_query
 from shared.http.security import public, requires
 
 READ, WRITE = "sla:read", "sla:write"
@@ -74,7 +74,7 @@ def blueprint(runtime: Any) -> Blueprint:
 
     # --- notification lists --------------------------------------------------------------
     @blp.route("/notificationList", methods=["GET"])
-    @blp.arguments(ListQuery, location="query")
+    @blp.arguments(list_query(s.NotificationList), location="query")
     @blp.response(200, s.NotificationList(many=True))
     @requires(READ)
     def list_lists(_: Any) -> Response:
@@ -166,7 +166,7 @@ def blueprint(runtime: Any) -> Blueprint:
 
     # --- TMF hub -------------------------------------------------------------------------
     @blp.route("/hub", methods=["GET"])
-    @blp.arguments(ListQuery, location="query")
+    @blp.arguments(list_query(s.Hub), location="query")
     @blp.response(200, s.Hub(many=True))
     @requires(READ)
     def list_hubs(_: Any) -> Response:
@@ -202,7 +202,7 @@ def blueprint(runtime: Any) -> Blueprint:
 
     # --- incidents and acknowledgement -------------------------------------------------
     @blp.route("/incident", methods=["GET"])
-    @blp.arguments(ListQuery, location="query")
+    @blp.arguments(list_query(s.Incident), location="query")
     @blp.response(200, s.Incident(many=True))
     @requires(READ)
     def list_incidents(_: Any) -> Response:
@@ -229,7 +229,11 @@ def blueprint(runtime: Any) -> Blueprint:
 
     @blp.route("/acknowledge", methods=["GET"])
     @blp.arguments(s.AckLinkQuery, location="query")
-    @blp.response(200)
+    @blp.response(200, {"type": "string"}, content_type="text/html",
+                  description="A page saying what was acknowledged (or where links come from)")
+    @blp.alt_response(403, schema={"type": "string"}, content_type="text/html",
+                      description="A page saying the link is not valid (tampered, expired, "
+                                  "or for an incident that is gone)")
     @public
     def acknowledge_link(query: dict[str, Any]) -> Response:
         """The link in a message: acknowledges without a bearer token, in the name of the
@@ -244,7 +248,7 @@ def blueprint(runtime: Any) -> Blueprint:
         try:
             incident, changed = app.acknowledge_link(token)
         except (ValueError, NotFound) as exc:
-            return _page("Link not valid", str(exc), 400)
+            return _page("Link not valid", str(exc), 403)
         headline = f"{incident.labels.get('parameter')} on {incident.labels.get('scopeType')}" \
                    f" {incident.labels.get('scopeId')}"
         return _page("Acknowledged" if changed else "Already acknowledged",
@@ -276,7 +280,8 @@ def blueprint(runtime: Any) -> Blueprint:
 
     @blp.route("/delivery/export", methods=["GET"])
     @blp.arguments(s.HistoryQuery, location="query")
-    @blp.response(200)
+    @blp.response(200, {"type": "string"}, content_type="text/csv",
+                  description="One delivery a row, with a header row")
     @requires(READ)
     def export_deliveries(_: Any) -> Response:
         """The same history as CSV (same filters), for spreadsheets and archives."""
@@ -298,7 +303,7 @@ def blueprint(runtime: Any) -> Blueprint:
                                  'attachment; filename="notification-deliveries.csv"'})
 
     @blp.route("/delivery/deadLetter", methods=["GET"])
-    @blp.arguments(ListQuery, location="query")
+    @blp.arguments(list_query(s.Delivery), location="query")
     @blp.response(200, s.Delivery(many=True))
     @requires(READ)
     def dead_letters(_: Any) -> Response:
@@ -324,7 +329,7 @@ def blueprint(runtime: Any) -> Blueprint:
         return one_response(resources.delivery(d), d.version)
 
     @blp.route("/decision", methods=["GET"])
-    @blp.arguments(ListQuery, location="query")
+    @blp.arguments(list_query(s.Decision), location="query")
     @blp.response(200, s.Decision(many=True))
     @requires(READ)
     def list_decisions(_: Any) -> Response:

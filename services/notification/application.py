@@ -34,8 +34,10 @@ from services.notification.domain import (
     Incident,
     InvalidTransition,
     InvalidValue,
+    MissingReference,
     NotificationList,
     OutageWindow,
+    RefusedAddress,
     ScopeEntry,
     backoff_delay,
     group_key,
@@ -164,7 +166,7 @@ class NotificationService(ServiceApplication):
             target_id = UUID(str(target))
             nlist = self.notification_list(target_id)
         except (ValueError, NotFound):
-            raise InvalidValue({"escalation.nextListId": [
+            raise MissingReference({"escalation.nextListId": [
                 f"{target} is not an active notification list"]}) from None
         if own_id is not None and nlist.id == own_id:
             raise InvalidValue({"escalation.nextListId": ["a list cannot escalate to itself"]})
@@ -180,7 +182,7 @@ class NotificationService(ServiceApplication):
             try:
                 transport.check_callback(member["address"], self.config)
             except transport.CallbackRefused as exc:
-                raise InvalidValue({"address": [str(exc)]}) from None
+                raise RefusedAddress({"address": [str(exc)]}) from None
             record["salt"] = secrets.token_hex(8)
             return record, transport.derive_secret(self.server_key, "member", record["id"],
                                                    record["salt"])
@@ -196,8 +198,8 @@ class NotificationService(ServiceApplication):
             try:
                 record, secret = self._new_member(member)
             except InvalidValue as exc:
-                raise InvalidValue({f"members.{i}.{k}": v for k, v in exc.errors.items()}
-                                   ) from None
+                raise type(exc)({f"members.{i}.{k}": v for k, v in exc.errors.items()}
+                                ) from None
             records.append(record)
             if secret:
                 secrets_once[record["id"]] = secret
@@ -278,7 +280,7 @@ class NotificationService(ServiceApplication):
         try:
             transport.check_callback(callback, self.config)
         except transport.CallbackRefused as exc:
-            raise InvalidValue({"callback": [str(exc)]}) from None
+            raise RefusedAddress({"callback": [str(exc)]}) from None
         sub = HubSubscription(callback=callback.rstrip("/"), query=query,
                               salt=secrets.token_hex(8))
         try:

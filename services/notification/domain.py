@@ -25,7 +25,7 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
-from shared.errors import Conflict, Invalid
+from shared.errors import Conflict, Invalid, NotAllowed, UnknownReference
 
 # --- errors -------------------------------------------------------------------------------
 
@@ -36,6 +36,14 @@ class DomainError(Exception):
 
 class InvalidValue(DomainError, Invalid):
     """One or more values are invalid; ``errors`` maps API field paths to messages."""
+
+
+class MissingReference(InvalidValue, UnknownReference):
+    """Values name resources that do not exist; ``errors`` maps the fields to why."""
+
+
+class RefusedAddress(InvalidValue, NotAllowed):
+    """A webhook address the allow-list policy refuses; ``errors`` maps the field to why."""
 
 
 class InvalidTransition(DomainError, Conflict):

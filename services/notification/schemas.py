@@ -11,13 +11,12 @@ from services.notification.domain import (
     LIST_KINDS,
     SEVERITIES,
 )
-from shared.http.schemas import ListQuery, Resource, Strict
+from shared.http.schemas import EMAIL, HTTP_URL, NAME, Pattern, Resource, Strict, list_query
 
-NAME = validate.Length(min=1, max=200)
 IDS = fields.List(fields.String(validate=validate.Length(min=1, max=200)),
                   validate=validate.Length(max=500))
 WEEK = 7 * 86400
-EVENT_PATTERN = validate.Regexp(r"^[A-Za-z*?\[\]]{1,100}$",
+EVENT_PATTERN = Pattern(r"^[A-Za-z*?\[\]]{1,100}$",
                                 error="an event type such as ThresholdCrossingEvent, "
                                       "wildcards * and ? allowed")
 
@@ -41,30 +40,33 @@ class Escalation(Strict):
 
 
 class MemberCreate(Strict):
+    class Meta:
+        openapi = {"oneOf": [
+            {"properties": {"channel": {"enum": ["email"]},
+                            "address": {"pattern": EMAIL.regex.pattern}}},
+            {"properties": {"channel": {"enum": ["webhook"]},
+                            "address": {"pattern": HTTP_URL.regex.pattern}}}]}
+
     name = fields.String(required=True, validate=NAME)
     channel = fields.String(required=True, validate=validate.OneOf(CHANNELS))
     address = fields.String(required=True, validate=validate.Length(min=3, max=2000),
                             metadata={"description": "e-mail address, or webhook URL"})
-    locale = fields.String(load_default="en", validate=validate.Regexp(
+    locale = fields.String(load_default="en", validate=Pattern(
         r"^[a-z]{2}(-[A-Z]{2})?$", error="a locale such as en or fr-FR"))
 
     @validates_schema
     def _address(self, data: dict, **_: object) -> None:
-        if data.get("channel") == "email":
+        check = {"email": EMAIL, "webhook": HTTP_URL}.get(data.get("channel", ""))
+        if check is not None:
             try:
-                fields.Email().deserialize(data.get("address"))
-            except ValidationError:
-                raise ValidationError("not a valid e-mail address", "address") from None
-        elif data.get("channel") == "webhook":
-            try:
-                fields.Url(require_tld=False, schemes={"http", "https"}).deserialize(
-                    data.get("address"))
-            except ValidationError:
-                raise ValidationError("not a valid http(s) URL", "address") from None
+                check(data.get("address", ""))
+            except ValidationError as exc:
+                raise ValidationError(exc.messages, "address") from None
 
 
 class Member(Schema):
     id = fields.String()
+    href = fields.String()
     name = fields.String()
     channel = fields.String()
     address = fields.String()
@@ -86,6 +88,12 @@ class NoiseSettings(Strict):
 
 
 class NotificationListCreate(NoiseSettings):
+    class Meta:  # a customer list names its customers
+        openapi = {"anyOf": [
+            {"not": {"required": ["kind"]}},
+            {"properties": {"kind": {"enum": ["internal"]}}},
+            {"required": ["customerIds"], "properties": {"customerIds": {"minItems": 1}}}]}
+
     name = fields.String(required=True, validate=NAME)
     purpose = fields.String(allow_none=True, validate=validate.Length(max=2000))
     owner = fields.String(allow_none=True, validate=validate.Length(max=200))
@@ -144,8 +152,8 @@ class NotificationList(Resource):
 
 
 class HubCreate(Strict):
-    callback = fields.Url(required=True, require_tld=False, schemes={"http", "https"},
-                          validate=validate.Length(max=2000), metadata={
+    callback = fields.String(required=True, validate=[validate.Length(max=2000), HTTP_URL],
+                             metadata={
                               "description": "events are POSTed to {callback}/listener/"
                                              "{eventName}"})
     query = fields.String(allow_none=True, validate=validate.Length(max=2000), metadata={
@@ -241,7 +249,7 @@ class Decision(Resource):
     at = fields.String()
 
 
-class HistoryQuery(ListQuery):
+class HistoryQuery(list_query(Delivery)):  # type: ignore[misc]
     eventId = fields.String(metadata={"description": "deliveries carrying this event"})
     correlationId = fields.String(metadata={"description": "deliveries for this correlation"})
     alertId = fields.String()
@@ -252,5 +260,5 @@ class Acknowledgement(Strict):
 
 
 class AckLinkQuery(Schema):
-    token = fields.String(validate=validate.Length(max=4000), metadata={
+    token = fields.String(validate=validate.Length(max=800), metadata={
         "description": "the signed token of the link in the message"})

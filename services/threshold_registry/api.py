@@ -23,7 +23,7 @@ from shared.http.listing import (
     list_response,
     one_response,
 )
-from shared.http.schemas import ListQuery
+from shared.http.schemas import list_query
 from shared.http.security import requires
 
 READ, WRITE = "sla:read", "sla:write"
@@ -41,12 +41,14 @@ def blueprint(runtime: Any) -> Blueprint:
 
     # --- offering groups -----------------------------------------------------------------
     @blp.route("/offeringGroup", methods=["GET"])
-    @blp.arguments(ListQuery, location="query")
+    @blp.arguments(list_query(s.OfferingGroup), location="query")
     @blp.response(200, s.OfferingGroup(many=True))
     @requires(READ)
     def list_offering_groups(_: Any) -> Response:
-        """List offering groups (groups of similar product offerings)."""
-        return list_response(map(resources.offering_group, app.offering_groups()),
+        """List offering groups (groups of similar product offerings); deleted ones are
+        gone (their history is in the audit log)."""
+        return list_response(map(resources.offering_group,
+                                 (g for g in app.offering_groups() if not g.is_retired)),
                              fields_of(s.OfferingGroup))
 
     @blp.route("/offeringGroup", methods=["POST"])
@@ -62,8 +64,12 @@ def blueprint(runtime: Any) -> Blueprint:
     @blp.response(200, s.OfferingGroup)
     @requires(READ)
     def get_offering_group(group_id: UUID) -> Response:
-        """Read an offering group."""
+        """Read an offering group; a deleted one is gone (404), its history is in the
+        audit log."""
         group = app.offering_group(group_id)
+        if group.is_retired:
+            raise ApiError(404, f"offering group {group_id} was deleted; its history is in "
+                                f"audit/aggregates/{group_id}/history")
         return one_response(resources.offering_group(group), group.version)
 
     @blp.route("/offeringGroup/<uuid:group_id>", methods=["PATCH"])
@@ -92,7 +98,7 @@ def blueprint(runtime: Any) -> Blueprint:
                        "moveReason": "move_reason"}
 
     @blp.route("/productOffering", methods=["GET"])
-    @blp.arguments(ListQuery, location="query")
+    @blp.arguments(list_query(s.ProductOffering), location="query")
     @blp.response(200, s.ProductOffering(many=True))
     @requires(READ)
     def list_offerings(_: Any) -> Response:
@@ -128,7 +134,7 @@ def blueprint(runtime: Any) -> Blueprint:
         return one_response(resources.product_offering(offering), offering.version)
 
     @blp.route("/productOffering/<uuid:offering_id>/analysisLog", methods=["GET"])
-    @blp.arguments(ListQuery, location="query")
+    @blp.arguments(list_query(s.AnalysisResult), location="query")
     @blp.response(200, s.AnalysisResult(many=True))
     @requires(READ)
     def offering_analysis_log(_: Any, offering_id: UUID) -> Response:
@@ -144,7 +150,7 @@ def blueprint(runtime: Any) -> Blueprint:
                   "missingData": "missing_data", "noDataAfter": "no_data_after"}
 
     @blp.route("/slaType", methods=["GET"])
-    @blp.arguments(ListQuery, location="query")
+    @blp.arguments(list_query(s.SlaType), location="query")
     @blp.response(200, s.SlaType(many=True))
     @requires(READ)
     def list_sla_types(_: Any) -> Response:
@@ -186,7 +192,7 @@ def blueprint(runtime: Any) -> Blueprint:
                        "validFor": "valid_for"}
 
     @blp.route("/thresholdStandard", methods=["GET"])
-    @blp.arguments(ListQuery, location="query")
+    @blp.arguments(list_query(s.ThresholdStandard), location="query")
     @blp.response(200, s.ThresholdStandard(many=True))
     @requires(READ)
     def list_standards(_: Any) -> Response:
@@ -243,7 +249,7 @@ def blueprint(runtime: Any) -> Blueprint:
         return one_response(resources.threshold_standard(standard), standard.version)
 
     @blp.route("/thresholdStandard/<uuid:standard_id>/version", methods=["GET"])
-    @blp.arguments(ListQuery, location="query")
+    @blp.arguments(list_query(s.StandardVersion), location="query")
     @blp.response(200, s.StandardVersion(many=True))
     @requires(READ)
     def list_standard_versions(_: Any, standard_id: UUID) -> Response:
@@ -300,7 +306,7 @@ def blueprint(runtime: Any) -> Blueprint:
         return resources.purchased_offering(item, app.group_of(item.offering_id))
 
     @blp.route("/purchasedOffering", methods=["GET"])
-    @blp.arguments(ListQuery, location="query")
+    @blp.arguments(list_query(s.PurchasedOffering), location="query")
     @blp.response(200, s.PurchasedOffering(many=True))
     @requires(READ)
     def list_inventory(_: Any) -> Response:
@@ -354,7 +360,7 @@ def blueprint(runtime: Any) -> Blueprint:
         return one_response(inventory_item(item), item.version)
 
     @blp.route("/purchasedOffering/<string:product_id>/analysisLog", methods=["GET"])
-    @blp.arguments(ListQuery, location="query")
+    @blp.arguments(list_query(s.AnalysisResult), location="query")
     @blp.response(200, s.AnalysisResult(many=True))
     @requires(READ)
     def inventory_analysis_log(_: Any, product_id: str) -> Response:

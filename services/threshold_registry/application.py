@@ -16,6 +16,7 @@ from eventsourcing.application import AggregateNotFoundError
 from services.threshold_registry.domain import (
     InUse,
     InvalidValue,
+    MissingReference,
     OfferingGroup,
     ProductOffering,
     PurchasedOffering,
@@ -211,7 +212,7 @@ class ThresholdRegistry(ServiceApplication):
             except NotFound as exc:
                 errors[field] = [str(exc)]
         if errors:
-            raise InvalidValue(errors)
+            raise MissingReference(errors)
 
     def revise_standard(self, standard_id: UUID, changes: Mapping[str, Any],
                         reason: str | None = None, expected_version: int | None = None
@@ -308,7 +309,7 @@ class ThresholdRegistry(ServiceApplication):
             except NotFound as exc:
                 errors["slaTypeId"] = [str(exc)]
         if errors:
-            raise InvalidValue(errors)
+            raise MissingReference(errors)
 
     def update_purchased_offering(self, product_id: str, changes: Mapping[str, Any],
                                   expected_version: int | None = None) -> PurchasedOffering:

@@ -30,7 +30,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from eventsourcing.domain import Aggregate, event
 
 from shared.durations import duration_seconds
-from shared.errors import Conflict, Invalid, NotFound
+from shared.errors import Conflict, Invalid, NotFound, UnknownReference
 from shared.ids import client_id_problem
 from shared.standards import version_in_force
 
@@ -43,6 +43,10 @@ class DomainError(Exception):
 
 class InvalidValue(DomainError, Invalid):
     """One or more values are invalid; ``errors`` maps API field paths to messages."""
+
+
+class MissingReference(InvalidValue, UnknownReference):
+    """Values name resources that do not exist; ``errors`` maps the fields to why."""
 
 
 class InvalidTransition(DomainError, Conflict):

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import zoneinfo
+
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from shared.http.schemas import Resource, Strict, client_id
+from services.threshold_registry.domain import ISO_CURRENCIES, UNITS
+from shared.durations import POSITIVE_DURATION
+from shared.http.schemas import NAME, Pattern, Resource, Strict, client_id, exactly_one_of
 
-NAME = validate.Length(min=1, max=200)
 LIFECYCLE = ("inDesign", "active", "retired")
 ACCOUNTING = ("excluded", "counted-as-up", "counted-as-down")
 BASIS = ("commerciallyAgreed", "internallyAcceptable")
@@ -19,6 +22,14 @@ MISSING_DATA_HELP = ("what a window without data from a purchased offering (or t
 NO_DATA_AFTER_HELP = ("with missingData noData: consecutive windows without data before a "
                       "noData crossing is raised (default 1)")
 INVENTORY_STATUS = ("active", "suspended", "terminated")
+AGGREGATION = Pattern(
+    r"^(mean|min|max|sum|ratio|availability|p(100(\.0+)?|[1-9][0-9]?(\.[0-9]+)?"
+    r"|0\.[0-9]*[1-9][0-9]*))$",
+    error="mean, min, max, sum, ratio, availability or a percentile pNN (above 0, at most "
+          "100) such as p95 or p99.9")
+COMPARATORS = ("GE", "GT", "LE", "LT", "EQ", ".ge", ".gt", ".le", ".lt", ".eq")
+DURATION = Pattern(POSITIVE_DURATION, error="an ISO-8601 duration longer than zero, "
+                                                    "such as PT5M, PT1H, P30D or P1M")
 
 
 # --- offering groups ----------------------------------------------------------------------
@@ -62,6 +73,11 @@ class ProductOffering(Resource):
     offeringGroupId = fields.String(allow_none=True)
 
 
+# The IANA time zone names this machine's zoneinfo reads (each one a name it accepts).
+TIME_ZONE = validate.OneOf(sorted(zoneinfo.available_timezones()),
+                           error="an IANA time zone name such as Europe/Paris")
+
+
 # --- SLA types ----------------------------------------------------------------------------
 class SlaTypeCreate(Strict):
     name = fields.String(required=True, validate=NAME)
@@ -70,7 +86,7 @@ class SlaTypeCreate(Strict):
     minimumNoticeDays = fields.Integer(required=True, validate=validate.Range(0, 365))
     creditPercentPerBreachedPeriod = fields.Float(required=True, validate=validate.Range(0, 100))
     creditCapPercent = fields.Float(required=True, validate=validate.Range(0, 100))
-    timeZone = fields.String(validate=validate.Length(1, 64), metadata={
+    timeZone = fields.String(validate=TIME_ZONE, metadata={
         "description": "IANA time zone of the conformance periods (calendar days, months, "
                        "quarters); default UTC", "example": "Europe/Paris"})
     missingData = fields.String(validate=validate.OneOf(MISSING_DATA), metadata={
@@ -87,7 +103,7 @@ class SlaTypePatch(Strict):
     minimumNoticeDays = fields.Integer(validate=validate.Range(0, 365))
     creditPercentPerBreachedPeriod = fields.Float(validate=validate.Range(0, 100))
     creditCapPercent = fields.Float(validate=validate.Range(0, 100))
-    timeZone = fields.String(validate=validate.Length(1, 64), metadata={
+    timeZone = fields.String(validate=TIME_ZONE, metadata={
         "description": "IANA time zone of the conformance periods (calendar days, months, "
                        "quarters); default UTC", "example": "Europe/Paris"})
     missingData = fields.String(validate=validate.OneOf(MISSING_DATA), metadata={
@@ -113,18 +129,21 @@ class SlaType(Resource):
 # --- threshold standards ------------------------------------------------------------------
 class Parameter(Strict):
     name = fields.String(required=True, validate=NAME)
-    unit = fields.String(required=True, metadata={"example": "%"})
+    unit = fields.String(required=True, validate=validate.OneOf(UNITS),
+                         metadata={"example": "%"})
     kind = fields.String(required=True, validate=validate.OneOf(KINDS))
-    aggregation = fields.String(required=True, metadata={
+    aggregation = fields.String(required=True, validate=AGGREGATION, metadata={
         "description": "mean, min, max, sum, ratio, availability or a nearest-rank "
                        "percentile pNN (p95, p99.9)"})
-    comparator = fields.String(required=True, metadata={
+    comparator = fields.String(required=True, validate=validate.OneOf(COMPARATORS), metadata={
         "description": "GE, GT, LE, LT, EQ (or .ge, .gt, ...): how a good value compares "
                        "with the levels"})
     conformanceTarget = fields.Float(required=True, metadata={"description": "breach level"})
     thresholdTarget = fields.Float(allow_none=True, metadata={"description": "warning level"})
-    conformancePeriod = fields.String(allow_none=True, metadata={"example": "P30D"})
-    evaluationWindow = fields.String(required=True, metadata={"example": "PT5M"})
+    conformancePeriod = fields.String(allow_none=True, validate=DURATION,
+                                      metadata={"example": "P30D"})
+    evaluationWindow = fields.String(required=True, validate=DURATION,
+                                     metadata={"example": "PT5M"})
     graceTimes = fields.Integer(load_default=0, validate=validate.Range(min=0, max=1000))
     missingData = fields.String(allow_none=True, validate=validate.OneOf(MISSING_DATA),
                                 metadata={"description": MISSING_DATA_HELP + "; absent or "
@@ -139,6 +158,9 @@ class ValidFor(Strict):
 
 
 class ThresholdStandardCreate(Strict):
+    class Meta:
+        openapi = exactly_one_of("productOfferingId", "offeringGroupId")
+
     name = fields.String(required=True, validate=NAME)
     description = fields.String(allow_none=True, validate=validate.Length(max=2000))
     productOfferingId = fields.UUID(allow_none=True)
@@ -200,7 +222,7 @@ class ThresholdStandard(Resource):
     parameters = fields.List(fields.Nested(ParameterOut))
 
 
-class StandardVersion(Schema):
+class StandardVersion(Resource):
     version = fields.Integer()
     lifecycleStatus = fields.String(metadata={
         "description": "draft, approved, superseded (a later version was approved) or retired"})
@@ -241,22 +263,33 @@ class InForceQuery(Schema):
                        "its log (default: what it knows now)"})
 
 
-class InForce(Schema):
+class InForce(Resource):
     thresholdStandard = fields.Nested(ThresholdStandard)
     inForceVersion = fields.Nested(StandardVersion)
 
 
 # --- product offering inventory -----------------------------------------------------------
+CURRENCY = validate.OneOf(sorted(ISO_CURRENCIES | {c.lower() for c in ISO_CURRENCIES}))
+MONEY = Pattern(r"^(0|[1-9][0-9]{0,14})(\.[0-9]{1,4})?$",
+                        error="a decimal amount as text, such as \"49.90\"")
+
+
 class PurchasedOfferingCreate(Strict):
+    class Meta:  # a monthly charge is in a currency
+        openapi = {"anyOf": [
+            {"not": {"required": ["monthlyCharge"]}},
+            {"properties": {"monthlyCharge": {"enum": [None]}}},
+            {"required": ["currency"], "properties": {"currency": {"not": {"enum": [None]}}}}]}
+
     id = client_id(description="the product id known to fulfilment; generated when absent")
     customerId = fields.String(required=True, validate=validate.Length(min=1, max=200))
     customerGroup = fields.String(allow_none=True, validate=validate.Length(max=200))
     productOfferingId = fields.UUID(required=True)
     slaTypeId = fields.UUID(allow_none=True)
     site = fields.String(allow_none=True, validate=validate.Length(max=200))
-    monthlyCharge = fields.Decimal(as_string=True, allow_none=True,
-                                   validate=validate.Range(min=0))
-    currency = fields.String(allow_none=True, validate=validate.Regexp(r"^[A-Za-z]{3}$"))
+    monthlyCharge = fields.String(allow_none=True, validate=MONEY, metadata={
+        "description": "a decimal amount as text, e.g. \"49.90\""})
+    currency = fields.String(allow_none=True, validate=CURRENCY)
     status = fields.String(load_default="active", validate=validate.OneOf(INVENTORY_STATUS))
     startDate = fields.AwareDateTime(allow_none=True)
     endDate = fields.AwareDateTime(allow_none=True)
@@ -268,9 +301,9 @@ class PurchasedOfferingPatch(Strict):
     productOfferingId = fields.UUID()
     slaTypeId = fields.UUID(allow_none=True)
     site = fields.String(allow_none=True, validate=validate.Length(max=200))
-    monthlyCharge = fields.Decimal(as_string=True, allow_none=True,
-                                   validate=validate.Range(min=0))
-    currency = fields.String(allow_none=True, validate=validate.Regexp(r"^[A-Za-z]{3}$"))
+    monthlyCharge = fields.String(allow_none=True, validate=MONEY, metadata={
+        "description": "a decimal amount as text, e.g. \"49.90\""})
+    currency = fields.String(allow_none=True, validate=CURRENCY)
     status = fields.String(validate=validate.OneOf(INVENTORY_STATUS))
     statusReason = fields.String(allow_none=True, validate=validate.Length(max=500))
     startDate = fields.AwareDateTime(allow_none=True)

@@ -12,19 +12,23 @@ from uuid import UUID
 
 import marshmallow as ma
 from eventsourcing.persistence import IntegrityError
-from flask import Flask, Response, g, jsonify, request
+from flask import Flask, Response, current_app, g, jsonify, request
 from flask.json.provider import DefaultJSONProvider
 from flask_smorest import Api, Blueprint
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from werkzeug.exceptions import HTTPException
 
 from shared import auth, context, errors
+from shared.http.body import BodyLimit, StrictJSONParser
+from shared.http.documents import MERGE_PATCH, SuiteConventions
 from shared.http.errors import ApiError, error_body, error_response, flatten_messages
 from shared.http.security import PUBLIC_ATTR, SCOPES_ATTR, public, requires
 
 log = logging.getLogger(__name__)
 
-# flask-smorest answers 422 by default; the suite's contract is 400 with field details.
+# Bodies are parsed as strict JSON; flask-smorest answers 422 by default, the suite's
+# contract is 400 with field details.
+Blueprint.ARGUMENTS_PARSER = StrictJSONParser()
 Blueprint.ARGUMENTS_PARSER.DEFAULT_VALIDATION_STATUS = 400
 
 # Every label takes its value from a bounded set, so no caller can grow the metrics: the
@@ -39,7 +43,6 @@ KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPT
 BODY_METHODS = {"POST", "PUT", "PATCH"}
 PUBLIC_ENDPOINTS = {"api-docs.openapi_json"}  # the API description itself
 JSON_TYPES = {"application/json"}
-MERGE_PATCH = "application/merge-patch+json"
 
 
 class SuiteJSONProvider(DefaultJSONProvider):
@@ -61,6 +64,7 @@ class SuiteJSONProvider(DefaultJSONProvider):
 class ErrorSchema(ma.Schema):
     """TMF630 error body."""
 
+    type_ = ma.fields.String(data_key="@type", required=True, metadata={"enum": ["Error"]})
     code = ma.fields.String(required=True)
     reason = ma.fields.String(required=True)
     message = ma.fields.String(required=True)
@@ -77,6 +81,9 @@ class SuiteApi(Api):
 
     def handle_http_exception(self, error: HTTPException) -> Any:
         data = getattr(error, "data", None) or {}
+        # werkzeug's own headers (405's Allow), less the HTML content type it would send
+        headers = {k: v for k, v in error.get_headers() if k.lower() != "content-type"}
+        headers.update(data.get("headers") or {})
         messages = data.get("messages") or data.get("errors")
         details = None
         if messages:
@@ -86,11 +93,15 @@ class SuiteApi(Api):
                 details.update(flatten_messages(errors, prefix))
         status = error.code or 500
         message = data.get("message") or error.description or ""
+        if status == 413:
+            message = (f"the request body is larger than this service accepts "
+                       f"({current_app.config['MAX_CONTENT_LENGTH']} bytes, "
+                       f"SLA_MAX_BODY_BYTES)")
         if status == 400 and details:
             message = "the request is not valid: " + "; ".join(
                 f"{k}: {' '.join(v)}" for k, v in list(details.items())[:5])
         body = error_body(status, message, details=details)
-        return body, status, data.get("headers", {})
+        return body, status, headers
 
 
 def create_app(runtime: Any) -> Flask:
@@ -112,7 +123,9 @@ def create_app(runtime: Any) -> Flask:
         JSON_SORT_KEYS=False,
     )
     app.extensions["sla_runtime"] = runtime
-    api = SuiteApi(app)
+    app.wsgi_app = BodyLimit(app.wsgi_app,  # type: ignore[method-assign]
+                             settings.max_content_length)
+    api = SuiteApi(app, spec_kwargs={"extra_plugins": [SuiteConventions()]})
     api.spec.components.security_scheme(
         "bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"})
 
@@ -181,6 +194,20 @@ def create_app(runtime: Any) -> Flask:
         return error_response(400, f"the request is not valid: {summary}", "INVALID_VALUE",
                               exc.errors)
 
+    @app.errorhandler(errors.UnknownReference)
+    def _unknown_reference(exc: errors.UnknownReference) -> Response:
+        return error_response(404, f"the request names what does not exist: {exc}",
+                              "UNKNOWN_REFERENCE", exc.errors)
+
+    @app.errorhandler(errors.NotAllowed)
+    def _not_allowed(exc: errors.NotAllowed) -> Response:
+        return error_response(403, f"refused by policy: {exc}", "NOT_ALLOWED", exc.errors)
+
+    @app.errorhandler(errors.RefusedNow)
+    def _refused_now(exc: errors.RefusedNow) -> Response:
+        return error_response(409, f"nothing in the request can be taken now: {exc}",
+                              "REFUSED_IN_CURRENT_STATE", exc.errors)
+
     @app.errorhandler(errors.NotFound)
     def _not_found(exc: errors.NotFound) -> Response:
         return error_response(404, str(exc))
@@ -222,16 +249,32 @@ def request_labels() -> tuple[str, str]:
     return method, (rule.rule if rule is not None else "unmatched")
 
 
+class Health(ma.Schema):
+    status = ma.fields.String(required=True, validate=ma.validate.OneOf(["ok"]))
+    service = ma.fields.String(required=True)
+
+
+class Readiness(ma.Schema):
+    status = ma.fields.String(required=True, validate=ma.validate.OneOf(["ok", "down"]))
+    checks = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.String(),
+                            required=True, metadata={"description": "each dependency: ok, "
+                                                                    "or what is wrong"})
+    down = ma.fields.List(ma.fields.String(), required=True)
+
+
 def ops_blueprint(runtime: Any) -> Blueprint:
     blp = Blueprint("ops", __name__, description="Liveness, readiness and metrics")
 
     @blp.route("/healthz", methods=["GET"])
+    @blp.response(200, Health)
     @public
     def healthz() -> Response:
         """Alive: the process answers."""
         return jsonify({"status": "ok", "service": runtime.spec.name})
 
     @blp.route("/readyz", methods=["GET"])
+    @blp.response(200, Readiness)
+    @blp.alt_response(503, schema=Readiness, description="Something it needs is down")
     @public
     def readyz() -> Response:
         """Ready: the store, the bus and the cache can be reached (503 names what is down)."""
@@ -248,9 +291,11 @@ def ops_blueprint(runtime: Any) -> Blueprint:
         return response
 
     @blp.route("/metrics", methods=["GET"])
+    @blp.response(200, {"type": "string"}, content_type="text/plain",
+                  description="Prometheus text exposition format")
     @requires("sla:read", "audit:read")
     def metrics() -> Response:
         """Prometheus metrics of this process."""
-        return Response(generate_latest(), mimetype=CONTENT_TYPE_LATEST)
+        return Response(generate_latest(), content_type=CONTENT_TYPE_LATEST)
 
     return blp

@@ -150,6 +150,7 @@ def list_response(items: Iterable[Mapping[str, Any]], allowed: Iterable[str] | N
     sort = request.args.get("sort")
     if sort:
         for key in reversed(sort.split(",")):
+            key = key.strip()
             desc = key.startswith("-")
             name = key.lstrip("-+")
             if name not in allowed_set:

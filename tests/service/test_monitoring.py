@@ -206,6 +206,12 @@ def test_samples_are_checked_one_by_one_and_a_batch_counts_once(
 
     all_bad = monitoring.post("/measurementBatch", json={"samples": [{"value": 1}]})
     assert all_bad.status_code == 400 and all_bad.get_json()["details"]
+    # Well formed but nothing to take now (unknown series): 409, each sample's reason.
+    unknown = monitoring.post("/measurementBatch", json={"samples": [
+        {**good, "purchasedOfferingId": "nobody"}]})
+    assert unknown.status_code == 409, unknown.get_json()
+    assert "not in the inventory" in unknown.get_json()["details"][
+        "samples.0.purchasedOfferingId"][0]
 
     # Advance the watermark far beyond hour 5: an old sample is now late, with its reason.
     monitoring.post("/measurementBatch", json={"samples": [{**good, "observedAt": at(9)}]})
@@ -317,7 +323,9 @@ def test_regimes_have_a_lifecycle_and_refuse_bad_definitions(
     paused = monitoring.post("/measurementBatch", json={"samples": [{
         "purchasedOfferingId": estate["products"][0], "parameter": "latency", "value": 1,
         "observedAt": at(1)}]})
-    assert paused.status_code == 400  # no active regime watches it
+    assert paused.status_code == 409  # well formed, but no active regime watches it now
+    assert "no active monitoring regime" in paused.get_json()["details"][
+        "samples.0.parameter"][0]
     assert monitoring.post(f"{url}/pause", json={}).status_code == 409
     assert monitoring.post(f"{url}/resume", json={}).get_json()["status"] == "active"
     assert monitoring.post(f"{url}/stop", json={}).get_json()["status"] == "stopped"

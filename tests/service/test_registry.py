@@ -317,7 +317,7 @@ def test_inventory_over_http_filters_and_status_changes(registry: Any) -> None:
     assert again.status_code == 409
     unknown = registry.post("/purchasedOffering", json={
         "customerId": "c9", "productOfferingId": str(uuid.uuid4())})
-    assert unknown.status_code == 400 and "productOfferingId" in unknown.get_json()["details"]
+    assert unknown.status_code == 404 and "productOfferingId" in unknown.get_json()["details"]
 
 
 def test_a_purchased_offering_id_outside_the_safe_characters_is_refused_before_storing(
