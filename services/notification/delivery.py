@@ -256,7 +256,11 @@ def check_callback(url: str, config: NotificationConfig, resolve: bool = True) -
     globally routable, unless ``SLA_WEBHOOK_ALLOW`` names the host or its network.
 
     Raises :class:`CallbackRefused` with the reason."""
-    parsed = urlparse(url)
+    try:
+        parsed = urlparse(url)
+        parsed.hostname, parsed.port  # noqa: B018 - a bad [IPv6] literal or port raises here
+    except ValueError as exc:
+        raise CallbackRefused(f"the callback is not a valid URL ({exc})") from None
     if parsed.scheme not in ("http", "https") or not parsed.hostname:
         raise CallbackRefused("the callback must be an http or https URL with a host")
     if parsed.username or parsed.password:

@@ -506,6 +506,9 @@ def test_list_management_follows_tmf630_and_never_answers_500(
     refused = n.post("/hub", json={"callback": "http://169.254.169.254/latest"})
     assert refused.status_code == 403 and "callback" in refused.get_json()["details"]
     assert n.post("/hub", json={"callback": "http://hooks.example:99999/"}).status_code == 400
+    bad_literal = n.post("/hub", json={"callback": "http://[CE0d]/"})  # not an IPv6 address
+    assert bad_literal.status_code == 403 and "not a valid URL" in json.dumps(
+        bad_literal.get_json()["details"])
     assert n.post("/hub", json={"callback": f"{receiver.url}/t", "query": "colour=red"}
                   ).status_code == 400
     assert n.get(f"/notificationList/{uuid.uuid4()}").status_code == 404
