@@ -52,10 +52,17 @@ def _topics(topics: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
              "customerIds": list(t.get("customerIds") or [])} for t in topics]
 
 
-def _page(title: str, message: str, status: int) -> Response:
+def _page(title: str, message: str, status: int,
+          form: dict[str, str] | None = None) -> Response:
+    """A small HTML page for people following a link; ``form`` adds a confirmation button
+    that POSTs the token back (``action``, ``token``, ``button``)."""
+    button = "" if form is None else (
+        f"<form method='post' action='{html.escape(form['action'])}'>"
+        f"<input type='hidden' name='token' value='{html.escape(form['token'])}'>"
+        f"<button type='submit'>{html.escape(form['button'])}</button></form>")
     body = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}"
             f"</title></head><body style='font-family:sans-serif'><h1>{html.escape(title)}"
-            f"</h1><p>{html.escape(message)}</p></body></html>")
+            f"</h1><p>{html.escape(message)}</p>{button}</body></html>")
     return Response(body, status=status, mimetype="text/html",
                     headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"})
 
@@ -227,17 +234,24 @@ def blueprint(runtime: Any) -> Blueprint:
         incident, _ = app.acknowledge(incident_id, g.principal.subject)
         return one_response(resources.incident(incident), incident.version)
 
+    def _headline(incident: Any) -> str:
+        labels = incident.labels
+        return f"{labels.get('parameter')} on {labels.get('scopeType')} {labels.get('scopeId')}"
+
     @blp.route("/acknowledge", methods=["GET"])
     @blp.arguments(s.AckLinkQuery, location="query")
     @blp.response(200, {"type": "string"}, content_type="text/html",
-                  description="A page saying what was acknowledged (or where links come from)")
+                  description="A page that asks the recipient to confirm (or says where "
+                              "links come from); opening it acknowledges nothing")
     @blp.alt_response(403, schema={"type": "string"}, content_type="text/html",
                       description="A page saying the link is not valid (tampered, expired, "
                                   "or for an incident that is gone)")
     @public
     def acknowledge_link(query: dict[str, Any]) -> Response:
-        """The link in a message: acknowledges without a bearer token, in the name of the
-        recipient it was sent to. Each link names one incident and one recipient, expires
+        """The link in a message: a page that asks its recipient to confirm. Opening the
+        link acknowledges nothing, so a mail scanner or link preview that fetches it can
+        neither use it up nor acknowledge in the recipient's name; the page's button POSTs
+        the token back. Each link names one incident and one recipient, expires
         (SLA_ACK_TOKEN_TTL), works once, and stops working when its recipient leaves the
         list; anything else is refused. Without a token, a page explains where the link
         comes from."""
@@ -246,14 +260,37 @@ def blueprint(runtime: Any) -> Blueprint:
             return _page("Acknowledge an SLA alert",
                          "Open the acknowledgement link from your notification message.", 200)
         try:
+            incident = app.ack_link_incident(token)
+        except (ValueError, NotFound) as exc:
+            return _page("Link not valid", str(exc), 403)
+        return _page("Acknowledge this SLA alert?",
+                     f"{_headline(incident)}: acknowledging stops its escalation and "
+                     "reminders, in your name.", 200,
+                     form={"action": request.path, "token": token, "button": "Acknowledge"})
+
+    @blp.route("/acknowledge", methods=["POST"])
+    @blp.arguments(s.AckLinkForm, location="form")
+    @blp.response(200, {"type": "string"}, content_type="text/html",
+                  description="A page saying what was acknowledged")
+    @blp.alt_response(400, schema={"type": "string"}, content_type="text/html",
+                      description="A page saying the form carried no token")
+    @blp.alt_response(403, schema={"type": "string"}, content_type="text/html",
+                      description="A page saying the link is not valid (tampered, expired, "
+                                  "used, or for an incident that is gone)")
+    @public
+    def confirm_acknowledge_link(form: dict[str, Any]) -> Response:
+        """The confirmation of the link's page (a form POST with the link's token):
+        acknowledges in the name of the recipient the link was sent to, once."""
+        token = form.get("token")
+        if not token:
+            return _page("Link not valid", "the acknowledgement token is missing", 400)
+        try:
             incident, changed = app.acknowledge_link(token)
         except (ValueError, NotFound) as exc:
             return _page("Link not valid", str(exc), 403)
-        headline = f"{incident.labels.get('parameter')} on {incident.labels.get('scopeType')}" \
-                   f" {incident.labels.get('scopeId')}"
         return _page("Acknowledged" if changed else "Already acknowledged",
-                     f"{headline}: acknowledged by {incident.acknowledged_by}; escalation "
-                     "stopped.", 200)
+                     f"{_headline(incident)}: acknowledged by {incident.acknowledged_by}; "
+                     "escalation stopped.", 200)
 
     # --- deliveries and history ----------------------------------------------------------
     history_reserved = {"eventId", "correlationId", "alertId"}

@@ -499,11 +499,19 @@ class NotificationService(ServiceApplication):
             self.save(incident)
         return incident, changed
 
-    def acknowledge_link(self, token: str) -> tuple[Incident, bool]:
-        """Acknowledged through the link in a message, by its recipient.
+    def ack_link_incident(self, token: str) -> Incident:
+        """The incident an acknowledgement link would acknowledge, checked as
+        :meth:`acknowledge_link` checks it, without acting: what the confirmation page
+        shows before its recipient confirms."""
+        link_id, link = self._valid_ack_link(token)
+        incident = self.incident(UUID(link["incidentId"]))
+        if incident.acknowledged_link == link_id:
+            raise ValueError("this acknowledgement link was already used")
+        return incident
 
-        The link must be one this service sent (the digest its delivery recorded), not
-        expired, not used before, and its recipient still a member of the list."""
+    def _valid_ack_link(self, token: str) -> tuple[str, dict[str, Any]]:
+        """The link must be one this service sent (the digest its delivery recorded), not
+        expired, and its recipient still a member of the list."""
         delivery_id, link_id = transport.parse_ack_link_token(token)
         d = self._find(UUID(delivery_id))
         link = d.ack_link(link_id) if isinstance(d, Delivery) else None
@@ -517,6 +525,13 @@ class NotificationService(ServiceApplication):
             if nlist is None or nlist.status != "active" or nlist.member(
                     str(d.member_id)) is None:
                 raise ValueError("the recipient of this link is no longer on the list")
+        return link_id, link
+
+    def acknowledge_link(self, token: str) -> tuple[Incident, bool]:
+        """Acknowledged through the link in a message, by its recipient: a valid link
+        (:meth:`_valid_ack_link`) not used before."""
+        link_id, link = self._valid_ack_link(token)
+        now = self.clock()
         for _ in range(CONFLICT_RETRIES):  # two clicks at once: one acknowledges
             incident = self.incident(UUID(link["incidentId"]))
             if incident.acknowledged_link == link_id:

@@ -262,3 +262,7 @@ class Acknowledgement(Strict):
 class AckLinkQuery(Schema):
     token = fields.String(validate=validate.Length(max=800), metadata={
         "description": "the signed token of the link in the message"})
+
+
+class AckLinkForm(AckLinkQuery):
+    """The confirmation form of an acknowledgement link's page (form-encoded)."""

@@ -183,7 +183,10 @@ def test_the_acknowledgement_link_points_at_the_port_the_embedded_suite_runs_on(
         alerts = [a for msg in messages for a in json.loads(msg["body"])["alerts"]]
         link = next(a["ackUrl"] for a in alerts if a.get("ackUrl"))
         assert link.startswith(f"http://127.0.0.1:{port}/notification/v1/acknowledge?token=")
-        assert requests.get(link, timeout=10).status_code == 200
+        assert requests.get(link, timeout=10).status_code == 200  # the page that asks
+        token = link.split("token=", 1)[1]
+        assert requests.post(link.split("?", 1)[0], data={"token": token},
+                             timeout=10).status_code == 200
         assert any(i["acknowledged"]
                    for i in requests.get(f"{n}/incident", headers=h, timeout=10).json())
     finally:

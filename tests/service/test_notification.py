@@ -263,7 +263,8 @@ def test_breach_is_delivered_grouped_escalated_acknowledged_and_recorded(
     parsed = urlparse(ack_url)
     assert anonymous.get(f"/acknowledge?token=tampered{parse_qs(parsed.query)['token'][0]}"
                          ).status_code == 403
-    acked = anonymous.get(f"{parsed.path.removeprefix(ROOT)}?{parsed.query}")
+    assert parsed.path.removeprefix(ROOT) == "/acknowledge"
+    acked = acknowledge_by_link(anonymous, parse_qs(parsed.query)["token"][0])
     assert acked.status_code == 200, acked.data
     assert b"Acknowledged" in acked.data
 
@@ -628,6 +629,39 @@ def _link(mail: Message) -> str:
     return found[0]
 
 
+def acknowledge_by_link(anonymous: Client, token: str) -> Any:
+    """What a recipient does: open the link (a page that asks, acknowledging nothing),
+    then press its button (a form POST of the token)."""
+    page = anonymous.get(f"/acknowledge?token={token}")
+    assert page.status_code == 200, page.data
+    assert b"Acknowledge this SLA alert?" in page.data and b"method='post'" in page.data
+    return anonymous.post("/acknowledge", data={"token": token})
+
+
+def test_opening_an_acknowledgement_link_acknowledges_nothing_until_its_recipient_confirms(
+        suite: Any, notifier: Client, mailbox: tuple[Mailbox, int]) -> None:
+    """A mail scanner or link preview fetches every link in a message: that fetch must
+    neither acknowledge the incident in the recipient's name nor use the link up."""
+    n, box = notifier, mailbox[0]
+    group = str(uuid.uuid4())
+    make_list(n, "NOC", [{"name": "Sam", "channel": "email", "address": "sam@sla.example"}],
+              offeringGroupIds=[group], groupWait=0)
+    publish(suite, crossing("cr-prefetch", group))
+    token = _link(eventually(lambda: box.to("sam@sla.example"), timeout=10)[0])
+    anonymous = Client(suite.app("notification"), ROOT).with_scopes()
+    for _ in range(3):  # scanners, previews, the recipient's own first click
+        page = anonymous.get(f"/acknowledge?token={token}")
+        assert page.status_code == 200 and b"Acknowledge this SLA alert?" in page.data
+        assert page.headers["Cache-Control"] == "no-store"
+    incident = n.get("/incident?alertId=cr-prefetch").get_json()[0]
+    assert not incident["acknowledged"]
+    confirmed = anonymous.post("/acknowledge", data={"token": token})
+    assert confirmed.status_code == 200 and b"Acknowledged" in confirmed.data
+    incident = n.get("/incident?alertId=cr-prefetch").get_json()[0]
+    assert incident["acknowledged"] and incident["acknowledgedBy"] == "Sam <sam@sla.example>"
+    assert anonymous.post("/acknowledge", data={}).status_code == 400
+
+
 def test_acknowledgement_links_stay_with_their_recipient_and_work_once(
         suite: Any, notifier: Client, mailbox: tuple[Mailbox, int], clock: Clock,
         caplog: pytest.LogCaptureFixture) -> None:
@@ -660,14 +694,15 @@ def test_acknowledgement_links_stay_with_their_recipient_and_work_once(
 
     anonymous = Client(suite.app("notification"), ROOT).with_scopes()
     assert anonymous.get(f"/acknowledge?token={sam[:-2]}xx").status_code == 403  # altered
-    acked = anonymous.get(f"/acknowledge?token={sam}")
+    acked = acknowledge_by_link(anonymous, sam)
     assert acked.status_code == 200 and b"Acknowledged" in acked.data
     incident = n.get("/incident?alertId=cr-ack").get_json()[0]
     assert incident["acknowledgedBy"] == "Sam <sam@sla.example>"
     assert incident["acknowledgedVia"] == "link"
     again = anonymous.get(f"/acknowledge?token={sam}")
     assert again.status_code == 403 and b"already used" in again.data
-    other = anonymous.get(f"/acknowledge?token={kim}")
+    assert anonymous.post("/acknowledge", data={"token": sam}).status_code == 403
+    other = acknowledge_by_link(anonymous, kim)
     assert other.status_code == 200 and b"Already acknowledged" in other.data
     assert n.get("/incident?alertId=cr-ack").get_json()[0]["acknowledgedBy"] == \
         "Sam <sam@sla.example>"
