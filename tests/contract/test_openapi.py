@@ -72,7 +72,8 @@ def test_every_operation_needs_its_scope(suite: Any, service: str, path: str, me
     client = suite.app(service).test_client()
     url = _concrete(path)
     if any(path.endswith(p) for p in PUBLIC):
-        assert client.open(url, method=method).status_code == 200
+        status = client.open(url, method=method).status_code  # no token, yet no 401/403
+        assert status == 200 or (method == "POST" and status == 400), status
         return
     assert scopes, f"{method} {path} declares no scope"
     kwargs: dict[str, Any] = {"json": {}} if method in {"POST", "PATCH"} else {}
