@@ -272,8 +272,6 @@ def blueprint(runtime: Any) -> Blueprint:
     @blp.arguments(s.AckLinkForm, location="form")
     @blp.response(200, {"type": "string"}, content_type="text/html",
                   description="A page saying what was acknowledged")
-    @blp.alt_response(400, schema={"type": "string"}, content_type="text/html",
-                      description="A page saying the form carried no token")
     @blp.alt_response(403, schema={"type": "string"}, content_type="text/html",
                       description="A page saying the link is not valid (tampered, expired, "
                                   "used, or for an incident that is gone)")
@@ -281,11 +279,8 @@ def blueprint(runtime: Any) -> Blueprint:
     def confirm_acknowledge_link(form: dict[str, Any]) -> Response:
         """The confirmation of the link's page (a form POST with the link's token):
         acknowledges in the name of the recipient the link was sent to, once."""
-        token = form.get("token")
-        if not token:
-            return _page("Link not valid", "the acknowledgement token is missing", 400)
         try:
-            incident, changed = app.acknowledge_link(token)
+            incident, changed = app.acknowledge_link(form["token"])
         except (ValueError, NotFound) as exc:
             return _page("Link not valid", str(exc), 403)
         return _page("Acknowledged" if changed else "Already acknowledged",

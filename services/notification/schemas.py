@@ -264,5 +264,8 @@ class AckLinkQuery(Schema):
         "description": "the signed token of the link in the message"})
 
 
-class AckLinkForm(AckLinkQuery):
+class AckLinkForm(Schema):
     """The confirmation form of an acknowledgement link's page (form-encoded)."""
+
+    token = fields.String(required=True, validate=validate.Length(min=1, max=800), metadata={
+        "description": "the token of the link, as the page's form carries it"})

@@ -15,7 +15,6 @@ from eventsourcing.application import AggregateNotFoundError
 
 from services.threshold_registry.domain import (
     InUse,
-    InvalidValue,
     MissingReference,
     OfferingGroup,
     ProductOffering,
@@ -140,10 +139,11 @@ class ThresholdRegistry(ServiceApplication):
                 ("productOffering", offerings), ("thresholdStandard", standards)) if found})
 
     def _check_group_open(self, group_id: UUID, field: str = "offeringGroupId") -> None:
-        """A retired group takes no new offerings or standards."""
+        """A retired (deleted) group takes no new offerings or standards: like a group that
+        never existed, it is an unknown reference (404 naming the field)."""
         group = self._get(OfferingGroup, group_id)
         if group.is_retired:
-            raise InvalidValue({field: [f"offering group {group.name!r} ({group.id}) is "
+            raise MissingReference({field: [f"offering group {group.name!r} ({group.id}) is "
                                         "retired; it takes no new offerings or standards"]})
 
     # --- product offerings -------------------------------------------------------------
