@@ -258,7 +258,7 @@ def check_callback(url: str, config: NotificationConfig, resolve: bool = True) -
     Raises :class:`CallbackRefused` with the reason."""
     try:
         parsed = urlparse(url)
-        parsed.hostname, parsed.port  # noqa: B018 - a bad [IPv6] literal or port raises here
+        parsed.hostname  # noqa: B018 - a bad [IPv6] literal raises here (ports: below)
     except ValueError as exc:
         raise CallbackRefused(f"the callback is not a valid URL ({exc})") from None
     if parsed.scheme not in ("http", "https") or not parsed.hostname:
