@@ -1,4 +1,4 @@
-"""Audit queries over a service's own event log (DESIGN.md §8), for ``audit:read`` only.
+"""Audit queries over a service's own event log (README: audit), for ``audit:read`` only.
 
 Events filtered by aggregate, type, time range and correlation id; an aggregate's full
 history; any resource as it was at a past time or version; JSON Lines export.

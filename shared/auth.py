@@ -1,4 +1,4 @@
-"""Bearer tokens: signed JWTs whose scopes decide what a caller may do (DESIGN.md §6)."""
+"""Bearer tokens: signed JWTs whose scopes decide what a caller may do (README: tokens)."""
 
 from __future__ import annotations
 

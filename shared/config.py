@@ -116,7 +116,7 @@ class Settings:
         env: dict[str, str] = {
             "PERSISTENCE_MODULE": self.persistence_module,
             # Per-id tracking: a requeued message arriving behind later ones must still
-            # be processed (DESIGN.md §4, loss hazard).
+            # be processed, not taken for a duplicate of a higher id.
             "SINGLE_ROW_TRACKING": "n",
             # Read by services' applications (validated here, with the other settings).
             "SLA_EVALUATIONS_KEPT": str(self.evaluations_kept),

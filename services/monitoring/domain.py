@@ -2,7 +2,8 @@
 crossings, burn alerts, and the replicas of registry and outage data they rely on.
 
 High-volume facts are many small aggregates (one per batch, one per evaluated window),
-never one growing aggregate (DESIGN.md §3).
+never one growing aggregate: replaying a long aggregate on every save would make the hot
+path slower with history.
 """
 
 from __future__ import annotations

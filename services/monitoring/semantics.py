@@ -1,4 +1,4 @@
-"""Known-answer semantics of the monitoring service (DESIGN.md §7).
+"""Known-answer semantics of the monitoring service (docs/sla-figures.md).
 
 Pure functions (and two small mutable records) that turn the samples of one window into a
 measured value, compare it with threshold levels, run the crossing state machine, and keep

@@ -1,1 +1,1 @@
-"""Notification lists, subscriptions and reliable delivery (DESIGN.md §1)."""
+"""Notification lists, subscriptions and reliable delivery (README: notification)."""

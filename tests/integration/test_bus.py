@@ -300,8 +300,9 @@ def test_inbox_redelivery_and_duplicate_publish_take_effect_once(
 def test_message_retried_behind_later_ones_is_still_processed(
         amqp_url: str, broker: RawBroker, queue: QueueSpec, pg_consumer: StoreFactory,
         prefix: str, unique: str, source: str, tracking: str):
-    """DESIGN.md §4: A fails once, is requeued behind B, C, D (already tracked), and must
-    still take effect. The single-row variant shows the hazard the per-id setting avoids."""
+    """The loss hazard of single-row tracking: A fails once, is requeued behind B, C, D
+    (already tracked), and must still take effect. The single-row variant shows the hazard
+    the per-id setting avoids."""
     consumer = pg_consumer("n" if tracking == "per-id" else "y")
     transport = AmqpTransport(amqp_url)
     inbox, handler = make_inbox(consumer, transport, queue, prefix, unique)

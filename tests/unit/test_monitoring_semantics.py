@@ -1,4 +1,4 @@
-"""Known answers for the monitoring semantics (DESIGN.md §7).
+"""Known answers for the monitoring semantics (docs/sla-figures.md).
 
 Every expected value is worked out by hand in a comment next to it.
 """
