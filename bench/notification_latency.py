@@ -27,8 +27,9 @@ from typing import Any
 
 from services.notification.delivery import NotificationConfig
 from shared import config
-from shared.bus.envelope import Envelope, iso
+from shared.bus.envelope import Envelope
 from shared.bus.topology import SLA_EVENTS
+from shared.times import iso
 
 RESULTS = Path(__file__).resolve().parent / "results" / "notification_latency.json"
 

@@ -1,6 +1,12 @@
 """The refusals every service's application and domain raise, so the HTTP layer answers
 them the same way everywhere (400 with field details, 404, 409). Plain Python: domain
-code may import it."""
+code may import it.
+
+Two views of one hierarchy: the HTTP meaning (``Invalid`` → 400, ``UnknownReference`` →
+404, ``NotAllowed`` → 403, ``RefusedNow`` and ``Conflict`` → 409, ``NotFound`` → 404), and
+the domain's names for them (``InvalidValue``, ``MissingReference``, ``InvalidTransition``,
+``InUse``), which every service's domain raises. ``ErrorCollector`` gathers the problems of
+one command so that all of them are reported at once."""
 
 from __future__ import annotations
 
@@ -51,3 +57,51 @@ class StaleVersion(Conflict):
     def __init__(self, current: int, expected: int) -> None:
         super().__init__(f"the resource is at version {current}, not {expected}")
         self.current, self.expected = current, expected
+
+
+# --- the domain's names ----------------------------------------------------------------
+
+
+class DomainError(Refusal):
+    """Base class of every refusal by a domain model."""
+
+
+class InvalidValue(DomainError, Invalid):
+    """One or more values are invalid; ``errors`` maps API field paths to messages."""
+
+
+class MissingReference(InvalidValue, UnknownReference):
+    """Values name resources that do not exist; ``errors`` maps the fields to why."""
+
+
+class RefusedAddress(InvalidValue, NotAllowed):
+    """An address a policy refuses (a webhook outside the allow-list); ``errors`` maps the
+    field to why."""
+
+
+class InvalidTransition(DomainError, Conflict):
+    """The command is well formed but not allowed in the aggregate's current state."""
+
+
+class InUse(InvalidTransition):
+    """The resource cannot be retired while others use it; ``users`` maps each kind of user
+    (API resource name) to the ids of those that do."""
+
+    def __init__(self, message: str, users: dict[str, list[str]]) -> None:
+        super().__init__(message)
+        self.users = users
+
+
+class ErrorCollector:
+    """Collects the problems of one command so that all of them are reported at once:
+    ``add`` per field, then ``raise_if_any`` raises ``InvalidValue`` with every one."""
+
+    def __init__(self) -> None:
+        self.errors: dict[str, list[str]] = {}
+
+    def add(self, field: str, message: str) -> None:
+        self.errors.setdefault(field, []).append(message)
+
+    def raise_if_any(self, error: type[InvalidValue] | None = None) -> None:
+        if self.errors:
+            raise (error or InvalidValue)(self.errors)

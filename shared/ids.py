@@ -10,6 +10,7 @@ Letters, digits and ``- . _ ~ :``, starting with a letter or digit, at most 200 
 from __future__ import annotations
 
 import re
+import uuid
 from typing import Any
 
 CLIENT_ID_MAX = 200
@@ -26,3 +27,13 @@ def client_id_problem(value: Any) -> str | None:
     if _CLIENT_ID.fullmatch(value) is None:  # fullmatch: "$" alone would allow a final \n
         return f"{value[:40]!r} is not a valid id: {CLIENT_ID_RULE}"
     return None
+
+
+def stable_id(*key: object) -> uuid.UUID:
+    """The same UUID for the same natural key, in every process and after every replay:
+    ``uuid5(URL, "urn:sla-suite:" + ":".join(key))``, e.g. ``stable_id("monitoring",
+    "window", regime, parameter, scope, start)``. Used where an aggregate is identified by
+    what it is about (a window of a series, a replica of a resource, a delivery of a
+    message to a recipient), so that a redelivered message or a concurrent writer finds
+    the aggregate instead of creating a second one."""
+    return uuid.uuid5(uuid.NAMESPACE_URL, "urn:sla-suite:" + ":".join(map(str, key)))

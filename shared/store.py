@@ -421,9 +421,9 @@ def adopt_shared_sqlite_log(shared: Path, own: Path, topics: Sequence[str]) -> i
 
 def aggregate_uuid(kind: str, natural_key: str) -> UUID:
     """A stable aggregate id for an outside identifier, so creation is idempotent."""
-    import uuid
+    from shared.ids import stable_id
 
-    return uuid.uuid5(uuid.NAMESPACE_URL, f"urn:sla-suite:{kind}:{natural_key}")
+    return stable_id(kind, natural_key)
 
 
 def ensure_schema(settings_env: Mapping[str, str]) -> None:

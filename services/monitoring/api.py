@@ -7,15 +7,15 @@ from typing import Any
 from uuid import UUID, uuid4
 
 from flask import Response, g
-from flask_smorest import Blueprint
+from flask.views import MethodView
 
 from services.monitoring import resources
 from services.monitoring import schemas as s
 from services.monitoring.application import Monitoring
-from services.monitoring.domain import BatchConflict
+from services.monitoring.domain import BatchConflict, Regime
+from shared.http.blueprint import Blueprint
 from shared.http.errors import ApiError
 from shared.http.listing import (
-    created_response,
     expected_version,
     fields_of,
     list_response,
@@ -34,47 +34,36 @@ def blueprint(runtime: Any) -> Blueprint:
                                 "offerings: measurements in, crossings and burn alerts out")
 
     # --- regimes -----------------------------------------------------------------------
-    @blp.route("/monitoringRegime", methods=["GET"])
-    @blp.arguments(list_query(s.Regime), location="query")
-    @blp.response(200, s.Regime(many=True))
-    @requires(READ)
-    def list_regimes(_: Any) -> Response:
-        """Monitoring regimes; filter by status, offeringGroupId ..."""
-        return list_response(map(resources.regime, app.regimes()), fields_of(s.Regime))
+    @blp.route("/monitoringRegime")
+    class Regimes(MethodView):
+        @blp.arguments(list_query(s.Regime), location="query")
+        @blp.response(200, s.Regime(many=True))
+        @requires(READ)
+        def get(self, _: Any) -> list[Regime]:
+            """Monitoring regimes; filter by status, offeringGroupId ..."""
+            return app.regimes()
 
-    @blp.route("/monitoringRegime", methods=["POST"])
-    @blp.arguments(s.RegimeCreate)
-    @blp.response(201, s.Regime)
-    @requires(WRITE)
-    def start_regime(body: dict[str, Any]) -> Response:
-        """Start a regime over an offering group (or one offering)."""
-        regime = app.start_regime(
-            name=body["name"], description=body.get("description"),
-            offering_group_id=body.get("offeringGroupId"),
-            offering_id=body.get("productOfferingId"), sla_type_id=body.get("slaTypeId"),
-            customer_group=body.get("customerGroup"), parameters=body["parameters"],
-            window=body["window"], allowed_lateness=body["allowedLateness"],
-            clear_after=body["clearAfter"])
-        return created_response(resources.regime(regime), regime.version)
+        @blp.arguments(s.RegimeCreate)
+        @blp.response(201, s.Regime)
+        @requires(WRITE)
+        def post(self, body: dict[str, Any]) -> Regime:
+            """Start a regime over an offering group (or one offering)."""
+            return app.start_regime(**body)
 
-    @blp.route("/monitoringRegime/<uuid:regime_id>", methods=["GET"])
-    @blp.response(200, s.Regime)
-    @requires(READ)
-    def get_regime(regime_id: UUID) -> Response:
-        """Read a regime."""
-        regime = app.regime(regime_id)
-        return one_response(resources.regime(regime), regime.version)
+    @blp.route("/monitoringRegime/<uuid:regime_id>")
+    class OneRegime(MethodView):
+        @blp.response(200, s.Regime)
+        @requires(READ)
+        def get(self, regime_id: UUID) -> Regime:
+            """Read a regime."""
+            return app.regime(regime_id)
 
-    @blp.route("/monitoringRegime/<uuid:regime_id>", methods=["PATCH"])
-    @blp.arguments(s.RegimePatch)
-    @blp.response(200, s.Regime)
-    @requires(WRITE)
-    def patch_regime(body: dict[str, Any], regime_id: UUID) -> Response:
-        """Change a regime's name, parameters, lateness or clearing (merge-patch)."""
-        names = {"allowedLateness": "allowed_lateness", "clearAfter": "clear_after"}
-        regime = app.change_regime(regime_id, {names.get(k, k): v for k, v in body.items()},
-                                   expected_version())
-        return one_response(resources.regime(regime), regime.version)
+        @blp.arguments(s.RegimePatch)
+        @blp.response(200, s.Regime)
+        @requires(WRITE)
+        def patch(self, body: dict[str, Any], regime_id: UUID) -> Regime:
+            """Change a regime's name, parameters, lateness or clearing (merge-patch)."""
+            return app.change_regime(regime_id, body, expected_version())
 
     def action(name: str, summary: str) -> None:
         @blp.route(f"/monitoringRegime/<uuid:regime_id>/{name}", methods=["POST"],
@@ -82,10 +71,9 @@ def blueprint(runtime: Any) -> Blueprint:
         @blp.arguments(s.RegimeAction)
         @blp.response(200, s.Regime)
         @requires(WRITE)
-        def act(body: dict[str, Any], regime_id: UUID) -> Response:
-            regime = app.set_regime_status(regime_id, name, body.get("reason"),
-                                           expected_version())
-            return one_response(resources.regime(regime), regime.version)
+        def act(body: dict[str, Any], regime_id: UUID) -> Regime:
+            return app.set_regime_status(regime_id, name, body.get("reason"),
+                                         expected_version())
 
         act.__doc__ = summary
 

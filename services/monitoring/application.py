@@ -20,8 +20,6 @@ from services.monitoring.domain import (
     BurnAlert,
     Crossing,
     EvaluatorCheckpoint,
-    InvalidTransition,
-    InvalidValue,
     MeasurementBatch,
     Quarantine,
     QuarantineRelease,
@@ -32,7 +30,7 @@ from services.monitoring.domain import (
 )
 from services.monitoring.working_set import WorkingSet
 from shared.cache import Cache, MemoryCache
-from shared.errors import RefusedNow
+from shared.errors import InvalidTransition, InvalidValue, RefusedNow
 from shared.store import AggregateIndex, ServiceApplication
 
 
@@ -131,7 +129,18 @@ class Monitoring(ServiceApplication):
     def _get(self, kind: type, aggregate_id: UUID, expected_version: int | None = None) -> Any:
         return self.get(kind, aggregate_id, expected_version)
 
-    def start_regime(self, **fields: Any) -> Regime:
+    def start_regime(self, *, name: str, window: str, offering_group_id: UUID | None = None,
+                     offering_id: UUID | None = None, sla_type_id: UUID | None = None,
+                     customer_group: str | None = None, parameters: list[str] | None = None,
+                     allowed_lateness: str = "PT1M", clear_after: int = 1,
+                     description: str | None = None) -> Regime:
+        """Start watching an offering group's (or one offering's) purchased offerings."""
+        fields: dict[str, Any] = {
+            "name": name, "description": description, "offering_group_id": offering_group_id,
+            "offering_id": offering_id, "sla_type_id": sla_type_id,
+            "customer_group": customer_group, "parameters": list(parameters or []),
+            "window": window, "allowed_lateness": allowed_lateness,
+            "clear_after": clear_after}
         Regime.validate(**fields)
         group_id = fields.get("offering_group_id")
         if group_id is not None and self._group_retired(str(group_id)):

@@ -8,32 +8,20 @@ path slower with history.
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
 from shared.durations import duration_seconds as seconds
-from shared.errors import Conflict, Invalid
+from shared.errors import InvalidTransition, InvalidValue
+from shared.ids import stable_id
 
 REGIME_STATUS = ("active", "paused", "stopped")
 
 
-class MonitoringError(Exception):
-    """Base of the monitoring domain's refusals."""
-
-
-class InvalidValue(MonitoringError, Invalid):
-    """Values are invalid; ``errors`` maps API field paths to messages."""
-
-
-class InvalidTransition(MonitoringError, Conflict):
-    """Not allowed in the current state (a stopped regime cannot resume)."""
-
-
 def _uuid5(*parts: object) -> UUID:
-    return uuid.uuid5(uuid.NAMESPACE_URL, "urn:sla-suite:monitoring:" + ":".join(map(str, parts)))
+    return stable_id("monitoring", *parts)
 
 
 class Regime(Aggregate):
@@ -143,7 +131,7 @@ class Regime(Aggregate):
         self.status_reason = reason
 
 
-class BatchConflict(MonitoringError, Conflict):
+class BatchConflict(InvalidTransition):
     """A batch id recorded before, sent again with different samples."""
 
 

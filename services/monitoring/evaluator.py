@@ -26,7 +26,6 @@ import threading
 import time
 import zlib
 from dataclasses import asdict
-from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -51,6 +50,7 @@ from services.monitoring.domain import (
 )
 from services.monitoring.working_set import Level, WorkingSet, missing_data
 from shared.store import topics_of
+from shared.times import iso
 
 log = logging.getLogger(__name__)
 
@@ -112,10 +112,6 @@ CHECKPOINT_REST = 1.0
 CHECKPOINT_SLICE = 2000  # ledgers encoded between rests
 CHECKPOINT_BYTES = Gauge("sla_monitoring_checkpoint_bytes",
                          "Compressed bytes of the evaluator's last checkpoint")
-
-
-def iso(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, UTC).isoformat().replace("+00:00", "Z")
 
 
 def _key(*parts: str) -> str:

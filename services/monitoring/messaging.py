@@ -13,7 +13,6 @@ from eventsourcing.domain import DomainEventProtocol
 
 from services.monitoring.application import Monitoring
 from services.monitoring.domain import BatchConflict, BurnAlert, Crossing
-from services.monitoring.evaluator import iso
 from services.monitoring.semantics import BUDGET_UNIT
 from shared.bus import contracts
 from shared.bus.envelope import Envelope, EnvelopeError
@@ -22,6 +21,7 @@ from shared.bus.outbox import Publication
 from shared.bus.topology import MEASUREMENTS, SLA_EVENTS, Binding, QueueSpec
 from shared.bus.transport import Delivery, Settle, Transport, backoff
 from shared.durations import duration_text
+from shared.times import iso
 
 SERVICE = "monitoring"
 log = logging.getLogger(__name__)

@@ -13,9 +13,9 @@ from services.monitoring.domain import (
     Regime,
     WindowEvaluation,
 )
-from services.monitoring.evaluator import iso
 from services.monitoring.semantics import BUDGET_UNIT
 from shared.durations import duration_text
+from shared.times import iso
 
 ROOT = "/monitoring/v1"
 

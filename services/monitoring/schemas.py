@@ -5,7 +5,17 @@ from __future__ import annotations
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from shared.durations import POSITIVE_DURATION
-from shared.http.schemas import NAME, Pattern, Resource, client_id, exactly_one_of
+from shared.http.schemas import (
+    NAME,
+    CamelSchema,
+    Computed,
+    Pattern,
+    Resource,
+    client_id,
+    exactly_one_of,
+)
+
+ROOT = "/monitoring/v1"
 
 DURATION = Pattern(POSITIVE_DURATION, error="an ISO-8601 duration longer than zero, "
                                                     "such as PT5M or PT1H")
@@ -13,62 +23,64 @@ LATENESS = Pattern(POSITIVE_DURATION + "|^PT0S$", error="an ISO-8601 duration su
                                                                "as PT0S, PT1M or PT1H")
 
 
-class RegimeCreate(Schema):
+class RegimeCreate(CamelSchema):
     class Meta:
         openapi = exactly_one_of("offeringGroupId", "productOfferingId")
 
     name = fields.String(required=True, validate=NAME)
     description = fields.String(allow_none=True, validate=validate.Length(max=2000))
-    offeringGroupId = fields.UUID(allow_none=True, metadata={
+    offering_group_id = fields.UUID(allow_none=True, metadata={
         "description": "watch the purchased offerings of this offering group"})
-    productOfferingId = fields.UUID(allow_none=True, metadata={
+    offering_id = fields.UUID(data_key="productOfferingId", allow_none=True, metadata={
         "description": "or of this one offering"})
-    slaTypeId = fields.UUID(allow_none=True, metadata={"description": "narrow to an SLA type"})
-    customerGroup = fields.String(allow_none=True, validate=validate.Length(max=200))
+    sla_type_id = fields.UUID(allow_none=True, metadata={"description": "narrow to an SLA type"})
+    customer_group = fields.String(allow_none=True, validate=validate.Length(max=200))
     parameters = fields.List(fields.String(validate=NAME), load_default=list, metadata={
         "description": "parameters of the standards in force to watch; empty: all"})
     window = fields.String(required=True, validate=DURATION, metadata={
         "example": "PT5M", "description": "at least a minute"})
-    allowedLateness = fields.String(load_default="PT1M", validate=LATENESS, metadata={
+    allowed_lateness = fields.String(load_default="PT1M", validate=LATENESS, metadata={
         "example": "PT1M", "description": "at most 7 days"})
-    clearAfter = fields.Integer(load_default=1, validate=validate.Range(1, 1000), metadata={
+    clear_after = fields.Integer(load_default=1, validate=validate.Range(1, 1000), metadata={
         "description": "good windows needed before a crossing clears"})
 
     @validates_schema(skip_on_field_errors=False)
     def _one_scope(self, data: dict, **_: object) -> None:
-        if (data.get("offeringGroupId") is None) == (data.get("productOfferingId") is None):
+        if (data.get("offering_group_id") is None) == (data.get("offering_id") is None):
             raise ValidationError("give exactly one of offeringGroupId and productOfferingId",
                                   "offeringGroupId")
 
 
-class RegimePatch(Schema):
+class RegimePatch(CamelSchema):
     name = fields.String(validate=NAME)
     description = fields.String(allow_none=True, validate=validate.Length(max=2000))
     parameters = fields.List(fields.String(validate=NAME))
-    allowedLateness = fields.String(validate=LATENESS, metadata={
+    allowed_lateness = fields.String(validate=LATENESS, metadata={
         "description": "at most 7 days"})
-    clearAfter = fields.Integer(validate=validate.Range(1, 1000))
+    clear_after = fields.Integer(validate=validate.Range(1, 1000))
 
 
-class RegimeAction(Schema):
+class RegimeAction(CamelSchema):
     reason = fields.String(allow_none=True, validate=validate.Length(max=500))
 
 
 class Regime(Resource):
+    PATH, TYPE = f"{ROOT}/monitoringRegime", "MonitoringRegime"
+
     id = fields.String()
-    href = fields.String()
+    href = Computed(lambda schema, obj: f"{schema.PATH}/{obj.id}")
     name = fields.String()
     description = fields.String(allow_none=True)
-    offeringGroupId = fields.String(allow_none=True)
-    productOfferingId = fields.String(allow_none=True)
-    slaTypeId = fields.String(allow_none=True)
-    customerGroup = fields.String(allow_none=True)
+    offering_group_id = fields.String(allow_none=True)
+    offering_id = fields.String(data_key="productOfferingId", allow_none=True)
+    sla_type_id = fields.String(allow_none=True)
+    customer_group = fields.String(allow_none=True)
     parameters = fields.List(fields.String())
     window = fields.String()
-    allowedLateness = fields.String()
-    clearAfter = fields.Integer()
+    allowed_lateness = fields.String()
+    clear_after = fields.Integer()
     status = fields.String()
-    statusReason = fields.String(allow_none=True)
+    status_reason = fields.String(allow_none=True)
     version = fields.Integer()
 
 

@@ -32,12 +32,8 @@ from services.notification.domain import (
     Delivery,
     HubSubscription,
     Incident,
-    InvalidTransition,
-    InvalidValue,
-    MissingReference,
     NotificationList,
     OutageWindow,
-    RefusedAddress,
     ScopeEntry,
     backoff_delay,
     group_key,
@@ -49,7 +45,14 @@ from services.notification.domain import (
     suppressing,
 )
 from shared import context
-from shared.errors import NotFound
+from shared.errors import (
+    InvalidTransition,
+    InvalidValue,
+    MissingReference,
+    NotFound,
+    RefusedAddress,
+)
+from shared.ids import stable_id
 from shared.store import AggregateIndex, ServiceApplication
 
 log = logging.getLogger(__name__)
@@ -89,7 +92,7 @@ def _when(text: Any) -> datetime | None:
 
 
 def _message_id(key: str) -> str:
-    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"urn:sla-suite:notification:message:{key}"))
+    return str(stable_id("notification", "message", key))
 
 
 class NotificationService(ServiceApplication):

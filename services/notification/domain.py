@@ -17,7 +17,6 @@ from __future__ import annotations
 import fnmatch
 import random
 import re
-import uuid
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
@@ -25,30 +24,10 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
-from shared.errors import Conflict, Invalid, NotAllowed, UnknownReference
-
-# --- errors -------------------------------------------------------------------------------
-
-
-class DomainError(Exception):
-    """Base class of every refusal by the domain model."""
-
-
-class InvalidValue(DomainError, Invalid):
-    """One or more values are invalid; ``errors`` maps API field paths to messages."""
-
-
-class MissingReference(InvalidValue, UnknownReference):
-    """Values name resources that do not exist; ``errors`` maps the fields to why."""
-
-
-class RefusedAddress(InvalidValue, NotAllowed):
-    """A webhook address the allow-list policy refuses; ``errors`` maps the field to why."""
-
-
-class InvalidTransition(DomainError, Conflict):
-    """The command is well formed but not allowed in the aggregate's current state."""
-
+from shared import ids
+from shared.errors import (
+    InvalidTransition,
+)
 
 # --- constants ----------------------------------------------------------------------------
 
@@ -70,12 +49,9 @@ ACK_LINK_PLACEHOLDER = "urn:sla-suite:ack-link:"
 WITHDRAWN_LINK = ACK_LINK_PLACEHOLDER + "withdrawn"
 _STORED_LINK = re.compile(r"https?://[^\s\"'<>]*?/acknowledge\?token=[^\s\"'<>&]+")
 
-NAMESPACE = "urn:sla-suite:notification"
-
-
 def stable_id(kind: str, *parts: object) -> UUID:
     """A deterministic aggregate id, so the same fact always lands on the same aggregate."""
-    return uuid.uuid5(uuid.NAMESPACE_URL, f"{NAMESPACE}:{kind}:" + ":".join(map(str, parts)))
+    return ids.stable_id("notification", kind, *parts)
 
 
 def severity_rank(severity: str) -> int:

@@ -13,8 +13,11 @@ from services.notification.domain import (
 )
 from shared.http.schemas import EMAIL, HTTP_URL, NAME, Pattern, Resource, Strict, list_query
 
-IDS = fields.List(fields.String(validate=validate.Length(min=1, max=200)),
-                  validate=validate.Length(max=500))
+
+def ids() -> fields.List:
+    """A list of up to 500 ids (a field of its own each time: fields are bound by name)."""
+    return fields.List(fields.String(validate=validate.Length(min=1, max=200)),
+                       validate=validate.Length(max=500))
 WEEK = 7 * 86400
 EVENT_PATTERN = Pattern(r"^[A-Za-z*?\[\]]{1,100}$",
                                 error="an event type such as ThresholdCrossingEvent, "
@@ -28,9 +31,9 @@ class Topic(Strict):
     minSeverity = fields.String(load_default="info", validate=validate.OneOf(SEVERITIES),
                                 metadata={"description": "severity floor: " +
                                           " < ".join(SEVERITIES)})
-    offeringGroupIds = IDS
-    offeringIds = IDS
-    customerIds = IDS
+    offeringGroupIds = ids()
+    offeringIds = ids()
+    customerIds = ids()
 
 
 class Escalation(Strict):
@@ -98,8 +101,8 @@ class NotificationListCreate(NoiseSettings):
     purpose = fields.String(allow_none=True, validate=validate.Length(max=2000))
     owner = fields.String(allow_none=True, validate=validate.Length(max=200))
     kind = fields.String(load_default="internal", validate=validate.OneOf(LIST_KINDS))
-    customerIds = IDS
-    offeringGroupIds = IDS
+    customerIds = ids()
+    offeringGroupIds = ids()
     topics = fields.List(fields.Nested(Topic), required=True,
                          validate=validate.Length(min=1, max=50))
     members = fields.List(fields.Nested(MemberCreate), load_default=list,
@@ -116,8 +119,8 @@ class NotificationListPatch(NoiseSettings):
     name = fields.String(validate=NAME)
     purpose = fields.String(allow_none=True, validate=validate.Length(max=2000))
     owner = fields.String(allow_none=True, validate=validate.Length(max=200))
-    customerIds = IDS
-    offeringGroupIds = IDS
+    customerIds = ids()
+    offeringGroupIds = ids()
     topics = fields.List(fields.Nested(Topic), validate=validate.Length(min=1, max=50))
 
 

@@ -14,7 +14,7 @@ from flask_smorest import Blueprint
 from services.threshold_registry import resources
 from services.threshold_registry import schemas as s
 from services.threshold_registry.application import ThresholdRegistry
-from services.threshold_registry.domain import InUse
+from shared.errors import InUse
 from shared.http.errors import ApiError
 from shared.http.listing import (
     created_response,

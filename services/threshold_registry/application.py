@@ -14,15 +14,13 @@ from uuid import UUID
 from eventsourcing.application import AggregateNotFoundError
 
 from services.threshold_registry.domain import (
-    InUse,
-    MissingReference,
     OfferingGroup,
     ProductOffering,
     PurchasedOffering,
     SlaType,
     ThresholdStandard,
 )
-from shared.errors import NotFound
+from shared.errors import InUse, MissingReference, NotFound
 from shared.store import AggregateIndex, ServiceApplication
 
 KINDS: dict[type, str] = {

@@ -19,10 +19,9 @@ from __future__ import annotations
 import copy
 import math
 import re
-import uuid
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 from uuid import UUID
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -30,54 +29,22 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from eventsourcing.domain import Aggregate, event
 
 from shared.durations import duration_seconds
-from shared.errors import Conflict, Invalid, NotFound, UnknownReference
-from shared.ids import client_id_problem
+from shared.errors import (
+    DomainError,
+    ErrorCollector,
+    InvalidTransition,
+    InvalidValue,
+    NotFound,
+)
+from shared.ids import client_id_problem, stable_id
+from shared.money import normalise_currency, normalise_money
 from shared.standards import version_in_force
 
 # --- errors -------------------------------------------------------------------------------
 
 
-class DomainError(Exception):
-    """Base class of every refusal by the domain model."""
-
-
-class InvalidValue(DomainError, Invalid):
-    """One or more values are invalid; ``errors`` maps API field paths to messages."""
-
-
-class MissingReference(InvalidValue, UnknownReference):
-    """Values name resources that do not exist; ``errors`` maps the fields to why."""
-
-
-class InvalidTransition(DomainError, Conflict):
-    """The command is well formed but not allowed in the aggregate's current state."""
-
-
-class InUse(InvalidTransition):
-    """The resource cannot be retired while others use it; ``users`` maps each kind of user
-    (API resource name) to the ids of those that do."""
-
-    def __init__(self, message: str, users: dict[str, list[str]]) -> None:
-        super().__init__(message)
-        self.users = users
-
-
 class UnknownVersion(DomainError, NotFound, KeyError):
     """A threshold standard has no version with the given number (also a ``KeyError``)."""
-
-
-class _Errors:
-    """Collects problems so that all of them are reported at once."""
-
-    def __init__(self) -> None:
-        self.errors: dict[str, list[str]] = {}
-
-    def add(self, field: str, message: str) -> None:
-        self.errors.setdefault(field, []).append(message)
-
-    def raise_if_any(self) -> None:
-        if self.errors:
-            raise InvalidValue(self.errors)
 
 
 # --- constants ----------------------------------------------------------------------------
@@ -105,23 +72,6 @@ UNITS = (
 KINDS = ("technical", "time", "economic", "process")
 AGGREGATIONS = ("mean", "min", "max", "sum", "ratio", "availability")
 COMPARATORS = ("GE", "GT", "LE", "LT", "EQ")
-
-#: Active ISO 4217 currency codes (funds, metals and test codes left out on purpose).
-ISO_CURRENCIES = frozenset((
-    "AED", "AFN", "ALL", "AMD", "ANG", "AOA", "ARS", "AUD", "AWG", "AZN", "BAM", "BBD", "BDT",
-    "BGN", "BHD", "BIF", "BMD", "BND", "BOB", "BOV", "BRL", "BSD", "BTN", "BWP", "BYN", "BZD",
-    "CAD", "CDF", "CHE", "CHF", "CHW", "CLF", "CLP", "CNY", "COP", "COU", "CRC", "CUC", "CUP",
-    "CVE", "CZK", "DJF", "DKK", "DOP", "DZD", "EGP", "ERN", "ETB", "EUR", "FJD", "FKP", "GBP",
-    "GEL", "GHS", "GIP", "GMD", "GNF", "GTQ", "GYD", "HKD", "HNL", "HTG", "HUF", "IDR", "ILS",
-    "INR", "IQD", "IRR", "ISK", "JMD", "JOD", "JPY", "KES", "KGS", "KHR", "KMF", "KPW", "KRW",
-    "KWD", "KYD", "KZT", "LAK", "LBP", "LKR", "LRD", "LSL", "LYD", "MAD", "MDL", "MGA", "MKD",
-    "MMK", "MNT", "MOP", "MRU", "MUR", "MVR", "MWK", "MXN", "MXV", "MYR", "MZN", "NAD", "NGN",
-    "NIO", "NOK", "NPR", "NZD", "OMR", "PAB", "PEN", "PGK", "PHP", "PKR", "PLN", "PYG", "QAR",
-    "RON", "RSD", "RUB", "RWF", "SAR", "SBD", "SCR", "SDG", "SEK", "SGD", "SHP", "SLE", "SLL",
-    "SOS", "SRD", "SSP", "STN", "SVC", "SYP", "SZL", "THB", "TJS", "TMT", "TND", "TOP", "TRY",
-    "TTD", "TWD", "TZS", "UAH", "UGX", "USD", "USN", "UYI", "UYU", "UYW", "UZS", "VED", "VES",
-    "VND", "VUV", "WST", "XAF", "XCD", "XCG", "XOF", "XPF", "YER", "ZAR", "ZMW", "ZWG", "ZWL",
-))
 
 _UNSET: Any = object()  # "argument not given", distinct from an explicit None
 
@@ -170,29 +120,6 @@ def normalise_comparator(value: str) -> str:
     return text
 
 
-def normalise_currency(value: str) -> str:
-    """An ISO 4217 code in upper case; ``ValueError`` if not a known code."""
-    code = value.strip().upper() if isinstance(value, str) else ""
-    if code not in ISO_CURRENCIES:
-        raise ValueError(f"{value!r} is not an ISO 4217 currency code such as EUR or USD")
-    return code
-
-
-def normalise_money(value: Any) -> str:
-    """A non-negative decimal amount as a string (``Decimal`` text, never a float)."""
-    if isinstance(value, bool):
-        raise ValueError(f"{value!r} is not an amount")
-    try:
-        amount = Decimal(str(value).strip()) if isinstance(value, int | float | str) else value
-    except InvalidOperation:
-        raise ValueError(f"{value!r} is not a decimal amount such as 49.90") from None
-    if not isinstance(amount, Decimal) or not amount.is_finite():
-        raise ValueError(f"{value!r} is not a decimal amount such as 49.90")
-    if amount < 0:
-        raise ValueError(f"amount {value} is negative; it must be 0 or more")
-    return str(amount)
-
-
 def as_utc(value: Any) -> datetime:
     """A timezone-aware datetime (or ISO-8601 text) converted to UTC.
 
@@ -237,7 +164,7 @@ def _number(value: Any) -> float | int:
     return value
 
 
-def _check_name(errors: _Errors, field: str, value: Any) -> str | None:
+def _check_name(errors: ErrorCollector, field: str, value: Any) -> str | None:
     if not isinstance(value, str) or not value.strip():
         errors.add(field, f"{field} is required and must be non-empty text")
         return None
@@ -248,14 +175,14 @@ def _check_name(errors: _Errors, field: str, value: Any) -> str | None:
     return value
 
 
-def _check_description(errors: _Errors, field: str, value: Any) -> str | None:
+def _check_description(errors: ErrorCollector, field: str, value: Any) -> str | None:
     if value is not None and not isinstance(value, str):
         errors.add(field, f"{field} must be text or null")
         return None
     return value
 
 
-def _check_optional_uuid(errors: _Errors, field: str, value: Any) -> UUID | None:
+def _check_optional_uuid(errors: ErrorCollector, field: str, value: Any) -> UUID | None:
     if value is None:
         return None
     try:
@@ -265,7 +192,7 @@ def _check_optional_uuid(errors: _Errors, field: str, value: Any) -> UUID | None
         return None
 
 
-def _check_choice(errors: _Errors, field: str, value: Any, choices: Iterable[str]) -> Any:
+def _check_choice(errors: ErrorCollector, field: str, value: Any, choices: Iterable[str]) -> Any:
     choices = tuple(choices)
     if value not in choices:
         errors.add(field, f"{value!r} is not one of {', '.join(choices)}")
@@ -274,7 +201,7 @@ def _check_choice(errors: _Errors, field: str, value: Any, choices: Iterable[str
 
 def _name_changes(aggregate: Any, name: str | None, description: Any) -> dict[str, Any]:
     """The validated changes of a rename or re-description (empty when nothing changes)."""
-    errors = _Errors()
+    errors = ErrorCollector()
     changes: dict[str, Any] = {}
     if name is not None:
         name = _check_name(errors, "name", name)
@@ -303,7 +230,7 @@ _PARAMETER_FIELDS = (
 )
 
 
-def _validate_parameter(p: Any, path: str, errors: _Errors) -> dict[str, Any]:
+def _validate_parameter(p: Any, path: str, errors: ErrorCollector) -> dict[str, Any]:
     """One parameter, normalised; problems are added to ``errors`` under ``path.field``."""
     if not isinstance(p, Mapping):
         errors.add(path, "a parameter must be an object")
@@ -435,7 +362,7 @@ def _validate_parameter(p: Any, path: str, errors: _Errors) -> dict[str, Any]:
     return out
 
 
-def _check_missing_data(errors: _Errors, prefix: str, missing: Any, after: Any
+def _check_missing_data(errors: ErrorCollector, prefix: str, missing: Any, after: Any
                         ) -> tuple[Any, Any]:
     """What a window without data means (``missingData``) and, for ``noData``, after how
     many consecutive empty windows the crossing is raised (``noDataAfter``)."""
@@ -449,7 +376,8 @@ def _check_missing_data(errors: _Errors, prefix: str, missing: Any, after: Any
     return missing, after
 
 
-def _collect_parameters(params: Any, errors: _Errors, path: str = "parameters") -> list[dict]:
+def _collect_parameters(params: Any, errors: ErrorCollector,
+                        path: str = "parameters") -> list[dict]:
     if not isinstance(params, list | tuple) or not params:
         errors.add(path, "at least one parameter is required")
         return []
@@ -477,17 +405,17 @@ def validate_parameters(params: Any) -> list[dict[str, Any]]:
     optional fields explicit (``thresholdTarget``/``conformancePeriod`` None, ``graceTimes``
     0). Keys of ``InvalidValue.errors`` look like ``parameters.0.unit``.
     """
-    errors = _Errors()
+    errors = ErrorCollector()
     out = _collect_parameters(params, errors)
     errors.raise_if_any()
     return out
 
 
-def validate_valid_for(value: Any, errors: _Errors | None = None,
+def validate_valid_for(value: Any, errors: ErrorCollector | None = None,
                        path: str = "validFor") -> dict[str, datetime | None]:
     """``{"startDateTime": datetime, "endDateTime": datetime | None}`` in UTC, end > start."""
     own = errors is None
-    errors = errors or _Errors()
+    errors = errors or ErrorCollector()
     out: dict[str, datetime | None] = {"startDateTime": None, "endDateTime": None}
     if not isinstance(value, Mapping):
         errors.add(path, "validFor must be an object with startDateTime (and endDateTime)")
@@ -547,7 +475,7 @@ class OfferingGroup(_ValidatedCreation, Aggregate):
 
     @classmethod
     def _validate_creation(cls, kwargs: dict[str, Any]) -> dict[str, Any]:
-        errors = _Errors()
+        errors = ErrorCollector()
         kwargs["name"] = _check_name(errors, "name", kwargs.get("name"))
         kwargs["description"] = _check_description(
             errors, "description", kwargs.get("description"))
@@ -600,7 +528,7 @@ class ProductOffering(_ValidatedCreation, Aggregate):
 
     @classmethod
     def _validate_creation(cls, kwargs: dict[str, Any]) -> dict[str, Any]:
-        errors = _Errors()
+        errors = ErrorCollector()
         kwargs["name"] = _check_name(errors, "name", kwargs.get("name"))
         kwargs["description"] = _check_description(
             errors, "description", kwargs.get("description"))
@@ -642,7 +570,7 @@ class ProductOffering(_ValidatedCreation, Aggregate):
 
     def move_to_group(self, group_id: UUID | None, reason: str | None = None) -> None:
         """Move into ``group_id`` (None: out of any group); the move and reason are recorded."""
-        errors = _Errors()
+        errors = ErrorCollector()
         target = _check_optional_uuid(errors, "offeringGroupId", group_id)
         if reason is not None and not isinstance(reason, str):
             errors.add("moveReason", "moveReason must be text or null")
@@ -683,7 +611,7 @@ _SLA_TERMS = {
 TIME_ZONE_MAX = 64
 
 
-def _check_time_zone(errors: _Errors, field: str, value: Any) -> str:
+def _check_time_zone(errors: ErrorCollector, field: str, value: Any) -> str:
     """An IANA time zone name (``Europe/Paris``, ``UTC``) that zoneinfo can read."""
     if not isinstance(value, str) or not 0 < len(value) <= TIME_ZONE_MAX:
         errors.add(field, f"{value!r} must be an IANA time zone name such as Europe/Paris")
@@ -697,7 +625,7 @@ def _check_time_zone(errors: _Errors, field: str, value: Any) -> str:
 
 def _validate_sla_terms(terms: Mapping[str, Any]) -> dict[str, Any]:
     """All SLA-type terms checked together (the cap depends on the per-period credit)."""
-    errors = _Errors()
+    errors = ErrorCollector()
     out = dict(terms)
     for key in terms:
         if key not in _SLA_TERMS:
@@ -826,7 +754,7 @@ _STANDARD_CONTENT = ("name", "description", "basis", "parameters", "validFor", "
 
 def _validate_standard_content(content: Mapping[str, Any]) -> dict[str, Any]:
     """The versioned content of a threshold standard (camelCase keys), normalised."""
-    errors = _Errors()
+    errors = ErrorCollector()
     out = {
         "name": _check_name(errors, "name", content.get("name")),
         "description": _check_description(errors, "description", content.get("description")),
@@ -894,7 +822,7 @@ class ThresholdStandard(_ValidatedCreation, Aggregate):
 
     @classmethod
     def _validate_creation(cls, kwargs: dict[str, Any]) -> dict[str, Any]:
-        errors = _Errors()
+        errors = ErrorCollector()
         unknown = set(kwargs) - {
             "name", "basis", "parameters", "valid_for", "offering_id", "offering_group_id",
             "sla_type_id", "description", "reason"}
@@ -988,7 +916,7 @@ class ThresholdStandard(_ValidatedCreation, Aggregate):
         if reason is None:
             reason = changes.get("changeReason")
         changes.pop("changeReason", None)
-        errors = _Errors()
+        errors = ErrorCollector()
         for key in changes:
             if key in ("productOfferingId", "offeringGroupId", "offeringId"):
                 errors.add(key, "the scope of a standard cannot change; register a new standard")
@@ -1071,7 +999,7 @@ _INVENTORY_FIELDS = {
 
 def _validate_inventory(fields: Mapping[str, Any]) -> dict[str, Any]:
     """A purchased offering's fields (snake_case), checked together and normalised."""
-    errors = _Errors()
+    errors = ErrorCollector()
     out: dict[str, Any] = {}
     for key in fields:
         if key not in _INVENTORY_FIELDS:
@@ -1128,7 +1056,7 @@ class PurchasedOffering(_ValidatedCreation, Aggregate):
 
     @staticmethod
     def create_id(product_id: str) -> UUID:
-        return uuid.uuid5(uuid.NAMESPACE_URL, f"urn:sla-suite:purchased-offering:{product_id}")
+        return stable_id("purchased-offering", product_id)
 
     @event("Registered")
     def __init__(
@@ -1164,7 +1092,7 @@ class PurchasedOffering(_ValidatedCreation, Aggregate):
     def _validate_creation(cls, kwargs: dict[str, Any]) -> dict[str, Any]:
         product_id = kwargs.pop("product_id", None)
         status = kwargs.pop("status", None) or "active"
-        errors = _Errors()
+        errors = ErrorCollector()
         problem = client_id_problem(product_id)
         if problem is not None:
             errors.add("id", f"the product id: {problem}")
@@ -1204,7 +1132,7 @@ class PurchasedOffering(_ValidatedCreation, Aggregate):
     def change_status(self, status: str, reason: str | None = None,
                       at: datetime | None = None) -> None:
         """active <-> suspended, either -> terminated; terminated is final."""
-        errors = _Errors()
+        errors = ErrorCollector()
         _check_choice(errors, "status", status, INVENTORY_STATUSES)
         if reason is not None and not isinstance(reason, str):
             errors.add("statusReason", "statusReason must be text or null")

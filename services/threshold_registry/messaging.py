@@ -14,7 +14,6 @@ from eventsourcing.domain import DomainEventProtocol
 from services.threshold_registry import resources
 from services.threshold_registry.application import ThresholdRegistry
 from services.threshold_registry.domain import (
-    DomainError,
     OfferingGroup,
     ProductOffering,
     PurchasedOffering,
@@ -25,7 +24,7 @@ from shared.bus.envelope import Envelope
 from shared.bus.inbox import Handler, Rejected
 from shared.bus.outbox import Publication
 from shared.bus.topology import FULFILMENT_EVENTS, SLA_EVENTS, Binding
-from shared.errors import NotFound
+from shared.errors import DomainError, NotFound
 
 SERVICE = "threshold-registry"
 

@@ -6,9 +6,10 @@ import zoneinfo
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from services.threshold_registry.domain import ISO_CURRENCIES, UNITS
+from services.threshold_registry.domain import UNITS
 from shared.durations import POSITIVE_DURATION
 from shared.http.schemas import NAME, Pattern, Resource, Strict, client_id, exactly_one_of
+from shared.money import ISO_CURRENCIES
 
 LIFECYCLE = ("inDesign", "active", "retired")
 ACCOUNTING = ("excluded", "counted-as-up", "counted-as-down")

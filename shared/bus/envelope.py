@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -76,13 +75,6 @@ class Envelope:
         except orjson.JSONDecodeError as exc:
             raise EnvelopeError(f"the message body is not JSON: {exc}") from None
         return cls.from_dict(body)
-
-
-def iso(moment: datetime | None = None) -> str:
-    moment = moment or datetime.now(UTC)
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 @dataclass(frozen=True)

@@ -18,10 +18,11 @@ from eventsourcing.persistence import Notification
 from prometheus_client import Counter, Gauge
 
 from shared.bus import contracts
-from shared.bus.envelope import Envelope, OutgoingMessage, iso
+from shared.bus.envelope import Envelope, OutgoingMessage
 from shared.bus.topology import SLA_EVENTS
 from shared.bus.transport import Transport, backoff
 from shared.store import ServiceApplication
+from shared.times import iso
 
 log = logging.getLogger(__name__)
 

@@ -23,6 +23,7 @@ from shared.http.body import BodyLimit, StrictJSONParser
 from shared.http.documents import MERGE_PATCH, SuiteConventions
 from shared.http.errors import ApiError, error_body, error_response, flatten_messages
 from shared.http.security import PUBLIC_ATTR, SCOPES_ATTR, public, requires
+from shared.times import iso
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +54,7 @@ class SuiteJSONProvider(DefaultJSONProvider):
     @staticmethod
     def default(o: Any) -> Any:
         if isinstance(o, datetime):
-            return o.isoformat().replace("+00:00", "Z")
+            return iso(o)
         if isinstance(o, date):
             return o.isoformat()
         if isinstance(o, UUID | Decimal):
@@ -104,6 +105,19 @@ class SuiteApi(Api):
         return body, status, headers
 
 
+def handler_of(view: Any) -> Any:
+    """What declares the scopes of this request: the view function, or for a
+    ``MethodView`` the method that answers the request's HTTP method."""
+    view_class = getattr(view, "view_class", None)
+    if view_class is None:
+        return view
+    method = request.method.lower()
+    handler = getattr(view_class, method, None)
+    if handler is None and method == "head":
+        handler = getattr(view_class, "get", None)
+    return handler if handler is not None else view
+
+
 def create_app(runtime: Any) -> Flask:
     """Build the Flask app of one service from its runtime."""
     spec, settings = runtime.spec, runtime.settings
@@ -145,7 +159,7 @@ def create_app(runtime: Any) -> Flask:
         ]
         if request.endpoint is None:
             return None  # 404 / 405 answered by Flask
-        view = app.view_functions.get(request.endpoint)
+        view = handler_of(app.view_functions.get(request.endpoint))
         if request.endpoint in PUBLIC_ENDPOINTS or getattr(view, PUBLIC_ATTR, False):
             return None
         try:

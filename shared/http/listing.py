@@ -45,6 +45,7 @@ def _looks_like_time(text: str) -> bool:
 
 
 def _parse_time(text: str) -> datetime:
+    """Query and attribute times; a zone-less one keeps no zone (compared as given)."""
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
@@ -140,9 +141,16 @@ def select_fields(item: Mapping[str, Any], fields: list[str] | None) -> dict[str
     return {k: v for k, v in item.items() if k in fields or k in ALWAYS}
 
 
-def list_response(items: Iterable[Mapping[str, Any]], allowed: Iterable[str] | None = None,
-                  extra_reserved: Iterable[str] = ()) -> Response:
-    """Filter, sort, page and project a list of resource representations."""
+def requested_fields() -> list[str] | None:
+    """The attributes ``fields=`` asks for (None: all)."""
+    fields_arg = request.args.get("fields")
+    return [f.strip() for f in fields_arg.split(",") if f.strip()] if fields_arg else None
+
+
+def page_of(items: Iterable[Mapping[str, Any]], allowed: Iterable[str] | None = None,
+            extra_reserved: Iterable[str] = ()) -> tuple[list[dict[str, Any]], int]:
+    """Filter, sort, page and project representations by the request's query; returns the
+    page and the number of items that matched (``X-Total-Count``)."""
     items = list(items)
     allowed_set = set(allowed) if allowed is not None else {k for i in items for k in i}
     for attr, op, raws in parse_filters(request.args, allowed_set, extra_reserved):
@@ -159,20 +167,23 @@ def list_response(items: Iterable[Mapping[str, Any]], allowed: Iterable[str] | N
             items.sort(key=lambda i, n=name: _sort_key(_lookup(i, n)), reverse=desc)
     offset = _int_arg("offset", 0)
     limit = _int_arg("limit", DEFAULT_LIMIT, MAX_LIMIT)
-    fields_arg = request.args.get("fields")
-    fields = [f.strip() for f in fields_arg.split(",") if f.strip()] if fields_arg else None
-    page = [select_fields(i, fields) for i in items[offset:offset + limit]]
+    fields = requested_fields()
+    return [select_fields(i, fields) for i in items[offset:offset + limit]], len(items)
+
+
+def list_response(items: Iterable[Mapping[str, Any]], allowed: Iterable[str] | None = None,
+                  extra_reserved: Iterable[str] = ()) -> Response:
+    """Filter, sort, page and project a list of resource representations."""
+    page, total = page_of(items, allowed, extra_reserved)
     response = jsonify(page)
-    response.headers["X-Total-Count"] = str(len(items))
+    response.headers["X-Total-Count"] = str(total)
     response.headers["X-Result-Count"] = str(len(page))
     return response
 
 
 def one_response(item: Mapping[str, Any], version: int | None = None,
                  status: int = 200, location: str | None = None) -> Response:
-    fields_arg = request.args.get("fields")
-    fields = [f.strip() for f in fields_arg.split(",") if f.strip()] if fields_arg else None
-    response = jsonify(select_fields(item, fields))
+    response = jsonify(select_fields(item, requested_fields()))
     response.status_code = status
     if version is not None:
         response.headers["ETag"] = f'"{version}"'

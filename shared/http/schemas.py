@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, ClassVar
 
 from marshmallow import Schema, ValidationError, fields, validate
 
@@ -51,18 +51,58 @@ EMAIL = Pattern(
     error="not a valid e-mail address")
 
 
-class Strict(Schema):
-    """Unknown fields are refused with a 400 naming them (marshmallow's default RAISE)."""
+def camel(name: str) -> str:
+    """``offering_group_id`` → ``offeringGroupId`` (a trailing ``_``, as in ``type_``, is
+    dropped first)."""
+    head, *rest = name.rstrip("_").split("_")
+    return head + "".join(part[:1].upper() + part[1:] for part in rest)
 
 
-class Resource(Schema):
-    """What every TMF resource representation carries."""
+class CamelSchema(Schema):
+    """snake_case in Python, camelCase on the wire: every field's ``data_key`` is its
+    attribute name in lower camel case unless the field names another. The one place the
+    suite translates between the two, so a view passes what it loads straight to the
+    application (``app.start_regime(**body)``) and returns the aggregate for dumping.
+    Unknown fields are refused with a 400 naming them (marshmallow's default RAISE)."""
+
+    def on_bind_field(self, field_name: str, field_obj: fields.Field) -> None:
+        if field_obj.data_key is None:
+            field_obj.data_key = camel(field_name)
+
+
+Strict = CamelSchema
+
+
+class Computed(fields.String):
+    """Text computed from the object and the schema (``href``, ``@type``): documented as a
+    read-only string, dumped by ``compute(schema, obj)``."""
+
+    def __init__(self, compute: Any, **kwargs: Any) -> None:
+        super().__init__(dump_only=True, **kwargs)
+        self.compute = compute
+
+    def serialize(self, attr: str, obj: Any, accessor: Any = None, **kwargs: Any) -> Any:
+        return self._serialize(self.compute(self.parent, obj), attr, obj, **kwargs)
+
+
+class Resource(CamelSchema):
+    """What every TMF resource representation carries: ``id``, ``href`` (``PATH`` plus the
+    id), ``@type`` (``TYPE``) and ``version`` (the aggregate's, also its ETag). A subclass
+    sets ``PATH`` (e.g. ``/monitoring/v1/monitoringRegime``) and ``TYPE``, and declares the
+    resource's own fields; it dumps the aggregate (or any object with those attributes)."""
+
+    PATH: ClassVar[str] = ""
+    TYPE: ClassVar[str] = ""
 
     id = fields.String(dump_only=True)
-    href = fields.String(dump_only=True)
-    type_ = fields.String(data_key="@type", dump_only=True)
+    href = Computed(lambda schema, obj: f"{schema.PATH}/{_get(obj, 'id')}")
+    type_ = Computed(lambda schema, obj: schema.TYPE, data_key="@type")
     version = fields.Integer(dump_only=True, metadata={"description": "aggregate version; "
                                                                       "also the ETag"})
+
+
+def _get(obj: Any, name: str) -> Any:
+    return obj[name] if isinstance(obj, dict) else getattr(obj, name)
 
 
 class ListQuery(Schema):

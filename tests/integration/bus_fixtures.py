@@ -23,12 +23,13 @@ import pika
 from eventsourcing.domain import Aggregate, DomainEventProtocol, event
 from prometheus_client import REGISTRY
 
-from shared.bus.envelope import Envelope, OutgoingMessage, iso
+from shared.bus.envelope import Envelope, OutgoingMessage
 from shared.bus.inbox import Inbox, Rejected
 from shared.bus.outbox import Publication
 from shared.bus.topology import SLA_EVENTS, Binding, QueueSpec
 from shared.bus.transport import Delivery, Settle, Transport
 from shared.store import ServiceApplication
+from shared.times import iso
 
 EVENT_TYPE = "AnalysisResultEvent"
 ROUTING_KEY = "analysis.analysis-result.produced"

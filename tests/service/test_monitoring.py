@@ -11,8 +11,9 @@ from typing import Any
 
 import pytest
 
-from shared.bus.envelope import Envelope, iso
+from shared.bus.envelope import Envelope
 from shared.bus.topology import SLA_EVENTS
+from shared.times import iso
 from tests.helpers import eventually
 from tests.service.conftest import Client
 

@@ -11,9 +11,10 @@ from typing import Any
 import pytest
 
 from services.monitoring.ingestion import Checked
-from shared.bus.envelope import Envelope, iso
+from shared.bus.envelope import Envelope
 from shared.bus.topology import SLA_EVENTS
 from shared.bus.transport import REASON_HEADER
+from shared.times import iso
 from tests.helpers import eventually
 from tests.service.conftest import Client
 from tests.service.test_monitoring import at, estate, monitoring  # noqa: F401 - fixtures

@@ -27,8 +27,9 @@ from aiosmtpd.controller import Controller
 from services.notification.delivery import NotificationConfig
 from services.notification.domain import Delivery
 from services.notification.signature import verify_signature
-from shared.bus.envelope import Envelope, iso
+from shared.bus.envelope import Envelope
 from shared.bus.topology import SLA_EVENTS
+from shared.times import iso
 from tests.helpers import eventually
 from tests.service.conftest import Client
 

@@ -11,9 +11,10 @@ from typing import Any
 
 import pytest
 
-from shared.bus.envelope import Envelope, OutgoingMessage, iso
+from shared.bus.envelope import Envelope, OutgoingMessage
 from shared.bus.topology import FULFILMENT_EVENTS, SLA_EVENTS, Binding, QueueSpec
 from shared.bus.transport import REASON_HEADER
+from shared.times import iso
 from tests.helpers import eventually
 
 

@@ -10,8 +10,8 @@ import uuid
 from typing import Any
 
 from services.monitoring.clock import read_clocks
-from services.monitoring.evaluator import iso
 from services.notification.signature import verify_signature
+from shared.times import iso
 from tests.helpers import eventually
 from tests.service.conftest import Client
 from tests.service.test_monitoring import (  # noqa: F401 - fixtures

@@ -14,6 +14,7 @@ from services.notification import domain as dom
 from services.notification import signature as sig
 from services.notification.rendering import render
 from shared.config import ConfigError
+from shared.errors import InvalidTransition
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
@@ -148,7 +149,7 @@ def test_delivery_gives_up_after_its_attempts_and_can_be_retried_by_hand() -> No
     assert delivery.status == "failed"
     delivery.retry("ops", T0)
     assert delivery.status == "pending" and delivery.max_attempts == 4
-    with pytest.raises(dom.InvalidTransition):
+    with pytest.raises(InvalidTransition):
         delivery.retry("ops", T0)
 
 

@@ -16,9 +16,6 @@ from eventsourcing.application import Application
 from eventsourcing.persistence import IntegrityError, StoredEvent
 
 from services.threshold_registry.domain import (
-    DomainError,
-    InvalidTransition,
-    InvalidValue,
     OfferingGroup,
     ProductOffering,
     PurchasedOffering,
@@ -30,6 +27,7 @@ from services.threshold_registry.domain import (
     parse_percentile,
     validate_parameters,
 )
+from shared.errors import DomainError, InvalidTransition, InvalidValue
 
 JAN = datetime(2025, 1, 1, tzinfo=UTC)
 JUL = datetime(2025, 7, 1, tzinfo=UTC)
