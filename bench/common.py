@@ -40,6 +40,9 @@ from rich.table import Table
 
 from shared.bus import topology
 from shared.bus.topology import BrokerNames
+from tests import helpers
+from tests.e2e import processes
+from tests.e2e.processes import Process, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -517,59 +520,10 @@ class CrossingWatcher:
 
 
 # --- the suite as processes -----------------------------------------------------------------
+# Started, watched and stopped with the end-to-end tests' helpers (tests/e2e/processes.py).
 def drop_schemas(prefix: str) -> None:
     """Drop every PostgreSQL schema whose name starts with ``prefix``."""
-    import psycopg
-
-    with psycopg.connect(host=PG["POSTGRES_HOST"], port=PG["POSTGRES_PORT"],
-                         user=PG["POSTGRES_USER"], password=PG["POSTGRES_PASSWORD"],
-                         dbname=PG["POSTGRES_DBNAME"], autocommit=True) as conn:
-        rows = conn.execute("SELECT nspname FROM pg_namespace WHERE nspname LIKE %s",
-                            (prefix + "%",)).fetchall()
-        for (name,) in rows:
-            conn.execute(f'DROP SCHEMA "{name}" CASCADE')
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Process:
-    """A suite process in its own session, so stopping it stops its children."""
-
-    def __init__(self, name: str, args: list[str], env: dict[str, str]) -> None:
-        LOGS.mkdir(parents=True, exist_ok=True)
-        self.name = name
-        self.log_path = LOGS / f"{name}.log"
-        self._log = self.log_path.open("wb")
-        self.proc = subprocess.Popen(args, cwd=ROOT, env={**os.environ, **env},
-                                     stdout=self._log, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    def tail(self, chars: int = 2000) -> str:
-        self._log.flush()
-        return self.log_path.read_text(errors="replace")[-chars:]
-
-    def stop(self, timeout: float = 15) -> None:
-        if self.proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(5)
-        self._log.close()
+    helpers.drop_schemas(PG, prefix)
 
 
 def iso_ms(t: float) -> str:
@@ -659,26 +613,14 @@ class Suite:
     # --- lifecycle ----------------------------------------------------------------------
     def start(self) -> None:
         env = self.env()
-        python = sys.executable
-        conf = str(ROOT / "deploy" / "gunicorn.conf.py")
-        for service, module in (("threshold-registry", "services.threshold_registry.wsgi:app"),
-                                ("monitoring", "services.monitoring.wsgi:app")):
-            self.processes[f"{service}-http"] = Process(
-                f"{service}-http", [python, "-m", "gunicorn", "-c", conf, "-b",
-                                    f"127.0.0.1:{self.ports[service]}", module], env)
-            # The worker processes as distributed mode runs them (monitoring: intake and
-            # evaluator each in a process of its own).
-            from services.catalogue import spec as find_spec
-
-            for n, roles in enumerate(find_spec(service).worker_processes or ("",)):
-                name = f"{service}-worker" if n == 0 else f"{service}-{roles.split(',')[0]}"
-                only = ["--only", roles] if roles else []
-                self.processes[name] = Process(
-                    name, [python, "-m", "services.cli", "worker", service, *only], env)
         for service in ("threshold-registry", "monitoring"):
-            self._wait(lambda s=service: requests.get(f"{self.base(s)}/readyz",
-                                                      timeout=2).status_code == 200,
-                       60, f"{service} ready")
+            # The processes as distributed mode runs them (monitoring: intake and
+            # evaluator each in a worker process of its own); SLA_HTTP_WORKERS says how
+            # many HTTP workers.
+            self.processes.update(processes.service_processes(
+                service, self.ports[service], env, LOGS, http_workers=None))
+        for service in ("threshold-registry", "monitoring"):
+            self._wait(lambda s=service: processes.ready(self.base(s)), 60, f"{service} ready")
         progress(f"suite up: registry :{self.ports['threshold-registry']}, monitoring "
                  f":{self.ports['monitoring']} (schemas {self.schema_prefix}*, queues "
                  f"{self.queue_prefix}*)")
@@ -686,21 +628,14 @@ class Suite:
     def check_alive(self) -> None:
         for p in self.processes.values():
             if not p.alive():
-                raise RuntimeError(f"{p.name} exited:\n{p.tail()}")
+                raise RuntimeError(f"{p.name} exited:\n{p.tail(2000)}")
 
     def _wait(self, check: Callable[[], Any], timeout: float, what: str) -> Any:
-        deadline = time.monotonic() + timeout
-        last: Exception | None = None
-        while time.monotonic() < deadline:
-            self.check_alive()
-            try:
-                result = check()
-                if result:
-                    return result
-            except requests.RequestException as exc:
-                last = exc
-            time.sleep(0.1)
-        raise RuntimeError(f"{what} not reached within {timeout}s ({last})")
+        """Poll until ``check`` holds; fails at once if a suite process exits."""
+        try:
+            return processes.wait_until(check, timeout, what, self.processes.values())
+        except AssertionError as exc:
+            raise RuntimeError(str(exc)) from None
 
     def pid(self, name: str) -> int:
         return self.processes[name].pid
@@ -709,7 +644,7 @@ class Suite:
         progress("tearing the suite down")
         for p in self.processes.values():
             with contextlib.suppress(Exception):
-                p.stop()
+                p.stop(timeout=15)
         with contextlib.suppress(Exception):
             drop_schemas(self.schema_prefix)
         with contextlib.suppress(Exception):

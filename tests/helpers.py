@@ -39,8 +39,8 @@ def drop_schemas(pg: dict[str, str], prefix: str) -> None:
     import psycopg
 
     with psycopg.connect(host=pg["POSTGRES_HOST"], port=pg["POSTGRES_PORT"],
-                         user=pg["POSTGRES_USER"], dbname=pg["POSTGRES_DBNAME"],
-                         autocommit=True) as conn:
+                         user=pg["POSTGRES_USER"], password=pg.get("POSTGRES_PASSWORD") or None,
+                         dbname=pg["POSTGRES_DBNAME"], autocommit=True) as conn:
         rows = conn.execute("SELECT nspname FROM pg_namespace WHERE nspname LIKE %s",
                             (prefix + "%",)).fetchall()
         for (name,) in rows:

@@ -1,20 +1,27 @@
-"""Start suite processes (gunicorn, workers, ``slactl run``) for end-to-end tests."""
+"""Start suite processes (gunicorn, workers, ``slactl run``) and wait on them.
+
+The end-to-end tests and the benchmarks (``bench/common.py``) both run the suite as real
+processes; they start, watch and stop them with these helpers, so both run the suite the
+way distributed mode does (``slactl run --distributed``).
+"""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 import requests
 
 ROOT = Path(__file__).resolve().parents[2]
+GUNICORN_CONF = ROOT / "deploy" / "gunicorn.conf.py"
 
 
 def free_port() -> int:
@@ -24,20 +31,37 @@ def free_port() -> int:
 
 
 class Process:
-    def __init__(self, args: list[str], env: dict[str, str], log: Path) -> None:
+    """A suite process in a session of its own (so a signal reaches its children, e.g. a
+    gunicorn master's workers), its output in a log file."""
+
+    def __init__(self, args: list[str], env: dict[str, str], log: Path,
+                 name: str | None = None) -> None:
+        self.name = name or log.stem
         self.log_path = log
+        log.parent.mkdir(parents=True, exist_ok=True)
         self._log = log.open("wb")
         self.proc = subprocess.Popen(args, cwd=ROOT, env={**os.environ, **env},
                                      stdout=self._log, stderr=subprocess.STDOUT,
                                      start_new_session=True)
 
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
     def output(self) -> str:
         self._log.flush()
         return self.log_path.read_text(errors="replace")
 
+    def tail(self, chars: int = 3000) -> str:
+        return self.output()[-chars:]
+
     def send(self, sig: int) -> None:
         if self.proc.poll() is None:
-            os.killpg(self.proc.pid, sig)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, sig)
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 20) -> int:
         self.send(sig)
@@ -50,23 +74,51 @@ class Process:
             self._log.close()
 
 
-def gunicorn(module: str, port: int, env: dict[str, str], log: Path, workers: int = 2
-             ) -> Process:
-    return Process([sys.executable, "-m", "gunicorn", "-c", str(ROOT / "deploy/gunicorn.conf.py"),
-                    "-b", f"127.0.0.1:{port}", "-w", str(workers), module], env, log)
+def gunicorn(module: str, port: int, env: dict[str, str], log: Path,
+             workers: int | None = 2) -> Process:
+    """A service's HTTP processes (``services.<service>.wsgi:app``) as distributed mode runs
+    them; ``workers=None`` leaves the count to ``SLA_HTTP_WORKERS``."""
+    count = ["-w", str(workers)] if workers is not None else []
+    return Process([sys.executable, "-m", "gunicorn", "-c", str(GUNICORN_CONF),
+                    "-b", f"127.0.0.1:{port}", *count, module], env, log)
 
 
-def worker(service: str, env: dict[str, str], log: Path) -> Process:
-    return Process([sys.executable, "-m", "services.cli", "worker", service], env, log)
+def worker(service: str, env: dict[str, str], log: Path, roles: str = "") -> Process:
+    """``slactl worker SERVICE`` (``--only ROLES`` when given: comma-separated roles)."""
+    only = ["--only", roles] if roles else []
+    return Process([sys.executable, "-m", "services.cli", "worker", service, *only], env, log)
+
+
+def service_processes(service: str, port: int, env: dict[str, str], logs: Path,
+                      http_workers: int | None = 2) -> dict[str, Process]:
+    """One service as ``slactl run --distributed`` runs it: its gunicorn, and one worker
+    process per entry of its spec's ``worker_processes`` (one with every role when it
+    names none). Keyed ``<service>-http``, ``<service>-worker`` and, for further worker
+    processes, ``<service>-<first role>``."""
+    from services.catalogue import spec
+
+    found = spec(service)
+    module = found.application.__module__.rsplit(".", 1)[0] + ".wsgi:app"
+    started = {f"{service}-http": gunicorn(module, port, env, logs / f"{service}-http.log",
+                                           http_workers)}
+    for n, roles in enumerate(found.worker_processes or ("",)):
+        name = f"{service}-worker" if n == 0 else f"{service}-{roles.split(',')[0]}"
+        started[name] = worker(service, env, logs / f"{name}.log", roles)
+    return started
 
 
 def wait_until(check: Callable[[], Any], timeout: float = 30, what: str = "condition",
-               process: Process | None = None) -> Any:
+               process: Process | Iterable[Process] | None = None) -> Any:
+    """Poll ``check`` until it returns something truthy. Fails at once, with its output,
+    when the process (or one of the processes) it depends on exits meanwhile."""
+    watched = [] if process is None else [process] if isinstance(process, Process) \
+        else list(process)
     deadline = time.monotonic() + timeout
     last: Exception | None = None
     while time.monotonic() < deadline:
-        if process is not None and process.proc.poll() is not None:
-            raise AssertionError(f"process exited early:\n{process.output()[-3000:]}")
+        for p in watched:
+            if not p.alive():
+                raise AssertionError(f"{p.name} exited early:\n{p.tail()}")
         try:
             result = check()
             if result:
@@ -74,7 +126,7 @@ def wait_until(check: Callable[[], Any], timeout: float = 30, what: str = "condi
         except (requests.RequestException, AssertionError) as exc:
             last = exc
         time.sleep(0.05)
-    detail = process.output()[-3000:] if process else ""
+    detail = "\n".join(p.tail() for p in watched[:1])
     raise AssertionError(f"{what} not reached within {timeout}s ({last})\n{detail}")
 
 
