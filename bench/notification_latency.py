@@ -25,7 +25,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from services.notification.delivery import NotificationConfig
 from shared import config
 from shared.bus.envelope import Envelope
 from shared.bus.topology import SLA_EVENTS
@@ -92,12 +91,12 @@ def run(rate: float, seconds: float, embedded: bool) -> dict[str, Any]:
         if not embedded:
             env["SLA_BUS_URL"] = os.environ.get("SLA_BENCH_AMQP_URL",
                                                 "amqp://guest:guest@127.0.0.1:5672/%2F")
+        # notification's own settings, read from the same environment when it is built
+        env.update({"SLA_WEBHOOK_ALLOW": "127.0.0.1/32", "SLA_NOTIFICATION_TICK": "0.05",
+                    "SLA_DELIVERY_CONCURRENCY": "16"})
         settings = config.load(env)
         suite = Suite([SPEC], settings, start_workers=False)
         runtime = suite.runtime("notification")
-        runtime.app.configure(NotificationConfig.from_env({
-            "SLA_WEBHOOK_ALLOW": "127.0.0.1/32", "SLA_NOTIFICATION_TICK": "0.05",
-            "SLA_DELIVERY_CONCURRENCY": "16"}), settings.secret_key)
         group = str(uuid.uuid4())
         runtime.app.create_list(
             name="bench", purpose=None, owner=None, kind="internal", customer_ids=[],

@@ -66,12 +66,21 @@ def _fail(message: str, code: int = 2) -> None:
     raise SystemExit(code)
 
 
-def _settings() -> config.Settings:
+def _settings(env: dict[str, str] | None = None, services: list[str] | None = None
+              ) -> config.Settings:
+    """The platform's settings and the own settings of every service (or of the ones
+    named), validated before anything starts: a bad value stops here, naming it."""
+    from services.catalogue import SERVICE_MODULES
+    from services.catalogue import spec as find_spec
+
     try:
-        return config.load()
+        settings = config.load(env)
+        for name in services if services is not None else list(SERVICE_MODULES):
+            find_spec(name).own_settings(settings)
     except config.ConfigError as exc:
         console.print(f"[red]{exc}[/red]")
         raise SystemExit(2) from None
+    return settings
 
 
 # --- ports ---------------------------------------------------------------------------------
@@ -222,11 +231,7 @@ def _run_distributed(host: str, ports: dict[str, int]) -> None:
             key_file.write_text(secrets.token_urlsafe(48) + "\n")
             key_file.chmod(0o600)
         env["SLA_SECRET_KEY"] = key_file.read_text().strip()
-    try:
-        settings = config.load(env)
-    except config.ConfigError as exc:
-        console.print(f"[red]{exc}[/red]")
-        raise SystemExit(2) from None
+    settings = _settings(env)
     specs = all_specs()
     gunicorn_conf = Path(__file__).resolve().parents[1] / "deploy" / "gunicorn.conf.py"
     procs: list[subprocess.Popen] = []
@@ -274,13 +279,13 @@ def worker(service: str, only: str | None) -> None:
     from services.catalogue import spec as find_spec
     from shared.service import Runtime
 
-    settings = _settings()
-    logs.configure(settings.log_level, settings.log_json, service)
     try:
         spec = find_spec(service)
     except KeyError as exc:
         console.print(f"[red]{exc}[/red]")
         raise SystemExit(2) from None
+    settings = _settings(services=[spec.name])
+    logs.configure(settings.log_level, settings.log_json, service)
     runtime = Runtime(spec, settings)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

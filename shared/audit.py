@@ -1,4 +1,5 @@
-"""Audit queries over a service's own event log (README: audit), for ``audit:read`` only.
+"""Audit queries over a service's own event log, for ``audit:read`` only
+(docs/architecture.md, "The audit model"; the endpoints: README, audit).
 
 Events filtered by aggregate, type, time range and correlation id; an aggregate's full
 history; any resource as it was at a past time or version; JSON Lines export.

@@ -1,7 +1,10 @@
 """Configuration from the environment, validated once at start.
 
 A bad value stops the process with a message that names the variable, instead of
-surfacing later as a confusing runtime error.
+surfacing later as a confusing runtime error. :class:`Settings` holds the platform's
+settings only (store, bus, cache, HTTP, logs, tokens); a service reads its own settings
+from the same environment (:attr:`Settings.environment`) with the readers below, through
+its spec's ``settings`` (docs/architecture.md, "Adding a service").
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from urllib.parse import urlparse
 
 # Embedded mode's port, and distributed mode's base: each service's port below is the base
@@ -41,7 +45,8 @@ class ConfigError(SystemExit):
         super().__init__(f"configuration error: {variable}: {problem}")
 
 
-def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
+def whole_number(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
+    """``name`` as a whole number of at least ``minimum`` (``default`` when unset)."""
     raw = env.get(name)
     if raw is None or raw == "":
         return default
@@ -54,7 +59,8 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> i
     return value
 
 
-def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+def flag(env: Mapping[str, str], name: str, default: bool) -> bool:
+    """``name`` as true or false (``1/0``, ``yes/no``, ``on/off`` …)."""
     raw = env.get(name)
     if raw is None or raw == "":
         return default
@@ -78,7 +84,8 @@ def _url(env: Mapping[str, str], name: str, schemes: tuple[str, ...]) -> str | N
 
 @dataclass(frozen=True)
 class Settings:
-    """Every setting of a suite process, read from the environment."""
+    """The platform's settings of a suite process, read from the environment. A
+    service's own settings are not here: its spec reads them from :attr:`environment`."""
 
     data_dir: Path
     bus_url: str | None
@@ -97,10 +104,10 @@ class Settings:
     token_ttl_days: int = 30
     schema_prefix: str = ""
     bus_prefix: str = ""
-    checkpoint_seconds: int = 10
-    evaluator_partitions: int = 1
-    evaluations_kept: int = 1000
     heartbeat_seconds: float = 5.0
+    # The environment these settings were read from: each service reads its own settings
+    # from it (so a test's or a command's environment reaches every service alike).
+    environment: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def embedded(self) -> bool:
@@ -118,8 +125,6 @@ class Settings:
             # Per-id tracking: a requeued message arriving behind later ones must still
             # be processed, not taken for a duplicate of a higher id.
             "SINGLE_ROW_TRACKING": "n",
-            # Read by services' applications (validated here, with the other settings).
-            "SLA_EVALUATIONS_KEPT": str(self.evaluations_kept),
         }
         if self.persistence_module == "eventsourcing.sqlite":
             env["SQLITE_DBNAME"] = str(self.data_dir / f"{service}.sqlite")
@@ -187,7 +192,7 @@ def _secret(env: Mapping[str, str], data_dir: Path, embedded: bool) -> tuple[str
     configured = env.get("SLA_SECRET_KEY")
     if configured:
         return existing_secret(env, data_dir) or configured, False
-    if not embedded and not _bool(env, "SLA_ALLOW_GENERATED_SECRET", False):
+    if not embedded and not flag(env, "SLA_ALLOW_GENERATED_SECRET", False):
         raise ConfigError(
             "SLA_SECRET_KEY",
             "is required in distributed mode (every process must verify the same tokens)",
@@ -216,11 +221,11 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         postgres = {
             "POSTGRES_DBNAME": env.get("POSTGRES_DBNAME") or "sla",
             "POSTGRES_HOST": env.get("POSTGRES_HOST") or "127.0.0.1",
-            "POSTGRES_PORT": str(_int(env, "POSTGRES_PORT", 5432, 1)),
+            "POSTGRES_PORT": str(whole_number(env, "POSTGRES_PORT", 5432, 1)),
             "POSTGRES_USER": env.get("POSTGRES_USER") or "postgres",
             "POSTGRES_PASSWORD": env.get("POSTGRES_PASSWORD") or "",
-            "POSTGRES_POOL_SIZE": str(_int(env, "POSTGRES_POOL_SIZE", 5, 1)),
-            "POSTGRES_CONNECT_TIMEOUT": str(_int(env, "POSTGRES_CONNECT_TIMEOUT", 5, 1)),
+            "POSTGRES_POOL_SIZE": str(whole_number(env, "POSTGRES_POOL_SIZE", 5, 1)),
+            "POSTGRES_CONNECT_TIMEOUT": str(whole_number(env, "POSTGRES_CONNECT_TIMEOUT", 5, 1)),
         }
     level = (env.get("SLA_LOG_LEVEL") or "INFO").upper()
     if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
@@ -244,20 +249,18 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         postgres=postgres,
         secret_key=secret,
         secret_generated=generated,
-        max_content_length=_int(env, "SLA_MAX_BODY_BYTES", 1_048_576, 1024),
-        max_deliveries=_int(env, "SLA_MAX_DELIVERIES", 5, 1),
-        prefetch=_int(env, "SLA_PREFETCH", 50, 1),
-        relay_batch=_int(env, "SLA_RELAY_BATCH", 500, 1),
+        max_content_length=whole_number(env, "SLA_MAX_BODY_BYTES", 1_048_576, 1024),
+        max_deliveries=whole_number(env, "SLA_MAX_DELIVERIES", 5, 1),
+        prefetch=whole_number(env, "SLA_PREFETCH", 50, 1),
+        relay_batch=whole_number(env, "SLA_RELAY_BATCH", 500, 1),
         relay_poll_interval=poll,
         log_level=level,
-        log_json=_bool(env, "SLA_LOG_JSON", True),
-        token_ttl_days=_int(env, "SLA_TOKEN_TTL_DAYS", 30, 1),
+        log_json=flag(env, "SLA_LOG_JSON", True),
+        token_ttl_days=whole_number(env, "SLA_TOKEN_TTL_DAYS", 30, 1),
         schema_prefix=_schema_prefix(env),
         bus_prefix=_bus_prefix(env),
-        checkpoint_seconds=_int(env, "SLA_CHECKPOINT_SECONDS", 10, 1),
-        evaluator_partitions=_int(env, "SLA_EVALUATOR_PARTITIONS", 1, 1),
-        evaluations_kept=_int(env, "SLA_EVALUATIONS_KEPT", 1000, 1),
         heartbeat_seconds=heartbeat,
+        environment=MappingProxyType(dict(env)),
     )
 
 

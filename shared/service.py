@@ -1,15 +1,21 @@
 """What a service declares about itself, and the runtime that wires it.
 
 A service module provides a :class:`ServiceSpec`; the same spec runs embedded (threads,
-in-process bus, SQLite) or distributed (gunicorn for HTTP, a worker process for the
-relay and the inbox, RabbitMQ, PostgreSQL, Redis) — chosen by the environment only.
+in-process bus, SQLite) or distributed (gunicorn for HTTP, worker processes for the
+relay, the inbox and the service's own roles, RabbitMQ, PostgreSQL, Redis) — chosen by
+the environment only.
+
+Wiring is explicit: the runtime reads the service's own settings through its spec, makes
+the store's environment, the cache and the transport, and hands them to the spec as one
+:class:`Wiring`; the spec builds its application and its background roles from that, and
+nothing is set on either afterwards (docs/architecture.md, "Adding a service").
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,9 +32,48 @@ from shared.store import ServiceApplication, ensure_schema, schema_lock, topics_
 log = logging.getLogger(__name__)
 
 
+def _no_error() -> str | None:
+    return None
+
+
+@dataclass(frozen=True)
+class Role:
+    """One named background loop of a service: ``run`` until the stop event is set, and
+    ``last_error`` for readiness (its loop's last failure, None while it is well)."""
+
+    run: Callable[[threading.Event], None]
+    last_error: Callable[[], str | None] = _no_error
+
+
+@dataclass(frozen=True)
+class Wiring:
+    """Everything a service's spec builds its application and roles from."""
+
+    service: str
+    platform: Settings
+    # The service's own settings, as its spec's ``settings`` read them (None if it has none).
+    settings: Any
+    # The event store's own variables (the eventsourcing library's), nothing else.
+    store_env: Mapping[str, str]
+    cache: Cache
+    transport: Transport
+    # The time source to build the application with, in the unit the application takes;
+    # None: the application's own (the wall clock). Tests give one to move time.
+    clock: Callable[[], Any] | None = None
+
+
+def _no_settings(env: Mapping[str, str]) -> None:
+    return None
+
+
+def _no_roles(app: Any, wiring: Wiring) -> dict[str, Role]:
+    return {}
+
+
 @dataclass(frozen=True)
 class ServiceSpec:
     name: str
+    # The service's application class (its package holds ``wsgi.py``, the HTTP entry point).
     application: type[ServiceApplication]
     blueprint: Callable[[Runtime], Blueprint]
     # Given the service's application, maps each stored event to what it publishes.
@@ -39,11 +84,16 @@ class ServiceSpec:
     published: tuple[type, ...] = ()
     # Turns an aggregate into its resource representation, for audit "as of" queries.
     represent: Callable[[Any], dict[str, Any]] | None = None
-    # Extra background loops of the worker (schedulers, evaluators): each is given the
-    # runtime and returns callables run in threads until the stop event is set.
-    # A dict names them as roles (``slactl worker SERVICE --only ROLE``).
-    background: Callable[[Any], Any] = field(
-        default=lambda runtime: [])
+    # Reads and validates the service's own settings from the environment (raising
+    # ``ConfigError`` naming the variable); checked when a process starts.
+    settings: Callable[[Mapping[str, str]], Any] = _no_settings
+    # Builds the application from the wiring; None: ``application(wiring.store_env)``.
+    build: Callable[[Wiring], ServiceApplication] | None = None
+    # The service's own background roles (schedulers, evaluators, consumers of its own
+    # queues), by name, from its application and the wiring: ``slactl worker SERVICE
+    # --only ROLE`` runs some of them. Called only where roles run (a worker, or the
+    # embedded suite), never in a distributed HTTP process.
+    background: Callable[[Any, Wiring], dict[str, Role]] = _no_roles
     # How distributed mode spreads the roles over worker processes: one entry per process
     # (comma-separated roles); empty: one process with every role.
     worker_processes: tuple[str, ...] = ()
@@ -63,6 +113,10 @@ class ServiceSpec:
         ``SLA_BUS_PREFIX`` on the broker)."""
         return inbox_queue(self.name, self.bindings)
 
+    def own_settings(self, settings: Settings) -> Any:
+        """The service's own settings, read from the environment ``settings`` came from."""
+        return self.settings(settings.environment)
+
 
 def make_transport(settings: Settings, shared: Transport | None = None) -> Transport:
     if shared is not None:
@@ -75,20 +129,26 @@ def make_transport(settings: Settings, shared: Transport | None = None) -> Trans
 
 
 class Runtime:
-    """One service's store, bus and cache, and its background work (relay, inbox)."""
+    """One service's store, bus and cache, and its background work (relay, inbox, roles)."""
+
+    PLATFORM_ROLES = ("relay", "inbox")
 
     def __init__(self, spec: ServiceSpec, settings: Settings,
-                 transport: Transport | None = None) -> None:
+                 transport: Transport | None = None,
+                 clock: Callable[[], Any] | None = None) -> None:
         self.spec, self.settings = spec, settings
         store_env = settings.store_env(spec.name)
+        self.transport = make_transport(settings, transport)
+        self.cache: Cache = make_cache(settings.redis_url, settings.bus_prefix + spec.name)
+        self.wiring = Wiring(service=spec.name, platform=settings,
+                             settings=spec.own_settings(settings), store_env=store_env,
+                             cache=self.cache, transport=self.transport, clock=clock)
         if settings.persistence_module == "eventsourcing.sqlite":
             settings.data_dir.mkdir(parents=True, exist_ok=True)
         ensure_schema(store_env)
         with schema_lock(store_env):
-            self.app = spec.application(store_env)
-        self.transport = make_transport(settings, transport)
-        self.cache: Cache = make_cache(settings.redis_url, settings.bus_prefix + spec.name)
-        self.app.attach(cache=self.cache)
+            self.app = spec.build(self.wiring) if spec.build is not None \
+                else spec.application(store_env)
         self.relay = OutboxRelay(self.app.publishing_store, spec.name, self.transport,
                                  spec.describe(self.app),
                                  batch=settings.relay_batch,
@@ -101,33 +161,39 @@ class Runtime:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._roles: dict[str, threading.Thread] = {}  # the roles this process runs
-        # Background loops report here: role -> callable giving its last error or None.
-        self.health: dict[str, Callable[[], str | None]] = {
-            "relay": lambda: self.relay.last_error}
+        # Each role's last error, or None while it is well (readiness).
+        self._health: dict[str, Callable[[], str | None]] = {}
+
+    def roles(self) -> dict[str, Role]:
+        """Every role of the service: the outbox relay, the inbox if it consumes anything,
+        and the service's own (built here, so only where roles run)."""
+        roles = {"relay": Role(self.relay.run, lambda: self.relay.last_error)}
+        if self.spec.bindings:
+            roles["inbox"] = Role(self.inbox.run)
+        own = self.spec.background(self.app, self.wiring)
+        clash = set(own) & set(self.PLATFORM_ROLES)
+        if clash:
+            raise ValueError(f"{self.spec.name}: role names {', '.join(sorted(clash))} "
+                             f"are the platform's")
+        roles.update(own)
+        return roles
 
     def start_workers(self, only: set[str] | None = None) -> list[str]:
-        """Start the outbox relay, the inbox (if the service consumes anything) and the
-        service's background loops — or only the roles named in ``only`` (so a service's
+        """Start the service's roles — or only those named in ``only`` (so a service's
         work can be spread over several processes). Returns the roles started."""
-        loops: dict[str, Callable[[threading.Event], None]] = {"relay": self.relay.run}
-        if self.spec.bindings:
-            loops["inbox"] = self.inbox.run
-        background = self.spec.background(self)
-        if isinstance(background, dict):
-            loops.update(background)
-        else:
-            loops.update({f"background-{i}": loop for i, loop in enumerate(background)})
-        unknown = (only or set()) - set(loops)
+        roles = self.roles()
+        unknown = (only or set()) - set(roles)
         if unknown:
             raise ValueError(f"{self.spec.name} has no role {', '.join(sorted(unknown))}; "
-                             f"its roles: {', '.join(loops)}")
+                             f"its roles: {', '.join(roles)}")
         if (only is None or "inbox" in only) and self.spec.bindings:
             self.transport.declare([self.queue])
         started = []
-        for role, loop in loops.items():
-            if only is None or role in only:
-                self._roles[role] = self._spawn(f"{self.spec.name}-{role}", loop)
-                started.append(role)
+        for name, role in roles.items():
+            if only is None or name in only:
+                self._health[name] = role.last_error
+                self._roles[name] = self._spawn(f"{self.spec.name}-{name}", role.run)
+                started.append(name)
         if self.settings.redis_url:
             # Distributed: the HTTP processes learn this process's health from Redis.
             self._spawn(f"{self.spec.name}-heartbeat", self._heartbeat)
@@ -148,7 +214,7 @@ class Runtime:
         thread = self._roles.get(role)
         if thread is None or not thread.is_alive():
             return "stopped"
-        check = self.health.get(role)
+        check = self._health.get(role)
         return "failing" if check is not None and check() else "ok"
 
     def _heartbeat(self, stop: threading.Event) -> None:

@@ -3,7 +3,8 @@ per-id tracking for the inbox, and helpers for the outbox and the read models.
 
 SQLite by default, PostgreSQL through the library's own variables (one schema per
 service). Every stored event carries ``__meta__`` (correlation id, causation id, actor)
-so the audit log and the bus envelope can tell where it came from.
+so the audit log and the bus envelope can tell where it came from (docs/architecture.md,
+"The event store").
 """
 
 from __future__ import annotations
@@ -141,11 +142,6 @@ class ServiceApplication(Application):
     def stores(self) -> list[ServiceApplication]:
         """Every log this service keeps (audit reads them all)."""
         return [self]
-
-    def attach(self, **services: Any) -> None:
-        """Receive the runtime's services (e.g. ``cache``) after construction."""
-        for name, value in services.items():
-            setattr(self, name, value)
 
     # --- construction -------------------------------------------------------------
     def construct_mapper(self) -> AuditingMapper:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from flask import Flask
@@ -28,10 +28,15 @@ class Suite:
     """All services in one process: one in-process bus, the apps under their API roots."""
 
     def __init__(self, specs: Sequence[ServiceSpec], settings: config.Settings | None = None,
-                 start_workers: bool = True) -> None:
+                 start_workers: bool = True,
+                 clocks: Mapping[str, Callable[[], Any]] | None = None) -> None:
+        """``clocks``: by service name, the time source its application is built with
+        (tests move time with it); the others keep the wall clock."""
         self.settings = settings or config.load()
         transport = InProcessTransport() if self.settings.embedded else None
-        self.runtimes = [Runtime(spec, self.settings, transport) for spec in specs]
+        clocks = clocks or {}
+        self.runtimes = [Runtime(spec, self.settings, transport, clock=clocks.get(spec.name))
+                         for spec in specs]
         self.apps = {rt.spec.root: create_app(rt) for rt in self.runtimes}
         if start_workers:
             for rt in self.runtimes:

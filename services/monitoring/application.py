@@ -97,17 +97,20 @@ class Monitoring(ServiceApplication):
     snapshotting_intervals = {Regime: 50, Replica: 50, RegimeClock: 50}  # noqa: RUF012
 
     def __init__(self, env: Mapping[str, str] | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, cache: Cache | None = None,
+                 evaluations_kept: int = 1000) -> None:
+        """``env``: the store's; ``cache``: shared by the service's processes (Redis in
+        distributed mode), else one of this process; ``evaluations_kept``: per series, for
+        the queries (``SLA_EVALUATIONS_KEPT``)."""
         super().__init__(env)
         self.clock = clock
-        self.cache: Cache = MemoryCache()
+        self.cache: Cache = cache if cache is not None else MemoryCache()
         self._working_set: WorkingSet | None = None
         self.outcomes = MonitoringOutcomes(env)
         self.publishing_store = self.outcomes  # crossings and alerts go out on the bus
         self.crossings_index = AggregateIndex(self.outcomes, kinds=(Crossing,))
         self.alerts_index = AggregateIndex(self.outcomes, kinds=(BurnAlert,))
-        self.evaluations_index = RecentEvaluations(
-            self.outcomes, int(self.env.get("SLA_EVALUATIONS_KEPT") or 1000))
+        self.evaluations_index = RecentEvaluations(self.outcomes, evaluations_kept)
         self.regimes_index = AggregateIndex(self, kinds=(Regime,))
         self.quarantine_index = AggregateIndex(self.outcomes, kinds=(Quarantine,))
 

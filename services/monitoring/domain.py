@@ -3,7 +3,7 @@ crossings, burn alerts, and the replicas of registry and outage data they rely o
 
 High-volume facts are many small aggregates (one per batch, one per evaluated window),
 never one growing aggregate: replaying a long aggregate on every save would make the hot
-path slower with history.
+path slower with history (docs/architecture.md, "The event store").
 """
 
 from __future__ import annotations

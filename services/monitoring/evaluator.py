@@ -1,7 +1,8 @@
 """The evaluator: a projection of the measurement batches in the order they were
 recorded (in monitoring's intake log). It closes windows, evaluates them against the
 standards in force, runs each series' crossing and error-budget state, and writes what it
-concludes to a log of its own (``Monitoring.outcomes``).
+concludes to a log of its own (``Monitoring.outcomes``). Its place in a measurement's way
+to a message, and its partitions: docs/architecture.md.
 
 Exactly once, deterministic: each round's evaluations, crossings and alerts are saved
 with a tracking record of the last batch read, in one transaction. Its in-memory state

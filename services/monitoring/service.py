@@ -1,41 +1,50 @@
-"""monitoring as the runtime sees it: application, API, bus wiring, background loops."""
+"""monitoring as the runtime sees it: its settings, how its application is built, its API,
+bus wiring and background roles."""
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
-from typing import Any
 
 from services.monitoring import api, messaging, resources
 from services.monitoring.application import Monitoring
 from services.monitoring.clock import Ticker
 from services.monitoring.domain import BurnAlert, Crossing
 from services.monitoring.evaluator import Evaluator
+from services.monitoring.settings import MonitoringSettings
 from shared.bus.topology import QueueSpec
-from shared.service import ServiceSpec
+from shared.service import Role, ServiceSpec, Wiring
 
 
-def background(runtime: Any) -> dict[str, Any]:
-    """The measurement intake (batched consumer) and the evaluator, as two roles that can
-    run in one worker process or in two (``slactl worker monitoring --only evaluator``)."""
+def build(wiring: Wiring) -> Monitoring:
+    """The application on the service's store, the shared cache (the resolved routes,
+    watermarks and clocks every monitoring process reads) and the clock it is given."""
+    settings: MonitoringSettings = wiring.settings
+    return Monitoring(wiring.store_env, clock=wiring.clock or time.time, cache=wiring.cache,
+                      evaluations_kept=settings.evaluations_kept)
+
+
+def background(app: Monitoring, wiring: Wiring) -> dict[str, Role]:
+    """The measurement intake (batched consumer) and the evaluator(s), as roles that can
+    run in one worker process or in several (``slactl worker monitoring --only evaluator``;
+    with ``SLA_EVALUATOR_PARTITIONS`` N, roles ``evaluator-0`` … ``evaluator-N-1``)."""
+    settings: MonitoringSettings = wiring.settings
     queue = QueueSpec(name="monitoring.measurements",
                       bindings=messaging.MEASUREMENT_BINDINGS)
-    runtime.transport.declare([queue])
-    consumer = messaging.MeasurementConsumer(runtime.app, runtime.transport, queue,
-                                             max_deliveries=runtime.settings.max_deliveries)
-    partitions = runtime.settings.evaluator_partitions
-    evaluators = [Evaluator(runtime.app, i, partitions,
-                            checkpoint_seconds=runtime.settings.checkpoint_seconds)
-                  for i in range(partitions)]
-    tickers = [Ticker(runtime.app, i, partitions) for i in range(partitions)]
-    runtime.evaluators, runtime.tickers = evaluators, tickers
-    roles = {"intake": consumer.run}
-    runtime.health["intake"] = lambda: consumer.last_error
-    for e, t in zip(evaluators, tickers, strict=True):
-        role = "evaluator" if partitions == 1 else f"evaluator-{e.index}"
-        roles[role] = with_clock(e, t)
+    wiring.transport.declare([queue])
+    consumer = messaging.MeasurementConsumer(app, wiring.transport, queue,
+                                             max_deliveries=wiring.platform.max_deliveries)
+    roles = {"intake": Role(consumer.run, lambda: consumer.last_error)}
+    partitions = settings.evaluator_partitions
+    for index in range(partitions):
+        evaluator = Evaluator(app, index, partitions,
+                              checkpoint_seconds=settings.checkpoint_seconds)
+        ticker = Ticker(app, index, partitions)
+        role = "evaluator" if partitions == 1 else f"evaluator-{index}"
         # The role is failing when its evaluator or its partition's clock keeps failing.
-        runtime.health[role] = lambda e=e, t=t: e.last_error or t.last_error
+        roles[role] = Role(with_clock(evaluator, ticker),
+                           lambda e=evaluator, t=ticker: e.last_error or t.last_error)
     return roles
 
 
@@ -62,6 +71,8 @@ SPEC = ServiceSpec(
     handlers=messaging.handlers,
     published=(Crossing, BurnAlert),
     represent=resources.represent,
+    settings=MonitoringSettings.from_env,
+    build=build,
     background=background,
     # Intake and evaluation each get a process (and so a core of their own).
     worker_processes=("relay,inbox,intake", "evaluator"),

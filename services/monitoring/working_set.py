@@ -4,7 +4,8 @@ which standard is in force for it, which outages and accounting apply).
 
 Resolved routes are cached in the service's cache (Redis in distributed mode) under the
 generation of the replicas they were computed from, so every monitoring process shares
-them and a change of any replica or regime invalidates them at once.
+them and a change of any replica or regime invalidates them at once (docs/architecture.md,
+"Partitioning and the working set").
 """
 
 from __future__ import annotations

@@ -1,1 +1,2 @@
-"""Notification lists, subscriptions and reliable delivery (README: notification)."""
+"""Notification lists, subscriptions and reliable delivery (README: notification; its
+place in the suite: docs/architecture.md)."""

@@ -17,7 +17,6 @@ from flask_smorest import Blueprint
 from services.notification import resources
 from services.notification import schemas as s
 from services.notification.application import NotificationService
-from services.notification.worker import ensure_configured
 from shared.errors import NotFound
 from shared.http.listing import (
     created_response,
@@ -74,7 +73,6 @@ HISTORY_COLUMNS = ("id", "createdAt", "status", "channel", "recipient", "listId"
 
 def blueprint(runtime: Any) -> Blueprint:
     app: NotificationService = runtime.app
-    ensure_configured(runtime)
     blp = Blueprint("notification", __name__,
                     description="Notification lists, hub subscriptions, incidents, "
                                 "deliveries and their history")

@@ -1,12 +1,25 @@
-"""The notification service as the runtime sees it: its application, API, bus wiring,
-and the worker loops that schedule and hand over messages."""
+"""The notification service as the runtime sees it: its settings, how its application is
+built, its API, bus wiring, and the worker roles that schedule and hand over messages."""
 
 from __future__ import annotations
 
 from services.notification import api, messaging, resources, worker
 from services.notification.application import NotificationService
+from services.notification.delivery import NotificationConfig
 from services.notification.domain import Delivery, Incident
-from shared.service import ServiceSpec
+from shared.service import ServiceSpec, Wiring
+
+
+def build(wiring: Wiring) -> NotificationService:
+    """The application on the service's store, with its own settings (SMTP, webhooks,
+    retries, links) and the suite's key, from which webhook secrets and acknowledgement
+    links are derived."""
+    app = NotificationService(wiring.store_env)
+    app.configure(wiring.settings, wiring.platform.secret_key)
+    if wiring.clock is not None:
+        app.clock = wiring.clock
+    return app
+
 
 SPEC = ServiceSpec(
     name=messaging.SERVICE,
@@ -17,6 +30,8 @@ SPEC = ServiceSpec(
     handlers=messaging.handlers,
     published=(Delivery, Incident),
     represent=resources.represent,
+    settings=NotificationConfig.from_env,
+    build=build,
     background=worker.background,
     title="SLA Support Suite — notification",
     description="Notification lists and TMF hub subscriptions; monitoring alerts turned "

@@ -1,29 +1,21 @@
-"""The notification worker's loops (run by ``slactl worker``, or as threads embedded):
-the scheduler (group flushes, repeats, escalations) and the dispatcher (delivery attempts
-on a bounded thread pool). Both read due work from the event-sourced read model, so a
+"""The notification worker's roles (run by ``slactl worker``, or as threads embedded):
+the ``scheduler`` (group flushes, repeats, escalations) and the ``dispatcher`` (delivery
+attempts on a bounded thread pool). Both read due work from the event-sourced read model, so a
 restarted worker resumes where the last one stopped."""
 
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from services.notification.application import NotificationService
-from services.notification.delivery import NotificationConfig, webhook_session
+from services.notification.delivery import webhook_session
+from shared.service import Role, Wiring
 
 log = logging.getLogger(__name__)
-
-
-def ensure_configured(runtime: Any) -> NotificationService:
-    """Read and validate the service's own settings once (raises ConfigError)."""
-    app: NotificationService = runtime.app
-    if not app.configured:
-        app.configure(NotificationConfig.from_env(os.environ), runtime.settings.secret_key)
-    return app
 
 
 def scheduler(app: NotificationService) -> Callable[[threading.Event], None]:
@@ -80,6 +72,8 @@ def dispatcher(app: NotificationService, embedded: bool) -> Callable[[threading.
     return run
 
 
-def background(runtime: Any) -> list[Callable[[threading.Event], None]]:
-    app = ensure_configured(runtime)
-    return [scheduler(app), dispatcher(app, runtime.settings.embedded)]
+def background(app: NotificationService, wiring: Wiring) -> dict[str, Role]:
+    """In embedded mode the dispatcher resumes every delivery left ``sending`` at start
+    (this process was the only sender); distributed, only those whose lease ran out."""
+    return {"scheduler": Role(scheduler(app)),
+            "dispatcher": Role(dispatcher(app, wiring.platform.embedded))}

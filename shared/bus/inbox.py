@@ -4,7 +4,8 @@ Each handler's events are saved together with a tracking record (upstream, messa
 in one transaction, so a redelivered message is recognised and acknowledged without a
 second effect. A message that cannot be parsed or breaks its contract goes straight to
 the dead-letter queue with the reason; one whose handler keeps failing goes there after
-a bounded number of attempts. The consumer always carries on.
+a bounded number of attempts. The consumer always carries on (docs/architecture.md,
+"Outbox and inbox").
 """
 
 from __future__ import annotations

@@ -1,9 +1,10 @@
 """The outbox relay: publishes a service's notification log to the bus.
 
 Nothing is published in the request path. The relay reads the notifications after the
-last confirmed position, publishes them with confirms, then records the new position in
-the service's own store. A crash anywhere in between re-sends a batch; the consumers'
-inbox makes the re-send harmless. Nothing is ever lost.
+last published position, publishes them (the broker acknowledges each batch), then records
+the new position in the service's own store. A crash anywhere in between re-sends a batch;
+the consumers' inbox makes the re-send harmless. Nothing is ever lost (docs/architecture.md,
+"Outbox and inbox").
 """
 
 from __future__ import annotations

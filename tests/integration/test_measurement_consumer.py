@@ -47,8 +47,7 @@ class Intake:
         store_env = config.load(env).store_env("monitoring")
         self.schema = store_env["POSTGRES_SCHEMA"]
         ensure_schema(store_env)
-        self.app = Monitoring(store_env)
-        self.app.attach(cache=make_cache(redis_url, self.prefix + "monitoring"))
+        self.app = Monitoring(store_env, cache=make_cache(redis_url, self.prefix + "monitoring"))
         self.products = [f"{self.prefix}p{n}" for n in range(2)]
         for kind, rid, resource in estate(self.products):
             self.app.receive_replica(kind, rid, resource, int(resource["version"]))

@@ -13,7 +13,6 @@ from typing import Any
 import pika
 import pytest
 
-from services.notification.delivery import NotificationConfig
 from services.notification.signature import verify_signature
 from shared import config
 from shared.bus.topology import SLA_EVENTS, BrokerNames
@@ -37,14 +36,14 @@ def distributed(tmp_path: Path, amqp_url: str, unique: str,
     from shared.wsgi import Suite
 
     prefix = f"t{unique}."
-    settings = config.load(base_env(tmp_path / "var", SLA_BUS_URL=amqp_url,
-                                    SLA_BUS_PREFIX=prefix, SLA_PREFETCH="10"))
+    settings = config.load(base_env(
+        tmp_path / "var", SLA_BUS_URL=amqp_url, SLA_BUS_PREFIX=prefix, SLA_PREFETCH="10",
+        # notification's own settings, read from the same environment when it is built
+        SLA_SMTP_HOST="127.0.0.1", SLA_SMTP_PORT=str(mailbox[1]),
+        SLA_WEBHOOK_ALLOW="127.0.0.1/32", SLA_DELIVERY_BACKOFF_BASE="0.2",
+        SLA_DELIVERY_BACKOFF_CAP="0.5"))
     suite = Suite([SPEC], settings, start_workers=False)
     runtime = suite.runtime("notification")
-    runtime.app.configure(NotificationConfig.from_env({
-        "SLA_SMTP_HOST": "127.0.0.1", "SLA_SMTP_PORT": str(mailbox[1]),
-        "SLA_WEBHOOK_ALLOW": "127.0.0.1/32", "SLA_DELIVERY_BACKOFF_BASE": "0.2",
-        "SLA_DELIVERY_BACKOFF_CAP": "0.5"}), settings.secret_key)
     names = BrokerNames(prefix)
     tap = names.queue("tap")
     with contextlib.closing(pika.BlockingConnection(pika.URLParameters(amqp_url))) as conn:
