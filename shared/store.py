@@ -131,13 +131,9 @@ class ServiceApplication(Application):
 
     @property
     def publishing_store(self) -> ServiceApplication:
-        """The application whose log the outbox publishes (itself, unless it keeps its
-        published facts in a log of their own)."""
-        return self.__dict__.get("_publishing_store", self)
-
-    @publishing_store.setter
-    def publishing_store(self, store: ServiceApplication) -> None:
-        self.__dict__["_publishing_store"] = store
+        """The application whose log the outbox publishes: itself, unless the service
+        keeps its published facts in a log of their own (and says so here)."""
+        return self
 
     def stores(self) -> list[ServiceApplication]:
         """Every log this service keeps (audit reads them all)."""

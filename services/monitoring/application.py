@@ -107,12 +107,15 @@ class Monitoring(ServiceApplication):
         self.cache: Cache = cache if cache is not None else MemoryCache()
         self._working_set: WorkingSet | None = None
         self.outcomes = MonitoringOutcomes(env)
-        self.publishing_store = self.outcomes  # crossings and alerts go out on the bus
         self.crossings_index = AggregateIndex(self.outcomes, kinds=(Crossing,))
         self.alerts_index = AggregateIndex(self.outcomes, kinds=(BurnAlert,))
         self.evaluations_index = RecentEvaluations(self.outcomes, evaluations_kept)
         self.regimes_index = AggregateIndex(self, kinds=(Regime,))
         self.quarantine_index = AggregateIndex(self.outcomes, kinds=(Quarantine,))
+
+    @property
+    def publishing_store(self) -> ServiceApplication:
+        return self.outcomes  # crossings and alerts go out on the bus
 
     def stores(self) -> list[ServiceApplication]:
         return [self, self.outcomes]
