@@ -45,17 +45,41 @@ class ConfigError(SystemExit):
         super().__init__(f"configuration error: {variable}: {problem}")
 
 
-def whole_number(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
-    """``name`` as a whole number of at least ``minimum`` (``default`` when unset)."""
+def _within(name: str, value: float, minimum: float, maximum: float | None) -> None:
+    if maximum is not None and not minimum <= value <= maximum:
+        raise ConfigError(name, f"must be between {minimum} and {maximum}, got {value}")
+    if value < minimum:
+        raise ConfigError(name, f"must be at least {minimum}, got {value}")
+
+
+def whole_number(env: Mapping[str, str], name: str, default: int, minimum: int = 0,
+                 maximum: int | None = None) -> int:
+    """``name`` as a whole number from ``minimum`` (to ``maximum``); ``default`` when unset."""
     raw = env.get(name)
-    if raw is None or raw == "":
+    if raw is None or raw.strip() == "":
         return default
     try:
         value = int(raw)
     except ValueError:
         raise ConfigError(name, f"expected a whole number, got {raw!r}") from None
-    if value < minimum:
-        raise ConfigError(name, f"must be at least {minimum}, got {value}")
+    _within(name, value, minimum, maximum)
+    return value
+
+
+def seconds(env: Mapping[str, str], name: str, default: float, minimum: float = 0.0,
+            maximum: float | None = None) -> float:
+    """``name`` as a number of seconds from ``minimum`` (to ``maximum``); ``default`` when
+    unset."""
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(name, f"expected seconds as a number, got {raw!r}") from None
+    if value != value:  # NaN passes no bound
+        raise ConfigError(name, f"expected seconds as a number, got {raw!r}")
+    _within(name, value, minimum, maximum)
     return value
 
 
@@ -231,16 +255,8 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
     if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
         raise ConfigError("SLA_LOG_LEVEL", "expected DEBUG, INFO, WARNING or ERROR")
     secret, generated = _secret(env, data_dir, bus_url is None)
-    try:
-        poll = float(env.get("SLA_RELAY_POLL_INTERVAL") or 0.05)
-    except ValueError:
-        raise ConfigError("SLA_RELAY_POLL_INTERVAL", "expected seconds as a number") from None
-    try:
-        heartbeat = float(env.get("SLA_HEARTBEAT_SECONDS") or 5)
-    except ValueError:
-        raise ConfigError("SLA_HEARTBEAT_SECONDS", "expected seconds as a number") from None
-    if not 0.1 <= heartbeat <= 300:
-        raise ConfigError("SLA_HEARTBEAT_SECONDS", "expected 0.1 to 300 seconds")
+    poll = seconds(env, "SLA_RELAY_POLL_INTERVAL", 0.05)
+    heartbeat = seconds(env, "SLA_HEARTBEAT_SECONDS", 5.0, 0.1, 300)
     return Settings(
         data_dir=data_dir,
         bus_url=bus_url,

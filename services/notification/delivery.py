@@ -30,7 +30,7 @@ from requests.adapters import HTTPAdapter
 
 from services.notification.domain import ACK_LINK_PLACEHOLDER
 from services.notification.signature import DELIVERY_HEADER, signature_headers
-from shared.config import ConfigError
+from shared.config import ConfigError, seconds, whole_number
 
 SECURITY = ("none", "starttls", "tls")
 
@@ -48,33 +48,6 @@ class CallbackRefused(ValueError):
 
 
 # --- configuration ------------------------------------------------------------------------
-
-def _int(env: Mapping[str, str], name: str, default: int, minimum: int, maximum: int) -> int:
-    raw = env.get(name)
-    if raw is None or raw.strip() == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigError(name, f"expected a whole number, got {raw!r}") from None
-    if not minimum <= value <= maximum:
-        raise ConfigError(name, f"must be between {minimum} and {maximum}, got {value}")
-    return value
-
-
-def _float(env: Mapping[str, str], name: str, default: float, minimum: float,
-           maximum: float) -> float:
-    raw = env.get(name)
-    if raw is None or raw.strip() == "":
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(name, f"expected seconds as a number, got {raw!r}") from None
-    if not minimum <= value <= maximum:
-        raise ConfigError(name, f"must be between {minimum} and {maximum}, got {value}")
-    return value
-
 
 def parse_allow(raw: str | None) -> tuple[tuple[Any, ...], tuple[str, ...]]:
     """``SLA_WEBHOOK_ALLOW``: comma-separated CIDRs (or addresses) and host names."""
@@ -142,25 +115,25 @@ class NotificationConfig:
         if parsed.scheme not in ("http", "https") or not parsed.hostname:
             raise ConfigError("SLA_PUBLIC_URL", f"expected an http(s) URL, got {public!r}")
         networks, hosts = parse_allow(env.get("SLA_WEBHOOK_ALLOW"))
-        base = _float(env, "SLA_DELIVERY_BACKOFF_BASE", 2.0, 0.01, 3600)
-        cap = _float(env, "SLA_DELIVERY_BACKOFF_CAP", 600.0, 0.01, 86400)
+        base = seconds(env, "SLA_DELIVERY_BACKOFF_BASE", 2.0, 0.01, 3600)
+        cap = seconds(env, "SLA_DELIVERY_BACKOFF_CAP", 600.0, 0.01, 86400)
         if cap < base:
             raise ConfigError("SLA_DELIVERY_BACKOFF_CAP", "must not be below "
                                                           "SLA_DELIVERY_BACKOFF_BASE")
         return cls(
             smtp_host=host,
-            smtp_port=_int(env, "SLA_SMTP_PORT", default_port, 1, 65535),
+            smtp_port=whole_number(env, "SLA_SMTP_PORT", default_port, 1, 65535),
             smtp_security=security, smtp_user=user, smtp_password=password,
             smtp_from=sender,
-            smtp_timeout=_float(env, "SLA_SMTP_TIMEOUT", 10.0, 0.1, 300),
+            smtp_timeout=seconds(env, "SLA_SMTP_TIMEOUT", 10.0, 0.1, 300),
             allow_networks=networks, allow_hosts=hosts,
-            webhook_timeout=_float(env, "SLA_WEBHOOK_TIMEOUT", 5.0, 0.1, 120),
+            webhook_timeout=seconds(env, "SLA_WEBHOOK_TIMEOUT", 5.0, 0.1, 120),
             public_url=public,
-            max_attempts=_int(env, "SLA_DELIVERY_MAX_ATTEMPTS", 8, 1, 100),
+            max_attempts=whole_number(env, "SLA_DELIVERY_MAX_ATTEMPTS", 8, 1, 100),
             backoff_base=base, backoff_cap=cap,
-            concurrency=_int(env, "SLA_DELIVERY_CONCURRENCY", 8, 1, 256),
-            ack_ttl=_int(env, "SLA_ACK_TOKEN_TTL", 7 * 86400, 60, 90 * 86400),
-            tick=_float(env, "SLA_NOTIFICATION_TICK", 0.1, 0.01, 10),
+            concurrency=whole_number(env, "SLA_DELIVERY_CONCURRENCY", 8, 1, 256),
+            ack_ttl=whole_number(env, "SLA_ACK_TOKEN_TTL", 7 * 86400, 60, 90 * 86400),
+            tick=seconds(env, "SLA_NOTIFICATION_TICK", 0.1, 0.01, 10),
         )
 
 

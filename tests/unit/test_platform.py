@@ -25,6 +25,8 @@ from shared.bus.topology import topic_matches
     ({"SLA_SCHEMA_PREFIX": "a;drop"}, "SLA_SCHEMA_PREFIX"),
     ({"SLA_HEARTBEAT_SECONDS": "often"}, "SLA_HEARTBEAT_SECONDS"),
     ({"SLA_HEARTBEAT_SECONDS": "0"}, "SLA_HEARTBEAT_SECONDS"),
+    ({"SLA_HEARTBEAT_SECONDS": "nan"}, "SLA_HEARTBEAT_SECONDS"),
+    ({"SLA_RELAY_POLL_INTERVAL": "soon"}, "SLA_RELAY_POLL_INTERVAL"),
 ])
 def test_a_bad_setting_stops_the_process_naming_the_variable(
         tmp_path: object, env: dict[str, str], variable: str) -> None:
