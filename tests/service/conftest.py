@@ -74,9 +74,19 @@ def _assert_everything_published(running: Any) -> None:
 
 @pytest.fixture(params=["sqlite", "postgres"])
 def suite(request: pytest.FixtureRequest, tmp_path: Path, unique: str) -> Iterator[Any]:
-    """The whole suite in one process, on SQLite or on PostgreSQL."""
-    from services.catalogue import all_specs
+    """The suite in one process, on SQLite or on PostgreSQL: every service, or only those
+    a ``@pytest.mark.services(...)`` marker names (a test of the registry alone does not
+    start the evaluator and the delivery workers)."""
+    from services.catalogue import SERVICE_MODULES, all_specs, spec
     from shared.wsgi import Suite
+
+    marker = request.node.get_closest_marker("services")
+    if marker is not None:
+        unknown = set(marker.args) - set(SERVICE_MODULES)
+        assert not unknown, f"no such service: {', '.join(sorted(unknown))}"
+        specs = [spec(name) for name in SERVICE_MODULES if name in marker.args]
+    else:
+        specs = all_specs()
 
     extra: dict[str, str] = {}
     pg: dict[str, str] | None = None
@@ -85,7 +95,7 @@ def suite(request: pytest.FixtureRequest, tmp_path: Path, unique: str) -> Iterat
         extra = {"PERSISTENCE_MODULE": "eventsourcing.postgres", **pg,
                  "SLA_SCHEMA_PREFIX": f"t{unique}_"}
     settings = config.load(base_env(tmp_path / "var", **extra))
-    running = Suite(all_specs(), settings)
+    running = Suite(specs, settings)
     try:
         yield running
         _assert_everything_published(running)
