@@ -22,7 +22,7 @@ from typing import Any
 from flask import Blueprint
 
 from shared.bus.inbox import Handler, Inbox
-from shared.bus.outbox import Describe, OutboxRelay
+from shared.bus.outbox import Describe, OutboxRelay, run_relays
 from shared.bus.topology import Binding, QueueSpec, inbox_queue
 from shared.bus.transport import InProcessTransport, Transport
 from shared.cache import Cache, make_cache
@@ -71,6 +71,21 @@ def _no_roles(app: Any, wiring: Wiring) -> dict[str, Role]:
 
 
 @dataclass(frozen=True)
+class PublishedLog:
+    """A further log a service publishes from, beside its publishing store's: a relay of
+    its own over it, with its own position and message ids (``<service>.<name>:<n>``),
+    run in the service's ``relay`` role with the first one."""
+
+    name: str
+    # Given the service's application, the log (an application) to publish.
+    store: Callable[[Any], ServiceApplication]
+    # Given the service's application, maps each event of that log to what it publishes.
+    describe: Callable[[Any], Describe]
+    # Aggregate types whose events are published (empty: every event is offered).
+    published: tuple[type, ...] = ()
+
+
+@dataclass(frozen=True)
 class ServiceSpec:
     name: str
     # The service's application class (its package holds ``wsgi.py``, the HTTP entry point).
@@ -82,6 +97,8 @@ class ServiceSpec:
     handlers: Callable[[Any], dict[str, Handler]] = field(default=lambda app: {})
     # Aggregate types whose events the outbox publishes (empty: every event is offered).
     published: tuple[type, ...] = ()
+    # Further logs published beside the publishing store's (see :class:`PublishedLog`).
+    also_published: tuple[PublishedLog, ...] = ()
     # Turns an aggregate into its resource representation, for audit "as of" queries.
     represent: Callable[[Any], dict[str, Any]] | None = None
     # Reads and validates the service's own settings from the environment (raising
@@ -154,6 +171,12 @@ class Runtime:
                                  batch=settings.relay_batch,
                                  poll_interval=settings.relay_poll_interval,
                                  topics=topics_of(spec.published))
+        # The relays of every log the service publishes, the publishing store's first.
+        self.relays = [self.relay] + [
+            OutboxRelay(log.store(self.app), spec.name, self.transport, log.describe(self.app),
+                        batch=settings.relay_batch, poll_interval=settings.relay_poll_interval,
+                        topics=topics_of(log.published), log=log.name)
+            for log in spec.also_published]
         self.queue = spec.queue()
         self.inbox = Inbox(self.app, spec.name, self.transport, self.queue,
                            spec.handlers(self.app), max_deliveries=settings.max_deliveries,
@@ -167,7 +190,9 @@ class Runtime:
     def roles(self) -> dict[str, Role]:
         """Every role of the service: the outbox relay, the inbox if it consumes anything,
         and the service's own (built here, so only where roles run)."""
-        roles = {"relay": Role(self.relay.run, lambda: self.relay.last_error)}
+        roles = {"relay": Role(
+            lambda stop: run_relays(self.relays, stop),
+            lambda: next((r.last_error for r in self.relays if r.last_error), None))}
         if self.spec.bindings:
             roles["inbox"] = Role(self.inbox.run)
         own = self.spec.background(self.app, self.wiring)

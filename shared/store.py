@@ -234,12 +234,14 @@ class ServiceApplication(Application):
             return c.fetchone() is not None
 
     # --- outbox -------------------------------------------------------------------------
-    def published_position(self) -> int:
-        return self.process_recorder.max_tracking_id(self.OUTBOX) or 0
+    def published_position(self, outbox: str = OUTBOX) -> int:
+        """How far the outbox named ``outbox`` has published this log (a log published
+        by more than one relay keeps a position for each, under its own name)."""
+        return self.process_recorder.max_tracking_id(outbox) or 0
 
-    def record_published(self, notification_id: int) -> None:
+    def record_published(self, notification_id: int, outbox: str = OUTBOX) -> None:
         try:
-            self.process_recorder.insert_tracking(Tracking(self.OUTBOX, notification_id))
+            self.process_recorder.insert_tracking(Tracking(outbox, notification_id))
         except IntegrityError:
             pass  # already recorded by an earlier, interrupted run
 

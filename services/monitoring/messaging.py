@@ -1,6 +1,7 @@
 """Bus entrypoint of monitoring: replicas of the registry and of planned outages in,
 measurement batches in (batched: many messages, one commit), crossings and burn alerts
-out."""
+out (from the outcomes log), and the regimes' changes out (from the main log, so the
+registry knows which regimes watch a group)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ from typing import Any
 
 from eventsourcing.domain import DomainEventProtocol
 
+from services.monitoring import resources
 from services.monitoring.application import Monitoring
-from services.monitoring.domain import BatchConflict, BurnAlert, Crossing
+from services.monitoring.domain import BatchConflict, BurnAlert, Crossing, Regime
 from services.monitoring.semantics import BUDGET_UNIT
 from shared.bus import contracts
 from shared.bus.envelope import Envelope, EnvelopeError
@@ -92,6 +94,36 @@ def describer(app: Monitoring) -> Any:
                     **{k: e[k] for k in ("factor", "shortBurnRate", "resolution")
                        if e.get(k) is not None}}})
         return None
+
+    return describe
+
+
+# What a regime's status change is called on the bus (routing key and ``change``).
+REGIME_STATUS_CHANGES = {"paused": "paused", "active": "resumed", "stopped": "stopped"}
+
+
+def regime_resource(regime: Regime) -> dict[str, Any]:
+    """A regime as ``MonitoringRegimeChangeEvent`` carries it: its resource, when it was
+    started and when this version of it was recorded."""
+    return {**resources.regime(regime), "startedAt": iso(regime.created_on.timestamp()),
+            "changedAt": iso(regime.modified_on.timestamp())}
+
+
+def regime_describer(app: Monitoring) -> Any:
+    """The outbox mapping of the main log: each regime change with the regime as it was
+    then (other events of the log, measurements above all, are not read: see the spec's
+    topics)."""
+
+    def describe(event: DomainEventProtocol) -> Publication | None:
+        aggregate = app.repository.get(event.originator_id, version=event.originator_version)
+        if not isinstance(aggregate, Regime):
+            return None
+        kind = type(event).__name__
+        change = ("started" if kind == "Started" else "changed" if kind == "Changed"
+                  else REGIME_STATUS_CHANGES[aggregate.status])
+        return Publication(f"{SERVICE}.monitoring-regime.{change}",
+                           "MonitoringRegimeChangeEvent",
+                           {"change": change, "monitoringRegime": regime_resource(aggregate)})
 
     return describe
 

@@ -10,11 +10,11 @@ from collections.abc import Callable
 from services.monitoring import api, messaging, resources
 from services.monitoring.application import Monitoring
 from services.monitoring.clock import Ticker
-from services.monitoring.domain import BurnAlert, Crossing
+from services.monitoring.domain import BurnAlert, Crossing, Regime
 from services.monitoring.evaluator import Evaluator
 from services.monitoring.settings import MonitoringSettings
 from shared.bus.topology import QueueSpec
-from shared.service import Role, ServiceSpec, Wiring
+from shared.service import PublishedLog, Role, ServiceSpec, Wiring
 
 
 def build(wiring: Wiring) -> Monitoring:
@@ -70,6 +70,10 @@ SPEC = ServiceSpec(
     bindings=messaging.BINDINGS,
     handlers=messaging.handlers,
     published=(Crossing, BurnAlert),
+    # The regimes live in the main log: their changes go out from there, so the registry
+    # can refuse to retire a group a regime still watches.
+    also_published=(PublishedLog("regimes", store=lambda app: app,
+                                 describe=messaging.regime_describer, published=(Regime,)),),
     represent=resources.represent,
     settings=MonitoringSettings.from_env,
     build=build,

@@ -83,10 +83,16 @@ def blueprint(runtime: Any) -> Blueprint:
 
     @blp.route("/offeringGroup/<uuid:group_id>", methods=["DELETE"])
     @blp.response(204)
+    @blp.doc(responses={"409": {
+        "description": "IN_USE: still used by offerings, standards or regimes (named in the "
+                       "message, their ids by kind in details)",
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}})
     @requires(WRITE)
     def retire_offering_group(group_id: UUID) -> Response:
-        """Retire an offering group (its history stays in the audit log). Refused (409)
-        while product offerings or threshold standards still use it; the answer names them."""
+        """Retire an offering group (its history stays in the audit log). Refused (409
+        `IN_USE`) while product offerings, threshold standards or monitoring regimes not
+        stopped still use it: the message names them, `details` lists their ids by kind
+        (`productOffering`, `thresholdStandard`, `monitoringRegime`)."""
         try:
             app.retire_offering_group(group_id, expected_version())
         except InUse as exc:

@@ -20,6 +20,7 @@ from services.threshold_registry.domain import (
     SlaType,
     ThresholdStandard,
 )
+from services.threshold_registry.replicas import MonitoringRegimeReplica, fields_of
 from shared.errors import InUse, MissingReference, NotFound
 from shared.store import AggregateIndex, ServiceApplication
 
@@ -104,9 +105,11 @@ class ThresholdRegistry(ServiceApplication):
 
     def retire_offering_group(self, group_id: UUID, expected_version: int | None = None
                               ) -> OfferingGroup:
-        """Retire a group nothing uses any more; ``InUse`` names the offerings and the
-        standards that still do (regimes are monitoring's: it stops those of a retired
-        group, and refuses new ones)."""
+        """Retire a group nothing uses any more; ``InUse`` names the offerings, the
+        standards and the monitoring regimes (as the registry has heard of them from
+        monitoring) that still do. A regime started moments before, that the registry has
+        not heard of yet, does not hold the retirement up: monitoring stops the regimes of
+        a retired group when it hears of it, and refuses new ones."""
         group = self._get(OfferingGroup, group_id, expected_version)
         if not group.is_retired:
             self._refuse_if_used(group)
@@ -119,22 +122,56 @@ class ThresholdRegistry(ServiceApplication):
                      if o.group_id == group.id and o.lifecycle_status != "retired"]
         standards = [t for t in self.standards()
                      if t.offering_group_id == group.id and not t.is_retired]
-        if not offerings and not standards:
+        regimes = self.regimes_watching(group.id)
+        if not offerings and not standards and not regimes:
             return
-        parts = []
-        for label, found, name in (
-                ("product offering", offerings, lambda o: o.name),
-                ("threshold standard", standards, lambda t: t.latest["name"])):
+        parts, advice = [], []
+        for label, found, name, ident, todo in (
+                ("product offering", offerings, lambda o: o.name, lambda o: o.id,
+                 "move or retire the offerings"),
+                ("threshold standard", standards, lambda t: t.latest["name"], lambda t: t.id,
+                 "retire the standards"),
+                ("monitoring regime", regimes, lambda r: r.name, lambda r: r.regime_id,
+                 "stop the regimes (in monitoring)")):
             if found:
-                shown = ", ".join(f"{name(a)!r} ({a.id})" for a in found[:5])
+                shown = ", ".join(f"{name(a)!r} ({ident(a)})" for a in found[:5])
                 more = f" and {len(found) - 5} more" if len(found) > 5 else ""
                 parts.append(f"{len(found)} {label}{'s' if len(found) > 1 else ''}: "
                              f"{shown}{more}")
+                advice.append(todo)
         raise InUse(
             f"offering group {group.name!r} is still used by " + "; ".join(parts)
-            + ". Move or retire the offerings and retire the standards first",
-            {key: [str(a.id) for a in found] for key, found in (
-                ("productOffering", offerings), ("thresholdStandard", standards)) if found})
+            + ". " + ", ".join(advice).capitalize() + " first",
+            {key: ids for key, ids in (
+                ("productOffering", [str(o.id) for o in offerings]),
+                ("thresholdStandard", [str(t.id) for t in standards]),
+                ("monitoringRegime", [r.regime_id for r in regimes])) if ids})
+
+    # --- monitoring's regimes (a replica) ------------------------------------------------
+    def regimes_watching(self, group_id: UUID) -> list[MonitoringRegimeReplica]:
+        """The regimes not stopped that watch a group, oldest first, as last heard."""
+        return [r for r in self.index.all(MonitoringRegimeReplica)
+                if r.watching and r.offering_group_id == str(group_id)]
+
+    def regime_replica(self, regime_id: str) -> MonitoringRegimeReplica | None:
+        try:
+            replica = self.repository.get(MonitoringRegimeReplica.create_id(regime_id))
+        except AggregateNotFoundError:
+            return None
+        return replica if isinstance(replica, MonitoringRegimeReplica) else None
+
+    def receive_regime(self, regime: Mapping[str, Any]) -> MonitoringRegimeReplica:
+        """Keep the newest state of a monitoring regime (idempotent, any order): one
+        save, so the inbox records it with the message's tracking record."""
+        fields = fields_of(dict(regime))
+        regime_id = str(regime["id"])
+        replica = self.regime_replica(regime_id)
+        if replica is None:
+            replica = MonitoringRegimeReplica(regime_id=regime_id, **fields)
+        else:
+            replica.receive(**fields)
+        self.save(replica)
+        return replica
 
     def _check_group_open(self, group_id: UUID, field: str = "offeringGroupId") -> None:
         """A retired (deleted) group takes no new offerings or standards: like a group that

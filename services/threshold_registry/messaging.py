@@ -1,5 +1,6 @@
 """Bus entrypoint of the threshold-registry: what it publishes for each of its events,
-and the handlers of what it consumes (fulfilment products, analysis results)."""
+and the handlers of what it consumes (fulfilment products, analysis results, and
+monitoring's regimes, so it knows which regimes watch a group)."""
 
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ SERVICE = "threshold-registry"
 BINDINGS = (
     Binding(FULFILMENT_EVENTS, "product.#"),
     Binding(SLA_EVENTS, "analysis.analysis-result.produced"),
+    Binding(SLA_EVENTS, "monitoring.monitoring-regime.*"),
 )
 
 
@@ -218,6 +220,11 @@ def handle_analysis_result(app: ThresholdRegistry, envelope: Envelope) -> None:
         raise Rejected(f"analysis result {result.get('id')}: {exc}") from None
 
 
+def handle_regime_change(app: ThresholdRegistry, envelope: Envelope) -> None:
+    """Keep the regime's newest state; its contract guarantees the fields read here."""
+    app.receive_regime(envelope.event["monitoringRegime"])
+
+
 def handlers(app: ThresholdRegistry) -> dict[str, Handler]:
     product = lambda envelope: handle_product_event(app, envelope)  # noqa: E731
     return {
@@ -225,4 +232,5 @@ def handlers(app: ThresholdRegistry) -> dict[str, Handler]:
         "ProductStateChangeEvent": product,
         "ProductAttributeValueChangeEvent": product,
         "AnalysisResultEvent": lambda envelope: handle_analysis_result(app, envelope),
+        "MonitoringRegimeChangeEvent": lambda envelope: handle_regime_change(app, envelope),
     }

@@ -15,6 +15,7 @@ from services.threshold_registry.domain import (
     SlaType,
     ThresholdStandard,
 )
+from services.threshold_registry.replicas import MonitoringRegimeReplica
 
 ROOT = "/threshold-registry/v1"
 
@@ -137,8 +138,18 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def regime_replica(r: MonitoringRegimeReplica) -> dict[str, Any]:
+    """What the registry knew of a monitoring regime (audit queries only: the regime's
+    own resource is monitoring's)."""
+    return {"id": r.regime_id, "@type": "MonitoringRegimeReplica", "name": r.name,
+            "offeringGroupId": r.offering_group_id, "productOfferingId": r.offering_id,
+            "status": r.status, "sourceVersion": r.source_version}
+
+
 def represent(aggregate: Any) -> dict[str, Any]:
     """Any registry aggregate as its resource (for audit queries)."""
+    if isinstance(aggregate, MonitoringRegimeReplica):
+        return regime_replica(aggregate)
     for kind, fn in ((OfferingGroup, offering_group), (ProductOffering, product_offering),
                      (SlaType, sla_type), (ThresholdStandard, threshold_standard),
                      (PurchasedOffering, purchased_offering)):

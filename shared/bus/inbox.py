@@ -43,11 +43,13 @@ Handler = Callable[[Envelope], None]
 
 
 def tracking_for(delivery: Delivery, envelope: Envelope) -> Tracking:
-    """Our own messages carry ``<service>:<notification id>``; others are digested."""
+    """Our own messages carry ``<service>:<notification id>`` (or ``<service>.<log>:<n>``
+    from a service's further log: a position of its own); others are digested."""
     message_id = delivery.message_id or envelope.event_id
-    service, _, number = message_id.partition(":")
-    if number.isdigit() and envelope.source == service:
-        return Tracking(application_name=service, notification_id=int(number))
+    upstream, _, number = message_id.partition(":")
+    source = envelope.source or ""
+    if number.isdigit() and source and (upstream == source or upstream.startswith(source + ".")):
+        return Tracking(application_name=upstream, notification_id=int(number))
     return external_tracking(f"{delivery.origin_exchange}:{envelope.source or ''}", message_id)
 
 

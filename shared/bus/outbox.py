@@ -48,11 +48,20 @@ Describe = Callable[[DomainEventProtocol], Publication | list[Publication] | Non
 class OutboxRelay:
     def __init__(self, app: ServiceApplication, service: str, transport: Transport,
                  describe: Describe, batch: int = 500, poll_interval: float = 0.2,
-                 topics: Sequence[str] = ()) -> None:
+                 topics: Sequence[str] = (), log: str = "") -> None:
         """``topics``: only events of these topics are published (others are skipped
-        without being read, which matters beside high-volume internal events)."""
+        without being read, which matters beside high-volume internal events).
+
+        ``log`` names a further log of a service that publishes from two (monitoring: its
+        crossings and alerts from its outcomes log, its regimes from its main one). Each
+        log numbers its notifications from 1, so such a relay keeps its position under a
+        name of its own and its message ids read ``<service>.<log>:<notification id>``
+        (the first log's stay ``<service>:<notification id>``): no id is ever shared."""
         self.app, self.service, self.transport, self.describe = app, service, transport, describe
         self.topics = list(topics)
+        self.log = log
+        self.name = f"{service}.{log}" if log else service
+        self.outbox = f"{ServiceApplication.OUTBOX}{log}" if log else ServiceApplication.OUTBOX
         self._scanned = 0
         self.batch, self.poll_interval = batch, poll_interval
         self.last_error: str | None = None
@@ -67,7 +76,7 @@ class OutboxRelay:
         for i, pub in enumerate(publications):
             suffix = f"/{i}" if i else ""
             envelope = Envelope(
-                event_id=f"{self.service}:{notification.id}{suffix}",
+                event_id=f"{self.name}:{notification.id}{suffix}",
                 event_time=iso(getattr(event, "timestamp", None)),
                 event_type=pub.event_type,
                 event=pub.event,
@@ -82,7 +91,7 @@ class OutboxRelay:
 
     def run_once(self) -> int:
         """Publish one batch; returns how many notifications it covered."""
-        position = max(self.app.published_position(), self._scanned)
+        position = max(self.app.published_position(self.outbox), self._scanned)
         # With a topic filter, remember how far the log was scanned, so events of other
         # topics (many, beside a high-volume service's own) are not read again.
         head = self.app.max_notification_id() if self.topics else None
@@ -92,33 +101,48 @@ class OutboxRelay:
         if not notifications:
             if head is not None:
                 self._scanned = max(self._scanned, head)
-            LAG.labels(self.service).set(0)
+            LAG.labels(self.name).set(0)
             return 0
         messages: list[OutgoingMessage] = []
         for n in notifications:
             messages.extend(self.to_messages(n))
         if messages:
             self.transport.publish(messages)
-        self.app.record_published(notifications[-1].id)
+        self.app.record_published(notifications[-1].id, self.outbox)
         if head is not None and len(notifications) < self.batch:
             self._scanned = max(self._scanned, head)
         PUBLISHED.labels(self.service).inc(len(messages))
-        LAG.labels(self.service).set(max(0, self.app.max_notification_id() - notifications[-1].id))
+        LAG.labels(self.name).set(max(0, self.app.max_notification_id() - notifications[-1].id))
         return len(notifications)
 
     def run(self, stop: threading.Event) -> None:
-        failures = 0
-        while not stop.is_set():
+        run_relays([self], stop)
+
+
+def run_relays(relays: Sequence[OutboxRelay], stop: threading.Event) -> None:
+    """Run the relays of one service's logs in turn, in this thread, until ``stop``.
+
+    One thread keeps one publisher connection whatever the number of logs, and the
+    service's ``relay`` role stays one role. A relay that fails does not hold up the
+    others: each keeps its ``last_error``, and the loop backs off only when one failed."""
+    failures = 0
+    poll_interval = min(r.poll_interval for r in relays)
+    while not stop.is_set():
+        busy, failed = False, False
+        for relay in relays:
             try:
-                published = self.run_once()
-                failures = 0
-                self.last_error = None
+                busy |= relay.run_once() >= relay.batch
+                relay.last_error = None
             except Exception as exc:  # noqa: BLE001 - keep relaying after any failure
-                failures += 1
-                self.last_error = f"{type(exc).__name__}: {exc}"
-                log.warning("outbox relay of %s failed (%s); retrying", self.service, exc)
-                stop.wait(backoff(failures, base=0.2, cap=5.0))
-                continue
-            if published < self.batch:
-                stop.wait(self.poll_interval)
-        self.transport.close()  # the publisher connection belongs to this thread
+                failed = True
+                relay.last_error = f"{type(exc).__name__}: {exc}"
+                log.warning("outbox relay of %s failed (%s); retrying", relay.name, exc)
+        if failed:
+            failures += 1
+            stop.wait(backoff(failures, base=0.2, cap=5.0))
+            continue
+        failures = 0
+        if not busy:
+            stop.wait(poll_interval)
+    for transport in {id(r.transport): r.transport for r in relays}.values():
+        transport.close()  # the publisher connection belongs to this thread

@@ -107,3 +107,34 @@ def test_a_breach_measured_over_http_is_published_with_its_evidence(
     assert event["level"] == "breached" and event["measuredValue"] == 80
     assert event["batchIds"] == ["b1"] and event["standardVersion"] == 1
     connection.close()
+
+
+def test_a_group_watched_by_a_regime_is_kept_until_the_regime_stops(
+        suite_processes: dict[str, Any]) -> None:
+    """Monitoring's worker publishes the regime from its main log over RabbitMQ; the
+    registry's worker keeps it in its replica (PostgreSQL), which its HTTP processes read."""
+    from services.threshold_registry.replicas import MonitoringRegimeReplica
+
+    registry, monitoring = (suite_processes["bases"][s] for s in ("threshold-registry",
+                                                                   "monitoring"))
+    admin = {"Authorization": f"Bearer {auth.issue(SECRET, ['admin'], 'e2e')}"}
+    group = requests.post(f"{registry}/offeringGroup", headers=admin,
+                          json={"name": "Leased lines"}).json()
+    regime = requests.post(f"{monitoring}/monitoringRegime", headers=admin, json={
+        "name": "Leased watch", "offeringGroupId": group["id"], "window": "PT5M"}).json()
+    known = f"{registry}/audit/aggregates/{MonitoringRegimeReplica.create_id(regime['id'])}/history"
+
+    def heard(changes: int) -> bool:  # what the registry's log holds of the regime
+        answer = requests.get(known, headers=admin)
+        return answer.status_code == 200 and len(answer.json()) == changes
+
+    wait_until(lambda: heard(1), 30, "the registry hears of the regime")
+    refused = requests.delete(f"{registry}/offeringGroup/{group['id']}", headers=admin)
+    assert refused.status_code == 409, refused.text
+    assert refused.json()["details"] == {"monitoringRegime": [regime["id"]]}
+    assert "Leased watch" in refused.json()["message"]
+
+    requests.post(f"{monitoring}/monitoringRegime/{regime['id']}/stop", headers=admin, json={})
+    wait_until(lambda: heard(2), 30, "the registry hears that the regime stopped")
+    assert requests.delete(f"{registry}/offeringGroup/{group['id']}",
+                           headers=admin).status_code == 204

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from shared.bus.amqp import AmqpTransport
-from shared.bus.outbox import OutboxRelay
+from shared.bus.outbox import OutboxRelay, run_relays
 from shared.bus.topology import SLA_EVENTS, QueueSpec
 from shared.bus.transport import (
     LAST_ERROR_HEADER,
@@ -538,3 +538,47 @@ def test_in_process_foreign_attempt_header_does_not_stop_the_consumer(
 
     assert inbox.of(f"{prefix}odd")[0].action == "retry"
     assert consumer.effects()[f"{prefix}odd"] == 1
+
+
+def test_in_process_two_logs_of_one_service_are_each_published_once(
+        tmp_path: Path, sqlite_consumer: StoreFactory, unique: str, prefix: str, source: str):
+    """A service that publishes from two logs (monitoring: outcomes and regimes) numbers
+    each log's notifications from 1: the further log's messages carry ids of their own and
+    its relay a position of its own, so the consumer takes every message of both once and
+    a relay that fails does not hold up the other."""
+    transport = InProcessTransport()
+    queue = QueueSpec(name=f"test-{unique}.inbox", bindings=BINDINGS)
+    transport.declare([queue])
+    consumer = sqlite_consumer()
+    inbox, _ = make_inbox(consumer, transport, queue, prefix, unique)
+    first = ProducerApp(sqlite_env(tmp_path / "first.sqlite"))
+    further = ProducerApp(sqlite_env(tmp_path / "further.sqlite"))
+    failing = ProducerApp(sqlite_env(tmp_path / "failing.sqlite"))
+
+    def broken(event: object) -> None:
+        raise RuntimeError("this log's mapping is broken")
+
+    relays = [OutboxRelay(first, source, transport, describe, poll_interval=0.01),
+              OutboxRelay(further, source, transport, describe, poll_interval=0.01,
+                          log="further"),
+              OutboxRelay(failing, source, transport, broken, log="failing")]
+    try:
+        for i in range(3):
+            first.produce(f"{prefix}first-{i}")
+            further.produce(f"{prefix}further-{i}")
+            failing.produce(f"{prefix}failing-{i}")
+        with running(inbox.run, lambda stop: run_relays(relays, stop)):
+            wait_until(lambda: len(consumer.effects()) == 6, 10, "both logs' messages")
+            wait_until(lambda: relays[2].last_error, 10, "the broken log's error")
+        assert first.published_position() == further.published_position(
+            relays[1].outbox) == 3
+        assert further.published_position() == 0  # the first log's name is not used
+        assert failing.published_position(relays[2].outbox) == 0
+        assert relays[0].last_error is None and relays[1].last_error is None
+    finally:
+        for app in (first, further, failing):
+            app.close()
+
+    assert consumer.effects() == dict.fromkeys(
+        [f"{prefix}{log}-{i}" for log in ("first", "further") for i in range(3)], 1)
+    assert consumed(inbox.service, "duplicate") == 0

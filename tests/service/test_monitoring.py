@@ -296,22 +296,57 @@ def test_each_window_is_judged_by_the_version_in_force_for_it_superseded_ones_to
                             (at(12), 2, "breached"), (at(13), 2, "breached")]
 
 
-def test_a_regime_of_a_retired_offering_group_is_stopped_and_no_new_one_starts(
-        registry: Client, monitoring: Client) -> None:
+def test_an_offering_group_watched_by_a_regime_cannot_be_deleted_until_it_stops(
+        suite: Any, registry: Client, monitoring: Client) -> None:
     group = registry.post("/offeringGroup", json={"name": "Legacy DSL"}).get_json()
-    regime = monitoring.post("/monitoringRegime", json={
+    group_url = f"/offeringGroup/{group['id']}"
+    watch = monitoring.post("/monitoringRegime", json={
         "name": "DSL watch", "offeringGroupId": group["id"], "window": "PT1H"}).get_json()
-    paused = monitoring.post("/monitoringRegime", json={
+    night = monitoring.post("/monitoringRegime", json={
         "name": "DSL night watch", "offeringGroupId": group["id"], "window": "PT1H"}).get_json()
-    monitoring.post(f"/monitoringRegime/{paused['id']}/pause", json={})
-    # Nothing in the registry uses the group: it is retired, and monitoring hears of it.
-    assert registry.delete(f"/offeringGroup/{group['id']}").status_code == 204
-    for watched in (regime, paused):
-        stopped = eventually(lambda w=watched: (r := monitoring.get(
-            f"/monitoringRegime/{w['id']}").get_json())["status"] == "stopped" and r)
-        assert "Legacy DSL" in stopped["statusReason"] and "retired" in stopped["statusReason"]
+    monitoring.post(f"/monitoringRegime/{night['id']}/pause", json={})
+    # The regimes reach the registry over the bus: wait until it has heard of both, the
+    # pause included, before asking it to delete the group.
+    registry_app = suite.runtime("threshold-registry").app
+    eventually(lambda: [(r.regime_id, r.status) for r in registry_app.regimes_watching(
+        group["id"])] == [(watch["id"], "active"), (night["id"], "paused")])
+
+    refused = registry.delete(group_url)
+    assert refused.status_code == 409, refused.get_json()
+    body = refused.get_json()
+    assert body["code"] == "IN_USE"
+    assert body["details"] == {"monitoringRegime": [watch["id"], night["id"]]}
+    assert "'DSL watch'" in body["message"] and watch["id"] in body["message"]
+    assert "'DSL night watch'" in body["message"] and "Stop the regimes" in body["message"]
+    assert registry.get(group_url).get_json()["lifecycleStatus"] == "active"
+
+    # A stopped regime no longer holds the group: once both are stopped, it goes.
+    for regime in (watch, night):
+        assert monitoring.post(f"/monitoringRegime/{regime['id']}/stop",
+                               json={}).status_code == 200
+    eventually(lambda: registry_app.regimes_watching(group["id"]) == [])
+    assert registry.delete(group_url).status_code == 204
+
+
+def test_a_regime_of_a_group_retired_before_the_registry_heard_of_it_is_stopped(
+        suite: Any, registry: Client, monitoring: Client) -> None:
+    """The registry retired the group before a regime just started reached it (the
+    retirement and the regime crossed on the bus): monitoring stops the regime when the
+    retirement arrives, and refuses new ones."""
+    group = registry.post("/offeringGroup", json={"name": "Legacy ADSL"}).get_json()
+    regime = monitoring.post("/monitoringRegime", json={
+        "name": "ADSL watch", "offeringGroupId": group["id"], "window": "PT1H"}).get_json()
+    retired = {**group, "lifecycleStatus": "retired", "version": group["version"] + 1}
+    envelope = Envelope(event_id=str(uuid.uuid4()), event_time=iso(),
+                        event_type="OfferingGroupChangeEvent", source="threshold-registry",
+                        event={"change": "retired", "offeringGroup": retired})
+    suite.runtime("monitoring").transport.publish_raw(
+        SLA_EVENTS, "threshold-registry.offering-group.retired", envelope.to_bytes())
+    stopped = eventually(lambda: (r := monitoring.get(
+        f"/monitoringRegime/{regime['id']}").get_json())["status"] == "stopped" and r)
+    assert "Legacy ADSL" in stopped["statusReason"] and "retired" in stopped["statusReason"]
     refused = monitoring.post("/monitoringRegime", json={
-        "name": "DSL again", "offeringGroupId": group["id"], "window": "PT1H"})
+        "name": "ADSL again", "offeringGroupId": group["id"], "window": "PT1H"})
     assert refused.status_code == 400
     assert "retired" in refused.get_json()["details"]["offeringGroupId"][0]
 
