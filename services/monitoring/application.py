@@ -29,8 +29,10 @@ from services.monitoring.domain import (
     WindowEvaluation,
 )
 from services.monitoring.working_set import WorkingSet
+from shared import replica as replicas
 from shared.cache import Cache, MemoryCache
 from shared.errors import InvalidTransition, InvalidValue, RefusedNow
+from shared.replica import Copy
 from shared.store import AggregateIndex, ServiceApplication
 
 
@@ -189,14 +191,8 @@ class Monitoring(ServiceApplication):
         When an offering group is retired, the regimes watching it are stopped, with the
         reason, in the same save (the registry refuses to retire a group that offerings or
         standards still use, so such a regime had nothing left to watch)."""
-        replica_id = Replica.create_id(kind, resource_id)
-        try:
-            replica = self.repository.get(replica_id)
-        except AggregateNotFoundError:
-            replica = Replica(kind=kind, resource_id=resource_id, resource=resource,
-                              source_version=source_version)
-        else:
-            replica.receive(resource, source_version)
+        replica = replicas.receive(self.repository, Replica,
+                                   Copy(kind, resource_id, resource, source_version))
         stopped = []
         if kind == "offeringGroup" and replica.resource.get("lifecycleStatus") == "retired":
             for regime in self.regimes():
@@ -207,11 +203,9 @@ class Monitoring(ServiceApplication):
         self.save(replica, *stopped)
 
     def _group_retired(self, group_id: str) -> bool:
-        try:
-            replica = self.repository.get(Replica.create_id("offeringGroup", group_id))
-        except AggregateNotFoundError:
-            return False  # not heard of (yet): the registry owns groups, do not guess
-        return replica.resource.get("lifecycleStatus") == "retired"
+        # not heard of (yet): the registry owns groups, do not guess
+        group = replicas.find(self.repository, Replica, "offeringGroup", group_id)
+        return group is not None and group.resource.get("lifecycleStatus") == "retired"
 
     # --- measurements -------------------------------------------------------------------
     def _watermarks(self, regime_ids: Sequence[str]) -> dict[str, float]:

@@ -13,6 +13,7 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
+from shared import replica
 from shared.durations import duration_seconds as seconds
 from shared.errors import InvalidTransition, InvalidValue
 from shared.ids import stable_id
@@ -276,33 +277,12 @@ class BurnAlert(Aggregate):
         self.evidence = evidence
 
 
-class Replica(Aggregate):
+class Replica(replica.Replica):
     """The last seen state of a resource another service owns (registry resources,
-    planned outages): monitoring's local projection, so no synchronous call is needed."""
+    planned outages): monitoring's local projection, so no synchronous call is needed
+    (``shared.replica``: newer versions only, in any order)."""
 
-    @staticmethod
-    def create_id(kind: str, resource_id: str) -> UUID:
-        return _uuid5("replica", kind, resource_id)
-
-    @event("Received")
-    def __init__(self, kind: str, resource_id: str, resource: dict[str, Any],
-                 source_version: int) -> None:
-        self.kind = kind
-        self.resource_id = resource_id
-        self.resource = resource
-        self.source_version = source_version
-
-    def receive(self, resource: dict[str, Any], source_version: int) -> bool:
-        """Keep a newer state; an older or equal one (out of order, replayed) is ignored."""
-        if source_version <= self.source_version:
-            return False
-        self._updated(resource=resource, source_version=source_version)
-        return True
-
-    @event("Updated")
-    def _updated(self, resource: dict[str, Any], source_version: int) -> None:
-        self.resource = resource
-        self.source_version = source_version
+    namespace = "monitoring"
 
 
 class RegimeClock(Aggregate):

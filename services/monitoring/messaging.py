@@ -23,6 +23,7 @@ from shared.bus.outbox import Publication
 from shared.bus.topology import MEASUREMENTS, SLA_EVENTS, Binding, QueueSpec
 from shared.bus.transport import Delivery, Settle, Transport, backoff
 from shared.durations import duration_text
+from shared.replica import Replicated, replica_handlers
 from shared.times import iso
 
 SERVICE = "monitoring"
@@ -130,22 +131,18 @@ def regime_describer(app: Monitoring) -> Any:
 
 # --- inbound: replicas --------------------------------------------------------------------
 REPLICATED = {
-    "OfferingGroupChangeEvent": ("offeringGroup", "offeringGroup"),
-    "ProductOfferingChangeEvent": ("productOffering", "productOffering"),
-    "SlaTypeChangeEvent": ("slaType", "slaType"),
-    "ThresholdStandardChangeEvent": ("thresholdStandard", "thresholdStandard"),
-    "PurchasedOfferingChangeEvent": ("purchasedOffering", "purchasedOffering"),
-    "PlannedOutageChangeEvent": ("plannedOutage", "plannedOutage"),
+    "OfferingGroupChangeEvent": Replicated("offeringGroup", "offeringGroup"),
+    "ProductOfferingChangeEvent": Replicated("productOffering", "productOffering"),
+    "SlaTypeChangeEvent": Replicated("slaType", "slaType"),
+    "ThresholdStandardChangeEvent": Replicated("thresholdStandard", "thresholdStandard"),
+    "PurchasedOfferingChangeEvent": Replicated("purchasedOffering", "purchasedOffering"),
+    "PlannedOutageChangeEvent": Replicated("plannedOutage", "plannedOutage"),
 }
 
 
 def handlers(app: Monitoring) -> dict[str, Handler]:
-    def replicate(envelope: Envelope) -> None:
-        kind, key = REPLICATED[envelope.event_type]
-        resource = envelope.event[key]
-        app.receive_replica(kind, str(resource["id"]), resource, int(resource.get("version", 0)))
-
-    return {event_type: replicate for event_type in REPLICATED}
+    return replica_handlers(REPLICATED, lambda copy: app.receive_replica(
+        copy.kind, copy.resource_id, copy.resource, copy.version))
 
 
 # --- inbound: measurements ----------------------------------------------------------------

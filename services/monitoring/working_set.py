@@ -24,6 +24,7 @@ from uuid import UUID
 from services.monitoring.domain import Regime, Replica
 from services.monitoring.semantics import Outage, time_zone
 from shared.cache import Cache
+from shared.replica import by_kind as replicas_by_kind
 from shared.standards import version_in_force
 from shared.store import AggregateIndex, ServiceApplication
 
@@ -118,9 +119,7 @@ class WorkingSet:
         if position == self._generation:
             return position
         with self._lock:
-            by_kind: dict[str, dict[str, dict[str, Any]]] = {k: {} for k in KINDS}
-            for replica in self._index.all(Replica):
-                by_kind.setdefault(replica.kind, {})[replica.resource_id] = replica.resource
+            by_kind = replicas_by_kind(self._index.all(Replica), KINDS)
             self._by_kind = by_kind
             self._regimes = [r for r in self._index.all(Regime) if r.status != "stopped"]
             self._regime_by_id = {str(r.id): r for r in self._regimes}
