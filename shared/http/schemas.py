@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 from marshmallow import Schema, ValidationError, fields, validate
 
 from shared.ids import CLIENT_ID_PATTERN, CLIENT_ID_RULE
+from shared.inflection import camel
 
 
 class Pattern(validate.Regexp):
@@ -49,13 +50,6 @@ HTTP_URL = Pattern(
 EMAIL = Pattern(
     f"^[A-Za-z0-9.!#$%&'*+/=?^_`{{|}}~-]+@{_LABEL}(?:\\.{_LABEL})+$",
     error="not a valid e-mail address")
-
-
-def camel(name: str) -> str:
-    """``offering_group_id`` → ``offeringGroupId`` (a trailing ``_``, as in ``type_``, is
-    dropped first)."""
-    head, *rest = name.rstrip("_").split("_")
-    return head + "".join(part[:1].upper() + part[1:] for part in rest)
 
 
 class CamelSchema(Schema):

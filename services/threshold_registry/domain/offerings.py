@@ -1,0 +1,163 @@
+"""Product offerings (TMF620 lifecycle) and the offering groups they are watched and
+standardised in, with the analysis results logged on an offering."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.domain import Aggregate, event
+
+from services.threshold_registry.domain.validation import (
+    UNSET,
+    ValidatedCreation,
+    check_choice,
+    check_description,
+    check_name,
+    check_optional_uuid,
+    copied_result,
+    name_changes,
+)
+from shared.errors import ErrorCollector, InvalidTransition, InvalidValue
+
+OFFERING_LIFECYCLE = ("inDesign", "active", "retired")
+OFFERING_TRANSITIONS: dict[str, tuple[str, ...]] = {
+    "inDesign": ("active", "retired"),
+    "active": ("retired",),
+    "retired": (),
+}
+
+
+class OfferingGroup(ValidatedCreation, Aggregate):
+    """A named group of product offerings, watched and standardised together."""
+
+    @event("Registered")
+    def __init__(self, name: str, description: str | None = None) -> None:
+        self.name = name
+        self.description = description
+        self.lifecycle_status = "active"
+
+    @classmethod
+    def _validate_creation(cls, kwargs: dict[str, Any]) -> dict[str, Any]:
+        errors = ErrorCollector()
+        kwargs["name"] = check_name(errors, "name", kwargs.get("name"))
+        kwargs["description"] = check_description(
+            errors, "description", kwargs.get("description"))
+        errors.raise_if_any()
+        return kwargs
+
+    @property
+    def is_retired(self) -> bool:
+        return self.lifecycle_status == "retired"
+
+    def update(self, name: str | None = None, description: str | None = UNSET) -> None:
+        """Rename or re-describe; ``description=None`` clears it, omitted leaves it."""
+        if self.is_retired:
+            raise InvalidTransition(f"offering group {self.name!r} is retired; it cannot change")
+        changes = name_changes(self, name, description)
+        if changes:
+            self._updated(changes=changes)
+
+    @event("Updated")
+    def _updated(self, changes: dict[str, Any]) -> None:
+        for key, value in changes.items():
+            setattr(self, key, value)
+
+    def retire(self) -> None:
+        """Retire the group (once); its offerings keep their history."""
+        if not self.is_retired:
+            self._retired()
+
+    @event("Retired")
+    def _retired(self) -> None:
+        self.lifecycle_status = "retired"
+
+
+class ProductOffering(ValidatedCreation, Aggregate):
+    """A product offering (TMF620 lifecycle), in at most one offering group at a time."""
+
+    @event("Registered")
+    def __init__(
+        self,
+        name: str,
+        description: str | None = None,
+        lifecycle_status: str = "inDesign",
+        group_id: UUID | None = None,
+    ) -> None:
+        self.name = name
+        self.description = description
+        self.lifecycle_status = lifecycle_status
+        self.group_id = group_id
+        self.analysis_log: list[dict[str, Any]] = []
+
+    @classmethod
+    def _validate_creation(cls, kwargs: dict[str, Any]) -> dict[str, Any]:
+        errors = ErrorCollector()
+        kwargs["name"] = check_name(errors, "name", kwargs.get("name"))
+        kwargs["description"] = check_description(
+            errors, "description", kwargs.get("description"))
+        kwargs.setdefault("lifecycle_status", "inDesign")
+        check_choice(errors, "lifecycleStatus", kwargs["lifecycle_status"], OFFERING_LIFECYCLE)
+        kwargs["group_id"] = check_optional_uuid(
+            errors, "offeringGroupId", kwargs.get("group_id"))
+        errors.raise_if_any()
+        return kwargs
+
+    def update(self, name: str | None = None, description: str | None = UNSET) -> None:
+        """Rename or re-describe; ``description=None`` clears it, omitted leaves it."""
+        changes = name_changes(self, name, description)
+        if changes:
+            self._updated(changes=changes)
+
+    @event("Updated")
+    def _updated(self, changes: dict[str, Any]) -> None:
+        for key, value in changes.items():
+            setattr(self, key, value)
+
+    def change_lifecycle(self, status: str) -> None:
+        """inDesign -> active -> retired, or inDesign -> retired; nothing else."""
+        if status not in OFFERING_LIFECYCLE:
+            raise InvalidValue({"lifecycleStatus": [
+                f"{status!r} is not one of {', '.join(OFFERING_LIFECYCLE)}"]})
+        if status == self.lifecycle_status:
+            return
+        if status not in OFFERING_TRANSITIONS[self.lifecycle_status]:
+            raise InvalidTransition(
+                f"offering {self.name!r} cannot go from {self.lifecycle_status} to {status}: "
+                "the lifecycle only moves forward (inDesign -> active -> retired)"
+            )
+        self._lifecycle_changed(from_status=self.lifecycle_status, to_status=status)
+
+    @event("LifecycleChanged")
+    def _lifecycle_changed(self, from_status: str, to_status: str) -> None:
+        self.lifecycle_status = to_status
+
+    def move_to_group(self, group_id: UUID | None, reason: str | None = None) -> None:
+        """Move into ``group_id`` (None: out of any group); the move and reason are recorded."""
+        errors = ErrorCollector()
+        target = check_optional_uuid(errors, "offeringGroupId", group_id)
+        if reason is not None and not isinstance(reason, str):
+            errors.add("moveReason", "moveReason must be text or null")
+        errors.raise_if_any()
+        if target == self.group_id:
+            return
+        self._moved_to_group(from_group_id=self.group_id, to_group_id=target, reason=reason)
+
+    @event("MovedToGroup")
+    def _moved_to_group(
+        self, from_group_id: UUID | None, to_group_id: UUID | None, reason: str | None
+    ) -> None:
+        self.group_id = to_group_id
+
+    def log_analysis_result(self, result: Mapping[str, Any]) -> None:
+        """Keep an analysis result about this offering; the same result id is kept once."""
+        result = copied_result(result)
+        if any(str(r.get("id")) == str(result["id"]) for r in self.analysis_log):
+            return
+        self._analysis_result_logged(result=result)
+
+    @event("AnalysisResultLogged")
+    def _analysis_result_logged(self, result: dict[str, Any]) -> None:
+        self.analysis_log.append(copy.deepcopy(result))

@@ -1,0 +1,79 @@
+"""Logs the registry wrote before its domain was split into modules still load: the
+event store names each event by its class's topic, and those topics named the one
+module ``services.threshold_registry.domain`` then."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+
+from eventsourcing.persistence import StoredEvent
+
+from services.threshold_registry.application import ThresholdRegistry
+from services.threshold_registry.domain import LEGACY_TOPICS
+
+POPO = {"PERSISTENCE_MODULE": "eventsourcing.popo"}
+MODULE = re.compile(rb"services\.threshold_registry\.domain\.\w+:")
+FIRST = b"services.threshold_registry.domain:"
+
+
+def as_first_written(stored: StoredEvent) -> StoredEvent:
+    """The record as the registry wrote it before the split: its topic, and the
+    ``originator_topic`` of a creation event or snapshot, under the first module."""
+    return StoredEvent(originator_id=stored.originator_id,
+                       originator_version=stored.originator_version,
+                       topic=MODULE.sub(FIRST, stored.topic.encode()).decode(),
+                       state=MODULE.sub(FIRST, stored.state))
+
+
+def test_every_aggregate_of_the_registry_has_its_first_topic_registered() -> None:
+    assert sorted(LEGACY_TOPICS) == sorted(
+        f"services.threshold_registry.domain:{name}" for name in (
+            "OfferingGroup", "ProductOffering", "SlaType", "ThresholdStandard",
+            "PurchasedOffering"))
+
+
+def test_a_log_written_under_the_first_module_path_still_loads() -> None:
+    then = ThresholdRegistry(POPO)
+    group = then.register_offering_group("Business fibre")
+    offering = then.register_offering("Fibre 1G", lifecycle_status="active",
+                                      group_id=group.id)
+    gold = then.register_sla_type(name="gold", maintenance_accounting="excluded",
+                                  minimum_notice_days=10,
+                                  credit_percent_per_breached_period=5, credit_cap_percent=30)
+    standard = then.register_standard(
+        name="Fibre availability", basis="commerciallyAgreed", offering_group_id=group.id,
+        sla_type_id=gold.id, valid_for={"startDateTime": "2026-01-01T00:00:00Z"},
+        parameters=[{"name": "availability", "unit": "%", "kind": "technical",
+                     "aggregation": "availability", "comparator": "GE",
+                     "conformanceTarget": 99.9, "evaluationWindow": "PT1H"}])
+    then.approve_standard(standard.id, 1, "sla-manager")
+    then.create_purchased_offering(product_id="fibre-0001", customer_id="acme",
+                                   offering_id=offering.id, sla_type_id=gold.id)
+    then.take_snapshot(standard.id)
+
+    records = then.recorder.select_notifications(start=1, limit=100)
+    assert then.snapshots is not None
+    snapshots = then.snapshots.recorder.select_events(standard.id)
+    assert snapshots
+    now = ThresholdRegistry(POPO)
+    now.recorder.insert_events([as_first_written(r) for r in records])
+    assert now.snapshots is not None
+    now.snapshots.recorder.insert_events([as_first_written(s) for s in snapshots])
+    written = now.recorder.select_notifications(start=1, limit=100)
+    assert written and all(r.topic.startswith("services.threshold_registry.domain:")
+                           for r in written)
+    assert all(b"services.threshold_registry.domain." not in r.state for r in written)
+
+    # Every aggregate loads, through the repository and through the read model.
+    assert now.offering_group(group.id).name == "Business fibre"
+    assert now.offering(offering.id).group_id == group.id
+    assert now.sla_type(gold.id).credit_cap_percent == 30
+    assert now.purchased_offering("fibre-0001").customer_id == "acme"
+    assert [s.id for s in now.standards()] == [standard.id]
+    [(found, version)] = now.standards_in_force(offering.id, gold.id,
+                                                datetime(2026, 6, 1, tzinfo=UTC))
+    assert found.id == standard.id and version["version"] == 1
+    # And it goes on: new events are recorded beside the old ones.
+    now.revise_standard(standard.id, {"name": "Fibre availability v2"}, "rename")
+    assert now.standard(standard.id).latest["version"] == 2
