@@ -3,7 +3,7 @@ authenticated test client."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -72,11 +72,28 @@ def _assert_everything_published(running: Any) -> None:
                 time.sleep(0.05)
 
 
+@pytest.fixture
+def service_env() -> dict[str, str]:
+    """The services' own settings for the suite under test, as its environment gives them
+    (a test module that needs others overrides this fixture)."""
+    return {}
+
+
+@pytest.fixture
+def service_clocks() -> dict[str, Callable[[], Any]]:
+    """By service, the clock its application is built with (a test module that moves time
+    overrides this fixture); the others keep the wall clock."""
+    return {}
+
+
 @pytest.fixture(params=["sqlite", "postgres"])
-def suite(request: pytest.FixtureRequest, tmp_path: Path, unique: str) -> Iterator[Any]:
+def suite(request: pytest.FixtureRequest, tmp_path: Path, unique: str,
+          service_env: dict[str, str], service_clocks: dict[str, Callable[[], Any]]
+          ) -> Iterator[Any]:
     """The suite in one process, on SQLite or on PostgreSQL: every service, or only those
     a ``@pytest.mark.services(...)`` marker names (a test of the registry alone does not
-    start the evaluator and the delivery workers)."""
+    start the evaluator and the delivery workers), built with ``service_env`` and
+    ``service_clocks``."""
     from services.catalogue import SERVICE_MODULES, all_specs, spec
     from shared.wsgi import Suite
 
@@ -94,8 +111,8 @@ def suite(request: pytest.FixtureRequest, tmp_path: Path, unique: str) -> Iterat
         pg = request.getfixturevalue("postgres")
         extra = {"PERSISTENCE_MODULE": "eventsourcing.postgres", **pg,
                  "SLA_SCHEMA_PREFIX": f"t{unique}_"}
-    settings = config.load(base_env(tmp_path / "var", **extra))
-    running = Suite(specs, settings)
+    settings = config.load(base_env(tmp_path / "var", **extra, **service_env))
+    running = Suite(specs, settings, clocks=service_clocks)
     try:
         yield running
         _assert_everything_published(running)

@@ -13,7 +13,7 @@ import re
 import socket
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, policy
 from email.message import Message
@@ -24,7 +24,6 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 from aiosmtpd.controller import Controller
 
-from services.notification.delivery import NotificationConfig
 from services.notification.domain import Delivery
 from services.notification.signature import verify_signature
 from shared.bus.envelope import Envelope
@@ -142,16 +141,24 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def notifier(suite: Any, mailbox: tuple[Mailbox, int], clock: Clock) -> Client:
-    runtime = suite.runtime("notification")
-    app = runtime.app
-    app.configure(NotificationConfig.from_env({
-        "SLA_SMTP_HOST": "127.0.0.1", "SLA_SMTP_PORT": str(mailbox[1]),
-        "SLA_SMTP_FROM": "noc@sla.example", "SLA_WEBHOOK_ALLOW": "127.0.0.1/32",
-        "SLA_PUBLIC_URL": "https://sla.example", "SLA_DELIVERY_BACKOFF_BASE": "10",
-        "SLA_DELIVERY_BACKOFF_CAP": "60", "SLA_DELIVERY_MAX_ATTEMPTS": "3",
-        "SLA_WEBHOOK_TIMEOUT": "2", "SLA_SMTP_TIMEOUT": "2"}), runtime.settings.secret_key)
-    app.clock = clock
+def service_env(mailbox: tuple[Mailbox, int]) -> dict[str, str]:
+    """notification's own settings: this test's SMTP server, webhooks to loopback allowed,
+    short retries."""
+    return {"SLA_SMTP_HOST": "127.0.0.1", "SLA_SMTP_PORT": str(mailbox[1]),
+            "SLA_SMTP_FROM": "noc@sla.example", "SLA_WEBHOOK_ALLOW": "127.0.0.1/32",
+            "SLA_PUBLIC_URL": "https://sla.example", "SLA_DELIVERY_BACKOFF_BASE": "10",
+            "SLA_DELIVERY_BACKOFF_CAP": "60", "SLA_DELIVERY_MAX_ATTEMPTS": "3",
+            "SLA_WEBHOOK_TIMEOUT": "2", "SLA_SMTP_TIMEOUT": "2"}
+
+
+@pytest.fixture
+def service_clocks(clock: Clock) -> dict[str, Callable[[], Any]]:
+    """notification runs on the test's clock (tests move it instead of sleeping)."""
+    return {"notification": clock}
+
+
+@pytest.fixture
+def notifier(suite: Any) -> Client:
     return Client(suite.app("notification"), ROOT)
 
 

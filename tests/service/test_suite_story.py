@@ -7,7 +7,10 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
+
+import pytest
 
 from services.monitoring.clock import read_clocks
 from services.notification.signature import verify_signature
@@ -27,8 +30,31 @@ from tests.service.test_notification import (  # noqa: F401 - fixtures
     make_list,
     notifier,
     receiver,
+    service_env,
     tick,
 )
+
+
+class ProcessingTime:
+    """monitoring's clock: the wall clock until a test holds it, then moved by the test."""
+
+    def __init__(self) -> None:
+        self.held: float | None = None
+
+    def __call__(self) -> float:
+        return time.time() if self.held is None else self.held
+
+
+@pytest.fixture
+def processing_time() -> ProcessingTime:
+    return ProcessingTime()
+
+
+@pytest.fixture
+def service_clocks(clock: Clock, processing_time: ProcessingTime  # noqa: F811
+                   ) -> dict[str, Callable[[], Any]]:
+    """Both clocks the stories move: notification's, and monitoring's processing time."""
+    return {"notification": clock, "monitoring": processing_time}
 
 
 def test_a_breach_measured_by_monitoring_reaches_the_groups_webhook_once(
@@ -80,12 +106,13 @@ def test_a_breach_measured_by_monitoring_reaches_the_groups_webhook_once(
 
 def test_a_regime_whose_feeds_all_stop_raises_no_data_that_reaches_the_groups_webhook(
         suite: Any, registry: Client, monitoring: Client,  # noqa: F811
-        notifier: Client, receiver: Receiver, clock: Clock) -> None:  # noqa: F811
+        notifier: Client, receiver: Receiver, clock: Clock,  # noqa: F811
+        processing_time: ProcessingTime) -> None:
     """The devices of a group go dark: nothing more arrives, yet the windows close on the
     clock, the standard says silence is a noData crossing, and the NOC's webhook gets it."""
     app = suite.runtime("monitoring").app
-    now = [float(int(time.time()))]
-    app.clock = lambda: now[0]  # processing time as the test moves it
+    start = float(int(time.time()))
+    processing_time.held = start  # monitoring's time from here on: as the test moves it
     group = registry.post("/offeringGroup", json={"name": "Dark fibre"}).get_json()["id"]
     offering = registry.post("/productOffering", json={
         "name": "Fibre 10G", "offeringGroupId": group, "lifecycleStatus": "active"}
@@ -104,7 +131,7 @@ def test_a_regime_whose_feeds_all_stop_raises_no_data_that_reaches_the_groups_we
     for product in products:
         assert registry.post("/purchasedOffering", json={
             "id": product, "customerId": "acme", "productOfferingId": offering,
-            "startDate": iso(now[0] - 86400)}).status_code == 201
+            "startDate": iso(start - 86400)}).status_code == 201
     noc = make_list(notifier, "NOC", [
         {"name": "NOC", "channel": "webhook", "address": f"{receiver.url}/hooks/dark"}],
         offeringGroupIds=[group], groupWait=0,
@@ -115,14 +142,14 @@ def test_a_regime_whose_feeds_all_stop_raises_no_data_that_reaches_the_groups_we
         "allowedLateness": "PT0S", "clearAfter": 1}).get_json()
     eventually(lambda: monitoring.post("/measurementBatch", json={"samples": [
         {"purchasedOfferingId": products[-1], "parameter": "availability", "value": 1,
-         "intervalSeconds": 60, "observedAt": iso(now[0] - 172800)}]}).status_code == 201)
+         "intervalSeconds": 60, "observedAt": iso(start - 172800)}]}).status_code == 201)
     origin = eventually(lambda: read_clocks(app.cache, [regime["id"]]))[regime["id"]][0]
     for minute in range(3):  # three good minutes, then nothing
         assert monitoring.post("/measurementBatch", json={"samples": [
             {"purchasedOfferingId": p, "parameter": "availability", "value": 1,
              "intervalSeconds": 60, "observedAt": iso(origin + 60 * (minute + 1))}
             for p in products]}).status_code == 201
-    now[0] = origin + 60 * 7 + 1  # four silent minutes pass
+    processing_time.held = origin + 60 * 7 + 1  # four silent minutes pass
 
     def group_crossing() -> list[dict[str, Any]]:
         return monitoring.get(f"/crossing?scopeType=offeringGroup&scopeId={group}"
