@@ -14,7 +14,7 @@ import contextvars
 import hashlib
 import re
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -294,6 +294,7 @@ class AggregateIndex:
         self._lock = threading.Lock()
         self._by_id: dict[UUID, Any] = {}
         self._by_type: dict[type, dict[UUID, Any]] = {}
+        self._watchers: list[Callable[[Any], None]] = []
 
     @property
     def position(self) -> int:
@@ -328,9 +329,16 @@ class AggregateIndex:
     def _current(self, aggregate_id: UUID) -> Any | None:
         return self._by_id.get(aggregate_id)
 
+    def watch(self, callback: Callable[[Any], None]) -> None:
+        """Call ``callback`` with each aggregate the index changes, as it changes it (a
+        read model kept beside this one, such as ``shared.scheduler.Timetable``)."""
+        self._watchers.append(callback)
+
     def _keep(self, aggregate: Any) -> None:
         self._by_id[aggregate.id] = aggregate
         self._by_type.setdefault(type(aggregate), {})[aggregate.id] = aggregate
+        for callback in self._watchers:
+            callback(aggregate)
 
     def all(self, kind: type) -> list[Any]:
         """Every aggregate of a type, oldest first (caught up first)."""

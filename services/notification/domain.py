@@ -1,10 +1,11 @@
-"""The notification service's domain: notification lists, hub subscriptions, the alerts
-that arrive from monitoring, the decisions taken about them (grouping, inhibition,
-suppression), escalation, and one small aggregate per delivery.
+"""The notification service's aggregates and the vocabulary they share: notification
+lists, hub subscriptions, the local copies of other services' facts (scopes, planned
+outages), incidents (one upstream alert each), the decision taken about an event for a
+list, alert groups, and one small aggregate per delivery.
 
 Pure Python plus ``eventsourcing``: no web framework, no broker, no network. The rules
-(topic matching, severity floor, grouping, inhibition, suppression, backoff) are plain
-functions so they are unit-tested without a store.
+that decide who gets what are in ``routing.py``; when work is due, in ``scheduling.py``;
+how a message is handed over and retried, in ``sending.py``.
 
 Every aggregate stays small: a delivery is its own aggregate (a handful of events: created,
 attempts, outcome), a decision about one event for one list is its own aggregate, an
@@ -14,8 +15,6 @@ alerts it batches; it is snapshotted (see the application).
 
 from __future__ import annotations
 
-import fnmatch
-import random
 import re
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
@@ -25,9 +24,7 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate, event
 
 from shared import ids
-from shared.errors import (
-    InvalidTransition,
-)
+from shared.errors import InvalidTransition
 
 # --- constants ----------------------------------------------------------------------------
 
@@ -49,6 +46,7 @@ ACK_LINK_PLACEHOLDER = "urn:sla-suite:ack-link:"
 WITHDRAWN_LINK = ACK_LINK_PLACEHOLDER + "withdrawn"
 _STORED_LINK = re.compile(r"https?://[^\s\"'<>]*?/acknowledge\?token=[^\s\"'<>&]+")
 
+
 def stable_id(kind: str, *parts: object) -> UUID:
     """A deterministic aggregate id, so the same fact always lands on the same aggregate."""
     return ids.stable_id("notification", kind, *parts)
@@ -56,11 +54,6 @@ def stable_id(kind: str, *parts: object) -> UUID:
 
 def severity_rank(severity: str) -> int:
     return SEVERITIES.index(severity) if severity in SEVERITIES else 0
-
-
-def lower_camel(name: str) -> str:
-    """``ThresholdCrossingEvent`` -> ``thresholdCrossingEvent`` (TMF688 listener path)."""
-    return name[:1].lower() + name[1:] if name else name
 
 
 # --- alerts: what an upstream event means here -------------------------------------------
@@ -88,158 +81,6 @@ def series_key(labels: Mapping[str, Any]) -> str:
                     ("eventType", "regimeId", "parameter", "scopeType", "scopeId"))
 
 
-# --- topics and filters -------------------------------------------------------------------
-
-def _wanted(values: Iterable[str] | None, actual: Any) -> bool:
-    values = [v for v in (values or []) if v]
-    return not values or (actual is not None and str(actual) in values)
-
-
-def topic_matches(topic: Mapping[str, Any], labels: Mapping[str, Any],
-                  ignore_floor: bool = False) -> bool:
-    """One topic of a list: event types (shell wildcards), a severity floor, and
-    filters on offering group, offering and customer (empty filter: any)."""
-    patterns = topic.get("eventTypes") or ["*"]
-    if not any(fnmatch.fnmatchcase(str(labels.get("eventType", "")), p) for p in patterns):
-        return False
-    if not ignore_floor and severity_rank(str(labels.get("severity"))) < severity_rank(
-            str(topic.get("minSeverity") or "info")):
-        return False
-    return (_wanted(topic.get("offeringGroupIds"), labels.get("offeringGroupId"))
-            and _wanted(topic.get("offeringIds"), labels.get("offeringId"))
-            and _wanted(topic.get("customerIds"), labels.get("customerId")))
-
-
-def serves(customer_ids: Iterable[str], offering_group_ids: Iterable[str],
-           labels: Mapping[str, Any]) -> bool:
-    """Whether a list serves the customer or offering group an alert concerns (a list
-    that names neither serves everything: an internal list such as the NOC)."""
-    customers, groups = [c for c in customer_ids if c], [g for g in offering_group_ids if g]
-    if not customers and not groups:
-        return True
-    return (bool(customers) and str(labels.get("customerId")) in customers) or (
-        bool(groups) and str(labels.get("offeringGroupId")) in groups)
-
-
-def list_matches(nlist: NotificationList, labels: Mapping[str, Any],
-                 ignore_floor: bool = False) -> bool:
-    if nlist.status != "active":
-        return False
-    if not serves(nlist.customer_ids, nlist.offering_group_ids, labels):
-        return False
-    return any(topic_matches(t, labels, ignore_floor) for t in nlist.topics)
-
-
-def parse_hub_query(query: str | None) -> dict[str, list[str]]:
-    """A TMF hub query ``eventType=A,B&offeringGroupId=G&severity=major`` as filters.
-
-    ``severity`` is a floor; other labels match any of the listed values; ``eventType``
-    values may use shell wildcards. Raises ``ValueError`` for a malformed query.
-    """
-    filters: dict[str, list[str]] = {}
-    if not query:
-        return filters
-    for part in query.split("&"):
-        if not part.strip():
-            continue
-        key, sep, value = part.partition("=")
-        key = key.strip()
-        if key.endswith(".eq"):
-            key = key[:-3]
-        if not sep or not value.strip():
-            raise ValueError(f"{part!r} is not attribute=value")
-        if key not in FILTER_LABELS:
-            raise ValueError(f"cannot filter on {key!r}; use {', '.join(FILTER_LABELS)}")
-        values = [v.strip() for v in value.split(",") if v.strip()]
-        if key == "severity" and any(v not in SEVERITIES for v in values):
-            raise ValueError(f"severity must be one of {', '.join(SEVERITIES)}")
-        filters.setdefault(key, []).extend(values)
-    return filters
-
-
-def hub_matches(filters: Mapping[str, list[str]], labels: Mapping[str, Any]) -> bool:
-    for key, values in filters.items():
-        actual = labels.get(key)
-        if key == "severity":
-            if severity_rank(str(actual)) < min(severity_rank(v) for v in values):
-                return False
-        elif key == "eventType":
-            if not any(fnmatch.fnmatchcase(str(actual or ""), v) for v in values):
-                return False
-        elif actual is None or str(actual) not in values:
-            return False
-    return True
-
-
-# --- grouping, inhibition, suppression, backoff ------------------------------------------
-
-def group_key(group_by: Iterable[str], labels: Mapping[str, Any]) -> str:
-    """The Alertmanager-style group an alert joins on one list."""
-    return "|".join(f"{k}={labels.get(k) or ''}" for k in sorted(group_by)) or "all"
-
-
-def next_flush(now: datetime, pending_flush_at: datetime | None,
-               last_flush_at: datetime | None, group_wait: float,
-               group_interval: float) -> tuple[datetime, str]:
-    """When a group with a new alert is flushed, and the decision to record.
-
-    - a flush is already planned: the alert rides along ("grouped");
-    - the group never sent, or its last message is older than ``group_interval``: wait
-      ``group_wait`` for companions ("queued");
-    - otherwise it waits for the end of the group interval ("grouped").
-    """
-    if pending_flush_at is not None:
-        return pending_flush_at, "grouped"
-    if last_flush_at is None or now >= last_flush_at + timedelta(seconds=group_interval):
-        return now + timedelta(seconds=group_wait), "queued"
-    return last_flush_at + timedelta(seconds=group_interval), "grouped"
-
-
-def inhibiting(labels: Mapping[str, Any], open_breaches: Iterable[Mapping[str, Any]]
-               ) -> str | None:
-    """The alert id of an open breach that silences this warning (same series), if any."""
-    if labels.get("level") != "warning":
-        return None
-    key = series_key(labels)
-    for breach in open_breaches:
-        if series_key(breach) == key:
-            return str(breach.get("alertId"))
-    return None
-
-
-def _parse(text: Any) -> datetime | None:
-    if isinstance(text, datetime):
-        return text
-    if not text:
-        return None
-    try:
-        return datetime.fromisoformat(str(text).replace("Z", "+00:00"))
-    except ValueError:
-        return None
-
-
-def suppressing(labels: Mapping[str, Any], at: datetime,
-                outages: Iterable[Mapping[str, Any]]) -> str | None:
-    """The agreed planned outage whose window and scope cover the alert, if any.
-
-    An outage covers an alert when it is agreed, ``at`` falls in its window, and the
-    alert's offering group is the outage's, or its purchased offering is affected.
-    """
-    for outage in outages:
-        if outage.get("status") not in ("agreed", "rescheduled"):
-            continue
-        start, end = _parse(outage.get("start")), _parse(outage.get("end"))
-        if start is None or end is None or not start <= at < end:
-            continue
-        group = outage.get("offeringGroupId")
-        affected = outage.get("affectedPurchasedOfferingIds") or []
-        if (group and str(labels.get("offeringGroupId")) == str(group)) or (
-                labels.get("scopeType") == "purchasedOffering"
-                and str(labels.get("scopeId")) in affected):
-            return str(outage.get("id"))
-    return None
-
-
 def redact_links(value: Any) -> Any:
     """``value`` with every acknowledgement link replaced by a withdrawn placeholder:
     what an old delivery record (that stored its links) shows when read."""
@@ -250,15 +91,6 @@ def redact_links(value: Any) -> Any:
     if isinstance(value, list):
         return [redact_links(v) for v in value]
     return value
-
-
-def backoff_delay(attempt: int, base: float, cap: float,
-                  rng: random.Random | None = None) -> float:
-    """Seconds before retry number ``attempt`` (1-based): exponential with full jitter
-    in its upper half, never above ``cap``: ``uniform(d/2, d)`` with ``d = min(cap,
-    base * 2**(attempt-1))``."""
-    ceiling = min(cap, base * (2 ** max(0, attempt - 1)))
-    return (rng or random).uniform(ceiling / 2, ceiling)
 
 
 # --- aggregates ---------------------------------------------------------------------------
@@ -348,10 +180,6 @@ class HubSubscription(Aggregate):
     def __init__(self, callback: str, query: str | None, salt: str) -> None:
         self.callback, self.query, self.salt = callback, query, salt
         self.status = "active"
-
-    @property
-    def filters(self) -> dict[str, list[str]]:
-        return parse_hub_query(self.query)
 
     def remove(self) -> None:
         if self.status != "active":

@@ -11,7 +11,7 @@ from eventsourcing.domain import DomainEventProtocol
 
 from services.notification import resources
 from services.notification.application import NotificationService
-from services.notification.domain import Delivery, Incident, OutageWindow, severity_of
+from services.notification.domain import Delivery, Incident, severity_of
 from shared.bus.envelope import Envelope
 from shared.bus.inbox import Handler, Rejected
 from shared.bus.outbox import Publication
@@ -125,11 +125,7 @@ def handle_planned_outage(app: NotificationService, envelope: Envelope) -> None:
              "affectedPurchasedOfferingIds": list(outage.get("affectedPurchasedOfferingIds")
                                                   or []),
              "reason": outage.get("reason"), "version": outage.get("version")}
-    record = app._find(OutageWindow.create_id(str(outage["id"])))  # noqa: SLF001
-    if record is None:
-        record = OutageWindow(outage_id=str(outage["id"]), facts=facts)
-    else:
-        record.record(facts)
+    record = app.record_outage(str(outage["id"]), facts)
     labels = {"eventId": envelope.event_id, "eventType": envelope.event_type,
               "change": change, "correlationId": envelope.correlation_id,
               "alertId": f"{outage['id']}:{outage.get('version')}:{change}",

@@ -14,11 +14,8 @@ def build(wiring: Wiring) -> NotificationService:
     """The application on the service's store, with its own settings (SMTP, webhooks,
     retries, links) and the suite's key, from which webhook secrets and acknowledgement
     links are derived."""
-    app = NotificationService(wiring.store_env)
-    app.configure(wiring.settings, wiring.platform.secret_key)
-    if wiring.clock is not None:
-        app.clock = wiring.clock
-    return app
+    return NotificationService(wiring.store_env, config=wiring.settings,
+                               server_key=wiring.platform.secret_key, clock=wiring.clock)
 
 
 SPEC = ServiceSpec(

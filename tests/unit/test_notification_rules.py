@@ -11,6 +11,7 @@ import pytest
 
 from services.notification import delivery as d
 from services.notification import domain as dom
+from services.notification import routing, sending
 from services.notification import signature as sig
 from services.notification.rendering import render
 from shared.config import ConfigError
@@ -40,13 +41,13 @@ def labels(**over: object) -> dict:
     ({"customerIds": ["other"]}, False),
 ])
 def test_topic_matching_with_wildcards_floor_and_filters(topic: dict, expected: bool) -> None:
-    assert dom.topic_matches(topic, labels()) is expected
+    assert routing.topic_matches(topic, labels()) is expected
 
 
 def test_severity_floor_can_be_ignored_for_clears() -> None:
     clear = labels(level="cleared", severity="info")
-    assert not dom.topic_matches({"minSeverity": "major"}, clear)
-    assert dom.topic_matches({"minSeverity": "major"}, clear, ignore_floor=True)
+    assert not routing.topic_matches({"minSeverity": "major"}, clear)
+    assert routing.topic_matches({"minSeverity": "major"}, clear, ignore_floor=True)
 
 
 def test_severity_scale_is_pinned() -> None:
@@ -59,50 +60,50 @@ def test_severity_scale_is_pinned() -> None:
 
 
 def test_a_list_serves_its_customers_or_groups_and_internal_lists_serve_all() -> None:
-    assert dom.serves([], [], labels())
-    assert dom.serves(["acme"], [], labels())
-    assert not dom.serves(["other"], [], labels())
-    assert dom.serves(["other"], ["g1"], labels())
+    assert routing.serves([], [], labels())
+    assert routing.serves(["acme"], [], labels())
+    assert not routing.serves(["other"], [], labels())
+    assert routing.serves(["other"], ["g1"], labels())
 
 
 def test_hub_query_parsing_and_matching() -> None:
-    filters = dom.parse_hub_query("eventType=Threshold*&severity=major&offeringGroupId=g1,g2")
-    assert dom.hub_matches(filters, labels())
-    assert not dom.hub_matches(filters, labels(severity="warning"))
-    assert not dom.hub_matches(filters, labels(offeringGroupId="g3"))
-    assert dom.hub_matches({}, labels())
+    filters = routing.parse_hub_query("eventType=Threshold*&severity=major&offeringGroupId=g1,g2")
+    assert routing.hub_matches(filters, labels())
+    assert not routing.hub_matches(filters, labels(severity="warning"))
+    assert not routing.hub_matches(filters, labels(offeringGroupId="g3"))
+    assert routing.hub_matches({}, labels())
     for bad in ("colour=red", "severity=apocalyptic", "eventType", "eventType="):
         with pytest.raises(ValueError):
-            dom.parse_hub_query(bad)
+            routing.parse_hub_query(bad)
 
 
 def test_listener_path_is_lower_camel() -> None:
-    assert dom.lower_camel("ThresholdCrossingEvent") == "thresholdCrossingEvent"
+    assert routing.listener_name("ThresholdCrossingEvent") == "thresholdCrossingEvent"
 
 
 def test_grouping_decisions() -> None:
     # First alert of a group: wait group_wait for companions.
-    assert dom.next_flush(T0, None, None, 30, 300) == (T0 + timedelta(seconds=30), "queued")
+    assert routing.next_flush(T0, None, None, 30, 300) == (T0 + timedelta(seconds=30), "queued")
     # A flush is already planned: ride along.
     planned = T0 + timedelta(seconds=10)
-    assert dom.next_flush(T0, planned, None, 30, 300) == (planned, "grouped")
+    assert routing.next_flush(T0, planned, None, 30, 300) == (planned, "grouped")
     # Sent recently: wait for the end of the group interval.
     last = T0 - timedelta(seconds=100)
-    assert dom.next_flush(T0, None, last, 30, 300) == (last + timedelta(seconds=300), "grouped")
+    assert routing.next_flush(T0, None, last, 30, 300) == (last + timedelta(seconds=300), "grouped")
     # Sent long ago: a new round.
     old = T0 - timedelta(seconds=301)
-    assert dom.next_flush(T0, None, old, 30, 300)[1] == "queued"
-    assert dom.group_key(["offeringGroupId", "parameter"], labels()) == \
+    assert routing.next_flush(T0, None, old, 30, 300)[1] == "queued"
+    assert routing.group_key(["offeringGroupId", "parameter"], labels()) == \
         "offeringGroupId=g1|parameter=availability"
 
 
 def test_a_breach_inhibits_the_warning_of_its_own_series_only() -> None:
     breach = labels()
-    assert dom.inhibiting(labels(alertId="cr-2", level="warning", severity="warning"),
+    assert routing.inhibiting(labels(alertId="cr-2", level="warning", severity="warning"),
                           [breach]) == "cr-1"
-    assert dom.inhibiting(labels(alertId="cr-3", level="warning", scopeId="p2"),
+    assert routing.inhibiting(labels(alertId="cr-3", level="warning", scopeId="p2"),
                           [breach]) is None
-    assert dom.inhibiting(labels(alertId="cr-4"), [breach]) is None  # breaches never are
+    assert routing.inhibiting(labels(alertId="cr-4"), [breach]) is None  # breaches never are
 
 
 def test_a_group_drops_a_pending_warning_when_its_breach_arrives() -> None:
@@ -119,20 +120,20 @@ def test_suppression_during_an_agreed_outage_for_its_scope() -> None:
     outage = {"id": "po-1", "status": "agreed", "start": "2026-03-02T08:00:00Z",
               "end": "2026-03-02T10:00:00Z", "offeringGroupId": "g1",
               "affectedPurchasedOfferingIds": ["p9"]}
-    assert dom.suppressing(labels(), T0, [outage]) == "po-1"
-    assert dom.suppressing(labels(offeringGroupId="g2", scopeId="p9"), T0, [outage]) == "po-1"
-    assert dom.suppressing(labels(offeringGroupId="g2"), T0, [outage]) is None
-    assert dom.suppressing(labels(), T0 + timedelta(hours=2), [outage]) is None
-    assert dom.suppressing(labels(), T0, [{**outage, "status": "cancelled"}]) is None
+    assert routing.suppressing(labels(), T0, [outage]) == "po-1"
+    assert routing.suppressing(labels(offeringGroupId="g2", scopeId="p9"), T0, [outage]) == "po-1"
+    assert routing.suppressing(labels(offeringGroupId="g2"), T0, [outage]) is None
+    assert routing.suppressing(labels(), T0 + timedelta(hours=2), [outage]) is None
+    assert routing.suppressing(labels(), T0, [{**outage, "status": "cancelled"}]) is None
 
 
 def test_backoff_is_exponential_jittered_and_bounded() -> None:
     rng = random.Random(7)
     for attempt in range(1, 30):
-        delay = dom.backoff_delay(attempt, 2, 600, rng)
+        delay = sending.backoff_delay(attempt, 2, 600, rng)
         ceiling = min(600, 2 * 2 ** (attempt - 1))
         assert ceiling / 2 <= delay <= ceiling <= 600
-    assert len({dom.backoff_delay(3, 2, 600) for _ in range(20)}) > 1  # jitter
+    assert len({sending.backoff_delay(3, 2, 600) for _ in range(20)}) > 1  # jitter
 
 
 def test_delivery_gives_up_after_its_attempts_and_can_be_retried_by_hand() -> None:
