@@ -37,7 +37,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bench import common
-from services.monitoring import semantics as sem
+from services.monitoring.budget_ledger import BudgetLedger, MinuteLedger
+from services.monitoring.budgets import remaining_budget
+from services.monitoring.burn_rates import burn_alerts
 
 MONTH = 30 * 86400
 PERIOD_START = (1_764_547_200 // MONTH) * MONTH
@@ -62,9 +64,9 @@ def history(ledger: Any, rng: random.Random, minutes: int) -> float:
             bad = rng.uniform(0.5, 5) if rng.random() < 0.01 else 0.0
         ledger.add(t, t + 60, 60.0, bad)
         t += 60
-        if n % 15 == 0 and isinstance(ledger, sem.BudgetLedger):
-            sem.remaining_budget(ledger, PERIOD_START, t, 0.999, MONTH)
-            sem.burn_alerts(ledger, t, 0.999, MONTH)
+        if n % 15 == 0 and isinstance(ledger, BudgetLedger):
+            remaining_budget(ledger, PERIOD_START, t, 0.999, MONTH)
+            burn_alerts(ledger, t, 0.999, MONTH)
     return t
 
 
@@ -86,14 +88,14 @@ def compact_state(series: int, templates: int, traced: int, rng: random.Random
     minutes = 30 * 24 * 60 - 5
     fed = []
     for _ in range(templates):
-        ledger = sem.BudgetLedger(60, MONTH)
+        ledger = BudgetLedger(60, MONTH)
         end = history(ledger, rng, minutes)
         fed.append(ledger.to_dict())
 
-    def build(count: int) -> dict[str, sem.BudgetLedger]:
+    def build(count: int) -> dict[str, BudgetLedger]:
         ledgers = {}
         for n in range(count):
-            ledger = sem.BudgetLedger.from_dict(fed[n % templates])
+            ledger = BudgetLedger.from_dict(fed[n % templates])
             t = end
             for _ in range(5):  # its own last minutes
                 ledger.add(t, t + 60, 60.0, rng.uniform(0, 60) if rng.random() < 0.2 else 0.0)
@@ -108,10 +110,10 @@ def compact_state(series: int, templates: int, traced: int, rng: random.Random
 def baseline_state(series: int, rng: random.Random) -> tuple[int, int]:
     """(bytes in memory, bytes of the old inline checkpoint's JSON) of ``series`` minute
     ledgers fed a month."""
-    def build() -> dict[str, sem.MinuteLedger]:
+    def build() -> dict[str, MinuteLedger]:
         ledgers = {}
         for n in range(series):
-            ledger = sem.MinuteLedger(60, MONTH)
+            ledger = MinuteLedger(60, MONTH)
             history(ledger, rng, 30 * 24 * 60)
             ledgers[f"{uuid.uuid4()}|availability|purchasedOffering|po-{n:06d}"] = ledger
         return ledgers
@@ -123,7 +125,7 @@ def baseline_state(series: int, rng: random.Random) -> tuple[int, int]:
 
 def worst_case_ledger_bytes(rng: random.Random) -> int:
     """Checkpoint bytes of one ledger whose every cell is random (incompressible)."""
-    ledger = sem.BudgetLedger(60, MONTH)
+    ledger = BudgetLedger(60, MONTH)
     ledger.add(PERIOD_START, PERIOD_START + 60, 60, 1)
     for i in range(len(ledger._e)):  # noqa: SLF001 - a deliberately incompressible ledger
         ledger._e[i] = rng.uniform(0, 60)  # noqa: SLF001

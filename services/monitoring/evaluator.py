@@ -35,7 +35,16 @@ from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError, PersistenceError, Tracking
 from prometheus_client import Counter, Gauge
 
-from services.monitoring import semantics as sem
+from services.monitoring.availability import Availability, availability, pooled_availability
+from services.monitoring.budget_ledger import BudgetLedger, LedgerFormatError
+from services.monitoring.budgets import (
+    BUDGET_UNIT,
+    budget_denominator,
+    projected_exhaustion,
+    remaining_budget,
+)
+from services.monitoring.burn_rates import burn_alerts, burn_rate, burn_rules
+from services.monitoring.crossing_state import CrossingState, Transition, is_planned, step
 from services.monitoring.domain import (
     BurnAlert,
     Crossing,
@@ -49,6 +58,16 @@ from services.monitoring.domain import (
     WindowEvaluation,
     seconds,
 )
+from services.monitoring.levels import classify, normalise_comparator
+from services.monitoring.measurement import (
+    Measurement,
+    Sample,
+    gaps,
+    in_outage,
+    to_unit,
+    value_in_unit,
+)
+from services.monitoring.periods import Period, conformance_period, longest_period_seconds
 from services.monitoring.working_set import Level, WorkingSet, missing_data
 from shared.store import topics_of
 from shared.times import iso
@@ -142,9 +161,9 @@ class State:
         self.held: dict[str, dict[str, list[Any]]] = {}
         self.empty: dict[str, int] = {}                   # series key -> empty windows
         self.no_data: dict[str, str] = {}                 # series key -> noData crossing id
-        self.crossing: dict[str, sem.CrossingState] = {}  # series key -> state
+        self.crossing: dict[str, CrossingState] = {}  # series key -> state
         self.open_crossing: dict[str, str] = {}           # series key -> crossing id
-        self.ledgers: dict[str, sem.BudgetLedger] = {}
+        self.ledgers: dict[str, BudgetLedger] = {}
         self.alerts: dict[str, list[str]] = {}            # series key -> [severity, alert id]
         self.late: dict[str, int] = {}
         # series key -> [conformance period start, agreed-outage seconds excluded in it]
@@ -182,9 +201,9 @@ class State:
             state.held.setdefault(_key(regime_id, parameter), {})[po_id] = row
         state.empty = dict(data.get("empty", {}))
         state.no_data = dict(data.get("noData", {}))
-        state.crossing = {k: sem.CrossingState(**v) for k, v in data["crossing"].items()}
+        state.crossing = {k: CrossingState(**v) for k, v in data["crossing"].items()}
         state.open_crossing = dict(data["openCrossing"])
-        state.ledgers = {k: sem.BudgetLedger.from_dict(v) for k, v in data["ledgers"].items()}
+        state.ledgers = {k: BudgetLedger.from_dict(v) for k, v in data["ledgers"].items()}
         state.alerts = dict(data["alerts"])
         state.late = dict(data["late"])
         state.excluded = {k: list(v) for k, v in data.get("excluded", {}).items()}
@@ -371,7 +390,7 @@ class Evaluator:
         if manifest.get("format") != CHECKPOINT_FORMAT:  # the older inline form
             try:
                 return State.from_dict(manifest), checkpoint.position
-            except sem.LedgerFormatError:
+            except LedgerFormatError:
                 log.warning("evaluator %s: checkpoint holds old-format budget ledgers; "
                             "rebuilding the state from the whole log", self.partition)
                 return State(), 0
@@ -663,8 +682,8 @@ class Evaluator:
         group_level = ws.level_for(None, parameter, start, regime, members_sla_type)
         group_aggregation = group_level.parameter["aggregation"] if group_level else None
         group_missing = missing_data(group_level.parameter)[0] if group_level else "unknown"
-        pooled_availability: list[sem.Availability] = []
-        pooled_without: list[sem.Availability] = []
+        pooled_parts: list[Availability] = []
+        pooled_without: list[Availability] = []
         pooled_values: list[float] = []
         pooled_values_without: list[float] = []
         pooled_count = 0
@@ -690,11 +709,11 @@ class Evaluator:
                 if "availability" in (aggregation, group_aggregation):
                     accounting = ws.accounting(po) if po else "excluded"
                     fill = self._down(samples, missing, start, end, po_id, parameter)
-                    part = sem.availability(samples + fill, start, end, outages, accounting)
+                    part = availability(samples + fill, start, end, outages, accounting)
                     without = part if not outages or accounting == "excluded" else (
-                        sem.availability(samples + fill, start, end, outages, "excluded"))
-                    pooled_availability.append(part if missing == group_missing else
-                                               sem.availability(samples + self._down(
+                        availability(samples + fill, start, end, outages, "excluded"))
+                    pooled_parts.append(part if missing == group_missing else
+                                               availability(samples + self._down(
                                                    samples, group_missing, start, end, po_id,
                                                    parameter), start, end, outages, accounting))
                     pooled_without.append(without)
@@ -702,26 +721,26 @@ class Evaluator:
                     planned = planned or part.planned_down > 0
                     if aggregation == "availability":
                         unit = level.parameter.get("unit", "%")
-                        measurement = sem.Measurement(
-                            sem.to_unit(part.ratio, unit), len(samples), part.eligible,
+                        measurement = Measurement(
+                            to_unit(part.ratio, unit), len(samples), part.eligible,
                             part.down, part.planned_down > 0, part.excluded, bool(outages),
-                            sem.to_unit(without.ratio, unit))
+                            to_unit(without.ratio, unit))
             # The fast path for values: no sample objects.
             values = [r[3] for r in rows
                       if r[3] is not None and r[3] == r[3] and start <= r[2] < end]
             values_without = values if not outages else [
                 r[3] for r in rows if r[3] is not None and r[3] == r[3]
-                and start <= r[2] < end and not sem.in_outage(r[2], outages)]
+                and start <= r[2] < end and not in_outage(r[2], outages)]
             pooled_values.extend(values)
             pooled_values_without.extend(values_without)
             if level is None or (silent and missing == "unknown"):
                 continue
             if measurement is None:
                 unit = level.parameter.get("unit")
-                value = sem.value_in_unit(aggregation, values, unit)
-                measurement = sem.Measurement(
+                value = value_in_unit(aggregation, values, unit)
+                measurement = Measurement(
                     value, len(values), 0.0, 0.0, False, 0.0, bool(outages),
-                    value if values_without is values else sem.value_in_unit(
+                    value if values_without is values else value_in_unit(
                         aggregation, values_without, unit))
             self._judge(regime, parameter, ("purchasedOffering", po_id), start, end, level,
                         measurement, sorted({r[6] for r in rows}), emit,
@@ -733,18 +752,18 @@ class Evaluator:
         unit = group_level.parameter.get("unit", "%")
         members = 1
         if group_aggregation == "availability":
-            pooled = sem.pooled_availability(pooled_availability)
-            measurement = sem.Measurement(
-                sem.to_unit(pooled.ratio, unit), pooled_count, pooled.eligible, pooled.down,
+            pooled = pooled_availability(pooled_parts)
+            measurement = Measurement(
+                to_unit(pooled.ratio, unit), pooled_count, pooled.eligible, pooled.down,
                 planned, pooled.excluded, overlap,
-                sem.to_unit(sem.pooled_availability(pooled_without).ratio, unit))
-            members = sum(1 for part in pooled_availability if part.eligible + part.excluded > 0)
+                to_unit(pooled_availability(pooled_without).ratio, unit))
+            members = sum(1 for part in pooled_parts if part.eligible + part.excluded > 0)
         else:
-            value = sem.value_in_unit(group_aggregation, pooled_values, unit)
-            measurement = sem.Measurement(
+            value = value_in_unit(group_aggregation, pooled_values, unit)
+            measurement = Measurement(
                 value, len(pooled_values), 0.0, 0.0, False, 0.0, overlap,
                 value if len(pooled_values_without) == len(pooled_values) else
-                sem.value_in_unit(group_aggregation, pooled_values_without, unit))
+                value_in_unit(group_aggregation, pooled_values_without, unit))
         batch_ids = sorted({r[6] for rows in by_po.values() for r in rows})
         self._judge(regime, parameter, scope, start, end, group_level, measurement, batch_ids,
                     emit, time_zone=ws.time_zone(
@@ -752,7 +771,7 @@ class Evaluator:
                     members=members)
 
     def _samples(self, regime_id: str, parameter: str, po_id: str, rows: list[list[Any]],
-                 start: float) -> list[sem.Sample]:
+                 start: float) -> list[Sample]:
         """The window's samples of one offering, after the status it holds from before:
         a status sample holds until the next one, across windows without samples."""
         rows = sorted(rows, key=lambda r: (r[2], r[6]))
@@ -761,10 +780,10 @@ class Evaluator:
         held = self.state.held.get(series)
         carried = held.get(po_id) if held else None
         if carried is not None and carried[2] < start:
-            samples.append(sem.Sample(po_id, parameter, carried[2], carried[3], carried[4],
+            samples.append(Sample(po_id, parameter, carried[2], carried[3], carried[4],
                                       carried[5], carried[6]))
         for r in rows:
-            samples.append(sem.Sample(po_id, parameter, r[2], r[3], r[4], r[5], r[6]))
+            samples.append(Sample(po_id, parameter, r[2], r[3], r[4], r[5], r[6]))
             if r[5] is not None:
                 if held is None:
                     held = self.state.held[series] = {}
@@ -772,16 +791,16 @@ class Evaluator:
         return samples
 
     @staticmethod
-    def _down(samples: list[sem.Sample], missing: str, start: float, end: float, po_id: str,
-              parameter: str) -> list[sem.Sample]:
+    def _down(samples: list[Sample], missing: str, start: float, end: float, po_id: str,
+              parameter: str) -> list[Sample]:
         """Under ``counted-as-down``, the time no sample covers, as down samples."""
         if missing != "counted-as-down":
             return []
-        return [sem.Sample(po_id, parameter, b, 0.0, b - a, None, "")
-                for a, b in sem.gaps(samples, start, end)]
+        return [Sample(po_id, parameter, b, 0.0, b - a, None, "")
+                for a, b in gaps(samples, start, end)]
 
     def _judge(self, regime: Regime, parameter: str, scope: tuple[str, str], start: float,
-               end: float, level: Level, m: sem.Measurement, batch_ids: list[str],
+               end: float, level: Level, m: Measurement, batch_ids: list[str],
                emit: bool, time_zone: str = "UTC", members: int = 1) -> None:
         """Classify one measured window of one series, keep its budget and crossing state.
         ``time_zone`` (the SLA type's) lays out its conformance periods; ``members`` is the
@@ -795,13 +814,13 @@ class Evaluator:
         if m.value is None:
             classification = SILENT[missing] if m.count == 0 else "unknown"
         else:
-            classification = sem.classify(m.value, p["comparator"], p["conformanceTarget"],
+            classification = classify(m.value, p["comparator"], p["conformanceTarget"],
                                           p.get("thresholdTarget"))
             if m.outage_overlap and classification != "ok":
-                without = "ok" if m.value_without_outages is None else sem.classify(
+                without = "ok" if m.value_without_outages is None else classify(
                     m.value_without_outages, p["comparator"], p["conformanceTarget"],
                     p.get("thresholdTarget"))
-                planned = sem.is_planned(classification, without)
+                planned = is_planned(classification, without)
         WINDOWS.labels(classification).inc()
         evaluation_id = WindowEvaluation.create_id(regime.id, parameter, scope[0], scope[1],
                                                    start)
@@ -815,7 +834,7 @@ class Evaluator:
             "conformanceTarget": p["conformanceTarget"],
             "thresholdTarget": p.get("thresholdTarget"), "graceTimes": p.get("graceTimes", 0),
             "batchIds": batch_ids, "lateSamples": st.late.pop(_key(regime_id, parameter), 0),
-            "remainingBudget": None, "budgetUnit": sem.BUDGET_UNIT, "projectedExhaustion": None,
+            "remainingBudget": None, "budgetUnit": BUDGET_UNIT, "projectedExhaustion": None,
         }
         evidence = {
             "measuredValue": m.value, "unit": p.get("unit"), "aggregation": p.get("aggregation"),
@@ -829,7 +848,7 @@ class Evaluator:
                 p.get("conformancePeriod") or "PT0S") > 0:
             # A window wholly in an excluded outage: nothing to judge, but its time is no
             # longer eligible in the period's budget.
-            self._exclude(series, sem.conformance_period(end, p["conformancePeriod"],
+            self._exclude(series, conformance_period(end, p["conformancePeriod"],
                                                          time_zone), m.excluded_seconds)
         if missing == "noData" or series in st.empty or series in st.no_data:
             self._silence(regime, parameter, scope, series, start, end,
@@ -838,10 +857,10 @@ class Evaluator:
         if classification not in ("unknown", "noData"):
             self._budget(regime, parameter, scope, series, start, end, level, m,
                          classification, result, evidence, emit, time_zone, members)
-            state = st.crossing.setdefault(series, sem.CrossingState())
+            state = st.crossing.setdefault(series, CrossingState())
             has_warning = (p.get("thresholdTarget") is not None
-                           and sem.normalise_comparator(p["comparator"]) != "EQ")
-            transition = sem.step(state, classification, start, int(p.get("graceTimes", 0)),
+                           and normalise_comparator(p["comparator"]) != "EQ")
+            transition = step(state, classification, start, int(p.get("graceTimes", 0)),
                                   regime.clear_after, has_warning)
             if transition is not None:
                 self._cross(regime, parameter, scope, series, start, transition, evidence, emit)
@@ -859,7 +878,7 @@ class Evaluator:
         return aggregate
 
     def _cross(self, regime: Regime, parameter: str, scope: tuple[str, str], series: str,
-               start: float, transition: sem.Transition, evidence: dict[str, Any],
+               start: float, transition: Transition, evidence: dict[str, Any],
                emit: bool) -> None:
         st = self.state
         if transition.change == "raised":
@@ -883,7 +902,7 @@ class Evaluator:
         elif transition.change == "cleared" and crossing.open:
             crossing.clear(evidence)
 
-    def _exclude(self, series: str, span: sem.Period, excluded_seconds: float) -> float:
+    def _exclude(self, series: str, span: Period, excluded_seconds: float) -> float:
         """Add a window's excluded agreed-outage seconds to its conformance period's; the
         period's total so far (a new period starts from 0)."""
         excluded = self.state.excluded.get(series)
@@ -921,7 +940,7 @@ class Evaluator:
                 crossing.clear(evidence)
 
     def _budget(self, regime: Regime, parameter: str, scope: tuple[str, str], series: str,
-                start: float, end: float, level: Level, m: sem.Measurement,
+                start: float, end: float, level: Level, m: Measurement,
                 classification: str, result: dict[str, Any], evidence: dict[str, Any],
                 emit: bool, time_zone: str = "UTC", members: int = 1) -> None:
         """The series' error budget over its calendar conformance period (the one the window
@@ -939,24 +958,24 @@ class Evaluator:
         if not 0 < target < 1:
             return self._budget_gone(series, evidence, emit)
         st = self.state
-        rules = sem.burn_rules(nominal)
-        keep = max(sem.longest_period_seconds(period), max(r[1] for r in rules))
+        rules = burn_rules(nominal)
+        keep = max(longest_period_seconds(period), max(r[1] for r in rules))
         ledger = st.ledgers.get(series)
         if ledger is None:
-            ledger = st.ledgers[series] = sem.BudgetLedger(60, keep, nominal)
+            ledger = st.ledgers[series] = BudgetLedger(60, keep, nominal)
         if p.get("aggregation") == "availability":
             ledger.add(start, end, m.eligible_seconds, m.bad_seconds)
         else:
             ledger.add(start, end, end - start, (end - start) if classification == "breached"
                        else 0.0)
-        span = sem.conformance_period(end, period, time_zone)
-        eligible = sem.budget_denominator(
+        span = conformance_period(end, period, time_zone)
+        eligible = budget_denominator(
             span, self._exclude(series, span, m.excluded_seconds), members)
         result.update(periodStart=iso(span.start), periodEnd=iso(span.end),
                       periodEligibleSeconds=eligible)
-        result["remainingBudget"] = sem.remaining_budget(ledger, span.start, end, target,
+        result["remainingBudget"] = remaining_budget(ledger, span.start, end, target,
                                                          eligible)
-        exhaustion = sem.projected_exhaustion(ledger, span.start, end, target, eligible,
+        exhaustion = projected_exhaustion(ledger, span.start, end, target, eligible,
                                               period_end=span.end)
         result["projectedExhaustion"] = None if exhaustion is None else iso(exhaustion)
         self._burn(regime, parameter, scope, series, start, end, ledger, target,
@@ -968,22 +987,22 @@ class Evaluator:
     # one of the new severity raised in the same window. Every resolution carries the
     # figures of the alert's own rule at that moment and why it was resolved.
     def _burn(self, regime: Regime, parameter: str, scope: tuple[str, str], series: str,
-              start: float, end: float, ledger: sem.BudgetLedger, target: float,
+              start: float, end: float, ledger: BudgetLedger, target: float,
               period_seconds: float, result: dict[str, Any], evidence: dict[str, Any],
               emit: bool) -> None:
         st = self.state
-        firing = sem.burn_alerts(ledger, end, target, period_seconds)
+        firing = burn_alerts(ledger, end, target, period_seconds)
         worst = max(firing, key=lambda a: (SEVERITY_RANK[a.severity], a.long_burn), default=None)
         current = st.alerts.get(series)
         alert_evidence = {**evidence, "remainingBudget": result["remainingBudget"],
-                          "budgetUnit": sem.BUDGET_UNIT,
+                          "budgetUnit": BUDGET_UNIT,
                           "projectedExhaustion": result["projectedExhaustion"]}
         if current and (worst is None or worst.severity != current[0]):
             severity = current[0]
             rule = current[2:5] if len(current) >= 5 else next(
-                r[1:] for r in sem.burn_rules(period_seconds) if r[0] == severity)
+                r[1:] for r in burn_rules(period_seconds) if r[0] == severity)
             long_w, short_w, factor = rule
-            burns = [sem.burn_rate(ledger.error_ratio(end - w, end) or 0.0, target)
+            burns = [burn_rate(ledger.error_ratio(end - w, end) or 0.0, target)
                      for w in (long_w, short_w)]
             resolution = "subsided" if worst is None else (
                 "escalatedToPage" if SEVERITY_RANK[worst.severity] > SEVERITY_RANK[severity]

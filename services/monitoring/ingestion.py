@@ -7,12 +7,12 @@ import hashlib
 import json
 import math
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 import orjson
 
 from services.monitoring.working_set import WorkingSet
+from shared.times import to_epoch
 
 FUTURE_SKEW = 300.0  # seconds a sample may be ahead of this clock
 MAX_SAMPLES = 10_000
@@ -44,10 +44,7 @@ class Checked:
 def _time(raw: Any) -> float:
     if not isinstance(raw, str):
         raise ValueError("an ISO 8601 time with a time zone, e.g. 2026-11-25T10:00:00Z")
-    parsed = datetime.fromisoformat(raw)  # Python 3.11 reads "Z" too
-    if parsed.tzinfo is None:
-        raise ValueError(f"{raw!r} has no time zone")
-    return parsed.timestamp()
+    return to_epoch(raw)  # refuses a time without a zone
 
 
 PERCENT_UNITS = ("%", "percent")

@@ -14,8 +14,8 @@ from eventsourcing.domain import DomainEventProtocol
 
 from services.monitoring import resources
 from services.monitoring.application import Monitoring
+from services.monitoring.budgets import BUDGET_UNIT
 from services.monitoring.domain import BatchConflict, BurnAlert, Crossing, Regime
-from services.monitoring.semantics import BUDGET_UNIT
 from shared.bus import contracts
 from shared.bus.envelope import Envelope, EnvelopeError
 from shared.bus.inbox import CONSUMED, Handler

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from services.monitoring.budgets import BUDGET_UNIT
 from services.monitoring.domain import (
     BurnAlert,
     Crossing,
@@ -13,7 +14,6 @@ from services.monitoring.domain import (
     Regime,
     WindowEvaluation,
 )
-from services.monitoring.semantics import BUDGET_UNIT
 from shared.durations import duration_text
 from shared.times import iso
 

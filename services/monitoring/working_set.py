@@ -17,16 +17,17 @@ import threading
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
 from services.monitoring.domain import Regime, Replica
-from services.monitoring.semantics import Outage, time_zone
+from services.monitoring.measurement import Outage
+from services.monitoring.periods import time_zone
 from shared.cache import Cache
 from shared.replica import by_kind as replicas_by_kind
 from shared.standards import version_in_force
 from shared.store import AggregateIndex, ServiceApplication
+from shared.times import epoch_of
 
 log = logging.getLogger(__name__)
 
@@ -52,16 +53,10 @@ def epoch(text: str | None) -> float | None:
     a producer that got it wrong) must not stop evaluation: a time that cannot be read
     counts as absent (an outage without a readable window applies nowhere, a standard
     version without a readable start is not in force), and is logged."""
-    if not text:
-        return None
-    try:
-        parsed = datetime.fromisoformat(str(text).replace("Z", "+00:00"))
-    except (TypeError, ValueError):
+    moment = epoch_of(text)
+    if moment is None and text:
         _unreadable(str(text))
-        return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.timestamp()
+    return moment
 
 
 @functools.lru_cache(maxsize=256)

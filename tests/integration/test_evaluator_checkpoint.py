@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from services.monitoring import semantics as sem
 from services.monitoring.application import Monitoring
+from services.monitoring.budget_ledger import BudgetLedger
+from services.monitoring.budgets import remaining_budget
 from services.monitoring.evaluator import CHECKPOINT_PART_BYTES, Evaluator
 from shared import config
 from shared.store import ensure_schema
@@ -22,15 +23,15 @@ MONTH = 30 * 86400
 T0 = 1_764_547_200.0  # a midnight
 
 
-def month_of_minutes() -> sem.BudgetLedger:
+def month_of_minutes() -> BudgetLedger:
     """A 30-day ledger fed a month of one-minute windows, some of them bad."""
-    ledger = sem.BudgetLedger(60, MONTH)
+    ledger = BudgetLedger(60, MONTH)
     t = T0
     for n in range(30 * 24 * 60):
         ledger.add(t, t + 60, 60, 60.0 if n % 211 == 0 else 0.0)
         t += 60
         if n % 30 == 0:
-            sem.remaining_budget(ledger, T0, t, 0.999, MONTH)
+            remaining_budget(ledger, T0, t, 0.999, MONTH)
     return ledger
 
 
@@ -54,7 +55,7 @@ def test_a_checkpoint_of_many_thirty_day_budgets_saves_and_reloads_on_postgresql
     template = month_of_minutes().to_dict()
     evaluator = Evaluator(monitoring)
     for n in range(3000):
-        ledger = sem.BudgetLedger.from_dict(template)
+        ledger = BudgetLedger.from_dict(template)
         ledger.add(T0 + MONTH, T0 + MONTH + 60, 60, float(n % 60))  # each its own last minute
         evaluator.state.ledgers[f"regime|availability|purchasedOffering|po-{n}"] = ledger
     evaluator.position = 42  # the state as it stood after notification 42

@@ -117,7 +117,7 @@ def budget_results(app: Monitoring) -> dict[tuple, Any]:
 
 
 def test_a_checkpoint_with_old_format_budgets_is_rebuilt_from_the_log(tmp_path: Path) -> None:
-    from services.monitoring import semantics as sem
+    from services.monitoring.budget_ledger import MinuteLedger
     from services.monitoring.domain import EvaluatorCheckpoint
 
     reference, restarted = budget_deployment(tmp_path / "ref.db"), budget_deployment(
@@ -130,7 +130,7 @@ def test_a_checkpoint_with_old_format_budgets_is_rebuilt_from_the_log(tmp_path: 
     assert first.state.ledgers
     # what an earlier version checkpointed: minute buckets, here deliberately wrong
     legacy = first.state.to_dict()
-    wrong = sem.MinuteLedger(60, 30 * 86400)
+    wrong = MinuteLedger(60, 30 * 86400)
     wrong.add(START.timestamp(), START.timestamp() + 60, 60, 60)
     legacy["ledgers"] = {key: wrong.to_dict() for key in legacy["ledgers"]}
     checkpoint = EvaluatorCheckpoint(partition=first.partition)

@@ -12,15 +12,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from services.monitoring.semantics import (
-    BudgetLedger,
-    LedgerFormatError,
-    MinuteLedger,
-    burn_alerts,
-    burn_rules,
-    projected_exhaustion,
-    remaining_budget,
-)
+from services.monitoring.budget_ledger import BudgetLedger, LedgerFormatError, MinuteLedger
+from services.monitoring.budgets import projected_exhaustion, remaining_budget
+from services.monitoring.burn_rates import burn_alerts, burn_rules
 
 H = 3600.0
 DAY = 86400.0

@@ -11,22 +11,15 @@ from datetime import UTC, datetime
 
 import pytest
 
-from services.monitoring.semantics import (
-    BudgetLedger,
-    CrossingState,
-    Outage,
+from services.monitoring.budget_ledger import BudgetLedger
+from services.monitoring.budgets import budget_denominator, projected_exhaustion, remaining_budget
+from services.monitoring.crossing_state import CrossingState, is_planned, step
+from services.monitoring.measurement import Outage, Sample, measure, value_in_unit
+from services.monitoring.periods import (
     Period,
-    Sample,
-    budget_denominator,
     conformance_period,
-    is_planned,
     longest_period_seconds,
-    measure,
-    projected_exhaustion,
-    remaining_budget,
-    step,
     time_zone,
-    value_in_unit,
 )
 from shared.durations import duration_parts
 

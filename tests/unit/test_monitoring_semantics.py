@@ -12,29 +12,15 @@ from datetime import UTC, datetime
 
 import pytest
 
-from services.monitoring.semantics import (
-    Availability,
-    BudgetLedger,
-    CrossingState,
-    Outage,
-    Sample,
-    availability,
-    burn_alerts,
-    burn_rate,
-    burn_rules,
-    classify,
-    error_budget,
-    from_epoch,
-    measure,
-    nearest_rank,
-    pooled_availability,
-    projected_exhaustion,
-    remaining_budget,
-    step,
-    to_epoch,
-    to_unit,
-    window_bounds,
-)
+from services.monitoring.availability import Availability, availability, pooled_availability
+from services.monitoring.budget_ledger import BudgetLedger
+from services.monitoring.budgets import error_budget, projected_exhaustion, remaining_budget
+from services.monitoring.burn_rates import burn_alerts, burn_rate, burn_rules
+from services.monitoring.crossing_state import CrossingState, step
+from services.monitoring.levels import classify
+from services.monitoring.measurement import Outage, Sample, measure, nearest_rank, to_unit
+from services.monitoring.periods import window_bounds
+from shared.times import iso, parse, to_epoch
 
 H = 3600.0
 DAY = 86400.0
@@ -61,7 +47,7 @@ def test_window_bounds_are_epoch_aligned():
 
 def test_epoch_conversion_requires_aware_datetimes():
     assert to_epoch(datetime(2024, 6, 1, tzinfo=UTC)) == T0
-    assert from_epoch(T0) == datetime(2024, 6, 1, tzinfo=UTC)
+    assert parse(iso(T0)) == datetime(2024, 6, 1, tzinfo=UTC)
     with pytest.raises(ValueError):
         to_epoch(datetime(2024, 6, 1))
 
