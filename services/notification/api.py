@@ -1,54 +1,42 @@
-"""HTTP entrypoint of the notification service: thin views over the application's
-commands and queries, in TMF630 style, plus the TMF hub and the public acknowledgement
-link."""
+"""HTTP entrypoint of the notification service: a MethodView per resource over the
+application's commands and queries, in TMF630 style (the blueprint dumps what they
+return with the resource's schema), plus the TMF hub and the public acknowledgement
+link's pages."""
 
 from __future__ import annotations
 
 import csv
 import html
 import io
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from typing import Any
 from uuid import UUID
 
 from flask import Response, g, request
-from flask_smorest import Blueprint
+from flask.views import MethodView
 
-from services.notification import resources
 from services.notification import schemas as s
 from services.notification.application import NotificationService
+from services.notification.domain import Delivery, HubSubscription, Incident, NotificationList
 from shared.errors import NotFound
-from shared.http.listing import (
-    created_response,
-    expected_version,
-    fields_of,
-    list_response,
-    one_response,
-)
+from shared.http.blueprint import Blueprint, wire_names
+from shared.http.listing import _matches, expected_version, parse_filters
 from shared.http.schemas import list_query
 from shared.http.security import public, requires
 
 READ, WRITE = "sla:read", "sla:write"
-SETTINGS = ("groupBy", "groupWait", "groupInterval", "repeatInterval", "escalation")
 
 
-def _settings(body: dict[str, Any]) -> dict[str, Any]:
-    out = {}
-    for key in SETTINGS:
-        if key in body:
-            value = body.pop(key)
-            if key == "escalation" and value is not None:
-                value = {"nextListId": str(value["nextListId"]), "delay": value["delay"]}
-            out[key] = value
-    return out
+class Created:
+    """An aggregate as it was just created, with what is shown only now (webhook
+    signing secrets); everything else is the aggregate's."""
 
+    def __init__(self, aggregate: Any, **shown: Any) -> None:
+        self._aggregate = aggregate
+        self.__dict__.update(shown)
 
-def _topics(topics: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [{"eventTypes": list(t.get("eventTypes") or ["*"]),
-             "minSeverity": t.get("minSeverity") or "info",
-             "offeringGroupIds": list(t.get("offeringGroupIds") or []),
-             "offeringIds": list(t.get("offeringIds") or []),
-             "customerIds": list(t.get("customerIds") or [])} for t in topics]
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._aggregate, name)
 
 
 def _page(title: str, message: str, status: int,
@@ -69,6 +57,7 @@ def _page(title: str, message: str, status: int,
 HISTORY_COLUMNS = ("id", "createdAt", "status", "channel", "recipient", "listId", "hubId",
                    "eventType", "reason", "eventIds", "alertIds", "correlationIds",
                    "attemptCount", "deliveredAt", "lastError", "subject")
+HISTORY_QUERY = ("eventId", "correlationId", "alertId")  # not attributes: what a delivery carries
 
 
 def blueprint(runtime: Any) -> Blueprint:
@@ -78,159 +67,135 @@ def blueprint(runtime: Any) -> Blueprint:
                                 "deliveries and their history")
 
     # --- notification lists --------------------------------------------------------------
-    @blp.route("/notificationList", methods=["GET"])
-    @blp.arguments(list_query(s.NotificationList), location="query")
-    @blp.response(200, s.NotificationList(many=True))
-    @requires(READ)
-    def list_lists(_: Any) -> Response:
-        """List notification lists; filter e.g. by kind, owner or name."""
-        return list_response(map(resources.notification_list, app.lists()),
-                             fields_of(s.NotificationList))
+    @blp.route("/notificationList")
+    class Lists(MethodView):
+        @blp.arguments(list_query(s.NotificationList), location="query")
+        @blp.response(200, s.NotificationList(many=True))
+        @requires(READ)
+        def get(self, _: Any) -> list[NotificationList]:
+            """List notification lists; filter e.g. by kind, owner or name."""
+            return app.lists()
 
-    @blp.route("/notificationList", methods=["POST"])
-    @blp.arguments(s.NotificationListCreate)
-    @blp.response(201, s.NotificationList)
-    @requires(WRITE)
-    def create_list(body: dict[str, Any]) -> Response:
-        """Create a notification list with its topics, noise settings and members.
+        @blp.arguments(s.NotificationListCreate)
+        @blp.response(201, s.NotificationList)
+        @requires(WRITE)
+        def post(self, body: dict[str, Any]) -> Created:
+            """Create a notification list with its topics, noise settings and members.
 
-        Webhook members' signing secrets are in the response, once."""
-        settings = _settings(body)
-        nlist, secrets_once = app.create_list(
-            name=body["name"], purpose=body.get("purpose"), owner=body.get("owner"),
-            kind=body["kind"], customer_ids=body.get("customerIds") or [],
-            offering_group_ids=body.get("offeringGroupIds") or [],
-            topics=_topics(body["topics"]), settings=settings,
-            members=body.get("members") or [])
-        representation = resources.notification_list(nlist)
-        for m in representation["members"]:
-            if m["id"] in secrets_once:
-                m["secret"] = secrets_once[m["id"]]
-        return created_response(representation, nlist.version)
+            Webhook members' signing secrets are in the response, once."""
+            nlist, secrets_once = app.create_list(**body)
+            return Created(nlist, members=[
+                {**m, "secret": secrets_once[m["id"]]} if m["id"] in secrets_once else m
+                for m in nlist.members])
 
-    @blp.route("/notificationList/<uuid:list_id>", methods=["GET"])
-    @blp.response(200, s.NotificationList)
-    @requires(READ)
-    def get_list(list_id: UUID) -> Response:
-        """Read a notification list."""
-        nlist = app.notification_list(list_id)
-        return one_response(resources.notification_list(nlist), nlist.version)
+    @blp.route("/notificationList/<uuid:list_id>")
+    class OneList(MethodView):
+        @blp.response(200, s.NotificationList)
+        @requires(READ)
+        def get(self, list_id: UUID) -> NotificationList:
+            """Read a notification list."""
+            return app.notification_list(list_id)
 
-    @blp.route("/notificationList/<uuid:list_id>", methods=["PATCH"])
-    @blp.arguments(s.NotificationListPatch)
-    @blp.response(200, s.NotificationList)
-    @requires(WRITE)
-    def patch_list(body: dict[str, Any], list_id: UUID) -> Response:
-        """Change a list (merge-patch; If-Match honoured). Members have their own endpoints."""
-        changes: dict[str, Any] = {}
-        settings = _settings(body)
-        if settings:
-            changes["settings"] = settings
-        for key, attr in (("name", "name"), ("purpose", "purpose"), ("owner", "owner"),
-                          ("customerIds", "customer_ids"),
-                          ("offeringGroupIds", "offering_group_ids")):
-            if key in body:
-                changes[attr] = body[key] if body[key] is not None or key in (
-                    "purpose", "owner") else []
-        if "topics" in body:
-            changes["topics"] = _topics(body["topics"])
-        nlist = app.update_list(list_id, changes, expected_version())
-        return one_response(resources.notification_list(nlist), nlist.version)
+        @blp.arguments(s.NotificationListPatch)
+        @blp.response(200, s.NotificationList)
+        @requires(WRITE)
+        def patch(self, body: dict[str, Any], list_id: UUID) -> NotificationList:
+            """Change a list (merge-patch; If-Match honoured). Members have their own endpoints."""
+            return app.update_list(list_id, body, expected_version())
 
-    @blp.route("/notificationList/<uuid:list_id>", methods=["DELETE"])
-    @blp.response(204)
-    @requires(WRITE)
-    def delete_list(list_id: UUID) -> Response:
-        """Delete a list (its history stays in the audit log and the delivery history)."""
-        app.delete_list(list_id, expected_version())
-        return Response(status=204)
+        @blp.response(204)
+        @requires(WRITE)
+        def delete(self, list_id: UUID) -> Response:
+            """Delete a list (its history stays in the audit log and the delivery history)."""
+            app.delete_list(list_id, expected_version())
+            return Response(status=204)
 
-    @blp.route("/notificationList/<uuid:list_id>/member", methods=["POST"])
-    @blp.arguments(s.MemberCreate)
-    @blp.response(201, s.Member)
-    @requires(WRITE)
-    def add_member(body: dict[str, Any], list_id: UUID) -> Response:
-        """Add a member; a webhook member's signing secret is in the response, once."""
-        nlist, record, secret = app.add_member(list_id, body, expected_version())
-        representation = resources.member(record)
-        representation["href"] = f"{resources.ROOT}/notificationList/{list_id}/member/" \
-                                 f"{record['id']}"
-        if secret:
-            representation["secret"] = secret
-        return one_response(representation, nlist.version, status=201,
-                            location=representation["href"])
+    @blp.route("/notificationList/<uuid:list_id>/member")
+    class Members(MethodView):
+        @blp.arguments(s.MemberCreate)
+        @blp.response(201, s.Member)
+        @requires(WRITE)
+        def post(self, body: dict[str, Any], list_id: UUID) -> tuple[dict, int, dict]:
+            """Add a member; a webhook member's signing secret is in the response, once."""
+            nlist, record, secret = app.add_member(list_id, body, expected_version())
+            member = {**record, "href": f"{s.NotificationList.PATH}/{list_id}/member/"
+                                        f"{record['id']}"}
+            if secret:
+                member["secret"] = secret
+            return member, 201, {"ETag": f'"{nlist.version}"'}
 
-    @blp.route("/notificationList/<uuid:list_id>/member/<uuid:member_id>",
-               methods=["DELETE"])
-    @blp.response(204)
-    @requires(WRITE)
-    def remove_member(list_id: UUID, member_id: UUID) -> Response:
-        """Remove a member from a list."""
-        app.remove_member(list_id, str(member_id), expected_version())
-        return Response(status=204)
+    @blp.route("/notificationList/<uuid:list_id>/member/<uuid:member_id>")
+    class OneMember(MethodView):
+        @blp.response(204)
+        @requires(WRITE)
+        def delete(self, list_id: UUID, member_id: UUID) -> Response:
+            """Remove a member from a list."""
+            app.remove_member(list_id, str(member_id), expected_version())
+            return Response(status=204)
 
     # --- TMF hub -------------------------------------------------------------------------
-    @blp.route("/hub", methods=["GET"])
-    @blp.arguments(list_query(s.Hub), location="query")
-    @blp.response(200, s.Hub(many=True))
-    @requires(READ)
-    def list_hubs(_: Any) -> Response:
-        """Registered event subscriptions (TMF hub)."""
-        return list_response(map(resources.hub, app.subscriptions()), fields_of(s.Hub))
+    @blp.route("/hub")
+    class Hubs(MethodView):
+        @blp.arguments(list_query(s.Hub), location="query")
+        @blp.response(200, s.Hub(many=True))
+        @requires(READ)
+        def get(self, _: Any) -> list[HubSubscription]:
+            """Registered event subscriptions (TMF hub)."""
+            return app.subscriptions()
 
-    @blp.route("/hub", methods=["POST"])
-    @blp.arguments(s.HubCreate)
-    @blp.response(201, s.Hub)
-    @requires(WRITE)
-    def register_hub(body: dict[str, Any]) -> Response:
-        """Subscribe a listener: matching events are POSTed to
-        ``{callback}/listener/{eventName}`` in the TMF688 envelope, signed with the
-        secret returned here once."""
-        sub, secret = app.register_hub(body["callback"], body.get("query"))
-        return created_response({**resources.hub(sub), "secret": secret}, sub.version)
+        @blp.arguments(s.HubCreate)
+        @blp.response(201, s.Hub)
+        @requires(WRITE)
+        def post(self, body: dict[str, Any]) -> Created:
+            """Subscribe a listener: matching events are POSTed to
+            ``{callback}/listener/{eventName}`` in the TMF688 envelope, signed with the
+            secret returned here once."""
+            sub, secret = app.register_hub(body["callback"], body.get("query"))
+            return Created(sub, secret=secret)
 
-    @blp.route("/hub/<uuid:hub_id>", methods=["GET"])
-    @blp.response(200, s.Hub)
-    @requires(READ)
-    def get_hub(hub_id: UUID) -> Response:
-        """Read a hub subscription."""
-        sub = app.subscription(hub_id)
-        return one_response(resources.hub(sub), sub.version)
+    @blp.route("/hub/<uuid:hub_id>")
+    class OneHub(MethodView):
+        @blp.response(200, s.Hub)
+        @requires(READ)
+        def get(self, hub_id: UUID) -> HubSubscription:
+            """Read a hub subscription."""
+            return app.subscription(hub_id)
 
-    @blp.route("/hub/<uuid:hub_id>", methods=["DELETE"])
-    @blp.response(204)
-    @requires(WRITE)
-    def remove_hub(hub_id: UUID) -> Response:
-        """Unsubscribe a listener."""
-        app.remove_hub(hub_id)
-        return Response(status=204)
+        @blp.response(204)
+        @requires(WRITE)
+        def delete(self, hub_id: UUID) -> Response:
+            """Unsubscribe a listener."""
+            app.remove_hub(hub_id)
+            return Response(status=204)
 
     # --- incidents and acknowledgement -------------------------------------------------
-    @blp.route("/incident", methods=["GET"])
-    @blp.arguments(list_query(s.Incident), location="query")
-    @blp.response(200, s.Incident(many=True))
-    @requires(READ)
-    def list_incidents(_: Any) -> Response:
-        """Alerts the service was told about; filter e.g. open=true, acknowledged=false."""
-        return list_response(map(resources.incident, app.incidents()), fields_of(s.Incident))
+    @blp.route("/incident")
+    class Incidents(MethodView):
+        @blp.arguments(list_query(s.Incident), location="query")
+        @blp.response(200, s.Incident(many=True))
+        @requires(READ)
+        def get(self, _: Any) -> list[Incident]:
+            """Alerts the service was told about; filter e.g. open=true, acknowledged=false."""
+            return app.incidents()
 
-    @blp.route("/incident/<uuid:incident_id>", methods=["GET"])
-    @blp.response(200, s.Incident)
-    @requires(READ)
-    def get_incident(incident_id: UUID) -> Response:
-        """Read an incident: level, acknowledgement, pending escalations."""
-        incident = app.incident(incident_id)
-        return one_response(resources.incident(incident), incident.version)
+    @blp.route("/incident/<uuid:incident_id>")
+    class OneIncident(MethodView):
+        @blp.response(200, s.Incident)
+        @requires(READ)
+        def get(self, incident_id: UUID) -> Incident:
+            """Read an incident: level, acknowledgement, pending escalations."""
+            return app.incident(incident_id)
 
-    @blp.route("/incident/<uuid:incident_id>/acknowledge", methods=["POST"])
-    @blp.arguments(s.Acknowledgement)
-    @blp.response(200, s.Incident)
-    @requires(WRITE)
-    def acknowledge(body: dict[str, Any], incident_id: UUID) -> Response:
-        """Acknowledge: stops escalation and reminders (idempotent). The token's subject
-        is recorded as who acknowledged."""
-        incident, _ = app.acknowledge(incident_id, g.principal.subject)
-        return one_response(resources.incident(incident), incident.version)
+    @blp.route("/incident/<uuid:incident_id>/acknowledge")
+    class IncidentAcknowledgement(MethodView):
+        @blp.arguments(s.Acknowledgement)
+        @blp.response(200, s.Incident)
+        @requires(WRITE)
+        def post(self, body: dict[str, Any], incident_id: UUID) -> Incident:
+            """Acknowledge: stops escalation and reminders (idempotent). The token's subject
+            is recorded as who acknowledged."""
+            incident, _ = app.acknowledge(incident_id, g.principal.subject)
+            return incident
 
     def _headline(incident: Any) -> str:
         labels = incident.labels
@@ -286,10 +251,9 @@ def blueprint(runtime: Any) -> Blueprint:
                      "escalation stopped.", 200)
 
     # --- deliveries and history ----------------------------------------------------------
-    history_reserved = {"eventId", "correlationId", "alertId"}
-
-    def history() -> Iterator[dict[str, Any]]:
-        wanted = {k: request.args.get(k) for k in history_reserved if request.args.get(k)}
+    def history() -> Iterator[Delivery]:
+        """Deliveries carrying the event, correlation and alert the query names."""
+        wanted = {k: request.args.get(k) for k in HISTORY_QUERY if request.args.get(k)}
         for d in app.deliveries():
             if wanted.get("eventId") and wanted["eventId"] not in d.event_ids:
                 continue
@@ -297,16 +261,17 @@ def blueprint(runtime: Any) -> Blueprint:
                 continue
             if wanted.get("alertId") and wanted["alertId"] not in d.alert_ids:
                 continue
-            yield resources.delivery(d, with_content=False)
+            yield d
 
-    @blp.route("/delivery", methods=["GET"])
-    @blp.arguments(s.HistoryQuery, location="query")
-    @blp.response(200, s.Delivery(many=True))
-    @requires(READ)
-    def list_deliveries(_: Any) -> Response:
-        """Delivery history: filter by listId, recipient, status, eventType, eventId,
-        alertId, correlationId, createdAt.gte ..."""
-        return list_response(history(), fields_of(s.Delivery), extra_reserved=history_reserved)
+    @blp.route("/delivery")
+    class Deliveries(MethodView):
+        @blp.arguments(s.HistoryQuery, location="query")
+        @blp.response(200, s.Delivery(many=True), reserved=HISTORY_QUERY)
+        @requires(READ)
+        def get(self, _: Any) -> list[Delivery]:
+            """Delivery history: filter by listId, recipient, status, eventType, eventId,
+            alertId, correlationId, createdAt.gte ..."""
+            return list(history())
 
     @blp.route("/delivery/export", methods=["GET"])
     @blp.arguments(s.HistoryQuery, location="query")
@@ -315,15 +280,12 @@ def blueprint(runtime: Any) -> Blueprint:
     @requires(READ)
     def export_deliveries(_: Any) -> Response:
         """The same history as CSV (same filters), for spreadsheets and archives."""
-        from shared.http.listing import _matches, parse_filters
-
-        filters = parse_filters(request.args, fields_of(s.Delivery),
-                                history_reserved | {"offset", "limit", "fields", "sort"})
-
+        filters = parse_filters(request.args, wire_names(s.Delivery()),
+                                {*HISTORY_QUERY, "offset", "limit", "fields", "sort"})
         buffer = io.StringIO()
         writer = csv.writer(buffer)
         writer.writerow(HISTORY_COLUMNS)
-        for item in history():
+        for item in s.Delivery(many=True).dump(history()):
             if not all(_matches(item, a, op, raws) for a, op, raws in filters):
                 continue
             writer.writerow([";".join(v) if isinstance(v := item.get(c), list)
@@ -332,39 +294,39 @@ def blueprint(runtime: Any) -> Blueprint:
                         headers={"Content-Disposition":
                                  'attachment; filename="notification-deliveries.csv"'})
 
-    @blp.route("/delivery/deadLetter", methods=["GET"])
-    @blp.arguments(list_query(s.Delivery), location="query")
-    @blp.response(200, s.Delivery(many=True))
-    @requires(READ)
-    def dead_letters(_: Any) -> Response:
-        """Deliveries that failed for good (attempts used up, or refused); retry by hand."""
-        return list_response((resources.delivery(d, with_content=False)
-                              for d in app.deliveries() if d.status == "failed"),
-                             fields_of(s.Delivery))
+    @blp.route("/delivery/deadLetter")
+    class DeadLetters(MethodView):
+        @blp.arguments(list_query(s.Delivery), location="query")
+        @blp.response(200, s.Delivery(many=True))
+        @requires(READ)
+        def get(self, _: Any) -> list[Delivery]:
+            """Deliveries that failed for good (attempts used up, or refused); retry by hand."""
+            return [d for d in app.deliveries() if d.status == "failed"]
 
-    @blp.route("/delivery/<uuid:delivery_id>", methods=["GET"])
-    @blp.response(200, s.Delivery)
-    @requires(READ)
-    def get_delivery(delivery_id: UUID) -> Response:
-        """One delivery with its content and every attempt."""
-        d = app.delivery(delivery_id)
-        return one_response(resources.delivery(d), d.version)
+    @blp.route("/delivery/<uuid:delivery_id>")
+    class OneDelivery(MethodView):
+        @blp.response(200, s.Delivery)
+        @requires(READ)
+        def get(self, delivery_id: UUID) -> Delivery:
+            """One delivery with its content and every attempt."""
+            return app.delivery(delivery_id)
 
-    @blp.route("/delivery/<uuid:delivery_id>/retry", methods=["POST"])
-    @blp.response(200, s.Delivery)
-    @requires(WRITE)
-    def retry_delivery(delivery_id: UUID) -> Response:
-        """Send a failed delivery again (its attempts start over)."""
-        d = app.retry_delivery(delivery_id, g.principal.subject)
-        return one_response(resources.delivery(d), d.version)
+    @blp.route("/delivery/<uuid:delivery_id>/retry")
+    class DeliveryRetry(MethodView):
+        @blp.response(200, s.Delivery)
+        @requires(WRITE)
+        def post(self, delivery_id: UUID) -> Delivery:
+            """Send a failed delivery again (its attempts start over)."""
+            return app.retry_delivery(delivery_id, g.principal.subject)
 
-    @blp.route("/decision", methods=["GET"])
-    @blp.arguments(list_query(s.Decision), location="query")
-    @blp.response(200, s.Decision(many=True))
-    @requires(READ)
-    def list_decisions(_: Any) -> Response:
-        """Why each event did or did not become a message on each list: queued, grouped,
-        inhibited, suppressed, sent; filter by eventId, listId, alertId, decision ..."""
-        return list_response(map(resources.decision, app.decisions()), fields_of(s.Decision))
+    @blp.route("/decision")
+    class Decisions(MethodView):
+        @blp.arguments(list_query(s.Decision), location="query")
+        @blp.response(200, s.Decision(many=True))
+        @requires(READ)
+        def get(self, _: Any) -> list[Any]:
+            """Why each event did or did not become a message on each list: queued, grouped,
+            inhibited, suppressed, sent; filter by eventId, listId, alertId, decision ..."""
+            return app.decisions()
 
     return blp

@@ -179,10 +179,16 @@ class NotificationService(ServiceApplication):
                                                    record["salt"])
         return record, None
 
-    def create_list(self, name: str, purpose: str | None, owner: str | None, kind: str,
-                    customer_ids: list[str], offering_group_ids: list[str],
-                    topics: list[dict[str, Any]], settings: dict[str, Any],
-                    members: list[dict[str, Any]]) -> tuple[NotificationList, dict[str, str]]:
+    def create_list(self, name: str, topics: list[dict[str, Any]], *,
+                    purpose: str | None = None, owner: str | None = None,
+                    kind: str = "internal", customer_ids: Iterable[str] = (),
+                    offering_group_ids: Iterable[str] = (),
+                    settings: Mapping[str, Any] | None = None,
+                    members: Iterable[Mapping[str, Any]] = ()
+                    ) -> tuple[NotificationList, dict[str, str]]:
+        """A list with its topics and members as stored (``schemas.NotificationListCreate``
+        loads a request into these); webhook members' secrets, by member id, shown once."""
+        settings = dict(settings or {})
         self._check_escalation(settings, None)
         records, secrets_once = [], {}
         for i, member in enumerate(members):
@@ -195,8 +201,8 @@ class NotificationService(ServiceApplication):
             if secret:
                 secrets_once[record["id"]] = secret
         nlist = NotificationList(name=name, purpose=purpose, owner=owner, kind=kind,
-                                 customer_ids=customer_ids,
-                                 offering_group_ids=offering_group_ids, topics=topics,
+                                 customer_ids=list(customer_ids),
+                                 offering_group_ids=list(offering_group_ids), topics=topics,
                                  settings=settings, members=records)
         self.save(nlist)
         return nlist, secrets_once

@@ -252,6 +252,10 @@ class Incident(Aggregate):
         self.notified_lists: list[str] = []
 
     @property
+    def acknowledged(self) -> bool:
+        return self.acknowledged_by is not None
+
+    @property
     def breached(self) -> bool:
         return self.open and self.labels.get("severity") in ESCALATING
 
@@ -345,6 +349,14 @@ class Decision(Aggregate):
         self.alert_id, self.decision, self.reason = alert_id, decision, reason
         self.correlation_id, self.labels, self.at = correlation_id, dict(labels), at
         self.group_id = group_id
+
+    @property
+    def list_id(self) -> str | None:
+        return self.target_id if self.target_kind == "list" else None
+
+    @property
+    def hub_id(self) -> str | None:
+        return self.target_id if self.target_kind == "hub" else None
 
 
 class AlertGroup(Aggregate):
@@ -478,6 +490,22 @@ class Delivery(Aggregate):
     @property
     def active(self) -> bool:
         return self.status in DELIVERY_ACTIVE
+
+    @property
+    def list_id(self) -> str | None:
+        return self.target_id if self.target_kind == "list" else None
+
+    @property
+    def hub_id(self) -> str | None:
+        return self.target_id if self.target_kind == "hub" else None
+
+    @property
+    def attempt_count(self) -> int:
+        return len(self.attempts)
+
+    @property
+    def subject(self) -> str | None:
+        return self.content.get("subject")
 
     def start_attempt(self, at: datetime, worker: str) -> int:
         if not self.active:

@@ -9,7 +9,7 @@ from typing import Any
 
 from eventsourcing.domain import DomainEventProtocol
 
-from services.notification import resources
+from services.notification import schemas
 from services.notification.application import NotificationService
 from services.notification.domain import Delivery, Incident, severity_of
 from shared.bus.envelope import Envelope
@@ -43,14 +43,14 @@ def describer(app: NotificationService) -> Any:
             d = app.repository.get(event.originator_id, version=event.originator_version)
             change = DELIVERY_CHANGES[name]
             return Publication(f"{SERVICE}.delivery.{change}", "NotificationDeliveryChangeEvent",
-                               {"change": change, "delivery": resources.delivery_summary(d)})
+                               {"change": change, "delivery": schemas.delivery_summary(d)})
         if isinstance(event, Incident.Event) and name in INCIDENT_CHANGES:
             incident = app.repository.get(event.originator_id,
                                           version=event.originator_version)
             change = INCIDENT_CHANGES[name]
             state = vars(event)
             body: dict[str, Any] = {"change": change,
-                                    "incident": resources.incident_summary(incident)}
+                                    "incident": schemas.incident_summary(incident)}
             if change == "escalated":
                 body["escalation"] = {"fromListId": state["from_list"],
                                       "toListId": state["to_list"], "tier": state["tier"]}

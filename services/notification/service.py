@@ -3,7 +3,7 @@ built, its API, bus wiring, and the worker roles that schedule and hand over mes
 
 from __future__ import annotations
 
-from services.notification import api, messaging, resources, worker
+from services.notification import api, messaging, schemas, worker
 from services.notification.application import NotificationService
 from services.notification.delivery import NotificationConfig
 from services.notification.domain import Delivery, Incident
@@ -26,7 +26,7 @@ SPEC = ServiceSpec(
     bindings=messaging.BINDINGS,
     handlers=messaging.handlers,
     published=(Delivery, Incident),
-    represent=resources.represent,
+    represent=schemas.represent,
     settings=NotificationConfig.from_env,
     build=build,
     background=worker.background,

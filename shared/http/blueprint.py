@@ -18,7 +18,7 @@ A view that needs another status or headers returns ``(obj, status)`` or
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from functools import wraps
 from typing import Any
 
@@ -41,13 +41,15 @@ class Blueprint(flask_smorest.Blueprint):
         super().__init__(*args, **kwargs)
         self.after_request(self._conventional_headers)
 
-    def response(self, status_code: int, schema: Any = None, **kwargs: Any
-                 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    def response(self, status_code: int, schema: Any = None, *, reserved: Iterable[str] = (),
+                 **kwargs: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        """``reserved``: query parameters of a list that are not attribute filters (the
+        view reads them itself, e.g. a history's ``eventId``)."""
         decorate = super().response(status_code, schema, **kwargs)
         instance = schema() if isinstance(schema, type) else schema
         listing = None
         if isinstance(instance, Schema) and instance.many:
-            listing = wire_names(instance)
+            listing = (wire_names(instance), tuple(reserved))
 
         def decorator(func: Callable[..., Any]) -> Callable[..., Any]:
             @wraps(func)
@@ -62,7 +64,7 @@ class Blueprint(flask_smorest.Blueprint):
     def _prepare_response_content(self, data: Any) -> Any:
         listing = g.pop("suite_listing", None)
         if listing is not None and isinstance(data, list):
-            page, total = page_of(data, listing)
+            page, total = page_of(data, *listing)
             g.suite_counts = (total, len(page))
             return page
         if isinstance(data, Mapping):
