@@ -60,6 +60,9 @@ class Wiring:
     # The time source to build the application with, in the unit the application takes;
     # None: the application's own (the wall clock). Tests give one to move time.
     clock: Callable[[], Any] | None = None
+    # By channel, what the service hands its messages over with (e.g. notification's
+    # ``email`` and ``webhook`` senders); empty: the ones its own settings make.
+    senders: Mapping[str, Any] = field(default_factory=dict)
 
 
 def _no_settings(env: Mapping[str, str]) -> None:
@@ -152,14 +155,16 @@ class Runtime:
 
     def __init__(self, spec: ServiceSpec, settings: Settings,
                  transport: Transport | None = None,
-                 clock: Callable[[], Any] | None = None) -> None:
+                 clock: Callable[[], Any] | None = None,
+                 senders: Mapping[str, Any] | None = None) -> None:
         self.spec, self.settings = spec, settings
         store_env = settings.store_env(spec.name)
         self.transport = make_transport(settings, transport)
         self.cache: Cache = make_cache(settings.redis_url, settings.bus_prefix + spec.name)
         self.wiring = Wiring(service=spec.name, platform=settings,
                              settings=spec.own_settings(settings), store_env=store_env,
-                             cache=self.cache, transport=self.transport, clock=clock)
+                             cache=self.cache, transport=self.transport, clock=clock,
+                             senders=dict(senders or {}))
         if settings.persistence_module == "eventsourcing.sqlite":
             settings.data_dir.mkdir(parents=True, exist_ok=True)
         ensure_schema(store_env)

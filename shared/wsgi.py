@@ -29,13 +29,17 @@ class Suite:
 
     def __init__(self, specs: Sequence[ServiceSpec], settings: config.Settings | None = None,
                  start_workers: bool = True,
-                 clocks: Mapping[str, Callable[[], Any]] | None = None) -> None:
+                 clocks: Mapping[str, Callable[[], Any]] | None = None,
+                 senders: Mapping[str, Mapping[str, Any]] | None = None) -> None:
         """``clocks``: by service name, the time source its application is built with
-        (tests move time with it); the others keep the wall clock."""
+        (tests move time with it); the others keep the wall clock. ``senders``: by service
+        name, the senders by channel it hands messages over with; the others use their
+        own."""
         self.settings = settings or config.load()
         transport = InProcessTransport() if self.settings.embedded else None
-        clocks = clocks or {}
-        self.runtimes = [Runtime(spec, self.settings, transport, clock=clocks.get(spec.name))
+        clocks, senders = clocks or {}, senders or {}
+        self.runtimes = [Runtime(spec, self.settings, transport, clock=clocks.get(spec.name),
+                                 senders=senders.get(spec.name))
                          for spec in specs]
         self.apps = {rt.spec.root: create_app(rt) for rt in self.runtimes}
         if start_workers:

@@ -12,10 +12,12 @@ from shared.service import ServiceSpec, Wiring
 
 def build(wiring: Wiring) -> NotificationService:
     """The application on the service's store, with its own settings (SMTP, webhooks,
-    retries, links) and the suite's key, from which webhook secrets and acknowledgement
-    links are derived."""
+    retries, links), the suite's key (from which webhook secrets and acknowledgement links
+    are derived), the clock and the senders it is given (by default the wall clock, and
+    the e-mail and webhook senders its settings make)."""
     return NotificationService(wiring.store_env, config=wiring.settings,
-                               server_key=wiring.platform.secret_key, clock=wiring.clock)
+                               server_key=wiring.platform.secret_key, clock=wiring.clock,
+                               senders=wiring.senders or None)
 
 
 SPEC = ServiceSpec(

@@ -21,6 +21,20 @@ from shared.wsgi import Suite
 from tests.conftest import base_env
 
 
+class Outbox:
+    """A sender that keeps what it is handed (no SMTP server, no webhook receiver)."""
+
+    def __init__(self, channel: str) -> None:
+        self.channel, self.sent = channel, []
+
+    def send(self, message: Any) -> str:
+        self.sent.append(message)
+        return "kept"
+
+
+SENDERS = {"email": Outbox("email"), "webhook": Outbox("webhook")}
+
+
 @pytest.fixture
 def wired(tmp_path: Path) -> Iterator[tuple[Suite, list[float]]]:
     now = [1_800_000_000.0]
@@ -28,7 +42,8 @@ def wired(tmp_path: Path) -> Iterator[tuple[Suite, list[float]]]:
         tmp_path / "var", SLA_EVALUATIONS_KEPT="7", SLA_EVALUATOR_PARTITIONS="2",
         SLA_SMTP_HOST="mail.example", SLA_PUBLIC_URL="https://sla.example"))
     suite = Suite(all_specs(), settings, start_workers=False,
-                  clocks={"monitoring": lambda: now[0]})
+                  clocks={"monitoring": lambda: now[0]},
+                  senders={"notification": SENDERS})
     try:
         yield suite, now
     finally:
@@ -48,6 +63,7 @@ def test_each_application_is_built_with_what_its_runtime_was_given(
     assert notification.app.config.smtp_host == "mail.example"
     assert notification.app.config.public_url == "https://sla.example"
     assert notification.app.server_key == suite.settings.secret_key
+    assert notification.app.senders == SENDERS  # handed over with what it was given
 
 
 def test_every_background_role_has_a_name(wired: tuple[Suite, list[float]]) -> None:
