@@ -21,6 +21,8 @@ import requests
 from services.cli import service_ports
 from shared import auth, config
 from tests.conftest import SECRET
+from tests.drivers.http import NetworkHttp
+from tests.drivers.notification import NotificationDriver
 from tests.e2e.processes import Process, free_port, gunicorn, ready, wait_until
 from tests.helpers import drop_schemas
 from tests.service.test_notification import Receiver
@@ -159,11 +161,9 @@ def test_the_acknowledgement_link_points_at_the_port_the_embedded_suite_runs_on(
                                         "productOfferingId": offering, "slaTypeId": gold})
         post(f"{m}/monitoringRegime", {"name": "Fibre watch", "offeringGroupId": group,
                                        "window": "PT1H", "allowedLateness": "PT10M"})
-        post(f"{n}/notificationList", {
-            "name": "NOC", "groupWait": 0,
-            "topics": [{"eventTypes": ["ThresholdCrossingEvent"], "minSeverity": "major"}],
-            "members": [{"name": "NOC pager", "channel": "webhook",
-                         "address": f"{receiver.url}/noc"}]})
+        notification = NotificationDriver(NetworkHttp(n, token))
+        notification.create_list("NOC", [{"name": "NOC pager", "channel": "webhook",
+                                          "address": f"{receiver.url}/noc"}], groupWait=0)
 
         def measured() -> bool:  # monitoring learns the offering over the in-process bus
             for hours_ago in (3, 2):  # the second hour closes the first one's window
@@ -183,12 +183,9 @@ def test_the_acknowledgement_link_points_at_the_port_the_embedded_suite_runs_on(
         alerts = [a for msg in messages for a in json.loads(msg["body"])["alerts"]]
         link = next(a["ackUrl"] for a in alerts if a.get("ackUrl"))
         assert link.startswith(f"http://127.0.0.1:{port}/notification/v1/acknowledge?token=")
-        assert requests.get(link, timeout=10).status_code == 200  # the page that asks
-        token = link.split("token=", 1)[1]
-        assert requests.post(link.split("?", 1)[0], data={"token": token},
-                             timeout=10).status_code == 200
-        assert any(i["acknowledged"]
-                   for i in requests.get(f"{n}/incident", headers=h, timeout=10).json())
+        assert notification.open_ack_link(link).status == 200  # the page that asks
+        assert notification.confirm_ack_link(link).status == 200
+        assert any(i["acknowledged"] for i in notification.incidents())
     finally:
         assert suite.stop(signal.SIGINT) == 0, suite.output()[-2000:]
 

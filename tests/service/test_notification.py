@@ -5,9 +5,7 @@ and poll for the outcome, they never sleep to assert."""
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import io
 import json
 import re
 import socket
@@ -28,7 +26,10 @@ from services.notification.domain import Delivery
 from services.notification.signature import verify_signature
 from shared.bus.envelope import Envelope
 from shared.bus.topology import SLA_EVENTS
+from shared.scheduler import SettableClock
 from shared.times import iso
+from tests.drivers.http import Answer, FlaskHttp
+from tests.drivers.notification import NotificationDriver
 from tests.helpers import eventually
 from tests.service.conftest import Client
 
@@ -121,23 +122,9 @@ def receiver() -> Iterator[Receiver]:
         pass
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
-        self._lock = threading.Lock()
-
-    def __call__(self) -> datetime:
-        with self._lock:
-            return self.now
-
-    def advance(self, seconds: float) -> None:
-        with self._lock:
-            self.now += timedelta(seconds=seconds)
-
-
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock() -> SettableClock:
+    return SettableClock(datetime(2026, 3, 2, 9, 0, tzinfo=UTC))
 
 
 @pytest.fixture
@@ -152,14 +139,21 @@ def service_env(mailbox: tuple[Mailbox, int]) -> dict[str, str]:
 
 
 @pytest.fixture
-def service_clocks(clock: Clock) -> dict[str, Callable[[], Any]]:
+def service_clocks(clock: SettableClock) -> dict[str, Callable[[], Any]]:
     """notification runs on the test's clock (tests move it instead of sleeping)."""
     return {"notification": clock}
 
 
 @pytest.fixture
 def notifier(suite: Any) -> Client:
+    """The API itself, for what a test says about HTTP (status codes, headers, scopes)."""
     return Client(suite.app("notification"), ROOT)
+
+
+@pytest.fixture
+def notification(notifier: Client) -> NotificationDriver:
+    """The service as its users speak of it (tests/drivers/notification.py)."""
+    return NotificationDriver(FlaskHttp(notifier))
 
 
 # --- messages as monitoring would publish them ------------------------------------------
@@ -191,40 +185,25 @@ def tick(suite: Any) -> None:
     suite.runtime("notification").app.wake.set()
 
 
-def deliveries(n: Client, **filters: str) -> list[dict[str, Any]]:
-    query = "&".join(f"{k}={v}" for k, v in filters.items())
-    return n.get(f"/delivery?{query}").get_json()
-
-
-def make_list(n: Client, name: str, members: list[dict[str, Any]], **extra: Any
-              ) -> dict[str, Any]:
-    body = {"name": name, "purpose": "tests", "owner": "noc", "members": members,
-            "topics": [{"eventTypes": ["Threshold*"], "minSeverity": "major"}]}
-    body.update(extra)
-    response = n.post("/notificationList", json=body)
-    assert response.status_code == 201, response.get_json()
-    return response.get_json()
-
-
 # --- stories -------------------------------------------------------------------------------
 def test_breach_is_delivered_grouped_escalated_acknowledged_and_recorded(
-        suite: Any, notifier: Client, mailbox: tuple[Mailbox, int], receiver: Receiver,
-        clock: Clock) -> None:
+        suite: Any, notifier: Client, notification: NotificationDriver, mailbox: tuple[Mailbox,
+        int], receiver: Receiver, clock: SettableClock) -> None:
     n, box = notifier, mailbox[0]
     group = str(uuid.uuid4())
-    managers = make_list(n, "Duty managers", [
+    managers = notification.create_list("Duty managers", [
         {"name": "Ann", "channel": "email", "address": "ann@sla.example"}],
         topics=[{"eventTypes": ["NothingDirect"]}])
-    noc = make_list(n, "NOC webhook", [
+    noc = notification.create_list("NOC webhook", [
         {"name": "NOC", "channel": "webhook", "address": f"{receiver.url}/hooks/noc"}],
         offeringGroupIds=[group], groupWait=0, groupInterval=300, repeatInterval=3600,
         escalation={"nextListId": managers["id"], "delay": 600})
-    mail = make_list(n, "SLA managers mail", [
+    mail = notification.create_list("SLA managers mail", [
         {"name": "Sam", "channel": "email", "address": "sam@sla.example", "locale": "en"}],
         offeringGroupIds=[group], groupWait=0, groupInterval=300)
     secret = noc["members"][0]["secret"]
     assert secret.startswith("whsec_")
-    assert "secret" not in n.get(noc["href"]).get_json()["members"][0]  # shown once
+    assert "secret" not in notification.notification_list(noc["id"])["members"][0]  # shown once
 
     first = crossing("cr-1", group)
     publish(suite, first)
@@ -250,12 +229,11 @@ def test_breach_is_delivered_grouped_escalated_acknowledged_and_recorded(
     # A second breach inside the group interval is grouped, not sent now.
     second = crossing("cr-2", group)
     publish(suite, second)
-    decision = eventually(lambda: [d for d in n.get(f"/decision?eventId={second.event_id}"
-                                                    f"&listId={noc['id']}").get_json()])
-    assert decision[0]["decision"] == "grouped"
+    decision = notification.wait_for_decision(eventId=second.event_id, listId=noc["id"])
+    assert decision["decision"] == "grouped"
     assert len(receiver.at("/hooks/noc")) == 1
-    assert len(deliveries(n, listId=noc["id"])) == 1
-    eventually(lambda: n.get(f"/delivery/{delivery_id}").get_json()["status"] == "delivered")
+    assert len(notification.deliveries(listId=noc["id"])) == 1
+    notification.wait_until_delivered(delivery_id)
 
     clock.advance(301)
     tick(suite)
@@ -267,14 +245,13 @@ def test_breach_is_delivered_grouped_escalated_acknowledged_and_recorded(
 
     # cr-2 is acknowledged through the signed link in the message (no bearer token).
     ack_url = update["alerts"][0]["ackUrl"]
-    anonymous = Client(suite.app("notification"), ROOT).with_scopes()
     parsed = urlparse(ack_url)
-    assert anonymous.get(f"/acknowledge?token=tampered{parse_qs(parsed.query)['token'][0]}"
-                         ).status_code == 403
+    assert notification.open_ack_link(f"tampered{parse_qs(parsed.query)['token'][0]}"
+                                      ).status == 403
     assert parsed.path.removeprefix(ROOT) == "/acknowledge"
-    acked = acknowledge_by_link(anonymous, parse_qs(parsed.query)["token"][0])
-    assert acked.status_code == 200, acked.data
-    assert b"Acknowledged" in acked.data
+    acked = acknowledge_by_link(notification, parse_qs(parsed.query)["token"][0])
+    assert acked.status == 200, acked.text
+    assert "Acknowledged" in acked.text
 
     # cr-1 was not acknowledged: after its delay it escalates to the duty managers.
     clock.advance(300)
@@ -282,28 +259,26 @@ def test_breach_is_delivered_grouped_escalated_acknowledged_and_recorded(
     escalated = eventually(lambda: box.to("ann@sla.example"), timeout=10)
     assert len(escalated) == 1 and "ESCALATION" in escalated[0]["Subject"]
     assert "cr-1" not in escalated[0]["Subject"]
-    incidents = n.get("/incident?alertId=cr-1").get_json()
+    incidents = notification.incidents(alertId="cr-1")
     assert incidents[0]["notifiedListIds"] == [noc["id"], mail["id"], managers["id"]] or \
         set(incidents[0]["notifiedListIds"]) == {noc["id"], mail["id"], managers["id"]}
     # ... cr-2's escalation was stopped by the acknowledgement.
     clock.advance(600)
     tick(suite)
-    cr2 = n.get("/incident?alertId=cr-2").get_json()[0]
+    cr2 = notification.incidents(alertId="cr-2")[0]
     assert cr2["acknowledged"] and cr2["acknowledgedBy"] == f"NOC <{receiver.url}/hooks/noc>"
     assert cr2["acknowledgedVia"] == "link"
     assert cr2["pendingEscalations"] == []
-    eventually(lambda: all(d["status"] == "delivered" for d in deliveries(n)))
+    eventually(lambda: all(d["status"] == "delivered" for d in notification.deliveries()))
     assert len(box.to("ann@sla.example")) == 1
 
     # History by list, recipient, event and correlation id; CSV export; audit trail.
-    assert len(deliveries(n, listId=noc["id"])) == 2
-    assert len(deliveries(n, recipient="sam@sla.example")) == 2
-    by_event = deliveries(n, eventId=first.event_id)
+    assert len(notification.deliveries(listId=noc["id"])) == 2
+    assert len(notification.deliveries(recipient="sam@sla.example")) == 2
+    by_event = notification.deliveries(eventId=first.event_id)
     assert {d["listId"] for d in by_event} == {noc["id"], mail["id"], managers["id"]}
-    assert len(deliveries(n, correlationId=str(second.correlation_id))) == 2
-    exported = n.get(f"/delivery/export?listId={noc['id']}")
-    assert exported.status_code == 200 and exported.mimetype == "text/csv"
-    rows = list(csv.DictReader(io.StringIO(exported.get_data(as_text=True))))
+    assert len(notification.deliveries(correlationId=str(second.correlation_id))) == 2
+    rows = notification.export(listId=noc["id"])
     assert len(rows) == 2 and rows[0]["status"] == "delivered"
     history = n.get(f"/audit/aggregates/{delivery_id}/history").get_json()
     assert [e["eventType"].rsplit(".", 1)[1] for e in history] == [
@@ -312,16 +287,15 @@ def test_breach_is_delivered_grouped_escalated_acknowledged_and_recorded(
 
 
 def test_a_stopped_receiver_is_retried_with_backoff_then_dead_lettered_and_retried_by_hand(
-        suite: Any, notifier: Client, receiver: Receiver, clock: Clock) -> None:
-    n = notifier
+        suite: Any, notifier: Client, notification: NotificationDriver, receiver: Receiver, clock:
+        SettableClock) -> None:
     group = str(uuid.uuid4())
-    make_list(n, "NOC", [{"name": "NOC", "channel": "webhook",
-                          "address": f"{receiver.url}/hooks"}],
-              offeringGroupIds=[group], groupWait=0)
+    notification.create_list("NOC", [{"name": "NOC", "channel": "webhook",
+                                      "address": f"{receiver.url}/hooks"}],
+                             offeringGroupIds=[group], groupWait=0)
     receiver.stop()
     publish(suite, crossing("cr-r", group))
-    first = eventually(lambda: [d for d in deliveries(n) if d["status"] == "retrying"],
-                       timeout=10)[0]
+    first = notification.wait_for_delivery("retrying")
     assert first["attemptCount"] == 1 and "ConnectionError" in first["lastError"]
     retry_at = datetime.fromisoformat(first["nextAttemptAt"].replace("Z", "+00:00"))
     assert timedelta(seconds=5) <= retry_at - clock() <= timedelta(seconds=10)
@@ -329,8 +303,7 @@ def test_a_stopped_receiver_is_retried_with_backoff_then_dead_lettered_and_retri
     receiver.start()  # back on the same port
     clock.advance(10)
     tick(suite)
-    done = eventually(lambda: n.get(first["href"]).get_json()["status"] == "delivered"
-                      and n.get(first["href"]).get_json(), timeout=10)
+    done = notification.wait_until_delivered(first["id"])
     assert done["attemptCount"] == 2
     assert len(receiver.at("/hooks")) == 1
 
@@ -338,36 +311,35 @@ def test_a_stopped_receiver_is_retried_with_backoff_then_dead_lettered_and_retri
     receiver.stop()
     publish(suite, crossing("cr-s", str(uuid.uuid4())))  # another group: not this list
     publish(suite, crossing("cr-t", group))
-    eventually(lambda: n.get("/decision?alertId=cr-t").get_json())
+    eventually(lambda: notification.decisions(alertId="cr-t"))
     clock.advance(300)  # grouped: sent at the end of the group interval
     tick(suite)
-    other = eventually(lambda: [d for d in deliveries(n, status="retrying")], timeout=10)[0]
+    other = notification.wait_for_delivery("retrying")
     for attempts in (2, 3):
         clock.advance(60)
         tick(suite)
         eventually(lambda a=attempts: (lambda now: now["attemptCount"] == a and now["status"]
-                                       in ("retrying", "failed"))(n.get(other["href"]).get_json()),
-                   timeout=10)
-    dead = eventually(lambda: n.get("/delivery/deadLetter").get_json(), timeout=10)
+                                       in ("retrying", "failed"))(
+                                           notification.delivery(other["id"])), timeout=10)
+    dead = eventually(lambda: notification.dead_letters(), timeout=10)
     assert [d["id"] for d in dead] == [other["id"]] and dead[0]["attemptCount"] == 3
     receiver.start()
-    retried = n.post(f"/delivery/{other['id']}/retry")
-    assert retried.status_code == 200 and retried.get_json()["status"] == "pending"
+    assert notification.retry(other["id"])["status"] == "pending"
     tick(suite)
-    eventually(lambda: n.get(other["href"]).get_json()["status"] == "delivered", timeout=10)
-    assert n.post(f"/delivery/{other['id']}/retry").status_code == 409
+    notification.wait_until_delivered(other["id"])
+    notification.retry(other["id"], expect=409)
 
 
 def test_hub_listener_gets_the_tmf688_event_filtered_by_its_query(
-        suite: Any, notifier: Client, receiver: Receiver) -> None:
+        suite: Any, notifier: Client, notification: NotificationDriver, receiver: Receiver) -> None:
     n = notifier
     group = str(uuid.uuid4())
     hub = n.post("/hub", json={"callback": f"{receiver.url}/tmf",
                                "query": f"eventType=ThresholdCrossingEvent&severity=major"
                                         f"&offeringGroupId={group}"})
     assert hub.status_code == 201, hub.get_json()
-    assert hub.headers["Location"] == hub.get_json()["href"]
-    secret = hub.get_json()["secret"]
+    assert hub.headers["Location"] == hub.get_json()["href"]  # TMF630: where it is
+    secret, hub_id = hub.get_json()["secret"], hub.get_json()["id"]
     publish(suite, crossing("cr-w", group, level="warning"))  # below the floor
     publish(suite, crossing("cr-o", str(uuid.uuid4())))      # another group
     breach = crossing("cr-h", group)
@@ -380,25 +352,24 @@ def test_hub_listener_gets_the_tmf688_event_filtered_by_its_query(
     assert verify_signature(secret, got[0]["headers"], got[0]["body"])
     assert got[0]["headers"]["X-SLA-Delivery-Id"]
     assert n.get("/hub").headers["X-Total-Count"] == "1"
-    assert "secret" not in n.get(hub.get_json()["href"]).get_json()
-    assert n.delete(hub.get_json()["href"]).status_code == 204
-    assert n.get(hub.get_json()["href"]).status_code == 404
-    assert n.delete(hub.get_json()["href"]).status_code == 404
+    assert "secret" not in notification.hub(hub_id)
+    notification.unsubscribe_hub(hub_id)
+    notification.hub(hub_id, expect=404)
+    notification.unsubscribe_hub(hub_id, expect=404)
 
 
 def test_warnings_are_inhibited_by_their_breach_and_outages_suppress_alerts(
-        suite: Any, notifier: Client, receiver: Receiver) -> None:
-    n = notifier
+        suite: Any, notifier: Client, notification: NotificationDriver, receiver: Receiver) -> None:
     group, quiet = str(uuid.uuid4()), str(uuid.uuid4())
-    nlist = make_list(n, "NOC", [{"name": "NOC", "channel": "webhook",
-                                  "address": f"{receiver.url}/hooks"}],
-                      topics=[{"eventTypes": ["ThresholdCrossingEvent"],
-                               "minSeverity": "warning"}], groupWait=0)
+    nlist = notification.create_list("NOC", [{"name": "NOC", "channel": "webhook",
+                                              "address": f"{receiver.url}/hooks"}],
+                                     topics=[{"eventTypes": ["ThresholdCrossingEvent"],
+                                              "minSeverity": "warning"}], groupWait=0)
     publish(suite, crossing("cr-b", group))
     eventually(lambda: receiver.at("/hooks"), timeout=10)
     warning = crossing("cr-w2", group, level="warning")
     publish(suite, warning)
-    decided = eventually(lambda: n.get(f"/decision?eventId={warning.event_id}").get_json())
+    decided = eventually(lambda: notification.decisions(eventId=warning.event_id))
     assert decided[0]["decision"] == "inhibited" and "cr-b" in decided[0]["reason"]
 
     outage = Envelope(
@@ -412,23 +383,24 @@ def test_warnings_are_inhibited_by_their_breach_and_outages_suppress_alerts(
             "affectedPurchasedOfferingIds": [], "version": 1}})
     publish(suite, outage, "outage-negotiation.planned-outage.agreed")
     during = crossing("cr-q", quiet)
-    eventually(lambda: n.get("/decision?eventId=outage-negotiation:1").get_json() or True)
+    eventually(lambda: notification.decisions(eventId="outage-negotiation:1") or True)
     eventually(lambda: suite.runtime("notification").app.outages())
     publish(suite, during)
-    decided = eventually(lambda: n.get(f"/decision?eventId={during.event_id}").get_json())
+    decided = eventually(lambda: notification.decisions(eventId=during.event_id))
     assert decided[0]["decision"] == "suppressed" and "po-1" in decided[0]["reason"]
     assert len(receiver.at("/hooks")) == 1
     assert nlist["id"] == decided[0]["listId"]
 
 
 def test_crossings_on_a_purchased_offering_are_routed_by_the_registry_facts(
-        suite: Any, notifier: Client, registry: Client, mailbox: tuple[Mailbox, int]) -> None:
+        suite: Any, notifier: Client, notification: NotificationDriver, registry: Client, mailbox:
+        tuple[Mailbox, int]) -> None:
     group = registry.post("/offeringGroup", json={"name": "Fibre"}).get_json()
     offering = registry.post("/productOffering", json={
         "name": "Fibre 1G", "offeringGroupId": group["id"]}).get_json()
     registry.post("/purchasedOffering", json={"id": "prod-7", "customerId": "acme",
                                               "productOfferingId": offering["id"]})
-    make_list(notifier, "ACME contacts", [
+    notification.create_list("ACME contacts", [
         {"name": "Ops", "channel": "email", "address": "ops@acme.example"}],
         kind="customer", customerIds=["acme"], groupWait=0)
     app = suite.runtime("notification").app
@@ -442,20 +414,20 @@ def test_crossings_on_a_purchased_offering_are_routed_by_the_registry_facts(
 
 
 def test_a_delivery_left_sending_by_a_crash_is_resumed_with_the_same_id(
-        suite: Any, notifier: Client, receiver: Receiver, clock: Clock) -> None:
-    n = notifier
+        suite: Any, notifier: Client, notification: NotificationDriver, receiver: Receiver, clock:
+        SettableClock) -> None:
     app = suite.runtime("notification").app
     group = str(uuid.uuid4())
-    make_list(n, "NOC", [{"name": "NOC", "channel": "webhook",
-                          "address": f"{receiver.url}/hooks"}],
-              offeringGroupIds=[group], groupWait=5)
+    notification.create_list("NOC", [{"name": "NOC", "channel": "webhook",
+                                      "address": f"{receiver.url}/hooks"}],
+                             offeringGroupIds=[group], groupWait=5)
     publish(suite, crossing("cr-c", group))
-    pending = eventually(lambda: n.get("/decision").get_json())
+    pending = eventually(lambda: notification.decisions())
     assert pending[0]["decision"] == "queued"
     # Flush by hand and claim the delivery as a worker that then "crashes".
     clock.advance(5)
-    eventually(lambda: deliveries(n), timeout=10)
-    d_id = deliveries(n)[0]["id"]
+    eventually(lambda: notification.deliveries(), timeout=10)
+    d_id = notification.deliveries()[0]["id"]
     # The real dispatcher may already have sent it; if not, simulate the crash.
     d: Delivery = app.repository.get(uuid.UUID(d_id))
     if d.status == "pending":
@@ -466,18 +438,17 @@ def test_a_delivery_left_sending_by_a_crash_is_resumed_with_the_same_id(
             pass
         clock.advance(app.lease_seconds() + 1)
         tick(suite)
-    done = eventually(lambda: n.get(f"/delivery/{d_id}").get_json()["status"] == "delivered"
-                      and n.get(f"/delivery/{d_id}").get_json(), timeout=10)
+    done = notification.wait_until_delivered(d_id)
     got = receiver.at("/hooks")
     assert {r["headers"]["X-SLA-Delivery-Id"] for r in got} == {d_id}
     assert done["attemptCount"] in (1, 2)
 
 
 def test_list_management_follows_tmf630_and_never_answers_500(
-        notifier: Client, receiver: Receiver) -> None:
+        notifier: Client, notification: NotificationDriver, receiver: Receiver) -> None:
     n = notifier
-    created = make_list(n, "NOC", [{"name": "A", "channel": "email",
-                                    "address": "a@sla.example"}])
+    created = notification.create_list("NOC", [{"name": "A", "channel": "email",
+                                                "address": "a@sla.example"}])
     assert n.get("/notificationList?name=NOC").headers["X-Total-Count"] == "1"
     assert n.get("/notificationList?fields=name").get_json()[0].keys() == {
         "id", "href", "@type", "name"}
@@ -545,12 +516,12 @@ def burn_alert(alert_id: str, group: str, change: str = "raised") -> Envelope:
 
 
 def test_incidents_and_webhooks_carry_the_event_time_not_the_processing_time(
-        suite: Any, notifier: Client, receiver: Receiver) -> None:
-    n = notifier
+        suite: Any, notifier: Client, notification: NotificationDriver, receiver: Receiver) -> None:
     group = str(uuid.uuid4())
-    make_list(n, "NOC", [{"name": "NOC", "channel": "webhook", "address": f"{receiver.url}/h"}],
-              offeringGroupIds=[group], groupWait=0, groupBy=["alertId"],
-              topics=[{"eventTypes": ["*"], "minSeverity": "minor"}])
+    notification.create_list("NOC", [
+        {"name": "NOC", "channel": "webhook", "address": f"{receiver.url}/h"}],
+        offeringGroupIds=[group], groupWait=0, groupBy=["alertId"],
+        topics=[{"eventTypes": ["*"], "minSeverity": "minor"}])
     publish(suite, crossing("cr-time", group))  # window 08:00-09:00, raised 09:00:01
     publish(suite, burn_alert("ba-time", group), "monitoring.burn-alert.raised")
     got = eventually(lambda: len(receiver.at("/h")) == 2 and receiver.at("/h"), timeout=10)
@@ -560,8 +531,8 @@ def test_incidents_and_webhooks_carry_the_event_time_not_the_processing_time(
                                            "endDateTime": "2026-03-02T09:00:00Z"}
     assert alerts["cr-time"]["raisedAt"] == "2026-03-02T09:00:01Z"
     assert alerts["ba-time"]["since"] == "2026-03-02T06:00:00Z"
-    assert n.get("/incident?alertId=cr-time").get_json()[0]["since"] == "2026-03-02T08:00:00Z"
-    assert n.get("/incident?alertId=ba-time").get_json()[0]["since"] == "2026-03-02T06:00:00Z"
+    assert notification.incidents(alertId="cr-time")[0]["since"] == "2026-03-02T08:00:00Z"
+    assert notification.incidents(alertId="ba-time")[0]["since"] == "2026-03-02T06:00:00Z"
 
 
 REFUSED_CALLBACKS = [
@@ -573,10 +544,11 @@ REFUSED_CALLBACKS = [
 ]
 
 
-def test_callbacks_that_are_not_allowed_are_refused_naming_the_field(notifier: Client) -> None:
+def test_callbacks_that_are_not_allowed_are_refused_naming_the_field(
+        notifier: Client, notification: NotificationDriver) -> None:
     """Malformed (a port out of range) 400; well formed but refused by the policy 403."""
     n = notifier
-    nlist = make_list(n, "NOC", [])
+    nlist = notification.create_list("NOC", [])
     for callback, why in REFUSED_CALLBACKS:
         hub = n.post("/hub", json={"callback": callback})
         assert hub.status_code in (400, 403), (callback, hub.get_json())
@@ -590,21 +562,18 @@ def test_callbacks_that_are_not_allowed_are_refused_naming_the_field(notifier: C
         assert added.status_code in (400, 403), callback
         assert why in " ".join(added.get_json()["details"]["address"])
     assert n.get("/hub").get_json() == []
-    assert n.get(nlist["href"]).get_json()["members"] == []
+    assert notification.notification_list(nlist["id"])["members"] == []
 
 
 def test_a_webhook_goes_to_the_address_its_callback_was_checked_against_signed_whole(
-        suite: Any, notifier: Client, receiver: Receiver) -> None:
+        suite: Any, notifier: Client, notification: NotificationDriver, receiver: Receiver) -> None:
     from services.notification.signature import check_signature
 
-    n = notifier
     group = str(uuid.uuid4())
     # The policy maps *.localhost to loopback (allowed here); the system resolver does
     # not know the name, so only a connection to the checked address gets through.
     callback = f"http://sla-hook.localhost:{receiver.port}/tmf"
-    hub = n.post("/hub", json={"callback": callback, "query": f"offeringGroupId={group}"})
-    assert hub.status_code == 201, hub.get_json()
-    secret = hub.get_json()["secret"]
+    secret = notification.subscribe_hub(callback, f"offeringGroupId={group}")["secret"]
     publish(suite, crossing("cr-pin", group))
     got = eventually(lambda: receiver.at("/tmf/listener/"), timeout=10)[0]
     assert got["headers"]["Host"] == f"sla-hook.localhost:{receiver.port}"
@@ -620,7 +589,7 @@ def test_a_webhook_goes_to_the_address_its_callback_was_checked_against_signed_w
     app = suite.runtime("notification").app
     app.configure(dataclasses.replace(app.config, allow_networks=()), app.server_key)
     publish(suite, crossing("cr-refused", group))
-    failed = eventually(lambda: [d for d in deliveries(n, status="failed")
+    failed = eventually(lambda: [d for d in notification.deliveries(status="failed")
                                  if "cr-refused" in d["alertIds"]], timeout=10)[0]
     assert "loopback" in failed["lastError"] and failed["attemptCount"] == 1
     assert len(receiver.at("/tmf/listener/")) == 1
@@ -637,45 +606,47 @@ def _link(mail: Message) -> str:
     return found[0]
 
 
-def acknowledge_by_link(anonymous: Client, token: str) -> Any:
+def acknowledge_by_link(notification: NotificationDriver, token: str) -> Answer:
     """What a recipient does: open the link (a page that asks, acknowledging nothing),
     then press its button (a form POST of the token)."""
-    page = anonymous.get(f"/acknowledge?token={token}")
-    assert page.status_code == 200, page.data
-    assert b"Acknowledge this SLA alert?" in page.data and b"method='post'" in page.data
-    return anonymous.post("/acknowledge", data={"token": token})
+    page = notification.open_ack_link(token)
+    assert page.status == 200, page.text
+    assert "Acknowledge this SLA alert?" in page.text and "method='post'" in page.text
+    return notification.confirm_ack_link(token)
 
 
 def test_opening_an_acknowledgement_link_acknowledges_nothing_until_its_recipient_confirms(
-        suite: Any, notifier: Client, mailbox: tuple[Mailbox, int]) -> None:
+        suite: Any, notifier: Client, notification: NotificationDriver, mailbox: tuple[Mailbox,
+        int]) -> None:
     """A mail scanner or link preview fetches every link in a message: that fetch must
     neither acknowledge the incident in the recipient's name nor use the link up."""
-    n, box = notifier, mailbox[0]
+    box = mailbox[0]
     group = str(uuid.uuid4())
-    make_list(n, "NOC", [{"name": "Sam", "channel": "email", "address": "sam@sla.example"}],
-              offeringGroupIds=[group], groupWait=0)
+    notification.create_list("NOC", [
+        {"name": "Sam", "channel": "email", "address": "sam@sla.example"}],
+        offeringGroupIds=[group], groupWait=0)
     publish(suite, crossing("cr-prefetch", group))
     token = _link(eventually(lambda: box.to("sam@sla.example"), timeout=10)[0])
-    anonymous = Client(suite.app("notification"), ROOT).with_scopes()
     for _ in range(3):  # scanners, previews, the recipient's own first click
-        page = anonymous.get(f"/acknowledge?token={token}")
-        assert page.status_code == 200 and b"Acknowledge this SLA alert?" in page.data
+        page = notification.open_ack_link(token)
+        assert page.status == 200 and "Acknowledge this SLA alert?" in page.text
         assert page.headers["Cache-Control"] == "no-store"
-    incident = n.get("/incident?alertId=cr-prefetch").get_json()[0]
+    incident = notification.incidents(alertId="cr-prefetch")[0]
     assert not incident["acknowledged"]
-    confirmed = anonymous.post("/acknowledge", data={"token": token})
-    assert confirmed.status_code == 200 and b"Acknowledged" in confirmed.data
-    incident = n.get("/incident?alertId=cr-prefetch").get_json()[0]
+    confirmed = notification.confirm_ack_link(token)
+    assert confirmed.status == 200 and "Acknowledged" in confirmed.text
+    incident = notification.incidents(alertId="cr-prefetch")[0]
     assert incident["acknowledged"] and incident["acknowledgedBy"] == "Sam <sam@sla.example>"
-    assert anonymous.post("/acknowledge", data={}).status_code == 400
+    anonymous = Client(suite.app("notification"), ROOT).with_scopes()
+    assert anonymous.post("/acknowledge", data={}).status_code == 400  # no token: no form
 
 
 def test_acknowledgement_links_stay_with_their_recipient_and_work_once(
-        suite: Any, notifier: Client, mailbox: tuple[Mailbox, int], clock: Clock,
-        caplog: pytest.LogCaptureFixture) -> None:
+        suite: Any, notifier: Client, notification: NotificationDriver, mailbox: tuple[Mailbox,
+        int], clock: SettableClock, caplog: pytest.LogCaptureFixture) -> None:
     n, box = notifier, mailbox[0]
     group = str(uuid.uuid4())
-    nlist = make_list(n, "NOC", [
+    nlist = notification.create_list("NOC", [
         {"name": "Sam", "channel": "email", "address": "sam@sla.example"},
         {"name": "Kim", "channel": "email", "address": "kim@sla.example"}],
         offeringGroupIds=[group], groupWait=0)
@@ -683,11 +654,12 @@ def test_acknowledgement_links_stay_with_their_recipient_and_work_once(
     sam = _link(eventually(lambda: box.to("sam@sla.example"), timeout=10)[0])
     kim = _link(eventually(lambda: box.to("kim@sla.example"), timeout=10)[0])
     assert sam != kim
-    eventually(lambda: all(d["status"] == "delivered" for d in deliveries(n)), timeout=10)
+    eventually(lambda: all(d["status"] == "delivered" for d in notification.deliveries()),
+               timeout=10)
 
     # Whoever may read deliveries or the audit log sees neither link nor a way to make one.
     reader = n.with_scopes("sla:read", "audit:read")
-    ids = [d["id"] for d in deliveries(n)]
+    ids = [d["id"] for d in notification.deliveries()]
     seen = [reader.get(path).get_data(as_text=True) for path in (
         "/delivery", "/delivery/export", "/audit/events?limit=1000", "/audit/events/export",
         *[f"/delivery/{i}" for i in ids], *[f"/audit/aggregates/{i}/history" for i in ids],
@@ -700,24 +672,23 @@ def test_acknowledgement_links_stay_with_their_recipient_and_work_once(
     stored = reader.get(f"/delivery/{ids[0]}").get_json()["content"]["text"]
     assert "urn:sla-suite:ack-link:" in stored
 
-    anonymous = Client(suite.app("notification"), ROOT).with_scopes()
-    assert anonymous.get(f"/acknowledge?token={sam[:-2]}xx").status_code == 403  # altered
-    acked = acknowledge_by_link(anonymous, sam)
-    assert acked.status_code == 200 and b"Acknowledged" in acked.data
-    incident = n.get("/incident?alertId=cr-ack").get_json()[0]
+    assert notification.open_ack_link(f"{sam[:-2]}xx").status == 403  # altered
+    acked = acknowledge_by_link(notification, sam)
+    assert acked.status == 200 and "Acknowledged" in acked.text
+    incident = notification.incidents(alertId="cr-ack")[0]
     assert incident["acknowledgedBy"] == "Sam <sam@sla.example>"
     assert incident["acknowledgedVia"] == "link"
-    again = anonymous.get(f"/acknowledge?token={sam}")
-    assert again.status_code == 403 and b"already used" in again.data
-    assert anonymous.post("/acknowledge", data={"token": sam}).status_code == 403
-    other = acknowledge_by_link(anonymous, kim)
-    assert other.status_code == 200 and b"Already acknowledged" in other.data
-    assert n.get("/incident?alertId=cr-ack").get_json()[0]["acknowledgedBy"] == \
+    again = notification.open_ack_link(sam)
+    assert again.status == 403 and "already used" in again.text
+    assert notification.confirm_ack_link(sam).status == 403
+    other = acknowledge_by_link(notification, kim)
+    assert other.status == 200 and "Already acknowledged" in other.text
+    assert notification.incidents(alertId="cr-ack")[0]["acknowledgedBy"] == \
         "Sam <sam@sla.example>"
 
     # A link stops working when its recipient leaves the list, and when it expires.
     publish(suite, crossing("cr-ack-2", group))
-    eventually(lambda: n.get("/decision?alertId=cr-ack-2").get_json())
+    eventually(lambda: notification.decisions(alertId="cr-ack-2"))
     clock.advance(301)
     tick(suite)
     sam2 = _link(eventually(lambda: len(box.to("sam@sla.example")) == 2
@@ -725,19 +696,17 @@ def test_acknowledgement_links_stay_with_their_recipient_and_work_once(
     kim2 = _link(eventually(lambda: len(box.to("kim@sla.example")) == 2
                             and box.to("kim@sla.example")[1], timeout=10))
     kim_id = next(m["id"] for m in nlist["members"] if m["name"] == "Kim")
-    assert n.delete(f"{nlist['href']}/member/{kim_id}").status_code == 204
-    left = anonymous.get(f"/acknowledge?token={kim2}")
-    assert left.status_code == 403 and b"no longer on the list" in left.data
+    notification.remove_member(nlist["id"], kim_id)
+    left = notification.open_ack_link(kim2)
+    assert left.status == 403 and "no longer on the list" in left.text
     clock.advance(suite.runtime("notification").app.config.ack_ttl + 1)
-    expired = anonymous.get(f"/acknowledge?token={sam2}")
-    assert expired.status_code == 403 and b"expired" in expired.data
+    expired = notification.open_ack_link(sam2)
+    assert expired.status == 403 and "expired" in expired.text
 
     # Acknowledged through the API, the bearer token's subject is recorded.
-    second = n.get("/incident?alertId=cr-ack-2").get_json()[0]
-    by_api = n.post(f"/incident/{second['id']}/acknowledge", json={})
-    assert by_api.status_code == 200
-    assert (by_api.get_json()["acknowledgedBy"], by_api.get_json()["acknowledgedVia"]) == (
-        "tester", "api")
+    second = notification.incidents(alertId="cr-ack-2")[0]
+    by_api = notification.acknowledge(second["id"])
+    assert (by_api["acknowledgedBy"], by_api["acknowledgedVia"]) == ("tester", "api")
 
 
 def test_delivery_records_that_earlier_versions_stored_with_links_show_them_redacted(
@@ -770,31 +739,33 @@ def test_delivery_records_that_earlier_versions_stored_with_links_show_them_reda
 
 
 def test_deleting_a_hub_subscription_or_list_cancels_its_pending_retries(
-        suite: Any, notifier: Client, receiver: Receiver, clock: Clock) -> None:
+        suite: Any, notifier: Client, notification: NotificationDriver, receiver: Receiver, clock:
+        SettableClock) -> None:
     n = notifier
     app = suite.runtime("notification").app
     group = str(uuid.uuid4())
     receiver.status = 503  # a real listener that fails
-    hubs = {name: n.post("/hub", json={"callback": f"{receiver.url}/{name}",
-                                       "query": f"offeringGroupId={group}"}).get_json()
+    hubs = {name: notification.subscribe_hub(f"{receiver.url}/{name}",
+                                             f"offeringGroupId={group}")
             for name in ("kept", "gone")}
-    nlist = make_list(n, "NOC", [{"name": "hook", "channel": "webhook",
-                                  "address": f"{receiver.url}/list"}],
-                      offeringGroupIds=[group], groupWait=0)
+    nlist = notification.create_list("NOC", [{"name": "hook", "channel": "webhook",
+                                              "address": f"{receiver.url}/list"}],
+                                     offeringGroupIds=[group], groupWait=0)
     publish(suite, crossing("cr-del", group))
 
     def retrying() -> dict[str, dict[str, Any]]:
-        by_target = {d["hubId"] or d["listId"]: d for d in deliveries(n, status="retrying")}
+        by_target = {d["hubId"] or d["listId"]: d
+                     for d in notification.deliveries(status="retrying")}
         return len(by_target) == 3 and by_target
 
     pending = eventually(retrying, timeout=10)
     gone = pending[hubs["gone"]["id"]]
     of_list = pending[nlist["id"]]
-    assert n.delete(hubs["gone"]["href"]).status_code == 204
-    assert n.delete(nlist["href"]).status_code == 204
+    notification.unsubscribe_hub(hubs["gone"]["id"])
+    notification.delete_list(nlist["id"])
     for d, reason in ((gone, "the hub subscription was deleted"),
                       (of_list, "the notification list was deleted")):
-        now = n.get(d["href"]).get_json()
+        now = notification.delivery(d["id"])
         assert (now["status"], now["cancelReason"], now["nextAttemptAt"]) == (
             "cancelled", reason, None)
         history = n.get(f"/audit/aggregates/{d['id']}/history").get_json()
@@ -806,17 +777,17 @@ def test_deleting_a_hub_subscription_or_list_cancels_its_pending_retries(
     clock.advance(60)
     tick(suite)
     kept = pending[hubs["kept"]["id"]]
-    eventually(lambda: n.get(kept["href"]).get_json()["status"] == "delivered", timeout=10)
+    notification.wait_until_delivered(kept["id"])
     assert {d.id for d in app.due_deliveries()}.isdisjoint({uuid.UUID(gone["id"]),
                                                             uuid.UUID(of_list["id"])})
     assert len(receiver.at("/gone")) == 1 and len(receiver.at("/list")) == 1
     assert len(receiver.at("/kept")) == 2
     for d in (gone, of_list):
-        assert n.get(d["href"]).get_json()["attemptCount"] == 1
+        assert notification.delivery(d["id"])["attemptCount"] == 1
 
 
 def test_a_burn_alert_monitoring_publishes_reports_its_window_as_the_event_time(
-        tmp_path: Any) -> None:
+        tmp_path: Any, notification: NotificationDriver) -> None:
     from services.monitoring import messaging as published
     from services.notification.messaging import burn_labels, crossing_labels
     from tests.service.test_monitoring_figures import AVAILABILITY, Deployment, at

@@ -14,7 +14,9 @@ import pytest
 
 from services.monitoring.clock import read_clocks
 from services.notification.signature import verify_signature
+from shared.scheduler import SettableClock
 from shared.times import iso
+from tests.drivers.notification import NotificationDriver
 from tests.helpers import eventually
 from tests.service.conftest import Client
 from tests.service.test_monitoring import (  # noqa: F401 - fixtures
@@ -23,11 +25,10 @@ from tests.service.test_monitoring import (  # noqa: F401 - fixtures
     monitoring,
 )
 from tests.service.test_notification import (  # noqa: F401 - fixtures
-    Clock,
     Receiver,
     clock,
     mailbox,
-    make_list,
+    notification,
     notifier,
     receiver,
     service_env,
@@ -51,7 +52,7 @@ def processing_time() -> ProcessingTime:
 
 
 @pytest.fixture
-def service_clocks(clock: Clock, processing_time: ProcessingTime  # noqa: F811
+def service_clocks(clock: SettableClock, processing_time: ProcessingTime  # noqa: F811
                    ) -> dict[str, Callable[[], Any]]:
     """Both clocks the stories move: notification's, and monitoring's processing time."""
     return {"notification": clock, "monitoring": processing_time}
@@ -59,9 +60,10 @@ def service_clocks(clock: Clock, processing_time: ProcessingTime  # noqa: F811
 
 def test_a_breach_measured_by_monitoring_reaches_the_groups_webhook_once(
         suite: Any, estate: dict[str, Any], monitoring: Client,  # noqa: F811
-        notifier: Client, receiver: Receiver, clock: Clock) -> None:  # noqa: F811
+        notification: NotificationDriver, receiver: Receiver,  # noqa: F811
+        clock: SettableClock) -> None:  # noqa: F811
     group = estate["group"]["id"]
-    noc = make_list(notifier, "NOC", [
+    noc = notification.create_list("NOC", [
         {"name": "NOC", "channel": "webhook", "address": f"{receiver.url}/hooks/noc"}],
         offeringGroupIds=[group], groupWait=0, groupInterval=300,
         topics=[{"eventTypes": ["ThresholdCrossingEvent"], "minSeverity": "major",
@@ -100,14 +102,14 @@ def test_a_breach_measured_by_monitoring_reaches_the_groups_webhook_once(
     assert alerts[0]["since"] == alerts[0]["window"]["startDateTime"]
     assert alerts[0]["since"] in {h["windowStart"] for h in group_crossing["history"]}
     assert alerts[0]["since"] < alerts[0]["raisedAt"]
-    history = notifier.get(f"/delivery?listId={noc['id']}").get_json()
+    history = notification.deliveries(listId=noc["id"])
     assert history and all(d["status"] in ("delivered", "sending", "pending") for d in history)
 
 
 def test_a_regime_whose_feeds_all_stop_raises_no_data_that_reaches_the_groups_webhook(
         suite: Any, registry: Client, monitoring: Client,  # noqa: F811
-        notifier: Client, receiver: Receiver, clock: Clock,  # noqa: F811
-        processing_time: ProcessingTime) -> None:
+        notification: NotificationDriver, receiver: Receiver,  # noqa: F811
+        clock: SettableClock, processing_time: ProcessingTime) -> None:  # noqa: F811
     """The devices of a group go dark: nothing more arrives, yet the windows close on the
     clock, the standard says silence is a noData crossing, and the NOC's webhook gets it."""
     app = suite.runtime("monitoring").app
@@ -132,7 +134,7 @@ def test_a_regime_whose_feeds_all_stop_raises_no_data_that_reaches_the_groups_we
         assert registry.post("/purchasedOffering", json={
             "id": product, "customerId": "acme", "productOfferingId": offering,
             "startDate": iso(start - 86400)}).status_code == 201
-    noc = make_list(notifier, "NOC", [
+    noc = notification.create_list("NOC", [
         {"name": "NOC", "channel": "webhook", "address": f"{receiver.url}/hooks/dark"}],
         offeringGroupIds=[group], groupWait=0,
         topics=[{"eventTypes": ["ThresholdCrossingEvent"], "minSeverity": "major",
