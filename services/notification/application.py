@@ -34,6 +34,7 @@ from services.notification.domain import (
     Incident,
     NotificationList,
     OutageWindow,
+    Replica,
     ScopeEntry,
 )
 from services.notification.messages import Messages
@@ -41,12 +42,14 @@ from services.notification.routing import Router, parse_hub_query
 from services.notification.scheduling import Scheduling, due_items
 from services.notification.sending import Dispatch, Sender, delivery_due, senders_for
 from services.notification.sending import lease_seconds as _lease_seconds
+from shared import replica as replicas
 from shared.errors import (
     InvalidValue,
     MissingReference,
     NotFound,
     RefusedAddress,
 )
+from shared.replica import Copy
 from shared.scheduler import Clock, DueLoop, SystemClock, Timetable, Wakeup
 from shared.store import AggregateIndex, ServiceApplication
 
@@ -302,13 +305,20 @@ class NotificationService(ServiceApplication):
         raise IntegrityError(f"hub subscription {subscription_id} kept changing")
 
     # --- facts from other services ------------------------------------------------------
-    def record_scope(self, scope_type: str, scope_id: str, facts: dict[str, Any]) -> None:
-        entry = self.find(ScopeEntry.create_id(scope_type, scope_id))
-        if entry is None:
-            entry = ScopeEntry(scope_type=scope_type, scope_id=scope_id, facts=facts)
-        else:
-            entry.record(facts)
-        self.save(entry)
+    def receive_replica(self, copy: Copy) -> Replica:
+        """Keep another service's resource as its event told it (a newer version only);
+        saved here unless the caller saves it with what it implies (a planned outage's
+        notice: ``route``'s ``extra``)."""
+        return replicas.receive(self.repository, Replica, copy)
+
+    def _copy(self, kind: str, resource_id: str) -> dict[str, Any] | None:
+        """The facts kept of a resource: its replica's, else what an earlier release kept
+        (``ScopeEntry``)."""
+        copy = self.index.get(Replica.create_id(kind, resource_id))
+        if isinstance(copy, Replica):
+            return copy.resource
+        entry = self.index.get(ScopeEntry.create_id(kind, resource_id))
+        return entry.facts if entry is not None else None
 
     def scope_facts(self, scope_type: str | None, scope_id: str | None) -> dict[str, Any]:
         """Offering group, offering and customer of a scope, from the registry's events."""
@@ -318,18 +328,22 @@ class NotificationService(ServiceApplication):
         elif scope_type == "productOffering":
             facts["offeringId"] = scope_id
         if scope_type and scope_id:
-            entry = self.index.get(ScopeEntry.create_id(scope_type, scope_id))
-            if entry is not None:
-                facts.update({k: v for k, v in entry.facts.items() if v is not None})
+            kept = self._copy(scope_type, scope_id) or {}
+            facts.update({k: v for k, v in kept.items() if v is not None})
         if facts.get("offeringId") and not facts.get("offeringGroupId"):
-            offering = self.index.get(ScopeEntry.create_id("productOffering",
-                                                           facts["offeringId"]))
-            if offering is not None and offering.facts.get("offeringGroupId"):
-                facts["offeringGroupId"] = offering.facts["offeringGroupId"]
+            offering = self._copy("productOffering", str(facts["offeringId"])) or {}
+            if offering.get("offeringGroupId"):
+                facts["offeringGroupId"] = offering["offeringGroupId"]
         return facts
 
     def outages(self) -> list[dict[str, Any]]:
-        return [{"id": o.outage_id, **o.facts} for o in self.index.all(OutageWindow)]
+        """The planned outages heard of (their replicas; those an earlier release kept
+        that no replica replaced)."""
+        kept = {r.resource_id: r.resource for r in self.index.all(Replica)
+                if r.kind == "plannedOutage"}
+        earlier = {o.outage_id: o.facts for o in self.index.all(OutageWindow)
+                   if o.outage_id not in kept}
+        return [{"id": i, **facts} for i, facts in {**earlier, **kept}.items()]
 
     # --- acknowledgement -----------------------------------------------------------------
     def acknowledge(self, incident_id: UUID, by: str) -> tuple[Incident, bool]:
@@ -397,15 +411,6 @@ class NotificationService(ServiceApplication):
         self.save(*to_save)
         self.wake.set()
         return to_save
-
-    def record_outage(self, outage_id: str, facts: dict[str, Any]) -> OutageWindow:
-        """The local copy of a planned outage, changed (not saved: it is saved with the
-        routing of the notice that announced it)."""
-        record = self.find(OutageWindow.create_id(outage_id))
-        if record is None:
-            return OutageWindow(outage_id=outage_id, facts=facts)
-        record.record(facts)
-        return record
 
     # --- scheduled work and deliveries ------------------------------------------------
     def tick(self) -> int:

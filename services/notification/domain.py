@@ -23,7 +23,7 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
-from shared import ids
+from shared import ids, replica
 from shared.errors import InvalidTransition
 
 # --- constants ----------------------------------------------------------------------------
@@ -191,9 +191,18 @@ class HubSubscription(Aggregate):
         self.status = "removed"
 
 
+class Replica(replica.Replica):
+    """notification's copy of a resource another service owns — a purchased or product
+    offering (its offering group, offering and customer, to route the alerts about it), a
+    planned outage (to suppress the alerts it covers) — kept from their events by
+    ``shared.replica`` (newer versions only, in any order)."""
+
+    namespace = "notification"
+
+
 class ScopeEntry(Aggregate):
-    """What the registry told us about a purchased or product offering: its offering
-    group, offering and customer (so crossings on a purchased offering can be routed)."""
+    """What the registry told an earlier release about a purchased or product offering;
+    read where no replica has replaced it yet (``Replica`` keeps these facts now)."""
 
     @staticmethod
     def create_id(scope_type: str, scope_id: str) -> UUID:
@@ -213,7 +222,8 @@ class ScopeEntry(Aggregate):
 
 
 class OutageWindow(Aggregate):
-    """A planned outage as negotiated elsewhere: suppresses alerts in its scope."""
+    """A planned outage as an earlier release kept it; read where no replica has replaced
+    it yet (``Replica`` keeps planned outages now)."""
 
     @staticmethod
     def create_id(outage_id: str) -> UUID:

@@ -13,9 +13,10 @@ from services.notification import schemas
 from services.notification.application import NotificationService
 from services.notification.domain import Delivery, Incident, severity_of
 from shared.bus.envelope import Envelope
-from shared.bus.inbox import Handler, Rejected
+from shared.bus.inbox import Handler
 from shared.bus.outbox import Publication
 from shared.bus.topology import SLA_EVENTS, Binding
+from shared.replica import Copy, Replicated, replica_handlers
 
 SERVICE = "notification"
 
@@ -115,17 +116,57 @@ def handle_burn_alert(app: NotificationService, envelope: Envelope) -> None:
     app.route(burn_labels(envelope), envelope.to_dict())
 
 
-def handle_planned_outage(app: NotificationService, envelope: Envelope) -> None:
+# --- inbound: replicas -------------------------------------------------------------------
+def _outage_facts(outage: dict[str, Any], envelope: Envelope) -> dict[str, Any]:
+    """What suppression reads of a planned outage: its window, scope and status (a
+    cancellation cancels it, whatever status it carries)."""
+    change = str(envelope.event.get("change"))
+    window = outage.get("window") or {}
+    return {"status": "cancelled" if change == "cancelled" else str(outage.get("status")),
+            "start": window.get("startDateTime"), "end": window.get("endDateTime"),
+            "offeringGroupId": outage.get("offeringGroupId"),
+            "affectedPurchasedOfferingIds": list(outage.get("affectedPurchasedOfferingIds")
+                                                 or []),
+            "reason": outage.get("reason"), "version": outage.get("version")}
+
+
+def _purchased_facts(item: dict[str, Any], _: Envelope) -> dict[str, Any]:
+    """What routing reads of a purchased offering: its group, offering and customer."""
+    return {"offeringGroupId": item.get("offeringGroupId"),
+            "offeringId": item.get("productOfferingId"), "customerId": item.get("customerId")}
+
+
+def _offering_facts(offering: dict[str, Any], _: Envelope) -> dict[str, Any]:
+    return {"offeringGroupId": offering.get("offeringGroupId"),
+            "offeringId": str(offering["id"])}
+
+
+REPLICATED = {
+    "PurchasedOfferingChangeEvent": Replicated("purchasedOffering", "purchasedOffering",
+                                               facts=_purchased_facts),
+    "ProductOfferingChangeEvent": Replicated("productOffering", "productOffering",
+                                             facts=_offering_facts),
+    "PlannedOutageChangeEvent": Replicated("plannedOutage", "plannedOutage",
+                                           facts=_outage_facts),
+}
+
+
+def keep_replica(app: NotificationService, copy: Copy) -> None:
+    """A registry fact is kept; a planned outage is kept and its notice routed, in one
+    save."""
+    record = app.receive_replica(copy)
+    if copy.kind == "plannedOutage" and copy.envelope is not None:
+        route_outage_notice(app, copy.envelope, record)
+    else:
+        app.save(record)
+
+
+def route_outage_notice(app: NotificationService, envelope: Envelope, record: Any) -> None:
+    """A planned outage's change is also a notice to the lists whose topics ask for it,
+    routed like an alert and saved with the outage's replica (``record``)."""
     outage = envelope.event["plannedOutage"]
     change = str(envelope.event.get("change"))
     window = outage.get("window") or {}
-    facts = {"status": "cancelled" if change == "cancelled" else str(outage.get("status")),
-             "start": window.get("startDateTime"), "end": window.get("endDateTime"),
-             "offeringGroupId": outage.get("offeringGroupId"),
-             "affectedPurchasedOfferingIds": list(outage.get("affectedPurchasedOfferingIds")
-                                                  or []),
-             "reason": outage.get("reason"), "version": outage.get("version")}
-    record = app.record_outage(str(outage["id"]), facts)
     labels = {"eventId": envelope.event_id, "eventType": envelope.event_type,
               "change": change, "correlationId": envelope.correlation_id,
               "alertId": f"{outage['id']}:{outage.get('version')}:{change}",
@@ -138,30 +179,9 @@ def handle_planned_outage(app: NotificationService, envelope: Envelope) -> None:
     app.route(labels, envelope.to_dict(), extra=[record])
 
 
-def handle_purchased_offering(app: NotificationService, envelope: Envelope) -> None:
-    item = envelope.event.get("purchasedOffering") or {}
-    if not item.get("id"):
-        raise Rejected("the event carries no purchased offering id")
-    app.record_scope("purchasedOffering", str(item["id"]), {
-        "offeringGroupId": item.get("offeringGroupId"),
-        "offeringId": item.get("productOfferingId"),
-        "customerId": item.get("customerId")})
-
-
-def handle_product_offering(app: NotificationService, envelope: Envelope) -> None:
-    offering = envelope.event.get("productOffering") or {}
-    if not offering.get("id"):
-        raise Rejected("the event carries no product offering id")
-    app.record_scope("productOffering", str(offering["id"]), {
-        "offeringGroupId": offering.get("offeringGroupId"),
-        "offeringId": str(offering["id"])})
-
-
 def handlers(app: NotificationService) -> dict[str, Handler]:
     return {
         "ThresholdCrossingEvent": lambda e: handle_crossing(app, e),
         "BurnRateAlertEvent": lambda e: handle_burn_alert(app, e),
-        "PlannedOutageChangeEvent": lambda e: handle_planned_outage(app, e),
-        "PurchasedOfferingChangeEvent": lambda e: handle_purchased_offering(app, e),
-        "ProductOfferingChangeEvent": lambda e: handle_product_offering(app, e),
+        **replica_handlers(REPLICATED, lambda copy: keep_replica(app, copy)),
     }

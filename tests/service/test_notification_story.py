@@ -121,3 +121,34 @@ def test_a_breach_is_sent_retried_escalated_and_acknowledged_by_its_link() -> No
     assert scheduler.run_due() == 0 and dispatch(app) == []
     assert len(outbox.sent) == 2
 
+
+
+def test_facts_from_other_services_are_replicas_and_what_an_earlier_release_kept_is_read(
+        ) -> None:
+    from services.notification.domain import OutageWindow, ScopeEntry
+
+    app = NotificationService(config=NotificationConfig(), server_key="k",
+                              clock=SettableClock(T0), senders={"email": Outbox()})
+    app.save(ScopeEntry(scope_type="purchasedOffering", scope_id="po-old",
+                        facts={"offeringGroupId": "g-old", "customerId": "acme"}),
+             OutageWindow(outage_id="out-1", facts={"status": "agreed", "start": "x"}))
+    assert app.scope_facts("purchasedOffering", "po-old")["customerId"] == "acme"
+    assert app.outages() == [{"id": "out-1", "status": "agreed", "start": "x"}]
+
+    on_bus = messaging.handlers(app)
+    on_bus["PurchasedOfferingChangeEvent"](Envelope(
+        event_id="registry:1", event_time="2026-03-02T09:00:00Z",
+        event_type="PurchasedOfferingChangeEvent", source="threshold-registry",
+        event={"change": "updated", "purchasedOffering": {
+            "id": "po-old", "customerId": "globex", "productOfferingId": "o-1",
+            "offeringGroupId": "g-new", "version": 2}}))
+    assert app.scope_facts("purchasedOffering", "po-old")["customerId"] == "globex"
+    on_bus["PlannedOutageChangeEvent"](Envelope(
+        event_id="outage:2", event_time="2026-03-02T09:00:00Z",
+        event_type="PlannedOutageChangeEvent", source="outage-negotiation",
+        event={"change": "cancelled", "plannedOutage": {
+            "id": "out-1", "status": "agreed", "offeringGroupId": "g-new", "version": 2,
+            "window": {"startDateTime": "2026-03-02T08:00:00Z",
+                       "endDateTime": "2026-03-02T10:00:00Z"}}}))
+    [outage] = app.outages()
+    assert (outage["id"], outage["status"]) == ("out-1", "cancelled")  # the replica's
