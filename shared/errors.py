@@ -3,7 +3,7 @@ them the same way everywhere (400 with field details, 404, 409). Plain Python: d
 code may import it.
 
 Two views of one hierarchy: the HTTP meaning (``Invalid`` → 400, ``UnknownReference`` →
-404, ``NotAllowed`` → 403, ``RefusedNow`` and ``Conflict`` → 409, ``NotFound`` → 404), and
+409, ``NotAllowed`` → 403, ``RefusedNow`` and ``Conflict`` → 409, ``NotFound`` → 404), and
 the domain's names for them (``InvalidValue``, ``MissingReference``, ``InvalidTransition``,
 ``InUse``), which every service's domain raises. ``ErrorCollector`` gathers the problems of
 one command so that all of them are reported at once."""
@@ -27,7 +27,8 @@ class Invalid(Refusal):
 
 class UnknownReference(Invalid):
     """The request names resources that do not exist (or no longer take part); ``errors``
-    maps the fields that name them to why (→ 404 with those details)."""
+    maps the fields that name them to why (→ 409 with those details: 404 is kept for the
+    resource the URL names)."""
 
 
 class NotAllowed(Invalid):

@@ -210,7 +210,7 @@ def create_app(runtime: Any) -> Flask:
 
     @app.errorhandler(errors.UnknownReference)
     def _unknown_reference(exc: errors.UnknownReference) -> Response:
-        return error_response(404, f"the request names what does not exist: {exc}",
+        return error_response(409, f"the request names what does not exist: {exc}",
                               "UNKNOWN_REFERENCE", exc.errors)
 
     @app.errorhandler(errors.NotAllowed)

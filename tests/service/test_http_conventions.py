@@ -131,7 +131,11 @@ def test_a_past_state_with_both_version_and_time_is_the_earlier(registry: Client
         "name"] == "v2"
 
 
-def test_a_body_naming_what_does_not_exist_gets_404_with_the_field(registry: Client) -> None:
+def test_a_body_naming_what_does_not_exist_gets_409_with_the_field(registry: Client) -> None:
+    """404 speaks of the resource the URL names; a body that names what does not exist (or
+    no longer takes part) conflicts with the registry's state: 409 ``UNKNOWN_REFERENCE``
+    with the field named. A 404 here would tell a client (and schemathesis' resource
+    availability check) that the offering it is changing has gone."""
     missing = "0b7e6a2c-6f0e-4a8e-9d8c-9f1d2a3b4c5d"
     group = registry.post("/offeringGroup", json={"name": "Refs"}).get_json()
     standard = registry.post("/thresholdStandard", json={
@@ -140,10 +144,10 @@ def test_a_body_naming_what_does_not_exist_gets_404_with_the_field(registry: Cli
         "parameters": [{"name": "availability", "unit": "%", "kind": "technical",
                         "aggregation": "availability", "comparator": "GE",
                         "conformanceTarget": 99.9, "evaluationWindow": "PT1H"}]})
-    assert standard.status_code == 404 and "slaTypeId" in standard.get_json()["details"]
+    assert standard.status_code == 409 and "slaTypeId" in standard.get_json()["details"]
     item = registry.post("/purchasedOffering", json={"customerId": "c",
                                                       "productOfferingId": missing})
-    assert item.status_code == 404
+    assert item.status_code == 409
     assert item.get_json()["details"]["productOfferingId"] == [
         f"no product offering with id {missing}"]
 

@@ -476,7 +476,7 @@ def test_list_management_follows_tmf630_and_never_answers_500(
          "members.0.address", 403),
         ({"name": "x", "topics": [{}], "escalation": {"nextListId": str(uuid.uuid4()),
                                                         "delay": 5}}, "escalation.nextListId",
-         404),
+         409),
         ({"name": "x", "topics": [{}], "kind": "customer"}, "customerIds", 400),
     ]
     for body, field, status in bad:

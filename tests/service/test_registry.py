@@ -280,13 +280,13 @@ def test_an_offering_group_still_used_by_an_offering_or_a_standard_cannot_be_del
     # A retired group takes no new users.
     new_offering = registry.post("/productOffering", json={
         "name": "Fibre 2G", "offeringGroupId": ids["group"]})
-    assert new_offering.status_code == 404
+    assert new_offering.status_code == 409
     assert "retired" in new_offering.get_json()["details"]["offeringGroupId"][0]
     moved = registry.patch(f"/productOffering/{ids['offering']}",
                            json={"offeringGroupId": ids["group"]})
-    assert moved.status_code == 404 and "offeringGroupId" in moved.get_json()["details"]
+    assert moved.status_code == 409 and "offeringGroupId" in moved.get_json()["details"]
     new_standard = registry.post("/thresholdStandard", json=standard_body(ids))
-    assert new_standard.status_code == 404
+    assert new_standard.status_code == 409
     assert "offeringGroupId" in new_standard.get_json()["details"]
 
 
@@ -318,7 +318,7 @@ def test_inventory_over_http_filters_and_status_changes(registry: Any) -> None:
     assert again.status_code == 409
     unknown = registry.post("/purchasedOffering", json={
         "customerId": "c9", "productOfferingId": str(uuid.uuid4())})
-    assert unknown.status_code == 404 and "productOfferingId" in unknown.get_json()["details"]
+    assert unknown.status_code == 409 and "productOfferingId" in unknown.get_json()["details"]
 
 
 def test_a_purchased_offering_id_outside_the_safe_characters_is_refused_before_storing(
