@@ -105,7 +105,12 @@ class Timetable:
     """What is due when, kept from the log through the application's read model: each
     aggregate of a type in ``due_of`` that changes has its due items replaced by the ones
     its new state gives. An item stays until its aggregate changes again (the work's
-    outcome), so work that failed is offered again."""
+    outcome), so work that failed is offered again.
+
+    A heap per kind holds the items not yet due (an item replaced meanwhile is dropped
+    when it comes to the top, and a heap is rebuilt when such leftovers outnumber its live
+    items); the due ones wait in ``_ready`` for their work. Finding what is due costs the
+    items that became due, not a walk over every aggregate."""
 
     def __init__(self, index: Watched, due_of: Mapping[type, DueOf]) -> None:
         self._index = index
@@ -113,7 +118,9 @@ class Timetable:
         self._lock = threading.Lock()
         self._items: dict[tuple[UUID, str, str], Due] = {}
         self._by_subject: dict[UUID, set[tuple[UUID, str, str]]] = {}
-        self._heap: list[tuple[datetime, int, Due]] = []
+        self._heaps: dict[str, list[tuple[datetime, int, Due]]] = {}
+        self._live: dict[str, int] = {}
+        self._ready: dict[str, dict[tuple[UUID, str, str], Due]] = {}
         self._order = itertools.count()
         index.watch(self._changed)
 
@@ -124,28 +131,51 @@ class Timetable:
         items = list(due_of(aggregate))
         with self._lock:
             for identity in self._by_subject.pop(aggregate.id, set()):
-                self._items.pop(identity, None)
+                gone = self._items.pop(identity, None)
+                if gone is not None:
+                    self._live[gone.kind] -= 1
+                    self._ready.get(gone.kind, {}).pop(identity, None)
             for item in items:
                 self._items[item.identity] = item
                 self._by_subject.setdefault(aggregate.id, set()).add(item.identity)
-                heapq.heappush(self._heap, (item.at, next(self._order), item))
+                self._live[item.kind] = self._live.get(item.kind, 0) + 1
+                heap = self._heaps.setdefault(item.kind, [])
+                heapq.heappush(heap, (item.at, next(self._order), item))
+                if len(heap) > 2 * self._live[item.kind] + 64:
+                    self._compact(item.kind)
+
+    def _compact(self, kind: str) -> None:
+        ready = self._ready.get(kind, {})
+        self._heaps[kind] = [(i.at, next(self._order), i) for i in self._items.values()
+                             if i.kind == kind and i.identity not in ready]
+        heapq.heapify(self._heaps[kind])
 
     def _current(self, item: Due) -> bool:
         return self._items.get(item.identity) is item
 
+    def _kinds(self, kinds: Iterable[str] | None) -> list[str]:
+        return list(self._heaps) if kinds is None else list(kinds)
+
     def due(self, now: datetime, kinds: Iterable[str] | None = None) -> list[Due]:
         """The items due at ``now`` (of these kinds), earliest first."""
         self._index.catch_up()
-        wanted = None if kinds is None else set(kinds)
+        found: list[Due] = []
         with self._lock:
-            return sorted(item for item in self._items.values()
-                          if item.at <= now and (wanted is None or item.kind in wanted))
+            for kind in self._kinds(kinds):
+                heap, ready = self._heaps.get(kind, []), self._ready.setdefault(kind, {})
+                while heap and heap[0][0] <= now:
+                    item = heapq.heappop(heap)[2]
+                    if self._current(item):
+                        ready[item.identity] = item
+                found += [item for item in ready.values() if item.at <= now]
+        return sorted(found)
 
-    def still_due(self, item: Due) -> bool:
-        """Whether ``item`` is still planned as it was (its aggregate did not change)."""
+    def still_planned(self, items: Iterable[Due]) -> list[Due]:
+        """Those of ``items`` still planned as they were (their aggregates did not
+        change), after catching up once."""
         self._index.catch_up()
         with self._lock:
-            return self._current(item)
+            return [item for item in items if self._current(item)]
 
     def items(self, kind: str) -> list[Due]:
         """Every item of a kind, due or not."""
@@ -153,18 +183,22 @@ class Timetable:
         with self._lock:
             return sorted(item for item in self._items.values() if item.kind == kind)
 
-    def next_at(self, kinds: Iterable[str] | None = None) -> datetime | None:
+    def next_at(self, kinds: Iterable[str] | None = None, catch_up: bool = True
+                ) -> datetime | None:
         """When the earliest item (of these kinds) is due; None when nothing is planned."""
-        self._index.catch_up()
-        wanted = None if kinds is None else set(kinds)
+        if catch_up:
+            self._index.catch_up()
+        earliest: datetime | None = None
         with self._lock:
-            while self._heap and not self._current(self._heap[0][2]):
-                heapq.heappop(self._heap)  # replaced or done since it was planned
-            if wanted is None:
-                return self._heap[0][0] if self._heap else None
-            ats = [at for at, _, item in self._heap
-                   if item.kind in wanted and self._current(item)]
-            return min(ats, default=None)
+            for kind in self._kinds(kinds):
+                ready = self._ready.get(kind, {})
+                heap = self._heaps.get(kind, [])
+                while heap and not self._current(heap[0][2]):
+                    heapq.heappop(heap)  # replaced or done since it was planned
+                candidates = [i.at for i in ready.values()] + ([heap[0][0]] if heap else [])
+                if candidates and (earliest is None or min(candidates) < earliest):
+                    earliest = min(candidates)
+        return earliest
 
 
 # --- waking -------------------------------------------------------------------------------
@@ -215,7 +249,7 @@ class DueLoop:
         """Run every item due now; how many were run without failing."""
         import time
 
-        done = 0
+        done, ran = 0, []
         due = self.timetable.due(self.clock(), self.work)
         planned = {item.identity for item in due}
         self._held = {k: v for k, v in self._held.items() if k in planned}
@@ -233,11 +267,11 @@ class DueLoop:
                     self.last_error = f"{type(exc).__name__}: {exc}"
                     log.exception("due %s of %s failed", item.kind, item.subject)
                 continue
-            if self.timetable.still_due(item):  # nothing changed: not due after all
-                self._held[item.identity] = (item, time.monotonic() + self.retry_after)
-            else:
-                self._held.pop(item.identity, None)
+            self._held.pop(item.identity, None)
+            ran.append(item)
             done += 1
+        for item in self.timetable.still_planned(ran):  # nothing changed: not due after all
+            self._held[item.identity] = (item, time.monotonic() + self.retry_after)
         if not self._held:
             self.last_error = None
         return done
@@ -245,7 +279,7 @@ class DueLoop:
     def seconds_to_next(self) -> float:
         """Until the next item is due, at most ``idle``; ``idle`` when what is due is held
         back after a failure."""
-        upcoming = self.timetable.next_at(self.work)
+        upcoming = self.timetable.next_at(self.work, catch_up=False)
         if upcoming is None:
             return self.idle
         wait = (upcoming - self.clock()).total_seconds()

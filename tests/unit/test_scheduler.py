@@ -133,3 +133,17 @@ def test_failing_work_stays_due_and_is_offered_again() -> None:
     assert loop.run_due() == 0 and loop.last_error is not None
     assert loop.run_due() == 1 and loop.last_error is None
     assert app.repository.get(r.id).sent == 1
+
+
+def test_an_item_moved_many_times_is_due_once_at_its_last_time() -> None:
+    app = Reminders()
+    r = Reminder(T0 + timedelta(minutes=1))
+    app.save(r)
+    for minutes in range(2, 300):  # leftovers of earlier plans are dropped, not run
+        r.move(T0 + timedelta(minutes=minutes))
+        app.save(r)
+    assert app.timetable.next_at() == T0 + timedelta(minutes=299)
+    app.clock.advance(298 * 60)
+    assert app.loop().run_due() == 0
+    app.clock.advance(60)
+    assert app.loop().run_due() == 1 and app.repository.get(r.id).sent == 1
