@@ -6,21 +6,27 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID, uuid4
 
-from flask import Response, g
+from flask import g
 from flask.views import MethodView
 
-from services.monitoring import resources
 from services.monitoring import schemas as s
-from services.monitoring.application import Monitoring
-from services.monitoring.domain import BatchConflict, Regime
+from services.monitoring.application import (
+    Monitoring,
+    QuarantineStatus,
+    Receipt,
+    SeriesStatus,
+)
+from services.monitoring.domain import (
+    BatchConflict,
+    BurnAlert,
+    Crossing,
+    MeasurementBatch,
+    Regime,
+    WindowEvaluation,
+)
 from shared.http.blueprint import Blueprint
 from shared.http.errors import ApiError
-from shared.http.listing import (
-    expected_version,
-    fields_of,
-    list_response,
-    one_response,
-)
+from shared.http.listing import expected_version
 from shared.http.schemas import list_query
 from shared.http.security import requires
 
@@ -82,113 +88,113 @@ def blueprint(runtime: Any) -> Blueprint:
     action("stop", "Stop a regime for good.")
 
     # --- measurements ------------------------------------------------------------------
-    @blp.route("/measurementBatch", methods=["POST"])
-    @blp.arguments(s.MeasurementBatchIn)
-    @blp.response(201, s.MeasurementBatchOut)
-    @requires(INGEST)
-    def ingest(body: dict[str, Any]) -> Response:
-        """Send a batch of samples. Bad samples are refused one by one with their reason
-        (the rest is accepted); a batch id sent again with the same samples is not counted
-        twice (200, duplicate), with other samples it is refused (409)."""
-        batch_id = body.get("batchId") or str(uuid4())
-        try:
-            outcome = app.ingest(batch_id, f"http:{g.principal.subject}", body["samples"])
-        except BatchConflict as exc:
-            raise ApiError(409, str(exc), "BATCH_ID_REUSED") from None
-        rep = resources.batch(outcome.aggregate)
-        rep["duplicate"] = outcome.duplicate
-        return one_response(rep, status=200 if outcome.duplicate else 201,
-                            location=rep["href"])
+    @blp.route("/measurementBatch")
+    class Batches(MethodView):
+        @blp.arguments(s.MeasurementBatchIn)
+        @blp.response(201, s.MeasurementBatchOut)
+        @requires(INGEST)
+        def post(self, body: dict[str, Any]) -> tuple[Receipt, int, dict[str, str]]:
+            """Send a batch of samples. Bad samples are refused one by one with their reason
+            (the rest is accepted); a batch id sent again with the same samples is not counted
+            twice (200, duplicate), with other samples it is refused (409)."""
+            batch_id = body.get("batch_id") or str(uuid4())
+            try:
+                outcome = app.ingest(batch_id, f"http:{g.principal.subject}", body["samples"])
+            except BatchConflict as exc:
+                raise ApiError(409, str(exc), "BATCH_ID_REUSED") from None
+            href = f"{s.MeasurementBatchOut.PATH}/{batch_id}"
+            return outcome.receipt, 200 if outcome.duplicate else 201, {"Location": href}
 
-    @blp.route("/measurementBatch/<string:batch_id>", methods=["GET"])
-    @blp.response(200, s.MeasurementBatchOut)
-    @requires(READ, INGEST)
-    def get_batch(batch_id: str) -> Response:
-        """What became of a batch: how many samples were accepted, which were refused."""
-        batch = app.batch(batch_id)
-        if batch is None:
-            raise ApiError(404, f"no measurement batch {batch_id}")
-        return one_response(resources.batch(batch))
+    @blp.route("/measurementBatch/<string:batch_id>")
+    class OneBatch(MethodView):
+        @blp.response(200, s.MeasurementBatchOut)
+        @requires(READ, INGEST)
+        def get(self, batch_id: str) -> MeasurementBatch:
+            """What became of a batch: how many samples were accepted, which were refused."""
+            batch = app.batch(batch_id)
+            if batch is None:
+                raise ApiError(404, f"no measurement batch {batch_id}")
+            return batch
 
     # --- queries -----------------------------------------------------------------------
-    @blp.route("/crossing", methods=["GET"])
-    @blp.arguments(list_query(s.Crossing), location="query")
-    @blp.response(200, s.Crossing(many=True))
-    @requires(READ)
-    def list_crossings(_: Any) -> Response:
-        """Crossing history; filter by regimeId, parameter, level, scopeType, scopeId,
-        open, raisedAt.gte ..."""
-        return list_response(map(resources.crossing, app.crossings()), fields_of(s.Crossing))
+    @blp.route("/crossing")
+    class Crossings(MethodView):
+        @blp.arguments(list_query(s.Crossing), location="query")
+        @blp.response(200, s.Crossing(many=True))
+        @requires(READ)
+        def get(self, _: Any) -> list[Crossing]:
+            """Crossing history; filter by regimeId, parameter, level, scopeType, scopeId,
+            open, raisedAt.gte ..."""
+            return app.crossings()
 
-    @blp.route("/crossing/<uuid:crossing_id>", methods=["GET"])
-    @blp.response(200, s.Crossing)
-    @requires(READ)
-    def get_crossing(crossing_id: UUID) -> Response:
-        """One crossing with its history and the evidence behind each step."""
-        crossing = app.crossing(crossing_id)
-        return one_response(resources.crossing(crossing), crossing.version)
+    @blp.route("/crossing/<uuid:crossing_id>")
+    class OneCrossing(MethodView):
+        @blp.response(200, s.Crossing)
+        @requires(READ)
+        def get(self, crossing_id: UUID) -> Crossing:
+            """One crossing with its history and the evidence behind each step."""
+            return app.crossing(crossing_id)
 
-    @blp.route("/burnAlert", methods=["GET"])
-    @blp.arguments(list_query(s.BurnAlert), location="query")
-    @blp.response(200, s.BurnAlert(many=True))
-    @requires(READ)
-    def list_burn_alerts(_: Any) -> Response:
-        """Error-budget burn-rate alerts (page, ticket)."""
-        return list_response(map(resources.burn_alert, app.burn_alerts()),
-                             fields_of(s.BurnAlert))
+    @blp.route("/burnAlert")
+    class BurnAlerts(MethodView):
+        @blp.arguments(list_query(s.BurnAlert), location="query")
+        @blp.response(200, s.BurnAlert(many=True))
+        @requires(READ)
+        def get(self, _: Any) -> list[BurnAlert]:
+            """Error-budget burn-rate alerts (page, ticket)."""
+            return app.burn_alerts()
 
-    @blp.route("/windowEvaluation", methods=["GET"])
-    @blp.arguments(list_query(s.WindowEvaluation), location="query")
-    @blp.response(200, s.WindowEvaluation(many=True))
-    @requires(READ)
-    def list_evaluations(_: Any) -> Response:
-        """The evaluated windows of a series, for charts: filter by regimeId, parameter,
-        scopeType, scopeId, windowStart.gte/lt; sort=windowStart."""
-        return list_response(map(resources.evaluation, app.evaluations()),
-                             fields_of(s.WindowEvaluation))
+    @blp.route("/windowEvaluation")
+    class WindowEvaluations(MethodView):
+        @blp.arguments(list_query(s.WindowEvaluation), location="query")
+        @blp.response(200, s.WindowEvaluation(many=True))
+        @requires(READ)
+        def get(self, _: Any) -> list[WindowEvaluation]:
+            """The evaluated windows of a series, for charts: filter by regimeId, parameter,
+            scopeType, scopeId, windowStart.gte/lt; sort=windowStart."""
+            return app.evaluations()
 
-    @blp.route("/status", methods=["GET"])
-    @blp.arguments(list_query(s.SeriesStatus), location="query")
-    @blp.response(200, s.SeriesStatus(many=True))
-    @requires(READ)
-    def status(_: Any) -> Response:
-        """Current status of every series: per regime, group, offering and purchased
-        offering — level, last value, remaining error budget, burn alert."""
-        return list_response(map(resources.status_row, app.status()),
-                             fields_of(s.SeriesStatus))
+    @blp.route("/status")
+    class Status(MethodView):
+        @blp.arguments(list_query(s.SeriesStatus), location="query")
+        @blp.response(200, s.SeriesStatus(many=True))
+        @requires(READ)
+        def get(self, _: Any) -> list[SeriesStatus]:
+            """Current status of every series: per regime, group, offering and purchased
+            offering — level, last value, remaining error budget, burn alert."""
+            return app.status()
 
     # --- quarantine --------------------------------------------------------------------
-    def quarantine_rep(q: Any) -> dict[str, Any]:
-        return resources.quarantine(q, app.release_requested(q.id) if not q.released else None)
+    @blp.route("/quarantine")
+    class Quarantines(MethodView):
+        @blp.arguments(list_query(s.Quarantine), location="query")
+        @blp.response(200, s.Quarantine(many=True))
+        @requires(READ)
+        def get(self, _: Any) -> list[QuarantineStatus]:
+            """What the evaluator set aside because evaluating it failed: a series (a regime's
+            parameter) until it is released, or one batch; with the reason. Filter by kind,
+            status, regimeId, parameter ..."""
+            return app.quarantine_statuses()
 
-    @blp.route("/quarantine", methods=["GET"])
-    @blp.arguments(list_query(s.Quarantine), location="query")
-    @blp.response(200, s.Quarantine(many=True))
-    @requires(READ)
-    def list_quarantines(_: Any) -> Response:
-        """What the evaluator set aside because evaluating it failed: a series (a regime's
-        parameter) until it is released, or one batch; with the reason. Filter by kind,
-        status, regimeId, parameter ..."""
-        return list_response(map(quarantine_rep, app.quarantines()), fields_of(s.Quarantine))
+    @blp.route("/quarantine/<uuid:quarantine_id>")
+    class OneQuarantine(MethodView):
+        @blp.response(200, s.Quarantine)
+        @requires(READ)
+        def get(self, quarantine_id: UUID) -> QuarantineStatus:
+            """One quarantined series or batch."""
+            return app.quarantine_status(quarantine_id)
 
-    @blp.route("/quarantine/<uuid:quarantine_id>", methods=["GET"])
-    @blp.response(200, s.Quarantine)
-    @requires(READ)
-    def get_quarantine(quarantine_id: UUID) -> Response:
-        """One quarantined series or batch."""
-        q = app.quarantine(quarantine_id)
-        return one_response(quarantine_rep(q), q.version)
-
-    @blp.route("/quarantine/<uuid:quarantine_id>/release", methods=["POST"])
-    @blp.arguments(s.QuarantineRelease)
-    @blp.response(202, s.Quarantine)
-    @requires(WRITE)
-    def release_quarantine(body: dict[str, Any], quarantine_id: UUID) -> Response:
-        """Evaluate a quarantined series again, from the next sample on (once the cause is
-        fixed). Recorded and audited; the evaluator resumes the series at this point of
-        the intake log, so the status turns from releaseRequested to released. A
-        quarantined batch cannot be released (409): send its samples in a new batch."""
-        q = app.release_quarantine(quarantine_id, body.get("reason"), g.principal.subject)
-        return one_response(quarantine_rep(q), q.version, status=202)
+    @blp.route("/quarantine/<uuid:quarantine_id>/release")
+    class QuarantineRelease(MethodView):
+        @blp.arguments(s.QuarantineRelease)
+        @blp.response(202, s.Quarantine)
+        @requires(WRITE)
+        def post(self, body: dict[str, Any], quarantine_id: UUID) -> QuarantineStatus:
+            """Evaluate a quarantined series again, from the next sample on (once the cause is
+            fixed). Recorded and audited; the evaluator resumes the series at this point of
+            the intake log, so the status turns from releaseRequested to released. A
+            quarantined batch cannot be released (409): send its samples in a new batch."""
+            app.release_quarantine(quarantine_id, body.get("reason"), g.principal.subject)
+            return app.quarantine_status(quarantine_id)
 
     return blp

@@ -14,6 +14,7 @@ from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 
 from services.monitoring import ingestion
+from services.monitoring.budgets import BUDGET_UNIT
 from services.monitoring.clock import read_clocks
 from services.monitoring.domain import (
     BatchConflict,
@@ -47,6 +48,89 @@ class Outcome:
     aggregate: MeasurementBatch | None = None
     # the batch id was recorded before with other samples: refused, nothing recorded
     conflict: bool = False
+
+    @property
+    def receipt(self) -> Receipt:
+        assert self.aggregate is not None, "a batch refused has no receipt"
+        return Receipt(self.aggregate, self.duplicate)
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """What the sender of a batch is told: the batch as recorded (the first time), and
+    whether this sending was a repeat of it."""
+
+    batch: MeasurementBatch
+    duplicate: bool
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.batch, name)
+
+
+@dataclass(frozen=True)
+class SeriesStatus:
+    """The current status of one series: its latest evaluation, with its open crossing
+    and open burn alert (if any)."""
+
+    evaluation: WindowEvaluation
+    crossing: Crossing | None = None
+    alert: BurnAlert | None = None
+
+    def __getattr__(self, name: str) -> Any:  # regime_id, parameter, scope_type, scope_id
+        return getattr(self.evaluation, name)
+
+    @property
+    def id(self) -> str:
+        e = self.evaluation
+        return f"{e.regime_id}:{e.parameter}:{e.scope_type}:{e.scope_id}"
+
+    @property
+    def level(self) -> str:
+        return self.crossing.level if self.crossing else "ok"
+
+    @property
+    def since(self) -> str | None:
+        return self.crossing.history[0]["windowStart"] if self.crossing else None
+
+    @property
+    def crossing_id(self) -> str | None:
+        return str(self.crossing.id) if self.crossing else None
+
+    @property
+    def burn_alert(self) -> str | None:
+        """The severity of the open burn alert."""
+        return self.alert.severity if self.alert else None
+
+    budget_unit = BUDGET_UNIT
+
+
+@dataclass(frozen=True)
+class QuarantineStatus:
+    """A quarantine as an operator sees it: with the release asked for, until the
+    evaluator has released the series."""
+
+    quarantine: Quarantine
+    release: QuarantineRelease | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.quarantine, name)
+
+    @property
+    def status(self) -> str:
+        if self.quarantine.released:
+            return "released"
+        return "releaseRequested" if self.release else "quarantined"
+
+    @property
+    def released_at(self) -> float | None:
+        q = self.quarantine
+        return q.modified_on.timestamp() if q.released else None
+
+    @property
+    def release_reason(self) -> str | None:
+        if self.quarantine.released:
+            return (self.quarantine.release or {}).get("reason")
+        return self.release.reason if self.release else None
 
 
 class RecentEvaluations(AggregateIndex):
@@ -330,6 +414,17 @@ class Monitoring(ServiceApplication):
     def quarantine(self, quarantine_id: UUID) -> Quarantine:
         return self.outcomes.get(Quarantine, quarantine_id)
 
+    def quarantine_statuses(self) -> list[QuarantineStatus]:
+        """Every quarantine with the release asked for, oldest first."""
+        return [self._status_of(q) for q in self.quarantines()]
+
+    def quarantine_status(self, quarantine_id: UUID) -> QuarantineStatus:
+        return self._status_of(self.quarantine(quarantine_id))
+
+    def _status_of(self, quarantine: Quarantine) -> QuarantineStatus:
+        return QuarantineStatus(quarantine, None if quarantine.released
+                                else self.release_requested(quarantine.id))
+
     def release_requested(self, quarantine_id: UUID) -> QuarantineRelease | None:
         try:
             return self.repository.get(QuarantineRelease.create_id(quarantine_id))
@@ -371,7 +466,7 @@ class Monitoring(ServiceApplication):
         """The recent evaluations of every series (``SLA_EVALUATIONS_KEPT`` each)."""
         return self.evaluations_index.all()
 
-    def status(self) -> list[dict[str, Any]]:
+    def status(self) -> list[SeriesStatus]:
         """The latest evaluation of every series, with its open crossing and alert."""
         latest = {(e.regime_id, e.parameter, e.scope_type, e.scope_id): e
                   for e in self.evaluations_index.latest()}
@@ -379,9 +474,5 @@ class Monitoring(ServiceApplication):
                           for c in self.crossings() if c.open}
         open_alerts = {(a.regime_id, a.parameter, a.scope_type, a.scope_id): a
                        for a in self.burn_alerts() if a.open}
-        rows = []
-        for key, evaluation in latest.items():
-            crossing = open_crossings.get(key)
-            alert = open_alerts.get(key)
-            rows.append({"evaluation": evaluation, "crossing": crossing, "alert": alert})
-        return rows
+        return [SeriesStatus(evaluation, open_crossings.get(key), open_alerts.get(key))
+                for key, evaluation in latest.items()]

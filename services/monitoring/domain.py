@@ -171,6 +171,11 @@ class MeasurementBatch(Aggregate):
         self.rejected = rejected
         self.content_digest = content_digest
 
+    @property
+    def accepted(self) -> int:
+        """How many of its samples were accepted (the ones it keeps)."""
+        return len(self.samples)
+
 
 class WindowEvaluation(Aggregate):
     """One evaluated window of one series: what was measured, against which standard."""
@@ -217,6 +222,26 @@ class Crossing(Aggregate):
         self.latest = evidence
         self.history: list[dict[str, Any]] = [{"change": "raised", "level": level, **evidence}]
         self.open = True
+
+    @property
+    def shown_level(self) -> str:
+        """The level readers see: ``cleared`` once the crossing is closed."""
+        return self.level if self.open else "cleared"
+
+    @property
+    def first(self) -> dict[str, Any]:
+        """The step that raised it, with its evidence."""
+        return self.history[0]
+
+    @property
+    def last(self) -> dict[str, Any]:
+        """Its latest step, with its evidence."""
+        return self.history[-1]
+
+    @property
+    def since(self) -> str:
+        """Start of the first window of the crossing (noData: the first empty window)."""
+        return self.first.get("silentSince") or self.first["windowStart"]
 
     def escalate(self, evidence: dict[str, Any]) -> None:
         if not self.open or self.level == "breached":

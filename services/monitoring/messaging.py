@@ -12,7 +12,7 @@ from typing import Any
 
 from eventsourcing.domain import DomainEventProtocol
 
-from services.monitoring import resources
+from services.monitoring import schemas
 from services.monitoring.application import Monitoring
 from services.monitoring.budgets import BUDGET_UNIT
 from services.monitoring.domain import BatchConflict, BurnAlert, Crossing, Regime
@@ -106,8 +106,7 @@ REGIME_STATUS_CHANGES = {"paused": "paused", "active": "resumed", "stopped": "st
 def regime_resource(regime: Regime) -> dict[str, Any]:
     """A regime as ``MonitoringRegimeChangeEvent`` carries it: its resource, when it was
     started and when this version of it was recorded."""
-    return {**resources.regime(regime), "startedAt": iso(regime.created_on.timestamp()),
-            "changedAt": iso(regime.modified_on.timestamp())}
+    return schemas.RegimeMessage().dump(regime)
 
 
 def regime_describer(app: Monitoring) -> Any:

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
-from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+from datetime import datetime
+from typing import Any
 
-from shared.durations import POSITIVE_DURATION
+from marshmallow import ValidationError, fields, missing, validate, validates_schema
+
+from services.monitoring import domain
+from services.monitoring.application import QuarantineStatus
+from services.monitoring.budgets import BUDGET_UNIT
+from shared.durations import POSITIVE_DURATION, duration_text
 from shared.http.schemas import (
     NAME,
     CamelSchema,
@@ -14,6 +20,7 @@ from shared.http.schemas import (
     client_id,
     exactly_one_of,
 )
+from shared.times import iso
 
 ROOT = "/monitoring/v1"
 
@@ -84,25 +91,6 @@ class Regime(Resource):
     version = fields.Integer()
 
 
-class Sample(Schema):
-    purchasedOfferingId = fields.String(required=True)
-    parameter = fields.String(required=True)
-    value = fields.Float(allow_none=True, metadata={
-        "description": "the measurement, in unit when given; without unit a fraction 0..1 "
-                       "for availability (the up fraction of the interval) and ratio "
-                       "parameters, the standard's unit for any other parameter. A finite "
-                       "number of magnitude at most 1e15 (so that no window's sum or mean "
-                       "can overflow); larger values are refused with that reason"})
-    unit = fields.String(allow_none=True, metadata={
-        "description": "optional: % or ratio for availability and ratio parameters "
-                       "(recorded as a fraction), otherwise the standard's unit",
-        "example": "%"})
-    observedAt = fields.String(required=True, metadata={"format": "date-time"})
-    intervalSeconds = fields.Float(allow_none=True, metadata={
-        "description": "length of the interval the value covers, ending at observedAt"})
-    status = fields.String(allow_none=True, metadata={"description": "up or down"})
-
-
 SAMPLE = {  # documented, not loaded: a sample that breaks it is refused on its own
     "type": "object",
     "required": ["purchasedOfferingId", "parameter", "observedAt"],
@@ -127,162 +115,323 @@ SAMPLE = {  # documented, not loaded: a sample that breaks it is refused on its 
 }
 
 
-class MeasurementBatchIn(Schema):
+class MeasurementBatchIn(CamelSchema):
     class Meta:
         openapi = {"properties": {"samples": {"items": SAMPLE}}}
 
-    batchId = client_id(
+    batch_id = client_id(
         description="the sender's id; a batch sent again with it is not counted twice")
     samples = fields.List(fields.Raw(), required=True,
                           validate=validate.Length(min=1),
                           metadata={"description": "samples, each checked on its own"})
 
 
-class Rejection(Schema):
+# --- how recorded figures go on the wire -------------------------------------------------
+class Figure(fields.Float):
+    """A number as the evaluator recorded it: documented as a number, sent as it was kept
+    (a whole number stays whole, as in the evaluation's or alert's record)."""
+
+    def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> Any:
+        if value is None or isinstance(value, int | float):
+            return value
+        return super()._serialize(value, attr, obj, **kwargs)
+
+
+class Instant(fields.String):
+    """A moment kept as epoch seconds or a datetime, on the wire as ISO-8601 UTC with
+    ``Z`` (``shared.times.iso``); text kept as text is sent as it is."""
+
+    def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> Any:
+        if isinstance(value, datetime):
+            value = value.timestamp()
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return iso(value)
+        return super()._serialize(value, attr, obj, **kwargs)
+
+
+class RuleWindow(fields.String):
+    """A burn-rate rule's window, kept in seconds, sent as an ISO-8601 duration (as on
+    the bus); anything else kept is sent as it is."""
+
+    def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> Any:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return duration_text(value)
+        return super()._serialize(value, attr, obj, **kwargs)
+
+
+class RuleWindowSeconds(Figure):
+    """The same window in seconds (the alert's ``evidence[window]``, which the window's
+    own field also reads); left out when the window was not kept in seconds."""
+
+    def __init__(self, window: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.window = window
+
+    def get_value(self, obj: Any, attr: str, accessor: Any = None,
+                  default: Any = missing) -> Any:
+        return (getattr(obj, "evidence", None) or {}).get(self.window, missing)
+
+    def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> Any:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return value
+        return missing
+
+
+class Unsent(fields.Integer):
+    """The ``version`` of a resource that never changes once recorded (a batch, an
+    evaluation) or has none of its own (a status row): documented as every resource's,
+    so lists take it in ``sort=`` and filters as they always have, and never sent (so
+    there is no ETag)."""
+
+    def __init__(self) -> None:
+        super().__init__(dump_only=True, metadata={
+            "description": "aggregate version; also the ETag"})
+
+    def serialize(self, attr: str, obj: Any, accessor: Any = None, **kwargs: Any) -> Any:
+        return missing
+
+
+BUDGET_FRACTION = "share of the period's error budget left, a fraction (budgetUnit)"
+IN_UNIT = "in unit: the standard parameter's unit (availability in % is 0..100)"
+
+
+class Series(CamelSchema):
+    """What names one series: a regime's parameter for one scope."""
+
+    regime_id = fields.String()
+    parameter = fields.String()
+    scope_type = fields.String()
+    scope_id = fields.String()
+
+
+# --- measurement batches ------------------------------------------------------------------
+class Rejection(CamelSchema):
     index = fields.Integer()
     field = fields.String()
     reason = fields.String()
 
 
 class MeasurementBatchOut(Resource):
-    id = fields.String()
-    href = fields.String()
+    """A recorded batch (``MeasurementBatch``), or the receipt of one just sent
+    (``Receipt``: with ``duplicate``)."""
+
+    PATH, TYPE = f"{ROOT}/measurementBatch", "MeasurementBatch"
+
+    version = Unsent()
+
+    id = fields.String(attribute="batch_id")
+    href = Computed(lambda schema, obj: f"{schema.PATH}/{obj.batch_id}")
     source = fields.String()
     accepted = fields.Integer()
     rejected = fields.List(fields.Nested(Rejection))
     duplicate = fields.Boolean()
-    receivedAt = fields.String()
+    received_at = Instant(attribute="created_on")
 
 
-class Crossing(Resource):
+# --- crossings ----------------------------------------------------------------------------
+class Crossing(Resource, Series):
+    PATH, TYPE = f"{ROOT}/crossing", "ThresholdCrossing"
+
     id = fields.String()
-    regimeId = fields.String()
-    parameter = fields.String()
-    scopeType = fields.String()
-    scopeId = fields.String()
-    level = fields.String(metadata={
+
+    level = fields.String(attribute="shown_level", metadata={
         "description": "warning, breached, noData (the series sent no data for the "
                        "standard's noDataAfter windows) or cleared"})
     open = fields.Boolean()
-    raisedAt = fields.String()
+    raised_at = Instant(attribute="created_on")
     since = fields.String(metadata={
         "description": "start of the first window of the crossing (noData: the first "
                        "window without data)"})
-    measuredValue = fields.Float(allow_none=True, metadata={
-        "description": "in unit: the standard parameter's unit (availability in % is 0..100)"})
-    unit = fields.String(allow_none=True)
-    standardId = fields.String()
-    standardVersion = fields.Integer()
-    planned = fields.Boolean(metadata={
+    measured_value = Figure(attribute="last.measuredValue", allow_none=True, metadata={
+        "description": IN_UNIT})
+    unit = fields.String(attribute="last.unit", allow_none=True)
+    standard_id = fields.String(attribute="last.standardId")
+    standard_version = fields.Integer(attribute="last.standardVersion")
+    planned = fields.Boolean(attribute="first.planned", metadata={
         "description": "due to an agreed planned outage: without the outage's time the "
                        "window would not have been as bad"})
     history = fields.List(fields.Dict())
 
 
-class BurnAlert(Resource):
+# --- burn alerts --------------------------------------------------------------------------
+class BurnAlert(Resource, Series):
+    """The alert with the evidence of the rule that raised it (or of its resolution): rule
+    windows as ISO-8601 durations (as on the bus) and in seconds (``…Seconds``)."""
+
+    PATH, TYPE = f"{ROOT}/burnAlert", "BurnRateAlert"
+
     id = fields.String()
-    regimeId = fields.String()
-    parameter = fields.String()
-    scopeType = fields.String()
-    scopeId = fields.String()
+
     severity = fields.String()
     open = fields.Boolean()
-    burnRate = fields.Float(metadata={
+    raised_at = Instant(attribute="created_on")
+    burn_rate = Figure(attribute="evidence.burnRate", metadata={
         "description": "long-window error ratio / error budget: a multiple of the "
                        "sustainable burn"})
-    longWindow = fields.String(metadata={"example": "PT1H"})
-    shortWindow = fields.String(metadata={"example": "PT5M"})
-    longWindowSeconds = fields.Float()
-    shortWindowSeconds = fields.Float()
-    remainingBudget = fields.Float(allow_none=True, metadata={
-        "description": "share of the period's error budget left, a fraction (budgetUnit)"})
-    budgetUnit = fields.String(metadata={"example": "ratio"})
-    shortBurnRate = fields.Float(metadata={
+    long_window = RuleWindow(attribute="evidence.longWindow", metadata={"example": "PT1H"})
+    short_window = RuleWindow(attribute="evidence.shortWindow", metadata={"example": "PT5M"})
+    long_window_seconds = RuleWindowSeconds("longWindow")
+    short_window_seconds = RuleWindowSeconds("shortWindow")
+    remaining_budget = Figure(attribute="evidence.remainingBudget", allow_none=True,
+                              metadata={"description": BUDGET_FRACTION})
+    budget_unit = fields.String(attribute="evidence.budgetUnit", dump_default=BUDGET_UNIT,
+                                metadata={"example": "ratio"})
+    short_burn_rate = Figure(attribute="evidence.shortBurnRate", metadata={
         "description": "short-window error ratio / error budget"})
-    factor = fields.Float(metadata={
+    factor = Figure(attribute="evidence.factor", metadata={
         "description": "the factor of the rule that raised the alert (kept on resolution)"})
-    resolution = fields.String(allow_none=True, metadata={
+    resolution = fields.String(attribute="evidence.resolution", allow_none=True, metadata={
         "description": "why it was resolved: subsided, escalatedToPage, fellToTicket or "
                        "budgetRemoved"})
-    projectedExhaustion = fields.String(allow_none=True)
+    projected_exhaustion = fields.String(attribute="evidence.projectedExhaustion",
+                                         allow_none=True)
+    measured_value = Figure(attribute="evidence.measuredValue", allow_none=True, metadata={
+        "description": f"of the window that raised or resolved it, {IN_UNIT}"})
+    unit = fields.String(attribute="evidence.unit", allow_none=True)
+    aggregation = fields.String(attribute="evidence.aggregation", allow_none=True)
+    comparator = fields.String(attribute="evidence.comparator")
+    conformance_target = Figure(attribute="evidence.conformanceTarget")
+    threshold_target = Figure(attribute="evidence.thresholdTarget", allow_none=True)
+    standard_id = fields.String(attribute="evidence.standardId")
+    standard_version = fields.Integer(attribute="evidence.standardVersion")
+    window_start = fields.String(attribute="evidence.windowStart")
+    window_end = fields.String(attribute="evidence.windowEnd")
+    planned = fields.Boolean(attribute="evidence.planned")
+    batch_ids = fields.List(fields.String(), attribute="evidence.batchIds")
+    evaluation_id = fields.String(attribute="evidence.evaluationId", allow_none=True)
 
 
-class WindowEvaluation(Resource):
+# --- window evaluations -------------------------------------------------------------------
+class WindowEvaluation(Resource, Series):
+    """One evaluated window with the figures the evaluator recorded (``result``)."""
+
+    PATH, TYPE = f"{ROOT}/windowEvaluation", "WindowEvaluation"
+
     id = fields.String()
-    regimeId = fields.String()
-    parameter = fields.String()
-    scopeType = fields.String()
-    scopeId = fields.String()
-    windowStart = fields.String()
-    windowEnd = fields.String()
-    value = fields.Float(allow_none=True, metadata={
-        "description": "in unit: the standard parameter's unit (availability in % is 0..100)"})
-    unit = fields.String(allow_none=True)
-    classification = fields.String(metadata={
+
+    version = Unsent()
+
+    window_start = Instant()
+    window_end = Instant()
+    value = Figure(attribute="result.value", allow_none=True, metadata={
+        "description": IN_UNIT})
+    unit = fields.String(attribute="result.unit", allow_none=True)
+    aggregation = fields.String(attribute="result.aggregation", allow_none=True)
+    classification = fields.String(attribute="result.classification", metadata={
         "description": "ok, warning, breached, unknown (nothing measurable) or noData (no "
                        "data, and the standard makes that a noData crossing)"})
-    count = fields.Integer()
-    eligibleSeconds = fields.Float()
-    badSeconds = fields.Float()
-    excludedSeconds = fields.Float(metadata={
+    count = fields.Integer(attribute="result.count")
+    eligible_seconds = Figure(attribute="result.eligibleSeconds")
+    bad_seconds = Figure(attribute="result.badSeconds")
+    excluded_seconds = Figure(attribute="result.excludedSeconds", metadata={
         "description": "covered time inside agreed outages left out (excluded accounting)"})
-    planned = fields.Boolean()
-    standardId = fields.String()
-    standardVersion = fields.Integer()
-    batchIds = fields.List(fields.String())
-    remainingBudget = fields.Float(allow_none=True, metadata={
-        "description": "share of the period's error budget left, a fraction (budgetUnit)"})
-    budgetUnit = fields.String(metadata={"example": "ratio"})
-    projectedExhaustion = fields.String(allow_none=True)
-    periodStart = fields.String(metadata={
+    planned = fields.Boolean(attribute="result.planned")
+    standard_id = fields.String(attribute="result.standardId")
+    standard_version = fields.Integer(attribute="result.standardVersion")
+    comparator = fields.String(attribute="result.comparator")
+    conformance_target = Figure(attribute="result.conformanceTarget")
+    threshold_target = Figure(attribute="result.thresholdTarget", allow_none=True)
+    grace_times = fields.Integer(attribute="result.graceTimes")
+    batch_ids = fields.List(fields.String(), attribute="result.batchIds")
+    late_samples = fields.Integer(attribute="result.lateSamples", metadata={
+        "description": "samples for the window that came after it was evaluated"})
+    remaining_budget = Figure(attribute="result.remainingBudget", allow_none=True,
+                              metadata={"description": BUDGET_FRACTION})
+    budget_unit = fields.String(attribute="result.budgetUnit", metadata={"example": "ratio"})
+    projected_exhaustion = fields.String(attribute="result.projectedExhaustion",
+                                         allow_none=True)
+    period_start = fields.String(attribute="result.periodStart", metadata={
         "description": "the calendar conformance period the window ends in (SLA type's "
                        "time zone)"})
-    periodEnd = fields.String()
-    periodEligibleSeconds = fields.Float(metadata={
+    period_end = fields.String(attribute="result.periodEnd")
+    period_eligible_seconds = Figure(attribute="result.periodEligibleSeconds", metadata={
         "description": "the budget's denominator: period length x offerings pooled, less "
                        "the outage time excluded so far"})
-    crossingId = fields.String(allow_none=True)
+    crossing_id = fields.String(attribute="result.crossingId", allow_none=True)
 
 
-class SeriesStatus(Resource):
+# --- status -------------------------------------------------------------------------------
+class SeriesStatus(Resource, Series):
+    """The current status of one series (``application.SeriesStatus``): its latest
+    evaluation with its open crossing and burn alert."""
+
+    PATH, TYPE = f"{ROOT}/status", "SeriesStatus"
+
     id = fields.String()
-    regimeId = fields.String()
-    parameter = fields.String()
-    scopeType = fields.String()
-    scopeId = fields.String()
+
+    version = Unsent()
+
+    href = Computed(lambda schema, row: f"{schema.PATH}?regimeId={row.regime_id}"
+                                        f"&scopeId={row.scope_id}")
     level = fields.String()
     since = fields.String(allow_none=True)
-    value = fields.Float(allow_none=True, metadata={
-        "description": "in unit: the standard parameter's unit (availability in % is 0..100)"})
-    unit = fields.String(allow_none=True)
-    remainingBudget = fields.Float(allow_none=True, metadata={
-        "description": "share of the period's error budget left, a fraction (budgetUnit)"})
-    budgetUnit = fields.String(metadata={"example": "ratio"})
-    projectedExhaustion = fields.String(allow_none=True)
-    burnAlert = fields.String(allow_none=True)
+    crossing_id = fields.String(allow_none=True)
+    value = Figure(attribute="evaluation.result.value", allow_none=True, metadata={
+        "description": IN_UNIT})
+    unit = fields.String(attribute="evaluation.result.unit", allow_none=True)
+    classification = fields.String(attribute="evaluation.result.classification",
+                                   allow_none=True)
+    last_window_start = Instant(attribute="evaluation.window_start")
+    last_window_end = Instant(attribute="evaluation.window_end")
+    remaining_budget = Figure(attribute="evaluation.result.remainingBudget", allow_none=True,
+                              metadata={"description": BUDGET_FRACTION})
+    budget_unit = fields.String(metadata={"example": "ratio"})
+    projected_exhaustion = fields.String(attribute="evaluation.result.projectedExhaustion",
+                                         allow_none=True)
+    burn_alert = fields.String(allow_none=True)
+    standard_id = fields.String(attribute="evaluation.result.standardId", allow_none=True)
+    standard_version = fields.Integer(attribute="evaluation.result.standardVersion",
+                                      allow_none=True)
 
 
-class QuarantineRelease(Schema):
+# --- quarantine ---------------------------------------------------------------------------
+class QuarantineRelease(CamelSchema):
     reason = fields.String(allow_none=True, validate=validate.Length(max=500), metadata={
         "description": "why the series can be evaluated again (e.g. the replica was fixed)"})
 
 
 class Quarantine(Resource):
+    """A quarantine with the release asked for, if any (``application.QuarantineStatus``)."""
+
+    PATH, TYPE = f"{ROOT}/quarantine", "EvaluationQuarantine"
+
     id = fields.String()
-    href = fields.String()
+
     kind = fields.String(metadata={
         "description": "series: a regime's parameter, set aside until released; batch: one "
                        "measurement batch, set aside for good"})
     partition = fields.String(metadata={"description": "the evaluator that set it aside"})
-    regimeId = fields.String(allow_none=True)
+    regime_id = fields.String(allow_none=True)
     parameter = fields.String(allow_none=True)
-    batchId = fields.String(metadata={
+    batch_id = fields.String(metadata={
         "description": "the batch being read when the evaluation failed"})
     position = fields.Integer(metadata={
         "description": "its place in the intake log: the quarantine takes effect there"})
     reason = fields.String(metadata={"description": "what failed"})
     status = fields.String(metadata={
         "description": "quarantined, releaseRequested or released"})
-    quarantinedAt = fields.String()
-    releasedAt = fields.String(allow_none=True)
-    releaseReason = fields.String(allow_none=True)
+    quarantined_at = Instant(attribute="created_on")
+    released_at = Instant(allow_none=True)
+    release_reason = fields.String(allow_none=True)
+
+
+# --- bus payloads -------------------------------------------------------------------------
+class RegimeMessage(Regime):
+    """A regime as ``MonitoringRegimeChangeEvent`` carries it: its resource, when it was
+    started and when this version of it was recorded."""
+
+    started_at = Instant(attribute="created_on")
+    changed_at = Instant(attribute="modified_on")
+
+
+# --- the audit's "as of" representation ---------------------------------------------------
+def represent(aggregate: Any) -> dict[str, Any]:
+    """An aggregate as the API shows it, for the audit's past states."""
+    for kind, schema in ((domain.Regime, Regime), (domain.WindowEvaluation, WindowEvaluation),
+                         (domain.Crossing, Crossing), (domain.BurnAlert, BurnAlert),
+                         (domain.MeasurementBatch, MeasurementBatchOut)):
+        if isinstance(aggregate, kind):
+            return schema().dump(aggregate)
+    if isinstance(aggregate, domain.Quarantine):
+        return Quarantine().dump(QuarantineStatus(aggregate))
+    return {k: v for k, v in vars(aggregate).items() if not k.startswith("_")}

@@ -7,7 +7,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from services.monitoring import api, messaging, resources
+from services.monitoring import api, messaging, schemas
 from services.monitoring.application import Monitoring
 from services.monitoring.clock import Ticker
 from services.monitoring.domain import BurnAlert, Crossing, Regime
@@ -74,7 +74,7 @@ SPEC = ServiceSpec(
     # can refuse to retire a group a regime still watches.
     also_published=(PublishedLog("regimes", store=lambda app: app,
                                  describe=messaging.regime_describer, published=(Regime,)),),
-    represent=resources.represent,
+    represent=schemas.represent,
     settings=MonitoringSettings.from_env,
     build=build,
     background=background,

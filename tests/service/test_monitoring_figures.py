@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from services.monitoring import resources
+from services.monitoring import schemas
 from services.monitoring.application import Monitoring
 from services.monitoring.evaluator import Evaluator
 
@@ -324,11 +324,11 @@ def test_budgets_are_fractions_and_rule_windows_durations_on_every_resource(
     assert window["remainingBudget"] == pytest.approx(1 - 3600 / 2592)
     assert window["budgetUnit"] == "ratio" and window["unit"] == "%"
     [alert] = [a for a in d.app.burn_alerts() if a.scope_id == "po-0"]
-    shown = resources.burn_alert(alert)
+    shown = schemas.BurnAlert().dump(alert)
     assert (shown["longWindow"], shown["shortWindow"]) == ("PT1H", "PT5M")
     assert (shown["longWindowSeconds"], shown["shortWindowSeconds"]) == (3600, 300)
     assert shown["budgetUnit"] == "ratio" and shown["burnRate"] == pytest.approx(1000)
     [crossing] = [c for c in d.app.crossings() if c.scope_id == "po-0"]
-    assert resources.crossing(crossing)["unit"] == "%"
-    [status] = [s for s in d.app.status() if s["evaluation"].scope_id == "po-0"]
-    assert resources.status_row(status)["budgetUnit"] == "ratio"
+    assert schemas.Crossing().dump(crossing)["unit"] == "%"
+    [status] = [s for s in d.app.status() if s.scope_id == "po-0"]
+    assert schemas.SeriesStatus().dump(status)["budgetUnit"] == "ratio"
