@@ -23,6 +23,15 @@ class Answer:
     def json(self) -> Any:
         return self.body
 
+    # Read also as the Flask test client's responses read, so that a test reads a
+    # driver's answer as it reads any other response.
+    @property
+    def status_code(self) -> int:
+        return self.status
+
+    def get_json(self) -> Any:
+        return self.body
+
 
 class Http(Protocol):
     """Requests to one service's API root (paths below it, or absolute ones under it)."""

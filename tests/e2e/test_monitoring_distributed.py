@@ -16,6 +16,7 @@ import requests
 
 from shared import auth
 from tests.conftest import SECRET
+from tests.drivers.monitoring import MonitoringDriver
 from tests.e2e.processes import free_port, gunicorn, ready, wait_until, worker
 from tests.helpers import delete_queues, drop_schemas
 
@@ -57,7 +58,8 @@ def test_a_breach_measured_over_http_is_published_with_its_evidence(
     registry, monitoring = (suite_processes["bases"][s] for s in ("threshold-registry",
                                                                    "monitoring"))
     admin = {"Authorization": f"Bearer {auth.issue(SECRET, ['admin'], 'e2e')}"}
-    ingest = {"Authorization": f"Bearer {auth.issue(SECRET, ['ingest'], 'probe')}"}
+    watcher = MonitoringDriver.at(monitoring, auth.issue(SECRET, ["admin"], "e2e"))
+    probe = MonitoringDriver.at(monitoring, auth.issue(SECRET, ["ingest"], "probe"))
     group = requests.post(f"{registry}/offeringGroup", headers=admin,
                           json={"name": "DSL"}).json()
     offering = requests.post(f"{registry}/productOffering", headers=admin, json={
@@ -73,9 +75,8 @@ def test_a_breach_measured_over_http_is_published_with_its_evidence(
     product = f"dsl-{uuid.uuid4().hex[:6]}"
     requests.post(f"{registry}/purchasedOffering", headers=admin, json={
         "id": product, "customerId": "c1", "productOfferingId": offering["id"]})
-    requests.post(f"{monitoring}/monitoringRegime", headers=admin, json={
-        "name": "DSL watch", "offeringGroupId": group["id"], "window": "PT5M",
-        "allowedLateness": "PT0S"})
+    watcher.start_regime(name="DSL watch", offeringGroupId=group["id"], window="PT5M",
+                         allowedLateness="PT0S")
 
     connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
     channel = connection.channel()
@@ -90,11 +91,9 @@ def test_a_breach_measured_over_http_is_published_with_its_evidence(
 
     # The registry's inventory reaches monitoring over the bus; then a breach, then a
     # sample of the next window closes it.
-    wait_until(lambda: requests.post(f"{monitoring}/measurementBatch", headers=ingest, json={
-        "batchId": "b1", "samples": [sample(0, 90), sample(2, 70)]}).status_code in (200, 201),
-        30, "monitoring knows the purchased offering")
-    closing = requests.post(f"{monitoring}/measurementBatch", headers=ingest, json={
-        "batchId": "b2", "samples": [sample(5, 10)]})
+    wait_until(lambda: probe.send_batch([sample(0, 90), sample(2, 70)], "b1").status_code
+               in (200, 201), 30, "monitoring knows the purchased offering")
+    closing = probe.send_batch([sample(5, 10)], "b2")
     assert closing.status_code == 201, closing.json()
 
     def crossing() -> Any:
@@ -118,10 +117,11 @@ def test_a_group_watched_by_a_regime_is_kept_until_the_regime_stops(
     registry, monitoring = (suite_processes["bases"][s] for s in ("threshold-registry",
                                                                    "monitoring"))
     admin = {"Authorization": f"Bearer {auth.issue(SECRET, ['admin'], 'e2e')}"}
+    watcher = MonitoringDriver.at(monitoring, auth.issue(SECRET, ["admin"], "e2e"))
     group = requests.post(f"{registry}/offeringGroup", headers=admin,
                           json={"name": "Leased lines"}).json()
-    regime = requests.post(f"{monitoring}/monitoringRegime", headers=admin, json={
-        "name": "Leased watch", "offeringGroupId": group["id"], "window": "PT5M"}).json()
+    regime = watcher.start_regime(name="Leased watch", offeringGroupId=group["id"],
+                                  window="PT5M")
     known = f"{registry}/audit/aggregates/{MonitoringRegimeReplica.create_id(regime['id'])}/history"
 
     def heard(changes: int) -> bool:  # what the registry's log holds of the regime
@@ -134,7 +134,7 @@ def test_a_group_watched_by_a_regime_is_kept_until_the_regime_stops(
     assert refused.json()["details"] == {"monitoringRegime": [regime["id"]]}
     assert "Leased watch" in refused.json()["message"]
 
-    requests.post(f"{monitoring}/monitoringRegime/{regime['id']}/stop", headers=admin, json={})
+    assert watcher.stop(regime["id"]).status_code == 200
     wait_until(lambda: heard(2), 30, "the registry hears that the regime stopped")
     assert requests.delete(f"{registry}/offeringGroup/{group['id']}",
                            headers=admin).status_code == 204

@@ -14,6 +14,8 @@ import pytest
 from shared.bus.envelope import Envelope
 from shared.bus.topology import SLA_EVENTS
 from shared.times import iso
+from tests.drivers.http import FlaskHttp
+from tests.drivers.monitoring import MonitoringDriver
 from tests.helpers import eventually
 from tests.service.conftest import Client
 
@@ -21,8 +23,8 @@ DAY = datetime(2026, 11, 20, tzinfo=UTC)
 
 
 @pytest.fixture
-def monitoring(suite: Any) -> Client:
-    return Client(suite.app("monitoring"), "/monitoring/v1")
+def monitoring(suite: Any) -> MonitoringDriver:
+    return MonitoringDriver(FlaskHttp(Client(suite.app("monitoring"), "/monitoring/v1")))
 
 
 def at(hour: float) -> str:
@@ -30,7 +32,7 @@ def at(hour: float) -> str:
 
 
 @pytest.fixture
-def estate(registry: Client, monitoring: Client) -> dict[str, Any]:
+def estate(registry: Client, monitoring: MonitoringDriver) -> dict[str, Any]:
     """A group of three purchased offerings with an approved standard, and a regime."""
     group = registry.post("/offeringGroup", json={"name": "Business fibre"}).get_json()
     offering = registry.post("/productOffering", json={
@@ -57,14 +59,12 @@ def estate(registry: Client, monitoring: Client) -> dict[str, Any]:
         assert registry.post("/purchasedOffering", json={
             "id": product, "customerId": f"cust-{product}", "productOfferingId": offering["id"],
             "slaTypeId": gold["id"], "customerGroup": "enterprise"}).status_code == 201
-    regime = monitoring.post("/monitoringRegime", json={
-        "name": "Fibre watch", "offeringGroupId": group["id"], "window": "PT1H",
-        "allowedLateness": "PT10M", "clearAfter": 2}).get_json()
+    regime = monitoring.start_regime(name="Fibre watch", offeringGroupId=group["id"],
+                                     window="PT1H", allowedLateness="PT10M", clearAfter=2)
     # The registry's changes reach monitoring over the bus: wait until it knows them all.
     probe = {"purchasedOfferingId": products[-1], "parameter": "latency", "value": 1,
              "observedAt": at(-48)}
-    eventually(lambda: monitoring.post("/measurementBatch", json={
-        "samples": [probe]}).status_code == 201)
+    monitoring.wait_until_watched(probe, timeout=15)
     return {"group": group, "offering": offering, "gold": gold, "standard": standard,
             "products": products, "regime": regime}
 
@@ -85,20 +85,18 @@ def hour_batch(products: list[str], hour: int, latency: float, down_minutes: flo
 
 
 def test_a_day_of_degrading_latency_raises_warning_then_breach_with_evidence(
-        estate: dict[str, Any], monitoring: Client, registry: Client) -> None:
+        estate: dict[str, Any], monitoring: MonitoringDriver, registry: Client) -> None:
     products = estate["products"]
     for hour in range(24):
         latency = 50 if hour < 10 else 90 if hour < 14 else 150
-        response = monitoring.post("/measurementBatch", json={
-            "batchId": f"{estate['regime']['id']}-h{hour}",
-            "samples": hour_batch(products, hour, latency)})
+        response = monitoring.send_batch(hour_batch(products, hour, latency),
+                                         f"{estate['regime']['id']}-h{hour}")
         assert response.status_code == 201, response.get_json()
         assert response.get_json()["rejected"] == []
 
-    group_scope = f"scopeType=offeringGroup&scopeId={estate['group']['id']}"
-    crossings = eventually(lambda: [c for c in monitoring.get(
-        f"/crossing?parameter=latency&{group_scope}").get_json() if c["level"] == "breached"])
-    crossing = crossings[0]
+    group_scope = {"scopeType": "offeringGroup", "scopeId": estate["group"]["id"]}
+    crossing = monitoring.wait_for_crossing(group_scope, parameter="latency", timeout=15,
+                                            where=lambda c: c["level"] == "breached")
     changes = [h["change"] for h in crossing["history"]]
     assert changes == ["raised", "escalated"]
     assert crossing["history"][0]["level"] == "warning"
@@ -108,35 +106,35 @@ def test_a_day_of_degrading_latency_raises_warning_then_breach_with_evidence(
     assert crossing["standardVersion"] == 1 and crossing["standardId"] == estate["standard"]["id"]
 
     # Every purchased offering crossed too.
-    per_offering = monitoring.get("/crossing?parameter=latency&scopeType=purchasedOffering")
-    assert per_offering.headers["X-Total-Count"] == "3"
+    per_offering = monitoring.crossings(parameter="latency", scopeType="purchasedOffering")
+    assert per_offering.total == 3
 
     # Status of the group: breached since 10h, with the last value.
-    status = monitoring.get(f"/status?parameter=latency&{group_scope}").get_json()
+    status = monitoring.status(group_scope, parameter="latency")
     assert status[0]["level"] == "breached" and status[0]["value"] == 150
-    availability = monitoring.get(f"/status?parameter=availability&{group_scope}").get_json()
+    availability = monitoring.status(group_scope, parameter="availability")
     assert availability[0]["level"] == "ok", availability
     assert availability[0]["remainingBudget"] == 1.0, str(availability)
 
     # The evaluations behind it, for a chart, and the batches behind the breach.
-    evaluations = monitoring.get(f"/windowEvaluation?parameter=latency&{group_scope}"
-                                 f"&windowStart.gte={at(0)}&sort=windowStart").get_json()
+    evaluations = monitoring.evaluations({**group_scope, "windowStart.gte": at(0)},
+                                         parameter="latency", sort="windowStart")
     assert [e["classification"] for e in evaluations[9:16]] == [
         "ok", "warning", "warning", "warning", "warning", "breached", "breached"]
     escalation = crossing["history"][1]
     assert escalation["batchIds"] == [f"{estate['regime']['id']}-h15"]
-    batch = monitoring.get(f"/measurementBatch/{escalation['batchIds'][0]}").get_json()
+    batch = monitoring.batch(escalation["batchIds"][0]).get_json()
     assert batch["accepted"] == 21
 
     # The auditor traces the breach: the crossing's history in the audit log.
     auditor = monitoring.with_scopes("audit:read")
-    history = auditor.get(f"/audit/aggregates/{crossing['id']}/history").get_json()
+    history = auditor.aggregate_history(crossing["id"]).get_json()
     assert [e["eventType"] for e in history] == ["Crossing.Raised", "Crossing.Escalated"]
     assert history[1]["data"]["evidence"]["batchIds"] == escalation["batchIds"]
 
 
 def test_an_agreed_planned_outage_is_excluded_from_availability(
-        suite: Any, estate: dict[str, Any], monitoring: Client) -> None:
+        suite: Any, estate: dict[str, Any], monitoring: MonitoringDriver) -> None:
     products = estate["products"]
     outage = {"id": "po-1", "href": "/outage-negotiation/v1/plannedOutage/po-1",
               "@type": "PlannedOutage", "status": "agreed",
@@ -152,15 +150,14 @@ def test_an_agreed_planned_outage_is_excluded_from_availability(
     eventually(lambda: app.working_set.outages(products[0]))  # applied by the inbox
     for hour in range(6):
         down = 30 if hour in (2, 4) else 0  # 30 minutes down at 2h (planned) and 4h (not)
-        monitoring.post("/measurementBatch", json={
-            "batchId": f"{estate['regime']['id']}-o{hour}",
-            "samples": hour_batch(products, hour, 50, down_minutes=down, who=0)})
-    scope = f"scopeType=purchasedOffering&scopeId={products[0]}"
-    group = f"scopeType=offeringGroup&scopeId={estate['group']['id']}"
+        monitoring.send_batch(hour_batch(products, hour, 50, down_minutes=down, who=0),
+                              f"{estate['regime']['id']}-o{hour}")
+    scope = {"scopeType": "purchasedOffering", "scopeId": products[0]}
+    group = {"scopeType": "offeringGroup", "scopeId": estate["group"]["id"]}
 
-    def windows(query: str) -> list[dict[str, Any]]:
-        found = monitoring.get(f"/windowEvaluation?parameter=availability&{query}"
-                               f"&windowStart.gte={at(0)}&sort=windowStart").get_json()
+    def windows(query: dict[str, str]) -> list[dict[str, Any]]:
+        found = monitoring.evaluations({**query, "windowStart.gte": at(0)},
+                                       parameter="availability", sort="windowStart")
         assert len(found) >= 5
         return found
 
@@ -176,71 +173,66 @@ def test_an_agreed_planned_outage_is_excluded_from_availability(
     # group (pooled by time: 150 of 180 minutes up, 83.3%).
     assert mine[4]["classification"] == "breached" and mine[4]["value"] == 50.0
     assert pooled[4]["planned"] is False and round(pooled[4]["value"], 2) == 83.33
-    crossings = eventually(lambda: monitoring.get(
-        f"/crossing?parameter=availability&{scope}").get_json())
+    crossings = eventually(lambda: monitoring.crossings(scope, parameter="availability"))
     assert [c["since"] for c in crossings] == [at(4)]
 
 
 def test_samples_are_checked_one_by_one_and_a_batch_counts_once(
-        estate: dict[str, Any], monitoring: Client) -> None:
+        estate: dict[str, Any], monitoring: MonitoringDriver) -> None:
     products = estate["products"]
     good = {"purchasedOfferingId": products[0], "parameter": "latency", "value": 10,
             "observedAt": at(5)}
-    batch = {"batchId": "mixed-1", "samples": [
+    samples = [
         good,
         {**good, "purchasedOfferingId": "nobody"},
         {**good, "parameter": "jitter"},
         {**good, "value": "fast"},
         {**good, "observedAt": "yesterday"},
         {**good, "observedAt": "2026-11-20T05:00:00"},
-        {**good, "observedAt": "2999-01-01T00:00:00Z"}]}
-    first = monitoring.post("/measurementBatch", json=batch)
+        {**good, "observedAt": "2999-01-01T00:00:00Z"}]
+    first = monitoring.send_batch(samples, "mixed-1")
     assert first.status_code == 201, first.get_json()
     body = first.get_json()
     assert body["accepted"] == 1
     assert [(r["index"], r["field"]) for r in body["rejected"]] == [
         (1, "purchasedOfferingId"), (2, "parameter"), (3, "value"), (4, "observedAt"),
         (5, "observedAt"), (6, "observedAt")]
-    again = monitoring.post("/measurementBatch", json=batch)
+    again = monitoring.send_batch(samples, "mixed-1")
     assert again.status_code == 200 and again.get_json()["duplicate"] is True
     assert again.get_json()["accepted"] == 1
 
-    all_bad = monitoring.post("/measurementBatch", json={"samples": [{"value": 1}]})
+    all_bad = monitoring.send_batch([{"value": 1}])
     assert all_bad.status_code == 400 and all_bad.get_json()["details"]
     # Well formed but nothing to take now (unknown series): 409, each sample's reason.
-    unknown = monitoring.post("/measurementBatch", json={"samples": [
-        {**good, "purchasedOfferingId": "nobody"}]})
+    unknown = monitoring.send_batch([{**good, "purchasedOfferingId": "nobody"}])
     assert unknown.status_code == 409, unknown.get_json()
     assert "not in the inventory" in unknown.get_json()["details"][
         "samples.0.purchasedOfferingId"][0]
 
     # Advance the watermark far beyond hour 5: an old sample is now late, with its reason.
-    monitoring.post("/measurementBatch", json={"samples": [{**good, "observedAt": at(9)}]})
-    late = monitoring.post("/measurementBatch", json={"samples": [good, {
-        **good, "observedAt": at(8.9)}]}).get_json()
+    monitoring.send_batch([{**good, "observedAt": at(9)}])
+    late = monitoring.send_batch([good, {**good, "observedAt": at(8.9)}]).get_json()
     assert late["rejected"][0]["index"] == 0 and "late" in late["rejected"][0]["reason"]
     assert late["accepted"] == 1  # 8.9h is within the 10-minute lateness of 9h
 
 
 def test_a_batch_id_outside_the_safe_characters_is_refused_and_nothing_is_recorded(
-        estate: dict[str, Any], monitoring: Client) -> None:
+        estate: dict[str, Any], monitoring: MonitoringDriver) -> None:
     good = {"purchasedOfferingId": estate["products"][0], "parameter": "latency",
             "value": 10, "observedAt": at(5)}
-    recorded = monitoring.get("/audit/events?eventType=MeasurementBatch.*")
+    recorded = monitoring.audit_events(eventType="MeasurementBatch.*")
     for bad in ("b\r\nSet-Cookie: x=1", "b\n", "with space", "a/b", "ü", "-lead"):
-        response = monitoring.post("/measurementBatch", json={"batchId": bad,
-                                                              "samples": [good]})
+        response = monitoring.send_batch([good], bad)
         assert response.status_code == 400, (bad, response.status_code)
         assert "batchId" in response.get_json()["details"]
-    assert monitoring.get("/audit/events?eventType=MeasurementBatch.*").headers[
+    assert monitoring.audit_events(eventType="MeasurementBatch.*").headers[
         "X-Total-Count"] == recorded.headers["X-Total-Count"]
-    fine = monitoring.post("/measurementBatch", json={"batchId": "urn:probe:b-1.2_~",
-                                                      "samples": [good]})
+    fine = monitoring.send_batch([good], "urn:probe:b-1.2_~")
     assert fine.status_code == 201 and fine.headers["Location"].endswith("urn:probe:b-1.2_~")
 
 
 def test_a_bus_batch_whose_id_is_outside_the_safe_characters_is_dead_lettered(
-        suite: Any, estate: dict[str, Any], monitoring: Client) -> None:
+        suite: Any, estate: dict[str, Any], monitoring: MonitoringDriver) -> None:
     from services.monitoring.messaging import MEASUREMENT_BINDINGS
     from shared.bus.topology import MEASUREMENTS, QueueSpec
     from shared.bus.transport import REASON_HEADER
@@ -260,7 +252,7 @@ def test_a_bus_batch_whose_id_is_outside_the_safe_characters_is_dead_lettered(
 
 
 def test_each_window_is_judged_by_the_version_in_force_for_it_superseded_ones_too(
-        suite: Any, estate: dict[str, Any], monitoring: Client, registry: Client) -> None:
+        suite: Any, estate: dict[str, Any], monitoring: MonitoringDriver, registry: Client) -> None:
     # Latency is tightened from 12h: version 2 is approved, version 1 becomes superseded
     # but stays the standard for the windows before 12h.
     standard_id = estate["standard"]["id"]
@@ -282,13 +274,13 @@ def test_each_window_is_judged_by_the_version_in_force_for_it_superseded_ones_to
 
     products = estate["products"]
     for hour in range(10, 15):
-        assert monitoring.post("/measurementBatch", json={
-            "samples": hour_batch(products, hour, latency=70)}).status_code == 201
-    group_scope = f"scopeType=offeringGroup&scopeId={estate['group']['id']}"
+        assert monitoring.send_batch(hour_batch(products, hour, latency=70)
+                                     ).status_code == 201
+    group_scope = {"scopeType": "offeringGroup", "scopeId": estate["group"]["id"]}
 
     def judged() -> list[tuple[str, int, str]]:
-        rows = monitoring.get(f"/windowEvaluation?parameter=latency&{group_scope}"
-                              f"&windowStart.gte={at(10)}&sort=windowStart").get_json()
+        rows = monitoring.evaluations({**group_scope, "windowStart.gte": at(10)},
+                                      parameter="latency", sort="windowStart")
         return [(e["windowStart"], e["standardVersion"], e["classification"]) for e in rows]
 
     eventually(lambda: len(judged()) >= 4)
@@ -297,14 +289,14 @@ def test_each_window_is_judged_by_the_version_in_force_for_it_superseded_ones_to
 
 
 def test_an_offering_group_watched_by_a_regime_cannot_be_deleted_until_it_stops(
-        suite: Any, registry: Client, monitoring: Client) -> None:
+        suite: Any, registry: Client, monitoring: MonitoringDriver) -> None:
     group = registry.post("/offeringGroup", json={"name": "Legacy DSL"}).get_json()
     group_url = f"/offeringGroup/{group['id']}"
-    watch = monitoring.post("/monitoringRegime", json={
-        "name": "DSL watch", "offeringGroupId": group["id"], "window": "PT1H"}).get_json()
-    night = monitoring.post("/monitoringRegime", json={
-        "name": "DSL night watch", "offeringGroupId": group["id"], "window": "PT1H"}).get_json()
-    monitoring.post(f"/monitoringRegime/{night['id']}/pause", json={})
+    watch = monitoring.start_regime(name="DSL watch", offeringGroupId=group["id"],
+                                    window="PT1H")
+    night = monitoring.start_regime(name="DSL night watch", offeringGroupId=group["id"],
+                                    window="PT1H")
+    monitoring.pause(night["id"])
     # The regimes reach the registry over the bus: wait until it has heard of both, the
     # pause included, before asking it to delete the group.
     registry_app = suite.runtime("threshold-registry").app
@@ -322,64 +314,62 @@ def test_an_offering_group_watched_by_a_regime_cannot_be_deleted_until_it_stops(
 
     # A stopped regime no longer holds the group: once both are stopped, it goes.
     for regime in (watch, night):
-        assert monitoring.post(f"/monitoringRegime/{regime['id']}/stop",
-                               json={}).status_code == 200
+        assert monitoring.stop(regime["id"]).status_code == 200
     eventually(lambda: registry_app.regimes_watching(group["id"]) == [])
     assert registry.delete(group_url).status_code == 204
 
 
 def test_a_regime_of_a_group_retired_before_the_registry_heard_of_it_is_stopped(
-        suite: Any, registry: Client, monitoring: Client) -> None:
+        suite: Any, registry: Client, monitoring: MonitoringDriver) -> None:
     """The registry retired the group before a regime just started reached it (the
     retirement and the regime crossed on the bus): monitoring stops the regime when the
     retirement arrives, and refuses new ones."""
     group = registry.post("/offeringGroup", json={"name": "Legacy ADSL"}).get_json()
-    regime = monitoring.post("/monitoringRegime", json={
-        "name": "ADSL watch", "offeringGroupId": group["id"], "window": "PT1H"}).get_json()
+    regime = monitoring.start_regime(name="ADSL watch", offeringGroupId=group["id"],
+                                     window="PT1H")
     retired = {**group, "lifecycleStatus": "retired", "version": group["version"] + 1}
     envelope = Envelope(event_id=str(uuid.uuid4()), event_time=iso(),
                         event_type="OfferingGroupChangeEvent", source="threshold-registry",
                         event={"change": "retired", "offeringGroup": retired})
     suite.runtime("monitoring").transport.publish_raw(
         SLA_EVENTS, "threshold-registry.offering-group.retired", envelope.to_bytes())
-    stopped = eventually(lambda: (r := monitoring.get(
-        f"/monitoringRegime/{regime['id']}").get_json())["status"] == "stopped" and r)
+    stopped = eventually(lambda: (r := monitoring.regime(regime["id"]).get_json())[
+        "status"] == "stopped" and r)
     assert "Legacy ADSL" in stopped["statusReason"] and "retired" in stopped["statusReason"]
-    refused = monitoring.post("/monitoringRegime", json={
-        "name": "ADSL again", "offeringGroupId": group["id"], "window": "PT1H"})
+    refused = monitoring.try_start_regime(name="ADSL again", offeringGroupId=group["id"],
+                                          window="PT1H")
     assert refused.status_code == 400
     assert "retired" in refused.get_json()["details"]["offeringGroupId"][0]
 
 
 def test_regimes_have_a_lifecycle_and_refuse_bad_definitions(
-        estate: dict[str, Any], monitoring: Client) -> None:
-    url = f"/monitoringRegime/{estate['regime']['id']}"
-    assert monitoring.post(f"{url}/pause", json={"reason": "migration"}).get_json()[
-        "status"] == "paused"
-    paused = monitoring.post("/measurementBatch", json={"samples": [{
+        estate: dict[str, Any], monitoring: MonitoringDriver) -> None:
+    regime = estate["regime"]["id"]
+    assert monitoring.pause(regime, "migration").get_json()["status"] == "paused"
+    paused = monitoring.send_batch([{
         "purchasedOfferingId": estate["products"][0], "parameter": "latency", "value": 1,
-        "observedAt": at(1)}]})
+        "observedAt": at(1)}])
     assert paused.status_code == 409  # well formed, but no active regime watches it now
     assert "no active monitoring regime" in paused.get_json()["details"][
         "samples.0.parameter"][0]
-    assert monitoring.post(f"{url}/pause", json={}).status_code == 409
-    assert monitoring.post(f"{url}/resume", json={}).get_json()["status"] == "active"
-    assert monitoring.post(f"{url}/stop", json={}).get_json()["status"] == "stopped"
-    assert monitoring.post(f"{url}/resume", json={}).status_code == 409
-    bad = monitoring.post("/monitoringRegime", json={
-        "name": "x", "window": "five minutes", "offeringGroupId": estate["group"]["id"],
-        "productOfferingId": estate["offering"]["id"]})
+    assert monitoring.pause(regime).status_code == 409
+    assert monitoring.resume(regime).get_json()["status"] == "active"
+    assert monitoring.stop(regime).get_json()["status"] == "stopped"
+    assert monitoring.resume(regime).status_code == 409
+    bad = monitoring.try_start_regime(
+        name="x", window="five minutes", offeringGroupId=estate["group"]["id"],
+        productOfferingId=estate["offering"]["id"])
     assert bad.status_code == 400
     assert {"window", "offeringGroupId"} <= set(bad.get_json()["details"])
     auditor = monitoring.with_scopes("audit:read")
-    history = auditor.get(f"/audit/aggregates/{estate['regime']['id']}/history").get_json()
+    history = auditor.aggregate_history(regime).get_json()
     assert [e["eventType"] for e in history] == [
         "Regime.Started", "Regime.StatusChanged", "Regime.StatusChanged",
         "Regime.StatusChanged"]
 
 
 def test_a_group_is_held_to_the_standard_of_the_sla_type_its_members_share(
-        registry: Client, monitoring: Client) -> None:
+        registry: Client, monitoring: MonitoringDriver) -> None:
     group = registry.post("/offeringGroup", json={"name": "Gold fibre"}).get_json()
     offering = registry.post("/productOffering", json={
         "name": "Fibre 10G", "offeringGroupId": group["id"], "lifecycleStatus": "active"}
@@ -399,18 +389,17 @@ def test_a_group_is_held_to_the_standard_of_the_sla_type_its_members_share(
         registry.post("/purchasedOffering", json={
             "id": product, "customerId": "c", "productOfferingId": offering["id"],
             "slaTypeId": gold["id"]})
-    monitoring.post("/monitoringRegime", json={  # names no SLA type
-        "name": "Gold watch", "offeringGroupId": group["id"], "window": "PT1H",
-        "allowedLateness": "PT0S"})
+    monitoring.start_regime(name="Gold watch", offeringGroupId=group["id"],  # no SLA type
+                            window="PT1H", allowedLateness="PT0S")
 
     def send(hour: int, value: float) -> int:
-        return monitoring.post("/measurementBatch", json={"samples": [
+        return monitoring.send_batch([
             {"purchasedOfferingId": p, "parameter": "latency", "value": value,
-             "observedAt": at(hour)} for p in products]}).status_code
+             "observedAt": at(hour)} for p in products]).status_code
 
     eventually(lambda: send(0, 150) == 201)
     send(1, 10)
-    status = eventually(lambda: monitoring.get(
-        f"/status?scopeType=offeringGroup&scopeId={group['id']}").get_json())
+    status = eventually(lambda: monitoring.status(scopeType="offeringGroup",
+                                                  scopeId=group["id"]))
     assert status[0]["level"] == "breached" and status[0]["value"] == 150
     assert status[0]["standardId"] == standard["id"]

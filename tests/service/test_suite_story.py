@@ -16,6 +16,7 @@ from services.monitoring.clock import read_clocks
 from services.notification.signature import verify_signature
 from shared.scheduler import SettableClock
 from shared.times import iso
+from tests.drivers.monitoring import MonitoringDriver
 from tests.drivers.notification import NotificationDriver
 from tests.helpers import eventually
 from tests.service.conftest import Client
@@ -59,7 +60,7 @@ def service_clocks(clock: SettableClock, processing_time: ProcessingTime  # noqa
 
 
 def test_a_breach_measured_by_monitoring_reaches_the_groups_webhook_once(
-        suite: Any, estate: dict[str, Any], monitoring: Client,  # noqa: F811
+        suite: Any, estate: dict[str, Any], monitoring: MonitoringDriver,  # noqa: F811
         notification: NotificationDriver, receiver: Receiver,  # noqa: F811
         clock: SettableClock) -> None:  # noqa: F811
     group = estate["group"]["id"]
@@ -71,12 +72,12 @@ def test_a_breach_measured_by_monitoring_reaches_the_groups_webhook_once(
     secret = noc["members"][0]["secret"]
     # Two hours of breaching latency (graceTimes 1: the second window breaches).
     for hour in range(4):
-        response = monitoring.post("/measurementBatch", json={
-            "batchId": f"{estate['regime']['id']}-story-{hour}",
-            "samples": hour_batch(estate["products"], hour, 150 if hour >= 1 else 50)})
+        response = monitoring.send_batch(
+            hour_batch(estate["products"], hour, 150 if hour >= 1 else 50),
+            f"{estate['regime']['id']}-story-{hour}")
         assert response.status_code == 201, response.get_json()
-    group_crossing = eventually(lambda: [c for c in monitoring.get(
-        f"/crossing?scopeType=offeringGroup&scopeId={group}&level=breached").get_json()])[0]
+    group_crossing = monitoring.wait_for_crossing(scopeType="offeringGroup", scopeId=group,
+                                                  level="breached", timeout=15)
 
     advanced: list[float] = []
 
@@ -107,7 +108,7 @@ def test_a_breach_measured_by_monitoring_reaches_the_groups_webhook_once(
 
 
 def test_a_regime_whose_feeds_all_stop_raises_no_data_that_reaches_the_groups_webhook(
-        suite: Any, registry: Client, monitoring: Client,  # noqa: F811
+        suite: Any, registry: Client, monitoring: MonitoringDriver,  # noqa: F811
         notification: NotificationDriver, receiver: Receiver,  # noqa: F811
         clock: SettableClock, processing_time: ProcessingTime) -> None:  # noqa: F811
     """The devices of a group go dark: nothing more arrives, yet the windows close on the
@@ -139,25 +140,21 @@ def test_a_regime_whose_feeds_all_stop_raises_no_data_that_reaches_the_groups_we
         offeringGroupIds=[group], groupWait=0,
         topics=[{"eventTypes": ["ThresholdCrossingEvent"], "minSeverity": "major",
                  "offeringGroupIds": [group]}])
-    regime = monitoring.post("/monitoringRegime", json={
-        "name": "Dark watch", "offeringGroupId": group, "window": "PT1M",
-        "allowedLateness": "PT0S", "clearAfter": 1}).get_json()
-    eventually(lambda: monitoring.post("/measurementBatch", json={"samples": [
+    regime = monitoring.start_regime(name="Dark watch", offeringGroupId=group, window="PT1M",
+                                     allowedLateness="PT0S", clearAfter=1)
+    monitoring.wait_until_watched(
         {"purchasedOfferingId": products[-1], "parameter": "availability", "value": 1,
-         "intervalSeconds": 60, "observedAt": iso(start - 172800)}]}).status_code == 201)
+         "intervalSeconds": 60, "observedAt": iso(start - 172800)}, timeout=15)
     origin = eventually(lambda: read_clocks(app.cache, [regime["id"]]))[regime["id"]][0]
     for minute in range(3):  # three good minutes, then nothing
-        assert monitoring.post("/measurementBatch", json={"samples": [
+        assert monitoring.send_batch([
             {"purchasedOfferingId": p, "parameter": "availability", "value": 1,
              "intervalSeconds": 60, "observedAt": iso(origin + 60 * (minute + 1))}
-            for p in products]}).status_code == 201
+            for p in products]).status_code == 201
     processing_time.held = origin + 60 * 7 + 1  # four silent minutes pass
 
-    def group_crossing() -> list[dict[str, Any]]:
-        return monitoring.get(f"/crossing?scopeType=offeringGroup&scopeId={group}"
-                              f"&level=noData").get_json()
-
-    crossing = eventually(group_crossing, timeout=15)[0]
+    crossing = monitoring.wait_for_crossing(scopeType="offeringGroup", scopeId=group,
+                                            level="noData", timeout=15)
     assert crossing["history"][0]["windowStart"] == iso(origin + 60 * 4)  # 2nd empty one
     assert crossing["since"] == iso(origin + 60 * 3)  # silent since the first empty window
 
