@@ -1,4 +1,9 @@
-"""marshmallow schemas of the monitoring HTTP API."""
+"""Each of monitoring's resources described once: marshmallow schemas (snake_case
+attributes, camelCase on the wire) that load request bodies into the application's
+arguments and dump the aggregates — or the small read objects the application returns
+where a resource joins several (``Receipt``, ``SeriesStatus``, ``QuarantineStatus``) —
+for the HTTP responses, the regime's bus payload (``RegimeMessage``) and the audit's past
+states (``represent``). The OpenAPI document is generated from them (``make openapi``)."""
 
 from __future__ import annotations
 
