@@ -15,6 +15,7 @@ from eventsourcing.application import AggregateNotFoundError
 
 from services.threshold_registry.domain import (
     OfferingGroup,
+    Placed,
     ProductOffering,
     PurchasedOffering,
     SlaType,
@@ -22,6 +23,7 @@ from services.threshold_registry.domain import (
 )
 from services.threshold_registry.replicas import MonitoringRegimeReplica, fields_of
 from shared.errors import InUse, MissingReference, NotFound
+from shared.inflection import camel
 from shared.store import AggregateIndex, ServiceApplication
 
 KINDS: dict[type, str] = {
@@ -78,6 +80,10 @@ class ThresholdRegistry(ServiceApplication):
 
     def purchased_offerings(self) -> list[PurchasedOffering]:
         return self.index.all(PurchasedOffering)
+
+    def placed(self, item: PurchasedOffering) -> Placed:
+        """A purchased offering with the group its offering is in now."""
+        return Placed(item, self.group_of(item.offering_id))
 
     def group_of(self, offering_id: UUID | None) -> UUID | None:
         offering = self.index.get(offering_id) if offering_id else None
@@ -253,8 +259,10 @@ class ThresholdRegistry(ServiceApplication):
                         reason: str | None = None, expected_version: int | None = None
                         ) -> ThresholdStandard:
         standard = self._get(ThresholdStandard, standard_id, expected_version)
-        if changes.get("slaTypeId") is not None:
-            self._check_scope(None, None, UUID(str(changes["slaTypeId"])))
+        sla_type_id = next((value for key, value in changes.items()
+                            if camel(key) == "slaTypeId"), None)
+        if sla_type_id is not None:
+            self._check_scope(None, None, UUID(str(sla_type_id)))
         standard.revise(dict(changes), reason)
         self.save(standard)
         return standard

@@ -18,6 +18,8 @@ import requests
 
 from shared import auth
 from tests.conftest import SECRET
+from tests.drivers.http import NetworkHttp
+from tests.drivers.registry import RegistryDriver
 from tests.e2e.processes import free_port, gunicorn, ready, wait_until, worker
 from tests.helpers import delete_queues, drop_schemas
 
@@ -53,11 +55,9 @@ def test_a_fulfilment_activation_reaches_the_inventory_once(
         registry_processes: dict[str, Any], amqp_url: str) -> None:
     base = registry_processes["base"]
     headers = {"Authorization": f"Bearer {auth.issue(SECRET, ['admin'], 'e2e')}"}
-    offering = requests.post(f"{base}/productOffering", headers=headers,
-                             json={"name": "Fibre 1G", "lifecycleStatus": "active"}).json()
-    gold = requests.post(f"{base}/slaType", headers=headers, json={
-        "name": "gold", "maintenanceAccounting": "excluded", "minimumNoticeDays": 10,
-        "creditPercentPerBreachedPeriod": 5, "creditCapPercent": 30}).json()
+    manager = RegistryDriver(NetworkHttp(base, auth.issue(SECRET, ["admin"], "e2e")))
+    offering = manager.create_offering("Fibre 1G")
+    gold = manager.create_sla_type("gold")
 
     # Watch what the registry publishes.
     connection = pika.BlockingConnection(pika.URLParameters(amqp_url))

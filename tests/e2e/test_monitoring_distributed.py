@@ -16,7 +16,9 @@ import requests
 
 from shared import auth
 from tests.conftest import SECRET
+from tests.drivers.http import NetworkHttp
 from tests.drivers.monitoring import MonitoringDriver
+from tests.drivers.registry import RegistryDriver, latency
 from tests.e2e.processes import free_port, gunicorn, ready, wait_until, worker
 from tests.helpers import delete_queues, drop_schemas
 
@@ -57,24 +59,16 @@ def test_a_breach_measured_over_http_is_published_with_its_evidence(
         suite_processes: dict[str, Any], amqp_url: str) -> None:
     registry, monitoring = (suite_processes["bases"][s] for s in ("threshold-registry",
                                                                    "monitoring"))
-    admin = {"Authorization": f"Bearer {auth.issue(SECRET, ['admin'], 'e2e')}"}
     watcher = MonitoringDriver.at(monitoring, auth.issue(SECRET, ["admin"], "e2e"))
     probe = MonitoringDriver.at(monitoring, auth.issue(SECRET, ["ingest"], "probe"))
-    group = requests.post(f"{registry}/offeringGroup", headers=admin,
-                          json={"name": "DSL"}).json()
-    offering = requests.post(f"{registry}/productOffering", headers=admin, json={
-        "name": "DSL 100", "offeringGroupId": group["id"], "lifecycleStatus": "active"}).json()
-    standard = requests.post(f"{registry}/thresholdStandard", headers=admin, json={
-        "name": "DSL latency", "offeringGroupId": group["id"], "basis": "internallyAcceptable",
-        "validFor": {"startDateTime": "2026-01-01T00:00:00Z"},
-        "parameters": [{"name": "latency", "unit": "ms", "kind": "technical",
-                        "aggregation": "mean", "comparator": "LE", "conformanceTarget": 40,
-                        "evaluationWindow": "PT5M"}]}).json()
-    requests.post(f"{registry}/thresholdStandard/{standard['id']}/approve", headers=admin,
-                  json={"version": 1})
+    manager = RegistryDriver(NetworkHttp(registry, auth.issue(SECRET, ["admin"], "e2e")))
+    group = manager.create_group("DSL")
+    offering = manager.create_offering("DSL 100", group=group)
+    manager.agree_standard(group=group, name="DSL latency", basis="internallyAcceptable",
+                           parameters=[latency(aggregation="mean", conformanceTarget=40,
+                                               thresholdTarget=None, evaluationWindow="PT5M")])
     product = f"dsl-{uuid.uuid4().hex[:6]}"
-    requests.post(f"{registry}/purchasedOffering", headers=admin, json={
-        "id": product, "customerId": "c1", "productOfferingId": offering["id"]})
+    manager.add_purchased_offering(product, offering, "c1")
     watcher.start_regime(name="DSL watch", offeringGroupId=group["id"], window="PT5M",
                          allowedLateness="PT0S")
 

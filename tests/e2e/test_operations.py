@@ -23,6 +23,7 @@ from shared import auth, config
 from tests.conftest import SECRET
 from tests.drivers.http import NetworkHttp
 from tests.drivers.notification import NotificationDriver
+from tests.drivers.registry import RegistryDriver, availability
 from tests.e2e.processes import Process, free_port, gunicorn, ready, wait_until
 from tests.helpers import drop_schemas
 from tests.service.test_notification import Receiver
@@ -143,22 +144,14 @@ def test_the_acknowledgement_link_points_at_the_port_the_embedded_suite_runs_on(
             assert response.status_code in (200, 201), (url, response.text)
             return response.json()
 
-        group = post(f"{r}/offeringGroup", {"name": "Business fibre"})["id"]
-        offering = post(f"{r}/productOffering", {"name": "Fibre 1G", "offeringGroupId": group,
-                                                 "lifecycleStatus": "active"})["id"]
-        gold = post(f"{r}/slaType", {"name": "gold", "maintenanceAccounting": "excluded",
-                                     "minimumNoticeDays": 10,
-                                     "creditPercentPerBreachedPeriod": 5,
-                                     "creditCapPercent": 30})["id"]
-        standard = post(f"{r}/thresholdStandard", {
-            "name": "Fibre availability", "offeringGroupId": group, "slaTypeId": gold,
-            "basis": "commerciallyAgreed", "validFor": {"startDateTime": _hour(24 * 30)},
-            "parameters": [{"name": "availability", "unit": "%", "kind": "technical",
-                            "aggregation": "availability", "comparator": "GE",
-                            "conformanceTarget": 99.9, "evaluationWindow": "PT1H"}]})["id"]
-        post(f"{r}/thresholdStandard/{standard}/approve", {"version": 1})
-        post(f"{r}/purchasedOffering", {"id": "fibre-1", "customerId": "acme",
-                                        "productOfferingId": offering, "slaTypeId": gold})
+        registry = RegistryDriver(NetworkHttp(r, token))
+        fibre = registry.catalogue()
+        group, offering, gold = (fibre.ids[k] for k in ("group", "offering", "gold"))
+        registry.agree_standard(group=group, sla_type=gold,
+                                validFor={"startDateTime": _hour(24 * 30)},
+                                parameters=[availability(thresholdTarget=None,
+                                                         conformancePeriod=None)])
+        registry.add_purchased_offering("fibre-1", offering, "acme", sla_type=gold)
         post(f"{m}/monitoringRegime", {"name": "Fibre watch", "offeringGroupId": group,
                                        "window": "PT1H", "allowedLateness": "PT10M"})
         notification = NotificationDriver(NetworkHttp(n, token))

@@ -16,6 +16,9 @@ from shared.bus.topology import SLA_EVENTS
 from shared.times import iso
 from tests.drivers.http import FlaskHttp
 from tests.drivers.monitoring import MonitoringDriver
+from tests.drivers.registry import RegistryDriver
+from tests.drivers.registry import availability as availability_parameter
+from tests.drivers.registry import latency as latency_parameter
 from tests.helpers import eventually
 from tests.service.conftest import Client
 
@@ -34,31 +37,17 @@ def at(hour: float) -> str:
 @pytest.fixture
 def estate(registry: Client, monitoring: MonitoringDriver) -> dict[str, Any]:
     """A group of three purchased offerings with an approved standard, and a regime."""
-    group = registry.post("/offeringGroup", json={"name": "Business fibre"}).get_json()
-    offering = registry.post("/productOffering", json={
-        "name": "Fibre 1G", "offeringGroupId": group["id"], "lifecycleStatus": "active"}
-    ).get_json()
-    gold = registry.post("/slaType", json={
-        "name": "gold", "maintenanceAccounting": "excluded", "minimumNoticeDays": 10,
-        "creditPercentPerBreachedPeriod": 5, "creditCapPercent": 30}).get_json()
-    standard = registry.post("/thresholdStandard", json={
-        "name": "Fibre SLOs", "offeringGroupId": group["id"], "basis": "commerciallyAgreed",
-        "validFor": {"startDateTime": "2026-01-01T00:00:00Z"},
-        "parameters": [
-            {"name": "availability", "unit": "%", "kind": "technical",
-             "aggregation": "availability", "comparator": "GE", "conformanceTarget": 99.0,
-             "thresholdTarget": 99.5, "conformancePeriod": "P30D",
-             "evaluationWindow": "PT1H"},
-            {"name": "latency", "unit": "ms", "kind": "technical", "aggregation": "p99",
-             "comparator": "LE", "conformanceTarget": 100, "thresholdTarget": 80,
-             "evaluationWindow": "PT1H", "graceTimes": 1}]}).get_json()
-    assert registry.post(f"/thresholdStandard/{standard['id']}/approve",
-                         json={"version": 1}).status_code == 200
+    manager = RegistryDriver(FlaskHttp(registry))
+    fibre = manager.catalogue()
+    group, offering, gold = fibre.group, fibre.offering, fibre.gold
+    standard = manager.agree_standard(
+        group=group, name="Fibre SLOs",
+        parameters=[availability_parameter(conformanceTarget=99.0, thresholdTarget=99.5),
+                    latency_parameter(graceTimes=1)])
     products = [f"fibre-{n}-{uuid.uuid4().hex[:6]}" for n in range(3)]
     for product in products:
-        assert registry.post("/purchasedOffering", json={
-            "id": product, "customerId": f"cust-{product}", "productOfferingId": offering["id"],
-            "slaTypeId": gold["id"], "customerGroup": "enterprise"}).status_code == 201
+        manager.add_purchased_offering(product, offering, f"cust-{product}", sla_type=gold,
+                                       customerGroup="enterprise")
     regime = monitoring.start_regime(name="Fibre watch", offeringGroupId=group["id"],
                                      window="PT1H", allowedLateness="PT10M", clearAfter=2)
     # The registry's changes reach monitoring over the bus: wait until it knows them all.
@@ -290,7 +279,7 @@ def test_each_window_is_judged_by_the_version_in_force_for_it_superseded_ones_to
 
 def test_an_offering_group_watched_by_a_regime_cannot_be_deleted_until_it_stops(
         suite: Any, registry: Client, monitoring: MonitoringDriver) -> None:
-    group = registry.post("/offeringGroup", json={"name": "Legacy DSL"}).get_json()
+    group = RegistryDriver(FlaskHttp(registry)).create_group("Legacy DSL")
     group_url = f"/offeringGroup/{group['id']}"
     watch = monitoring.start_regime(name="DSL watch", offeringGroupId=group["id"],
                                     window="PT1H")
@@ -324,7 +313,7 @@ def test_a_regime_of_a_group_retired_before_the_registry_heard_of_it_is_stopped(
     """The registry retired the group before a regime just started reached it (the
     retirement and the regime crossed on the bus): monitoring stops the regime when the
     retirement arrives, and refuses new ones."""
-    group = registry.post("/offeringGroup", json={"name": "Legacy ADSL"}).get_json()
+    group = RegistryDriver(FlaskHttp(registry)).create_group("Legacy ADSL")
     regime = monitoring.start_regime(name="ADSL watch", offeringGroupId=group["id"],
                                      window="PT1H")
     retired = {**group, "lifecycleStatus": "retired", "version": group["version"] + 1}
@@ -370,25 +359,17 @@ def test_regimes_have_a_lifecycle_and_refuse_bad_definitions(
 
 def test_a_group_is_held_to_the_standard_of_the_sla_type_its_members_share(
         registry: Client, monitoring: MonitoringDriver) -> None:
-    group = registry.post("/offeringGroup", json={"name": "Gold fibre"}).get_json()
-    offering = registry.post("/productOffering", json={
-        "name": "Fibre 10G", "offeringGroupId": group["id"], "lifecycleStatus": "active"}
-    ).get_json()
-    gold = registry.post("/slaType", json={
-        "name": "gold", "maintenanceAccounting": "counted-as-down", "minimumNoticeDays": 5,
-        "creditPercentPerBreachedPeriod": 5, "creditCapPercent": 30}).get_json()
-    standard = registry.post("/thresholdStandard", json={
-        "name": "Gold latency", "offeringGroupId": group["id"], "slaTypeId": gold["id"],
-        "basis": "commerciallyAgreed", "validFor": {"startDateTime": "2026-01-01T00:00:00Z"},
-        "parameters": [{"name": "latency", "unit": "ms", "kind": "technical",
-                        "aggregation": "max", "comparator": "LE", "conformanceTarget": 100,
-                        "evaluationWindow": "PT1H"}]}).get_json()
-    registry.post(f"/thresholdStandard/{standard['id']}/approve", json={"version": 1})
+    manager = RegistryDriver(FlaskHttp(registry))
+    group = manager.create_group("Gold fibre")
+    offering = manager.create_offering("Fibre 10G", group=group)
+    gold = manager.create_sla_type("gold", maintenanceAccounting="counted-as-down",
+                                   minimumNoticeDays=5)
+    standard = manager.agree_standard(
+        group=group, sla_type=gold, name="Gold latency",
+        parameters=[latency_parameter(aggregation="max", thresholdTarget=None)])
     products = [f"gold-{n}-{uuid.uuid4().hex[:6]}" for n in range(2)]
     for product in products:
-        registry.post("/purchasedOffering", json={
-            "id": product, "customerId": "c", "productOfferingId": offering["id"],
-            "slaTypeId": gold["id"]})
+        manager.add_purchased_offering(product, offering, "c", sla_type=gold)
     monitoring.start_regime(name="Gold watch", offeringGroupId=group["id"],  # no SLA type
                             window="PT1H", allowedLateness="PT0S")
 

@@ -30,6 +30,7 @@ from shared.scheduler import SettableClock
 from shared.times import iso
 from tests.drivers.http import Answer, FlaskHttp
 from tests.drivers.notification import NotificationDriver
+from tests.drivers.registry import RegistryDriver
 from tests.helpers import eventually
 from tests.service.conftest import Client
 
@@ -395,11 +396,10 @@ def test_warnings_are_inhibited_by_their_breach_and_outages_suppress_alerts(
 def test_crossings_on_a_purchased_offering_are_routed_by_the_registry_facts(
         suite: Any, notifier: Client, notification: NotificationDriver, registry: Client, mailbox:
         tuple[Mailbox, int]) -> None:
-    group = registry.post("/offeringGroup", json={"name": "Fibre"}).get_json()
-    offering = registry.post("/productOffering", json={
-        "name": "Fibre 1G", "offeringGroupId": group["id"]}).get_json()
-    registry.post("/purchasedOffering", json={"id": "prod-7", "customerId": "acme",
-                                              "productOfferingId": offering["id"]})
+    manager = RegistryDriver(FlaskHttp(registry))
+    group = manager.create_group("Fibre")
+    offering = manager.create_offering("Fibre 1G", group=group, lifecycle_status="inDesign")
+    manager.add_purchased_offering("prod-7", offering, "acme")
     notification.create_list("ACME contacts", [
         {"name": "Ops", "channel": "email", "address": "ops@acme.example"}],
         kind="customer", customerIds=["acme"], groupWait=0)

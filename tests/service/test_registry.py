@@ -1,5 +1,7 @@
 """Stories of the threshold-registry's users, through its HTTP API and the bus, in one
-process. Every test runs on SQLite and on PostgreSQL."""
+process. Every test runs on SQLite and on PostgreSQL. The SLA manager's steps go through
+the registry's test driver (``tests/drivers/registry.py``); a test of how the API answers
+a request sends that request itself."""
 
 from __future__ import annotations
 
@@ -15,66 +17,49 @@ from shared.bus.envelope import Envelope, OutgoingMessage
 from shared.bus.topology import FULFILMENT_EVENTS, SLA_EVENTS, Binding, QueueSpec
 from shared.bus.transport import REASON_HEADER
 from shared.times import iso
+from tests.drivers.http import FlaskHttp
+from tests.drivers.registry import RegistryDriver, availability
 from tests.helpers import eventually
 
 
-def availability(**overrides: Any) -> dict[str, Any]:
-    parameter = {"name": "availability", "unit": "%", "kind": "technical",
-                 "aggregation": "availability", "comparator": "GE",
-                 "conformanceTarget": 99.9, "thresholdTarget": 99.95,
-                 "conformancePeriod": "P30D", "evaluationWindow": "PT1H", "graceTimes": 0}
-    parameter.update(overrides)
-    return parameter
+@pytest.fixture
+def manager(registry: Any) -> RegistryDriver:
+    """The SLA manager (and fulfilment, when it adds to the inventory by hand)."""
+    return RegistryDriver(FlaskHttp(registry))
 
 
-def catalogue(registry: Any) -> dict[str, str]:
-    group = registry.post("/offeringGroup", json={"name": "Business fibre"}).get_json()
-    offering = registry.post("/productOffering", json={
-        "name": "Fibre 1G", "offeringGroupId": group["id"], "lifecycleStatus": "active"}
-    ).get_json()
-    gold = registry.post("/slaType", json={
-        "name": "gold", "maintenanceAccounting": "excluded", "minimumNoticeDays": 10,
-        "creditPercentPerBreachedPeriod": 5, "creditCapPercent": 30}).get_json()
-    return {"group": group["id"], "offering": offering["id"], "gold": gold["id"]}
+def catalogue(manager: RegistryDriver) -> dict[str, str]:
+    return manager.catalogue().ids
 
 
-def standard_body(ids: dict[str, str], **overrides: Any) -> dict[str, Any]:
-    body = {"name": "Fibre availability", "offeringGroupId": ids["group"],
-            "slaTypeId": ids["gold"], "basis": "commerciallyAgreed",
-            "validFor": {"startDateTime": "2026-01-01T00:00:00Z"},
-            "parameters": [availability()]}
-    body.update(overrides)
-    return body
+def standard_body(manager: RegistryDriver, ids: dict[str, str], **overrides: Any
+                  ) -> dict[str, Any]:
+    return manager.standard_body(group=ids["group"], sla_type=ids["gold"], **overrides)
 
 
-def test_sla_manager_agrees_approves_and_revises_a_threshold_standard(registry: Any) -> None:
-    ids = catalogue(registry)
-    created = registry.post("/thresholdStandard", json=standard_body(ids))
-    assert created.status_code == 201, created.get_json()
-    standard = created.get_json()
+def test_sla_manager_agrees_approves_and_revises_a_threshold_standard(
+        registry: Any, manager: RegistryDriver) -> None:
+    ids = catalogue(manager)
+    created = manager.call("POST", "/thresholdStandard", 201,
+                           json=standard_body(manager, ids))
+    standard = created.body
     assert created.headers["Location"] == standard["href"]
     assert standard["lifecycleStatus"] == "draft" and standard["currentVersion"] == 1
 
     # A draft is not in force.
-    in_force = registry.get(f"/thresholdStandard/inForce?productOfferingId={ids['offering']}"
-                            f"&slaTypeId={ids['gold']}").get_json()
-    assert in_force == []
+    assert manager.in_force(ids["offering"], ids["gold"]) == []
 
-    approved = registry.post(f"/thresholdStandard/{standard['id']}/approve",
-                             json={"version": 1})
-    assert approved.status_code == 200, approved.get_json()
-    before_revision = approved.get_json()["version"]
+    before_revision = manager.approve_standard(standard)["version"]
 
-    revised = registry.patch(f"/thresholdStandard/{standard['id']}", json={
-        "parameters": [availability(conformanceTarget=99.95, thresholdTarget=99.99)],
-        "validFor": {"startDateTime": "2027-01-01T00:00:00Z"},
-        "changeReason": "customer renegotiated"})
-    assert revised.status_code == 200, revised.get_json()
-    assert revised.get_json()["currentVersion"] == 2
-    assert revised.get_json()["lifecycleStatus"] == "draft"
+    revised = manager.revise_standard(
+        standard, parameters=[availability(conformanceTarget=99.95, thresholdTarget=99.99)],
+        validFor={"startDateTime": "2027-01-01T00:00:00Z"},
+        changeReason="customer renegotiated")
+    assert revised["currentVersion"] == 2
+    assert revised["lifecycleStatus"] == "draft"
 
-    v1 = registry.get(f"/thresholdStandard/{standard['id']}/version/1").get_json()
-    v2 = registry.get(f"/thresholdStandard/{standard['id']}/version/2").get_json()
+    v1 = manager.standard_version(standard, 1)
+    v2 = manager.standard_version(standard, 2)
     assert v1["lifecycleStatus"] == "approved" and v1["approvedBy"] == "tester"
     assert v1["parameters"][0]["conformanceTarget"] == 99.9
     assert v2["parameters"][0]["conformanceTarget"] == 99.95
@@ -82,16 +67,12 @@ def test_sla_manager_agrees_approves_and_revises_a_threshold_standard(registry: 
     versions = registry.get(f"/thresholdStandard/{standard['id']}/version")
     assert versions.headers["X-Total-Count"] == "2"
 
-    registry.post(f"/thresholdStandard/{standard['id']}/approve", json={"version": 2})
-    query = (f"/thresholdStandard/inForce?productOfferingId={ids['offering']}"
-             f"&slaTypeId={ids['gold']}&at=")
-    in_2026 = registry.get(query + "2026-06-01T00:00:00Z").get_json()
-    in_2027 = registry.get(query + "2027-06-01T00:00:00Z").get_json()
-    assert [f["inForceVersion"]["version"] for f in in_2026] == [1]
-    assert [f["inForceVersion"]["version"] for f in in_2027] == [2]
-    other_sla = registry.get(f"/thresholdStandard/inForce?productOfferingId={ids['offering']}"
-                             f"&slaTypeId={uuid.uuid4()}").get_json()
-    assert other_sla == []
+    manager.approve_standard(standard, 2)
+    assert manager.versions_in_force(ids["offering"], ids["gold"],
+                                     at="2026-06-01T00:00:00Z") == [1]
+    assert manager.versions_in_force(ids["offering"], ids["gold"],
+                                     at="2027-06-01T00:00:00Z") == [2]
+    assert manager.in_force(ids["offering"], uuid.uuid4()) == []
 
     # The standard as it was before the revision, and its whole history, for an auditor.
     as_was = registry.get(f"/audit/aggregates/{standard['id']}/state?version={before_revision}")
@@ -103,34 +84,30 @@ def test_sla_manager_agrees_approves_and_revises_a_threshold_standard(registry: 
 
 
 def test_a_breach_judged_under_version_1_is_still_reported_under_it_after_version_2(
-        suite: Any, registry: Any) -> None:
-    ids = catalogue(registry)
-    standard = registry.post("/thresholdStandard", json=standard_body(ids)).get_json()
-    url = f"/thresholdStandard/{standard['id']}"
+        suite: Any, registry: Any, manager: RegistryDriver) -> None:
+    ids = catalogue(manager)
+    standard = manager.draft_standard(group=ids["group"], sla_type=ids["gold"])
     registered = datetime.now(UTC).isoformat()
-    registry.post(f"{url}/approve", json={"version": 1})
+    manager.approve_standard(standard)
     judged = datetime.now(UTC).isoformat()  # monitoring judges a window against v1 now
 
     runtime = suite.runtime("threshold-registry")
     watcher = QueueSpec(name="test-standard-watcher", bindings=(
         Binding(SLA_EVENTS, "threshold-registry.threshold-standard.approved"),))
     runtime.transport.declare([watcher])
-    registry.patch(url, json={"parameters": [availability(conformanceTarget=99.95,
-                                                          thresholdTarget=99.99)],
-                              "changeReason": "renegotiated"})
-    registry.post(f"{url}/approve", json={"version": 2})
+    manager.revise_standard(standard, parameters=[availability(conformanceTarget=99.95,
+                                                               thresholdTarget=99.99)],
+                            changeReason="renegotiated")
+    manager.approve_standard(standard, 2)
 
     def in_force(**query: str) -> list[int]:
-        response = registry.get("/thresholdStandard/inForce", query_string={
-            "productOfferingId": ids["offering"], "slaTypeId": ids["gold"], **query})
-        assert response.status_code == 200, response.get_json()
-        return [f["inForceVersion"]["version"] for f in response.get_json()]
+        return manager.versions_in_force(ids["offering"], ids["gold"], **query)
 
     # Business time: at the time of the judgement v1 was in force, and still is reported so.
     assert in_force(at=judged) == [1]
     assert in_force() == [2]
     # v1 is marked superseded, in the version list and in the published event.
-    versions = registry.get(f"{url}/version").get_json()
+    versions = manager.standard_versions(standard)
     assert [(v["lifecycleStatus"], v["supersededBy"]) for v in versions] == [
         ("superseded", 2), ("approved", None)]
     assert versions[0]["supersededAt"] == versions[1]["approvedAt"]
@@ -146,12 +123,10 @@ def test_a_breach_judged_under_version_1_is_still_reported_under_it_after_versio
         "superseded", "approved"]
 
     # Record time: what the registry would have answered then, from its log.
-    assert in_force(at="2027-06-01T00:00:00Z", asKnownAt=judged) == [1]
+    assert in_force(at="2027-06-01T00:00:00Z", as_known_at=judged) == [1]
     assert in_force(at="2027-06-01T00:00:00Z") == [2]
-    assert in_force(asKnownAt=registered) == []  # known, but only as a draft
-    unknown = registry.get("/thresholdStandard/inForce", query_string={
-        "productOfferingId": ids["offering"], "asKnownAt": "2000-01-01T00:00:00Z"})
-    assert unknown.status_code == 404
+    assert in_force(as_known_at=registered) == []  # known, but only as a draft
+    manager.in_force(ids["offering"], as_known_at="2000-01-01T00:00:00Z", expect=404)
 
 
 @pytest.mark.parametrize(("parameter", "field"), [
@@ -163,20 +138,21 @@ def test_a_breach_judged_under_version_1_is_still_reported_under_it_after_versio
       "unit": "ms", "aggregation": "p99"}, "parameters.0.thresholdTarget"),
 ])
 def test_inconsistent_levels_are_refused_with_the_field_and_why(
-        registry: Any, parameter: dict[str, Any], field: str) -> None:
-    ids = catalogue(registry)
+        registry: Any, manager: RegistryDriver, parameter: dict[str, Any], field: str) -> None:
+    ids = catalogue(manager)
     response = registry.post("/thresholdStandard",
-                             json=standard_body(ids, parameters=[parameter]))
+                             json=standard_body(manager, ids, parameters=[parameter]))
     assert response.status_code == 400
     body = response.get_json()
     assert body["status"] == "400" and field in body["details"], body
     assert registry.get("/thresholdStandard").headers["X-Total-Count"] == "0"
 
 
-def test_bad_requests_get_clear_errors_never_a_500(registry: Any) -> None:
-    ids = catalogue(registry)
+def test_bad_requests_get_clear_errors_never_a_500(registry: Any,
+                                                   manager: RegistryDriver) -> None:
+    ids = catalogue(manager)
     both = registry.post("/thresholdStandard",
-                         json=standard_body(ids, productOfferingId=ids["offering"]))
+                         json=standard_body(manager, ids, productOfferingId=ids["offering"]))
     assert both.status_code == 400 and "productOfferingId" in both.get_json()["details"]
     unknown_field = registry.post("/offeringGroup", json={"name": "x", "colour": "red"})
     assert unknown_field.status_code == 400
@@ -207,12 +183,12 @@ def test_bad_requests_get_clear_errors_never_a_500(registry: Any) -> None:
     assert approve_missing.status_code == 404
 
 
-def test_lists_filter_sort_page_and_select_fields(registry: Any) -> None:
-    group = registry.post("/offeringGroup", json={"name": "Mobile"}).get_json()
+def test_lists_filter_sort_page_and_select_fields(registry: Any,
+                                                   manager: RegistryDriver) -> None:
+    group = manager.create_group("Mobile")
     for i, status in enumerate(["active", "active", "inDesign", "active"]):
-        registry.post("/productOffering", json={
-            "name": f"Offer {i}", "lifecycleStatus": status,
-            "offeringGroupId": group["id"] if i % 2 == 0 else None})
+        manager.create_offering(f"Offer {i}", group=group if i % 2 == 0 else None,
+                                lifecycle_status=status)
     active = registry.get("/productOffering?lifecycleStatus=active&sort=-name")
     assert active.headers["X-Total-Count"] == "3"
     assert [o["name"] for o in active.get_json()] == ["Offer 3", "Offer 1", "Offer 0"]
@@ -240,12 +216,12 @@ def test_a_stale_if_match_is_refused_with_409(registry: Any) -> None:
                           headers={"If-Match": current.headers["ETag"]}).status_code == 200
 
 
-def test_moving_an_offering_between_groups_is_recorded(registry: Any) -> None:
-    ids = catalogue(registry)
-    other = registry.post("/offeringGroup", json={"name": "Wholesale"}).get_json()
-    moved = registry.patch(f"/productOffering/{ids['offering']}",
-                           json={"offeringGroupId": other["id"], "moveReason": "re-tiered"})
-    assert moved.get_json()["offeringGroupId"] == other["id"]
+def test_moving_an_offering_between_groups_is_recorded(registry: Any,
+                                                        manager: RegistryDriver) -> None:
+    ids = catalogue(manager)
+    other = manager.create_group("Wholesale")
+    moved = manager.move_offering(ids["offering"], other, reason="re-tiered")
+    assert moved["offeringGroupId"] == other["id"]
     history = registry.get(f"/audit/aggregates/{ids['offering']}/history").get_json()
     move = [e for e in history if e["eventType"].endswith("MovedToGroup")]
     assert len(move) == 1
@@ -254,10 +230,10 @@ def test_moving_an_offering_between_groups_is_recorded(registry: Any) -> None:
 
 
 def test_an_offering_group_still_used_by_an_offering_or_a_standard_cannot_be_deleted(
-        registry: Any) -> None:
-    ids = catalogue(registry)
+        registry: Any, manager: RegistryDriver) -> None:
+    ids = catalogue(manager)
     group_url = f"/offeringGroup/{ids['group']}"
-    standard = registry.post("/thresholdStandard", json=standard_body(ids)).get_json()
+    standard = manager.draft_standard(group=ids["group"], sla_type=ids["gold"])
 
     refused = registry.delete(group_url)
     assert refused.status_code == 409, refused.get_json()
@@ -269,13 +245,13 @@ def test_an_offering_group_still_used_by_an_offering_or_a_standard_cannot_be_del
     assert registry.get(group_url).get_json()["lifecycleStatus"] == "active"
 
     # The standard is retired: only the offering uses the group now.
-    registry.post(f"/thresholdStandard/{standard['id']}/retire", json={})
-    still = registry.delete(group_url).get_json()
+    manager.retire_standard(standard)
+    still = manager.delete_group(ids["group"], expect=409).body
     assert still["details"] == {"productOffering": [ids["offering"]]}
     # The offering moves out: nothing uses the group, it goes.
-    registry.patch(f"/productOffering/{ids['offering']}", json={"offeringGroupId": None})
-    assert registry.delete(group_url).status_code == 204
-    assert registry.delete(group_url).status_code == 204  # already retired: idempotent
+    manager.move_offering(ids["offering"], None)
+    manager.delete_group(ids["group"])
+    manager.delete_group(ids["group"])  # already retired: idempotent
 
     # A retired group takes no new users.
     new_offering = registry.post("/productOffering", json={
@@ -285,45 +261,41 @@ def test_an_offering_group_still_used_by_an_offering_or_a_standard_cannot_be_del
     moved = registry.patch(f"/productOffering/{ids['offering']}",
                            json={"offeringGroupId": ids["group"]})
     assert moved.status_code == 409 and "offeringGroupId" in moved.get_json()["details"]
-    new_standard = registry.post("/thresholdStandard", json=standard_body(ids))
+    new_standard = registry.post("/thresholdStandard", json=standard_body(manager, ids))
     assert new_standard.status_code == 409
     assert "offeringGroupId" in new_standard.get_json()["details"]
 
 
-def test_inventory_over_http_filters_and_status_changes(registry: Any) -> None:
-    ids = catalogue(registry)
+def test_inventory_over_http_filters_and_status_changes(registry: Any,
+                                                        manager: RegistryDriver) -> None:
+    ids = catalogue(manager)
     for n, (customer, group) in enumerate([("c1", "enterprise"), ("c2", "smb"),
                                            ("c3", "enterprise")]):
-        response = registry.post("/purchasedOffering", json={
-            "id": f"prod-{n}", "customerId": customer, "customerGroup": group,
-            "productOfferingId": ids["offering"], "slaTypeId": ids["gold"],
-            "site": "Lyon", "monthlyCharge": "120.50", "currency": "eur",
-            "startDate": "2026-01-01T00:00:00Z"})
-        assert response.status_code == 201, response.get_json()
-    assert registry.post("/purchasedOffering", json={
-        "id": "prod-0", "customerId": "c1", "productOfferingId": ids["offering"]}
-    ).status_code == 409
+        manager.add_purchased_offering(
+            f"prod-{n}", ids["offering"], customer, sla_type=ids["gold"],
+            customerGroup=group, site="Lyon", monthlyCharge="120.50", currency="eur",
+            startDate="2026-01-01T00:00:00Z")
+    manager.add_purchased_offering("prod-0", ids["offering"], "c1", expect=409)
     enterprise = registry.get("/purchasedOffering?customerGroup=enterprise")
     assert enterprise.headers["X-Total-Count"] == "2"
     by_group = registry.get(f"/purchasedOffering?offeringGroupId={ids['group']}"
                             f"&slaTypeId={ids['gold']}&status=active")
     assert by_group.headers["X-Total-Count"] == "3"
-    item = registry.get("/purchasedOffering/prod-1").get_json()
+    item = manager.purchased_offering("prod-1").body
     assert item["currency"] == "EUR" and item["monthlyCharge"] == "120.50"
-    suspended = registry.patch("/purchasedOffering/prod-1",
-                               json={"status": "suspended", "statusReason": "unpaid"})
-    assert suspended.get_json()["status"] == "suspended"
-    registry.patch("/purchasedOffering/prod-1", json={"status": "terminated"})
-    again = registry.patch("/purchasedOffering/prod-1", json={"status": "active"})
-    assert again.status_code == 409
+    suspended = manager.change_purchased_offering("prod-1", status="suspended",
+                                                  statusReason="unpaid")
+    assert suspended["status"] == "suspended"
+    manager.change_purchased_offering("prod-1", status="terminated")
+    manager.change_purchased_offering("prod-1", status="active", expect=409)
     unknown = registry.post("/purchasedOffering", json={
         "customerId": "c9", "productOfferingId": str(uuid.uuid4())})
     assert unknown.status_code == 409 and "productOfferingId" in unknown.get_json()["details"]
 
 
 def test_a_purchased_offering_id_outside_the_safe_characters_is_refused_before_storing(
-        registry: Any) -> None:
-    ids = catalogue(registry)
+        registry: Any, manager: RegistryDriver) -> None:
+    ids = catalogue(manager)
     for bad in ("evil\r\nSet-Cookie: x=1", "trailing\n", "with space", "a/b", "../up",
                 "\u00e9t\u00e9", "x" * 201):
         response = registry.post("/purchasedOffering", json={
@@ -363,8 +335,8 @@ def send(suite: Any, exchange: str, key: str, envelope: Envelope | bytes) -> Non
 
 
 def test_fulfilment_activation_puts_the_product_in_the_inventory_once(
-        suite: Any, registry: Any) -> None:
-    ids = catalogue(registry)
+        suite: Any, registry: Any, manager: RegistryDriver) -> None:
+    ids = catalogue(manager)
     envelope = product_event("fibre-0001", ids["offering"])
     send(suite, FULFILMENT_EVENTS, "product.create", envelope)
     send(suite, FULFILMENT_EVENTS, "product.create", envelope)  # redelivered
@@ -384,8 +356,8 @@ def test_fulfilment_activation_puts_the_product_in_the_inventory_once(
 
 
 def test_bad_fulfilment_messages_are_dead_lettered_with_the_reason(
-        suite: Any, registry: Any) -> None:
-    ids = catalogue(registry)
+        suite: Any, registry: Any, manager: RegistryDriver) -> None:
+    ids = catalogue(manager)
     runtime = suite.runtime("threshold-registry")
     send(suite, FULFILMENT_EVENTS, "product.create", b"not json at all")
     send(suite, FULFILMENT_EVENTS, "product.create",
@@ -400,8 +372,8 @@ def test_bad_fulfilment_messages_are_dead_lettered_with_the_reason(
 
 
 def test_a_fulfilment_product_id_outside_the_safe_characters_is_dead_lettered(
-        suite: Any, registry: Any) -> None:
-    ids = catalogue(registry)
+        suite: Any, registry: Any, manager: RegistryDriver) -> None:
+    ids = catalogue(manager)
     runtime = suite.runtime("threshold-registry")
     send(suite, FULFILMENT_EVENTS, "product.create", product_event("bad\r\nid", ids["offering"]))
     send(suite, FULFILMENT_EVENTS, "product.create", product_event("p-fine", ids["offering"]))
@@ -411,10 +383,10 @@ def test_a_fulfilment_product_id_outside_the_safe_characters_is_dead_lettered(
     assert registry.get("/purchasedOffering").headers["X-Total-Count"] == "1"
 
 
-def test_analysis_results_are_logged_into_the_inventory(suite: Any, registry: Any) -> None:
-    ids = catalogue(registry)
-    registry.post("/purchasedOffering", json={"id": "dsl-7", "customerId": "c7",
-                                              "productOfferingId": ids["offering"]})
+def test_analysis_results_are_logged_into_the_inventory(
+        suite: Any, registry: Any, manager: RegistryDriver) -> None:
+    ids = catalogue(manager)
+    manager.add_purchased_offering("dsl-7", ids["offering"], "c7")
     for target in ({"type": "productOffering", "id": ids["offering"]},
                    {"type": "purchasedOffering", "id": "dsl-7"}):
         result = {"id": f"trend-{target['type']}", "kind": "trend", "target": target,
@@ -471,8 +443,8 @@ def test_audit_queries_and_export_need_audit_read(registry: Any) -> None:
     assert auditor.post("/offeringGroup", json={"name": "x"}).status_code == 403
 
 
-def test_a_resource_as_it_was_at_a_past_time(registry: Any) -> None:
-    group = registry.post("/offeringGroup", json={"name": "Before"}).get_json()
+def test_a_resource_as_it_was_at_a_past_time(registry: Any, manager: RegistryDriver) -> None:
+    group = manager.create_group("Before")
     auditor = registry.with_scopes("audit:read")
     time.sleep(0.01)
     moment = datetime.now(UTC).isoformat()
@@ -508,10 +480,10 @@ def test_readiness_names_what_is_down(tmp_path: Any) -> None:
 
 
 def test_an_sla_manager_sets_the_time_zone_of_the_sla_periods_and_monitoring_learns_it(
-        suite: Any, registry: Any) -> None:
+        suite: Any, registry: Any, manager: RegistryDriver) -> None:
     terms = {"name": "paris gold", "maintenanceAccounting": "excluded", "minimumNoticeDays": 10,
              "creditPercentPerBreachedPeriod": 5, "creditCapPercent": 30}
-    plain = registry.post("/slaType", json=terms).get_json()
+    plain = manager.create_sla_type("paris gold")
     assert plain["timeZone"] == "UTC"
     bad = registry.post("/slaType", json={**terms, "timeZone": "Europe/Atlantis"})
     assert bad.status_code == 400 and "timeZone" in bad.get_json()["details"], bad.get_json()
@@ -535,23 +507,22 @@ def test_an_sla_manager_sets_the_time_zone_of_the_sla_periods_and_monitoring_lea
 
 
 def test_an_sla_manager_says_what_missing_data_means_on_the_sla_type_or_the_standard(
-        suite: Any, registry: Any) -> None:
+        suite: Any, registry: Any, manager: RegistryDriver) -> None:
     terms = {"name": "strict gold", "maintenanceAccounting": "excluded",
              "minimumNoticeDays": 10, "creditPercentPerBreachedPeriod": 5,
              "creditCapPercent": 30}
-    plain = registry.post("/slaType", json=terms).get_json()
+    plain = manager.create_sla_type("strict gold")
     assert (plain["missingData"], plain["noDataAfter"]) == ("unknown", 1)
     bad = registry.post("/slaType", json={**terms, "missingData": "ignored"})
     assert bad.status_code == 400 and "missingData" in bad.get_json()["details"]
-    strict = registry.post("/slaType", json={**terms, "missingData": "noData",
-                                             "noDataAfter": 3})
-    assert strict.status_code == 201 and strict.get_json()["noDataAfter"] == 3
-    moved = registry.patch(f"/slaType/{strict.get_json()['id']}",
+    strict = manager.create_sla_type("strict gold", missingData="noData", noDataAfter=3)
+    assert strict["noDataAfter"] == 3
+    moved = registry.patch(f"/slaType/{strict['id']}",
                            json={"missingData": "counted-as-down"},
                            headers={"Content-Type": "application/merge-patch+json"})
     assert moved.status_code == 200 and moved.get_json()["missingData"] == "counted-as-down"
-    ids = catalogue(registry)
-    body = standard_body(ids, parameters=[availability(), availability(
+    ids = catalogue(manager)
+    body = standard_body(manager, ids, parameters=[availability(), availability(
         name="latency", unit="ms", aggregation="p99", comparator="LE", conformanceTarget=80,
         thresholdTarget=None, conformancePeriod=None, missingData="noData", noDataAfter=2)])
     created = registry.post("/thresholdStandard", json=body)
@@ -559,7 +530,7 @@ def test_an_sla_manager_says_what_missing_data_means_on_the_sla_type_or_the_stan
     first, second = created.get_json()["parameters"]
     assert first["missingData"] is None  # as the SLA type says
     assert (second["missingData"], second["noDataAfter"]) == ("noData", 2)
-    refused = registry.post("/thresholdStandard", json=standard_body(ids, parameters=[
+    refused = registry.post("/thresholdStandard", json=standard_body(manager, ids, parameters=[
         availability(missingData="sometimes")]))
     assert refused.status_code == 400
     assert "parameters.0.missingData" in refused.get_json()["details"], refused.get_json()

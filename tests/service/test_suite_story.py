@@ -16,8 +16,10 @@ from services.monitoring.clock import read_clocks
 from services.notification.signature import verify_signature
 from shared.scheduler import SettableClock
 from shared.times import iso
+from tests.drivers.http import FlaskHttp
 from tests.drivers.monitoring import MonitoringDriver
 from tests.drivers.notification import NotificationDriver
+from tests.drivers.registry import RegistryDriver, availability
 from tests.helpers import eventually
 from tests.service.conftest import Client
 from tests.service.test_monitoring import (  # noqa: F401 - fixtures
@@ -116,25 +118,18 @@ def test_a_regime_whose_feeds_all_stop_raises_no_data_that_reaches_the_groups_we
     app = suite.runtime("monitoring").app
     start = float(int(time.time()))
     processing_time.held = start  # monitoring's time from here on: as the test moves it
-    group = registry.post("/offeringGroup", json={"name": "Dark fibre"}).get_json()["id"]
-    offering = registry.post("/productOffering", json={
-        "name": "Fibre 10G", "offeringGroupId": group, "lifecycleStatus": "active"}
-    ).get_json()["id"]
-    standard = registry.post("/thresholdStandard", json={
-        "name": "Fibre up", "offeringGroupId": group, "basis": "commerciallyAgreed",
-        "validFor": {"startDateTime": "2026-01-01T00:00:00Z"},
-        "parameters": [{"name": "availability", "unit": "%", "kind": "technical",
-                        "aggregation": "availability", "comparator": "GE",
-                        "conformanceTarget": 99.0, "evaluationWindow": "PT1M",
-                        "missingData": "noData", "noDataAfter": 2}]}).get_json()
+    manager = RegistryDriver(FlaskHttp(registry))
+    group = manager.create_group("Dark fibre")["id"]
+    offering = manager.create_offering("Fibre 10G", group=group)["id"]
+    standard = manager.draft_standard(group=group, name="Fibre up", parameters=[
+        availability(conformanceTarget=99.0, thresholdTarget=None, conformancePeriod=None,
+                     evaluationWindow="PT1M", missingData="noData", noDataAfter=2)])
     assert standard["parameters"][0]["missingData"] == "noData"
-    assert registry.post(f"/thresholdStandard/{standard['id']}/approve",
-                         json={"version": 1}).status_code == 200
+    manager.approve_standard(standard)
     products = [f"dark-{n}-{uuid.uuid4().hex[:6]}" for n in range(2)]
     for product in products:
-        assert registry.post("/purchasedOffering", json={
-            "id": product, "customerId": "acme", "productOfferingId": offering,
-            "startDate": iso(start - 86400)}).status_code == 201
+        manager.add_purchased_offering(product, offering, "acme",
+                                       startDate=iso(start - 86400))
     noc = notification.create_list("NOC", [
         {"name": "NOC", "channel": "webhook", "address": f"{receiver.url}/hooks/dark"}],
         offeringGroupIds=[group], groupWait=0,

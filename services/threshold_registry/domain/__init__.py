@@ -29,7 +29,11 @@ from __future__ import annotations
 
 from eventsourcing.utils import get_topic, register_topic
 
-from services.threshold_registry.domain.inventory import INVENTORY_STATUSES, PurchasedOffering
+from services.threshold_registry.domain.inventory import (
+    INVENTORY_STATUSES,
+    Placed,
+    PurchasedOffering,
+)
 from services.threshold_registry.domain.offerings import (
     OFFERING_LIFECYCLE,
     OFFERING_TRANSITIONS,
@@ -75,7 +79,8 @@ for _topic, _kind in LEGACY_TOPICS.items():
 __all__ = [
     "AGGREGATES", "AGGREGATIONS", "BASES", "COMPARATORS", "INVENTORY_STATUSES", "KINDS",
     "LEGACY_TOPICS", "MAINTENANCE_ACCOUNTING", "MISSING_DATA", "OFFERING_LIFECYCLE",
-    "OFFERING_TRANSITIONS", "UNITS", "VERSION_STATUSES", "OfferingGroup", "ProductOffering",
+    "OFFERING_TRANSITIONS", "UNITS", "VERSION_STATUSES", "OfferingGroup", "Placed",
+    "ProductOffering",
     "PurchasedOffering", "SlaType", "ThresholdStandard", "UnknownVersion", "as_utc",
     "as_uuid", "duration_seconds", "normalise_aggregation", "normalise_comparator",
     "parse_percentile", "validate_parameters", "validate_valid_for",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -205,3 +206,16 @@ class PurchasedOffering(ValidatedCreation, Aggregate):
     @event("AnalysisResultLogged")
     def _analysis_result_logged(self, result: dict[str, Any]) -> None:
         self.analysis_log.append(copy.deepcopy(result))
+
+
+@dataclass(frozen=True)
+class Placed:
+    """A purchased offering with the offering group its offering is in now (None: in
+    none, or not known here): what the inventory answers, so that a list can be filtered by
+    group. Every other attribute is the purchased offering's."""
+
+    item: PurchasedOffering
+    offering_group_id: UUID | None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.item, name)

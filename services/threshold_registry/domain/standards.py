@@ -24,6 +24,7 @@ from services.threshold_registry.domain.validation import (
     validate_valid_for,
 )
 from shared.errors import DomainError, ErrorCollector, InvalidTransition, InvalidValue, NotFound
+from shared.inflection import camel
 from shared.standards import version_in_force
 
 
@@ -34,7 +35,10 @@ class UnknownVersion(DomainError, NotFound, KeyError):
 BASES = ("commerciallyAgreed", "internallyAcceptable")
 VERSION_STATUSES = ("draft", "approved", "superseded", "retired")
 
-_STANDARD_CONTENT = ("name", "description", "basis", "parameters", "validFor", "slaTypeId")
+#: What a version holds, as the standard's attributes; each version records it under the
+#: API's (camelCase) names, ``valid_for`` as ``validFor``.
+CONTENT = ("name", "description", "basis", "parameters", "valid_for", "sla_type_id")
+_STANDARD_CONTENT = tuple(camel(attribute) for attribute in CONTENT)
 
 
 def _validate_standard_content(content: Mapping[str, Any]) -> dict[str, Any]:
@@ -92,18 +96,10 @@ class ThresholdStandard(ValidatedCreation, Aggregate):
         self.offering_id = offering_id
         self.offering_group_id = offering_group_id
         self.versions: list[dict[str, Any]] = []
-        self._add_version(
-            {
-                "name": name,
-                "description": description,
-                "basis": basis,
-                "parameters": parameters,
-                "validFor": valid_for,
-                "slaTypeId": sla_type_id,
-            },
-            reason,
-            self.created_on,
-        )
+        content = {"name": name, "description": description, "basis": basis,
+                   "parameters": parameters, "valid_for": valid_for, "sla_type_id": sla_type_id}
+        self._add_version({camel(key): value for key, value in content.items()}, reason,
+                          self.created_on)
 
     @classmethod
     def _validate_creation(cls, kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -120,30 +116,15 @@ class ThresholdStandard(ValidatedCreation, Aggregate):
             errors.add("productOfferingId",
                        "give exactly one of productOfferingId and offeringGroupId")
         try:
-            content = _validate_standard_content({
-                "name": kwargs.get("name"),
-                "description": kwargs.get("description"),
-                "basis": kwargs.get("basis"),
-                "parameters": kwargs.get("parameters"),
-                "validFor": kwargs.get("valid_for"),
-                "slaTypeId": kwargs.get("sla_type_id"),
-            })
+            content = _validate_standard_content(
+                {camel(key): kwargs.get(key) for key in CONTENT})
         except InvalidValue as exc:
             for field, messages in exc.errors.items():
                 for message in messages:
                     errors.add(field, message)
         errors.raise_if_any()
-        return {
-            "name": content["name"],
-            "description": content["description"],
-            "basis": content["basis"],
-            "parameters": content["parameters"],
-            "valid_for": content["validFor"],
-            "offering_id": offering_id,
-            "offering_group_id": group_id,
-            "sla_type_id": content["slaTypeId"],
-            "reason": kwargs.get("reason"),
-        }
+        return {**{key: content[camel(key)] for key in CONTENT}, "offering_id": offering_id,
+                "offering_group_id": group_id, "reason": kwargs.get("reason")}
 
     def _add_version(self, content: dict[str, Any], reason: str | None, at: datetime) -> None:
         self.versions.append({
@@ -181,6 +162,39 @@ class ThresholdStandard(ValidatedCreation, Aggregate):
         """A copy of the newest version, whatever its status."""
         return copy.deepcopy(self.versions[-1])
 
+    # The standard as its latest version shows it (what its resource shows).
+    @property
+    def name(self) -> str:
+        return self.versions[-1]["name"]
+
+    @property
+    def description(self) -> str | None:
+        return self.versions[-1].get("description")
+
+    @property
+    def basis(self) -> str:
+        return self.versions[-1]["basis"]
+
+    @property
+    def lifecycle_status(self) -> str:
+        return self.versions[-1]["lifecycleStatus"]
+
+    @property
+    def current_version(self) -> int:
+        return self.versions[-1]["version"]
+
+    @property
+    def valid_for(self) -> dict[str, Any]:
+        return copy.deepcopy(self.versions[-1]["validFor"])
+
+    @property
+    def parameters(self) -> list[dict[str, Any]]:
+        return copy.deepcopy(self.versions[-1]["parameters"])
+
+    @property
+    def sla_type_id(self) -> UUID | None:
+        return self.versions[-1].get("slaTypeId")
+
     @property
     def is_retired(self) -> bool:
         return all(v["lifecycleStatus"] == "retired" for v in self.versions)
@@ -193,11 +207,12 @@ class ThresholdStandard(ValidatedCreation, Aggregate):
 
     # commands
     def revise(self, changes: Mapping[str, Any], reason: str | None = None) -> dict | None:
-        """Add a draft version: the latest merged with ``changes`` (camelCase keys).
+        """Add a draft version: the latest merged with ``changes``, named as the content's
+        attributes (``valid_for``) or as the version records them (``validFor``).
 
         Returns the new version, or None when the changes change nothing.
         """
-        changes = dict(changes)
+        changes = {camel(key): value for key, value in changes.items()}
         if reason is None:
             reason = changes.get("changeReason")
         changes.pop("changeReason", None)

@@ -6,7 +6,7 @@ breach and warning levels, periods and windows) and validity.
 Each ``check_*`` adds its problems to an ``ErrorCollector`` under the field path the API
 shows (camelCase, e.g. ``parameters.0.thresholdTarget``), so one command reports all of
 them at once; ``ValidatedCreation`` runs an aggregate's creation checks before its first
-event exists (see ``docs/architecture.md``).
+event exists.
 """
 
 from __future__ import annotations
