@@ -8,7 +8,15 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 
 from services.threshold_registry.domain import UNITS
 from shared.durations import POSITIVE_DURATION
-from shared.http.schemas import NAME, Pattern, Resource, Strict, client_id, exactly_one_of
+from shared.http.schemas import (
+    NAME,
+    VERSION,
+    Pattern,
+    Resource,
+    Strict,
+    client_id,
+    exactly_one_of,
+)
 from shared.money import ISO_CURRENCIES
 
 LIFECYCLE = ("inDesign", "active", "retired")
@@ -246,11 +254,11 @@ class StandardVersion(Resource):
 
 
 class Approval(Strict):
-    version = fields.Integer(required=True, validate=validate.Range(min=1))
+    version = fields.Integer(required=True, validate=VERSION)
 
 
 class Retirement(Strict):
-    version = fields.Integer(allow_none=True, validate=validate.Range(min=1), metadata={
+    version = fields.Integer(allow_none=True, validate=VERSION, metadata={
         "description": "the version to retire; without it every version is retired"})
 
 

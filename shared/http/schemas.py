@@ -32,6 +32,9 @@ def _space_class() -> str:
 #: Text that is more than white space (what the domains ``strip()`` and then require).
 NOT_BLANK = Pattern(f"^[\\s\\S]*[^{_space_class()}][\\s\\S]*$",
                             error="must contain more than white space")
+#: An aggregate version a client names (``If-Match`` aside): 1 up to the largest integer a
+#: JSON number carries exactly (2^53 - 1); larger integers reach the service as floats.
+VERSION = validate.Range(min=1, max=2**53 - 1)
 #: A name: 1 to 200 characters, not only white space.
 NAME = [validate.Length(min=1, max=200), NOT_BLANK]
 
