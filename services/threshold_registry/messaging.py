@@ -4,6 +4,7 @@ monitoring's regimes, so it knows which regimes watch a group)."""
 
 from __future__ import annotations
 
+import copy
 import re
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
@@ -12,7 +13,7 @@ from uuid import UUID
 
 from eventsourcing.domain import DomainEventProtocol
 
-from services.threshold_registry import resources
+from services.threshold_registry import schemas as s
 from services.threshold_registry.application import ThresholdRegistry
 from services.threshold_registry.domain import (
     OfferingGroup,
@@ -41,6 +42,11 @@ def _kebab(name: str) -> str:
 
 
 # --- outbound -----------------------------------------------------------------------------
+# Each event travels with its resource as it was then, dumped by the resource's schema.
+GROUP, OFFERING, SLA_TYPE = s.OfferingGroup(), s.ProductOffering(), s.SlaType()
+STANDARD, VERSION, PURCHASED = s.ThresholdStandardRecord(), s.VersionRecord(), s.PurchasedOffering()
+
+
 def describer(app: ThresholdRegistry) -> Any:
     """The outbox mapping: each event published with its resource as it was then."""
 
@@ -50,29 +56,26 @@ def describer(app: ThresholdRegistry) -> Any:
         kind = type(aggregate)
         if kind is OfferingGroup:
             return _pub("offering-group", change, "OfferingGroupChangeEvent",
-                        {"offeringGroup": resources.offering_group(aggregate)})
+                        {"offeringGroup": GROUP.dump(aggregate)})
         if kind is SlaType:
             return _pub("sla-type", change, "SlaTypeChangeEvent",
-                        {"slaType": resources.sla_type(aggregate)})
+                        {"slaType": SLA_TYPE.dump(aggregate)})
         if kind is ThresholdStandard:
             number = getattr(event, "number", None)
             affected = next((v for v in aggregate.versions if v["version"] == number),
                             aggregate.latest)
-            standard = resources.threshold_standard(aggregate)
             # Every version travels along, so replicas can answer "in force at T" alone.
-            standard["versions"] = [resources.standard_version(v) for v in aggregate.versions]
             return _pub("threshold-standard", change, "ThresholdStandardChangeEvent",
-                        {"thresholdStandard": standard,
-                         "standardVersion": resources.standard_version(affected)})
+                        {"thresholdStandard": STANDARD.dump(aggregate),
+                         "standardVersion": VERSION.dump(affected)})
         if kind in (ProductOffering, PurchasedOffering):
             if change == "analysis-result-logged":
                 return _analysis_logged(aggregate)
             if kind is ProductOffering:
                 return _pub("product-offering", change, "ProductOfferingChangeEvent",
-                            {"productOffering": resources.product_offering(aggregate)})
+                            {"productOffering": OFFERING.dump(aggregate)})
             return _pub("purchased-offering", change, "PurchasedOfferingChangeEvent",
-                        {"purchasedOffering": resources.purchased_offering(
-                            aggregate, app.group_of(aggregate.offering_id))})
+                        {"purchasedOffering": PURCHASED.dump(app.placed(aggregate))})
         return None
 
     return describe
@@ -83,7 +86,8 @@ def _pub(resource: str, change: str, event_type: str, body: dict[str, Any]) -> P
 
 
 def _analysis_logged(item: ProductOffering | PurchasedOffering) -> Publication:
-    result = resources.analysis_log(item)[-1]
+    """The result as analysis sent it (kept whole), and what it was logged on."""
+    result = copy.deepcopy(item.analysis_log[-1])
     target_type = "productOffering" if isinstance(item, ProductOffering) else "purchasedOffering"
     target_id = str(item.id) if isinstance(item, ProductOffering) else item.product_id
     return Publication(f"{SERVICE}.analysis-log.logged", "AnalysisResultLoggedEvent",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from services.threshold_registry import api, messaging, resources
+from services.threshold_registry import api, messaging, schemas
 from services.threshold_registry.application import ThresholdRegistry
 from shared.service import ServiceSpec
 
@@ -13,7 +13,7 @@ SPEC = ServiceSpec(
     describe=messaging.describer,
     bindings=messaging.BINDINGS,
     handlers=messaging.handlers,
-    represent=resources.represent,
+    represent=schemas.represent,
     title="SLA Support Suite — threshold-registry",
     description="Product offerings and their groups, SLA types and their commercial terms, "
                 "versioned and approved threshold standards (TMF657), and the product "
