@@ -281,10 +281,12 @@ class ThresholdRegistry(ServiceApplication):
         self.save(standard)
         return standard
 
-    def standards_in_force(self, offering_id: UUID, sla_type_id: UUID | None = None,
-                           at: datetime | None = None, as_known_at: datetime | None = None
+    def standards_in_force(self, offering_id: UUID | None = None,
+                           sla_type_id: UUID | None = None, at: datetime | None = None,
+                           as_known_at: datetime | None = None
                            ) -> list[tuple[ThresholdStandard, dict]]:
-        """Which standards are in force for an offering (and SLA type) at a time.
+        """Which standards are in force for an offering (and SLA type) at a time; without
+        an offering, those in force for the SLA type across every offering.
 
         ``at`` is business time (validity and approvals); ``as_known_at`` is record time:
         the answer the registry would have given then, from its log up to that moment
@@ -293,27 +295,31 @@ class ThresholdRegistry(ServiceApplication):
         group the offering is in, and when it names no SLA type or the one asked for.
         """
         at = at or datetime.now(UTC)
-        if as_known_at is None:
+        offering: ProductOffering | None = None
+        if offering_id is not None and as_known_at is None:
             offering = self._get(ProductOffering, offering_id)
-            standards = self.standards()
-        else:
-            offering = self.as_known_at(offering_id, as_known_at)
-            if not isinstance(offering, ProductOffering):
+        elif offering_id is not None:
+            known = self.as_known_at(offering_id, as_known_at)
+            if not isinstance(known, ProductOffering):
                 raise NotFound(f"no product offering with id {offering_id} was known at "
                                f"{as_known_at.isoformat()}")
+            offering = known
+
+        def scoped(standard: ThresholdStandard) -> bool:
+            if offering is None:
+                return True
+            return standard.offering_id == offering_id or (
+                offering.group_id is not None
+                and standard.offering_group_id == offering.group_id)
+
+        standards = [standard for standard in self.standards() if scoped(standard)]
+        if as_known_at is not None:
             # A standard's scope never changes: only those in scope are rebuilt.
             standards = [known for known in (
-                self.as_known_at(standard.id, as_known_at) for standard in self.standards()
-                if standard.offering_id == offering_id or (
-                    offering.group_id is not None
-                    and standard.offering_group_id == offering.group_id))
+                self.as_known_at(standard.id, as_known_at) for standard in standards)
                 if known is not None]
         found = []
         for standard in standards:
-            scoped = (standard.offering_id == offering_id or (
-                offering.group_id is not None and standard.offering_group_id == offering.group_id))
-            if not scoped:
-                continue
             version = standard.in_force(at)
             if version is None:
                 continue

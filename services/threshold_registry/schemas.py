@@ -357,7 +357,9 @@ class Retirement(CamelSchema):
 
 
 class InForceQuery(CamelSchema):
-    offering_id = fields.UUID(data_key="productOfferingId", required=True)
+    offering_id = fields.UUID(data_key="productOfferingId", metadata={
+        "description": "the offering whose standards are asked for (its own and its "
+                       "group's); without it, those of every offering"})
     sla_type_id = fields.UUID()
     at = fields.AwareDateTime(metadata={
         "description": "business time: in force at this moment (default: now)"})

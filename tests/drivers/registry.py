@@ -162,8 +162,9 @@ class RegistryDriver:
                  as_known_at: str | None = None, expect: int = 200) -> list[dict[str, Any]]:
         """The standards in force for an offering (and SLA type) at ``at`` (business
         time), as known at ``as_known_at`` (record time)."""
-        query = {"productOfferingId": _id(offering)}
-        for key, value in (("slaTypeId", sla_type), ("at", at), ("asKnownAt", as_known_at)):
+        query: dict[str, str] = {}
+        for key, value in (("productOfferingId", offering), ("slaTypeId", sla_type),
+                           ("at", at), ("asKnownAt", as_known_at)):
             if value is not None:
                 query[key] = _id(value)
         return self.call("GET", "/thresholdStandard/inForce", expect, query=query).body

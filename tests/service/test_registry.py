@@ -83,6 +83,23 @@ def test_sla_manager_agrees_approves_and_revises_a_threshold_standard(
     assert all(e["actor"] == "tester" for e in history)
 
 
+def test_without_an_offering_every_standard_in_force_is_listed(
+        manager: RegistryDriver) -> None:
+    """An SLA manager asks what is in force today for an SLA type across the catalogue,
+    not only for one offering: the offering is optional, never a 400. The SLA type rule
+    is the offering query's: a standard naming an SLA type applies to that type only."""
+    fibre, dsl = manager.catalogue(), manager.catalogue("Business DSL", "DSL 100M", "silver")
+    on_fibre = manager.agree_standard(group=fibre.group, sla_type=fibre.gold)
+    on_dsl = manager.agree_standard(offering=dsl.offering, sla_type=dsl.gold)
+    manager.draft_standard(group=fibre.group, sla_type=fibre.gold)  # a draft is not in force
+
+    assert {found["id"] for found in manager.in_force(None, fibre.gold)} == {on_fibre["id"]}
+    assert manager.in_force(None) == []  # both name an SLA type
+    assert {found["id"] for found in manager.in_force(None, dsl.gold)} == {on_dsl["id"]}
+    assert {found["id"] for found in manager.in_force(dsl.offering, dsl.gold)} == {
+        on_dsl["id"]}
+
+
 def test_a_breach_judged_under_version_1_is_still_reported_under_it_after_version_2(
         suite: Any, registry: Any, manager: RegistryDriver) -> None:
     ids = catalogue(manager)
