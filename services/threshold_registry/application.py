@@ -181,8 +181,11 @@ class ThresholdRegistry(ServiceApplication):
 
     def _check_group_open(self, group_id: UUID, field: str = "offeringGroupId") -> None:
         """A retired (deleted) group takes no new offerings or standards: like a group that
-        never existed, it is an unknown reference (404 naming the field)."""
-        group = self._get(OfferingGroup, group_id)
+        never existed, it is an unknown reference (409 naming the field)."""
+        try:
+            group = self._get(OfferingGroup, group_id)
+        except NotFound:
+            raise MissingReference({field: [f"no offering group with id {group_id}"]}) from None
         if group.is_retired:
             raise MissingReference({field: [f"offering group {group.name!r} ({group.id}) is "
                                         "retired; it takes no new offerings or standards"]})

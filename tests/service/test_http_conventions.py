@@ -150,6 +150,11 @@ def test_a_body_naming_what_does_not_exist_gets_409_with_the_field(registry: Cli
     assert item.status_code == 409
     assert item.get_json()["details"]["productOfferingId"] == [
         f"no product offering with id {missing}"]
+    offering = registry.post("/productOffering", json={"name": "o"}).get_json()
+    moved = registry.patch(f"/productOffering/{offering['id']}",
+                           json={"offeringGroupId": missing})
+    assert moved.status_code == 409 and moved.get_json()["details"]["offeringGroupId"] == [
+        f"no offering group with id {missing}"]
 
 
 @pytest.mark.parametrize("blank", [" ", "\x1c", "\u3000\t"])
