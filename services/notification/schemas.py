@@ -31,7 +31,6 @@ from shared.http.schemas import (
     Computed,
     Pattern,
     Resource,
-    Strict,
     list_query,
 )
 
@@ -76,7 +75,7 @@ class Label(fields.String):
 
 # --- notification lists ---------------------------------------------------------------
 
-class Topic(Strict):
+class Topic(CamelSchema):
     event_types = fields.List(fields.String(validate=EVENT_PATTERN), attribute="eventTypes",
                               load_default=lambda: ["*"],
                               validate=validate.Length(min=1, max=20), metadata={
@@ -90,13 +89,13 @@ class Topic(Strict):
     customer_ids = ids(attribute="customerIds", load_default=list)
 
 
-class Escalation(Strict):
+class Escalation(CamelSchema):
     next_list_id = IdText(required=True, attribute="nextListId")
     delay = fields.Float(required=True, validate=validate.Range(min=0, max=WEEK), metadata={
         "description": "seconds without acknowledgement before the next list is told"})
 
 
-class MemberCreate(Strict):
+class MemberCreate(CamelSchema):
     class Meta:
         openapi = {"oneOf": [
             {"properties": {"channel": {"enum": ["email"]},
@@ -135,7 +134,7 @@ class Member(CamelSchema):
                                                     "at creation"})
 
 
-class NoiseSettings(Strict):
+class NoiseSettings(CamelSchema):
     """How noisily a list is told: loaded into the list's ``settings``."""
 
     group_by = fields.List(fields.String(validate=validate.OneOf(GROUP_LABELS)),
@@ -221,7 +220,7 @@ class NotificationList(Resource):
 
 # --- hub --------------------------------------------------------------------------------
 
-class HubCreate(Strict):
+class HubCreate(CamelSchema):
     callback = fields.String(required=True, validate=[validate.Length(max=2000), HTTP_URL],
                              metadata={
                               "description": "events are POSTed to {callback}/listener/"
@@ -392,7 +391,7 @@ class HistoryQuery(list_query(Delivery)):  # type: ignore[misc]
     alertId = fields.String()
 
 
-class Acknowledgement(Strict):
+class Acknowledgement(CamelSchema):
     comment = fields.String(allow_none=True, validate=validate.Length(max=1000))
 
 

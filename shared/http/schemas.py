@@ -67,8 +67,6 @@ class CamelSchema(Schema):
             field_obj.data_key = camel(field_name)
 
 
-Strict = CamelSchema
-
 
 class Computed(fields.String):
     """Text computed from the object and the schema (``href``, ``@type``): documented as a

@@ -367,3 +367,17 @@ def wait_until(predicate: Callable[[], Any], timeout: float, what: str,
         if time.monotonic() >= deadline:
             raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
         time.sleep(interval)
+
+
+def drain(amqp_url: str, queue: str) -> list[tuple[str, bytes]]:
+    """Every message waiting on ``queue`` (taken off it): its routing key and body."""
+    import pika
+
+    taken = []
+    with contextlib.closing(pika.BlockingConnection(pika.URLParameters(amqp_url))) as conn:
+        channel = conn.channel()
+        while True:
+            method, _, body = channel.basic_get(queue, auto_ack=True)
+            if method is None:
+                return taken
+            taken.append((method.routing_key, body))

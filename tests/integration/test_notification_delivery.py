@@ -18,6 +18,7 @@ from shared import config
 from shared.bus.topology import SLA_EVENTS, BrokerNames
 from tests.conftest import base_env
 from tests.helpers import delete_queues, eventually
+from tests.integration.bus_fixtures import drain
 from tests.service import test_notification as stories
 from tests.service.conftest import Client
 from tests.service.test_notification import Mailbox, Receiver, crossing
@@ -62,14 +63,7 @@ def distributed(tmp_path: Path, amqp_url: str, unique: str,
 
 
 def _take(amqp_url: str, queue: str) -> list[dict[str, Any]]:
-    taken = []
-    with contextlib.closing(pika.BlockingConnection(pika.URLParameters(amqp_url))) as conn:
-        channel = conn.channel()
-        while True:
-            method, _, body = channel.basic_get(queue, auto_ack=True)
-            if method is None:
-                return taken
-            taken.append({"routing_key": method.routing_key, "body": json.loads(body)})
+    return [{"routing_key": key, "body": json.loads(body)} for key, body in drain(amqp_url, queue)]
 
 
 def test_a_crossing_on_rabbitmq_reaches_webhook_and_mailbox_once_and_is_reported(

@@ -28,7 +28,7 @@ from shared.bus.topology import (
 from shared.bus.transport import Delivery, Settle
 from tests.conftest import base_env
 from tests.helpers import eventually
-from tests.integration.bus_fixtures import running
+from tests.integration.bus_fixtures import drain, running
 from tests.service.test_notification import crossing
 
 pytestmark = pytest.mark.integration
@@ -67,14 +67,7 @@ def _broker_queue_exists(amqp_url: str, name: str) -> bool:
 
 
 def _take(amqp_url: str, queue: str) -> list[bytes]:
-    taken = []
-    with contextlib.closing(pika.BlockingConnection(pika.URLParameters(amqp_url))) as conn:
-        channel = conn.channel()
-        while True:
-            method, _, body = channel.basic_get(queue, auto_ack=True)
-            if method is None:
-                return taken
-            taken.append(body)
+    return [body for _, body in drain(amqp_url, queue)]
 
 
 def test_two_suites_with_different_prefixes_never_see_each_others_messages(
