@@ -14,7 +14,6 @@ from eventsourcing.domain import DomainEventProtocol
 
 from services.monitoring import schemas
 from services.monitoring.application import Monitoring
-from services.monitoring.budgets import BUDGET_UNIT
 from services.monitoring.domain import BatchConflict, BurnAlert, Crossing, Regime
 from shared.bus import contracts
 from shared.bus.envelope import Envelope, EnvelopeError
@@ -22,9 +21,7 @@ from shared.bus.inbox import CONSUMED, Handler
 from shared.bus.outbox import Publication
 from shared.bus.topology import MEASUREMENTS, SLA_EVENTS, Binding, QueueSpec
 from shared.bus.transport import Delivery, Settle, Transport, backoff
-from shared.durations import duration_text
 from shared.replica import Replicated, replica_handlers
-from shared.times import iso
 
 SERVICE = "monitoring"
 log = logging.getLogger(__name__)
@@ -41,59 +38,25 @@ MEASUREMENT_BINDINGS = (Binding(MEASUREMENTS, "measurement.#"),)
 
 
 # --- outbound -----------------------------------------------------------------------------
-def crossing_resource(crossing: Crossing, evidence: dict[str, Any], level: str,
-                      at: str) -> dict[str, Any]:
-    return {
-        "id": str(crossing.id), "regimeId": str(crossing.regime_id),
-        "parameter": crossing.parameter,
-        "scope": {"type": crossing.scope_type, "id": crossing.scope_id},
-        "level": level, "measuredValue": evidence.get("measuredValue"),
-        "unit": evidence.get("unit"), "aggregation": evidence.get("aggregation"),
-        "conformanceTarget": evidence["conformanceTarget"],
-        "thresholdTarget": evidence.get("thresholdTarget"),
-        "comparator": evidence["comparator"], "standardId": evidence["standardId"],
-        "standardVersion": evidence["standardVersion"],
-        "window": {"startDateTime": evidence["windowStart"],
-                   "endDateTime": evidence["windowEnd"]},
-        "planned": evidence["planned"], "batchIds": evidence["batchIds"],
-        "raisedAt": at, "evaluationId": evidence.get("evaluationId"),
-    }
+# Each outcome travels with its resource as it was after the change, dumped by its
+# message schema (``schemas.CrossingMessage`` / ``BurnAlertMessage``).
+CROSSING, BURN_ALERT = schemas.CrossingMessage(), schemas.BurnAlertMessage()
 
 
 def describer(app: Monitoring) -> Any:
+    """The outbox mapping of the outcomes log: each crossing and burn alert change with
+    the resource as it was after it (its ``raisedAt`` the change's time)."""
+
     def describe(event: DomainEventProtocol) -> Publication | None:
         aggregate = app.outcomes.repository.get(event.originator_id,
                                                 version=event.originator_version)
         change = type(event).__name__.lower()
-        at = iso(event.timestamp.timestamp())
         if isinstance(aggregate, Crossing):
-            entry = aggregate.history[-1]
-            level = {"raised": aggregate.level, "escalated": "breached",
-                     "cleared": "cleared"}[change]
             return Publication(f"{SERVICE}.crossing.{change}", "ThresholdCrossingEvent",
-                               {"change": change,
-                                "crossing": crossing_resource(aggregate, entry, level, at)})
+                               {"change": change, "crossing": CROSSING.dump(aggregate)})
         if isinstance(aggregate, BurnAlert):
-            e = aggregate.evidence
-            return Publication(f"{SERVICE}.burn-alert.{change}", "BurnRateAlertEvent", {
-                "change": change,
-                "burnAlert": {
-                    "id": str(aggregate.id), "regimeId": str(aggregate.regime_id),
-                    "parameter": aggregate.parameter,
-                    "scope": {"type": aggregate.scope_type, "id": aggregate.scope_id},
-                    "severity": aggregate.severity, "burnRate": max(0.0, e.get("burnRate") or 0),
-                    "longWindow": duration_text(e.get("longWindow") or 3600),
-                    "shortWindow": duration_text(e.get("shortWindow") or 300),
-                    "remainingBudget": e.get("remainingBudget") or 0.0,
-                    "budgetUnit": e.get("budgetUnit", BUDGET_UNIT),
-                    "projectedExhaustion": e.get("projectedExhaustion"),
-                    "standardId": e["standardId"], "standardVersion": e["standardVersion"],
-                    **({"window": {"startDateTime": e["windowStart"],
-                                   "endDateTime": e["windowEnd"]}}
-                       if e.get("windowStart") and e.get("windowEnd") else {}),
-                    "raisedAt": at,
-                    **{k: e[k] for k in ("factor", "shortBurnRate", "resolution")
-                       if e.get(k) is not None}}})
+            return Publication(f"{SERVICE}.burn-alert.{change}", "BurnRateAlertEvent",
+                               {"change": change, "burnAlert": BURN_ALERT.dump(aggregate)})
         return None
 
     return describe

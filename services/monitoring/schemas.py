@@ -2,7 +2,8 @@
 attributes, camelCase on the wire) that load request bodies into the application's
 arguments and dump the aggregates — or the small read objects the application returns
 where a resource joins several (``Receipt``, ``SeriesStatus``, ``QuarantineStatus``) —
-for the HTTP responses, the regime's bus payload (``RegimeMessage``) and the audit's past
+for the HTTP responses, the bus payloads (``RegimeMessage``, ``CrossingMessage``,
+``BurnAlertMessage``: the shapes of ``contracts/schemas/messages/``) and the audit's past
 states (``represent``). The OpenAPI document is generated from them (``make openapi``)."""
 
 from __future__ import annotations
@@ -427,6 +428,132 @@ class RegimeMessage(Regime):
 
     started_at = Instant(attribute="created_on")
     changed_at = Instant(attribute="modified_on")
+
+
+class Itself(fields.Nested):
+    """A part of a payload made of the object's own attributes (a series' ``scope``)."""
+
+    def get_value(self, obj: Any, attr: str, accessor: Any = None,
+                  default: Any = missing) -> Any:
+        return obj
+
+
+class WhenKept(fields.Field):
+    """``field``'s dump of what the evidence kept, left out when it kept nothing (null or
+    absent): the contracts make these members optional, never null."""
+
+    def __init__(self, field: fields.Field, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.field = field
+
+    def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> Any:
+        return missing if value is None else self.field._serialize(value, attr, obj, **kwargs)
+
+
+class Otherwise(fields.Field):
+    """``field``'s dump of what the evidence kept, or of ``fallback`` where it kept nothing
+    (absent, null or zero): an alert recorded before the figure was kept still carries
+    every member its contract requires."""
+
+    def __init__(self, field: fields.Field, fallback: Any, **kwargs: Any) -> None:
+        super().__init__(dump_default=None, **kwargs)
+        self.field, self.fallback = field, fallback
+
+    def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> Any:
+        return self.field._serialize(value or self.fallback, attr, obj, **kwargs)
+
+
+class BurnRate(Figure):
+    """A burn rate as the bus carries it: never below zero (the contract's minimum); an
+    alert that kept none has 0."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(dump_default=None, **kwargs)
+
+    def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> Any:
+        return max(0.0, value or 0)
+
+
+class Duration(fields.String):
+    """A burn-rate rule's window, kept in seconds, as an ISO-8601 duration."""
+
+    def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> Any:
+        return duration_text(value)
+
+
+class Scope(CamelSchema):
+    """What a series watches, as the messages name it: ``{type, id}``."""
+
+    type_ = fields.String(attribute="scope_type", data_key="type")
+    id = fields.String(attribute="scope_id")
+
+
+class EvaluatedWindow(CamelSchema):
+    """The evaluation window an outcome's evidence names (its event time)."""
+
+    start_date_time = fields.String(attribute="windowStart")
+    end_date_time = fields.String(attribute="windowEnd")
+
+
+class WindowWhenKept(fields.Nested):
+    """The evaluated window, left out when the evidence does not name both its ends."""
+
+    def _serialize(self, nested_obj: Any, attr: str | None, obj: Any, **kwargs: Any) -> Any:
+        if not (nested_obj.get("windowStart") and nested_obj.get("windowEnd")):
+            return missing
+        return super()._serialize(nested_obj, attr, obj, **kwargs)
+
+
+class SeriesMessage(CamelSchema):
+    """What names an outcome of one series in a message: its id, regime, parameter and
+    scope."""
+
+    id = fields.String()
+    regime_id = fields.String()
+    parameter = fields.String()
+    scope = Itself(Scope)
+
+
+class CrossingMessage(SeriesMessage):
+    """A crossing as ``ThresholdCrossingEvent`` carries it: the level it is at after the
+    change, with the evidence of the change's window (``last``), recorded at
+    ``raisedAt`` (the change's time)."""
+
+    level = fields.String(attribute="shown_level")
+    measured_value = Figure(attribute="last.measuredValue", dump_default=None)
+    unit = fields.String(attribute="last.unit", dump_default=None)
+    aggregation = fields.String(attribute="last.aggregation", dump_default=None)
+    conformance_target = Figure(attribute="last.conformanceTarget")
+    threshold_target = Figure(attribute="last.thresholdTarget", dump_default=None)
+    comparator = fields.String(attribute="last.comparator")
+    standard_id = fields.String(attribute="last.standardId")
+    standard_version = fields.Integer(attribute="last.standardVersion")
+    window = fields.Nested(EvaluatedWindow, attribute="last")
+    planned = fields.Boolean(attribute="last.planned")
+    batch_ids = fields.List(fields.String(), attribute="last.batchIds")
+    raised_at = Instant(attribute="modified_on")
+    evaluation_id = fields.String(attribute="last.evaluationId", dump_default=None)
+
+
+class BurnAlertMessage(SeriesMessage):
+    """A burn alert as ``BurnRateAlertEvent`` carries it: the figures of its rule when it
+    was raised or resolved (``evidence``), recorded at ``raisedAt`` (the change's time)."""
+
+    severity = fields.String()
+    burn_rate = BurnRate(attribute="evidence.burnRate")
+    long_window = Otherwise(Duration(), 3600, attribute="evidence.longWindow")
+    short_window = Otherwise(Duration(), 300, attribute="evidence.shortWindow")
+    remaining_budget = Otherwise(Figure(), 0.0, attribute="evidence.remainingBudget")
+    budget_unit = fields.String(attribute="evidence.budgetUnit", dump_default=BUDGET_UNIT)
+    projected_exhaustion = fields.String(attribute="evidence.projectedExhaustion",
+                                         dump_default=None)
+    standard_id = fields.String(attribute="evidence.standardId")
+    standard_version = fields.Integer(attribute="evidence.standardVersion")
+    window = WindowWhenKept(EvaluatedWindow, attribute="evidence")
+    raised_at = Instant(attribute="modified_on")
+    factor = WhenKept(Figure(), attribute="evidence.factor")
+    short_burn_rate = WhenKept(Figure(), attribute="evidence.shortBurnRate")
+    resolution = WhenKept(fields.String(), attribute="evidence.resolution")
 
 
 # --- the audit's "as of" representation ---------------------------------------------------
