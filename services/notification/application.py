@@ -82,8 +82,6 @@ class NotificationService(ServiceApplication):
         self.clock: Clock = clock or SystemClock()
         self.config = config or transport.NotificationConfig()
         self.server_key = server_key
-        self.configured = config is not None
-        self._own_senders = senders is None
         self.senders: dict[str, Sender] = dict(senders or senders_for(self.config))
         self.wake = Wakeup()
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
@@ -92,13 +90,6 @@ class NotificationService(ServiceApplication):
         self.scheduling = Scheduling(self)
         self.dispatch = Dispatch(self)
         self.timetable = Timetable(self.index, {**due_items(), Delivery: delivery_due(self)})
-
-    def configure(self, config: transport.NotificationConfig, server_key: str) -> None:
-        """Other settings for a running application (tests that point it at their own
-        mail server); the senders it was built with follow, unless they were given."""
-        self.config, self.server_key, self.configured = config, server_key, True
-        if self._own_senders:
-            self.senders = dict(senders_for(config))
 
     def scheduler(self) -> DueLoop:
         """The loop that runs group flushes, repeats and escalations when they are due."""

@@ -86,14 +86,22 @@ def service_clocks() -> dict[str, Callable[[], Any]]:
     return {}
 
 
+@pytest.fixture
+def service_senders() -> dict[str, dict[str, Any]]:
+    """By service, the senders by channel its application is built with (a test that
+    hands messages over otherwise overrides this fixture); the others build their own
+    from their settings."""
+    return {}
+
+
 @pytest.fixture(params=["sqlite", "postgres"])
 def suite(request: pytest.FixtureRequest, tmp_path: Path, unique: str,
-          service_env: dict[str, str], service_clocks: dict[str, Callable[[], Any]]
-          ) -> Iterator[Any]:
+          service_env: dict[str, str], service_clocks: dict[str, Callable[[], Any]],
+          service_senders: dict[str, dict[str, Any]]) -> Iterator[Any]:
     """The suite in one process, on SQLite or on PostgreSQL: every service, or only those
     a ``@pytest.mark.services(...)`` marker names (a test of the registry alone does not
-    start the evaluator and the delivery workers), built with ``service_env`` and
-    ``service_clocks``."""
+    start the evaluator and the delivery workers), built with ``service_env``,
+    ``service_clocks`` and ``service_senders``."""
     from services.catalogue import SERVICE_MODULES, all_specs, spec
     from shared.wsgi import Suite
 
@@ -112,7 +120,7 @@ def suite(request: pytest.FixtureRequest, tmp_path: Path, unique: str,
         extra = {"PERSISTENCE_MODULE": "eventsourcing.postgres", **pg,
                  "SLA_SCHEMA_PREFIX": f"t{unique}_"}
     settings = config.load(base_env(tmp_path / "var", **extra, **service_env))
-    running = Suite(specs, settings, clocks=service_clocks)
+    running = Suite(specs, settings, clocks=service_clocks, senders=service_senders)
     try:
         yield running
         _assert_everything_published(running)

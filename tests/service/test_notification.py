@@ -22,7 +22,9 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 from aiosmtpd.controller import Controller
 
+from services.notification.delivery import NotificationConfig
 from services.notification.domain import Delivery
+from services.notification.sending import EmailSender, WebhookSender
 from services.notification.signature import verify_signature
 from shared.bus.envelope import Envelope
 from shared.bus.topology import SLA_EVENTS
@@ -584,15 +586,29 @@ def test_a_webhook_goes_to_the_address_its_callback_was_checked_against_signed_w
                         ("X-SLA-Delivery-Id", str(uuid.uuid4()))):
         assert not verify_signature(secret, {**got["headers"], name: value}, got["body"])
 
-    # Checked again at delivery time: once the policy no longer allows loopback, the
-    # callback is refused and never called.
-    app = suite.runtime("notification").app
-    app.configure(dataclasses.replace(app.config, allow_networks=()), app.server_key)
-    publish(suite, crossing("cr-refused", group))
-    failed = eventually(lambda: [d for d in notification.deliveries(status="failed")
-                                 if "cr-refused" in d["alertIds"]], timeout=10)[0]
-    assert "loopback" in failed["lastError"] and failed["attemptCount"] == 1
-    assert len(receiver.at("/tmf/listener/")) == 1
+
+class TestTheCallbackIsCheckedAgainWhenSent:
+    """The policy is checked when a webhook is sent, not only when its callback was
+    accepted: here the API (``SLA_WEBHOOK_ALLOW``) takes a loopback callback, while the
+    webhook sender the service is wired with allows no private address."""
+
+    @pytest.fixture
+    def service_senders(self, service_env: dict[str, str]) -> dict[str, dict[str, Any]]:
+        settings = NotificationConfig.from_env(service_env)
+        strict = dataclasses.replace(settings, allow_networks=())
+        return {"notification": {"email": EmailSender(settings),
+                                 "webhook": WebhookSender(strict)}}
+
+    def test_a_callback_the_policy_no_longer_allows_is_refused_and_never_called(
+            self, suite: Any, notification: NotificationDriver, receiver: Receiver) -> None:
+        group = str(uuid.uuid4())
+        notification.subscribe_hub(f"http://sla-hook.localhost:{receiver.port}/tmf",
+                                   f"offeringGroupId={group}")
+        publish(suite, crossing("cr-refused", group))
+        failed = eventually(lambda: [d for d in notification.deliveries(status="failed")
+                                     if "cr-refused" in d["alertIds"]], timeout=10)[0]
+        assert "loopback" in failed["lastError"] and failed["attemptCount"] == 1
+        assert receiver.at("/tmf/listener/") == []
 
 
 ACK_LINK = re.compile(r"https://sla\.example/notification/v1/acknowledge\?token=([^\s\"<>]+)")
