@@ -16,6 +16,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from services.notification import ROOT
 from services.notification.domain import (
     FILTER_LABELS,
     SEVERITIES,
@@ -33,7 +34,6 @@ from shared import times
 if TYPE_CHECKING:
     from services.notification.application import NotificationService
 
-ROOT = "/notification/v1"
 INCIDENT_EVENTS = ("ThresholdCrossingEvent", "BurnRateAlertEvent")
 CLEARING = ("cleared", "resolved")
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, post_dump, validate, validates_schema
 
-from services.notification import domain
+from services.notification import ROOT, domain
 from services.notification.domain import (
     CHANNELS,
     FILTER_LABELS,
@@ -34,7 +34,6 @@ from shared.http.schemas import (
     list_query,
 )
 
-ROOT = "/notification/v1"
 WEEK = 7 * 86400
 EVENT_PATTERN = Pattern(r"^[A-Za-z*?\[\]]{1,100}$",
                         error="an event type such as ThresholdCrossingEvent, "

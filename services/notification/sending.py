@@ -25,6 +25,7 @@ from uuid import UUID
 import orjson
 from eventsourcing.persistence import IntegrityError
 
+from services.notification import ROOT
 from services.notification import delivery as transport
 from services.notification.delivery import NotificationConfig, SendError
 from services.notification.domain import Delivery, HubSubscription, NotificationList
@@ -37,7 +38,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-ROOT = "/notification/v1"
 ATTEMPT, RECLAIM = "delivery.attempt", "delivery.reclaim"
 
 
