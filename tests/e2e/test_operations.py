@@ -16,12 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 
 from services.cli import service_ports
 from shared import auth, config
 from tests.conftest import SECRET
 from tests.drivers.http import NetworkHttp
+from tests.drivers.monitoring import MonitoringDriver
 from tests.drivers.notification import NotificationDriver
 from tests.drivers.registry import RegistryDriver, availability
 from tests.e2e.processes import Process, free_port, gunicorn, ready, wait_until
@@ -135,14 +135,8 @@ def test_the_acknowledgement_link_points_at_the_port_the_embedded_suite_runs_on(
     try:
         wait_until(lambda: ready(f"{base}/notification/v1"), 60, "embedded suite", suite)
         token = re.search(r"^(ey[\w-]+\.[\w-]+\.[\w-]+)$", suite.output(), re.M).group(1)
-        h = {"Authorization": f"Bearer {token}"}
         r, m, n = (f"{base}/{s}/v1" for s in ("threshold-registry", "monitoring",
                                                 "notification"))
-
-        def post(url: str, body: dict[str, Any]) -> dict[str, Any]:
-            response = requests.post(url, json=body, headers=h, timeout=10)
-            assert response.status_code in (200, 201), (url, response.text)
-            return response.json()
 
         registry = RegistryDriver(NetworkHttp(r, token))
         fibre = registry.catalogue()
@@ -152,25 +146,21 @@ def test_the_acknowledgement_link_points_at_the_port_the_embedded_suite_runs_on(
                                 parameters=[availability(thresholdTarget=None,
                                                          conformancePeriod=None)])
         registry.add_purchased_offering("fibre-1", offering, "acme", sla_type=gold)
-        post(f"{m}/monitoringRegime", {"name": "Fibre watch", "offeringGroupId": group,
-                                       "window": "PT1H", "allowedLateness": "PT10M"})
+        monitoring = MonitoringDriver.at(m, token)
+        monitoring.start_regime(name="Fibre watch", offeringGroupId=group, window="PT1H",
+                                allowedLateness="PT10M")
         notification = NotificationDriver(NetworkHttp(n, token))
         notification.create_list("NOC", [{"name": "NOC pager", "channel": "webhook",
                                           "address": f"{receiver.url}/noc"}], groupWait=0)
 
-        def measured() -> bool:  # monitoring learns the offering over the in-process bus
-            for hours_ago in (3, 2):  # the second hour closes the first one's window
-                response = requests.post(f"{m}/measurementBatch", headers=h, timeout=10, json={
-                    "batchId": f"b{hours_ago}", "samples": [{
-                        "purchasedOfferingId": "fibre-1", "parameter": "availability",
-                        "value": 0.97, "intervalSeconds": 3600,
-                        "observedAt": _hour(hours_ago)}]})
-                body = response.json()
-                if response.status_code not in (200, 201) or body.get("rejected"):
-                    return False
-            return True
+        def sample(hours_ago: int) -> dict[str, Any]:
+            return {"purchasedOfferingId": "fibre-1", "parameter": "availability",
+                    "value": 0.97, "intervalSeconds": 3600, "observedAt": _hour(hours_ago)}
 
-        wait_until(measured, 30, "measurements accepted", suite)
+        # Monitoring learns the offering over the in-process bus; the second hour closes
+        # the first one's window.
+        monitoring.wait_until_watched(sample(3))
+        assert monitoring.send_batch([sample(2)]).status_code == 201
         messages = wait_until(lambda: receiver.at("/noc"), 30, "the breach at the webhook",
                               suite)
         alerts = [a for msg in messages for a in json.loads(msg["body"])["alerts"]]
