@@ -353,15 +353,21 @@ class AggregateIndex:
 def topics_of(kinds: Sequence[type]) -> list[str]:
     """The topics of every event class defined on the given aggregate classes."""
     from eventsourcing.domain import DomainEvent
-    from eventsourcing.utils import get_topic
+    from eventsourcing.utils import _topic_cache, get_topic
 
     topics = []
     for kind in kinds:
+        # Topics a kind was recorded under before it moved (``register_topic``): its
+        # events' stored topics start with them, and a filter must find those too.
+        aliases = [topic for topic, obj in list(_topic_cache.items())
+                   if obj is kind and topic != get_topic(kind)]
         for name in dir(kind):
             attr = getattr(kind, name, None)
             if isinstance(attr, type) and issubclass(attr, DomainEvent) and \
                     attr.__qualname__.startswith(kind.__qualname__ + "."):
                 topics.append(get_topic(attr))
+                suffix = attr.__qualname__[len(kind.__qualname__):]
+                topics.extend(alias + suffix for alias in aliases)
     return sorted(set(topics))
 
 

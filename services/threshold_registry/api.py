@@ -27,6 +27,7 @@ from shared.http.errors import ApiError
 from shared.http.listing import expected_version, list_response, requested_fields, select_fields
 from shared.http.schemas import list_query
 from shared.http.security import requires
+from shared.readmodel import Listing
 
 READ, WRITE = "sla:read", "sla:write"
 
@@ -43,10 +44,10 @@ def blueprint(runtime: Any) -> Blueprint:
         @blp.arguments(list_query(s.OfferingGroup), location="query")
         @blp.response(200, s.OfferingGroup(many=True))
         @requires(READ)
-        def get(self, _: Any) -> list[OfferingGroup]:
+        def get(self, _: Any) -> Listing:
             """List offering groups (groups of similar product offerings); deleted ones are
             gone (their history is in the audit log)."""
-            return [group for group in app.offering_groups() if not group.is_retired]
+            return app.offering_groups()
 
         @blp.arguments(s.OfferingGroupCreate)
         @blp.response(201, s.OfferingGroup)
@@ -98,7 +99,7 @@ def blueprint(runtime: Any) -> Blueprint:
         @blp.arguments(list_query(s.ProductOffering), location="query")
         @blp.response(200, s.ProductOffering(many=True))
         @requires(READ)
-        def get(self, _: Any) -> list[ProductOffering]:
+        def get(self, _: Any) -> Listing:
             """List product offerings; filter e.g. by offeringGroupId or lifecycleStatus."""
             return app.offerings()
 
@@ -139,7 +140,7 @@ def blueprint(runtime: Any) -> Blueprint:
         @blp.arguments(list_query(s.SlaType), location="query")
         @blp.response(200, s.SlaType(many=True))
         @requires(READ)
-        def get(self, _: Any) -> list[SlaType]:
+        def get(self, _: Any) -> Listing:
             """List SLA types (gold, silver, bronze ...) with their commercial terms."""
             return app.sla_types()
 
@@ -171,7 +172,7 @@ def blueprint(runtime: Any) -> Blueprint:
         @blp.arguments(list_query(s.ThresholdStandard), location="query")
         @blp.response(200, s.ThresholdStandard(many=True))
         @requires(READ)
-        def get(self, _: Any) -> list[ThresholdStandard]:
+        def get(self, _: Any) -> Listing:
             """List threshold standards as their latest versions show them."""
             return app.standards()
 
@@ -264,10 +265,10 @@ def blueprint(runtime: Any) -> Blueprint:
         @blp.arguments(list_query(s.PurchasedOffering), location="query")
         @blp.response(200, s.PurchasedOffering(many=True))
         @requires(READ)
-        def get(self, _: Any) -> list[Placed]:
+        def get(self, _: Any) -> Listing:
             """The product offering inventory; filter by productOfferingId, offeringGroupId,
             customerId, customerGroup, slaTypeId, status ..."""
-            return [app.placed(item) for item in app.purchased_offerings()]
+            return app.purchased_offerings()
 
         @blp.arguments(s.PurchasedOfferingCreate)
         @blp.response(201, s.PurchasedOffering)

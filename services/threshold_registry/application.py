@@ -1,7 +1,7 @@
 """The threshold-registry application: named commands and queries over its aggregates.
 
-Commands take plain values and return the changed aggregate; queries read the
-in-memory index (lists) or the repository (one item, with its version for ETags).
+Commands take plain values and return the changed aggregate; queries read the stored
+index (lists, ``views.py``) or the repository (one item, with its version for ETags).
 """
 
 from __future__ import annotations
@@ -22,9 +22,11 @@ from services.threshold_registry.domain import (
     ThresholdStandard,
 )
 from services.threshold_registry.replicas import MonitoringRegimeReplica, fields_of
+from services.threshold_registry.views import RegistryIndex
 from shared.errors import InUse, MissingReference, NotFound
 from shared.inflection import camel
-from shared.store import AggregateIndex, ServiceApplication
+from shared.readmodel import Listing
+from shared.store import ServiceApplication
 
 KINDS: dict[type, str] = {
     OfferingGroup: "offering group",
@@ -44,7 +46,11 @@ class ThresholdRegistry(ServiceApplication):
 
     def __init__(self, env: Mapping[str, str] | None = None) -> None:
         super().__init__(env)
-        self.index = AggregateIndex(self)
+        self.index = RegistryIndex(self)
+
+    def close(self) -> None:
+        self.index.close()
+        super().close()
 
     # --- reading one -------------------------------------------------------------------
     def _get(self, kind: type, aggregate_id: UUID, expected_version: int | None = None) -> Any:
@@ -65,32 +71,34 @@ class ThresholdRegistry(ServiceApplication):
     def purchased_offering(self, product_id: str) -> PurchasedOffering:
         return self._get(PurchasedOffering, PurchasedOffering.create_id(product_id))
 
-    # --- lists -------------------------------------------------------------------------
-    def offering_groups(self) -> list[OfferingGroup]:
-        return self.index.all(OfferingGroup)
+    # --- lists (paged by the blueprint in the database) ------------------------------
+    def offering_groups(self) -> Listing:
+        """The groups not retired."""
+        return self.index.listing(OfferingGroup, retired=False)
 
-    def offerings(self) -> list[ProductOffering]:
-        return self.index.all(ProductOffering)
+    def offerings(self) -> Listing:
+        return self.index.listing(ProductOffering)
 
-    def sla_types(self) -> list[SlaType]:
-        return self.index.all(SlaType)
+    def sla_types(self) -> Listing:
+        return self.index.listing(SlaType)
 
-    def standards(self) -> list[ThresholdStandard]:
-        return self.index.all(ThresholdStandard)
+    def standards(self) -> Listing:
+        return self.index.listing(ThresholdStandard)
 
-    def purchased_offerings(self) -> list[PurchasedOffering]:
-        return self.index.all(PurchasedOffering)
+    def purchased_offerings(self) -> Listing:
+        """The inventory, each item placed in its offering's group."""
+        return self.index.listing(PurchasedOffering, present=self.index.placed)
 
     def placed(self, item: PurchasedOffering) -> Placed:
         """A purchased offering with the group its offering is in now."""
         return Placed(item, self.group_of(item.offering_id))
 
     def group_of(self, offering_id: UUID | None) -> UUID | None:
-        offering = self.index.get(offering_id) if offering_id else None
+        offering = self.index.get(offering_id, ProductOffering)
         return offering.group_id if isinstance(offering, ProductOffering) else None
 
     def sla_type_named(self, name_or_id: str) -> SlaType | None:
-        for sla_type in self.sla_types():
+        for sla_type in self.index.all(SlaType):
             if str(sla_type.id) == name_or_id or sla_type.name.lower() == name_or_id.lower():
                 return sla_type
         return None
@@ -124,10 +132,10 @@ class ThresholdRegistry(ServiceApplication):
         return group
 
     def _refuse_if_used(self, group: OfferingGroup) -> None:
-        offerings = [o for o in self.offerings()
-                     if o.group_id == group.id and o.lifecycle_status != "retired"]
-        standards = [t for t in self.standards()
-                     if t.offering_group_id == group.id and not t.is_retired]
+        offerings = [o for o in self.index.all(ProductOffering, offeringGroupId=group.id)
+                     if o.lifecycle_status != "retired"]
+        standards = [t for t in self.index.all(ThresholdStandard, offeringGroupId=group.id)
+                     if not t.is_retired]
         regimes = self.regimes_watching(group.id)
         if not offerings and not standards and not regimes:
             return
@@ -315,7 +323,12 @@ class ThresholdRegistry(ServiceApplication):
                 offering.group_id is not None
                 and standard.offering_group_id == offering.group_id)
 
-        standards = [standard for standard in self.standards() if scoped(standard)]
+        candidates = self.index.all(ThresholdStandard) if offering is None else [
+            *self.index.all(ThresholdStandard, productOfferingId=offering_id),
+            *(self.index.all(ThresholdStandard, offeringGroupId=offering.group_id)
+              if offering.group_id is not None else [])]
+        candidates.sort(key=lambda standard: standard.created_on)
+        standards = [standard for standard in candidates if scoped(standard)]
         if as_known_at is not None:
             # A standard's scope never changes: only those in scope are rebuilt.
             standards = [known for known in (

@@ -9,6 +9,8 @@ What the conventions add to flask-smorest's own response handling:
   …, on the wire names of the schema's fields), sorted (``sort=``), paged
   (``offset``/``limit``) and projected (``fields=``), with ``X-Total-Count`` and
   ``X-Result-Count``;
+- a view that returns a stored read model's ``Listing`` (``shared/readmodel.py``) gets
+  the same conventions from the database: only the page is read and dumped;
 - one resource is projected by ``fields=`` and answered with its ``version`` as the
   ``ETag``, and a 201 with its ``href`` as the ``Location``.
 
@@ -23,10 +25,11 @@ from functools import wraps
 from typing import Any
 
 import flask_smorest
-from flask import Response, g
+from flask import Response, g, jsonify, request
 from marshmallow import Schema
 
 from shared.http.listing import page_of, requested_fields, select_fields
+from shared.readmodel import Listing
 
 
 def wire_names(schema: Schema) -> set[str]:
@@ -55,11 +58,27 @@ class Blueprint(flask_smorest.Blueprint):
             @wraps(func)
             def view(*args: Any, **kw: Any) -> Any:
                 g.suite_listing = listing
-                return func(*args, **kw)
+                result = func(*args, **kw)
+                if listing is not None and isinstance(result, Listing):
+                    return self._stored_page(result, instance, status_code, *listing)
+                return result
 
             return decorate(view)
 
         return decorator
+
+    @staticmethod
+    def _stored_page(result: Listing, schema: Schema, status: int, allowed: set[str],
+                     reserved: tuple[str, ...]) -> Response:
+        """A stored read model's list: filtered, sorted and paged by its database, only
+        the page dumped (flask-smorest passes a ``Response`` through as it is)."""
+        g.pop("suite_listing", None)
+        page, total = result.page(request.args, allowed, reserved, schema.dump)
+        response = jsonify(page)
+        response.status_code = status
+        response.headers["X-Total-Count"] = str(total)
+        response.headers["X-Result-Count"] = str(len(page))
+        return response
 
     def _prepare_response_content(self, data: Any) -> Any:
         listing = g.pop("suite_listing", None)

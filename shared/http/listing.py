@@ -119,8 +119,9 @@ def _sort_key(value: Any) -> tuple[int, int, Any]:
     return (0, 1, str(value))
 
 
-def _int_arg(name: str, default: int, maximum: int | None = None) -> int:
-    raw = request.args.get(name)
+def int_arg(args: Mapping[str, str], name: str, default: int,
+            maximum: int | None = None) -> int:
+    raw = args.get(name)
     if raw is None or raw == "":
         return default
     try:
@@ -133,6 +134,31 @@ def _int_arg(name: str, default: int, maximum: int | None = None) -> int:
         raise ApiError(400, f"'{name}' must be at least 0{limit}", "INVALID_QUERY",
                        {name: [f"got {value}"]})
     return value
+
+
+def parse_sort(sort: str | None, allowed: set[str]) -> list[tuple[str, bool]]:
+    """``sort=a,-b`` as (attribute, descending) pairs, each a known attribute."""
+    keys = []
+    for key in (sort or "").split(","):
+        key = key.strip()
+        if not key:
+            continue
+        name = key.lstrip("-+")
+        if name not in allowed:
+            raise ApiError(400, f"cannot sort by '{name}'", "INVALID_QUERY",
+                           {"sort": [f"sortable attributes: {', '.join(sorted(allowed))}"]})
+        keys.append((name, key.startswith("-")))
+    return keys
+
+
+def refine(items: list[Mapping[str, Any]], filters: list[tuple[str, str, list[str]]],
+           sort: list[tuple[str, bool]]) -> list[Mapping[str, Any]]:
+    """Filter and sort representations (stable: ties keep their order)."""
+    for attr, op, raws in filters:
+        items = [i for i in items if _matches(i, attr, op, raws)]
+    for name, desc in reversed(sort):
+        items.sort(key=lambda i, n=name: _sort_key(_lookup(i, n)), reverse=desc)
+    return items
 
 
 def select_fields(item: Mapping[str, Any], fields: list[str] | None) -> dict[str, Any]:
@@ -153,20 +179,10 @@ def page_of(items: Iterable[Mapping[str, Any]], allowed: Iterable[str] | None = 
     page and the number of items that matched (``X-Total-Count``)."""
     items = list(items)
     allowed_set = set(allowed) if allowed is not None else {k for i in items for k in i}
-    for attr, op, raws in parse_filters(request.args, allowed_set, extra_reserved):
-        items = [i for i in items if _matches(i, attr, op, raws)]
-    sort = request.args.get("sort")
-    if sort:
-        for key in reversed(sort.split(",")):
-            key = key.strip()
-            desc = key.startswith("-")
-            name = key.lstrip("-+")
-            if name not in allowed_set:
-                raise ApiError(400, f"cannot sort by '{name}'", "INVALID_QUERY",
-                               {"sort": [f"sortable attributes: {', '.join(sorted(allowed_set))}"]})
-            items.sort(key=lambda i, n=name: _sort_key(_lookup(i, n)), reverse=desc)
-    offset = _int_arg("offset", 0)
-    limit = _int_arg("limit", DEFAULT_LIMIT, MAX_LIMIT)
+    filters = parse_filters(request.args, allowed_set, extra_reserved)
+    items = refine(items, filters, parse_sort(request.args.get("sort"), allowed_set))
+    offset = int_arg(request.args, "offset", 0)
+    limit = int_arg(request.args, "limit", DEFAULT_LIMIT, MAX_LIMIT)
     fields = requested_fields()
     return [select_fields(i, fields) for i in items[offset:offset + limit]], len(items)
 

@@ -124,6 +124,6 @@ def test_an_sla_manager_agrees_a_standard_that_fulfilment_s_products_fall_under(
 
     # Every step is in the log, so the story replays to the same state.
     fresh = ThresholdRegistry({"PERSISTENCE_MODULE": "eventsourcing.popo"})
-    assert fresh.standards() == []  # (another store: nothing shared)
+    assert list(fresh.standards()) == []  # (another store: nothing shared)
     replayed = registry.repository.get(standard.id)
     assert replayed.versions == registry.standard(standard.id).versions

@@ -1,0 +1,677 @@
+"""Stored read models: the current state of a service's aggregates, kept in tables of the
+service's own database by a tracked projection of its log.
+
+Why stored: an index held in memory is rebuilt from the whole log at every start and
+copied into every HTTP worker, so start-up time and memory grow with history. A stored
+index is caught up from where it stopped, shared by every process of the service, and
+answers lists with filters, sorts and paging from indexed columns.
+
+How it stays right:
+
+- **Tracked.** A batch of notifications is applied in one transaction together with the
+  index's position (``rm_position``), so a crash repeats at most an uncommitted batch and
+  nothing is applied twice. Processes that catch up at once serialise on that row
+  (``SELECT … FOR UPDATE`` on PostgreSQL, ``BEGIN IMMEDIATE`` on SQLite).
+- **Read after write.** Every query first catches up to the log's head, as the in-memory
+  index did, so a read that follows a write sees it, whichever process served the write.
+- **Same answers.** A row keeps the aggregate's whole state (encoded as its snapshots are)
+  beside the columns that lists filter and sort by; a query rebuilds the aggregates of the
+  page it answers and the resource's schema dumps them, exactly as before. Filters and
+  sorts on a column run in SQL with the TMF630 semantics of ``shared.http.listing``; any
+  other attribute is still filtered in Python, after the SQL narrowed what it could.
+- **Rebuildable.** ``slactl readmodel rebuild`` drops the tables and replays the log with a
+  progress bar; a change of a table's columns (its *shape*) rebuilds it on the next start.
+
+Embedded, the tables live in ``<service>.views.sqlite`` beside the service's log; on
+PostgreSQL in the service's schema (``rm_<index>_<kind>``), on the store's own pool.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import re
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+from uuid import UUID
+
+from eventsourcing.domain import Snapshot
+
+from shared.http.errors import ApiError
+from shared.store import ServiceApplication, topics_of
+
+ColumnKind = Literal["text", "number", "time", "bool"]
+NULLS = {"null", ""}
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Column:
+    """One attribute a list filters or sorts by, read from the aggregate.
+
+    ``name`` is the attribute's name on the wire (what ``attr=`` and ``sort=`` name); a
+    column that is not on the wire (say, ``retired``) only serves a view's fixed
+    condition. ``kind`` gives the comparison: text (code point order), number, time
+    (compared as instants; stored as epoch seconds) or bool."""
+
+    name: str
+    read: Callable[[Any], Any]
+    kind: ColumnKind = "text"
+
+    @property
+    def sql(self) -> str:
+        """Its SQL name: ``c_`` and the name in snake case (PostgreSQL folds case)."""
+        snake = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", self.name)
+        return "c_" + re.sub(r"[^0-9a-z_]", "_", snake.lower())
+
+    def value(self, aggregate: Any) -> Any:
+        return to_stored(self.read(aggregate), self.kind)
+
+
+@dataclass(frozen=True)
+class Table:
+    """The aggregates of one kind, and the columns their lists need."""
+
+    kind: type
+    columns: tuple[Column, ...] = ()
+
+    def column(self, name: str) -> Column | None:
+        return next((c for c in self.columns if c.name == name), None)
+
+
+def to_stored(value: Any, kind: ColumnKind) -> Any:
+    if value is None:
+        return None
+    if kind == "bool":
+        return int(bool(value))
+    if kind == "number":
+        return float(value)
+    if kind == "time":
+        moment = value if isinstance(value, datetime) else _parse_time(str(value))
+        return _epoch(moment)
+    return str(value)
+
+
+def _parse_time(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def _epoch(moment: datetime) -> float:
+    if moment.tzinfo is None:  # a zone-less time is compared as UTC, like the lists do
+        moment = moment.replace(tzinfo=UTC)
+    return (moment - _EPOCH).total_seconds()
+
+
+def query_value(raw: str, kind: ColumnKind) -> Any:
+    """A query's value as the column stores it; ``ValueError`` if it cannot be one."""
+    if kind == "bool":
+        if raw.lower() not in {"true", "false"}:
+            raise ValueError("expected true or false")
+        return int(raw.lower() == "true")
+    if kind == "number":
+        return float(raw)
+    if kind == "time":
+        return _epoch(_parse_time(raw))
+    return raw
+
+
+# --- the database ---------------------------------------------------------------------
+class _Database:
+    """The few statements a stored index needs, on SQLite or PostgreSQL (``?`` marks)."""
+
+    postgres = False
+
+    def transaction(self, write: bool) -> contextlib.AbstractContextManager[Any]:
+        raise NotImplementedError
+
+    def qualified(self, table: str) -> str:
+        return f'"{table}"'
+
+    def close(self) -> None:  # pragma: no cover - nothing to close by default
+        pass
+
+
+class _SQLite(_Database):
+    """A file of its own beside the service's log; one connection per thread (WAL lets
+    readers go on while one writer catches up). Without a file (a store in memory, as
+    unit tests use): one database in memory, one connection, one transaction at a time."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        self._memory_lock = threading.RLock() if path is None else None
+        self._memory: sqlite3.Connection | None = None
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path or ":memory:", timeout=60, isolation_level=None,
+                               check_same_thread=False)
+        conn.row_factory = sqlite3.Row
+        if self.path is not None:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+        with self._lock:
+            self._all.append(conn)
+        return conn
+
+    def _connection(self) -> sqlite3.Connection:
+        if self.path is None:
+            if self._memory is None:
+                self._memory = self._connect()
+            return self._memory
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._local.conn = self._connect()
+        return conn
+
+    @contextlib.contextmanager
+    def transaction(self, write: bool) -> Iterator[Any]:
+        with self._memory_lock or contextlib.nullcontext():
+            conn = self._connection()
+            conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+            try:
+                yield _Cursor(conn.cursor(), postgres=False)
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    def close(self) -> None:
+        with self._lock:
+            for conn in self._all:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.close()
+            self._all.clear()
+        self._local = threading.local()
+        self._memory = None
+
+
+class _Postgres(_Database):
+    """The service's own schema, on the store's connection pool (no connections of its
+    own: a service's processes already hold as many as PostgreSQL should give them)."""
+
+    postgres = True
+
+    def __init__(self, datastore: Any) -> None:
+        self.datastore = datastore
+
+    def qualified(self, table: str) -> str:
+        return f'"{self.datastore.schema}"."{table}"' if self.datastore.schema else f'"{table}"'
+
+    @contextlib.contextmanager
+    def transaction(self, write: bool) -> Iterator[Any]:
+        with self.datastore.transaction(commit=write) as curs:
+            yield _Cursor(curs, postgres=True)
+
+
+class _Cursor:
+    def __init__(self, cursor: Any, postgres: bool) -> None:
+        self._cursor, self._postgres = cursor, postgres
+
+    def _sql(self, statement: str) -> str:
+        return statement.replace("?", "%s") if self._postgres else statement
+
+    def execute(self, statement: str, params: Sequence[Any] = ()) -> _Cursor:
+        self._cursor.execute(self._sql(statement), tuple(params))
+        return self
+
+    def executemany(self, statement: str, rows: Sequence[Sequence[Any]]) -> None:
+        if rows:
+            self._cursor.executemany(self._sql(statement), [tuple(r) for r in rows])
+
+    def fetchone(self) -> Any:
+        return self._cursor.fetchone()
+
+    def fetchall(self) -> list[Any]:
+        return list(self._cursor.fetchall())
+
+
+def database_of(app: ServiceApplication) -> _Database:
+    """Where an application's stored indexes live: its PostgreSQL schema, or a SQLite
+    file beside its log."""
+    recorder: Any = app.recorder
+    if app.factory.__class__.__module__.startswith("eventsourcing.postgres"):
+        return _Postgres(recorder.datastore)
+    name = app.env.get("SQLITE_DBNAME") or ""
+    if not name or ":memory:" in name or name.startswith("file:"):
+        return _SQLite(None)  # a store in memory: so is its index
+    path = Path(name)
+    return _SQLite(path.with_name(f"{path.stem}.views{path.suffix or '.sqlite'}"))
+
+
+# --- the index --------------------------------------------------------------------------
+@dataclass
+class RebuildReport:
+    events: int = 0
+    rows: int = 0
+    seconds: float = 0.0
+
+
+class StoredIndex:
+    """The current state of every aggregate of some kinds, stored and tracked.
+
+    ``name`` names the index in its database (a service may keep several, over its logs);
+    ``tables`` the kinds it keeps and their columns. ``batch``: notifications applied per
+    transaction."""
+
+    POSITIONS = "rm_position"
+
+    def __init__(self, app: ServiceApplication, name: str, tables: Sequence[Table],
+                 batch: int = 1000) -> None:
+        self.app, self.name, self.batch = app, name, batch
+        self.tables = {table.kind: table for table in tables}
+        self._topics = topics_of(list(self.tables))
+        self._owner: dict[type, Table | None] = {}
+        self._db = database_of(app)
+        self._position = 0  # what this process knows to be applied
+        self._lock = threading.Lock()
+        self._setup()
+
+    # --- schema -----------------------------------------------------------------------
+    def table_name(self, table: Table) -> str:
+        snake = re.sub(r"(?<!^)(?=[A-Z])", "_", table.kind.__name__).lower()
+        return f"rm_{self.name}_{snake}"
+
+    def _ddl(self) -> list[str]:
+        pg = self._db.postgres
+        blob = "BYTEA" if pg else "BLOB"
+        text = 'TEXT COLLATE "C"' if pg else "TEXT"
+        types = {"text": text, "number": "DOUBLE PRECISION" if pg else "REAL",
+                 "time": "DOUBLE PRECISION" if pg else "REAL", "bool": "INTEGER"}
+        statements = []
+        for table in self.tables.values():
+            name = self.table_name(table)
+            q = self._db.qualified(name)
+            columns = "".join(f", {c.sql} {types[c.kind]}" for c in table.columns)
+            statements.append(
+                f"CREATE TABLE IF NOT EXISTS {q} (id TEXT PRIMARY KEY, seq BIGINT NOT NULL, "
+                f"version BIGINT NOT NULL, topic TEXT NOT NULL, state {blob} NOT NULL"
+                f"{columns})")
+            statements.append(f'CREATE UNIQUE INDEX IF NOT EXISTS "{name}_seq" ON {q} (seq)')
+            for c in table.columns:
+                statements.append(f'CREATE INDEX IF NOT EXISTS "{name}_{c.sql}" '
+                                  f"ON {q} ({c.sql}, seq)")
+        return statements
+
+    @property
+    def shape(self) -> str:
+        """A digest of the tables' definitions: a changed one is rebuilt."""
+        return hashlib.sha256("\n".join(self._ddl()).encode()).hexdigest()[:16]
+
+    def _setup(self) -> None:
+        positions = self._db.qualified(self.POSITIONS)
+        with self._db.transaction(write=True) as tx:
+            if self._db.postgres:  # processes starting at once would race to create them
+                key = int.from_bytes(hashlib.sha256(
+                    f"readmodel:{positions}".encode()).digest()[:8], signed=True)
+                tx.execute("SELECT pg_advisory_xact_lock(?)", (key,))
+            tx.execute(f"CREATE TABLE IF NOT EXISTS {positions} (name TEXT PRIMARY KEY, "
+                       "position BIGINT NOT NULL, shape TEXT NOT NULL)")
+            row = tx.execute(f"SELECT position, shape FROM {positions} WHERE name = ?",
+                             (self.name,)).fetchone()
+            # A changed shape, or a log behind the index (the log was replaced: a store
+            # restored from a backup, a data directory wiped but for this file): rebuild.
+            if row is not None and (row["shape"] != self.shape or
+                                    int(row["position"]) > self.app.max_notification_id()):
+                self._drop_tables(tx)
+                row = None
+            for statement in self._ddl():
+                tx.execute(statement)
+            if row is None:
+                tx.execute(f"DELETE FROM {positions} WHERE name = ?", (self.name,))
+                tx.execute(f"INSERT INTO {positions} (name, position, shape) VALUES (?, 0, ?)",
+                           (self.name, self.shape))
+
+    def sql_table(self, kind: type) -> str:
+        """The qualified name of a kind's table (for a subclass's own statements)."""
+        return self._db.qualified(self.table_name(self.tables[kind]))
+
+    def _drop_tables(self, tx: Any) -> None:
+        for table in self.tables.values():
+            tx.execute(f"DROP TABLE IF EXISTS {self._db.qualified(self.table_name(table))}")
+
+    def close(self) -> None:
+        self._db.close()
+
+    # --- keeping up -------------------------------------------------------------------
+    @property
+    def position(self) -> int:
+        return self._position
+
+    def stored_position(self) -> int:
+        with self._db.transaction(write=False) as tx:
+            row = tx.execute(f"SELECT position FROM {self._db.qualified(self.POSITIONS)} "
+                             "WHERE name = ?", (self.name,)).fetchone()
+        return int(row["position"]) if row else 0
+
+    def catch_up(self, progress: Callable[[int, int], None] | None = None) -> int:
+        """Apply what the log recorded since the stored position; returns how many
+        events it applied. Cheap when nothing is new: one look at the log's head."""
+        head = self.app.max_notification_id()
+        if head <= self._position:
+            return 0
+        applied = 0
+        with self._lock:
+            while True:
+                done, position = self._apply_batch(head)
+                applied += done
+                self._position = max(self._position, position)
+                if progress is not None:
+                    progress(position, head)
+                if position >= head:
+                    return applied
+
+    def _apply_batch(self, head: int) -> tuple[int, int]:
+        """One transaction: lock the position, apply up to ``batch`` notifications after
+        it, store the rows and the new position."""
+        positions = self._db.qualified(self.POSITIONS)
+        lock = " FOR UPDATE" if self._db.postgres else ""
+        with self._db.transaction(write=True) as tx:
+            row = tx.execute(f"SELECT position FROM {positions} WHERE name = ?{lock}",
+                             (self.name,)).fetchone()
+            position = int(row["position"]) if row else 0
+            if position >= head:
+                return 0, position
+            page = self.app.recorder.select_notifications(
+                start=position, limit=self.batch, inclusive_of_start=False,
+                topics=self._topics, stop=head)
+            changed: dict[UUID, tuple[Table, Any, int]] = {}
+            applied = 0
+            events = []
+            for notification in page:
+                event: Any = self.app.mapper.to_domain_event(notification)
+                table = self._table_of(type(event))
+                if table is not None:
+                    events.append((notification.id, table, event))
+            current = self._load(tx, [(t, e.originator_id) for _, t, e in events
+                                      if e.originator_id not in changed])
+            for seq, table, event in events:
+                before = changed.get(event.originator_id)
+                aggregate = before[1] if before else current.get(event.originator_id)
+                aggregate = event.mutate(aggregate)
+                if aggregate is None:
+                    continue
+                first = before[2] if before else (
+                    current_seq(current, event.originator_id) or seq)
+                changed[event.originator_id] = (table, aggregate, first)
+                applied += 1
+            self._store(tx, changed.values())
+            position = page[-1].id if len(page) == self.batch else head
+            tx.execute(f"UPDATE {positions} SET position = ? WHERE name = ?",
+                       (position, self.name))
+            self.changed(tx, [aggregate for _, aggregate, _ in changed.values()])
+        return applied, position
+
+    def changed(self, tx: Any, aggregates: list[Any]) -> None:
+        """Hook, in the batch's transaction: a subclass keeps derived columns of other
+        rows (e.g. a purchased offering's group, which is its offering's)."""
+
+    def _table_of(self, event_class: type) -> Table | None:
+        if event_class not in self._owner:
+            owner = event_class.__qualname__.rpartition(".")[0]
+            self._owner[event_class] = next(
+                (t for kind, t in self.tables.items()
+                 if kind.__qualname__ == owner and issubclass(event_class, kind.Event)), None)
+        return self._owner[event_class]
+
+    def _load(self, tx: Any, wanted: list[tuple[Table, UUID]]) -> _Loaded:
+        loaded = _Loaded()
+        by_table: dict[Table, list[str]] = {}
+        for table, aggregate_id in wanted:
+            by_table.setdefault(table, []).append(str(aggregate_id))
+        for table, ids in by_table.items():
+            name = self._db.qualified(self.table_name(table))
+            for start in range(0, len(ids), 500):
+                chunk = sorted(set(ids[start:start + 500]))
+                marks = ",".join("?" * len(chunk))
+                for row in tx.execute(f"SELECT id, seq, version, topic, state FROM {name} "
+                                      f"WHERE id IN ({marks})", chunk).fetchall():
+                    loaded.keep(self._aggregate(row), int(row["seq"]))
+        return loaded
+
+    def _aggregate(self, row: Any) -> Any:
+        state = self.app.mapper.transcoder.decode(bytes(row["state"]))
+        snapshot = Snapshot(originator_id=UUID(row["id"]),  # type: ignore[call-arg]
+                            originator_version=int(row["version"]), timestamp=_EPOCH,
+                            topic=row["topic"], state=state)
+        return snapshot.mutate(None)
+
+    def _store(self, tx: Any, rows: Any) -> None:
+        by_table: dict[Table, list[list[Any]]] = {}
+        for table, aggregate, seq in rows:
+            snapshot = Snapshot.take(aggregate)
+            by_table.setdefault(table, []).append(
+                [str(aggregate.id), seq, aggregate.version, snapshot.topic,
+                 self.app.mapper.transcoder.encode(snapshot.state)]
+                + [c.value(aggregate) for c in table.columns])
+        for table, values in by_table.items():
+            names = ["id", "seq", "version", "topic", "state"] + [c.sql for c in table.columns]
+            updates = ", ".join(f"{n} = excluded.{n}" for n in names[1:])
+            tx.executemany(
+                f"INSERT INTO {self._db.qualified(self.table_name(table))} "
+                f"({', '.join(names)}) VALUES ({', '.join('?' * len(names))}) "
+                f"ON CONFLICT (id) DO UPDATE SET {updates}", values)
+
+    # --- rebuilding ---------------------------------------------------------------------
+    def rebuild(self, progress: Callable[[int, int], None] | None = None) -> RebuildReport:
+        """Drop the tables and apply the whole log again (the position back to 0)."""
+        import time
+
+        started = time.perf_counter()
+        with self._lock, self._db.transaction(write=True) as tx:
+            self._drop_tables(tx)
+            for statement in self._ddl():
+                tx.execute(statement)
+            tx.execute(f"UPDATE {self._db.qualified(self.POSITIONS)} SET position = 0, "
+                       "shape = ? WHERE name = ?", (self.shape, self.name))
+            self._position = 0
+        report = RebuildReport(events=self.catch_up(progress))
+        report.rows = sum(self.count(kind) for kind in self.tables)
+        report.seconds = time.perf_counter() - started
+        return report
+
+    # --- queries --------------------------------------------------------------------------
+    def count(self, kind: type) -> int:
+        with self._db.transaction(write=False) as tx:
+            row = tx.execute("SELECT COUNT(*) AS n FROM "
+                             f"{self._db.qualified(self.table_name(self.tables[kind]))}"
+                             ).fetchone()
+        return int(row["n"])
+
+    def get(self, aggregate_id: UUID | None, kind: type | None = None) -> Any | None:
+        """One aggregate as the index has it (caught up first); None if it has none."""
+        if aggregate_id is None:
+            return None
+        self.catch_up()
+        kinds = [self.tables[kind]] if kind is not None else list(self.tables.values())
+        with self._db.transaction(write=False) as tx:
+            for table in kinds:
+                row = tx.execute(
+                    "SELECT id, seq, version, topic, state FROM "
+                    f"{self._db.qualified(self.table_name(table))} WHERE id = ?",
+                    (str(aggregate_id),)).fetchone()
+                if row is not None:
+                    return self._aggregate(row)
+        return None
+
+    def all(self, kind: type, **where: Any) -> list[Any]:
+        """Every aggregate of a kind (oldest first) whose columns equal ``where``: for the
+        small kinds and the narrow questions commands ask."""
+        return [aggregate for aggregate, _ in self.select(kind, where)]
+
+    def select(self, kind: type, where: Mapping[str, Any] = (), conditions: Sequence[
+               tuple[str, Sequence[Any]]] = (), order: str = "seq", limit: int | None = None,
+               offset: int = 0) -> list[tuple[Any, Any]]:
+        """Aggregates with their rows: ``where`` column name → value (None: IS NULL);
+        ``conditions``: SQL fragments with their values."""
+        self.catch_up()
+        table = self.tables[kind]
+        clauses, params = self._where(table, where, conditions)
+        statement = (f"SELECT * FROM {self._db.qualified(self.table_name(table))}{clauses} "
+                     f"ORDER BY {order}")
+        if limit is not None:
+            statement += " LIMIT ? OFFSET ?"
+            params += [limit, offset]
+        with self._db.transaction(write=False) as tx:
+            rows = tx.execute(statement, params).fetchall()
+        return [(self._aggregate(row), row) for row in rows]
+
+    def _where(self, table: Table, where: Mapping[str, Any],
+               conditions: Sequence[tuple[str, Sequence[Any]]]) -> tuple[str, list[Any]]:
+        parts, params = [], []
+        for name, value in dict(where).items():
+            column = table.column(name)
+            if column is None:
+                raise KeyError(f"{table.kind.__name__} has no column {name!r}")
+            if value is None:
+                parts.append(f"{column.sql} IS NULL")
+            else:
+                parts.append(f"{column.sql} = ?")
+                params.append(to_stored(value, column.kind))
+        for fragment, values in conditions:
+            parts.append(f"({fragment})")
+            params.extend(values)
+        return (" WHERE " + " AND ".join(parts)) if parts else "", params
+
+    def listing(self, kind: type, present: Callable[[Any, Any], Any] | None = None,
+                **where: Any) -> Listing:
+        """A list for a view to return: the blueprint pages it in the database."""
+        return Listing(self, kind, where, present)
+
+
+class _Loaded(dict):
+    """Aggregates loaded for a batch, with the ``seq`` their rows keep (first recorded)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seqs: dict[UUID, int] = {}
+
+    def keep(self, aggregate: Any, seq: int) -> None:
+        self[aggregate.id] = aggregate
+        self.seqs[aggregate.id] = seq
+
+
+def current_seq(loaded: _Loaded, aggregate_id: UUID) -> int | None:
+    return loaded.seqs.get(aggregate_id)
+
+
+# --- lists --------------------------------------------------------------------------------
+@dataclass
+class Listing:
+    """What a list view returns instead of a list: the aggregates of a kind (matching
+    ``where``), with what the view shows for each (``present``: aggregate and row → the
+    object its schema dumps). ``Blueprint`` calls :meth:`page` with the request's query."""
+
+    index: StoredIndex
+    kind: type
+    where: Mapping[str, Any] = field(default_factory=dict)
+    present: Callable[[Any, Any], Any] | None = None
+
+    def __iter__(self) -> Iterator[Any]:
+        """Every item, oldest first (for commands, tests and small lists)."""
+        return iter(self._shown(self.index.select(self.kind, self.where)))
+
+    def __len__(self) -> int:
+        self.index.catch_up()
+        return self._count([])
+
+    def _shown(self, pairs: list[tuple[Any, Any]]) -> list[Any]:
+        if self.present is None:
+            return [aggregate for aggregate, _ in pairs]
+        return [self.present(aggregate, row) for aggregate, row in pairs]
+
+    def page(self, args: Mapping[str, str], allowed: set[str], reserved: Sequence[str],
+             dump: Callable[[list[Any]], list[dict[str, Any]]]
+             ) -> tuple[list[dict[str, Any]], int]:
+        """The page of representations the query asks for, and how many matched."""
+        from shared.http import listing
+
+        self.index.catch_up()
+        table = self.index.tables[self.kind]
+        filters = listing.parse_filters(args, allowed, reserved)
+        sort = listing.parse_sort(args.get("sort"), allowed)
+        offset = listing.int_arg(args, "offset", 0)
+        limit = listing.int_arg(args, "limit", listing.DEFAULT_LIMIT, listing.MAX_LIMIT)
+        fields = listing.requested_fields()
+        in_sql = [f for f in filters if table.column(f[0]) is not None]
+        rest = [f for f in filters if table.column(f[0]) is None]
+        conditions: list[tuple[str, list[Any]]] = []
+        for attr, op, raws in in_sql:
+            conditions.append(self._condition(table, conditions, attr, op, raws))
+        if not rest and all(table.column(name) is not None for name, _ in sort):
+            total = self._count(conditions)
+            pairs = self.index.select(self.kind, self.where, conditions,
+                                      self._order(table, sort), limit, offset)
+            items = dump(self._shown(pairs))
+            return [listing.select_fields(i, fields) for i in items], total
+        # An attribute without a column: narrow in SQL, then as the lists always did.
+        items = dump(self._shown(self.index.select(self.kind, self.where, conditions)))
+        items = listing.refine(items, rest, sort)
+        return ([listing.select_fields(i, fields) for i in items[offset:offset + limit]],
+                len(items))
+
+    def _count(self, conditions: list[tuple[str, list[Any]]]) -> int:
+        table = self.index.tables[self.kind]
+        clauses, params = self.index._where(table, self.where, conditions)
+        with self.index._db.transaction(write=False) as tx:
+            row = tx.execute("SELECT COUNT(*) AS n FROM "
+                             f"{self.index._db.qualified(self.index.table_name(table))}"
+                             f"{clauses}", params).fetchone()
+        return int(row["n"])
+
+    @staticmethod
+    def _order(table: Table, sort: list[tuple[str, bool]]) -> str:
+        """Ascending puts missing values last and descending first, as the lists do;
+        ties keep the order of creation."""
+        keys = []
+        for name, desc in sort:
+            column = table.column(name)
+            assert column is not None
+            keys.append(f"{column.sql} DESC NULLS FIRST" if desc
+                        else f"{column.sql} ASC NULLS LAST")
+        return ", ".join([*keys, "seq"])
+
+    def _condition(self, table: Table, earlier: list[tuple[str, list[Any]]], attr: str,
+                   op: str, raws: list[str]) -> tuple[str, list[Any]]:
+        """One TMF630 filter as SQL, with ``shared.http.listing``'s meaning: ``eq`` takes
+        any of several values (``null`` or empty: missing); the comparisons never match a
+        missing value; a value that cannot be compared with the attribute is a 400 when
+        the attribute has values to compare it with."""
+        column = table.column(attr)
+        assert column is not None
+        if op == "eq":
+            parts, params = [], []
+            for raw in raws:
+                if raw in NULLS:
+                    parts.append(f"{column.sql} IS NULL")
+                try:
+                    params.append(query_value(raw, column.kind))
+                except ValueError:
+                    continue
+                parts.append(f"{column.sql} = ?")
+            return (" OR ".join(parts) or "1 = 0"), params
+        try:
+            value = query_value(raws[0], column.kind)
+        except ValueError:
+            if self._any_value(table, earlier, column):
+                raise ApiError(400, f"'{attr}.{op}' needs a value comparable with {attr}",
+                               "INVALID_FILTER",
+                               {f"{attr}.{op}": [f"cannot compare {raws[0]!r}"]}) from None
+            return "1 = 0", []
+        sign = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<=", "ne": "<>"}[op]
+        return f"{column.sql} IS NOT NULL AND {column.sql} {sign} ?", [value]
+
+    def _any_value(self, table: Table, earlier: list[tuple[str, list[Any]]],
+                   column: Column) -> bool:
+        conditions = [*earlier, (f"{column.sql} IS NOT NULL", [])]
+        clauses, params = self.index._where(table, self.where, conditions)
+        with self.index._db.transaction(write=False) as tx:
+            return tx.execute(f"SELECT 1 FROM "
+                              f"{self.index._db.qualified(self.index.table_name(table))}"
+                              f"{clauses} LIMIT 1", params).fetchone() is not None
