@@ -11,6 +11,7 @@ import threading
 import time
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import click
 from rich.console import Console
@@ -305,6 +306,86 @@ def worker(service: str, only: str | None) -> None:
             runtime.stop()
             raise SystemExit(1)
     runtime.stop()
+
+
+
+# --- read models ------------------------------------------------------------------------
+@main.group()
+def readmodel() -> None:
+    """The stored read models the services answer their queries from."""
+
+
+def _read_models_of(service: str) -> tuple[Any, list[Any]]:
+    from services.catalogue import spec as find_spec
+    from shared.service import Runtime
+
+    try:
+        spec = find_spec(service)
+    except KeyError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise SystemExit(2) from None
+    settings = _settings(services=[spec.name])
+    logs.configure("WARNING", settings.log_json, service)
+    runtime = Runtime(spec, settings)
+    return runtime, runtime.app.read_models()
+
+
+@readmodel.command("status")
+@click.argument("service")
+def readmodel_status(service: str) -> None:
+    """Each read model of a service: how far it has applied its log, and its rows."""
+    runtime, models = _read_models_of(service)
+    table = Table("read model", "log", "position", "behind", "rows")
+    try:
+        for model in models:
+            head = model.app.max_notification_id()
+            position = model.stored_position()
+            rows = ", ".join(f"{kind.__name__} {model.count(kind):,}" for kind in model.tables)
+            table.add_row(model.name, model.app.name, f"{position:,}",
+                          f"{max(head - position, 0):,}", rows)
+        Console().print(table)
+    finally:
+        runtime.stop()
+
+
+@readmodel.command("rebuild")
+@click.argument("service")
+@click.option("--name", "names", multiple=True, metavar="NAME",
+              help="Only this read model (repeatable); default: all of the service's.")
+def readmodel_rebuild(service: str, names: tuple[str, ...]) -> None:
+    """Drop a service's read models and replay its log into them again, with progress.
+    The services may keep running: their queries wait for the rebuild's transactions
+    and then see the rebuilt tables."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    runtime, models = _read_models_of(service)
+    unknown = set(names) - {model.name for model in models}
+    if unknown:
+        _fail(f"{service} has no read model {', '.join(sorted(unknown))} "
+              f"(it has: {', '.join(m.name for m in models) or 'none'})")
+    try:
+        for model in models:
+            if names and model.name not in names:
+                continue
+            with Progress(TextColumn(f"{service} {model.name}"), BarColumn(),
+                          MofNCompleteColumn(), TextColumn("events"), TimeElapsedColumn(),
+                          TimeRemainingColumn(), console=console) as progress:
+                task = progress.add_task("rebuild", total=model.app.max_notification_id())
+                report = model.rebuild(lambda done, total, t=task: progress.update(
+                    t, completed=done, total=total))
+            rate = report.events / report.seconds if report.seconds else 0.0
+            console.print(f"{service} {model.name}: {report.events:,} events applied, "
+                          f"{report.rows:,} rows, {report.seconds:.1f} s "
+                          f"({rate:,.0f} events/s)")
+    finally:
+        runtime.stop()
 
 
 if __name__ == "__main__":

@@ -606,8 +606,9 @@ class Listing:
             conditions.append(self._condition(table, conditions, attr, op, raws))
         if not rest and all(table.column(name) is not None for name, _ in sort):
             total = self._count(conditions)
-            pairs = self.index.select(self.kind, self.where, conditions,
-                                      self._order(table, sort), limit, offset)
+            # (past the end is empty: an offset beyond SQL's integers needs no query)
+            pairs = [] if offset >= total or not limit else self.index.select(
+                self.kind, self.where, conditions, self._order(table, sort), limit, offset)
             items = dump(self._shown(pairs))
             return [listing.select_fields(i, fields) for i in items], total
         # An attribute without a column: narrow in SQL, then as the lists always did.

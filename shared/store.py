@@ -139,6 +139,11 @@ class ServiceApplication(Application):
         """Every log this service keeps (audit reads them all)."""
         return [self]
 
+    def read_models(self) -> list[Any]:
+        """The stored read models (``shared.readmodel.StoredIndex``) this service keeps
+        over its logs: what ``slactl readmodel`` shows and rebuilds."""
+        return []
+
     # --- construction -------------------------------------------------------------
     def construct_mapper(self) -> AuditingMapper:
         base = self.factory.mapper(transcoder=self.construct_transcoder())

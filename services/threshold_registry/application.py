@@ -48,6 +48,9 @@ class ThresholdRegistry(ServiceApplication):
         super().__init__(env)
         self.index = RegistryIndex(self)
 
+    def read_models(self) -> list[RegistryIndex]:
+        return [self.index]
+
     def close(self) -> None:
         self.index.close()
         super().close()
