@@ -32,59 +32,74 @@ def _text(name: str) -> Any:
 
 
 VERSION = Column("version", attrgetter("version"), "number")
-# A purchased offering's group is its offering's: kept by RegistryIndex.changed.
-PLACED_IN = Column("offeringGroupId", lambda item: None)
 NAME = Column("name", attrgetter("name"))
-
-TABLES = (
-    Table(OfferingGroup, (NAME, VERSION, Column("lifecycleStatus", _text("lifecycle_status")),
-                          Column("retired", attrgetter("is_retired"), "bool"))),
-    Table(ProductOffering, (NAME, VERSION,
-                            Column("lifecycleStatus", _text("lifecycle_status")),
-                            Column("offeringGroupId", _text("group_id")))),
-    Table(SlaType, (NAME, VERSION)),
-    Table(ThresholdStandard, (VERSION, Column("productOfferingId", _text("offering_id")),
-                              Column("offeringGroupId", _text("offering_group_id")))),
-    Table(PurchasedOffering, (
-        VERSION,
-        Column("id", _text("product_id")),
-        Column("customerId", _text("customer_id")),
-        Column("customerGroup", _text("customer_group")),
-        Column("productOfferingId", _text("offering_id")),
-        PLACED_IN,
-        Column("slaTypeId", _text("sla_type_id")),
-        Column("site", _text("site")),
-        Column("monthlyCharge", _text("monthly_charge")),
-        Column("currency", _text("currency")),
-        Column("status", _text("status")),
-        Column("startDate", attrgetter("start_date"), "time"),
-        Column("endDate", attrgetter("end_date"), "time"),
-    )),
-    Table(MonitoringRegimeReplica),
-)
+GROUP_OF_OFFERING = Column("offeringGroupId", _text("group_id"))
 
 
 class RegistryIndex(StoredIndex):
-    """Every aggregate of the registry, stored; purchased offerings placed in groups."""
+    """Every aggregate of the registry, stored; purchased offerings placed in groups.
+
+    A purchased offering's ``offeringGroupId`` column is its offering's group: looked up
+    for each batch (:meth:`storing`), and moved with the offering (:meth:`changed`)."""
 
     def __init__(self, app: ServiceApplication) -> None:
-        super().__init__(app, "registry", TABLES)
+        self._groups: dict[str, str | None] = {}
+        self.placed_in = Column("offeringGroupId", self._group_of)
+        super().__init__(app, "registry", (
+            Table(OfferingGroup, (NAME, VERSION,
+                                  Column("lifecycleStatus", _text("lifecycle_status")),
+                                  Column("retired", attrgetter("is_retired"), "bool"))),
+            Table(ProductOffering, (NAME, VERSION,
+                                    Column("lifecycleStatus", _text("lifecycle_status")),
+                                    GROUP_OF_OFFERING)),
+            Table(SlaType, (NAME, VERSION)),
+            Table(ThresholdStandard, (VERSION,
+                                      Column("productOfferingId", _text("offering_id")),
+                                      Column("offeringGroupId", _text("offering_group_id")))),
+            Table(PurchasedOffering, (
+                Column("version", attrgetter("version"), "number", indexed=False),
+                Column("id", _text("product_id")),
+                Column("customerId", _text("customer_id")),
+                Column("customerGroup", _text("customer_group")),
+                Column("productOfferingId", _text("offering_id")),
+                self.placed_in,
+                Column("slaTypeId", _text("sla_type_id")),
+                Column("site", _text("site"), indexed=False),
+                Column("monthlyCharge", _text("monthly_charge"), indexed=False),
+                Column("currency", _text("currency"), indexed=False),
+                Column("status", _text("status")),
+                Column("startDate", attrgetter("start_date"), "time"),
+                Column("endDate", attrgetter("end_date"), "time", indexed=False),
+            )),
+            Table(MonitoringRegimeReplica),
+        ))
+
+    def _group_of(self, item: PurchasedOffering) -> str | None:
+        return self._groups.get(str(item.offering_id))
+
+    def storing(self, tx: Any, aggregates: list[Any]) -> None:
+        """The groups of the offerings this batch's purchased offerings name: the
+        batch's own offerings as they are now, the others as stored."""
+        self._groups = {str(o.id): None if o.group_id is None else str(o.group_id)
+                        for o in aggregates if isinstance(o, ProductOffering)}
+        wanted = sorted({str(i.offering_id) for i in aggregates
+                         if isinstance(i, PurchasedOffering)} - set(self._groups))
+        offerings = self.sql_table(ProductOffering)
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start:start + 500]
+            for row in tx.execute(f"SELECT id, {GROUP_OF_OFFERING.sql} AS g FROM {offerings} "
+                                  f"WHERE id IN ({','.join('?' * len(chunk))})",
+                                  chunk).fetchall():
+                self._groups[row["id"]] = row["g"]
 
     def changed(self, tx: Any, aggregates: list[Any]) -> None:
-        inventory = self.sql_table(PurchasedOffering)
-        offerings = self.sql_table(ProductOffering)
+        """An offering that moved takes its purchased offerings with it."""
         moved = [(None if o.group_id is None else str(o.group_id), str(o.id))
-                 for o in aggregates if isinstance(o, ProductOffering)]
-        tx.executemany(f"UPDATE {inventory} SET {PLACED_IN.sql} = ? "
+                 for o in aggregates if isinstance(o, ProductOffering) and o.version > 1]
+        inventory = self.sql_table(PurchasedOffering)
+        tx.executemany(f"UPDATE {inventory} SET {self.placed_in.sql} = ? "
                        "WHERE c_product_offering_id = ?", moved)
-        items = [str(i.id) for i in aggregates if isinstance(i, PurchasedOffering)]
-        for start in range(0, len(items), 500):
-            chunk = items[start:start + 500]
-            tx.execute(
-                f"UPDATE {inventory} SET {PLACED_IN.sql} = (SELECT o.c_offering_group_id "
-                f"FROM {offerings} o WHERE o.id = {inventory}.c_product_offering_id) "
-                f"WHERE id IN ({','.join('?' * len(chunk))})", chunk)
 
     def placed(self, item: PurchasedOffering, row: Any) -> Placed:
-        group = row[PLACED_IN.sql]
+        group = row[self.placed_in.sql]
         return Placed(item, None if group is None else UUID(group))
