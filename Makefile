@@ -19,6 +19,9 @@ $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@echo "installing the suite and its pinned dependencies into $(VENV) ..."
 	@$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@# Byte-compiled once here, so no process compiles its sources at every start
+	@# (environments that set PYTHONDONTWRITEBYTECODE never keep what they compile).
+	@$(BIN)/python -m compileall -q -j 0 $(VENV)/lib shared services >/dev/null || true
 	@rm -f $(VENV)/.installed-* && touch $@
 
 run: $(STAMP)

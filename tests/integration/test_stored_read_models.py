@@ -253,3 +253,20 @@ def test_an_offset_past_the_end_is_an_empty_page(store_env: dict[str, str]) -> N
         assert page == ([], 3)
     finally:
         registry.close()
+
+
+def test_the_row_counts_kept_with_the_rows_are_the_tables_counts(
+        store_env: dict[str, str]) -> None:
+    registry = ThresholdRegistry(store_env)
+    try:
+        an_estate(registry, 30)
+        for kind in registry.index.tables:
+            with registry.index._db.transaction(write=False) as tx:
+                counted = tx.execute(f"SELECT COUNT(*) AS n FROM "
+                                     f"{registry.index.sql_table(kind)}").fetchone()["n"]
+            assert registry.index.count(kind) == counted, kind
+        assert len(registry.purchased_offerings()) == 30
+        registry.index.rebuild()
+        assert registry.index.count(PurchasedOffering) == 30
+    finally:
+        registry.close()
