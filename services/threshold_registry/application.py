@@ -21,11 +21,20 @@ from services.threshold_registry.domain import (
     SlaType,
     ThresholdStandard,
 )
-from services.threshold_registry.replicas import MonitoringRegimeReplica, fields_of
+from services.threshold_registry.domain.replicas import (
+    REGIME,
+    KnownRegime,
+    MonitoringRegimeReplica,
+    Replica,
+    known,
+    newest,
+)
 from services.threshold_registry.views import RegistryIndex
+from shared import replica as replicas
 from shared.errors import InUse, MissingReference, NotFound
 from shared.inflection import camel
 from shared.readmodel import Listing
+from shared.replica import Copy
 from shared.store import ServiceApplication
 
 KINDS: dict[type, str] = {
@@ -164,29 +173,36 @@ class ThresholdRegistry(ServiceApplication):
                 ("thresholdStandard", [str(t.id) for t in standards]),
                 ("monitoringRegime", [r.regime_id for r in regimes])) if ids})
 
-    # --- monitoring's regimes (a replica) ------------------------------------------------
-    def regimes_watching(self, group_id: UUID) -> list[MonitoringRegimeReplica]:
+    # --- monitoring's regimes (replicas) -------------------------------------------------
+    def regimes(self) -> list[KnownRegime]:
+        """Every monitoring regime heard of, oldest first, at the highest version heard
+        (the kit's replicas, and what an earlier release kept that no newer state
+        replaced)."""
+        earlier = {r.regime_id: known(r) for r in self.index.all(MonitoringRegimeReplica)}
+        kept = {r.resource_id: known(r) for r, _ in self.index.select(Replica, {"kind": REGIME})}
+        found = {i: newest(kept.get(i), earlier.get(i)) for i in {**earlier, **kept}}
+        return [regime for regime in found.values() if regime is not None]
+
+    def regimes_watching(self, group_id: UUID) -> list[KnownRegime]:
         """The regimes not stopped that watch a group, oldest first, as last heard."""
-        return [r for r in self.index.all(MonitoringRegimeReplica)
+        return [r for r in self.regimes()
                 if r.watching and r.offering_group_id == str(group_id)]
 
-    def regime_replica(self, regime_id: str) -> MonitoringRegimeReplica | None:
+    def regime_replica(self, regime_id: str) -> KnownRegime | None:
+        """One regime as last heard of (None: never heard of)."""
+        kit = replicas.find(self.repository, Replica, REGIME, regime_id)
         try:
-            replica = self.repository.get(MonitoringRegimeReplica.create_id(regime_id))
+            earlier = self.repository.get(MonitoringRegimeReplica.create_id(regime_id))
         except AggregateNotFoundError:
-            return None
-        return replica if isinstance(replica, MonitoringRegimeReplica) else None
+            earlier = None
+        return newest(known(kit) if kit is not None else None,
+                      known(earlier) if isinstance(earlier, MonitoringRegimeReplica) else None)
 
-    def receive_regime(self, regime: Mapping[str, Any]) -> MonitoringRegimeReplica:
-        """Keep the newest state of a monitoring regime (idempotent, any order): one
-        save, so the inbox records it with the message's tracking record."""
-        fields = fields_of(dict(regime))
-        regime_id = str(regime["id"])
-        replica = self.regime_replica(regime_id)
-        if replica is None:
-            replica = MonitoringRegimeReplica(regime_id=regime_id, **fields)
-        else:
-            replica.receive(**fields)
+    def receive_replica(self, copy: Copy) -> Replica:
+        """Keep the newest state of another service's resource (a monitoring regime;
+        idempotent, any order): one save, so the inbox records it with the message's
+        tracking record."""
+        replica = replicas.receive(self.repository, Replica, copy)
         self.save(replica)
         return replica
 

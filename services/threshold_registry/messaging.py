@@ -22,11 +22,13 @@ from services.threshold_registry.domain import (
     SlaType,
     ThresholdStandard,
 )
+from services.threshold_registry.domain.replicas import REGIME, regime_facts
 from shared.bus.envelope import Envelope
 from shared.bus.inbox import Handler, Rejected
 from shared.bus.outbox import Publication
 from shared.bus.topology import FULFILMENT_EVENTS, SLA_EVENTS, Binding
 from shared.errors import DomainError, NotFound
+from shared.replica import Replicated, replica_handlers
 
 SERVICE = "threshold-registry"
 
@@ -224,9 +226,11 @@ def handle_analysis_result(app: ThresholdRegistry, envelope: Envelope) -> None:
         raise Rejected(f"analysis result {result.get('id')}: {exc}") from None
 
 
-def handle_regime_change(app: ThresholdRegistry, envelope: Envelope) -> None:
-    """Keep the regime's newest state; its contract guarantees the fields read here."""
-    app.receive_regime(envelope.event["monitoringRegime"])
+#: What the registry keeps of other services' resources (``shared.replica``): which group
+#: or offering each monitoring regime watches, and its status.
+REPLICATED = {
+    "MonitoringRegimeChangeEvent": Replicated(REGIME, "monitoringRegime", facts=regime_facts),
+}
 
 
 def handlers(app: ThresholdRegistry) -> dict[str, Handler]:
@@ -236,5 +240,5 @@ def handlers(app: ThresholdRegistry) -> dict[str, Handler]:
         "ProductStateChangeEvent": product,
         "ProductAttributeValueChangeEvent": product,
         "AnalysisResultEvent": lambda envelope: handle_analysis_result(app, envelope),
-        "MonitoringRegimeChangeEvent": lambda envelope: handle_regime_change(app, envelope),
+        **replica_handlers(REPLICATED, app.receive_replica),
     }

@@ -27,6 +27,7 @@ from services.threshold_registry.domain import (
     OFFERING_LIFECYCLE,
     UNITS,
     Placed,
+    replicas,
 )
 from services.threshold_registry.domain import (
     OfferingGroup as OfferingGroupAggregate,
@@ -43,7 +44,6 @@ from services.threshold_registry.domain import (
 from services.threshold_registry.domain import (
     ThresholdStandard as ThresholdStandardAggregate,
 )
-from services.threshold_registry.replicas import MonitoringRegimeReplica as Replica
 from shared.durations import POSITIVE_DURATION
 from shared.http.schemas import (
     NAME,
@@ -465,8 +465,8 @@ class AnalysisResult(Schema):
 
 # --- what the registry knows of monitoring's regimes -----------------------------------------
 class MonitoringRegimeReplica(CamelSchema):
-    """What the registry knew of a monitoring regime (audit queries only: the regime's own
-    resource is monitoring's)."""
+    """What the registry knew of a monitoring regime (``replicas.KnownRegime``; audit
+    queries only: the regime's own resource is monitoring's)."""
 
     id = fields.String(attribute="regime_id")
     type_ = Computed(lambda schema, obj: "MonitoringRegimeReplica", data_key="@type")
@@ -479,7 +479,8 @@ class MonitoringRegimeReplica(CamelSchema):
 
 # --- one representation per aggregate, for the audit record --------------------------------
 RECORDS: dict[type, type[Schema]] = {
-    Replica: MonitoringRegimeReplica,
+    replicas.Replica: MonitoringRegimeReplica,
+    replicas.MonitoringRegimeReplica: MonitoringRegimeReplica,
     OfferingGroupAggregate: OfferingGroup,
     ProductOfferingAggregate: ProductOffering,
     SlaTypeAggregate: SlaType,
@@ -497,4 +498,6 @@ def represent(aggregate: Any) -> dict[str, Any]:
         raise TypeError(f"not a registry aggregate: {type(aggregate).__name__}")
     if isinstance(aggregate, PurchasedOfferingAggregate):
         aggregate = Placed(aggregate, None)
+    elif isinstance(aggregate, replicas.Replica | replicas.MonitoringRegimeReplica):
+        aggregate = replicas.known(aggregate)
     return schema().dump(aggregate)

@@ -21,7 +21,7 @@ from services.threshold_registry.domain import (
     SlaType,
     ThresholdStandard,
 )
-from services.threshold_registry.replicas import MonitoringRegimeReplica
+from services.threshold_registry.domain.replicas import MonitoringRegimeReplica, Replica
 from shared.readmodel import Column, StoredIndex, Table
 from shared.store import ServiceApplication
 
@@ -71,7 +71,8 @@ class RegistryIndex(StoredIndex):
                 Column("startDate", attrgetter("start_date"), "time"),
                 Column("endDate", attrgetter("end_date"), "time", indexed=False),
             )),
-            Table(MonitoringRegimeReplica),
+            Table(Replica, (Column("kind", attrgetter("kind")),)),
+            Table(MonitoringRegimeReplica),  # as an earlier release kept regimes
         ))
 
     def _group_of(self, item: PurchasedOffering) -> str | None:

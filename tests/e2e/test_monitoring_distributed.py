@@ -106,7 +106,7 @@ def test_a_group_watched_by_a_regime_is_kept_until_the_regime_stops(
         suite_processes: dict[str, Any]) -> None:
     """Monitoring's worker publishes the regime from its main log over RabbitMQ; the
     registry's worker keeps it in its replica (PostgreSQL), which its HTTP processes read."""
-    from services.threshold_registry.replicas import MonitoringRegimeReplica
+    from services.threshold_registry.domain.replicas import REGIME, Replica
 
     registry, monitoring = (suite_processes["bases"][s] for s in ("threshold-registry",
                                                                    "monitoring"))
@@ -116,7 +116,7 @@ def test_a_group_watched_by_a_regime_is_kept_until_the_regime_stops(
                           json={"name": "Leased lines"}).json()
     regime = watcher.start_regime(name="Leased watch", offeringGroupId=group["id"],
                                   window="PT5M")
-    known = f"{registry}/audit/aggregates/{MonitoringRegimeReplica.create_id(regime['id'])}/history"
+    known = f"{registry}/audit/aggregates/{Replica.create_id(REGIME, regime['id'])}/history"
 
     def heard(changes: int) -> bool:  # what the registry's log holds of the regime
         answer = requests.get(known, headers=admin)

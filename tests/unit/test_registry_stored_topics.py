@@ -6,11 +6,17 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
+from uuid import UUID, uuid4
 
 from eventsourcing.persistence import StoredEvent
 
 from services.threshold_registry.application import ThresholdRegistry
 from services.threshold_registry.domain import LEGACY_TOPICS
+from services.threshold_registry.domain.replicas import MonitoringRegimeReplica
+from services.threshold_registry.messaging import handlers
+from services.threshold_registry.schemas import represent
+from shared.bus.envelope import Envelope
+from shared.times import iso
 
 POPO = {"PERSISTENCE_MODULE": "eventsourcing.popo"}
 MODULE = re.compile(rb"services\.threshold_registry\.domain\.\w+:")
@@ -77,3 +83,60 @@ def test_a_log_written_under_the_first_module_path_still_loads() -> None:
     # And it goes on: new events are recorded beside the old ones.
     now.revise_standard(standard.id, {"name": "Fibre availability v2"}, "rename")
     assert now.standard(standard.id).latest["version"] == 2
+
+
+EARLIER_REPLICA = b"services.threshold_registry.replicas:MonitoringRegimeReplica"
+MOVED_REPLICA = b"services.threshold_registry.domain.replicas:MonitoringRegimeReplica"
+
+
+def regime_change(regime_id: str, group_id: str, status: str, version: int) -> Envelope:
+    return Envelope(event_id=f"monitoring.regimes:{version}", event_time=iso(),
+                    event_type="MonitoringRegimeChangeEvent", source="monitoring",
+                    correlation_id="c", event={"change": "changed", "monitoringRegime": {
+                        "id": regime_id, "name": regime_id.title(), "status": status,
+                        "offeringGroupId": group_id, "version": version}})
+
+
+def test_the_regimes_an_earlier_release_kept_still_load_and_newer_states_replace_them(
+        ) -> None:
+    """Before the replica kit, the registry kept each regime in a ``MonitoringRegimeReplica``
+    recorded under ``services.threshold_registry.replicas``: such a log still loads, its
+    regimes still hold their groups, and a newer state heard since replaces them (an
+    older one does not)."""
+    then = ThresholdRegistry(POPO)
+    group_id = str(uuid4())
+    watch = MonitoringRegimeReplica(regime_id="watch", name="Watch", offering_group_id=group_id,
+                                    offering_id=None, status="active", source_version=2)
+    night = MonitoringRegimeReplica(regime_id="night", name="Night", offering_group_id=group_id,
+                                    offering_id=None, status="active", source_version=1)
+    night._updated(name="Night", offering_group_id=group_id, offering_id=None,
+                   status="stopped", source_version=4)
+    then.save(watch, night)
+    records = then.recorder.select_notifications(start=1, limit=100)
+
+    now = ThresholdRegistry(POPO)
+    now.recorder.insert_events([StoredEvent(
+        originator_id=r.originator_id, originator_version=r.originator_version,
+        topic=r.topic.encode().replace(MOVED_REPLICA, EARLIER_REPLICA).decode(),
+        state=r.state.replace(MOVED_REPLICA, EARLIER_REPLICA)) for r in records])
+    written = now.recorder.select_notifications(start=1, limit=100)
+    assert [r.topic for r in written] == [
+        "services.threshold_registry.replicas:MonitoringRegimeReplica.Received",
+        "services.threshold_registry.replicas:MonitoringRegimeReplica.Received",
+        "services.threshold_registry.replicas:MonitoringRegimeReplica.Updated"]
+
+    assert [(r.regime_id, r.name, r.status) for r in now.regimes_watching(UUID(group_id))] == [
+        ("watch", "Watch", "active")]
+    assert now.regime_replica("night").status == "stopped"
+    assert represent(now.repository.get(MonitoringRegimeReplica.create_id("watch"))) == {
+        "id": "watch", "@type": "MonitoringRegimeReplica", "name": "Watch",
+        "offeringGroupId": group_id, "productOfferingId": None, "status": "active",
+        "sourceVersion": 2}
+
+    handle = handlers(now)["MonitoringRegimeChangeEvent"]
+    handle(regime_change("night", group_id, "active", 3))  # older than what was kept
+    assert now.regimes_watching(UUID(group_id))[0].regime_id == "watch"
+    assert now.regime_replica("night").status == "stopped"
+    handle(regime_change("watch", group_id, "stopped", 3))  # newer: the kit's replica
+    assert now.regimes_watching(UUID(group_id)) == []
+    assert now.regime_replica("watch").source_version == 3

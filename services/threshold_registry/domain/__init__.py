@@ -6,7 +6,9 @@
 - ``offerings``: product offerings and their offering groups;
 - ``sla_types``: SLA types and their commercial terms;
 - ``standards``: threshold standards and their versions (after TMF657);
-- ``inventory``: the purchased-offering inventory (after TMF637).
+- ``inventory``: the purchased-offering inventory (after TMF637);
+- ``replicas``: what the registry keeps of other services' resources (monitoring's
+  regimes), with the replica kit.
 
 Plain Python plus ``eventsourcing`` and the suite's plain helpers (``shared.errors``,
 ``shared.durations`` …): no web framework, no broker.
@@ -22,13 +24,15 @@ reported together in ``InvalidValue.errors``, keyed by the field path the API sh
 
 The aggregates were first defined in one module, ``services.threshold_registry.domain``,
 and the event store records each event by its class's topic (``module:Class.Event``);
-``LEGACY_TOPICS`` registers those first topics, so logs written then still load.
+``LEGACY_TOPICS`` registers those first topics, so logs written then still load (and
+``replicas`` registers the topic of the regime replica an earlier release kept).
 """
 
 from __future__ import annotations
 
 from eventsourcing.utils import get_topic, register_topic
 
+from services.threshold_registry.domain import replicas
 from services.threshold_registry.domain.inventory import (
     INVENTORY_STATUSES,
     Placed,
@@ -83,5 +87,5 @@ __all__ = [
     "ProductOffering",
     "PurchasedOffering", "SlaType", "ThresholdStandard", "UnknownVersion", "as_utc",
     "as_uuid", "duration_seconds", "normalise_aggregation", "normalise_comparator",
-    "parse_percentile", "validate_parameters", "validate_valid_for",
+    "parse_percentile", "replicas", "validate_parameters", "validate_valid_for",
 ]
