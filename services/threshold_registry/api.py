@@ -9,7 +9,7 @@ from typing import Any
 from uuid import UUID, uuid4
 
 from eventsourcing.persistence import IntegrityError
-from flask import Response, g, jsonify
+from flask import Response, g
 from flask.views import MethodView
 
 from services.threshold_registry import schemas as s
@@ -24,7 +24,7 @@ from services.threshold_registry.domain import (
 from shared.errors import InUse
 from shared.http.blueprint import Blueprint, wire_names
 from shared.http.errors import ApiError
-from shared.http.listing import expected_version, list_response, requested_fields, select_fields
+from shared.http.listing import expected_version, list_response
 from shared.http.schemas import list_query
 from shared.http.security import requires
 from shared.readmodel import Listing
@@ -188,18 +188,16 @@ def blueprint(runtime: Any) -> Blueprint:
     @blp.route("/thresholdStandard/inForce")
     class StandardsInForce(MethodView):
         @blp.arguments(s.InForceQuery, location="query")
-        @blp.response(200, s.InForce(many=True))
+        # Paged and projected, but not filtered: its query names what is asked.
+        @blp.response(200, s.InForce(many=True), reserved=in_force_query, filterable=())
         @requires(READ)
-        def get(self, query: dict[str, Any]) -> Response:
+        def get(self, query: dict[str, Any]) -> list[s.InForceAnswer]:
             """Which standards are in force for an offering (and SLA type) at a time (``at``,
             business time), as the registry knows it now or as it knew it at ``asKnownAt``
             (record time): each approved version counts from its approval on, within its
             validity, so a later approval never rewrites what was in force before it."""
-            found = [s.InForceAnswer(standard, s.VersionOf(standard.id, version))
-                     for standard, version in app.standards_in_force(**query)]
-            # Paged and projected, but not filtered: its query names what is asked.
-            return list_response(s.InForce(many=True).dump(found), allowed=(),
-                                 extra_reserved=in_force_query)
+            return [s.InForceAnswer(standard, s.VersionOf(standard.id, version))
+                    for standard, version in app.standards_in_force(**query)]
 
     @blp.route("/thresholdStandard/<uuid:standard_id>")
     class OneThresholdStandard(MethodView):
@@ -228,19 +226,18 @@ def blueprint(runtime: Any) -> Blueprint:
 
     @blp.route("/thresholdStandard/<uuid:standard_id>/version/<int:number>")
     class OneStandardVersion(MethodView):
-        @blp.response(200, s.StandardVersion)
+        # Without an ETag: a version's number names it, not its state (it can still be
+        # approved, superseded or retired).
+        @blp.response(200, s.StandardVersion, etag=False)
         @requires(READ)
-        def get(self, standard_id: UUID, number: int) -> Response:
+        def get(self, standard_id: UUID, number: int) -> s.VersionOf:
             """One version of a standard, as it was approved (or drafted)."""
             matching = [v for v in s.versions_of(app.standard(standard_id))
                         if v.record["version"] == number]
             if not matching:
                 raise ApiError(404, f"threshold standard {standard_id} has no version "
                                     f"{number}")
-            # Without an ETag: a version's number names it, not its state (it can still
-            # be approved, superseded or retired).
-            return jsonify(select_fields(s.StandardVersion().dump(matching[0]),
-                                         requested_fields()))
+            return matching[0]
 
     @blp.route("/thresholdStandard/<uuid:standard_id>/approve", methods=["POST"])
     @blp.arguments(s.Approval)

@@ -45,19 +45,24 @@ class Blueprint(flask_smorest.Blueprint):
         self.after_request(self._conventional_headers)
 
     def response(self, status_code: int, schema: Any = None, *, reserved: Iterable[str] = (),
+                 filterable: Iterable[str] | None = None, etag: bool = True,
                  **kwargs: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         """``reserved``: query parameters of a list that are not attribute filters (the
-        view reads them itself, e.g. a history's ``eventId``)."""
+        view reads them itself, e.g. a history's ``eventId``); ``filterable``: the
+        attributes a list is filtered and sorted by (default every attribute of its
+        schema; none for a list whose query names what is asked); ``etag``: False for a
+        resource whose ``version`` names it rather than its state (no ``ETag``)."""
         decorate = super().response(status_code, schema, **kwargs)
         instance = schema() if isinstance(schema, type) else schema
         listing = None
         if isinstance(instance, Schema) and instance.many:
-            listing = (wire_names(instance), tuple(reserved))
+            names = wire_names(instance) if filterable is None else set(filterable)
+            listing = (names, tuple(reserved))
 
         def decorator(func: Callable[..., Any]) -> Callable[..., Any]:
             @wraps(func)
             def view(*args: Any, **kw: Any) -> Any:
-                g.suite_listing = listing
+                g.suite_listing, g.suite_etag = listing, etag
                 result = func(*args, **kw)
                 if listing is not None and isinstance(result, Listing):
                     return self._stored_page(result, instance, status_code, *listing)
@@ -98,8 +103,10 @@ class Blueprint(flask_smorest.Blueprint):
             response.headers.setdefault("X-Total-Count", str(counts[0]))
             response.headers.setdefault("X-Result-Count", str(counts[1]))
         resource = g.pop("suite_resource", None)
+        etag = g.pop("suite_etag", True)
         if resource is not None and response.status_code < 300:
-            if isinstance(resource.get("version"), int) and "ETag" not in response.headers:
+            if etag and isinstance(resource.get("version"), int) and \
+                    "ETag" not in response.headers:
                 response.headers["ETag"] = f'"{resource["version"]}"'
             if response.status_code == 201 and resource.get("href"):
                 response.headers.setdefault("Location", str(resource["href"]))

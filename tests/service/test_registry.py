@@ -218,6 +218,31 @@ def test_lists_filter_sort_page_and_select_fields(registry: Any,
     assert newer.headers["X-Total-Count"] == "4"
 
 
+def test_standards_in_force_are_paged_and_projected_and_a_version_has_no_etag(
+        registry: Any, manager: RegistryDriver) -> None:
+    """The in-force list's query names what is asked: it is paged and projected like any
+    list, never filtered or sorted by attribute. A version is named by its number, not by
+    its state (it can still be superseded or retired): it is answered without an ETag."""
+    ids = catalogue(manager)
+    standard = manager.agree_standard(group=ids["group"], sla_type=ids["gold"])
+    asked = f"/thresholdStandard/inForce?productOfferingId={ids['offering']}" \
+            f"&slaTypeId={ids['gold']}"
+    found = registry.get(f"{asked}&fields=inForceVersion")
+    assert found.status_code == 200
+    assert (found.headers["X-Total-Count"], found.headers["X-Result-Count"]) == ("1", "1")
+    assert [set(f) for f in found.get_json()] == [{"id", "href", "@type", "inForceVersion"}]
+    assert found.get_json()[0]["inForceVersion"]["version"] == 1
+    assert registry.get(f"{asked}&offset=1").get_json() == []
+    for refused in ("name=Fibre", "sort=id"):
+        assert registry.get(f"{asked}&{refused}").status_code == 400, refused
+
+    version = registry.get(f"/thresholdStandard/{standard['id']}/version/1?fields=version")
+    assert version.status_code == 200 and "ETag" not in version.headers
+    assert version.get_json() == {
+        "id": "1", "href": f"{standard['href']}/version/1",
+        "@type": "ThresholdStandardVersion", "version": 1}
+
+
 def test_a_stale_if_match_is_refused_with_409(registry: Any) -> None:
     group = registry.post("/offeringGroup", json={"name": "Voice"})
     etag = group.headers["ETag"]
