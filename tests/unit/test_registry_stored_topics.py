@@ -140,3 +140,24 @@ def test_the_regimes_an_earlier_release_kept_still_load_and_newer_states_replace
     handle(regime_change("watch", group_id, "stopped", 3))  # newer: the kit's replica
     assert now.regimes_watching(UUID(group_id)) == []
     assert now.regime_replica("watch").source_version == 3
+
+
+def test_an_analysis_result_is_recorded_under_the_topic_of_what_it_is_logged_on() -> None:
+    """Offerings and purchased offerings share how they log analysis results; each one's
+    events keep the topic they were recorded under before (``<Class>.AnalysisResultLogged``
+    of its own module), so logs written then and now read alike."""
+    app = ThresholdRegistry(POPO)
+    offering = app.register_offering("Fibre 1G")
+    app.create_purchased_offering(product_id="fibre-0001", customer_id="acme",
+                                  offering_id=offering.id)
+    for target in ({"type": "productOffering", "id": str(offering.id)},
+                   {"type": "purchasedOffering", "id": "fibre-0001"}):
+        for _ in range(2):  # the same result id is kept once
+            app.log_analysis_result({"id": "a1", "kind": "trend", "target": target})
+    logged = [r.topic for r in app.recorder.select_notifications(start=1, limit=10)
+              if r.topic.endswith(".AnalysisResultLogged")]
+    assert logged == [
+        "services.threshold_registry.domain.offerings:ProductOffering.AnalysisResultLogged",
+        "services.threshold_registry.domain.inventory:PurchasedOffering.AnalysisResultLogged"]
+    assert [r["id"] for r in app.offering(offering.id).analysis_log] == ["a1"]
+    assert [r["id"] for r in app.purchased_offering("fibre-0001").analysis_log] == ["a1"]

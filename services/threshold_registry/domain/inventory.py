@@ -3,21 +3,20 @@ which SLA type, at what monthly charge, its status, and the analysis results log
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.domain import Aggregate, event
+from eventsourcing.domain import event
 
+from services.threshold_registry.domain.analysis_log import AnalysisLog
 from services.threshold_registry.domain.validation import (
     ValidatedCreation,
     as_utc,
     check_choice,
     check_optional_uuid,
-    copied_result,
     now,
 )
 from shared.errors import ErrorCollector, InvalidTransition, InvalidValue
@@ -84,7 +83,7 @@ def _validate_inventory(fields: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-class PurchasedOffering(ValidatedCreation, Aggregate):
+class PurchasedOffering(ValidatedCreation, AnalysisLog):
     """One purchased product offering in the inventory (after TMF637 Product).
 
     Its id derives from the outside ``product_id``, so registering the same product twice
@@ -196,16 +195,6 @@ class PurchasedOffering(ValidatedCreation, Aggregate):
         self.status_reason = reason
         self.status_changed_at = at
 
-    def log_analysis_result(self, result: Mapping[str, Any]) -> None:
-        """Keep an analysis result about this item; the same result id is kept once."""
-        result = copied_result(result)
-        if any(str(r.get("id")) == str(result["id"]) for r in self.analysis_log):
-            return
-        self._analysis_result_logged(result=result)
-
-    @event("AnalysisResultLogged")
-    def _analysis_result_logged(self, result: dict[str, Any]) -> None:
-        self.analysis_log.append(copy.deepcopy(result))
 
 
 @dataclass(frozen=True)

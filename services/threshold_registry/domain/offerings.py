@@ -3,13 +3,12 @@ standardised in, with the analysis results logged on an offering."""
 
 from __future__ import annotations
 
-import copy
-from collections.abc import Mapping
 from typing import Any
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
+from services.threshold_registry.domain.analysis_log import AnalysisLog
 from services.threshold_registry.domain.validation import (
     UNSET,
     ValidatedCreation,
@@ -17,7 +16,6 @@ from services.threshold_registry.domain.validation import (
     check_description,
     check_name,
     check_optional_uuid,
-    copied_result,
     name_changes,
 )
 from shared.errors import ErrorCollector, InvalidTransition, InvalidValue
@@ -75,7 +73,7 @@ class OfferingGroup(ValidatedCreation, Aggregate):
         self.lifecycle_status = "retired"
 
 
-class ProductOffering(ValidatedCreation, Aggregate):
+class ProductOffering(ValidatedCreation, AnalysisLog):
     """A product offering (TMF620 lifecycle), in at most one offering group at a time."""
 
     @event("Registered")
@@ -151,13 +149,3 @@ class ProductOffering(ValidatedCreation, Aggregate):
     ) -> None:
         self.group_id = to_group_id
 
-    def log_analysis_result(self, result: Mapping[str, Any]) -> None:
-        """Keep an analysis result about this offering; the same result id is kept once."""
-        result = copied_result(result)
-        if any(str(r.get("id")) == str(result["id"]) for r in self.analysis_log):
-            return
-        self._analysis_result_logged(result=result)
-
-    @event("AnalysisResultLogged")
-    def _analysis_result_logged(self, result: dict[str, Any]) -> None:
-        self.analysis_log.append(copy.deepcopy(result))
