@@ -16,6 +16,14 @@ from typing import Any
 from services.monitoring.burn_rates import PERIOD_30D, burn_rules
 
 
+def bucket_span(start: float, end: float, size: int) -> tuple[int, int]:
+    """The first and last bucket of ``size`` seconds that ``[start, end)`` overlaps (an
+    empty or reversed span: the bucket of ``start``); both ledgers spread what they are
+    fed over these."""
+    first = math.floor(start / size)
+    return first, (math.ceil(end / size) - 1 if end > start else first)
+
+
 class MinuteLedger:
     """The reference ledger: good/bad seconds of one series in one bucket a minute, for
     burn-rate windows and the conformance period. Unbounded in practice (43,200 buckets for a
@@ -67,8 +75,7 @@ class MinuteLedger:
         if eligible == 0 and bad == 0:
             return
         size = self.bucket_seconds
-        first = math.floor(start / size)
-        last = math.ceil(end / size) - 1 if end > start else first
+        first, last = bucket_span(start, end, size)
         if self._newest is None or last > self._newest:
             self._newest = last
         cutoff = self._cutoff()
@@ -322,8 +329,7 @@ class BudgetLedger:
         if eligible == 0 and bad == 0:
             return
         size = self.bucket_seconds
-        first = math.floor(start / size)
-        last = math.ceil(end / size) - 1 if end > start else first
+        first, last = bucket_span(start, end, size)
         if self._newest is None:
             self._newest = self._first = last
         elif last > self._newest:
@@ -447,9 +453,6 @@ class BudgetLedger:
     def to_dict(self) -> dict[str, Any]:
         """Compact and versioned: the cells as base64 of zlib-compressed little-endian
         float64s (eligible seconds, then bad seconds)."""
-        cells = self._e + self._b
-        if sys.byteorder != "little":
-            cells.byteswap()
         return {
             "format": LEDGER_FORMAT,
             "bucketSeconds": self.bucket_seconds,
@@ -458,7 +461,7 @@ class BudgetLedger:
             "newest": self._newest,
             "first": self._first,
             "anchors": list(self._anchors),
-            "cells": base64.b64encode(zlib.compress(cells.tobytes(), 1)).decode(),
+            "cells": _pack(self._e + self._b),
         }
 
     @classmethod
@@ -472,15 +475,29 @@ class BudgetLedger:
         ledger._newest = d["newest"]
         ledger._first = d["first"]
         ledger._anchors = [int(a) for a in d["anchors"]]
-        cells = array("d")
-        cells.frombytes(zlib.decompress(base64.b64decode(d["cells"])))
-        if sys.byteorder != "little":
-            cells.byteswap()
+        cells = _unpack(d["cells"])
         rows = len(ledger._e)
         if len(cells) != 2 * rows:
             raise LedgerFormatError("ledger cells do not match the layout")
         ledger._e, ledger._b = cells[:rows], cells[rows:]
         return ledger
+
+
+def _pack(cells: array) -> str:
+    """Cells (a fresh array: it is reordered in place) as text: base64 of the
+    zlib-compressed little-endian float64s, whatever the machine's byte order."""
+    if sys.byteorder != "little":
+        cells.byteswap()
+    return base64.b64encode(zlib.compress(cells.tobytes(), 1)).decode()
+
+
+def _unpack(text: str) -> array:
+    """The cells :func:`_pack` wrote, in the machine's byte order."""
+    cells = array("d")
+    cells.frombytes(zlib.decompress(base64.b64decode(text)))
+    if sys.byteorder != "little":
+        cells.byteswap()
+    return cells
 
 
 class LedgerFormatError(ValueError):
