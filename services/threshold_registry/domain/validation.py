@@ -192,6 +192,22 @@ _PARAMETER_FIELDS = (
 )
 
 
+def _read_field(errors: ErrorCollector, p: Mapping[str, Any], path: str, field: str,
+                read: Any, if_absent: str | None) -> Any:
+    """A parameter's field as ``read`` reads it; None when it is absent (``if_absent``, if
+    given, is then the problem added) or unreadable (``read``'s problem added)."""
+    raw = p.get(field)
+    if raw is None:
+        if if_absent is not None:
+            errors.add(f"{path}.{field}", if_absent)
+        return None
+    try:
+        return read(raw)
+    except ValueError as exc:
+        errors.add(f"{path}.{field}", str(exc))
+        return None
+
+
 def _validate_parameter(p: Any, path: str, errors: ErrorCollector) -> dict[str, Any]:
     """One parameter, normalised; problems are added to ``errors`` under ``path.field``."""
     if not isinstance(p, Mapping):
@@ -232,16 +248,10 @@ def _validate_parameter(p: Any, path: str, errors: ErrorCollector) -> dict[str, 
 
     levels: dict[str, float | int | None] = {}
     for field, required in (("conformanceTarget", True), ("thresholdTarget", False)):
-        raw = p.get(field)
         levels[field] = None
-        if raw is None:
-            if required:
-                errors.add(f"{path}.{field}", f"{field} (the breach level) is required")
-            continue
-        try:
-            value = finite_number(raw)
-        except ValueError as exc:
-            errors.add(f"{path}.{field}", str(exc))
+        value = _read_field(errors, p, path, field, finite_number,
+                            f"{field} (the breach level) is required" if required else None)
+        if value is None:
             continue
         if unit == "%" and not 0 <= value <= 100:
             errors.add(f"{path}.{field}", f"{value} is outside 0-100 for unit %")
@@ -272,19 +282,13 @@ def _validate_parameter(p: Any, path: str, errors: ErrorCollector) -> dict[str, 
 
     durations: dict[str, int | None] = {}
     for field, required in (("conformancePeriod", False), ("evaluationWindow", True)):
-        raw = p.get(field)
         durations[field] = None
-        if raw is None:
-            if required:
-                errors.add(f"{path}.{field}", f"{field} is required, e.g. PT5M")
-            continue
-        try:
-            seconds = duration_seconds(raw)
-        except ValueError as exc:
-            errors.add(f"{path}.{field}", str(exc))
+        seconds = _read_field(errors, p, path, field, duration_seconds,
+                              f"{field} is required, e.g. PT5M" if required else None)
+        if seconds is None:
             continue
         if seconds <= 0:
-            errors.add(f"{path}.{field}", f"{field} {raw} must be longer than zero")
+            errors.add(f"{path}.{field}", f"{field} {p[field]} must be longer than zero")
         else:
             durations[field] = seconds
     period, window = durations["conformancePeriod"], durations["evaluationWindow"]
