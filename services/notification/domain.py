@@ -200,9 +200,23 @@ class Replica(replica.Replica):
     namespace = "notification"
 
 
-class ScopeEntry(Aggregate):
-    """What the registry told an earlier release about a purchased or product offering;
-    read where no replica has replaced it yet (``Replica`` keeps these facts now)."""
+class EarlierCopy(Aggregate):
+    """Facts of another service's resource as an earlier release kept them, before the
+    replica kit: read where no replica has replaced them yet, never written any more.
+
+    Its change event is a class of its own (each subclass gets its copy, so stored
+    ``ScopeEntry.Changed`` and ``OutageWindow.Changed`` events keep replaying)."""
+
+    class Changed(Aggregate.Event):
+        facts: dict[str, Any]
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.facts = self.facts
+
+
+class ScopeEntry(EarlierCopy):
+    """What the registry told an earlier release about a purchased or product offering
+    (``Replica`` keeps these facts now)."""
 
     @staticmethod
     def create_id(scope_type: str, scope_id: str) -> UUID:
@@ -212,18 +226,10 @@ class ScopeEntry(Aggregate):
     def __init__(self, scope_type: str, scope_id: str, facts: dict[str, Any]) -> None:
         self.scope_type, self.scope_id, self.facts = scope_type, scope_id, dict(facts)
 
-    def record(self, facts: dict[str, Any]) -> None:
-        if facts != self.facts:
-            self._changed(facts=dict(facts))
 
-    @event("Changed")
-    def _changed(self, facts: dict[str, Any]) -> None:
-        self.facts = facts
-
-
-class OutageWindow(Aggregate):
-    """A planned outage as an earlier release kept it; read where no replica has replaced
-    it yet (``Replica`` keeps planned outages now)."""
+class OutageWindow(EarlierCopy):
+    """A planned outage as an earlier release kept it (``Replica`` keeps planned outages
+    now)."""
 
     @staticmethod
     def create_id(outage_id: str) -> UUID:
@@ -232,14 +238,6 @@ class OutageWindow(Aggregate):
     @event("Recorded")
     def __init__(self, outage_id: str, facts: dict[str, Any]) -> None:
         self.outage_id, self.facts = outage_id, dict(facts)
-
-    def record(self, facts: dict[str, Any]) -> None:
-        if facts != self.facts:
-            self._changed(facts=dict(facts))
-
-    @event("Changed")
-    def _changed(self, facts: dict[str, Any]) -> None:
-        self.facts = facts
 
 
 class Incident(Aggregate):

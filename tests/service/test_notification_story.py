@@ -129,9 +129,14 @@ def test_facts_from_other_services_are_replicas_and_what_an_earlier_release_kept
 
     app = NotificationService(config=NotificationConfig(), server_key="k",
                               clock=SettableClock(T0), senders={"email": Outbox()})
+    window = OutageWindow(outage_id="out-1", facts={"status": "proposed", "start": "x"})
+    window.trigger_event(OutageWindow.Changed, facts={"status": "agreed", "start": "x"})
     app.save(ScopeEntry(scope_type="purchasedOffering", scope_id="po-old",
-                        facts={"offeringGroupId": "g-old", "customerId": "acme"}),
-             OutageWindow(outage_id="out-1", facts={"status": "agreed", "start": "x"}))
+                        facts={"offeringGroupId": "g-old", "customerId": "acme"}), window)
+    assert [r.topic for r in app.recorder.select_notifications(start=1, limit=10)] == [
+        "services.notification.domain:ScopeEntry.Recorded",
+        "services.notification.domain:OutageWindow.Recorded",
+        "services.notification.domain:OutageWindow.Changed"]  # as an earlier release wrote
     assert app.scope_facts("purchasedOffering", "po-old")["customerId"] == "acme"
     assert app.outages() == [{"id": "out-1", "status": "agreed", "start": "x"}]
 
