@@ -24,6 +24,7 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate, event
 
 from shared import ids, replica
+from shared.changes import Changeable
 from shared.errors import InvalidTransition
 
 # --- constants ----------------------------------------------------------------------------
@@ -95,7 +96,7 @@ def redact_links(value: Any) -> Any:
 
 # --- aggregates ---------------------------------------------------------------------------
 
-class NotificationList(Aggregate):
+class NotificationList(Changeable):
     """A notification list: who gets told about what, and how noisily."""
 
     @event("Created")
@@ -136,14 +137,7 @@ class NotificationList(Aggregate):
     def update(self, **changes: Any) -> None:
         if self.status != "active":
             raise InvalidTransition(f"notification list {self.id} is deleted")
-        changed = {k: v for k, v in changes.items() if getattr(self, k, None) != v}
-        if changed:
-            self._updated(changes=changed)
-
-    @event("Updated")
-    def _updated(self, changes: dict[str, Any]) -> None:
-        for key, value in changes.items():
-            setattr(self, key, value)
+        self._record_changes({k: v for k, v in changes.items() if getattr(self, k, None) != v})
 
     def add_member(self, member: dict[str, Any]) -> None:
         if self.status != "active":

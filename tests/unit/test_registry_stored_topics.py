@@ -142,14 +142,28 @@ def test_the_regimes_an_earlier_release_kept_still_load_and_newer_states_replace
     assert now.regime_replica("watch").source_version == 3
 
 
-def test_an_analysis_result_is_recorded_under_the_topic_of_what_it_is_logged_on() -> None:
-    """Offerings and purchased offerings share how they log analysis results; each one's
-    events keep the topic they were recorded under before (``<Class>.AnalysisResultLogged``
-    of its own module), so logs written then and now read alike."""
+def test_what_aggregates_share_is_recorded_under_each_ones_own_topics() -> None:
+    """Offerings and purchased offerings share how they log analysis results, and groups,
+    offerings and purchased offerings how they record changed fields; each one's events
+    keep the topics they were recorded under before (``<Class>.AnalysisResultLogged``,
+    ``<Class>.Updated`` of its own module), so logs written then and now read alike."""
     app = ThresholdRegistry(POPO)
+    group = app.register_offering_group("Business fibre")
+    app.update_offering_group(group.id, {"description": "fibre for businesses"})
     offering = app.register_offering("Fibre 1G")
+    app.update_offering(offering.id, {"name": "Fibre 1 Gbit/s"})
     app.create_purchased_offering(product_id="fibre-0001", customer_id="acme",
                                   offering_id=offering.id)
+    app.update_purchased_offering("fibre-0001", {"site": "Paris"})
+    updated = [r.topic for r in app.recorder.select_notifications(start=1, limit=10)
+               if r.topic.endswith(".Updated")]
+    assert updated == [
+        "services.threshold_registry.domain.offerings:OfferingGroup.Updated",
+        "services.threshold_registry.domain.offerings:ProductOffering.Updated",
+        "services.threshold_registry.domain.inventory:PurchasedOffering.Updated"]
+    assert (app.offering_group(group.id).description, app.offering(offering.id).name,
+            app.purchased_offering("fibre-0001").site) == (
+        "fibre for businesses", "Fibre 1 Gbit/s", "Paris")
     for target in ({"type": "productOffering", "id": str(offering.id)},
                    {"type": "purchasedOffering", "id": "fibre-0001"}):
         for _ in range(2):  # the same result id is kept once

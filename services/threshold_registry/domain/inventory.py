@@ -19,6 +19,7 @@ from services.threshold_registry.domain.validation import (
     check_optional_uuid,
     now,
 )
+from shared.changes import Changeable
 from shared.errors import ErrorCollector, InvalidTransition, InvalidValue
 from shared.ids import client_id_problem, stable_id
 from shared.inflection import camel
@@ -83,7 +84,7 @@ def _validate_inventory(fields: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-class PurchasedOffering(ValidatedCreation, AnalysisLog):
+class PurchasedOffering(ValidatedCreation, AnalysisLog, Changeable):
     """One purchased product offering in the inventory (after TMF637 Product).
 
     Its id derives from the outside ``product_id``, so registering the same product twice
@@ -156,14 +157,7 @@ class PurchasedOffering(ValidatedCreation, AnalysisLog):
                     "the product id cannot change" if key == "product_id"
                     else "use change_status to change the status"]})
         merged = _validate_inventory({**self.fields, **changes})
-        changed = {k: merged[k] for k in changes if merged[k] != getattr(self, k)}
-        if changed:
-            self._updated(changes=changed)
-
-    @event("Updated")
-    def _updated(self, changes: dict[str, Any]) -> None:
-        for key, value in changes.items():
-            setattr(self, key, value)
+        self._record_changes({k: merged[k] for k in changes if merged[k] != getattr(self, k)})
 
     def change_status(self, status: str, reason: str | None = None,
                       at: datetime | None = None) -> None:

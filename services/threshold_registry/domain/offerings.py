@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.domain import Aggregate, event
+from eventsourcing.domain import event
 
 from services.threshold_registry.domain.analysis_log import AnalysisLog
 from services.threshold_registry.domain.validation import (
@@ -18,6 +18,7 @@ from services.threshold_registry.domain.validation import (
     check_optional_uuid,
     name_changes,
 )
+from shared.changes import Changeable
 from shared.errors import ErrorCollector, InvalidTransition, InvalidValue
 
 OFFERING_LIFECYCLE = ("inDesign", "active", "retired")
@@ -28,7 +29,7 @@ OFFERING_TRANSITIONS: dict[str, tuple[str, ...]] = {
 }
 
 
-class OfferingGroup(ValidatedCreation, Aggregate):
+class OfferingGroup(ValidatedCreation, Changeable):
     """A named group of product offerings, watched and standardised together."""
 
     @event("Registered")
@@ -54,14 +55,7 @@ class OfferingGroup(ValidatedCreation, Aggregate):
         """Rename or re-describe; ``description=None`` clears it, omitted leaves it."""
         if self.is_retired:
             raise InvalidTransition(f"offering group {self.name!r} is retired; it cannot change")
-        changes = name_changes(self, name, description)
-        if changes:
-            self._updated(changes=changes)
-
-    @event("Updated")
-    def _updated(self, changes: dict[str, Any]) -> None:
-        for key, value in changes.items():
-            setattr(self, key, value)
+        self._record_changes(name_changes(self, name, description))
 
     def retire(self) -> None:
         """Retire the group (once); its offerings keep their history."""
@@ -73,7 +67,7 @@ class OfferingGroup(ValidatedCreation, Aggregate):
         self.lifecycle_status = "retired"
 
 
-class ProductOffering(ValidatedCreation, AnalysisLog):
+class ProductOffering(ValidatedCreation, AnalysisLog, Changeable):
     """A product offering (TMF620 lifecycle), in at most one offering group at a time."""
 
     @event("Registered")
@@ -105,14 +99,7 @@ class ProductOffering(ValidatedCreation, AnalysisLog):
 
     def update(self, name: str | None = None, description: str | None = UNSET) -> None:
         """Rename or re-describe; ``description=None`` clears it, omitted leaves it."""
-        changes = name_changes(self, name, description)
-        if changes:
-            self._updated(changes=changes)
-
-    @event("Updated")
-    def _updated(self, changes: dict[str, Any]) -> None:
-        for key, value in changes.items():
-            setattr(self, key, value)
+        self._record_changes(name_changes(self, name, description))
 
     def change_lifecycle(self, status: str) -> None:
         """inDesign -> active -> retired, or inDesign -> retired; nothing else."""
