@@ -13,8 +13,7 @@ from services.threshold_registry.domain.validation import (
     UNSET,
     ValidatedCreation,
     check_choice,
-    check_description,
-    check_name,
+    check_named,
     check_optional_uuid,
     name_changes,
 )
@@ -41,9 +40,7 @@ class OfferingGroup(ValidatedCreation, Changeable):
     @classmethod
     def _validate_creation(cls, kwargs: dict[str, Any]) -> dict[str, Any]:
         errors = ErrorCollector()
-        kwargs["name"] = check_name(errors, "name", kwargs.get("name"))
-        kwargs["description"] = check_description(
-            errors, "description", kwargs.get("description"))
+        check_named(errors, kwargs)
         errors.raise_if_any()
         return kwargs
 
@@ -87,9 +84,7 @@ class ProductOffering(ValidatedCreation, AnalysisLog, Changeable):
     @classmethod
     def _validate_creation(cls, kwargs: dict[str, Any]) -> dict[str, Any]:
         errors = ErrorCollector()
-        kwargs["name"] = check_name(errors, "name", kwargs.get("name"))
-        kwargs["description"] = check_description(
-            errors, "description", kwargs.get("description"))
+        check_named(errors, kwargs)
         kwargs.setdefault("lifecycle_status", "inDesign")
         check_choice(errors, "lifecycleStatus", kwargs["lifecycle_status"], OFFERING_LIFECYCLE)
         kwargs["group_id"] = check_optional_uuid(

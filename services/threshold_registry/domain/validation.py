@@ -161,6 +161,14 @@ def check_choice(errors: ErrorCollector, field: str, value: Any, choices: Iterab
     return value
 
 
+def check_named(errors: ErrorCollector, kwargs: dict[str, Any]) -> None:
+    """A new named aggregate's ``name`` and ``description`` checked and normalised in
+    ``kwargs`` (problems added to ``errors``)."""
+    kwargs["name"] = check_name(errors, "name", kwargs.get("name"))
+    kwargs["description"] = check_description(errors, "description",
+                                              kwargs.get("description"))
+
+
 def name_changes(aggregate: Any, name: str | None, description: Any) -> dict[str, Any]:
     """The validated changes of a rename or re-description (empty when nothing changes)."""
     errors = ErrorCollector()
