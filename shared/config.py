@@ -122,7 +122,12 @@ class Settings:
     max_deliveries: int = 5
     prefetch: int = 50
     relay_batch: int = 500
-    relay_poll_interval: float = 0.05
+    # The relay's fallback poll (s): it wakes on new events, this only bounds how late a
+    # message is when a wake-up is lost (shared/wakeups.py).
+    relay_poll_interval: float = 1.0
+    # Loops wake on new events (in-process signal; PostgreSQL LISTEN/NOTIFY between
+    # processes); false: they only poll, at their fallback intervals.
+    wake_on_events: bool = True
     log_level: str = "INFO"
     log_json: bool = True
     token_ttl_days: int = 30
@@ -255,7 +260,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
     if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
         raise ConfigError("SLA_LOG_LEVEL", "expected DEBUG, INFO, WARNING or ERROR")
     secret, generated = _secret(env, data_dir, bus_url is None)
-    poll = seconds(env, "SLA_RELAY_POLL_INTERVAL", 0.05)
+    poll = seconds(env, "SLA_RELAY_POLL_INTERVAL", 1.0, 0.001, 60)
     heartbeat = seconds(env, "SLA_HEARTBEAT_SECONDS", 5.0, 0.1, 300)
     return Settings(
         data_dir=data_dir,
@@ -270,6 +275,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         prefetch=whole_number(env, "SLA_PREFETCH", 50, 1),
         relay_batch=whole_number(env, "SLA_RELAY_BATCH", 500, 1),
         relay_poll_interval=poll,
+        wake_on_events=flag(env, "SLA_WAKE_ON_EVENTS", True),
         log_level=level,
         log_json=flag(env, "SLA_LOG_JSON", True),
         token_ttl_days=whole_number(env, "SLA_TOKEN_TTL_DAYS", 30, 1),

@@ -7,8 +7,10 @@ group's ``flush_at``, an incident's escalation ``due_at``, a delivery's
 :class:`Timetable` is rebuilt from the log as the application's read model catches up,
 reading each changed aggregate's due items off its new state with the function its
 service gives for that aggregate type. A :class:`DueLoop` sleeps until the earliest
-item (or until it is woken, or at most ``idle`` seconds, to see items other processes
-recorded), then hands each due item to the work of its kind.
+item or until it is woken — its :class:`~shared.wakeups.Wakeup` is set when the log gets
+new events, in this process or (PostgreSQL ``LISTEN``) another one — and at most
+``idle`` seconds, the fallback should a wake-up be lost; then it hands each due item to
+the work of its kind.
 
 Exactly once: the work reloads its aggregate, checks the item is still due, and saves
 its outcome with optimistic concurrency, so a concurrent scheduler's save conflicts and
@@ -32,6 +34,10 @@ from typing import Any, Protocol
 from uuid import UUID
 
 from shared import times
+from shared.wakeups import Wakeup, sleep
+
+__all__ = ["Clock", "Due", "DueLoop", "SettableClock", "SystemClock", "Timetable",
+           "Wakeup"]
 
 log = logging.getLogger(__name__)
 
@@ -201,29 +207,6 @@ class Timetable:
         return earliest
 
 
-# --- waking -------------------------------------------------------------------------------
-
-class Wakeup:
-    """"There may be new work": set by whoever recorded some (or moved a test clock); every
-    loop that waits has an event of its own, so one loop's wake-up is not another's."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._events: list[threading.Event] = []
-
-    def waiter(self) -> threading.Event:
-        event = threading.Event()
-        with self._lock:
-            self._events.append(event)
-        return event
-
-    def set(self) -> None:
-        with self._lock:
-            events = list(self._events)
-        for event in events:
-            event.set()
-
-
 # --- the loop -----------------------------------------------------------------------------
 
 Work = Callable[[Due], Any]
@@ -231,8 +214,8 @@ Work = Callable[[Due], Any]
 
 class DueLoop:
     """Runs the due items of some kinds: each with the work of its kind, earliest first,
-    then sleeps until the next one is due (at most ``idle`` seconds: items recorded by
-    other processes are seen that soon) or until woken.
+    then sleeps until the next one is due or until woken (new events in its log), at
+    most ``idle`` seconds: should a wake-up be lost, new items are still seen that soon.
 
     A failure (a save that conflicted, a bug) leaves the item in the timetable: it is
     offered again after ``retry_after`` seconds, and logged."""
@@ -294,5 +277,5 @@ class DueLoop:
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 log.exception("due work loop failed")
                 pause = self.idle
-            if self._wake.wait(pause):
+            if sleep(self._wake, stop, pause):
                 self._wake.clear()

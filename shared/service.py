@@ -28,6 +28,7 @@ from shared.bus.transport import InProcessTransport, Transport
 from shared.cache import Cache, make_cache
 from shared.config import SERVICES, Settings
 from shared.store import ServiceApplication, ensure_schema, schema_lock, topics_of
+from shared.wakeups import LogListener, listens
 
 log = logging.getLogger(__name__)
 
@@ -191,12 +192,15 @@ class Runtime:
         self._roles: dict[str, threading.Thread] = {}  # the roles this process runs
         # Each role's last error, or None while it is well (readiness).
         self._health: dict[str, Callable[[], str | None]] = {}
+        # The LISTEN connections of this process, by log (only where roles run).
+        self.listeners: dict[int, LogListener] = {}
 
     def roles(self) -> dict[str, Role]:
         """Every role of the service: the outbox relay, the inbox if it consumes anything,
         and the service's own (built here, so only where roles run)."""
+        wake = self.settings.wake_on_events
         roles = {"relay": Role(
-            lambda stop: run_relays(self.relays, stop),
+            lambda stop: run_relays(self.relays, stop, wake),
             lambda: next((r.last_error for r in self.relays if r.last_error), None))}
         if self.spec.bindings:
             roles["inbox"] = Role(self.inbox.run)
@@ -219,6 +223,8 @@ class Runtime:
         if (only is None or "inbox" in only) and self.spec.bindings:
             self.transport.declare([self.queue])
         started = []
+        if self.settings.wake_on_events:
+            self._listen()
         for name, role in roles.items():
             if only is None or name in only:
                 self._health[name] = role.last_error
@@ -228,6 +234,23 @@ class Runtime:
             # Distributed: the HTTP processes learn this process's health from Redis.
             self._spawn(f"{self.spec.name}-heartbeat", self._heartbeat)
         return started
+
+    def logs(self) -> list[ServiceApplication]:
+        """Every log of the service, each once: its stores and the logs it publishes."""
+        found: dict[int, ServiceApplication] = {}
+        for store in [*self.app.stores(), *(r.app for r in self.relays)]:
+            found.setdefault(id(store), store)
+        return list(found.values())
+
+    def _listen(self) -> None:
+        """Where roles run, on PostgreSQL: a listener per log, so this process's loops
+        wake when another process records events (``shared.wakeups``). Its state is not
+        a role of its own: while it reconnects the loops poll, and nothing is lost."""
+        for store in self.logs():
+            if listens(store) and id(store) not in self.listeners:
+                listener = LogListener(store, f"{self.spec.name} {store.name}")
+                self.listeners[id(store)] = listener
+                self._spawn(f"{self.spec.name}-listen-{store.name}", listener.run)
 
     def _spawn(self, name: str, target: Callable[[threading.Event], None]
                ) -> threading.Thread:
@@ -293,6 +316,8 @@ class Runtime:
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
+        for store in self.logs():
+            store.recorded.set()  # loops sleeping until new events see the stop at once
         for thread in self._threads:
             thread.join(timeout)
         self.transport.close()

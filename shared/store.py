@@ -32,6 +32,7 @@ from eventsourcing.persistence import (
 
 from shared import context
 from shared.errors import NotFound, StaleVersion
+from shared.wakeups import Wakeup
 
 META_KEY = "__meta__"
 
@@ -125,6 +126,9 @@ class ServiceApplication(Application):
                 f"{shared_file.stem}.{self.log_name}{shared_file.suffix}"))
         super().__init__(env=env)
         self._lock = threading.RLock()
+        # "This log may have new events": set after every save in this process, and by a
+        # LogListener when another process's save is notified (shared/wakeups.py).
+        self.recorded = Wakeup()
         if shared_file is not None:
             adopt_shared_sqlite_log(shared_file, Path(env["SQLITE_DBNAME"]),
                                     topics_of(self.log_kinds))
@@ -217,6 +221,12 @@ class ServiceApplication(Application):
         self._take_snapshots(processing)
         self._notify(recordings)
         return recordings
+
+    def _notify(self, recordings: list[Any]) -> None:
+        """After a save: wake the loops waiting for this log's new events."""
+        super()._notify(recordings)
+        if recordings:
+            self.recorded.set()
 
     def is_tracked(self, tracking: Tracking) -> bool:
         """Exact check for one tracking record (``has_tracking_id`` compares with the max)."""

@@ -71,6 +71,7 @@ from services.monitoring.periods import Period, conformance_period, longest_peri
 from services.monitoring.working_set import Level, WorkingSet, missing_data
 from shared.store import topics_of
 from shared.times import iso
+from shared.wakeups import Wakeup, sleep
 
 log = logging.getLogger(__name__)
 
@@ -217,10 +218,16 @@ class Evaluator:
     BATCH_TOPICS = topics_of([MeasurementBatch, RegimeClock, QuarantineRelease])
 
     def __init__(self, app: Any, partition: int = 0, partitions: int = 1, batch: int = 50,
-                 checkpoint_seconds: float = 10.0, poll_interval: float = 0.01) -> None:
+                 checkpoint_seconds: float = 10.0, poll_interval: float = 1.0,
+                 wake: Wakeup | None = None) -> None:
         """``partition`` of ``partitions``: each evaluator takes the regimes whose id
         hashes to its partition, so several processes share the load while every series
-        stays with one evaluator, in order."""
+        stays with one evaluator, in order.
+
+        ``wake``: the intake log's wakeup (``app.recorded``): the evaluator sleeps until
+        the log has new events, and at most ``poll_interval`` seconds (a lost wake-up
+        delays an evaluation by that much at most); None: it polls every
+        ``poll_interval``."""
         self.app = app
         self.index, self.partitions = partition, partitions
         self.partition = "main" if partitions == 1 else f"{partition}-of-{partitions}"
@@ -228,6 +235,7 @@ class Evaluator:
         self.batch = batch
         self.checkpoint_seconds = checkpoint_seconds
         self.poll_interval = poll_interval
+        self._woken = wake.waiter() if wake is not None else None
         self.state = State()
         self.position = 0
         self.saved = 0
@@ -284,6 +292,8 @@ class Evaluator:
     def run(self, stop: threading.Event) -> None:
         recovered = False
         while not stop.is_set():
+            if self._woken is not None:
+                self._woken.clear()  # before reading: a save from now on wakes it again
             try:
                 if not recovered:
                     self.recover()
@@ -297,7 +307,10 @@ class Evaluator:
                 stop.wait(1.0)
                 continue
             if done < self.batch:
-                stop.wait(self.poll_interval)
+                if self._woken is None:
+                    stop.wait(self.poll_interval)
+                else:
+                    sleep(self._woken, stop, self.poll_interval)
 
     def run_once(self) -> int:
         """Evaluate the batches recorded since the last round; returns how many."""

@@ -39,7 +39,9 @@ def background(app: Monitoring, wiring: Wiring) -> dict[str, Role]:
     partitions = settings.evaluator_partitions
     for index in range(partitions):
         evaluator = Evaluator(app, index, partitions,
-                              checkpoint_seconds=settings.checkpoint_seconds)
+                              checkpoint_seconds=settings.checkpoint_seconds,
+                              poll_interval=settings.evaluator_poll_interval,
+                              wake=app.recorded if wiring.platform.wake_on_events else None)
         ticker = Ticker(app, index, partitions)
         role = "evaluator" if partitions == 1 else f"evaluator-{index}"
         # The role is failing when its evaluator or its partition's clock keeps failing.

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from shared.config import whole_number
+from shared.config import seconds, whole_number
 
 
 @dataclass(frozen=True)
@@ -19,6 +19,9 @@ class MonitoringSettings:
     # Window evaluations of each series kept in memory for the queries:
     # SLA_EVALUATIONS_KEPT (older ones stay in the log).
     evaluations_kept: int = 1000
+    # The evaluator wakes when the intake log gets new events; at the latest after this
+    # many seconds (the fallback should a wake-up be lost): SLA_EVALUATOR_POLL_INTERVAL.
+    evaluator_poll_interval: float = 1.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> MonitoringSettings:
@@ -26,4 +29,6 @@ class MonitoringSettings:
             checkpoint_seconds=whole_number(env, "SLA_CHECKPOINT_SECONDS", 10, 1),
             evaluator_partitions=whole_number(env, "SLA_EVALUATOR_PARTITIONS", 1, 1),
             evaluations_kept=whole_number(env, "SLA_EVALUATIONS_KEPT", 1000, 1),
+            evaluator_poll_interval=seconds(env, "SLA_EVALUATOR_POLL_INTERVAL", 1.0, 0.001,
+                                            60),
         )

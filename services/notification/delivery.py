@@ -90,7 +90,9 @@ class NotificationConfig:
     backoff_cap: float = 600.0
     concurrency: int = 8
     ack_ttl: int = 7 * 86400
-    tick: float = 0.1
+    # The scheduler's and dispatcher's fallback poll (s): they wake when the log gets new
+    # events and when the next item falls due; this bounds a lost wake-up's delay.
+    tick: float = 1.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> NotificationConfig:
@@ -133,7 +135,7 @@ class NotificationConfig:
             backoff_base=base, backoff_cap=cap,
             concurrency=whole_number(env, "SLA_DELIVERY_CONCURRENCY", 8, 1, 256),
             ack_ttl=whole_number(env, "SLA_ACK_TOKEN_TTL", 7 * 86400, 60, 90 * 86400),
-            tick=seconds(env, "SLA_NOTIFICATION_TICK", 0.1, 0.01, 10),
+            tick=seconds(env, "SLA_NOTIFICATION_TICK", 1.0, 0.01, 60),
         )
 
 

@@ -155,6 +155,16 @@ class Dispatch:
         found = (app.index.get(item.subject) for item in items)
         return [d for d in found if isinstance(d, Delivery)]
 
+    def seconds_to_next(self, at_most: float) -> float:
+        """Until the next attempt (or reclaim) falls due, at most ``at_most``; that much
+        too when one is due already (it is in flight: its end wakes the dispatcher)."""
+        app = self.app
+        upcoming = app.timetable.next_at((ATTEMPT, RECLAIM), catch_up=False)
+        if upcoming is None:
+            return at_most
+        wait = (upcoming - app.clock()).total_seconds()
+        return at_most if wait <= 0 else min(at_most, wait)
+
     def attempt(self, delivery_id: UUID, resume: bool = False) -> str | None:
         """Claim one delivery (optimistic concurrency), hand it over, record the outcome.
         Returns the new status, or None when another worker had it."""

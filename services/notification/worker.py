@@ -14,6 +14,7 @@ from typing import Any
 
 from services.notification.application import NotificationService
 from shared.service import Role, Wiring
+from shared.wakeups import sleep
 
 log = logging.getLogger(__name__)
 
@@ -47,18 +48,30 @@ def dispatcher(app: NotificationService, embedded: bool) -> Callable[[threading.
                                 continue
                             in_flight.add(d.id)
                         pool.submit(attempt, d.id, d.status == "sending")
+                    pause = app.dispatch.seconds_to_next(app.config.tick)
                 except Exception:  # noqa: BLE001
                     log.exception("notification dispatcher failed")
                     stop.wait(1.0)
-                wake.wait(app.config.tick)
-                wake.clear()
+                    pause = app.config.tick
+                if sleep(wake, stop, pause):
+                    wake.clear()
 
     return run
 
 
 def background(app: NotificationService, wiring: Wiring) -> dict[str, Role]:
     """In embedded mode the dispatcher resumes every delivery left ``sending`` at start
-    (this process was the only sender); distributed, only those whose lease ran out."""
+    (this process was the only sender); distributed, only those whose lease ran out.
+
+    Both roles wait on ``app.wake``: set by the work they hand each other (an alert
+    routed, a group flushed, an attempt ended) and, unless ``SLA_WAKE_ON_EVENTS`` is
+    false, by every new event of the log (``app.recorded``: a save in this process, or
+    another process's through PostgreSQL ``LISTEN``), so work recorded elsewhere — an
+    acknowledgement over HTTP, an alert taken in by another worker — is seen at once;
+    at the latest after ``SLA_NOTIFICATION_TICK`` seconds."""
+    if wiring.platform.wake_on_events:
+        app.recorded.remove(app.wake)
+        app.recorded.add(app.wake)
     scheduler = app.scheduler()
     return {"scheduler": Role(scheduler.run, lambda: scheduler.last_error),
             "dispatcher": Role(dispatcher(app, wiring.platform.embedded))}

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -24,6 +25,7 @@ from shared.bus.topology import SLA_EVENTS
 from shared.bus.transport import Transport, backoff
 from shared.store import ServiceApplication
 from shared.times import iso
+from shared.wakeups import Mark, sleep
 
 log = logging.getLogger(__name__)
 
@@ -115,34 +117,66 @@ class OutboxRelay:
         LAG.labels(self.name).set(max(0, self.app.max_notification_id() - notifications[-1].id))
         return len(notifications)
 
-    def run(self, stop: threading.Event) -> None:
-        run_relays([self], stop)
+    def run(self, stop: threading.Event, wake: bool = True) -> None:
+        run_relays([self], stop, wake)
 
 
-def run_relays(relays: Sequence[OutboxRelay], stop: threading.Event) -> None:
+def run_relays(relays: Sequence[OutboxRelay], stop: threading.Event,
+               wake: bool = True) -> None:
     """Run the relays of one service's logs in turn, in this thread, until ``stop``.
 
     One thread keeps one publisher connection whatever the number of logs, and the
     service's ``relay`` role stays one role. A relay that fails does not hold up the
-    others: each keeps its ``last_error``, and the loop backs off only when one failed."""
+    others: each keeps its ``last_error``, and the loop backs off only when one failed.
+
+    With ``wake``, the loop sleeps until a log gets new events (its store's ``recorded``
+    wakeup: a save in this process, or PostgreSQL's ``NOTIFY`` through a
+    ``shared.wakeups.LogListener``) and runs the relays of the logs that did; each relay
+    also runs at least every ``poll_interval`` seconds, so a lost wake-up delays a
+    message by that much at most. Without, it polls every ``poll_interval``."""
     failures = 0
     poll_interval = min(r.poll_interval for r in relays)
-    while not stop.is_set():
-        busy, failed = False, False
-        for relay in relays:
-            try:
-                busy |= relay.run_once() >= relay.batch
-                relay.last_error = None
-            except Exception as exc:  # noqa: BLE001 - keep relaying after any failure
-                failed = True
-                relay.last_error = f"{type(exc).__name__}: {exc}"
-                log.warning("outbox relay of %s failed (%s); retrying", relay.name, exc)
-        if failed:
-            failures += 1
-            stop.wait(backoff(failures, base=0.2, cap=5.0))
-            continue
-        failures = 0
-        if not busy:
-            stop.wait(poll_interval)
-    for transport in {id(r.transport): r.transport for r in relays}.values():
-        transport.close()  # the publisher connection belongs to this thread
+    woken = threading.Event()
+    marks = [Mark(woken) for _ in relays]
+    if wake:
+        for relay, mark in zip(relays, marks, strict=True):
+            relay.app.recorded.add(mark)
+    last_run = [float("-inf")] * len(relays)
+    backlog = [True] * len(relays)
+    try:
+        while not stop.is_set():
+            woken.clear()
+            busy, failed = False, False
+            for i, relay in enumerate(relays):
+                now = time.monotonic()
+                if not (marks[i].take() or backlog[i] or not wake or
+                        now - last_run[i] >= relay.poll_interval):
+                    continue
+                last_run[i] = now
+                try:
+                    backlog[i] = relay.run_once() >= relay.batch
+                    relay.last_error = None
+                except Exception as exc:  # noqa: BLE001 - keep relaying after any failure
+                    failed = backlog[i] = True
+                    relay.last_error = f"{type(exc).__name__}: {exc}"
+                    log.warning("outbox relay of %s failed (%s); retrying", relay.name, exc)
+                busy |= backlog[i]
+            if failed:
+                failures += 1
+                stop.wait(backoff(failures, base=0.2, cap=5.0))
+                continue
+            failures = 0
+            if busy:
+                continue
+            if not wake:
+                stop.wait(poll_interval)
+                continue
+            now = time.monotonic()
+            due = min(last + r.poll_interval for last, r in zip(last_run, relays, strict=True))
+            sleep(woken, stop, max(0.0, due - now))
+    finally:
+        if wake:
+            for relay, mark in zip(relays, marks, strict=True):
+                relay.app.recorded.remove(mark)
+        for transport in {id(r.transport): r.transport for r in relays}.values():
+            transport.close()  # the publisher connection belongs to this thread
