@@ -25,7 +25,9 @@ Baselines, measured in the same run:
 
 * **the suite with the polling timers of the previous release** — the same processes
   with ``SLA_WAKE_ON_EVENTS=false``, the relay polling every 50 ms, the evaluator every
-  10 ms and notification's tick at 100 ms: latency and idle CPU, and the ratios;
+  10 ms and notification's tick at 100 ms: latency and idle CPU, and the ratios. Both
+  suites run side by side and take the alerts in turn, so a machine shared with other
+  work slows both alike;
 * **the raw broker round trip** (a persistent, confirmed publish to its delivery), the
   floor of one hop of the path;
 * **Prometheus + Alertmanager** tuned to their floor (1 s scrape and evaluation, no
@@ -55,6 +57,8 @@ import requests
 
 from bench import common as c
 from services.notification.signature import InvalidSignature, check_signature
+from shared.bus import topology
+from shared.bus.topology import BrokerNames
 from tests.e2e import processes
 
 NAME = "alert_latency"
@@ -142,6 +146,8 @@ class AlertSuite(c.Suite):
     def __init__(self, offerings: int, polling: bool) -> None:
         super().__init__(offerings=offerings, samples_per_series_window=1)
         self.polling = polling
+        # Both suites run at once: each its own broker names.
+        self.queue_prefix = f"{c.BUS_PREFIX}{'polling' if polling else 'default'}."
         self.ports = {service: processes.free_port() for service in SERVICES}
 
     def base(self, service: str) -> str:
@@ -176,7 +182,16 @@ class AlertSuite(c.Suite):
                 if channel.is_closed:
                     channel = connection.channel()
             connection.close()
-        super().teardown()
+        super().teardown()  # queues of its prefix; exchanges of common's prefix
+        with contextlib.suppress(Exception):
+            connection, channel = c.blocking()
+            names = BrokerNames(self.queue_prefix)
+            for exchange in (*topology.EXCHANGES, topology.DEAD_LETTER):
+                with contextlib.suppress(Exception):
+                    channel.exchange_delete(names.exchange(exchange))
+                if channel.is_closed:
+                    channel = connection.channel()
+            connection.close()
 
     def notify_to(self, receiver: Receiver) -> None:
         """A list over the estate's group: every crossing at once to the receiver."""
@@ -236,54 +251,86 @@ class AlertSuite(c.Suite):
                 "byProcess": own, "servicesMachineWide": shared}
 
 
-def measure(args: Any, polling: bool) -> dict[str, Any]:
-    """One suite: start, estate, list, warm-up, idle CPU, then the alerts one by one (a
-    receiver of its own: both suites' simulated windows start at the same times)."""
+def prepare(args: Any, polling: bool) -> tuple[AlertSuite, Receiver]:
+    """A suite started, with its estate, its list and a warmed-up path (the first alerts
+    also wait for notification's replicas of the estate)."""
     s = AlertSuite(offerings=args.offerings, polling=polling)
     receiver = Receiver()
     try:
         s.start()
         s.build_estate()
         s.notify_to(receiver)
-        # Warm up: the first alerts also wait for notification's replicas of the estate.
         warm = None
         deadline = time.monotonic() + 120
         while warm is None and time.monotonic() < deadline:
             warm, _ = s.alert(receiver, timeout=15)
         if warm is None:
-            return {"incomplete": "no alert reached the webhook within 120 s of warm-up"}
+            raise RuntimeError("no alert reached the webhook within 120 s of warm-up")
         for _ in range(3):
             s.alert(receiver, timeout=10)
+    except BaseException:
+        s.teardown()
+        receiver.close()
+        raise
+    return s, receiver
+
+
+def measure(args: Any) -> dict[str, dict[str, Any]]:
+    """Both suites side by side (the default one, and unless ``--skip-baseline`` the one
+    with the previous polling timers): the idle CPU of each in turn, then the alerts
+    interleaved — one to each suite in turn, the order swapped every round — so both meet
+    the same load from the rest of the machine, and their ratio is fair."""
+    kinds = [False] if args.skip_baseline else [False, True]
+    running: dict[bool, tuple[AlertSuite, Receiver]] = {}
+    try:
+        for polling in kinds:
+            c.progress("the suite " + ("with the previous release's polling timers"
+                                       if polling else "at its defaults (waking on events)"))
+            running[polling] = prepare(args, polling)
         time.sleep(2.0)  # let the resolved messages and the warm-up's work settle
-        idle = s.suite_cpu(args.idle_seconds)
-        c.progress(f"idle CPU of the suite: {idle['suiteCores']:.4f} cores "
-                   f"over {idle['seconds']} s")
-        latencies: list[float] = []
-        lost: list[str] = []
+        idle = {}
+        for polling, (s, _) in running.items():
+            idle[polling] = s.suite_cpu(args.idle_seconds)
+            c.progress(f"idle CPU ({'polling' if polling else 'defaults'}): "
+                       f"{idle[polling]['suiteCores']:.4f} cores over "
+                       f"{idle[polling]['seconds']} s")
+        latencies: dict[bool, list[float]] = {k: [] for k in running}
+        lost: dict[bool, list[str]] = {k: [] for k in running}
         deadline = time.monotonic() + args.time_limit
+        done = 0
         for n in range(args.alerts):
             if time.monotonic() > deadline:
                 break
-            s.check_alive()
-            latency, correlation = s.alert(receiver, timeout=10)
-            if latency is None:
-                lost.append(correlation)
-            else:
-                latencies.append(latency)
-            if (n + 1) % 50 == 0:
-                c.progress(f"{n + 1} alerts: p50 {c.percentile(latencies, 50):.1f} ms, "
-                           f"p99 {c.percentile(latencies, 99):.1f} ms")
-            time.sleep(args.pause)
-        result: dict[str, Any] = {
-            "alerts": len(latencies) + len(lost), "received": len(latencies), "lost": lost,
-            **figures(latencies), "idleCpu": idle,
-            "settings": POLLING if polling else "defaults"}
-        if len(latencies) + len(lost) < args.alerts:
-            result["incomplete"] = f"time limit of {args.time_limit:.0f} s reached"
-        return result
+            for polling in (kinds if n % 2 == 0 else kinds[::-1]):
+                s, receiver = running[polling]
+                s.check_alive()
+                latency, what = s.alert(receiver, timeout=10)
+                if latency is None:
+                    lost[polling].append(what)
+                else:
+                    latencies[polling].append(latency)
+                time.sleep(args.pause)
+            done = n + 1
+            if done % 50 == 0:
+                c.progress(f"{done} alerts each: " + "; ".join(
+                    f"{'polling' if k else 'defaults'} p50 "
+                    f"{c.percentile(v, 50):.1f} ms, p99 {c.percentile(v, 99):.1f} ms"
+                    for k, v in latencies.items() if v))
+        results = {}
+        for polling in running:
+            result: dict[str, Any] = {
+                "alerts": len(latencies[polling]) + len(lost[polling]),
+                "received": len(latencies[polling]), "lost": lost[polling],
+                **figures(latencies[polling]), "idleCpu": idle[polling],
+                "settings": POLLING if polling else "defaults"}
+            if done < args.alerts:
+                result["incomplete"] = f"time limit of {args.time_limit:.0f} s reached"
+            results["polling" if polling else "defaults"] = result
+        return results
     finally:
-        s.teardown()
-        receiver.close()
+        for s, receiver in running.values():
+            s.teardown()
+            receiver.close()
 
 
 def figures(latencies: list[float]) -> dict[str, Any]:
@@ -526,12 +573,8 @@ def main(argv: list[str] | None = None) -> int:
         args.offerings = 20
     if args.quick:
         args.alerts, args.idle_seconds, args.prometheus_alerts = 20, 5.0, 5
-    c.progress("the suite at its defaults (waking on new events)")
-    suite = measure(args, polling=False)
-    baseline = None
-    if not args.skip_baseline:
-        c.progress("the same suite with the previous release's polling timers")
-        baseline = measure(args, polling=True)
+    measured = measure(args)
+    suite, baseline = measured["defaults"], measured.get("polling")
     c.progress("raw broker round trip")
     rtt = broker_round_trip(50 if args.quick else 200)
     c.progress("Prometheus + Alertmanager at their floor")
