@@ -194,7 +194,7 @@ def blueprint(runtime: Any) -> Blueprint:
             fixed). Recorded and audited; the evaluator resumes the series at this point of
             the intake log, so the status turns from releaseRequested to released. A
             quarantined batch cannot be released (409): send its samples in a new batch."""
-            app.release_quarantine(quarantine_id, body.get("reason"), g.principal.subject)
-            return app.quarantine_status(quarantine_id)
+            return app.release_quarantine(quarantine_id, body.get("reason"),
+                                          g.principal.subject)
 
     return blp

@@ -432,25 +432,30 @@ class Monitoring(ServiceApplication):
             return None
 
     def release_quarantine(self, quarantine_id: UUID, reason: str | None,
-                           requested_by: str | None) -> Quarantine:
+                           requested_by: str | None) -> QuarantineStatus:
         """Ask the evaluator to evaluate a quarantined series again (after the cause was
         fixed, e.g. a replica corrected). The request is recorded in the intake log, so
         the series resumes at this point of the log in every replay; a batch that was set
-        aside is never evaluated again (send its samples in a new batch)."""
+        aside is never evaluated again (send its samples in a new batch).
+
+        Returns the status this request left (release requested): the evaluator wakes on
+        the request at once and may have released the series before the caller reads it
+        again, which the quarantine's own status then says."""
         quarantine = self.quarantine(quarantine_id)
         if quarantine.kind != "series":
             raise InvalidTransition("a quarantined batch is not evaluated again; send its "
                                     "samples again under a new batchId")
         if quarantine.released:
             raise InvalidTransition("the series was released already")
+        release = QuarantineRelease(quarantine_id=quarantine.id,
+                                    partition=quarantine.partition, key=quarantine.key,
+                                    reason=reason, requested_by=requested_by)
         try:
-            self.save(QuarantineRelease(quarantine_id=quarantine.id,
-                                        partition=quarantine.partition, key=quarantine.key,
-                                        reason=reason, requested_by=requested_by))
+            self.save(release)
         except IntegrityError:
             raise InvalidTransition("the release of this series was requested already"
                                     ) from None
-        return quarantine
+        return QuarantineStatus(quarantine, release)
 
     # --- queries ------------------------------------------------------------------------
     def crossings(self) -> list[Crossing]:
