@@ -216,6 +216,13 @@ class Runtime:
         """Start the service's roles — or only those named in ``only`` (so a service's
         work can be spread over several processes). Returns the roles started."""
         roles = self.roles()
+        if only is not None:
+            # A role split in numbered parts (monitoring's ``evaluator-0`` … with several
+            # evaluator partitions) is also named by its family: ``evaluator`` runs them all.
+            only = {r for name in only for r in (
+                [name] if name in roles else
+                [role for role in roles if role.startswith(f"{name}-")
+                 and role[len(name) + 1:].isdigit()] or [name])}
         unknown = (only or set()) - set(roles)
         if unknown:
             raise ValueError(f"{self.spec.name} has no role {', '.join(sorted(unknown))}; "

@@ -20,6 +20,7 @@ from services.monitoring.domain import (
     BatchConflict,
     BurnAlert,
     Crossing,
+    EvaluatedWindow,
     EvaluatorCheckpoint,
     MeasurementBatch,
     Quarantine,
@@ -27,6 +28,7 @@ from services.monitoring.domain import (
     Regime,
     RegimeClock,
     Replica,
+    SeriesEvaluation,
     WindowEvaluation,
 )
 from services.monitoring.working_set import WorkingSet
@@ -72,7 +74,7 @@ class SeriesStatus:
     """The current status of one series: its latest evaluation, with its open crossing
     and open burn alert (if any)."""
 
-    evaluation: WindowEvaluation
+    evaluation: WindowEvaluation | SeriesEvaluation
     crossing: Crossing | None = None
     alert: BurnAlert | None = None
 
@@ -133,33 +135,40 @@ class QuarantineStatus:
         return self.release.reason if self.release else None
 
 
+Evaluation = WindowEvaluation | SeriesEvaluation  # one series' evaluation of one window
+
+
 class RecentEvaluations(AggregateIndex):
     """The most recent window evaluations of every series, for charts and status.
 
     Evaluations are immutable and many (one per series per window), so memory is bounded:
-    each series keeps its last ``per_series``; older ones stay in the log (audit)."""
+    each series keeps its last ``per_series``; older ones stay in the log (audit). A window
+    is recorded as one :class:`EvaluatedWindow` with every series' figures inside (logs
+    recorded before it hold a :class:`WindowEvaluation` per series): each is kept here as
+    the series' evaluations it holds."""
 
     def __init__(self, app: ServiceApplication, per_series: int) -> None:
-        super().__init__(app, kinds=(WindowEvaluation,))
-        self._series: dict[tuple, collections.deque[WindowEvaluation]] = {}
+        super().__init__(app, kinds=(WindowEvaluation, EvaluatedWindow))
+        self._series: dict[tuple, collections.deque[Evaluation]] = {}
         self._per_series = per_series
 
     def _current(self, aggregate_id: UUID) -> None:
         return None  # an evaluation has one event
 
     def _keep(self, evaluation: Any) -> None:
-        key = (evaluation.regime_id, evaluation.parameter, evaluation.scope_type,
-               evaluation.scope_id)
-        recent = self._series.get(key)
-        if recent is None:
-            recent = self._series[key] = collections.deque(maxlen=self._per_series)
-        recent.append(evaluation)
+        for one in (evaluation.series() if isinstance(evaluation, EvaluatedWindow)
+                    else (evaluation,)):
+            key = (one.regime_id, one.parameter, one.scope_type, one.scope_id)
+            recent = self._series.get(key)
+            if recent is None:
+                recent = self._series[key] = collections.deque(maxlen=self._per_series)
+            recent.append(one)
 
-    def all(self, kind: type = WindowEvaluation) -> list[WindowEvaluation]:
+    def all(self, kind: type = WindowEvaluation) -> list[Evaluation]:
         self.catch_up()
         return [e for recent in list(self._series.values()) for e in recent]
 
-    def latest(self) -> list[WindowEvaluation]:
+    def latest(self) -> list[Evaluation]:
         self.catch_up()
         return [max(recent, key=lambda e: e.window_start)
                 for recent in list(self._series.values()) if recent]
@@ -172,7 +181,7 @@ class MonitoringOutcomes(ServiceApplication):
 
     name = "MonitoringOutcomes"
     log_name = "outcomes"  # embedded: var/monitoring.outcomes.sqlite
-    log_kinds = (WindowEvaluation, Crossing, BurnAlert, EvaluatorCheckpoint)
+    log_kinds = (WindowEvaluation, EvaluatedWindow, Crossing, BurnAlert, EvaluatorCheckpoint)
     snapshotting_intervals = {EvaluatorCheckpoint: 5, Crossing: 50}  # noqa: RUF012
 
 
@@ -322,9 +331,8 @@ class Monitoring(ServiceApplication):
         outcomes = []
         aggregates = []
         for batch_id, source, checked in batches:
-            aggregate = MeasurementBatch(batch_id=batch_id, source=source,
-                                         samples=checked.accepted, rejected=checked.rejected,
-                                         content_digest=checked.digest)
+            aggregate = MeasurementBatch.of(batch_id, source, checked.accepted,
+                                            checked.rejected, checked.digest)
             aggregates.append(aggregate)
             outcomes.append(Outcome(batch_id, len(checked.accepted), checked.rejected,
                                     aggregate=aggregate))
@@ -332,9 +340,9 @@ class Monitoring(ServiceApplication):
             self.save(*aggregates)
         except IntegrityError:
             for outcome, aggregate in zip(outcomes, aggregates, strict=True):
-                fresh = MeasurementBatch(batch_id=aggregate.batch_id, source=aggregate.source,
-                                         samples=aggregate.samples, rejected=aggregate.rejected,
-                                         content_digest=aggregate.content_digest)
+                fresh = MeasurementBatch.of(aggregate.batch_id, aggregate.source,
+                                            aggregate.samples, aggregate.rejected,
+                                            aggregate.content_digest)
                 try:
                     self.save(fresh)
                 except IntegrityError:
@@ -467,7 +475,7 @@ class Monitoring(ServiceApplication):
     def burn_alerts(self) -> list[BurnAlert]:
         return self.alerts_index.all(BurnAlert)
 
-    def evaluations(self) -> list[WindowEvaluation]:
+    def evaluations(self) -> list[Evaluation]:
         """The recent evaluations of every series (``SLA_EVALUATIONS_KEPT`` each)."""
         return self.evaluations_index.all()
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import operator
 import threading
 import time
 import zlib
@@ -48,6 +49,7 @@ from services.monitoring.crossing_state import CrossingState, Transition, is_pla
 from services.monitoring.domain import (
     BurnAlert,
     Crossing,
+    EvaluatedWindow,
     EvaluatorCheckpoint,
     EvaluatorCheckpointPart,
     MeasurementBatch,
@@ -56,7 +58,9 @@ from services.monitoring.domain import (
     Regime,
     RegimeClock,
     WindowEvaluation,
+    decode_rows,
     seconds,
+    window_figures,
 )
 from services.monitoring.levels import classify, normalise_comparator
 from services.monitoring.measurement import (
@@ -77,6 +81,7 @@ log = logging.getLogger(__name__)
 
 SAMPLES = Counter("sla_monitoring_samples_total", "Samples read by the evaluator", ["outcome"])
 WINDOWS = Counter("sla_monitoring_windows_total", "Windows evaluated", ["classification"])
+_WINDOW_COUNTERS: dict[str, Any] = {}
 LAG = Gauge("sla_monitoring_evaluator_position", "Last notification evaluated")
 QUARANTINED = Counter("sla_monitoring_quarantined_total",
                       "Series and batches the evaluator set aside because evaluating them "
@@ -133,6 +138,9 @@ CHECKPOINT_REST = 1.0
 CHECKPOINT_SLICE = 2000  # ledgers encoded between rests
 CHECKPOINT_BYTES = Gauge("sla_monitoring_checkpoint_bytes",
                          "Compressed bytes of the evaluator's last checkpoint")
+
+
+_status_of = operator.itemgetter(5)
 
 
 def _key(*parts: str) -> str:
@@ -242,6 +250,10 @@ class Evaluator:
         self._last_checkpoint = time.monotonic()
         self._checkpoint_pause = 0.0
         self._pending: dict[UUID, Any] = {}
+        self._routes_of: dict[tuple[str, str], list[Any]] = {}
+        self._routes_generation = -1
+        # the series judged in the window being evaluated: (scope type, scope id, result)
+        self._window: list[tuple[str, str, dict[str, Any]]] = []
         self.last_error: str | None = None
         # intake position -> the quarantines that take effect there (this partition's)
         self._quarantine_at: dict[int, list[Quarantine]] = {}
@@ -529,49 +541,72 @@ class Evaluator:
         partitions, index = self.partitions, self.index
         batch_id = batch.batch_id
         skipped = 0
-        for row in batch.samples:
-            po_id, parameter, observed, interval = row[0], row[1], row[2], row[4]
+        # Each series' routes of this partition, kept while the working set is the same;
+        # what each route needs, looked up once a batch (nothing below changes the closed
+        # bounds or clocks: windows close after the batch is read).
+        if self._routes_generation != ws.generation:
+            self._routes_of = {}
+            self._routes_generation = ws.generation
+        routes_of = self._routes_of
+        contexts: dict[str, tuple[float, list[float] | None]] = {}
+        for row in decode_rows(batch.rows):
+            po_id, observed, interval = row[0], row[2], row[4]
             row.append(batch_id)  # rows are fresh from the store: the evidence rides along
-            for route in ws.routes_for(po_id, parameter):
-                if partitions > 1 and route.partition % partitions != index:
-                    continue
-                regime_id, w = route.regime_id, route.window_seconds
-                if quarantined and route.series in quarantined:
+            key = (po_id, row[1])
+            routes = routes_of.get(key)
+            if routes is None:
+                routes = routes_of[key] = [
+                    r for r in ws.routes_for(po_id, row[1])
+                    if partitions == 1 or r.partition % partitions == index]
+            for route in routes:
+                regime_id, w, series = route.regime_id, route.window_seconds, route.series
+                if quarantined and series in quarantined:
                     skipped += 1  # its time still moves the regime's windows on
-                    previous = newest.get(regime_id)
-                    if previous is None or observed > previous:
+                    if observed > newest.get(regime_id, NEVER):
                         newest[regime_id] = observed
                     continue
-                closed = closed_until.get(regime_id, NEVER)
-                clock = st.clock.get(regime_id)
+                context = contexts.get(series)
+                if context is None:
+                    context = contexts[series] = (closed_until.get(regime_id, NEVER),
+                                                  st.clock.get(regime_id))
+                closed, clock = context
                 if interval:
                     first, last = covered_windows(observed, interval, w)
                 else:
                     first = last = (observed // w) * w
                 if last + w <= closed or (clock is not None and
                                           clock[0] < last + w <= clock[1]):
-                    st.late[route.series] = st.late.get(route.series, 0) + 1
+                    st.late[series] = st.late.get(series, 0) + 1
                     late += 1
                     continue
-                windows = windows_of.get(route.series)
+                windows = windows_of.get(series)
                 if windows is None:
-                    windows = windows_of[route.series] = {}
-                start = first if first >= closed else closed
-                while start <= last:
-                    if clock is not None and clock[0] < start + w <= clock[1]:
-                        start += w  # closed on the clock
-                        continue
-                    by_po = windows.get(start)
+                    windows = windows_of[series] = {}
+                if first == last and clock is None and last >= closed:  # the usual case
+                    by_po = windows.get(last)
                     if by_po is None:
-                        by_po = windows[start] = {}
+                        by_po = windows[last] = {}
                     rows = by_po.get(po_id)
                     if rows is None:
                         by_po[po_id] = [row]
                     else:
                         rows.append(row)
-                    start += w
-                previous = newest.get(regime_id)
-                if previous is None or observed > previous:
+                else:
+                    start = first if first >= closed else closed
+                    while start <= last:
+                        if clock is not None and clock[0] < start + w <= clock[1]:
+                            start += w  # closed on the clock
+                            continue
+                        by_po = windows.get(start)
+                        if by_po is None:
+                            by_po = windows[start] = {}
+                        rows = by_po.get(po_id)
+                        if rows is None:
+                            by_po[po_id] = [row]
+                        else:
+                            rows.append(row)
+                        start += w
+                if observed > newest.get(regime_id, NEVER):
                     newest[regime_id] = observed
                 evaluated += 1
         SAMPLES.labels("evaluated").inc(evaluated)
@@ -685,10 +720,25 @@ class Evaluator:
     # --- one window -----------------------------------------------------------------------
     def _evaluate(self, regime: Regime, parameter: str, start: float, end: float,
                   by_po: dict[str, list[list[Any]]], ws: WorkingSet, emit: bool) -> None:
+        """Measure and judge one closed window (:meth:`_measure_window`), and record
+        what every series of it got in one :class:`EvaluatedWindow`."""
+        self._window = []
+        batch_ids = self._measure_window(regime, parameter, start, end, by_po, ws, emit)
+        if emit and self._window:
+            evaluated = EvaluatedWindow(
+                regime_id=regime.id, parameter=parameter, window_start=start, window_end=end,
+                batch_ids=batch_ids, figures=window_figures(self._window, batch_ids))
+            self._pending[evaluated.id] = evaluated
+        self._window = []
+
+    def _measure_window(self, regime: Regime, parameter: str, start: float, end: float,
+                        by_po: dict[str, list[list[Any]]], ws: WorkingSet, emit: bool
+                        ) -> list[str]:
         """Measure and judge one closed window: each purchased offering against its own
         standard, then the regime's scope (group or offering) pooled. Where an agreed outage
         overlaps the window, the value without the outage's time is measured too (is the
-        crossing planned?)."""
+        crossing planned?). Returns the batches that fed the window, sorted."""
+        batch_ids = sorted({r[6] for rows in by_po.values() for r in rows})
         regime_id = str(regime.id)
         sla_types = {(ws.purchased_offering(po_id) or {}).get("slaTypeId") for po_id in by_po}
         members_sla_type = sla_types.pop() if len(sla_types) == 1 else None
@@ -703,10 +753,21 @@ class Evaluator:
         planned = overlap = False
         reported = False  # did any purchased offering send (or hold) data in the window
         holding = self.state.held.get(_key(regime_id, parameter), {})
+        # The standard in force depends on the offering, group and SLA type only: looked up
+        # once a window for the purchased offerings that share them.
+        levels: dict[tuple[Any, Any, Any], Level | None] = {}
         for po_id in sorted(by_po):
             po = ws.purchased_offering(po_id)
             rows = by_po[po_id]
-            level = ws.level_for(po, parameter, start) if po else None
+            if po:
+                traits = (po.get("productOfferingId"), po.get("offeringGroupId"),
+                          po.get("slaTypeId"))
+                if traits in levels:
+                    level = levels[traits]
+                else:
+                    level = levels[traits] = ws.level_for(po, parameter, start)
+            else:
+                level = None
             aggregation = level.parameter["aggregation"] if level else None
             outages = [o for o in ws.outages(po_id) if o.start < end and o.end > start]
             overlap = overlap or bool(outages)
@@ -717,7 +778,7 @@ class Evaluator:
                 continue  # nothing sent, and nothing to make of it
             measurement = None
             if "availability" in (aggregation, group_aggregation) or any(
-                    r[5] is not None for r in rows):
+                    map(_status_of, rows)):  # a status is "up" or "down", else None
                 samples = self._samples(regime_id, parameter, po_id, rows, start)
                 if "availability" in (aggregation, group_aggregation):
                     accounting = ws.accounting(po) if po else "excluded"
@@ -759,7 +820,7 @@ class Evaluator:
                         measurement, sorted({r[6] for r in rows}), emit,
                         time_zone=ws.time_zone(po.get("slaTypeId")))
         if group_level is None or (not reported and group_missing == "unknown"):
-            return
+            return batch_ids
         scope = ("productOffering", str(regime.offering_id)) if regime.offering_id else (
             "offeringGroup", str(regime.offering_group_id))
         unit = group_level.parameter.get("unit", "%")
@@ -777,11 +838,11 @@ class Evaluator:
                 value, len(pooled_values), 0.0, 0.0, False, 0.0, overlap,
                 value if len(pooled_values_without) == len(pooled_values) else
                 value_in_unit(group_aggregation, pooled_values_without, unit))
-        batch_ids = sorted({r[6] for rows in by_po.values() for r in rows})
         self._judge(regime, parameter, scope, start, end, group_level, measurement, batch_ids,
                     emit, time_zone=ws.time_zone(
                         str(regime.sla_type_id) if regime.sla_type_id else members_sla_type),
                     members=members)
+        return batch_ids
 
     def _samples(self, regime_id: str, parameter: str, po_id: str, rows: list[list[Any]],
                  start: float) -> list[Sample]:
@@ -834,7 +895,10 @@ class Evaluator:
                     m.value_without_outages, p["comparator"], p["conformanceTarget"],
                     p.get("thresholdTarget"))
                 planned = is_planned(classification, without)
-        WINDOWS.labels(classification).inc()
+        counter = _WINDOW_COUNTERS.get(classification)
+        if counter is None:
+            counter = _WINDOW_COUNTERS[classification] = WINDOWS.labels(classification)
+        counter.inc()
         evaluation_id = WindowEvaluation.create_id(regime.id, parameter, scope[0], scope[1],
                                                    start)
         result: dict[str, Any] = {
@@ -879,9 +943,7 @@ class Evaluator:
                 self._cross(regime, parameter, scope, series, start, transition, evidence, emit)
         result["crossingId"] = st.open_crossing.get(series) or st.no_data.get(series)
         if emit:
-            self._pending[evaluation_id] = WindowEvaluation(
-                regime_id=regime.id, parameter=parameter, scope_type=scope[0],
-                scope_id=scope[1], window_start=start, window_end=end, result=result)
+            self._window.append((scope[0], scope[1], result))
 
     def _load(self, aggregate_id: UUID) -> Any:
         if aggregate_id in self._pending:

@@ -90,19 +90,26 @@ def worker(service: str, env: dict[str, str], log: Path, roles: str = "") -> Pro
 
 
 def service_processes(service: str, port: int, env: dict[str, str], logs: Path,
-                      http_workers: int | None = 2) -> dict[str, Process]:
+                      http_workers: int | None = 2,
+                      worker_processes: tuple[str, ...] | None = None) -> dict[str, Process]:
     """One service as ``slactl run --distributed`` runs it: its gunicorn, and one worker
     process per entry of its spec's ``worker_processes`` (one with every role when it
-    names none). Keyed ``<service>-http``, ``<service>-worker`` and, for further worker
-    processes, ``<service>-<first role>``."""
+    names none), or of ``worker_processes`` when given. Keyed ``<service>-http``,
+    ``<service>-worker`` and, for further worker processes, ``<service>-<first role>``
+    (``-2``, ``-3`` … for a further process of the same roles)."""
     from services.catalogue import spec
 
     found = spec(service)
     module = found.application.__module__.rsplit(".", 1)[0] + ".wsgi:app"
     started = {f"{service}-http": gunicorn(module, port, env, logs / f"{service}-http.log",
                                            http_workers)}
-    for n, roles in enumerate(found.worker_processes or ("",)):
+    entries = worker_processes if worker_processes is not None else found.worker_processes
+    for n, roles in enumerate(entries or ("",)):
         name = f"{service}-worker" if n == 0 else f"{service}-{roles.split(',')[0]}"
+        copy = 2
+        while name in started:
+            name = f"{service}-{roles.split(',')[0]}-{copy}"
+            copy += 1
         started[name] = worker(service, env, logs / f"{name}.log", roles)
     return started
 
