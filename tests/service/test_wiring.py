@@ -76,6 +76,17 @@ def test_every_background_role_has_a_name(wired: tuple[Suite, list[float]]) -> N
     }
 
 
+def test_a_partitioned_role_is_started_by_its_family_name(
+        wired: tuple[Suite, list[float]]) -> None:
+    """``slactl worker monitoring --only evaluator`` (as ``slactl run --distributed``
+    starts it) runs every partition when there are several, not an error."""
+    suite, _ = wired
+    monitoring = suite.runtime("monitoring")
+    with pytest.raises(ValueError, match="evaluator-7"):
+        monitoring.start_workers({"evaluator-7"})
+    assert sorted(monitoring.start_workers({"evaluator"})) == ["evaluator-0", "evaluator-1"]
+
+
 def test_the_event_stores_environment_carries_no_service_setting(tmp_path: Path) -> None:
     settings = config.load(base_env(tmp_path, SLA_EVALUATIONS_KEPT="7",
                                     SLA_CHECKPOINT_SECONDS="3"))
