@@ -22,6 +22,7 @@ cache are not the data's fault: those rounds are retried until the store is back
 from __future__ import annotations
 
 import base64
+import functools
 import logging
 import operator
 import threading
@@ -141,6 +142,12 @@ CHECKPOINT_BYTES = Gauge("sla_monitoring_checkpoint_bytes",
 
 
 _status_of = operator.itemgetter(5)
+
+
+@functools.lru_cache(maxsize=4096)
+def _iso(moment: float) -> str:
+    """A window boundary as text: every series of a window names the same two."""
+    return iso(moment)
 
 
 def _key(*parts: str) -> str:
@@ -918,7 +925,7 @@ class Evaluator:
             "conformanceTarget": p["conformanceTarget"],
             "thresholdTarget": p.get("thresholdTarget"), "comparator": p["comparator"],
             "standardId": level.standard_id, "standardVersion": level.standard_version,
-            "windowStart": iso(start), "windowEnd": iso(end), "planned": planned,
+            "windowStart": _iso(start), "windowEnd": _iso(end), "planned": planned,
             "batchIds": batch_ids, "evaluationId": str(evaluation_id),
         }
         if classification == "unknown" and m.excluded_seconds > 0 and seconds(

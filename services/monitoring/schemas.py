@@ -566,4 +566,10 @@ def represent(aggregate: Any) -> dict[str, Any]:
             return schema().dump(aggregate)
     if isinstance(aggregate, domain.Quarantine):
         return Quarantine().dump(QuarantineStatus(aggregate))
+    if isinstance(aggregate, domain.EvaluatedWindow):  # one window, every series inside
+        return {"id": str(aggregate.id), "regimeId": str(aggregate.regime_id),
+                "parameter": aggregate.parameter,
+                "windowStart": iso(aggregate.window_start),
+                "windowEnd": iso(aggregate.window_end),
+                "evaluations": WindowEvaluation(many=True).dump(aggregate.series())}
     return {k: v for k, v in vars(aggregate).items() if not k.startswith("_")}

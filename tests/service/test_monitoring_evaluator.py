@@ -203,6 +203,9 @@ def test_logs_recorded_in_the_earlier_shapes_still_load_and_answer_alike(
     for stored in current.outcomes.recorder.select_notifications(
             start=1, limit=10_000, topics=topics_of([EvaluatedWindow])):
         window = current.outcomes.mapper.to_domain_event(stored).mutate(None)
+        audited = schemas.represent(window)  # the audit's state of the record: every series
+        assert [e["scopeId"] for e in audited["evaluations"]] == [
+            one.scope_id for one in window.series()]
         per_series.extend(WindowEvaluation(
             regime_id=one.regime_id, parameter=one.parameter, scope_type=one.scope_type,
             scope_id=one.scope_id, window_start=one.window_start,
