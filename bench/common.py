@@ -25,6 +25,7 @@ import sys
 import threading
 import time
 import uuid
+import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -40,6 +41,7 @@ from rich.table import Table
 
 from shared.bus import topology
 from shared.bus.topology import BrokerNames
+from shared.durations import duration_text
 from tests import helpers
 from tests.e2e import processes
 from tests.e2e.processes import Process, free_port
@@ -159,6 +161,13 @@ def arguments(description: str, argv: list[str] | None,
     parser.add_argument("--samples-per-series-window", type=int, default=20,
                         help="latency samples per purchased offering per 1-minute window "
                              "(default 20: a sample every 3 s)")
+    parser.add_argument("--partitions", type=int, default=1,
+                        help="SLA_EVALUATOR_PARTITIONS: evaluator partitions, each in a "
+                             "worker process of its own (default 1); the estate gets as many "
+                             "regimes, so each partition has one")
+    parser.add_argument("--intakes", type=int, default=1,
+                        help="measurement intake processes consuming the one queue "
+                             "(default 1)")
     if extra:
         extra(parser)
     return parser.parse_args(argv)
@@ -445,8 +454,8 @@ class CrossingWatcher:
     """Consumes monitoring's ThresholdCrossingEvents (``sla.events``,
     ``monitoring.crossing.*``) of one regime into memory, stamped on receipt."""
 
-    def __init__(self, regime_id: str) -> None:
-        self.regime_id = regime_id
+    def __init__(self, regime_id: str | list[str]) -> None:
+        self.regime_ids = {regime_id} if isinstance(regime_id, str) else set(regime_id)
         self._seen: dict[tuple[str, float, str], dict[str, Any]] = {}
         self._cond = threading.Condition()
         self._stop = threading.Event()
@@ -484,7 +493,7 @@ class CrossingWatcher:
                     crossing = event["crossing"]
                 except (ValueError, KeyError, TypeError):
                     continue
-                if crossing.get("regimeId") != self.regime_id:
+                if crossing.get("regimeId") not in self.regime_ids:
                     self.other += 1
                     continue
                 key = (crossing["scope"]["id"], epoch(crossing["window"]["startDateTime"]),
@@ -553,6 +562,8 @@ class Batch:
     sentinel: bytes | None = None
     sentinel_po: str | None = None
     sentinel_window: float | None = None
+    # with several regimes: the sentinel's offering of each (sentinel_po is the first)
+    sentinel_pos: list[str] = field(default_factory=list)
     windows: int = 0
     meta: dict[str, Any] = field(default_factory=dict)
 
@@ -563,8 +574,17 @@ class Suite:
 
     WINDOW = 60.0      # PT1M
     LATENESS = 60.0    # PT1M (the API's default)
+    # With several intake processes, messages are taken out of order across them (each
+    # holds up to its prefetch of 400): the samples' simulated time runs ~1.5 s a
+    # 100-sample message, so an allowed lateness of one minute would refuse as late what
+    # one process takes while another is hundreds of messages ahead. PT1H covers it.
+    LATENESS_SEVERAL_INTAKES = 3600.0
 
-    def __init__(self, offerings: int = 200, samples_per_series_window: int = 20) -> None:
+    def __init__(self, offerings: int = 200, samples_per_series_window: int = 20,
+                 partitions: int = 1, intakes: int = 1) -> None:
+        self.partitions, self.intakes = partitions, intakes
+        if intakes > 1:
+            self.LATENESS = self.LATENESS_SEVERAL_INTAKES
         self.unique = uuid.uuid4().hex[:8]
         self.schema_prefix = f"bench{self.unique}_"
         self.queue_prefix = BUS_PREFIX
@@ -575,6 +595,8 @@ class Suite:
         self.ports = {"threshold-registry": free_port(), "monitoring": free_port()}
         self.products: list[str] = []
         self.regime_id = ""
+        self.regime_ids: list[str] = []
+        self.regime_partition: dict[str, int] = {}  # regime id -> its customer group number
         self.group_id = ""
         self._probe = 0
         self._batch_seq = 0
@@ -607,7 +629,7 @@ class Suite:
             "REDIS_URL": REDIS_URL, "SLA_SECRET_KEY": self.secret,
             "SLA_DATA_DIR": str(LOGS / f"data-{self.unique}"),
             "SLA_RELAY_POLL_INTERVAL": "0.05", "SLA_HTTP_WORKERS": "2",
-            "SLA_LOG_LEVEL": "WARNING",
+            "SLA_LOG_LEVEL": "WARNING", "SLA_EVALUATOR_PARTITIONS": str(self.partitions),
         }
 
     # --- lifecycle ----------------------------------------------------------------------
@@ -618,12 +640,21 @@ class Suite:
             # evaluator each in a worker process of its own); SLA_HTTP_WORKERS says how
             # many HTTP workers.
             self.processes.update(processes.service_processes(
-                service, self.ports[service], env, LOGS, http_workers=None))
+                service, self.ports[service], env, LOGS, http_workers=None,
+                **({"worker_processes": self.monitoring_workers()}
+                   if service == "monitoring" else {})))
         for service in ("threshold-registry", "monitoring"):
             self._wait(lambda s=service: processes.ready(self.base(s)), 60, f"{service} ready")
         progress(f"suite up: registry :{self.ports['threshold-registry']}, monitoring "
                  f":{self.ports['monitoring']} (schemas {self.schema_prefix}*, queues "
                  f"{self.queue_prefix}*)")
+
+    def monitoring_workers(self) -> tuple[str, ...]:
+        """Monitoring's worker processes: as ``slactl run --distributed`` starts them, plus
+        one process per further evaluator partition and per further intake."""
+        evaluators = ("evaluator",) if self.partitions == 1 else tuple(
+            f"evaluator-{n}" for n in range(self.partitions))
+        return ("relay,inbox,intake", *evaluators, *(["intake"] * (self.intakes - 1)))
 
     def check_alive(self) -> None:
         for p in self.processes.values():
@@ -713,15 +744,13 @@ class Suite:
                                         "id": product, "customerId": f"cust-{n % 50}",
                                         "productOfferingId": offering["id"],
                                         "slaTypeId": gold["id"],
-                                        "customerGroup": "enterprise"})
+                                        "customerGroup": self.customer_group(n)})
             if response.status_code != 201:
                 raise RuntimeError(f"purchasedOffering: {response.status_code} "
                                    f"{response.text[:300]}")
             self.products.append(product)
-        regime = self._post("monitoring", "/monitoringRegime", {
-            "name": "Bench watch", "offeringGroupId": group["id"], "window": "PT1M",
-            "allowedLateness": "PT1M", "clearAfter": 1, "parameters": ["latency"]})
-        self.regime_id = regime["id"]
+        self.regime_ids = self.start_regimes(group["id"])
+        self.regime_id = self.regime_ids[0]
 
         # The registry's changes reach monitoring over the bus: probe until it knows the
         # last purchased offering (and so, by the relay's order, all of them).
@@ -737,8 +766,40 @@ class Suite:
 
         self._wait(known, 120, "monitoring knows the estate")
         self.cursor += self.WINDOW  # the data starts in the window after the probe
-        progress(f"estate: {self.offerings} purchased offerings under one regime "
-                 f"(window PT1M, lateness PT1M) in {time.monotonic() - started:.1f}s")
+        progress(f"estate: {self.offerings} purchased offerings under "
+                 f"{len(self.regime_ids)} regime(s) (window PT1M, lateness "
+                 f"{duration_text(self.LATENESS)}) in {time.monotonic() - started:.1f}s")
+
+    def customer_group(self, n: int) -> str:
+        """The customer group of the n-th purchased offering: one per evaluator partition
+        (each partition's regime watches one), ``enterprise`` with one partition."""
+        return "enterprise" if self.partitions == 1 else f"cg-{n % self.partitions}"
+
+    def start_regimes(self, group_id: str) -> list[str]:
+        """One regime over the group, or with several evaluator partitions one regime per
+        partition, each over one customer group: regimes go to partitions by a hash of
+        their id, so a regime that lands on a partition taken already is stopped and
+        another started."""
+        body = {"name": "Bench watch", "offeringGroupId": group_id, "window": "PT1M",
+                "allowedLateness": duration_text(self.LATENESS), "clearAfter": 1,
+                "parameters": ["latency"]}
+        if self.partitions == 1:
+            return [self._post("monitoring", "/monitoringRegime", body)["id"]]
+        by_partition: dict[int, str] = {}
+        for _ in range(50 * self.partitions):
+            n = len(by_partition)
+            regime = self._post("monitoring", "/monitoringRegime", {
+                **body, "name": f"Bench watch {n}", "customerGroup": f"cg-{n}"})
+            partition = zlib.crc32(regime["id"].encode()) % self.partitions
+            if partition not in by_partition:
+                by_partition[partition] = regime["id"]
+                self.regime_partition[regime["id"]] = n
+                if len(by_partition) == self.partitions:
+                    return [by_partition[p] for p in sorted(by_partition)]
+            else:
+                self._post("monitoring", f"/monitoringRegime/{regime['id']}/stop",
+                           {"reason": "bench: its partition has a regime already"})
+        raise RuntimeError("could not give every evaluator partition a regime")
 
     # --- simulated time and messages ----------------------------------------------------
     @property
@@ -783,17 +844,38 @@ class Suite:
         bodies = [envelope(self.next_batch_id(f"t{size}"), self.samples(size))
                   for _ in range(messages)]
         last = self.cursor - self.step
-        po, window, closing = self.sentinel_samples(last)
+        pos, window, closing = self.sentinels(last)
         sentinel = envelope(self.next_batch_id("sentinel"), closing)
         return Batch(bodies=bodies, samples=messages * size, first_time=first, last_time=last,
-                     sentinel=sentinel, sentinel_po=po, sentinel_window=window,
+                     sentinel=sentinel, sentinel_po=pos[0], sentinel_window=window,
+                     sentinel_pos=pos,
                      windows=int((window - self.window_of(first)) // self.WINDOW) + 1)
 
-    def sentinel_samples(self, last: float) -> tuple[str, float, list[dict[str, Any]]]:
+    def sentinels(self, last: float) -> tuple[list[str], float, list[dict[str, Any]]]:
+        """:meth:`sentinel_samples` for every regime (a purchased offering of each regime's
+        customer group): with several partitions, each regime's last window must close."""
+        if len(self.regime_ids) <= 1:
+            po, window, samples = self.sentinel_samples(last)
+            return [po], window, samples
+        pos, samples, window = [], [], 0.0
+        cursor = self.cursor
+        for n in range(len(self.regime_ids)):
+            self.cursor = cursor
+            while True:
+                po = self.next_probe_po()
+                if self.customer_group(self.products.index(po)) == f"cg-{n}":
+                    break
+            window, more = self.sentinel_samples(last, po)[1:]
+            pos.append(po)
+            samples.extend(more)
+        return pos, window, samples
+
+    def sentinel_samples(self, last: float, po: str | None = None
+                         ) -> tuple[str, float, list[dict[str, Any]]]:
         """A breaching sample in the window of ``last`` (the newest sample so far) and a
         sample at that window's closing time (end + lateness); moves the cursor past."""
         window = self.window_of(last)
-        po = self.next_probe_po()
+        po = po or self.next_probe_po()
         end = window + self.WINDOW
         samples = [
             {"purchasedOfferingId": po, "parameter": "latency", "value": BREACHING,
@@ -838,6 +920,37 @@ class Suite:
         except Exception:  # noqa: BLE001 - informative only
             return None
 
+    def recorded_batches(self) -> int | None:
+        """Measurement batches in monitoring's intake log (every intake process's)."""
+        try:
+            import psycopg
+
+            with psycopg.connect(host=PG["POSTGRES_HOST"], port=PG["POSTGRES_PORT"],
+                                 user=PG["POSTGRES_USER"], password=PG["POSTGRES_PASSWORD"],
+                                 dbname=PG["POSTGRES_DBNAME"], autocommit=True) as conn:
+                schema = self.schema_prefix + "monitoring"
+                row = conn.execute(
+                    "SELECT table_name FROM information_schema.tables WHERE table_schema = %s "
+                    "AND table_name LIKE %s", (schema, "%events")).fetchone()
+                if row is None:
+                    return None
+                return conn.execute(
+                    f'SELECT count(*) FROM "{schema}"."{row[0]}" WHERE topic LIKE %s',
+                    ("%MeasurementBatch%",)).fetchone()[0]
+        except Exception:  # noqa: BLE001 - the caller waits or gives up
+            return None
+
+    def wait_recorded(self, count: int, timeout: float) -> bool:
+        """Wait until the intake log holds ``count`` batches (several intake processes
+        record out of order: a sentinel sent before the last of them would close windows
+        that some process is still filling)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if (self.recorded_batches() or 0) >= count:
+                return True
+            time.sleep(0.02)
+        return False
+
     def drain(self, timeout: float) -> bool:
         """Wait until the measurement queue is empty (the worker has taken everything)."""
         deadline = time.monotonic() + timeout
@@ -861,7 +974,8 @@ def suite(args: argparse.Namespace) -> Iterator[Suite]:
     if _SHARED is not None:
         yield _SHARED
         return
-    s = Suite(offerings=args.offerings, samples_per_series_window=args.samples_per_series_window)
+    s = Suite(offerings=args.offerings, samples_per_series_window=args.samples_per_series_window,
+              partitions=args.partitions, intakes=args.intakes)
     try:
         s.start()
         s.build_estate()
@@ -885,12 +999,24 @@ def close_shared_suite() -> None:
         _SHARED = None
 
 
+def scaled_name(name: str, s: Suite) -> str:
+    """``name``, or ``name.p<partitions>i<intakes>`` for a run with more evaluator
+    partitions or intake processes than the default one of each (its own result file)."""
+    if s.partitions == 1 and s.intakes == 1:
+        return name
+    return f"{name}.p{s.partitions}i{s.intakes}"
+
+
 def suite_parameters(s: Suite) -> dict[str, Any]:
     return {"wiring": "distributed: gunicorn (2 workers x 4 threads) + worker per service, "
                       "RabbitMQ, PostgreSQL (eventsourcing.postgres), Redis",
+            "evaluatorPartitions": s.partitions, "intakeProcesses": s.intakes,
+            "workerProcesses": list(s.monitoring_workers()),
+            "regimes": len(s.regime_ids),
             "offerings": s.offerings, "samplesPerSeriesPerWindow": s.per_series,
             "samplesPerWindow": s.offerings * s.per_series, "window": "PT1M",
-            "allowedLateness": "PT1M", "standard": "latency p99 LE 100 ms (warning 80)",
+            "allowedLateness": duration_text(s.LATENESS),
+            "standard": "latency p99 LE 100 ms (warning 80)",
             "services": ["threshold-registry", "monitoring"]}
 
 

@@ -52,23 +52,53 @@ def run_size(s: c.Suite, size: int, messages: int, time_limit: float,
     deadline = time.monotonic() + time_limit
     profiler = (c.Profiler(s.pid("monitoring-worker"), f"monitoring-worker-{size}")
                 if profile else contextlib.nullcontext())
-    with c.CpuMeter(s) as cpu, profiler:
-        stats = publisher.run(items, time_limit,
-                              on_sent=lambda tag, t: sent_at.__setitem__(tag, t) if tag else None)
+    evaluator = next((name for name in s.processes if name.startswith("monitoring-evaluator")),
+                     None)
+    evaluator_profiler = (c.Profiler(s.pid(evaluator), f"monitoring-evaluator-{size}")
+                          if profile and evaluator else contextlib.nullcontext())
+    recorded_before = s.recorded_batches() if s.intakes > 1 else None
+    with c.CpuMeter(s) as cpu, profiler, evaluator_profiler:
+        on_sent = lambda tag, t: sent_at.__setitem__(tag, t) if tag else None  # noqa: E731
+        if s.intakes == 1:
+            stats = publisher.run(items, time_limit, on_sent=on_sent)
+        else:
+            # Several intakes record out of order: the sentinel goes once every batch is in.
+            stats = publisher.run(items[:-1], time_limit, on_sent=on_sent)
+            s.wait_recorded((recorded_before or 0) + messages,
+                            max(1.0, deadline - time.monotonic()))
+            last = c.ConfirmPublisher(c.MEASUREMENTS).run(items[-1:], time_limit,
+                                                          on_sent=on_sent)
+            stats.sent += last.sent
+            stats.confirmed += last.confirmed
+            stats.last_confirm = last.last_confirm or stats.last_confirm
         published_in = (stats.last_confirm - stats.first) if stats.last_confirm else None
         c.progress(f"      published {stats.confirmed:,} messages in "
                    f"{c.fmt(published_in)} s; waiting for the last window's evaluation …")
         done = None
         if "sentinel" in sent_at:
-            done = watcher.wait(batch.sentinel_po, batch.sentinel_window,
-                                max(1.0, deadline - time.monotonic()))
+            # every regime's last window (one regime per evaluator partition)
+            for po in batch.sentinel_pos or [batch.sentinel_po]:
+                seen = watcher.wait(po, batch.sentinel_window,
+                                    max(1.0, deadline - time.monotonic()))
+                if seen is None:
+                    done = None
+                    break
+                if done is None or seen["received"] > done["received"]:
+                    done = seen
     result: dict[str, Any] = {
         "samplesPerMessage": size, "messages": messages, "samples": batch.samples,
         "windows": batch.windows, "publish": stats.as_dict(),
         "queueDepthBefore": depth_before, "cpuCoresUsed": cpu.result,
+        # CPU time a sample costs each process: steadier than a rate when the machine is
+        # shared (RabbitMQ's and PostgreSQL's count every client of theirs on the machine)
+        "cpuMicrosecondsPerSample": {
+            name: round(cores * cpu.elapsed / batch.samples * 1e6, 2)
+            for name, cores in cpu.result.items()},
     }
     if profile:
         result["profileMonitoringWorker"] = profiler.summary
+        if evaluator:
+            result["profileMonitoringEvaluator"] = evaluator_profiler.summary
     if done is None:
         depth = c.queue_depth(s.measurement_queue)
         consumed = (stats.confirmed - depth) if depth is not None else None
@@ -100,7 +130,8 @@ def run_size(s: c.Suite, size: int, messages: int, time_limit: float,
     if done is not None:
         try:
             got = s.evaluated_samples(s.window_of(batch.first_time), batch.sentinel_window)
-            expected = batch.samples + 1  # plus the sentinel's breaching sample
+            # plus the sentinel's breaching sample of each regime
+            expected = batch.samples + len(batch.sentinel_pos or [batch.sentinel_po])
             result["verification"] = {"expectedSamples": expected, **got,
                                       "nothingLost": got["samples"] == expected}
         except Exception as exc:  # noqa: BLE001 - reported, not fatal
@@ -125,16 +156,16 @@ def main(argv: list[str] | None = None) -> int:
     profile = (not args.quick) if args.profile is None else args.profile
     time_limit = args.time_limit or (20.0 if args.quick else 60.0)
     counts = plan(args.quick)
-    with c.suite(args) as s, c.CrossingWatcher(s.regime_id) as watcher:
+    with c.suite(args) as s, c.CrossingWatcher(s.regime_ids) as watcher:
         results = {}
         for size in SIZES:
             results[str(size)] = run_size(s, size, counts[size], time_limit, watcher,
                                              profile)
         hundred = results["100"]
         goal = {
-            "samplesPerSecondAt100": 100_000, "ratioToRawCeilingAt100": 0.5,
-            "metSamplesPerSecond": (hundred.get("samplesPerSecond") or 0) >= 100_000,
-            "metRatio": (hundred.get("ratioToRawCeiling") or 0) >= 0.5,
+            "samplesPerSecondAt100": 150_000, "ratioToRawCeilingAt100": 0.2,
+            "metSamplesPerSecond": (hundred.get("samplesPerSecond") or 0) >= 150_000,
+            "metRatio": (hundred.get("ratioToRawCeiling") or 0) >= 0.2,
         }
         incomplete = {k: v["incomplete"] for k, v in results.items() if "incomplete" in v}
         payload: dict[str, Any] = {
@@ -152,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
         }
         if incomplete:
             payload["incomplete"] = incomplete
-        c.write_result(NAME, payload)
+        c.write_result(c.scaled_name(NAME, s), payload)
     rows = []
     for size in SIZES:
         r = results[str(size)]
