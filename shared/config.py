@@ -120,7 +120,8 @@ class Settings:
     secret_generated: bool = False
     max_content_length: int = 1_048_576
     max_deliveries: int = 5
-    prefetch: int = 50
+    prefetch: int = 200
+    inbox_group: int = 100
     relay_batch: int = 500
     # The relay's fallback poll (s): it wakes on new events, this only bounds how late a
     # message is when a wake-up is lost (shared/wakeups.py).
@@ -272,7 +273,8 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         secret_generated=generated,
         max_content_length=whole_number(env, "SLA_MAX_BODY_BYTES", 1_048_576, 1024),
         max_deliveries=whole_number(env, "SLA_MAX_DELIVERIES", 5, 1),
-        prefetch=whole_number(env, "SLA_PREFETCH", 50, 1),
+        prefetch=whole_number(env, "SLA_PREFETCH", 200, 1),
+        inbox_group=whole_number(env, "SLA_INBOX_GROUP", 100, 1, 1000),
         relay_batch=whole_number(env, "SLA_RELAY_BATCH", 500, 1),
         relay_poll_interval=poll,
         wake_on_events=flag(env, "SLA_WAKE_ON_EVENTS", True),

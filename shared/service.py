@@ -139,13 +139,16 @@ class ServiceSpec:
         return self.settings(settings.environment)
 
 
-def make_transport(settings: Settings, shared: Transport | None = None) -> Transport:
+def make_transport(settings: Settings, shared: Transport | None = None,
+                   name: str | None = None) -> Transport:
+    """The service's bus; ``name`` names its broker connections (``<prefix><service>``)."""
     if shared is not None:
         return shared
     if settings.bus_url:
         from shared.bus.amqp import AmqpTransport
 
-        return AmqpTransport(settings.bus_url, settings.bus_prefix)
+        return AmqpTransport(settings.bus_url, settings.bus_prefix,
+                             name=f"{settings.bus_prefix}{name}" if name else None)
     return InProcessTransport()
 
 
@@ -160,7 +163,7 @@ class Runtime:
                  senders: Mapping[str, Any] | None = None) -> None:
         self.spec, self.settings = spec, settings
         store_env = settings.store_env(spec.name)
-        self.transport = make_transport(settings, transport)
+        self.transport = make_transport(settings, transport, spec.name)
         self.cache: Cache = make_cache(settings.redis_url, settings.bus_prefix + spec.name)
         self.wiring = Wiring(service=spec.name, platform=settings,
                              settings=spec.own_settings(settings), store_env=store_env,
@@ -186,7 +189,7 @@ class Runtime:
         self.queue = spec.queue()
         self.inbox = Inbox(self.app, spec.name, self.transport, self.queue,
                            spec.handlers(self.app), max_deliveries=settings.max_deliveries,
-                           prefetch=settings.prefetch)
+                           prefetch=settings.prefetch, group=settings.inbox_group)
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._roles: dict[str, threading.Thread] = {}  # the roles this process runs

@@ -85,9 +85,12 @@ class InboxTracking:
     _current: contextvars.ContextVar[InboxTracking | None] = contextvars.ContextVar(
         "inbox_tracking", default=None)
 
-    def __init__(self, tracking: Tracking) -> None:
+    def __init__(self, tracking: Tracking, group: InboxGroup | None = None) -> None:
         self.tracking = tracking
         self.saved = False
+        # Set while the inbox handles several messages in one transaction: the handler's
+        # save then adds its events and this record to the group instead of committing.
+        self.group = group
 
     def bind(self) -> contextvars.Token:
         return self._current.set(self)
@@ -98,6 +101,84 @@ class InboxTracking:
     @classmethod
     def current(cls) -> InboxTracking | None:
         return cls._current.get()
+
+
+class GroupConflict(Exception):
+    """An aggregate saved by one message of an inbox group was loaded again, apart, by a
+    later one: the later one worked on a stale state, so the group is handled one by one."""
+
+
+_UNSEEN = object()
+
+
+class InboxGroup:
+    """Several messages an inbox handles in one store transaction (a unit of work).
+
+    Each handler still saves its whole effect in one ``save()``; inside a group that save
+    converts the events to stored events at once (so each carries its own message's
+    audit context) and keeps them here with the message's tracking record, and
+    :meth:`ServiceApplication.save_group` commits all of them together. The aggregates a
+    handler saved, and those loaded ahead for the group (:meth:`preload`), are found here
+    by later messages of the same group (:meth:`find`), so two messages about one
+    resource build on each other as they would one after the other.
+    """
+
+    _current: contextvars.ContextVar[InboxGroup | None] = contextvars.ContextVar(
+        "inbox_group", default=None)
+
+    def __init__(self, app: ServiceApplication) -> None:
+        self.app = app
+        self.stored: list[StoredEvent] = []
+        self.events: list[Any] = []
+        self.aggregates: dict[UUID, Any] = {}   # saved by a message of the group
+        self.trackings: list[Tracking] = []
+        self._known: dict[UUID, Any] = {}       # loaded ahead, or saved (None: absent)
+
+    @contextlib.contextmanager
+    def bound(self) -> Iterator[InboxGroup]:
+        token = self._current.set(self)
+        try:
+            yield self
+        finally:
+            self._current.reset(token)
+
+    @classmethod
+    def current(cls) -> InboxGroup | None:
+        return cls._current.get()
+
+    def preload(self, aggregate_ids: Iterable[UUID]) -> None:
+        """Load these aggregates in one read (those not known yet); absent ones are
+        remembered as absent."""
+        missing = [i for i in dict.fromkeys(aggregate_ids) if i not in self._known]
+        if not missing:
+            return
+        found = self.app.load_many(missing)
+        for aggregate_id in missing:
+            self._known[aggregate_id] = found.get(aggregate_id)
+
+    def find(self, aggregate_id: UUID) -> Any:
+        """The aggregate as this group knows it: saved by an earlier message, or loaded
+        ahead (None: it does not exist); ``InboxGroup.UNSEEN`` when the group does not
+        know (read it from the store)."""
+        return self._known.get(aggregate_id, _UNSEEN)
+
+    UNSEEN = _UNSEEN
+
+    def add(self, tracking: Tracking, objs: Sequence[Any]) -> None:
+        """One message's effect: its aggregates' new events and its tracking record."""
+        mapper = self.app.mapper
+        for obj in objs:
+            if obj is None:
+                continue
+            known = self.aggregates.get(obj.id)
+            if known is not None and known is not obj:
+                raise GroupConflict(obj.id)
+            for event in obj.collect_events():
+                self.events.append(event)
+                self.stored.append(mapper.to_stored_event(event))
+            self.aggregates[obj.id] = obj
+            self._known[obj.id] = obj
+        self.trackings.append(tracking)
 
 
 class DuplicateMessage(Exception):
@@ -156,7 +237,7 @@ class ServiceApplication(Application):
         )
 
     def construct_recorder(self) -> ProcessRecorder:
-        return self.factory.process_recorder()
+        return _with_multi_tracking(self.factory.process_recorder())
 
     @property
     def process_recorder(self) -> ProcessRecorder:
@@ -189,6 +270,10 @@ class ServiceApplication(Application):
             return self._save(ProcessingEvent(), objs)
         if pending.saved:
             raise RuntimeError("an inbox handler must save its whole effect in one save()")
+        if pending.group is not None:
+            pending.group.add(pending.tracking, objs)
+            pending.saved = True
+            return []
         recordings = self.save_tracked(pending.tracking, *objs)
         pending.saved = True
         return recordings
@@ -248,6 +333,111 @@ class ServiceApplication(Application):
             )
             return c.fetchone() is not None
 
+    def tracked(self, trackings: Sequence[Tracking]) -> set[tuple[str, int]]:
+        """Which of these tracking records exist, as ``(application name, notification
+        id)``: :meth:`is_tracked` for many messages, in one query on PostgreSQL."""
+        if not trackings:
+            return set()
+        recorder: Any = self.recorder
+        if self.factory.__class__.__module__.startswith("eventsourcing.postgres"):
+            from psycopg.sql import SQL, Identifier
+
+            statement = SQL(
+                "SELECT t.application_name, t.notification_id FROM {}.{} t "
+                "JOIN unnest(%s::text[], %s::bigint[]) AS w(a, n) "
+                "ON t.application_name = w.a AND t.notification_id = w.n"
+            ).format(Identifier(recorder.datastore.schema),
+                     Identifier(recorder.tracking_table_name))
+            with recorder.datastore.get_connection() as conn, conn.cursor() as curs:
+                curs.execute(statement, ([t.application_name for t in trackings],
+                                         [t.notification_id for t in trackings]))
+                return {(row["application_name"], row["notification_id"])
+                        for row in curs.fetchall()}
+        return {(t.application_name, t.notification_id) for t in trackings
+                if self.is_tracked(t)}
+
+    def load_many(self, aggregate_ids: Iterable[UUID]) -> dict[UUID, Any]:
+        """The current state of several aggregates (those that exist), read together.
+
+        On PostgreSQL two queries whatever their number: the latest snapshot of each,
+        then the events after it (so loading stays bounded for an aggregate with a long
+        history); elsewhere one ``repository.get`` each."""
+        from eventsourcing.application import AggregateNotFoundError
+
+        wanted = list(dict.fromkeys(aggregate_ids))
+        if not wanted:
+            return {}
+        if not self.factory.__class__.__module__.startswith("eventsourcing.postgres"):
+            found = {}
+            for aggregate_id in wanted:
+                try:
+                    found[aggregate_id] = self.repository.get(aggregate_id)
+                except AggregateNotFoundError:
+                    pass
+            return found
+        return self._load_many_postgres(wanted)
+
+    def _load_many_postgres(self, wanted: list[UUID]) -> dict[UUID, Any]:
+        from psycopg.sql import SQL, Identifier
+
+        recorder: Any = self.recorder
+        schema = Identifier(recorder.datastore.schema)
+        events = Identifier(recorder.events_table_name)
+        keys = wanted if recorder.datastore.originator_id_type == "uuid" else [
+            str(i) for i in wanted]
+        snapshots: Any = self.snapshots.recorder if self.snapshots is not None else None
+        if snapshots is None:
+            statement = SQL(
+                "SELECT 1 AS event, originator_id, originator_version, topic, state "
+                "FROM {}.{} WHERE originator_id = ANY(%(ids)s) "
+                "ORDER BY originator_id, originator_version").format(schema, events)
+        else:
+            # The latest snapshot of each, then its events after that snapshot, in one
+            # round trip: ordered by aggregate, snapshot first, then by version.
+            statement = SQL(
+                "WITH s AS (SELECT DISTINCT ON (originator_id) originator_id, "
+                "originator_version, topic, state FROM {schema}.{snapshots} "
+                "WHERE originator_id = ANY(%(ids)s) "
+                "ORDER BY originator_id, originator_version DESC) "
+                "SELECT 0 AS event, originator_id, originator_version, topic, state FROM s "
+                "UNION ALL SELECT 1, e.originator_id, e.originator_version, e.topic, e.state "
+                "FROM {schema}.{events} e LEFT JOIN s ON s.originator_id = e.originator_id "
+                "WHERE e.originator_id = ANY(%(ids)s) "
+                "AND e.originator_version > COALESCE(s.originator_version, 0) "
+                "ORDER BY 2, 1, 3").format(schema=schema, events=events,
+                                           snapshots=Identifier(snapshots.events_table_name))
+        mapper = self.mapper
+        aggregates: dict[Any, Any] = {}
+        with recorder.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(statement, {"ids": keys})
+            for row in curs.fetchall():
+                key = row["originator_id"]
+                event: Any = mapper.to_domain_event(_stored(row))
+                aggregates[key] = event.mutate(aggregates.get(key) if row["event"] else None)
+        return {aggregate.id: aggregate for aggregate in aggregates.values()
+                if aggregate is not None}
+
+    @property
+    def takes_groups(self) -> bool:
+        """Whether :meth:`save_group` can commit several tracking records at once (the
+        SQLite and PostgreSQL stores; the inbox handles messages one by one otherwise)."""
+        return isinstance(self.recorder, (_PostgresTrackings, _SQLiteTrackings))
+
+    def save_group(self, group: InboxGroup) -> None:
+        """Commit what an inbox group collected — every message's events and every
+        message's tracking record — in one transaction. An ``IntegrityError`` (one of
+        the messages was processed meanwhile, or an aggregate changed under it) commits
+        nothing; the inbox then handles the messages one by one."""
+        if group.app is not self or not self.takes_groups:
+            raise ValueError("an inbox group is saved by the application it was made for, "
+                             "on a store that takes groups")
+        self.recorder.insert_events(group.stored, tracking=None,
+                                    trackings=list(group.trackings))
+        processing: ProcessingEvent = ProcessingEvent()
+        processing.events.extend(group.events)
+        processing.aggregates.update(group.aggregates)
+        self._take_snapshots(processing)
+
     # --- outbox -------------------------------------------------------------------------
     def published_position(self, outbox: str = OUTBOX) -> int:
         """How far the outbox named ``outbox`` has published this log (a log published
@@ -290,6 +480,64 @@ class ServiceApplication(Application):
     def ping(self) -> None:
         """Raise if the store cannot be reached (for readiness)."""
         self.recorder.max_notification_id()
+
+
+def _stored(row: Any) -> StoredEvent:
+    return StoredEvent(originator_id=row["originator_id"],
+                       originator_version=row["originator_version"], topic=row["topic"],
+                       state=bytes(row["state"]))
+
+
+class _PostgresTrackings:
+    """Several tracking records written with a save (``trackings=``), in its transaction:
+    one statement for all of them."""
+
+    def _insert_events(self, curs: Any, stored_events: Sequence[StoredEvent],
+                       **kwargs: Any) -> Any:
+        trackings: Sequence[Tracking] = kwargs.get("trackings") or ()
+        if trackings:
+            from psycopg.sql import SQL, Identifier
+
+            recorder: Any = self
+            recorder._check_has_multi_row_tracking_table(curs)
+            curs.execute(SQL(
+                "INSERT INTO {}.{} (application_name, notification_id) "
+                "SELECT * FROM unnest(%s::text[], %s::bigint[])"
+            ).format(Identifier(recorder.datastore.schema),
+                     Identifier(recorder.tracking_table_name)),
+                ([t.application_name for t in trackings],
+                 [t.notification_id for t in trackings]))
+        return super()._insert_events(curs, stored_events, **kwargs)  # type: ignore[misc]
+
+
+class _SQLiteTrackings:
+    def _insert_events(self, c: Any, stored_events: Sequence[StoredEvent],
+                       **kwargs: Any) -> Any:
+        returning = super()._insert_events(c, stored_events, **kwargs)  # type: ignore[misc]
+        recorder: Any = self
+        for tracking in kwargs.get("trackings") or ():
+            recorder._insert_tracking(c, tracking)
+        return returning
+
+
+_MULTI_TRACKING: dict[type, type] = {}
+
+
+def _with_multi_tracking(recorder: ProcessRecorder) -> ProcessRecorder:
+    """The library's process recorder, able to write several tracking records with one
+    save (``insert_events(..., trackings=[...])``) — what an inbox group commits. The
+    in-memory store keeps one tracking id per upstream, so it gets no groups."""
+    cls = type(recorder)
+    module = cls.__module__
+    mixin = (_PostgresTrackings if module.startswith("eventsourcing.postgres") else
+             _SQLiteTrackings if module.startswith("eventsourcing.sqlite") else None)
+    if mixin is None or isinstance(recorder, mixin):
+        return recorder
+    subclass = _MULTI_TRACKING.get(cls)
+    if subclass is None:
+        subclass = _MULTI_TRACKING[cls] = type(f"MultiTracking{cls.__name__}", (mixin, cls), {})
+    recorder.__class__ = subclass
+    return recorder
 
 
 class AggregateIndex:

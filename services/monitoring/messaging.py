@@ -14,7 +14,7 @@ from eventsourcing.domain import DomainEventProtocol
 
 from services.monitoring import schemas
 from services.monitoring.application import Monitoring
-from services.monitoring.domain import BatchConflict, BurnAlert, Crossing, Regime
+from services.monitoring.domain import BatchConflict, BurnAlert, Crossing, Regime, Replica
 from shared.bus import contracts
 from shared.bus.envelope import Envelope, EnvelopeError
 from shared.bus.inbox import CONSUMED, Handler
@@ -104,7 +104,7 @@ REPLICATED = {
 
 def handlers(app: Monitoring) -> dict[str, Handler]:
     return replica_handlers(REPLICATED, lambda copy: app.receive_replica(
-        copy.kind, copy.resource_id, copy.resource, copy.version))
+        copy.kind, copy.resource_id, copy.resource, copy.version), Replica)
 
 
 # --- inbound: measurements ----------------------------------------------------------------

@@ -11,7 +11,7 @@ from eventsourcing.domain import DomainEventProtocol
 
 from services.notification import schemas
 from services.notification.application import NotificationService
-from services.notification.domain import Delivery, Incident, severity_of
+from services.notification.domain import Delivery, Incident, Replica, severity_of
 from shared.bus.envelope import Envelope
 from shared.bus.inbox import Handler
 from shared.bus.outbox import Publication
@@ -146,8 +146,10 @@ REPLICATED = {
                                                facts=_purchased_facts),
     "ProductOfferingChangeEvent": Replicated("productOffering", "productOffering",
                                              facts=_offering_facts),
+    # Kept and routed as a notice to the lists (which read more than the replica):
+    # handled alone, not in a group.
     "PlannedOutageChangeEvent": Replicated("plannedOutage", "plannedOutage",
-                                           facts=_outage_facts),
+                                           facts=_outage_facts, grouped=False),
 }
 
 
@@ -183,5 +185,5 @@ def handlers(app: NotificationService) -> dict[str, Handler]:
     return {
         "ThresholdCrossingEvent": lambda e: handle_crossing(app, e),
         "BurnRateAlertEvent": lambda e: handle_burn_alert(app, e),
-        **replica_handlers(REPLICATED, lambda copy: keep_replica(app, copy)),
+        **replica_handlers(REPLICATED, lambda copy: keep_replica(app, copy), Replica),
     }

@@ -24,6 +24,7 @@ from shared.bus.transport import (
     ORIGIN_EXCHANGE_HEADER,
     ORIGIN_KEY_HEADER,
     RETRY_HEADER,
+    BatchConsumer,
     Consumer,
     Delivery,
     Settle,
@@ -49,8 +50,12 @@ class PublishNotConfirmed(RuntimeError):
     """The broker refused or did not confirm a message."""
 
 
-def _parameters(url: str) -> pika.URLParameters:
+def _parameters(url: str, name: str | None = None) -> pika.URLParameters:
     params = pika.URLParameters(url)
+    if name:
+        # Shown by the broker (``rabbitmqctl list_connections client_properties``, the
+        # management UI): which service a connection belongs to.
+        params.client_properties = {"connection_name": name}
     params.heartbeat = 30
     params.blocked_connection_timeout = 30
     params.connection_attempts = 1
@@ -59,14 +64,14 @@ def _parameters(url: str) -> pika.URLParameters:
 
 
 class AmqpTransport(Transport):
-    def __init__(self, url: str, prefix: str = "") -> None:
-        self.url = url
+    def __init__(self, url: str, prefix: str = "", name: str | None = None) -> None:
+        self.url, self.name = url, name
         self.names = BrokerNames(prefix)
         self._local = threading.local()
 
     # --- connections ------------------------------------------------------------------
     def _connect(self) -> tuple[pika.BlockingConnection, BlockingChannel]:
-        connection = pika.BlockingConnection(_parameters(self.url))
+        connection = pika.BlockingConnection(_parameters(self.url, self.name))
         channel = connection.channel()
         channel.confirm_delivery()
         return connection, channel
@@ -78,7 +83,7 @@ class AmqpTransport(Transport):
         channel = getattr(self._local, "channel", None)
         if channel is None or not channel.is_open:
             self._drop_publisher()
-            connection = pika.BlockingConnection(_parameters(self.url))
+            connection = pika.BlockingConnection(_parameters(self.url, self.name))
             channel = connection.channel()
             self._declare_exchanges(channel)
             channel.tx_select()
@@ -170,6 +175,35 @@ class AmqpTransport(Transport):
     def consume(self, queue: QueueSpec, consumer: Consumer, stop: threading.Event,
                 prefetch: int = 50, on_idle: Callable[[], None] | None = None,
                 idle_timeout: float = 0.25) -> None:
+        def each(channel: BlockingChannel, delivery: Delivery, settle: Settle) -> None:
+            consumer(delivery, settle)
+
+        self._consume(queue, each, stop, prefetch, on_idle, idle_timeout)
+
+    def consume_many(self, queue: QueueSpec, consumer: BatchConsumer, stop: threading.Event,
+                     prefetch: int = 50, max_batch: int = 100,
+                     idle_timeout: float = 0.25) -> None:
+        """Deliveries in lists of what pika has already read off the socket
+        (``get_waiting_message_count``): nothing is held back waiting for more."""
+        batch: list[tuple[Delivery, Settle]] = []
+
+        def each(channel: BlockingChannel, delivery: Delivery, settle: Settle) -> None:
+            batch.append((delivery, settle))
+            if len(batch) >= max_batch or channel.get_waiting_message_count() == 0:
+                taken = batch[:]
+                batch.clear()
+                consumer(taken)
+
+        def lost() -> None:
+            batch.clear()  # unsettled on a closed channel: the broker delivers them again
+
+        self._consume(queue, each, stop, prefetch, None, idle_timeout, on_lost=lost)
+
+    def _consume(self, queue: QueueSpec,
+                 each: Callable[[BlockingChannel, Delivery, Settle], None],
+                 stop: threading.Event, prefetch: int,
+                 on_idle: Callable[[], None] | None, idle_timeout: float,
+                 on_lost: Callable[[], None] | None = None) -> None:
         failures = 0
         while not stop.is_set():
             connection = None
@@ -195,15 +229,19 @@ class AmqpTransport(Transport):
                         headers=dict(props.headers or {}),
                         redelivered=bool(method.redelivered),
                     )
-                    consumer(delivery, _AmqpSettle(channel, self.names, queue,
-                                                   method.delivery_tag, props, delivery))
+                    each(channel, delivery, _AmqpSettle(channel, self.names, queue,
+                                                        method.delivery_tag, props, delivery))
                 with contextlib.suppress(CONNECTION_ERRORS):
                     channel.cancel()
             except CONNECTION_ERRORS as exc:
                 failures += 1
+                if on_lost is not None:
+                    on_lost()
                 log.warning("bus connection lost on %s (%s); reconnecting", queue.name, exc)
                 stop.wait(backoff(failures, base=0.2, cap=5.0))
             finally:
+                if on_lost is not None:
+                    on_lost()
                 if connection is not None and connection.is_open:
                     try:
                         connection.close()
@@ -219,7 +257,7 @@ class AmqpTransport(Transport):
             connection.close()
 
     def ping(self) -> None:
-        connection = pika.BlockingConnection(_parameters(self.url))
+        connection = pika.BlockingConnection(_parameters(self.url, self.name))
         connection.close()
 
 
@@ -231,6 +269,12 @@ class _AmqpSettle(Settle):
 
     def ack(self) -> None:
         self.channel.basic_ack(self.tag)
+
+    def ack_deferred(self) -> None:
+        return None  # the ack_through that follows covers it
+
+    def ack_through(self) -> None:
+        self.channel.basic_ack(self.tag, multiple=True)
 
     def _republish(self, exchange: str, routing_key: str, headers: dict[str, Any]) -> None:
         props = pika.BasicProperties(

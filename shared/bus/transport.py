@@ -61,6 +61,16 @@ class Settle(ABC):
     @abstractmethod
     def ack(self) -> None: ...
 
+    def ack_deferred(self) -> None:
+        """Acknowledged by a later :meth:`ack_through` of the same consumer (which must
+        follow): a group of deliveries costs the broker one acknowledgement."""
+        self.ack()
+
+    def ack_through(self) -> None:
+        """Acknowledge this delivery and every earlier one of its consumer that is not
+        settled yet — only once each of those is settled or deferred."""
+        self.ack()
+
     @abstractmethod
     def retry_later(self, reason: str) -> None:
         """Put the message at the back of the queue with its attempt count raised."""
@@ -71,6 +81,8 @@ class Settle(ABC):
 
 
 Consumer = Callable[[Delivery, Settle], None]
+# Several deliveries at once (what had arrived), each with its own settle.
+BatchConsumer = Callable[[list[tuple[Delivery, Settle]]], None]
 
 
 class Transport(ABC):
@@ -92,6 +104,18 @@ class Transport(ABC):
 
         ``on_idle`` runs in the consuming thread whenever no message came for
         ``idle_timeout`` seconds (batching consumers flush there)."""
+
+    def consume_many(self, queue: QueueSpec, consumer: BatchConsumer, stop: threading.Event,
+                     prefetch: int = 50, max_batch: int = 100,
+                     idle_timeout: float = 0.25) -> None:
+        """Like :meth:`consume`, but hand ``consumer`` the deliveries that have arrived,
+        up to ``max_batch`` at a time, as soon as no further one is waiting: under load
+        the lists fill up (one store transaction for many messages), a lone message is
+        handed over alone at once (no waiting for company). Every delivery of a list is
+        settled by the consumer; a connection lost meanwhile drops the list (the broker
+        delivers its unsettled messages again). By default, lists of one."""
+        self.consume(queue, lambda delivery, settle: consumer([(delivery, settle)]), stop,
+                     prefetch=prefetch, idle_timeout=idle_timeout)
 
     @abstractmethod
     def ping(self) -> None:
@@ -186,6 +210,25 @@ class InProcessTransport(Transport):
             delivery = Delivery(message.body, message.exchange, message.routing_key,
                                 message.message_id, dict(message.headers))
             consumer(delivery, _InProcessSettle(self, queue, message, delivery))
+
+    def consume_many(self, queue: QueueSpec, consumer: BatchConsumer, stop: threading.Event,
+                     prefetch: int = 50, max_batch: int = 100,
+                     idle_timeout: float = 0.25) -> None:
+        self.declare([queue])
+        q = self._queues[queue.name]
+        while not stop.is_set():
+            with q.cond:
+                if not q.items:
+                    q.cond.wait(timeout=idle_timeout)
+                taken = [q.items.popleft() for _ in range(min(max_batch, len(q.items)))]
+            if not taken:
+                continue
+            batch: list[tuple[Delivery, Settle]] = []
+            for message in taken:
+                delivery = Delivery(message.body, message.exchange, message.routing_key,
+                                    message.message_id, dict(message.headers))
+                batch.append((delivery, _InProcessSettle(self, queue, message, delivery)))
+            consumer(batch)
 
     def dead_letters(self, queue: QueueSpec) -> list[_Message]:
         return list(self._queues.get(queue.dead_letter_queue, _Queue()).items)

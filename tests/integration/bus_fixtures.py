@@ -167,6 +167,16 @@ class _RecordingSettle(Settle):
             self.inner.ack()
         self.record("ack" if self.inner is not None else "none", None)
 
+    def ack_deferred(self) -> None:
+        if self.inner is not None:
+            self.inner.ack_deferred()
+        self.record("ack" if self.inner is not None else "none", None)
+
+    def ack_through(self) -> None:
+        if self.inner is not None:
+            self.inner.ack_through()
+        self.record("ack" if self.inner is not None else "none", None)
+
     def retry_later(self, reason: str) -> None:
         if self.inner is not None:
             self.inner.retry_later(reason)
@@ -184,10 +194,12 @@ class ObservedInbox(Inbox):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.settled: list[Settled] = []
+        self.batches: list[int] = []  # how many deliveries each receive_many was given
         self._lock = threading.Lock()
 
-    def receive(self, delivery: Delivery, settle: Settle | None) -> None:  # type: ignore[override]
-        """``settle=None`` processes a delivery but never settles it (a crash before the ack)."""
+    def _observed(self, delivery: Delivery, settle: Settle | None) -> Settle:
+        if isinstance(settle, _RecordingSettle):
+            return settle  # a group handled again one by one: recorded already
 
         def record(action: str, reason: str | None) -> None:
             with self._lock:
@@ -195,7 +207,16 @@ class ObservedInbox(Inbox):
                                             action, delivery.attempt, delivery.redelivered,
                                             reason))
 
-        super().receive(delivery, _RecordingSettle(settle, record))
+        return _RecordingSettle(settle, record)
+
+    def receive(self, delivery: Delivery, settle: Settle | None) -> None:  # type: ignore[override]
+        """``settle=None`` processes a delivery but never settles it (a crash before the ack)."""
+        super().receive(delivery, self._observed(delivery, settle))
+
+    def receive_many(self, deliveries: list[tuple[Delivery, Settle]]) -> None:
+        with self._lock:
+            self.batches.append(len(deliveries))
+        super().receive_many([(d, self._observed(d, s)) for d, s in deliveries])
 
     def of(self, result_id: str, action: str | None = None) -> list[Settled]:
         with self._lock:

@@ -19,10 +19,12 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from shared.bus.amqp import AmqpTransport
+from shared.bus.inbox import groupable, tracking_for
 from shared.bus.outbox import OutboxRelay, run_relays
 from shared.bus.topology import SLA_EVENTS, QueueSpec
 from shared.bus.transport import (
@@ -582,3 +584,165 @@ def test_in_process_two_logs_of_one_service_are_each_published_once(
     assert consumer.effects() == dict.fromkeys(
         [f"{prefix}{log}-{i}" for log in ("first", "further") for i in range(3)], 1)
     assert consumed(inbox.service, "duplicate") == 0
+
+
+# --- 7. groups: many messages, one transaction ----------------------------------------------
+def grouped_inbox(app: ConsumerApp, transport: Transport, queue: QueueSpec, prefix: str,
+                  unique: str) -> tuple[ObservedInbox, ReceiptHandler]:
+    """The inbox with a groupable handler: what has arrived is handled in groups (one
+    store transaction with every message's tracking record), as the replica kit's are."""
+    handler = ReceiptHandler(app, prefix)
+    inbox = ObservedInbox(app, f"test-consumer-{unique}", transport, queue,
+                          handlers={EVENT_TYPE: groupable(handler)},
+                          max_deliveries=MAX_DELIVERIES, prefetch=PREFETCH)
+    return inbox, handler
+
+
+def publish_all(transport: AmqpTransport, messages: list) -> None:
+    for message in messages:
+        transport.publish_raw(SLA_EVENTS, ROUTING_KEY, message.to_bytes(), message.event_id)
+
+
+@pytest.mark.integration
+def test_a_group_takes_effect_once_for_duplicates_inside_it_and_before_it(
+        amqp_url: str, broker: RawBroker, queue: QueueSpec, pg_consumer: StoreFactory,
+        prefix: str, unique: str, source: str):
+    consumer = pg_consumer()
+    transport = AmqpTransport(amqp_url)
+    inbox, _ = grouped_inbox(consumer, transport, queue, prefix, unique)
+    earlier = envelope(f"{prefix}earlier", 1, source)
+    publish_all(transport, [earlier])
+    with running(inbox.run):
+        wait_until(lambda: inbox.of(f"{prefix}earlier", "ack"), 20, "the earlier message")
+
+    # Queued before the inbox runs again, so they arrive together: each of a, b twice
+    # in the group, and the earlier message again.
+    a, b, c = (envelope(f"{prefix}{x}", n, source) for n, x in enumerate("abc", start=2))
+    publish_all(transport, [a, b, a, earlier, c, b])
+    before = {o: consumed(inbox.service, o) for o in ("duplicate", "processed", "regrouped")}
+    with running(inbox.run):
+        wait_until(lambda: len([s for s in inbox.settled if s.action == "ack"]) == 7, 20,
+                   "every copy to be acknowledged")
+    transport.close()
+
+    assert max(inbox.batches) > 1  # they really came as a group
+    effects = consumer.effects()
+    assert {r: effects[r] for r in (f"{prefix}{x}" for x in ("earlier", "a", "b", "c"))} == \
+        dict.fromkeys((f"{prefix}{x}" for x in ("earlier", "a", "b", "c")), 1)
+    assert consumed(inbox.service, "duplicate") - before["duplicate"] == 3
+    assert consumed(inbox.service, "processed") - before["processed"] == 3
+    assert consumed(inbox.service, "regrouped") == before["regrouped"]  # no fallback
+    assert all(consumer.is_tracked(tracking_for(delivery_of(m), m)) for m in (a, b, c))
+    assert broker.take_all(queue.dead_letter_queue) == []
+
+
+@pytest.mark.integration
+def test_a_poison_message_in_a_group_is_dead_lettered_alone_and_the_others_take_effect(
+        amqp_url: str, broker: RawBroker, queue: QueueSpec, pg_consumer: StoreFactory,
+        prefix: str, unique: str, source: str):
+    consumer = pg_consumer()
+    transport = AmqpTransport(amqp_url)
+    inbox, handler = grouped_inbox(consumer, transport, queue, prefix, unique)
+    messages = [envelope(f"{prefix}{n}", n, source) for n in range(1, 7)]
+    poison = messages[2]
+    handler.always_fail.add(f"{prefix}3")
+    handler.fail_once.add(f"{prefix}5")  # a transient failure in the same group
+    publish_all(transport, messages)
+
+    with running(inbox.run):
+        good = [f"{prefix}{n}" for n in (1, 2, 4, 5, 6)]
+        wait_until(lambda: all(consumer.effects()[r] for r in good), 30, "the good messages")
+        letters = dead_letters(broker, queue, {poison.event_id}, timeout=30)
+    transport.close()
+
+    assert max(inbox.batches) > 1
+    effects = consumer.effects()
+    assert [effects[r] for r in good] == [1] * 5
+    assert effects[f"{prefix}3"] == 0
+    reason = letters[poison.event_id][1].headers[REASON_HEADER]
+    assert f"failed {MAX_DELIVERIES} times" in reason and "simulated permanent" in reason
+    assert handler.attempts[f"{prefix}3"] >= MAX_DELIVERIES  # in groups, then alone
+    assert consumed(inbox.service, "regrouped") >= len(messages)
+
+
+@pytest.mark.integration
+def test_a_connection_closed_between_a_groups_commit_and_its_ack_redelivers_duplicates(
+        amqp_url: str, broker: RawBroker, queue: QueueSpec, pg_consumer: StoreFactory,
+        prefix: str, unique: str, source: str):
+    """The broker drops the inbox's own connection (``rabbitmqctl close_connection``)
+    while a group is being handled: the group commits, its acknowledgement never
+    arrives, the broker delivers the messages again, and they are acknowledged as
+    duplicates — each message took effect once."""
+    require_command("rabbitmqctl", "to close the inbox's connection")
+    consumer = pg_consumer()
+    name = f"test-inbox-{unique}"
+    transport = AmqpTransport(amqp_url, name=name)
+    inbox, handler = grouped_inbox(consumer, transport, queue, prefix, unique)
+    messages = [envelope(f"{prefix}{n}", n, source) for n in range(1, 9)]
+    closed: list[str] = []
+
+    def close_own_connection(envelope_: Any) -> None:
+        if not closed and str(envelope_.event["analysisResult"]["id"]) == f"{prefix}2":
+            listing = rabbitmqctl("list_connections", "pid", "client_properties",
+                                  "--no-table-headers", "-q")
+            pids = [line.split("\t", 1)[0] for line in listing.splitlines() if name in line]
+            assert pids, f"no connection named {name}"
+            for pid in pids:
+                rabbitmqctl("close_connection", pid, "closed by the test mid-group")
+            closed.extend(pids)
+        handler(envelope_)
+
+    inbox.handlers = {EVENT_TYPE: groupable(close_own_connection)}
+    publish = AmqpTransport(amqp_url)
+    publish_all(publish, messages)
+    before = consumed(inbox.service, "duplicate")
+    with running(inbox.run):
+        wanted = {f"{prefix}{n}" for n in range(1, 9)}
+        wait_until(lambda: all(consumer.effects()[r] for r in wanted), 30, "every effect")
+        wait_until(lambda: consumed(inbox.service, "duplicate") > before, 30,
+                   "the redelivered group to be acknowledged as duplicates")
+        wait_until(lambda: broker_queue_empty(broker, queue), 30, "the queue to empty")
+    transport.close()
+    publish.close()
+
+    assert closed
+    assert max(inbox.batches) > 1
+    effects = consumer.effects()
+    assert {r: effects[r] for r in wanted} == dict.fromkeys(wanted, 1)
+    redelivered = [s for s in inbox.settled if s.action == "ack" and s.redelivered]
+    assert redelivered  # the group came back from the broker, and was acknowledged
+    assert broker.take_all(queue.dead_letter_queue) == []
+
+
+def broker_queue_empty(broker: RawBroker, queue: QueueSpec) -> bool:
+    with contextlib.closing(broker.connect()) as conn:
+        declared = conn.channel().queue_declare(queue.name, passive=True)
+        return declared.method.message_count == 0 and declared.method.consumer_count >= 1
+
+
+def delivery_of(message: Any) -> Any:
+    from shared.bus.transport import Delivery
+
+    return Delivery(message.to_bytes(), SLA_EVENTS, ROUTING_KEY, message.event_id)
+
+
+def test_in_process_groups_take_effect_once(sqlite_consumer: StoreFactory, unique: str,
+                                            prefix: str, source: str):
+    """The same groups on SQLite, over the in-process bus (the embedded suite)."""
+    transport = InProcessTransport()
+    queue = QueueSpec(name=f"test-{unique}.inbox", bindings=BINDINGS)
+    transport.declare([queue])
+    consumer = sqlite_consumer()
+    inbox, handler = grouped_inbox(consumer, transport, queue, prefix, unique)
+    messages = [envelope(f"{prefix}{n}", n, source) for n in range(1, 6)]
+    handler.fail_once.add(f"{prefix}4")
+    for message in [*messages, messages[0]]:
+        transport.publish_raw(SLA_EVENTS, ROUTING_KEY, message.to_bytes(), message.event_id)
+
+    with running(inbox.run):
+        wait_until(lambda: len(inbox.of(f"{prefix}1", "ack")) == 2
+                   and all(consumer.effects()[f"{prefix}{n}"] for n in range(1, 6)), 10,
+                   "every message")
+
+    assert max(inbox.batches) > 1
+    assert consumer.effects() == dict.fromkeys((f"{prefix}{n}" for n in range(1, 6)), 1)

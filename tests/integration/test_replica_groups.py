@@ -1,0 +1,150 @@
+"""Replicas absorbed in groups, on the stores the suite runs on (PostgreSQL and SQLite):
+monitoring's and notification's inboxes handle a run of the registry's inventory events in
+one transaction, and the replicas come out as if each event had been handled alone — a
+newer version kept, an older one ignored, even when both are in the same group — with
+one tracking record per message. The replicas of a group are read in one query, which
+must give what the repository gives, snapshots included."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from services.monitoring import messaging as monitoring_messaging
+from services.monitoring.application import Monitoring
+from services.monitoring.domain import Replica as MonitoringReplica
+from services.notification import messaging as notification_messaging
+from services.notification.application import NotificationService
+from services.notification.delivery import NotificationConfig
+from services.notification.domain import Replica as NotificationReplica
+from shared.bus.envelope import Envelope
+from shared.bus.inbox import Inbox, tracking_for
+from shared.bus.topology import SLA_EVENTS, QueueSpec
+from shared.bus.transport import Delivery, InProcessTransport, Settle
+from shared.replica import Copy, receive
+from shared.store import ensure_schema
+from shared.times import iso
+from tests.integration.bus_fixtures import drop_schema, postgres_env, sqlite_env
+
+REGISTRY = "threshold-registry"
+
+
+class Recorded(Settle):
+    def __init__(self, log: list[str]) -> None:
+        self.log = log
+
+    def ack(self) -> None:
+        self.log.append("ack")
+
+    def retry_later(self, reason: str) -> None:
+        self.log.append(f"retry: {reason}")
+
+    def dead_letter(self, reason: str) -> None:
+        self.log.append(f"dead-letter: {reason}")
+
+
+def purchased(product_id: str, version: int, customer: str, number: int) -> Envelope:
+    """A PurchasedOfferingChangeEvent as the registry's relay publishes it."""
+    return Envelope(
+        event_id=f"{REGISTRY}:{number}", event_time=iso(),
+        event_type="PurchasedOfferingChangeEvent", source=REGISTRY,
+        event={"change": "registered" if version == 1 else "updated", "purchasedOffering": {
+            "id": product_id, "href": f"/threshold-registry/v1/purchasedOffering/{product_id}",
+            "@type": "PurchasedOffering", "customerId": customer, "customerGroup": None,
+            "productOfferingId": str(uuid.uuid5(uuid.NAMESPACE_URL, "offering")),
+            "slaTypeId": None, "site": None, "monthlyCharge": None, "currency": None,
+            "status": "active", "startDate": None, "endDate": None, "version": version}})
+
+
+def deliveries(envelopes: list[Envelope], log: list[str]) -> list[tuple[Delivery, Settle]]:
+    return [(Delivery(e.to_bytes(), SLA_EVENTS, "threshold-registry.purchased-offering.x",
+                      e.event_id), Recorded(log)) for e in envelopes]
+
+
+@pytest.fixture(params=["postgres", "sqlite"])
+def store_env(request: Any, tmp_path: Path, unique: str) -> Iterator[dict[str, str]]:
+    if request.param == "sqlite":
+        yield sqlite_env(tmp_path / "service.sqlite")
+        return
+    postgres = request.getfixturevalue("postgres")
+    schema = f"test_groups_{unique}"
+    env = postgres_env(postgres, schema)
+    ensure_schema(env)
+    yield env
+    drop_schema(postgres, schema)
+
+
+def services(env: dict[str, str]) -> list[tuple[Any, type, dict[str, Any]]]:
+    """Both services on the store (on PostgreSQL their tables carry their names; on
+    SQLite each has a file)."""
+    monitoring = Monitoring(env)
+    own = {**env, "SQLITE_DBNAME": env["SQLITE_DBNAME"] + ".n"} if "SQLITE_DBNAME" in env \
+        else env
+    notification = NotificationService(own, config=NotificationConfig.from_env({}),
+                                       server_key="k" * 40)
+    return [(monitoring, MonitoringReplica, monitoring_messaging.handlers(monitoring)),
+            (notification, NotificationReplica, notification_messaging.handlers(notification))]
+
+
+@pytest.mark.integration
+def test_a_group_keeps_the_newest_version_of_each_replica_with_a_tracking_record_each(
+        store_env: dict[str, str], unique: str) -> None:
+    for app, replica_kind, handlers in services(store_env):
+        try:
+            log: list[str] = []
+            inbox = Inbox(app, "test", InProcessTransport(), QueueSpec(f"q-{unique}"),
+                          handlers, prefetch=100, group=100)
+            x, y = f"po-{unique}-x", f"po-{unique}-y"
+            events = [purchased(x, 1, "acme", 1), purchased(y, 1, "beta", 2),
+                      purchased(x, 2, "acme-2", 3),  # newer, in the same group
+                      purchased(x, 1, "acme", 4),    # older, overtaken: ignored
+                      purchased(y, 1, "beta", 2)]    # the same message twice
+            inbox.receive_many(deliveries(events, log))
+
+            assert log == ["ack"] * 5
+            kept = app.load_many([replica_kind.create_id("purchasedOffering", x),
+                                  replica_kind.create_id("purchasedOffering", y)])
+            by_resource = {r.resource_id: r for r in kept.values()}
+            assert by_resource[x].source_version == 2
+            assert by_resource[x].resource.get("customerId") == "acme-2"
+            assert by_resource[y].source_version == 1
+            assert all(app.is_tracked(tracking_for(d, e)) for (d, _), e
+                       in zip(deliveries(events, []), events, strict=True))
+
+            # Delivered again (a crash before the acks): duplicates, nothing changes.
+            again: list[str] = []
+            inbox.receive_many(deliveries(events, again))
+            assert again == ["ack"] * 5
+            assert app.load_many([by_resource[x].id])[by_resource[x].id].version == \
+                by_resource[x].version
+        finally:
+            app.close()
+
+
+@pytest.mark.integration
+def test_replicas_read_together_equal_the_repository_s_snapshots_included(
+        store_env: dict[str, str], unique: str) -> None:
+    app = Monitoring(store_env)  # snapshots its replicas every 50 versions
+    try:
+        product = f"po-{unique}"
+        for version in range(1, 121):
+            app.save(receive(app.repository, MonitoringReplica,
+                             Copy("purchasedOffering", product, {"n": version}, version)))
+        fresh = receive(app.repository, MonitoringReplica,
+                        Copy("purchasedOffering", f"{product}-b", {"n": 1}, 1))
+        app.save(fresh)
+        wanted = [MonitoringReplica.create_id("purchasedOffering", product), fresh.id,
+                  MonitoringReplica.create_id("purchasedOffering", "never-heard-of")]
+        loaded = app.load_many(wanted)
+        assert set(loaded) == set(wanted[:2])
+        for aggregate_id, replica in loaded.items():
+            expected = app.repository.get(aggregate_id)
+            assert (replica.version, replica.resource, replica.source_version) == \
+                (expected.version, expected.resource, expected.source_version)
+        assert loaded[wanted[0]].version == 120
+    finally:
+        app.close()
