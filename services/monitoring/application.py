@@ -288,8 +288,11 @@ class Monitoring(ServiceApplication):
                                    Copy(kind, resource_id, resource, source_version))
         stopped = []
         if kind == "offeringGroup" and replica.resource.get("lifecycleStatus") == "retired":
-            for regime in self.regimes():
-                if str(regime.offering_group_id) == resource_id and regime.status != "stopped":
+            for listed in self.regimes():
+                if str(listed.offering_group_id) == resource_id and listed.status != "stopped":
+                    # Stopped on a copy from the store, not on the index's own object: a
+                    # save that fails must not leave the index believing it stopped.
+                    regime = self._get(Regime, listed.id)
                     regime.stop(f"offering group {replica.resource.get('name')!r} "
                                 f"({resource_id}) was retired in the registry")
                     stopped.append(regime)

@@ -93,7 +93,9 @@ def regime_describer(app: Monitoring) -> Any:
 
 # --- inbound: replicas --------------------------------------------------------------------
 REPLICATED = {
-    "OfferingGroupChangeEvent": Replicated("offeringGroup", "offeringGroup"),
+    # A retired group stops the regimes watching it (read from the regimes, not the
+    # replica): handled alone, not in a group.
+    "OfferingGroupChangeEvent": Replicated("offeringGroup", "offeringGroup", grouped=False),
     "ProductOfferingChangeEvent": Replicated("productOffering", "productOffering"),
     "SlaTypeChangeEvent": Replicated("slaType", "slaType"),
     "ThresholdStandardChangeEvent": Replicated("thresholdStandard", "thresholdStandard"),

@@ -71,7 +71,9 @@ class NotificationService(ServiceApplication):
     """Notification lists, hub subscriptions, incidents, decisions and deliveries."""
 
     name = "Notification"
-    snapshotting_intervals = {AlertGroup: 50, NotificationList: 50}  # noqa: RUF012
+    # Replicas too: one that changes often still loads in bounded time.
+    snapshotting_intervals = {AlertGroup: 50, NotificationList: 50,  # noqa: RUF012
+                              Replica: 50}
 
     def __init__(self, env: Mapping[str, str] | None = None, *,
                  config: transport.NotificationConfig | None = None, server_key: str = "",

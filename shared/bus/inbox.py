@@ -156,12 +156,12 @@ class Inbox:
                 self.receive(item.delivery, item.settle)
             return
         # Every earlier delivery is settled (handled in order): one acknowledgement.
-        for item, outcome in zip(items, outcomes, strict=True):
-            CONSUMED.labels(self.service, outcome).inc()
-            if item is items[-1]:
-                item.settle.ack_through()
-            else:
-                item.settle.ack_deferred()
+        for item in items[:-1]:
+            item.settle.ack_deferred()
+        items[-1].settle.ack_through()
+        for outcome in ("processed", "duplicate"):
+            if count := outcomes.count(outcome):
+                CONSUMED.labels(self.service, outcome).inc(count)
 
     def _handle_group(self, items: list[_Item]) -> list[str]:
         """Every message's effect and tracking record in one transaction; the outcome of

@@ -148,3 +148,29 @@ def test_replicas_read_together_equal_the_repository_s_snapshots_included(
         assert loaded[wanted[0]].version == 120
     finally:
         app.close()
+
+
+def test_a_retirement_whose_save_failed_still_stops_the_regime_when_handled_again() -> None:
+    """Regression: a retired offering group stopped its regimes on the regime index's own
+    objects, so when the save failed (and the message was handled again) the index
+    already believed them stopped and the stop was never saved."""
+    app = Monitoring({"PERSISTENCE_MODULE": "eventsourcing.popo"})
+    group = str(uuid.uuid4())
+    app.receive_replica("offeringGroup", group, {"id": group, "name": "Fibre",
+                                                 "lifecycleStatus": "active"}, 1)
+    regime = app.start_regime(name="Fibre watch", offering_group_id=uuid.UUID(group),
+                              window="PT1H")
+    retired = {"id": group, "name": "Fibre", "lifecycleStatus": "retired"}
+    saving = app.save
+
+    def failing_save(*objs: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("the store is down")
+
+    app.save = failing_save  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError):
+        app.receive_replica("offeringGroup", group, retired, 2)
+    app.save = saving  # type: ignore[method-assign]
+    app.receive_replica("offeringGroup", group, retired, 2)  # the redelivery
+
+    assert app.repository.get(regime.id).status == "stopped"
+    assert [r.status for r in app.regimes() if r.id == regime.id] == ["stopped"]
