@@ -39,6 +39,7 @@ from psycopg import sql
 
 from bench import common
 from bench.common import AMQP_URL, LOGS, PG, REDIS_URL, progress
+from shared import context
 from shared.bus import topology
 from tests.e2e import processes
 
@@ -105,7 +106,6 @@ class Run:
         """N purchased offerings in the registry's store (its application, saves of
         1,000); the seconds it took."""
         from services.threshold_registry.application import ThresholdRegistry
-        from services.threshold_registry.domain import PurchasedOffering
         from shared import config
         from shared.store import ensure_schema
 
@@ -113,6 +113,14 @@ class Run:
         ensure_schema(store_env)
         registry = ThresholdRegistry(store_env)
         started = time.monotonic()
+        # One migration, one correlation id (its events carry it, as fulfilment's would).
+        with context.bound(correlation=f"migration-{self.unique}", who="bench:migration"):
+            self._create(registry)
+        return time.monotonic() - started
+
+    def _create(self, registry: Any) -> None:
+        from services.threshold_registry.domain import PurchasedOffering
+
         try:
             group = registry.register_offering_group(f"Migrated fibre {self.unique}")
             offering = registry.register_offering("Fibre 1G", lifecycle_status="active",
@@ -129,7 +137,6 @@ class Run:
                     for n in range(first, min(first + SAVE_CHUNK, self.events))])
         finally:
             registry.close()
-        return time.monotonic() - started
 
     def relay(self, queues: dict[str, str]) -> dict[str, Any]:
         """The registry's worker publishes everything; wait until every queue holds it."""

@@ -342,13 +342,13 @@ class ServiceApplication(Application):
         if self.factory.__class__.__module__.startswith("eventsourcing.postgres"):
             from psycopg.sql import SQL, Identifier
 
-            statement = SQL(
-                "SELECT t.application_name, t.notification_id FROM {}.{} t "
-                "JOIN unnest(%s::text[], %s::bigint[]) AS w(a, n) "
-                "ON t.application_name = w.a AND t.notification_id = w.n"
-            ).format(Identifier(recorder.datastore.schema),
-                     Identifier(recorder.tracking_table_name))
             with recorder.datastore.get_connection() as conn, conn.cursor() as curs:
+                statement = _sql(recorder, "tracked", conn, lambda: SQL(
+                    "SELECT t.application_name, t.notification_id FROM {}.{} t "
+                    "JOIN unnest(%s::text[], %s::bigint[]) AS w(a, n) "
+                    "ON t.application_name = w.a AND t.notification_id = w.n"
+                ).format(Identifier(recorder.datastore.schema),
+                         Identifier(recorder.tracking_table_name)))
                 curs.execute(statement, ([t.application_name for t in trackings],
                                          [t.notification_id for t in trackings]))
                 return {(row["application_name"], row["notification_id"])
@@ -386,15 +386,16 @@ class ServiceApplication(Application):
         keys = wanted if recorder.datastore.originator_id_type == "uuid" else [
             str(i) for i in wanted]
         snapshots: Any = self.snapshots.recorder if self.snapshots is not None else None
-        if snapshots is None:
-            statement = SQL(
-                "SELECT 1 AS event, originator_id, originator_version, topic, state "
-                "FROM {}.{} WHERE originator_id = ANY(%(ids)s) "
-                "ORDER BY originator_id, originator_version").format(schema, events)
-        else:
+
+        def build() -> Any:
+            if snapshots is None:
+                return SQL(
+                    "SELECT 1 AS event, originator_id, originator_version, topic, state "
+                    "FROM {}.{} WHERE originator_id = ANY(%(ids)s) "
+                    "ORDER BY originator_id, originator_version").format(schema, events)
             # The latest snapshot of each, then its events after that snapshot, in one
             # round trip: ordered by aggregate, snapshot first, then by version.
-            statement = SQL(
+            return SQL(
                 "WITH s AS (SELECT DISTINCT ON (originator_id) originator_id, "
                 "originator_version, topic, state FROM {schema}.{snapshots} "
                 "WHERE originator_id = ANY(%(ids)s) "
@@ -409,7 +410,7 @@ class ServiceApplication(Application):
         mapper = self.mapper
         aggregates: dict[Any, Any] = {}
         with recorder.datastore.get_connection() as conn, conn.cursor() as curs:
-            curs.execute(statement, {"ids": keys})
+            curs.execute(_sql(recorder, "load_many", conn, build), {"ids": keys})
             for row in curs.fetchall():
                 key = row["originator_id"]
                 event: Any = mapper.to_domain_event(_stored(row))
@@ -482,6 +483,16 @@ class ServiceApplication(Application):
         self.recorder.max_notification_id()
 
 
+def _sql(owner: Any, key: str, conn: Any, build: Callable[[], Any]) -> str:
+    """A composed statement as text, composed once per recorder (composing identifiers
+    for every query of a busy inbox cost more than the query's parameters)."""
+    cache = owner.__dict__.setdefault("_sla_statements", {})
+    text = cache.get(key)
+    if text is None:
+        text = cache[key] = build().as_string(conn)
+    return text
+
+
 def _stored(row: Any) -> StoredEvent:
     return StoredEvent(originator_id=row["originator_id"],
                        originator_version=row["originator_version"], topic=row["topic"],
@@ -500,11 +511,11 @@ class _PostgresTrackings:
 
             recorder: Any = self
             recorder._check_has_multi_row_tracking_table(curs)
-            curs.execute(SQL(
+            curs.execute(_sql(recorder, "insert_trackings", curs.connection, lambda: SQL(
                 "INSERT INTO {}.{} (application_name, notification_id) "
                 "SELECT * FROM unnest(%s::text[], %s::bigint[])"
             ).format(Identifier(recorder.datastore.schema),
-                     Identifier(recorder.tracking_table_name)),
+                     Identifier(recorder.tracking_table_name))),
                 ([t.application_name for t in trackings],
                  [t.notification_id for t in trackings]))
         return super()._insert_events(curs, stored_events, **kwargs)  # type: ignore[misc]
@@ -520,15 +531,13 @@ class _PostgresTrackings:
         recorder: Any = self
         recorder._lock_table(curs)
         recorder._notify_channel(curs)
-        statement = getattr(recorder, "_insert_arrays_statement", None)
-        if statement is None:
-            statement = recorder._insert_arrays_statement = SQL(
-                "INSERT INTO {}.{} (originator_id, originator_version, topic, state) "
-                "SELECT * FROM unnest(%b::{}[], %b::bigint[], %b::text[], %b::bytea[]) "
-                "RETURNING notification_id"
-            ).format(Identifier(recorder.datastore.schema),
-                     Identifier(recorder.events_table_name),
-                     Identifier(recorder.datastore.originator_id_type))
+        statement = _sql(recorder, "insert_arrays", curs.connection, lambda: SQL(
+            "INSERT INTO {}.{} (originator_id, originator_version, topic, state) "
+            "SELECT * FROM unnest(%b::{}[], %b::bigint[], %b::text[], %b::bytea[]) "
+            "RETURNING notification_id"
+        ).format(Identifier(recorder.datastore.schema),
+                 Identifier(recorder.events_table_name),
+                 Identifier(recorder.datastore.originator_id_type)))
         ids: list[Any] = [e.originator_id for e in stored_events]
         if recorder.datastore.originator_id_type != "uuid":
             ids = [str(i) for i in ids]

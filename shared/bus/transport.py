@@ -115,7 +115,7 @@ class Transport(ABC):
         settled by the consumer; a connection lost meanwhile drops the list (the broker
         delivers its unsettled messages again). By default, lists of one."""
         self.consume(queue, lambda delivery, settle: consumer([(delivery, settle)]), stop,
-                     prefetch=prefetch, idle_timeout=idle_timeout)
+                     prefetch=prefetch)
 
     @abstractmethod
     def ping(self) -> None:
