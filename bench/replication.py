@@ -20,7 +20,10 @@ Both are measured from queues already holding every message, so the figures are 
 consumers' own rates (the relay's publishing rate is reported beside them). The suite's
 clock starts when the first of the two services has absorbed its first event (the worker
 processes' start-up is not counted; the skew between the two is) and stops when both
-have absorbed all. Results: ``bench/results/replication.json`` (``--quick``:
+have absorbed all. Then the same again on 10,000 fresh events (quick 2,000) with groups
+off (``SLA_INBOX_GROUP=1``: one message a transaction, the inbox as it was before groups),
+so the gain of the groups is measured in the same run too (``--no-compare`` skips it).
+Results: ``bench/results/replication.json`` (``--quick``:
 ``replication.quick.json``); :func:`events_per_second` returns the figure.
 """
 
@@ -58,13 +61,16 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                         help="seconds allowed for each phase (default 600; quick 120)")
     parser.add_argument("--no-profile", action="store_true",
                         help="do not sample the workers with py-spy")
+    parser.add_argument("--no-compare", action="store_true",
+                        help="skip the second measurement with groups off (SLA_INBOX_GROUP=1)")
     return parser.parse_args(argv)
 
 
 class Run:
     """One run's schemas, broker names and processes, torn down afterwards."""
 
-    def __init__(self, events: int, time_limit: float) -> None:
+    def __init__(self, events: int, time_limit: float,
+                 extra_env: dict[str, str] | None = None) -> None:
         self.events, self.time_limit = events, time_limit
         self.unique = uuid.uuid4().hex[:8]
         self.schema_prefix = f"benchrepl{self.unique}_"
@@ -78,6 +84,7 @@ class Run:
             "REDIS_URL": REDIS_URL, "SLA_SECRET_KEY": "bench-" + uuid.uuid4().hex * 2,
             "SLA_DATA_DIR": str(LOGS / f"data-{self.unique}"),
             "SLA_LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "WARNING"),
+            **(extra_env or {}),
         }
 
     # --- set-up -----------------------------------------------------------------------
@@ -353,7 +360,26 @@ def replicas(conn: Any, schema: str) -> int:
         for table in _tables(conn, schema, "_events"))
 
 
-def measure(events: int, time_limit: float, profile: bool = True) -> dict[str, Any]:
+def one_by_one(events: int, time_limit: float) -> dict[str, Any]:
+    """The same absorption with groups off (``SLA_INBOX_GROUP=1``: each message in its
+    own transaction, as the inbox handled every message before groups), on fewer events
+    and a fresh store: what the groups gain, measured in the same run."""
+    run = Run(events, time_limit, {"SLA_INBOX_GROUP": "1"})
+    try:
+        queues = run.declare()
+        run.create_inventory()
+        run.relay(queues)
+        targets = {s: common.queue_depth(q) or 0 for s, q in queues.items()}
+        suite = run.absorb(targets, profile=False)
+        suite["verified"] = run.verify()
+        suite["events"] = events
+        return suite
+    finally:
+        run.teardown()
+
+
+def measure(events: int, time_limit: float, profile: bool = True,
+            compare_events: int = 0) -> dict[str, Any]:
     run = Run(events, time_limit)
     try:
         progress(f"replication: {events:,} purchased offerings (schemas "
@@ -386,13 +412,19 @@ def measure(events: int, time_limit: float, profile: bool = True) -> dict[str, A
                 "prefetch": prefetch(), "inboxGroup": 100, "services": list(SERVICES),
                 "message": "PurchasedOfferingChangeEvent (registered), as the registry's "
                            "relay publishes it"}}
-        for key in ("incomplete",):
-            for part in (suite, raw):
-                if part.get(key):
-                    result["incomplete"] = part[key]
-        return result
+        for part in (suite, raw):
+            if part.get("incomplete"):
+                result["incomplete"] = part["incomplete"]
     finally:
         run.teardown()
+    if compare_events:
+        progress(f"the same with groups off (SLA_INBOX_GROUP=1), {compare_events:,} events")
+        single = one_by_one(compare_events, time_limit)
+        progress(f"one message a transaction: {single['eventsPerSecond']}/s")
+        result["oneByOne"] = single
+        result["speedupOverOneByOne"] = common.ratio(result["replicationEventsPerSecond"],
+                                                     single["eventsPerSecond"])
+    return result
 
 
 def events_per_second(events: int = 100_000, time_limit: float = 600) -> float | None:
@@ -405,7 +437,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     events = args.events or (10_000 if args.quick else 100_000)
     limit = args.time_limit or (120.0 if args.quick else 600.0)
-    result = measure(events, limit, profile=not args.no_profile and not args.quick)
+    compare = 0 if args.no_compare else (2_000 if args.quick else 10_000)
+    result = measure(events, limit, profile=not args.no_profile and not args.quick,
+                     compare_events=compare)
     result["quick"] = bool(args.quick)
     common.table("replication", ["figure", "value"], [
         ["events", events],
@@ -413,6 +447,9 @@ def main(argv: list[str] | None = None) -> int:
         ["raw consume, same messages, events/s",
          result["baseline"]["rawConsume"]["eventsPerSecond"]],
         ["ratio", result["ratio"]],
+        ["groups off (SLA_INBOX_GROUP=1), events/s",
+         (result.get("oneByOne") or {}).get("eventsPerSecond")],
+        ["speed-up of groups", result.get("speedupOverOneByOne")],
         ["registry relay publish, events/s", result["relay"]["eventsPerSecond"]],
         ["exactly once", result["verified"]["exactlyOnce"]]])
     common.write_result("replication", result)
