@@ -26,6 +26,7 @@ from eventsourcing.persistence import (
     Mapper,
     Notification,
     ProcessRecorder,
+    Recording,
     StoredEvent,
     Tracking,
 )
@@ -432,12 +433,18 @@ class ServiceApplication(Application):
         if group.app is not self or not self.takes_groups:
             raise ValueError("an inbox group is saved by the application it was made for, "
                              "on a store that takes groups")
-        self.recorder.insert_events(group.stored, tracking=None,
-                                    trackings=list(group.trackings))
+        ids = self.recorder.insert_events(group.stored, tracking=None,
+                                          trackings=list(group.trackings))
         processing: ProcessingEvent = ProcessingEvent()
         processing.events.extend(group.events)
         processing.aggregates.update(group.aggregates)
         self._take_snapshots(processing)
+        # As after any save: the loops waiting for this log's new events wake up.
+        self._notify([Recording(event, Notification(
+            id=n, originator_id=stored.originator_id,
+            originator_version=stored.originator_version, topic=stored.topic,
+            state=stored.state)) for event, stored, n in zip(
+                group.events, group.stored, ids or (), strict=False)])
 
     # --- outbox -------------------------------------------------------------------------
     def published_position(self, outbox: str = OUTBOX) -> int:

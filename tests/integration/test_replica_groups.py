@@ -98,6 +98,7 @@ def test_a_group_keeps_the_newest_version_of_each_replica_with_a_tracking_record
             log: list[str] = []
             inbox = Inbox(app, "test", InProcessTransport(), QueueSpec(f"q-{unique}"),
                           handlers, prefetch=100, group=100)
+            waiting = app.recorded.waiter()  # a loop waiting for this log's new events
             x, y = f"po-{unique}-x", f"po-{unique}-y"
             events = [purchased(x, 1, "acme", 1), purchased(y, 1, "beta", 2),
                       purchased(x, 2, "acme-2", 3),  # newer, in the same group
@@ -106,6 +107,7 @@ def test_a_group_keeps_the_newest_version_of_each_replica_with_a_tracking_record
             inbox.receive_many(deliveries(events, log))
 
             assert log == ["ack"] * 5
+            assert waiting.is_set()  # a group's save wakes it, as any save does
             kept = app.load_many([replica_kind.create_id("purchasedOffering", x),
                                   replica_kind.create_id("purchasedOffering", y)])
             by_resource = {r.resource_id: r for r in kept.values()}
