@@ -149,6 +149,11 @@ class _Database:
     def close(self) -> None:  # pragma: no cover - nothing to close by default
         pass
 
+    def analyse(self, tables: list[str]) -> None:
+        """Gather the planner's statistics of freshly loaded tables: without them a
+        filter on a column of a million rows can be planned as a scan of the sort's
+        index (seconds instead of milliseconds)."""
+
 
 class _SQLite(_Database):
     """A file of its own beside the service's log; one connection per thread (WAL lets
@@ -183,6 +188,11 @@ class _SQLite(_Database):
         if conn is None:
             conn = self._local.conn = self._connect()
         return conn
+
+    def analyse(self, tables: list[str]) -> None:
+        with self.transaction(write=True) as tx:
+            for table in tables:
+                tx.execute(f"ANALYZE {table}")
 
     @contextlib.contextmanager
     def transaction(self, write: bool) -> Iterator[Any]:
@@ -222,6 +232,18 @@ class _Postgres(_Database):
     def transaction(self, write: bool) -> Iterator[Any]:
         with self.datastore.transaction(commit=write) as curs:
             yield _Cursor(curs, postgres=True)
+
+    def analyse(self, tables: list[str]) -> None:
+        """VACUUM ANALYZE, outside a transaction: statistics for the planner, and the
+        visibility map that lets a count be answered from an index alone."""
+        with self.datastore.get_connection() as conn:
+            autocommit = conn.autocommit
+            conn.autocommit = True
+            try:
+                for table in tables:
+                    conn.execute(f"VACUUM (ANALYZE) {table}")
+            finally:
+                conn.autocommit = autocommit
 
 
 class _Cursor:
@@ -427,10 +449,13 @@ class StoredIndex:
                     if progress is not None:
                         progress(position, head)
                     if position >= head:
-                        return applied
+                        break
             finally:
                 if bulk:
                     self._create_indexes()
+        if applied >= self.BULK and not bulk:  # a long way caught up: fresh statistics
+            self._db.analyse([self.sql_table(kind) for kind in self.tables])
+        return applied
 
     def _drop_indexes(self) -> None:
         with self._db.transaction(write=True) as tx:
@@ -441,6 +466,7 @@ class StoredIndex:
         with self._db.transaction(write=True) as tx:
             for statement in self._indexes_ddl():
                 tx.execute(statement)
+        self._db.analyse([self._db.qualified(self.table_name(t)) for t in self.tables.values()])
 
     def _apply_batch(self, head: int) -> tuple[int, int]:
         """One transaction: lock the position, apply up to ``batch`` notifications after
