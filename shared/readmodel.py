@@ -22,6 +22,11 @@ How it stays right:
 - **Rebuildable.** ``slactl readmodel rebuild`` drops the tables and replays the log with a
   progress bar; a change of a table's columns (its *shape*) rebuilds it on the next start.
 
+A hot path that cannot afford a query per lookup (monitoring's intake checks every sample
+against its replicas) keeps a :class:`Resident`: the kinds of a stored index held in
+memory, loaded from the stored rows at start (what exists, not its history) and followed
+from the log in memory from there. Only for kinds bounded by the estate.
+
 Embedded, the tables live in ``<service>.views.sqlite`` beside the service's log; on
 PostgreSQL in the service's schema (``rm_<index>_<kind>``), on the store's own pool.
 """
@@ -43,7 +48,7 @@ from uuid import UUID
 from eventsourcing.domain import Snapshot
 
 from shared.http.errors import ApiError
-from shared.store import ServiceApplication, topics_of
+from shared.store import AggregateIndex, ServiceApplication, topics_of
 
 ColumnKind = Literal["text", "number", "time", "bool"]
 NULLS = {"null", ""}
@@ -589,6 +594,24 @@ class StoredIndex:
                 f"({', '.join('?' * len(names))}) ON CONFLICT (id) DO UPDATE SET {updates}",
                 values)
 
+    def state(self, kinds: Sequence[type]) -> tuple[int, list[Any]]:
+        """Every aggregate of some kinds (oldest first) and the position of the log they
+        are as of, read together: no catch-up can commit in between (it waits on the
+        position row, ``FOR SHARE`` on PostgreSQL; SQLite reads one snapshot)."""
+        positions = self._db.qualified(self.POSITIONS)
+        lock = " FOR SHARE" if self._db.postgres else ""
+        found: list[Any] = []
+        with self._db.transaction(write=False) as tx:
+            row = tx.execute(f"SELECT position FROM {positions} WHERE name = ?{lock}",
+                             (self.name,)).fetchone()
+            position = int(row["position"]) if row else 0
+            for kind in kinds:
+                rows = tx.execute("SELECT id, seq, version, topic, state FROM "
+                                  f"{self._db.qualified(self.table_name(self.tables[kind]))}"
+                                  " ORDER BY seq").fetchall()
+                found.extend(self._aggregate(r) for r in rows)
+        return position, found
+
     # --- rebuilding ---------------------------------------------------------------------
     def rebuild(self, progress: Callable[[int, int], None] | None = None) -> RebuildReport:
         """Drop the tables and apply the whole log again (the position back to 0)."""
@@ -720,6 +743,23 @@ class Listing:
         self.index.catch_up()
         return self._count([])
 
+    def __getitem__(self, position: int | slice) -> Any:
+        """An item, or a slice, by position oldest first, read from the database alone
+        (``listing[0]``, ``listing[-1]``, ``listing[10:20]``)."""
+        if isinstance(position, slice):
+            start, stop, step = position.indices(len(self))
+            if step != 1:
+                return list(self)[position]
+            if stop <= start:
+                return []
+            return self._shown(self.index.select(self.kind, self.where, (), "seq",
+                                                 stop - start, start))
+        count = len(self)
+        at = position + count if position < 0 else position
+        if not 0 <= at < count:
+            raise IndexError("listing index out of range")
+        return self._shown(self.index.select(self.kind, self.where, (), "seq", 1, at))[0]
+
     def _shown(self, pairs: list[tuple[Any, Any]]) -> list[Any]:
         if self.present is None:
             return [aggregate for aggregate, _ in pairs]
@@ -817,3 +857,58 @@ class Listing:
             return tx.execute(f"SELECT 1 FROM "
                               f"{self.index._db.qualified(self.index.table_name(table))}"
                               f"{clauses} LIMIT 1", params).fetchone() is not None
+
+
+# --- a resident set -------------------------------------------------------------------------
+class Resident(AggregateIndex):
+    """Some kinds of a stored index, held in memory for a hot path: loaded from the stored
+    rows at the first catch-up (the stored index caught up first, so a start reads what
+    exists and the few events since, never the whole history), then kept up from the log
+    in memory, as :class:`shared.store.AggregateIndex` keeps its aggregates.
+
+    Only for kinds bounded by the estate (replicas of an inventory, regimes): what grows
+    with history belongs in the stored index's tables, paged from there.
+
+    ``generation`` names the state held: the position it was loaded at, then the
+    notification id of each event applied since. Two processes with the same generation
+    hold the same state (a cache shared by them may key on it); the same state may have
+    two generations (a process loaded at a later position), which costs a cache miss."""
+
+    def __init__(self, stored: StoredIndex, kinds: Sequence[type]) -> None:
+        unknown = [k.__name__ for k in kinds if k not in stored.tables]
+        if unknown:
+            raise KeyError(f"{stored.name} keeps no {', '.join(unknown)}")
+        super().__init__(stored.app, kinds)
+        self.stored = stored
+        self._kinds = tuple(kinds)
+        self._loaded = False
+        self._generation = 0
+
+    @property
+    def generation(self) -> int:
+        return self._generation
+
+    def catch_up(self) -> None:
+        with self._lock:
+            if not self._loaded:
+                self.stored.catch_up()
+                position, aggregates = self.stored.state(self._kinds)
+                for aggregate in aggregates:
+                    self._keep(aggregate)
+                self._position = self._generation = position
+                self._loaded = True
+            head = self._app.max_notification_id()
+            if head <= self._position:
+                return
+            for notification in self._app.notifications(after=self._position,
+                                                        topics=self._topics, stop=head):
+                event: Any = self._app.mapper.to_domain_event(notification)
+                current = self._current(event.originator_id)
+                if current is None or event.originator_version > current.version:
+                    aggregate = event.mutate(current)
+                    if aggregate is not None:
+                        self._keep(aggregate)
+                    self._applied += 1
+                    self._generation = notification.id
+                self._position = notification.id
+            self._position = max(self._position, head)

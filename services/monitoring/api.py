@@ -1,5 +1,6 @@
 """HTTP entrypoint of monitoring: regimes, measurement intake, and the queries over
-evaluations, crossings, burn alerts and current status."""
+evaluations, crossings, burn alerts and current status. Regimes, crossings, burn alerts
+and quarantines are ``Listing``s of the stored read models, paged in the database."""
 
 from __future__ import annotations
 
@@ -18,7 +19,6 @@ from services.monitoring.application import (
 )
 from services.monitoring.domain import (
     BatchConflict,
-    BurnAlert,
     Crossing,
     MeasurementBatch,
     Regime,
@@ -29,6 +29,7 @@ from shared.http.errors import ApiError
 from shared.http.listing import expected_version
 from shared.http.schemas import list_query
 from shared.http.security import requires
+from shared.readmodel import Listing
 
 READ, WRITE, INGEST = "sla:read", "sla:write", "ingest"
 
@@ -45,7 +46,7 @@ def blueprint(runtime: Any) -> Blueprint:
         @blp.arguments(list_query(s.Regime), location="query")
         @blp.response(200, s.Regime(many=True))
         @requires(READ)
-        def get(self, _: Any) -> list[Regime]:
+        def get(self, _: Any) -> Listing:
             """Monitoring regimes; filter by status, offeringGroupId ..."""
             return app.regimes()
 
@@ -122,7 +123,7 @@ def blueprint(runtime: Any) -> Blueprint:
         @blp.arguments(list_query(s.Crossing), location="query")
         @blp.response(200, s.Crossing(many=True))
         @requires(READ)
-        def get(self, _: Any) -> list[Crossing]:
+        def get(self, _: Any) -> Listing:
             """Crossing history; filter by regimeId, parameter, level, scopeType, scopeId,
             open, raisedAt.gte ..."""
             return app.crossings()
@@ -140,7 +141,7 @@ def blueprint(runtime: Any) -> Blueprint:
         @blp.arguments(list_query(s.BurnAlert), location="query")
         @blp.response(200, s.BurnAlert(many=True))
         @requires(READ)
-        def get(self, _: Any) -> list[BurnAlert]:
+        def get(self, _: Any) -> Listing:
             """Error-budget burn-rate alerts (page, ticket)."""
             return app.burn_alerts()
 
@@ -170,7 +171,7 @@ def blueprint(runtime: Any) -> Blueprint:
         @blp.arguments(list_query(s.Quarantine), location="query")
         @blp.response(200, s.Quarantine(many=True))
         @requires(READ)
-        def get(self, _: Any) -> list[QuarantineStatus]:
+        def get(self, _: Any) -> Listing:
             """What the evaluator set aside because evaluating it failed: a series (a regime's
             parameter) until it is released, or one batch; with the reason. Filter by kind,
             status, regimeId, parameter ..."""

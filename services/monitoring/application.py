@@ -1,5 +1,9 @@
 """The monitoring application: regimes, measurement intake, replicas of the registry
-and of planned outages, and the queries over evaluations, crossings and alerts."""
+and of planned outages, and the queries over evaluations, crossings and alerts.
+
+Lists are answered from the stored read models (``views.py``: regimes over the main log;
+crossings, burn alerts and quarantines over the outcomes log), which the blueprint pages
+in the database; one item is read from its log's repository."""
 
 from __future__ import annotations
 
@@ -31,10 +35,12 @@ from services.monitoring.domain import (
     SeriesEvaluation,
     WindowEvaluation,
 )
+from services.monitoring.views import MonitoringIndex, OutcomesIndex
 from services.monitoring.working_set import WorkingSet
 from shared import replica as replicas
 from shared.cache import Cache, MemoryCache
 from shared.errors import InvalidTransition, InvalidValue, RefusedNow
+from shared.readmodel import Listing, StoredIndex
 from shared.replica import Copy
 from shared.store import AggregateIndex, ServiceApplication
 
@@ -202,11 +208,9 @@ class Monitoring(ServiceApplication):
         self.cache: Cache = cache if cache is not None else MemoryCache()
         self._working_set: WorkingSet | None = None
         self.outcomes = MonitoringOutcomes(env)
-        self.crossings_index = AggregateIndex(self.outcomes, kinds=(Crossing,))
-        self.alerts_index = AggregateIndex(self.outcomes, kinds=(BurnAlert,))
+        self.index = MonitoringIndex(self)  # regimes and replicas
+        self.outcomes_index = OutcomesIndex(self.outcomes)  # crossings, alerts, quarantines
         self.evaluations_index = RecentEvaluations(self.outcomes, evaluations_kept)
-        self.regimes_index = AggregateIndex(self, kinds=(Regime,))
-        self.quarantine_index = AggregateIndex(self.outcomes, kinds=(Quarantine,))
 
     @property
     def publishing_store(self) -> ServiceApplication:
@@ -215,14 +219,21 @@ class Monitoring(ServiceApplication):
     def stores(self) -> list[ServiceApplication]:
         return [self, self.outcomes]
 
+    def read_models(self) -> list[StoredIndex]:
+        return [self.index, self.outcomes_index]
+
     def close(self) -> None:
+        self.outcomes_index.close()
+        self.index.close()
         self.outcomes.close()
         super().close()
 
     @property
     def working_set(self) -> WorkingSet:
+        """The replicas and regimes intake checks samples against, in memory (bounded by
+        the estate), loaded from the stored ``monitoring`` index at first use."""
         if self._working_set is None:
-            self._working_set = WorkingSet(self, self.cache)
+            self._working_set = WorkingSet(self.index, self.cache)
         self._working_set.refresh()
         return self._working_set
 
@@ -254,8 +265,8 @@ class Monitoring(ServiceApplication):
     def regime(self, regime_id: UUID) -> Regime:
         return self._get(Regime, regime_id)
 
-    def regimes(self) -> list[Regime]:
-        return self.regimes_index.all(Regime)
+    def regimes(self) -> Listing:
+        return self.index.listing(Regime)
 
     def change_regime(self, regime_id: UUID, changes: Mapping[str, Any],
                       expected_version: int | None = None) -> Regime:
@@ -288,10 +299,10 @@ class Monitoring(ServiceApplication):
                                    Copy(kind, resource_id, resource, source_version))
         stopped = []
         if kind == "offeringGroup" and replica.resource.get("lifecycleStatus") == "retired":
-            for listed in self.regimes():
-                if str(listed.offering_group_id) == resource_id and listed.status != "stopped":
-                    # Stopped on a copy from the store, not on the index's own object: a
-                    # save that fails must not leave the index believing it stopped.
+            for listed in self.index.all(Regime, offeringGroupId=resource_id):
+                if listed.status != "stopped":
+                    # Stopped on a copy from the store, not on the index's object: a save
+                    # that fails must not leave a reader believing it stopped.
                     regime = self._get(Regime, listed.id)
                     regime.stop(f"offering group {replica.resource.get('name')!r} "
                                 f"({resource_id}) was retired in the registry")
@@ -420,14 +431,16 @@ class Monitoring(ServiceApplication):
     # --- quarantine ---------------------------------------------------------------------
     def quarantines(self) -> list[Quarantine]:
         """What the evaluators set aside (series and batches), oldest first."""
-        return self.quarantine_index.all(Quarantine)
+        return self.outcomes_index.all(Quarantine)
 
     def quarantine(self, quarantine_id: UUID) -> Quarantine:
         return self.outcomes.get(Quarantine, quarantine_id)
 
-    def quarantine_statuses(self) -> list[QuarantineStatus]:
-        """Every quarantine with the release asked for, oldest first."""
-        return [self._status_of(q) for q in self.quarantines()]
+    def quarantine_statuses(self) -> Listing:
+        """Every quarantine with the release asked for, oldest first (its ``status`` and
+        release come from the intake log: filtered after the database narrowed)."""
+        return self.outcomes_index.listing(Quarantine,
+                                           present=lambda q, _: self._status_of(q))
 
     def quarantine_status(self, quarantine_id: UUID) -> QuarantineStatus:
         return self._status_of(self.quarantine(quarantine_id))
@@ -469,14 +482,14 @@ class Monitoring(ServiceApplication):
         return QuarantineStatus(quarantine, release)
 
     # --- queries ------------------------------------------------------------------------
-    def crossings(self) -> list[Crossing]:
-        return self.crossings_index.all(Crossing)
+    def crossings(self) -> Listing:
+        return self.outcomes_index.listing(Crossing)
 
     def crossing(self, crossing_id: UUID) -> Crossing:
         return self.outcomes.get(Crossing, crossing_id)
 
-    def burn_alerts(self) -> list[BurnAlert]:
-        return self.alerts_index.all(BurnAlert)
+    def burn_alerts(self) -> Listing:
+        return self.outcomes_index.listing(BurnAlert)
 
     def evaluations(self) -> list[Evaluation]:
         """The recent evaluations of every series (``SLA_EVALUATIONS_KEPT`` each)."""
@@ -487,8 +500,8 @@ class Monitoring(ServiceApplication):
         latest = {(e.regime_id, e.parameter, e.scope_type, e.scope_id): e
                   for e in self.evaluations_index.latest()}
         open_crossings = {(c.regime_id, c.parameter, c.scope_type, c.scope_id): c
-                          for c in self.crossings() if c.open}
+                          for c in self.outcomes_index.all(Crossing, open=True)}
         open_alerts = {(a.regime_id, a.parameter, a.scope_type, a.scope_id): a
-                       for a in self.burn_alerts() if a.open}
+                       for a in self.outcomes_index.all(BurnAlert, open=True)}
         return [SeriesStatus(evaluation, open_crossings.get(key), open_alerts.get(key))
                 for key, evaluation in latest.items()]

@@ -2,6 +2,11 @@
 local replicas, resolved for the hot path (which regimes watch a purchased offering,
 which standard is in force for it, which outages and accounting apply).
 
+The replicas and regimes are held in memory — they are bounded by the estate, not by
+history — loaded at start from the stored ``monitoring`` read model (``views.py``) and
+followed from the log from there, so a start reads what exists, not every change ever
+made (``shared.readmodel.Resident``).
+
 Resolved routes are cached in the service's cache (Redis in distributed mode) under the
 generation of the replicas they were computed from, so every monitoring process shares
 them and a change of any replica or regime invalidates them at once (docs/architecture.md,
@@ -24,9 +29,9 @@ from services.monitoring.domain import Regime, Replica
 from services.monitoring.measurement import Outage
 from services.monitoring.periods import time_zone
 from shared.cache import Cache
+from shared.readmodel import Resident, StoredIndex
 from shared.replica import by_kind as replicas_by_kind
 from shared.standards import version_in_force
-from shared.store import AggregateIndex, ServiceApplication
 from shared.times import epoch_of
 
 log = logging.getLogger(__name__)
@@ -89,8 +94,9 @@ class Level:
 
 
 class WorkingSet:
-    def __init__(self, app: ServiceApplication, cache: Cache) -> None:
-        self._index = AggregateIndex(app, kinds=(Replica, Regime))
+    def __init__(self, stored: StoredIndex, cache: Cache) -> None:
+        """``stored``: the index that keeps the replicas and regimes (loaded from it)."""
+        self._index = Resident(stored, (Replica, Regime))
         self._cache = cache
         self._lock = threading.Lock()
         self._generation = -1
@@ -109,10 +115,15 @@ class WorkingSet:
     # --- refresh --------------------------------------------------------------------------
     def refresh(self) -> int:
         """Catch up with new replicas and regimes; returns the generation."""
+        applied = self._index.applied
         self._index.catch_up()
-        position = self._index.applied
+        position = self._index.generation
         if position == self._generation:
             return position
+        if self._index.applied != applied:
+            # Changes followed in memory: the stored index takes them too, so the next
+            # start loads them from there and has little of the log left to read.
+            self._index.stored.catch_up()
         with self._lock:
             by_kind = replicas_by_kind(self._index.all(Replica), KINDS)
             self._by_kind = by_kind
@@ -195,7 +206,7 @@ class WorkingSet:
         cached = self._routes.get(product_id)
         if cached is not None:
             return cached
-        key = f"routes:{self._generation}:{product_id}"
+        key = f"routes:at{self._generation}:{product_id}"  # at a notification id
         raw = self._cache.get(key)
         if raw is not None:
             routes = json.loads(raw)

@@ -16,7 +16,7 @@ from flask import Flask
 
 from services.threshold_registry import schemas
 from services.threshold_registry.application import ThresholdRegistry
-from services.threshold_registry.domain import PurchasedOffering
+from services.threshold_registry.domain import Placed, PurchasedOffering
 from services.threshold_registry.views import RegistryIndex
 from shared.http import listing
 from shared.http.blueprint import wire_names
@@ -268,5 +268,59 @@ def test_the_row_counts_kept_with_the_rows_are_the_tables_counts(
         assert len(registry.purchased_offerings()) == 30
         registry.index.rebuild()
         assert registry.index.count(PurchasedOffering) == 30
+    finally:
+        registry.close()
+
+
+def test_a_resident_set_loads_from_the_stored_rows_and_follows_the_log(
+        store_env: dict[str, str]) -> None:
+    from services.threshold_registry.domain import ProductOffering
+    from shared.readmodel import Resident
+    from shared.store import AggregateIndex
+
+    registry = ThresholdRegistry(store_env)
+    try:
+        an_estate(registry, 30)
+        kinds = (ProductOffering, PurchasedOffering)
+
+        def state(index: Any) -> list[tuple[Any, int]]:
+            return [(a.id, a.version) for kind in kinds for a in index.all(kind)]
+
+        resident = Resident(registry.index, kinds)
+        assert state(resident) == state(AggregateIndex(registry, kinds))
+        assert resident.applied == 0  # loaded, not replayed
+        assert resident.generation == registry.index.stored_position() == \
+            registry.max_notification_id()
+        registry.update_offering(next(iter(registry.offerings())).id, {"name": "Renamed"})
+        registry.create_purchased_offering(product_id="p-late", customer_id="c",
+                                           offering_id=next(iter(registry.offerings())).id)
+        assert state(resident) == state(AggregateIndex(registry, kinds))
+        assert resident.applied == 2
+        assert resident.generation == registry.max_notification_id()
+        registry.register_offering_group("Not a kind it keeps")
+        resident.catch_up()
+        assert resident.generation < registry.max_notification_id()  # its state is as it was
+        with pytest.raises(KeyError):
+            Resident(registry.index, (Placed,))
+    finally:
+        registry.close()
+
+
+def test_a_listing_is_indexed_and_sliced_like_the_list_it_replaces(
+        store_env: dict[str, str]) -> None:
+    registry = ThresholdRegistry(store_env)
+    try:
+        an_estate(registry, 12)
+        listed = registry.purchased_offerings()
+        everything = [i.product_id for i in listed]
+        assert listed[0].product_id == everything[0]
+        assert listed[-1].product_id == everything[-1]
+        for window in (slice(3, 7), slice(None, 2), slice(-4, None), slice(10, 40),
+                       slice(5, 2), slice(None, None, 3)):
+            assert [i.product_id for i in listed[window]] == everything[window]
+        with pytest.raises(IndexError):
+            listed[12]
+        with pytest.raises(IndexError):
+            listed[-13]
     finally:
         registry.close()
