@@ -136,6 +136,8 @@ def query_value(raw: str, kind: ColumnKind) -> Any:
         return float(raw)
     if kind == "time":
         return _epoch(_parse_time(raw))
+    if "\x00" in raw:  # no stored text has one (PostgreSQL's text cannot)
+        raise ValueError("a NUL character")
     return raw
 
 

@@ -324,3 +324,22 @@ def test_a_listing_is_indexed_and_sliced_like_the_list_it_replaces(
             listed[-13]
     finally:
         registry.close()
+
+
+def test_a_filter_value_with_a_nul_character_matches_nothing(
+        store_env: dict[str, str]) -> None:
+    """PostgreSQL's text cannot hold a NUL: such a value is no stored value, never a 500."""
+    registry = ThresholdRegistry(store_env)
+    try:
+        an_estate(registry, 3)
+        schema = schemas.PurchasedOffering(many=True)
+        flask_app = Flask(__name__)
+
+        def page(query: dict[str, str]) -> Any:
+            return answer(flask_app, query, lambda: registry.purchased_offerings().page(
+                listing.request.args, wire_names(schema), (), schema.dump))
+
+        assert page({"customerId": "cust-1\x00"}) == ([], 0)
+        assert page({"customerId.gt": "a\x00"})[:2] == ("error", 400)
+    finally:
+        registry.close()
