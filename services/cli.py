@@ -327,7 +327,9 @@ def _read_models_of(service: str) -> tuple[Any, list[Any]]:
     settings = _settings(services=[spec.name])
     logs.configure("WARNING", settings.log_json, service)
     runtime = Runtime(spec, settings)
-    return runtime, runtime.app.read_models()
+    from shared.audit import audit_indexes
+
+    return runtime, [*runtime.app.read_models(), *audit_indexes(runtime.app)]
 
 
 @readmodel.command("status")
@@ -340,7 +342,9 @@ def readmodel_status(service: str) -> None:
         for model in models:
             head = model.app.max_notification_id()
             position = model.stored_position()
-            rows = ", ".join(f"{kind.__name__} {model.count(kind):,}" for kind in model.tables)
+            counts = model.row_counts() if hasattr(model, "row_counts") else {
+                kind.__name__: model.count(kind) for kind in model.tables}
+            rows = ", ".join(f"{label} {n:,}" for label, n in counts.items())
             table.add_row(model.name, model.app.name, f"{position:,}",
                           f"{max(head - position, 0):,}", rows)
         Console().print(table)

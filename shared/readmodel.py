@@ -914,3 +914,258 @@ class Resident(AggregateIndex):
                     self._generation = notification.id
                 self._position = notification.id
             self._position = max(self._position, head)
+
+
+# --- event rows -----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class EventRow:
+    """What an :class:`EventIndex` keeps of one event: its columns' values (by column
+    name) and the values of its one many-valued attribute (``tags``, e.g. the batch ids
+    behind an evaluation), each a row of a table of their own."""
+
+    values: Mapping[str, Any]
+    tags: Sequence[str] = ()
+
+
+class EventIndex:
+    """One row per event of a log, with indexed columns: what questions about events
+    (rather than aggregates) select from, so they read only the events that match.
+
+    ``columns`` read an event's :class:`EventRow` values (``Column.read`` is given the
+    values mapping); ``read`` makes the row of one notification (the application, the
+    notification). Rows are applied in batches, each in one transaction with the index's
+    position, exactly as :class:`StoredIndex` applies aggregates; its tables are
+    ``rm_<name>_events`` (``seq``: the notification id) and ``rm_<name>_tags``."""
+
+    POSITIONS = StoredIndex.POSITIONS
+
+    def __init__(self, app: ServiceApplication, name: str, columns: Sequence[Column],
+                 read: Callable[[ServiceApplication, Any], EventRow],
+                 ordered_by: str | None = None, batch: int = 1000) -> None:
+        """``ordered_by``: the column answers are listed by (then ``seq``), which every
+        column's index carries after its own value, so a filtered list is read in order
+        from its index."""
+        self.app, self.name, self.batch = app, name, batch
+        self.columns = tuple(columns)
+        self.ordered_by = ordered_by
+        self._read = read
+        self._db = database_of(app)
+        self._position = 0
+        self._lock = threading.Lock()
+        self.events_table = self._db.qualified(f"rm_{name}_events")
+        self.tags_table = self._db.qualified(f"rm_{name}_tags")
+        self._setup()
+
+    @property
+    def tables(self) -> dict[str, str]:
+        """Its tables by what their rows are (for ``slactl readmodel status``)."""
+        return {"events": self.events_table, "tags": self.tags_table}
+
+    def row_counts(self) -> dict[str, int]:
+        with self._db.transaction(write=False) as tx:
+            return {label: int(tx.execute(f"SELECT COUNT(*) AS n FROM {table}")
+                               .fetchone()["n"]) for label, table in self.tables.items()}
+
+    def column(self, name: str) -> Column:
+        found = next((c for c in self.columns if c.name == name), None)
+        if found is None:
+            raise KeyError(f"{self.name} has no column {name!r}")
+        return found
+
+    def _ddl(self) -> list[str]:
+        pg = self._db.postgres
+        text = 'TEXT COLLATE "C"' if pg else "TEXT"
+        types = {"text": text, "number": "DOUBLE PRECISION" if pg else "REAL",
+                 "time": "DOUBLE PRECISION" if pg else "REAL", "bool": "INTEGER"}
+        columns = "".join(f", {c.sql} {types[c.kind]}" for c in self.columns)
+        bare = self.events_table.rpartition(".")[2].strip('"')
+        statements = [
+            f"CREATE TABLE IF NOT EXISTS {self.events_table} (seq BIGINT PRIMARY KEY"
+            f"{columns})",
+            f"CREATE TABLE IF NOT EXISTS {self.tags_table} (tag {text} NOT NULL, "
+            "seq BIGINT NOT NULL, PRIMARY KEY (tag, seq))"]
+        then = "" if self.ordered_by is None else f"{self.column(self.ordered_by).sql}, "
+        for c in self.columns:
+            after = "" if c.name == self.ordered_by else then
+            statements.append(f'CREATE INDEX IF NOT EXISTS "{bare}_{c.sql}" '
+                              f"ON {self.events_table} ({c.sql}, {after}seq)")
+        return statements
+
+    @property
+    def shape(self) -> str:
+        return hashlib.sha256("\n".join(self._ddl()).encode()).hexdigest()[:16]
+
+    def _setup(self) -> None:
+        positions = self._db.qualified(self.POSITIONS)
+        with self._db.transaction(write=True) as tx:
+            if self._db.postgres:  # processes starting at once would race to create them
+                key = int.from_bytes(hashlib.sha256(
+                    f"readmodel:{positions}".encode()).digest()[:8], signed=True)
+                tx.execute("SELECT pg_advisory_xact_lock(?)", (key,))
+            tx.execute(f"CREATE TABLE IF NOT EXISTS {positions} (name TEXT PRIMARY KEY, "
+                       "position BIGINT NOT NULL, shape TEXT NOT NULL)")
+            row = tx.execute(f"SELECT position, shape FROM {positions} WHERE name = ?",
+                             (self.name,)).fetchone()
+            # As StoredIndex: a changed shape, or a log behind the index, rebuilds.
+            if row is not None and (row["shape"] != self.shape or
+                                    int(row["position"]) > self.app.max_notification_id()):
+                self._drop_tables(tx)
+                row = None
+            for statement in self._ddl():
+                tx.execute(statement)
+            if row is None:
+                tx.execute(f"DELETE FROM {positions} WHERE name = ?", (self.name,))
+                tx.execute(f"INSERT INTO {positions} (name, position, shape) VALUES (?, 0, ?)",
+                           (self.name, self.shape))
+
+    def _drop_tables(self, tx: Any) -> None:
+        tx.execute(f"DROP TABLE IF EXISTS {self.events_table}")
+        tx.execute(f"DROP TABLE IF EXISTS {self.tags_table}")
+
+    def close(self) -> None:
+        self._db.close()
+
+    # --- keeping up -------------------------------------------------------------------
+    @property
+    def position(self) -> int:
+        return self._position
+
+    def stored_position(self) -> int:
+        with self._db.transaction(write=False) as tx:
+            row = tx.execute(f"SELECT position FROM {self._db.qualified(self.POSITIONS)} "
+                             "WHERE name = ?", (self.name,)).fetchone()
+        return int(row["position"]) if row else 0
+
+    def catch_up(self, progress: Callable[[int, int], None] | None = None) -> int:
+        """Apply what the log recorded since the stored position; returns how many
+        events it applied. Cheap when nothing is new: one look at the log's head."""
+        head = self.app.max_notification_id()
+        if head <= self._position:
+            return 0
+        applied = 0
+        with self._lock:
+            while True:
+                done, position = self._apply_batch(head)
+                applied += done
+                self._position = max(self._position, position)
+                if progress is not None:
+                    progress(position, head)
+                if position >= head:
+                    return applied
+
+    def _apply_batch(self, head: int) -> tuple[int, int]:
+        positions = self._db.qualified(self.POSITIONS)
+        lock = " FOR UPDATE" if self._db.postgres else ""
+        with self._db.transaction(write=True) as tx:
+            row = tx.execute(f"SELECT position FROM {positions} WHERE name = ?{lock}",
+                             (self.name,)).fetchone()
+            position = int(row["position"]) if row else 0
+            if position >= head:
+                return 0, position
+            page = self.app.recorder.select_notifications(
+                start=position, limit=self.batch, inclusive_of_start=False, stop=head)
+            rows, tags = [], []
+            for notification in page:
+                made = self._read(self.app, notification)
+                rows.append([notification.id] + [
+                    c.value(made.values) for c in self.columns])
+                tags.extend((tag, notification.id) for tag in dict.fromkeys(made.tags))
+            names = ", ".join(["seq", *(c.sql for c in self.columns)])
+            marks = ", ".join("?" * (len(self.columns) + 1))
+            tx.executemany(f"INSERT INTO {self.events_table} ({names}) VALUES ({marks}) "
+                           "ON CONFLICT (seq) DO NOTHING", rows)
+            tx.executemany(f"INSERT INTO {self.tags_table} (tag, seq) VALUES (?, ?) "
+                           "ON CONFLICT (tag, seq) DO NOTHING", tags)
+            position = page[-1].id if len(page) == self.batch else head
+            tx.execute(f"UPDATE {positions} SET position = ? WHERE name = ?",
+                       (position, self.name))
+        return len(page), position
+
+    def rebuild(self, progress: Callable[[int, int], None] | None = None) -> RebuildReport:
+        """Drop the tables and apply the whole log again (the position back to 0)."""
+        import time
+
+        started = time.perf_counter()
+        with self._lock, self._db.transaction(write=True) as tx:
+            self._drop_tables(tx)
+            for statement in self._ddl():
+                tx.execute(statement)
+            tx.execute(f"UPDATE {self._db.qualified(self.POSITIONS)} SET position = 0, "
+                       "shape = ? WHERE name = ?", (self.shape, self.name))
+            self._position = 0
+        report = RebuildReport(events=self.catch_up(progress))
+        report.rows = self.row_counts()["events"]
+        report.seconds = time.perf_counter() - started
+        return report
+
+    # --- queries ----------------------------------------------------------------------
+    def select(self, columns: Sequence[str], conditions: Sequence[
+               tuple[str, Sequence[Any]]] = (), order: str = "seq",
+               limit: int | None = None) -> list[Any]:
+        """Rows (``seq`` and the named columns, by their SQL names) matching every
+        condition (SQL fragments over the columns' SQL names, ``tags`` naming the tags
+        table, with their values), caught up first."""
+        self.catch_up()
+        wanted = ", ".join(["seq", *(self.column(n).sql for n in columns)])
+        parts, params = [], []
+        for fragment, values in conditions:
+            parts.append(f"({fragment.replace('{tags}', self.tags_table)})")
+            params.extend(values)
+        statement = f"SELECT {wanted} FROM {self.events_table}"
+        if parts:
+            statement += " WHERE " + " AND ".join(parts)
+        statement += f" ORDER BY {order}"
+        if limit is not None:
+            statement += " LIMIT ?"
+            params.append(limit)
+        with self._db.transaction(write=False) as tx:
+            return tx.execute(statement, params).fetchall()
+
+    def count(self, conditions: Sequence[tuple[str, Sequence[Any]]] = ()) -> int:
+        """How many rows match (see :meth:`select`), caught up first."""
+        self.catch_up()
+        parts, params = [], []
+        for fragment, values in conditions:
+            parts.append(f"({fragment.replace('{tags}', self.tags_table)})")
+            params.extend(values)
+        where = (" WHERE " + " AND ".join(parts)) if parts else ""
+        with self._db.transaction(write=False) as tx:
+            return int(tx.execute(f"SELECT COUNT(*) AS n FROM {self.events_table}{where}",
+                                  params).fetchone()["n"])
+
+
+def select_notifications_by_id(app: ServiceApplication, ids: Sequence[int]) -> list[Any]:
+    """The notifications with these ids, in id order: what an index's rows point to,
+    read by the log's own primary key (the recorder reads ranges only)."""
+    from eventsourcing.persistence import Notification
+
+    recorder: Any = app.recorder
+    found: list[Any] = []
+    wanted = sorted(set(ids))
+    postgres = app.factory.__class__.__module__.startswith("eventsourcing.postgres")
+    for start in range(0, len(wanted), 500):
+        chunk = wanted[start:start + 500]
+        if postgres:
+            datastore = recorder.datastore
+            table = f'"{datastore.schema}"."{recorder.events_table_name}"' \
+                if datastore.schema else f'"{recorder.events_table_name}"'
+            with datastore.transaction(commit=False) as curs:
+                curs.execute(f"SELECT notification_id, originator_id, originator_version, "
+                             f"topic, state FROM {table} WHERE notification_id = ANY(%s)",
+                             (chunk,))
+                found.extend(Notification(
+                    id=row["notification_id"], originator_id=row["originator_id"],
+                    originator_version=row["originator_version"], topic=row["topic"],
+                    state=bytes(row["state"])) for row in curs.fetchall())
+        else:
+            marks = ",".join("?" * len(chunk))
+            with recorder.datastore.transaction(commit=False) as c:
+                c.execute(f"SELECT rowid, originator_id, originator_version, topic, state "
+                          f"FROM {recorder.events_table_name} WHERE rowid IN ({marks})",
+                          chunk)
+                found.extend(Notification(
+                    id=row["rowid"],
+                    originator_id=recorder.convert_originator_id(row["originator_id"]),
+                    originator_version=row["originator_version"], topic=row["topic"],
+                    state=row["state"]) for row in c.fetchall())
+    return sorted(found, key=lambda n: n.id)

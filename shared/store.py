@@ -211,6 +211,7 @@ class ServiceApplication(Application):
         # "This log may have new events": set after every save in this process, and by a
         # LogListener when another process's save is notified (shared/wakeups.py).
         self.recorded = Wakeup()
+        self._audit_index: Any = None
         if shared_file is not None:
             adopt_shared_sqlite_log(shared_file, Path(env["SQLITE_DBNAME"]),
                                     topics_of(self.log_kinds))
@@ -229,6 +230,21 @@ class ServiceApplication(Application):
         """The stored read models (``shared.readmodel.StoredIndex``) this service keeps
         over its logs: what ``slactl readmodel`` shows and rebuilds."""
         return []
+
+    def audit_index(self, make: Callable[[ServiceApplication], Any]) -> Any:
+        """This log's audit index (``shared.audit.audit_index``): made by ``make`` on
+        first use, kept while the application lives, closed with it."""
+        with self._lock:
+            if self._audit_index is None:
+                self._audit_index = make(self)
+            return self._audit_index
+
+    def close(self) -> None:
+        with self._lock:
+            index, self._audit_index = self._audit_index, None
+        if index is not None:
+            index.close()
+        super().close()
 
     # --- construction -------------------------------------------------------------
     def construct_mapper(self) -> AuditingMapper:
