@@ -116,6 +116,22 @@ def scan_seconds(app: Any, correlation: str) -> tuple[float, int]:
     return time.perf_counter() - began, found
 
 
+def index_bytes(index: Any) -> int:
+    """The audit index's room on PostgreSQL: its tables with their indexes."""
+    with index._db.transaction(write=False) as tx:
+        return sum(int(tx.execute("SELECT pg_total_relation_size(?::regclass) AS n",
+                                  (table,)).fetchone()["n"]) for table in index.tables.values())
+
+
+def log_bytes(app: Any) -> int:
+    """The log's own room (events, their indexes), to compare the index's with."""
+    recorder = app.recorder
+    table = f'"{recorder.datastore.schema}"."{recorder.events_table_name}"'
+    with recorder.datastore.transaction(commit=False) as curs:
+        curs.execute("SELECT pg_total_relation_size(%s::regclass) AS n", (table,))
+        return int(curs.fetchone()["n"])
+
+
 def main(argv: list[str] | None = None) -> int:
     def extra(parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--estate", type=int, default=1_000_000,
@@ -154,26 +170,6 @@ def main(argv: list[str] | None = None) -> int:
                                          credit_cap_percent=30)
         story: dict[str, list[Any]] = {"migrations": [], "stories": [], "aggregates": [],
                                        "times": []}
-        progress(f"seeding a tenth: {estate // 10:,} purchased offerings")
-        seed(app, 0, estate // 10, offerings, sla_type, rng, story)
-        scan_tenth, scan_found = scan_seconds(app, story["stories"][-1])
-        tenth_events = app.max_notification_id()
-        progress(f"  the scan of {tenth_events:,} events: {scan_tenth:.2f} s "
-                 f"({scan_found} found)")
-        audit_index(app).catch_up()
-        progress(f"seeding to {estate:,}")
-        rate = seed(app, estate // 10, estate, offerings, sla_type, rng, story)
-        head = app.max_notification_id()
-        progress(f"  {rate:,.0f} events/s; {head:,} events; projecting the audit index")
-        began = time.perf_counter()
-        projected = audit_index(app).catch_up()
-        index_rate = projected / (time.perf_counter() - began)
-        ceiling = notification_read_rate(app)
-        progress(f"  audit index {index_rate:,.0f} events/s; store reads {ceiling:,.0f}/s; "
-                 "the registry's read model")
-        app.index.catch_up()
-        ready = registry.start(headers)
-        progress(f"  registry ready in {ready:.2f} s; {queries} queries of each kind")
 
         def window() -> dict[str, str]:
             moment = rng.choice(story["times"]) - timedelta(seconds=rng.random())
@@ -188,29 +184,59 @@ def main(argv: list[str] | None = None) -> int:
             "aggregate": lambda: {"aggregateId": rng.choice(story["aggregates"])},
             "typeWindow": window,
         }
-        figures: dict[str, Any] = {}
-        for kind, make in kinds.items():
-            timings, totals = latencies(registry.base, headers, [make() for _ in
-                                                                 range(queries)])
-            figures[kind] = {"p50Ms": ms(timings, 50), "p99Ms": ms(timings, 99),
-                             "eventsMatchedMedian": sorted(totals)[len(totals) // 2]}
-            progress(f"  {kind}: {figures[kind]}")
-        floor = floor_latencies(registry.base, min(queries, 500))
-        registry.stop()
-        trace = figures["trace"]
+        by_size: dict[str, dict[str, Any]] = {}
+        done = 0
+        for label, size in (("tenth", estate // 10), ("whole", estate)):
+            progress(f"seeding to {size:,} purchased offerings")
+            rate = seed(app, done, size, offerings, sla_type, rng, story)
+            done = size
+            head = app.max_notification_id()
+            progress(f"  {rate:,.0f} events/s; {head:,} events; projecting the audit index")
+            began = time.perf_counter()
+            projected = audit_index(app).catch_up()
+            index_rate = projected / (time.perf_counter() - began)
+            figures: dict[str, Any] = {
+                "events": head, "seedEventsPerSecond": round(rate),
+                "indexEventsPerSecond": round(index_rate),
+                "indexBytesPerEvent": round(index_bytes(audit_index(app)) / head),
+                "logBytesPerEvent": round(log_bytes(app) / head)}
+            if label == "tenth":  # the scan that answered before the index, once
+                scan, found = scan_seconds(app, story["stories"][-1])
+                figures["scan"] = {"seconds": round(scan, 2), "found": found}
+                progress(f"  the scan of {head:,} events: {scan:.2f} s ({found} found)")
+            else:
+                figures["storeReadsPerSecond"] = round(notification_read_rate(app))
+            progress("  the registry's read model")
+            app.index.catch_up()
+            ready = registry.start(headers)
+            progress(f"  registry ready in {ready:.2f} s; {queries} queries of each kind")
+            for kind, make in kinds.items():
+                timings, totals = latencies(registry.base, headers,
+                                            [make() for _ in range(queries)])
+                figures[kind] = {"p50Ms": ms(timings, 50), "p99Ms": ms(timings, 99),
+                                 "eventsMatchedMedian": sorted(totals)[len(totals) // 2]}
+                progress(f"  {kind}: {figures[kind]}")
+            floor = floor_latencies(registry.base, min(queries, 500))
+            figures.update({"healthzP50Ms": ms(floor, 50), "healthzP99Ms": ms(floor, 99)})
+            registry.stop()
+            by_size[label] = figures
+        whole, tenth = by_size["whole"], by_size["tenth"]
+        trace, head, scan_tenth = whole["trace"], whole["events"], tenth["scan"]["seconds"]
+        index_rate, ceiling = whole["indexEventsPerSecond"], whole["storeReadsPerSecond"]
+        figures, floor_p99 = whole, whole["healthzP99Ms"]
         result.update({
             "traceP99Ms": trace["p99Ms"], "traceP50Ms": trace["p50Ms"],
-            "healthzP50Ms": ms(floor, 50), "healthzP99Ms": ms(floor, 99),
-            "traceP99ToHealthzP99": common.ratio(trace["p99Ms"], ms(floor, 99)),
+            "healthzP99Ms": floor_p99,
+            "traceP99ToHealthzP99": common.ratio(trace["p99Ms"], floor_p99),
+            "traceP99WholeToTenth": common.ratio(trace["p99Ms"], tenth["trace"]["p99Ms"]),
             "events": head,
-            "scanAtTenth": {"events": tenth_events, "seconds": round(scan_tenth, 2),
-                            "found": scan_found},
             "traceP99ToScanAtTenth": common.ratio(trace["p99Ms"], scan_tenth * 1000),
-            "indexEventsPerSecond": round(index_rate),
-            "storeReadsPerSecond": round(ceiling),
-            "indexToStoreReads": round(index_rate / ceiling, 3),
-            "seedEventsPerSecond": round(rate),
-            "queries": figures,
+            "indexEventsPerSecond": index_rate,
+            "storeReadsPerSecond": ceiling,
+            "indexToStoreReads": common.ratio(index_rate, ceiling),
+            "indexBytesPerEvent": whole["indexBytesPerEvent"],
+            "logBytesPerEvent": whole["logBytesPerEvent"],
+            "bySize": by_size,
         })
         common.table("audit over a long log", ["figure", "value"], [
             ["events in the log", head],
@@ -222,10 +248,13 @@ def main(argv: list[str] | None = None) -> int:
              f"{figures['aggregate']['p50Ms']} / {figures['aggregate']['p99Ms']}"],
             ["type + 1 s window p50 / p99 (ms)",
              f"{figures['typeWindow']['p50Ms']} / {figures['typeWindow']['p99Ms']}"],
-            ["healthz p99 (ms)", ms(floor, 99)],
-            [f"the scan at a tenth ({tenth_events:,} events, s)", round(scan_tenth, 2)],
-            ["audit index (events/s)", round(index_rate)],
-            ["store reads (notifications/s)", round(ceiling)],
+            ["trace p99 at a tenth (ms)", tenth["trace"]["p99Ms"]],
+            ["healthz p99 (ms)", floor_p99],
+            [f"the scan at a tenth ({tenth['events']:,} events, s)", scan_tenth],
+            ["audit index (events/s)", index_rate],
+            ["store reads (notifications/s)", ceiling],
+            ["audit index / log (bytes an event)",
+             f"{whole['indexBytesPerEvent']} / {whole['logBytesPerEvent']}"],
         ])
         app.close()
     finally:

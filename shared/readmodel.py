@@ -941,13 +941,17 @@ class EventIndex:
 
     def __init__(self, app: ServiceApplication, name: str, columns: Sequence[Column],
                  read: Callable[[ServiceApplication, Any], EventRow],
-                 ordered_by: str | None = None, batch: int = 1000) -> None:
+                 ordered_by: str | None = None, indexed: Sequence[str] | None = None,
+                 batch: int = 1000) -> None:
         """``ordered_by``: the column answers are listed by (then ``seq``), which every
         column's index carries after its own value, so a filtered list is read in order
-        from its index."""
+        from its index. ``indexed``: the columns queries filter by (default: all); the
+        others are only kept (an index costs as much room as the column again)."""
         self.app, self.name, self.batch = app, name, batch
         self.columns = tuple(columns)
         self.ordered_by = ordered_by
+        self.indexed = tuple(c.name for c in self.columns) if indexed is None \
+            else tuple(indexed)
         self._read = read
         self._db = database_of(app)
         self._position = 0
@@ -986,6 +990,8 @@ class EventIndex:
             "seq BIGINT NOT NULL, PRIMARY KEY (tag, seq))"]
         then = "" if self.ordered_by is None else f"{self.column(self.ordered_by).sql}, "
         for c in self.columns:
+            if c.name not in self.indexed:
+                continue
             after = "" if c.name == self.ordered_by else then
             statements.append(f'CREATE INDEX IF NOT EXISTS "{bare}_{c.sql}" '
                               f"ON {self.events_table} ({c.sql}, {after}seq)")
