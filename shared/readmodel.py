@@ -941,17 +941,14 @@ class EventIndex:
 
     def __init__(self, app: ServiceApplication, name: str, columns: Sequence[Column],
                  read: Callable[[ServiceApplication, Any], EventRow],
-                 ordered_by: str | None = None, indexed: Sequence[str] | None = None,
-                 batch: int = 1000) -> None:
+                 ordered_by: str | None = None, batch: int = 1000) -> None:
         """``ordered_by``: the column answers are listed by (then ``seq``), which every
-        column's index carries after its own value, so a filtered list is read in order
-        from its index. ``indexed``: the columns queries filter by (default: all); the
-        others are only kept (an index costs as much room as the column again)."""
+        indexed column's index carries after its own value, so a filtered list is read in
+        order from its index (a column not ``indexed`` is only kept: an index costs about
+        as much room as its column again)."""
         self.app, self.name, self.batch = app, name, batch
         self.columns = tuple(columns)
         self.ordered_by = ordered_by
-        self.indexed = tuple(c.name for c in self.columns) if indexed is None \
-            else tuple(indexed)
         self._read = read
         self._db = database_of(app)
         self._position = 0
@@ -977,25 +974,43 @@ class EventIndex:
         return found
 
     def _ddl(self) -> list[str]:
+        return self._tables_ddl() + self._indexes_ddl()
+
+    def _tables_ddl(self) -> list[str]:
         pg = self._db.postgres
         text = 'TEXT COLLATE "C"' if pg else "TEXT"
         types = {"text": text, "number": "DOUBLE PRECISION" if pg else "REAL",
                  "time": "DOUBLE PRECISION" if pg else "REAL", "bool": "INTEGER"}
         columns = "".join(f", {c.sql} {types[c.kind]}" for c in self.columns)
-        bare = self.events_table.rpartition(".")[2].strip('"')
-        statements = [
+        return [
             f"CREATE TABLE IF NOT EXISTS {self.events_table} (seq BIGINT PRIMARY KEY"
             f"{columns})",
             f"CREATE TABLE IF NOT EXISTS {self.tags_table} (tag {text} NOT NULL, "
             "seq BIGINT NOT NULL, PRIMARY KEY (tag, seq))"]
+
+    def _indexes_ddl(self) -> list[str]:
+        """The secondary indexes: each indexed column, then the order, then ``seq``."""
+        bare = self.events_table.rpartition(".")[2].strip('"')
         then = "" if self.ordered_by is None else f"{self.column(self.ordered_by).sql}, "
+        statements = []
         for c in self.columns:
-            if c.name not in self.indexed:
+            if not c.indexed:
                 continue
             after = "" if c.name == self.ordered_by else then
             statements.append(f'CREATE INDEX IF NOT EXISTS "{bare}_{c.sql}" '
                               f"ON {self.events_table} ({c.sql}, {after}seq)")
         return statements
+
+    def _drop_indexes(self) -> None:
+        with self._db.transaction(write=True) as tx:
+            for statement in self._indexes_ddl():
+                name = statement.split('"')[1]
+                tx.execute(f"DROP INDEX IF EXISTS {self._db.qualified(name)}")
+
+    def _create_indexes(self) -> None:
+        with self._db.transaction(write=True) as tx:
+            for statement in self._indexes_ddl():
+                tx.execute(statement)
 
     @property
     def shape(self) -> str:
@@ -1050,19 +1065,31 @@ class EventIndex:
             return 0
         applied = 0
         with self._lock:
-            while True:
-                done, position = self._apply_batch(head)
-                applied += done
-                self._position = max(self._position, position)
-                if progress is not None:
-                    progress(position, head)
-                if position >= head:
-                    return applied
+            # As StoredIndex: from nothing, far behind, load first and index after.
+            bulk = self.stored_position() == 0 and head >= self.BULK
+            if bulk:
+                self._drop_indexes()
+            try:
+                while True:
+                    done, position = self._apply_batch(head)
+                    applied += done
+                    self._position = max(self._position, position)
+                    if progress is not None:
+                        progress(position, head)
+                    if position >= head:
+                        return applied
+            finally:
+                if bulk:
+                    self._create_indexes()
+
+    BULK = StoredIndex.BULK
 
     def _apply_batch(self, head: int) -> tuple[int, int]:
         positions = self._db.qualified(self.POSITIONS)
         lock = " FOR UPDATE" if self._db.postgres else ""
         with self._db.transaction(write=True) as tx:
+            if self._db.postgres:  # as StoredIndex: a lost batch is only applied again
+                tx.execute("SET LOCAL synchronous_commit TO OFF")
             row = tx.execute(f"SELECT position FROM {positions} WHERE name = ?{lock}",
                              (self.name,)).fetchone()
             position = int(row["position"]) if row else 0
@@ -1076,30 +1103,49 @@ class EventIndex:
                 rows.append([notification.id] + [
                     c.value(made.values) for c in self.columns])
                 tags.extend((tag, notification.id) for tag in dict.fromkeys(made.tags))
-            names = ", ".join(["seq", *(c.sql for c in self.columns)])
-            marks = ", ".join("?" * (len(self.columns) + 1))
-            tx.executemany(f"INSERT INTO {self.events_table} ({names}) VALUES ({marks}) "
-                           "ON CONFLICT (seq) DO NOTHING", rows)
-            tx.executemany(f"INSERT INTO {self.tags_table} (tag, seq) VALUES (?, ?) "
-                           "ON CONFLICT (tag, seq) DO NOTHING", tags)
+            self._insert(tx, self.events_table, ["seq", *(c.sql for c in self.columns)],
+                         rows, "seq")
+            self._insert(tx, self.tags_table, ["tag", "seq"], tags, "tag, seq")
             position = page[-1].id if len(page) == self.batch else head
             tx.execute(f"UPDATE {positions} SET position = ? WHERE name = ?",
                        (position, self.name))
         return len(page), position
 
+    def _insert(self, tx: Any, table: str, names: list[str], rows: list[Any],
+                key: str) -> None:
+        """New rows (one already there, from a batch applied again, is kept)."""
+        if self._db.postgres and len(rows) > 20:  # COPY, then one statement (as StoredIndex)
+            bare = table.rpartition(".")[2].strip('"')
+            stage = f"rm_stage_{self.shape[:8]}_{bare}"[:63]
+            tx.execute(f'CREATE TEMP TABLE IF NOT EXISTS "{stage}" (LIKE {table}) '
+                       "ON COMMIT DELETE ROWS")
+            tx.copy(f'COPY "{stage}" ({", ".join(names)}) FROM STDIN', rows)
+            tx.execute(f"INSERT INTO {table} ({', '.join(names)}) SELECT "
+                       f'{", ".join(names)} FROM "{stage}" ON CONFLICT ({key}) DO NOTHING')
+            return
+        tx.executemany(f"INSERT INTO {table} ({', '.join(names)}) VALUES "
+                       f"({', '.join('?' * len(names))}) ON CONFLICT ({key}) DO NOTHING", rows)
+
     def rebuild(self, progress: Callable[[int, int], None] | None = None) -> RebuildReport:
-        """Drop the tables and apply the whole log again (the position back to 0)."""
+        """Drop the tables and apply the whole log again (the position back to 0), the
+        rows first and the secondary indexes once at the end."""
         import time
 
         started = time.perf_counter()
         with self._lock, self._db.transaction(write=True) as tx:
             self._drop_tables(tx)
-            for statement in self._ddl():
+            for statement in self._tables_ddl():
                 tx.execute(statement)
             tx.execute(f"UPDATE {self._db.qualified(self.POSITIONS)} SET position = 0, "
                        "shape = ? WHERE name = ?", (self.shape, self.name))
             self._position = 0
-        report = RebuildReport(events=self.catch_up(progress))
+        bulk, self.BULK = self.BULK, 0
+        try:
+            events = self.catch_up(progress)
+        finally:
+            self.BULK = bulk
+        self._create_indexes()  # (also when the log is empty: catch_up did nothing)
+        report = RebuildReport(events=events)
         report.rows = self.row_counts()["events"]
         report.seconds = time.perf_counter() - started
         return report
