@@ -1163,6 +1163,8 @@ class EventIndex:
         for fragment, values in conditions:
             parts.append(f"({fragment.replace('{tags}', self.tags_table)})")
             params.extend(values)
+        if _holds_nul(params):
+            return []
         statement = f"SELECT {wanted} FROM {self.events_table}"
         if parts:
             statement += " WHERE " + " AND ".join(parts)
@@ -1180,10 +1182,19 @@ class EventIndex:
         for fragment, values in conditions:
             parts.append(f"({fragment.replace('{tags}', self.tags_table)})")
             params.extend(values)
+        if _holds_nul(params):
+            return 0
         where = (" WHERE " + " AND ".join(parts)) if parts else ""
         with self._db.transaction(write=False) as tx:
             return int(tx.execute(f"SELECT COUNT(*) AS n FROM {self.events_table}{where}",
                                   params).fetchone()["n"])
+
+
+def _holds_nul(params: Sequence[Any]) -> bool:
+    """A filter value with a NUL character: no event's text has one (PostgreSQL's text
+    cannot), so nothing matches it — answered without asking the database, which would
+    refuse it."""
+    return any(isinstance(value, str) and "\x00" in value for value in params)
 
 
 def select_notifications_by_id(app: ServiceApplication, ids: Sequence[int]) -> list[Any]:

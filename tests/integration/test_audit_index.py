@@ -223,3 +223,18 @@ def test_a_batch_is_found_wherever_an_event_names_it() -> None:
             "evidence": [{"batchId": "d"}], "samples": [["x", 1]], "batch_ids": ("e",),
             "other": {"id": "f"}, "uuid": {"batchId": UUID(int=1)}}
     assert sorted(audit.batch_ids(data)) == sorted(["a", "b", "c", "d", "e", str(UUID(int=1))])
+
+
+def test_an_audit_filter_with_a_nul_character_finds_nothing(
+        store_env: dict[str, str], clock: Callable[[datetime], None]) -> None:
+    """No recorded text has a NUL (PostgreSQL's cannot): such a filter matches nothing,
+    as it would in a scan, instead of reaching the database as a 500."""
+    app = Monitoring(store_env)
+    try:
+        some_history(app, random.Random(3), clock, 20)
+        for q in ({"correlationId": "corr\x00"}, {"actor": "\x00"}, {"batchId": "b\x00"},
+                  {"eventType": "Crossing.Raised\x00"}):
+            assert audit.page(app, q, 0, 10) == ([], 0), q
+            assert list(audit.scan(app, q)) == []
+    finally:
+        app.close()
