@@ -21,6 +21,10 @@ How it stays right:
   other attribute is still filtered in Python, after the SQL narrowed what it could.
 - **Rebuildable.** ``slactl readmodel rebuild`` drops the tables and replays the log with a
   progress bar; a change of a table's columns (its *shape*) rebuilds it on the next start.
+- **Due work and lists in lists.** :func:`due_columns` keep when each kind of an
+  aggregate's scheduled work is due as an indexed column, and a :class:`StoredTimetable`
+  answers a ``shared.scheduler.DueLoop`` from them; :func:`tags` keep a list-valued
+  attribute so :func:`tagged` finds the rows holding one value.
 
 A hot path that cannot afford a query per lookup (monitoring's intake checks every sample
 against its replicas) keeps a :class:`Resident`: the kinds of a stored index held in
@@ -38,7 +42,7 @@ import hashlib
 import re
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -736,14 +740,17 @@ class Listing:
     kind: type
     where: Mapping[str, Any] = field(default_factory=dict)
     present: Callable[[Any, Any], Any] | None = None
+    #: SQL fragments with their values that every item also meets (a view's fixed
+    #: condition that is not one column's equality, e.g. :func:`tagged`).
+    conditions: Sequence[tuple[str, Sequence[Any]]] = ()
 
     def __iter__(self) -> Iterator[Any]:
         """Every item, oldest first (for commands, tests and small lists)."""
-        return iter(self._shown(self.index.select(self.kind, self.where)))
+        return iter(self._shown(self.index.select(self.kind, self.where, self.conditions)))
 
     def __len__(self) -> int:
         self.index.catch_up()
-        return self._count([])
+        return self._count(list(self.conditions))
 
     def __getitem__(self, position: int | slice) -> Any:
         """An item, or a slice, by position oldest first, read from the database alone
@@ -754,13 +761,14 @@ class Listing:
                 return list(self)[position]
             if stop <= start:
                 return []
-            return self._shown(self.index.select(self.kind, self.where, (), "seq",
-                                                 stop - start, start))
+            return self._shown(self.index.select(self.kind, self.where, self.conditions,
+                                                 "seq", stop - start, start))
         count = len(self)
         at = position + count if position < 0 else position
         if not 0 <= at < count:
             raise IndexError("listing index out of range")
-        return self._shown(self.index.select(self.kind, self.where, (), "seq", 1, at))[0]
+        return self._shown(self.index.select(self.kind, self.where, self.conditions, "seq",
+                                             1, at))[0]
 
     def _shown(self, pairs: list[tuple[Any, Any]]) -> list[Any]:
         if self.present is None:
@@ -782,7 +790,7 @@ class Listing:
         fields = listing.requested_fields()
         in_sql = [f for f in filters if table.column(f[0]) is not None]
         rest = [f for f in filters if table.column(f[0]) is None]
-        conditions: list[tuple[str, list[Any]]] = []
+        conditions: list[tuple[str, Sequence[Any]]] = list(self.conditions)
         for attr, op, raws in in_sql:
             conditions.append(self._condition(table, conditions, attr, op, raws))
         if not rest and all(table.column(name) is not None for name, _ in sort):
@@ -798,7 +806,7 @@ class Listing:
         return ([listing.select_fields(i, fields) for i in items[offset:offset + limit]],
                 len(items))
 
-    def _count(self, conditions: list[tuple[str, list[Any]]]) -> int:
+    def _count(self, conditions: list[tuple[str, Sequence[Any]]]) -> int:
         table = self.index.tables[self.kind]
         if not conditions and not self.where:
             return self.index.count(self.kind)
@@ -821,7 +829,7 @@ class Listing:
                         else f"{column.sql} ASC NULLS LAST")
         return ", ".join([*keys, "seq"])
 
-    def _condition(self, table: Table, earlier: list[tuple[str, list[Any]]], attr: str,
+    def _condition(self, table: Table, earlier: list[tuple[str, Sequence[Any]]], attr: str,
                    op: str, raws: list[str]) -> tuple[str, list[Any]]:
         """One TMF630 filter as SQL, with ``shared.http.listing``'s meaning: ``eq`` takes
         any of several values (``null`` or empty: missing); the comparisons never match a
@@ -851,7 +859,7 @@ class Listing:
         sign = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<=", "ne": "<>"}[op]
         return f"{column.sql} IS NOT NULL AND {column.sql} {sign} ?", [value]
 
-    def _any_value(self, table: Table, earlier: list[tuple[str, list[Any]]],
+    def _any_value(self, table: Table, earlier: list[tuple[str, Sequence[Any]]],
                    column: Column) -> bool:
         conditions = [*earlier, (f"{column.sql} IS NOT NULL", [])]
         clauses, params = self.index._where(table, self.where, conditions)
@@ -1232,3 +1240,124 @@ def select_notifications_by_id(app: ServiceApplication, ids: Sequence[int]) -> l
                     originator_version=row["originator_version"], topic=row["topic"],
                     state=row["state"]) for row in c.fetchall())
     return sorted(found, key=lambda n: n.id)
+
+
+# --- values that are lists ------------------------------------------------------------------
+def _tag(value: Any) -> str:
+    """One value of a tags column, in hexadecimal: no value holds the separator or a LIKE
+    wildcard, and SQLite's LIKE, blind to case, still tells ``A`` from ``a``."""
+    return str(value).encode().hex()
+
+
+def tags(read: Callable[[Any], Any]) -> Callable[[Any], str | None]:
+    """A column's reader for an attribute that is a list of texts (a delivery's event
+    ids): kept as ``|<hex a>|<hex b>|``, so :func:`tagged` finds the rows carrying one
+    value in SQL without reading the others."""
+
+    def joined(aggregate: Any) -> str | None:
+        values = [_tag(v) for v in (read(aggregate) or ())]
+        return "|" + "|".join(values) + "|" if values else None
+
+    return joined
+
+
+def tagged(column: Column, value: str) -> tuple[str, list[Any]]:
+    """The condition "the list kept in ``column`` (by :func:`tags`) holds ``value``", for a
+    ``Listing``'s ``conditions`` or :meth:`StoredIndex.select`."""
+    return f"{column.sql} LIKE ?", [f"%|{_tag(value)}|%"]
+
+
+# --- what is due ------------------------------------------------------------------------------
+DUE = "due:"
+
+
+def due_columns(due_of: Callable[[Any], Iterable[Any]], kinds: Sequence[str]
+                ) -> tuple[Column, ...]:
+    """One indexed time column per kind of due item (``shared.scheduler.Due``) an
+    aggregate's state gives: the earliest item of that kind, or null. A
+    :class:`StoredTimetable` over the index finds what is due with them."""
+
+    def earliest(kind: str) -> Callable[[Any], Any]:
+        return lambda aggregate: min((item.at for item in due_of(aggregate)
+                                      if item.kind == kind), default=None)
+
+    return tuple(Column(DUE + kind, earliest(kind), "time") for kind in kinds)
+
+
+class StoredTimetable:
+    """What is due when, answered by a stored index (``shared.scheduler.Timetable``'s
+    questions, for a ``DueLoop`` and its kind): ``WHERE due <= now ORDER BY due LIMIT n``
+    on each kind's :func:`due_columns`, so finding what is due reads only the rows that
+    are due, and no process keeps every aggregate to know.
+
+    ``due_of`` gives each aggregate type's items off its state (the functions its
+    :func:`due_columns` were made with): the rows a query finds are read again by it, so
+    an item is handed out exactly as its aggregate says now (a due time that depends on a
+    setting, such as a lease, is stored as reckoned when its aggregate last changed and
+    handed out as reckoned now). An item stays due until its aggregate changes (the work's
+    outcome), so work that failed is offered again. ``limit``: items of a kind handed out
+    at most at once; the rest are found on the next call."""
+
+    def __init__(self, index: StoredIndex, due_of: Mapping[type, Callable[[Any], Iterable[Any]]],
+                 limit: int = 500) -> None:
+        self.index, self.limit = index, limit
+        self._due_of = dict(due_of)
+        self._kinds: dict[str, tuple[type, Column]] = {}
+        for kind, table in index.tables.items():
+            for column in table.columns:
+                if column.name.startswith(DUE) and kind in self._due_of:
+                    self._kinds[column.name[len(DUE):]] = (kind, column)
+
+    def _wanted(self, kinds: Iterable[str] | None) -> list[str]:
+        return list(self._kinds) if kinds is None else [k for k in kinds if k in self._kinds]
+
+    def _items(self, aggregate: Any, kind: str) -> list[Any]:
+        return [item for item in self._due_of[type(aggregate)](aggregate) if item.kind == kind]
+
+    def _rows(self, kind: str, condition: str, params: Sequence[Any],
+              limit: int | None) -> list[Any]:
+        aggregate_type, column = self._kinds[kind]
+        return [aggregate for aggregate, _ in self.index.select(
+            aggregate_type, conditions=[(f"{column.sql} IS NOT NULL{condition}", params)],
+            order=f"{column.sql}, seq", limit=limit)]
+
+    def due(self, now: datetime, kinds: Iterable[str] | None = None) -> list[Any]:
+        """The items due at ``now`` (of these kinds), earliest first."""
+        found = []
+        for kind in self._wanted(kinds):
+            for aggregate in self._rows(kind, f" AND {self._kinds[kind][1].sql} <= ?",
+                                        [to_stored(now, "time")], self.limit):
+                found += [item for item in self._items(aggregate, kind) if item.at <= now]
+        return sorted(found)
+
+    def items(self, kind: str) -> list[Any]:
+        """Every item of a kind, due or not."""
+        if kind not in self._kinds:
+            return []
+        return sorted(item for aggregate in self._rows(kind, "", [], None)
+                      for item in self._items(aggregate, kind))
+
+    def still_planned(self, items: Iterable[Any]) -> list[Any]:
+        """Those of ``items`` still planned as they were (their aggregates did not
+        change them), read after catching up."""
+        planned = []
+        for item in items:
+            aggregate_type = self._kinds[item.kind][0] if item.kind in self._kinds else None
+            aggregate = self.index.get(item.subject, aggregate_type)
+            if aggregate is not None and type(aggregate) in self._due_of and any(
+                    (now.identity, now.at) == (item.identity, item.at)
+                    for now in self._due_of[type(aggregate)](aggregate)):
+                planned.append(item)
+        return planned
+
+    def next_at(self, kinds: Iterable[str] | None = None, catch_up: bool = True
+                ) -> datetime | None:
+        """When the earliest item (of these kinds) is due; None when nothing is planned.
+        (The index catches up before every query, so ``catch_up`` changes nothing.)"""
+        earliest: datetime | None = None
+        for kind in self._wanted(kinds):
+            for aggregate in self._rows(kind, "", [], 1):
+                for item in self._items(aggregate, kind):
+                    if earliest is None or item.at < earliest:
+                        earliest = item.at
+        return earliest
