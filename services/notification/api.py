@@ -8,7 +8,6 @@ from __future__ import annotations
 import csv
 import html
 import io
-from collections.abc import Iterator
 from typing import Any
 from uuid import UUID
 
@@ -23,6 +22,7 @@ from shared.http.blueprint import Blueprint, wire_names
 from shared.http.listing import _matches, expected_version, parse_filters
 from shared.http.schemas import list_query
 from shared.http.security import public, requires
+from shared.readmodel import Listing
 
 READ, WRITE = "sla:read", "sla:write"
 
@@ -72,7 +72,7 @@ def blueprint(runtime: Any) -> Blueprint:
         @blp.arguments(list_query(s.NotificationList), location="query")
         @blp.response(200, s.NotificationList(many=True))
         @requires(READ)
-        def get(self, _: Any) -> list[NotificationList]:
+        def get(self, _: Any) -> Listing:
             """List notification lists; filter e.g. by kind, owner or name."""
             return app.lists()
 
@@ -139,7 +139,7 @@ def blueprint(runtime: Any) -> Blueprint:
         @blp.arguments(list_query(s.Hub), location="query")
         @blp.response(200, s.Hub(many=True))
         @requires(READ)
-        def get(self, _: Any) -> list[HubSubscription]:
+        def get(self, _: Any) -> Listing:
             """Registered event subscriptions (TMF hub)."""
             return app.subscriptions()
 
@@ -174,7 +174,7 @@ def blueprint(runtime: Any) -> Blueprint:
         @blp.arguments(list_query(s.Incident), location="query")
         @blp.response(200, s.Incident(many=True))
         @requires(READ)
-        def get(self, _: Any) -> list[Incident]:
+        def get(self, _: Any) -> Listing:
             """Alerts the service was told about; filter e.g. open=true, acknowledged=false."""
             return app.incidents()
 
@@ -251,27 +251,21 @@ def blueprint(runtime: Any) -> Blueprint:
                      "escalation stopped.", 200)
 
     # --- deliveries and history ----------------------------------------------------------
-    def history() -> Iterator[Delivery]:
+    def history() -> Listing:
         """Deliveries carrying the event, correlation and alert the query names."""
-        wanted = {k: request.args.get(k) for k in HISTORY_QUERY if request.args.get(k)}
-        for d in app.deliveries():
-            if wanted.get("eventId") and wanted["eventId"] not in d.event_ids:
-                continue
-            if wanted.get("correlationId") and wanted["correlationId"] not in d.correlation_ids:
-                continue
-            if wanted.get("alertId") and wanted["alertId"] not in d.alert_ids:
-                continue
-            yield d
+        return app.history(event_id=request.args.get("eventId") or None,
+                           correlation_id=request.args.get("correlationId") or None,
+                           alert_id=request.args.get("alertId") or None)
 
     @blp.route("/delivery")
     class Deliveries(MethodView):
         @blp.arguments(s.HistoryQuery, location="query")
         @blp.response(200, s.Delivery(many=True), reserved=HISTORY_QUERY)
         @requires(READ)
-        def get(self, _: Any) -> list[Delivery]:
+        def get(self, _: Any) -> Listing:
             """Delivery history: filter by listId, recipient, status, eventType, eventId,
             alertId, correlationId, createdAt.gte ..."""
-            return list(history())
+            return history()
 
     @blp.route("/delivery/export", methods=["GET"])
     @blp.arguments(s.HistoryQuery, location="query")
@@ -299,9 +293,9 @@ def blueprint(runtime: Any) -> Blueprint:
         @blp.arguments(list_query(s.Delivery), location="query")
         @blp.response(200, s.Delivery(many=True))
         @requires(READ)
-        def get(self, _: Any) -> list[Delivery]:
+        def get(self, _: Any) -> Listing:
             """Deliveries that failed for good (attempts used up, or refused); retry by hand."""
-            return [d for d in app.deliveries() if d.status == "failed"]
+            return app.dead_letters()
 
     @blp.route("/delivery/<uuid:delivery_id>")
     class OneDelivery(MethodView):
@@ -324,7 +318,7 @@ def blueprint(runtime: Any) -> Blueprint:
         @blp.arguments(list_query(s.Decision), location="query")
         @blp.response(200, s.Decision(many=True))
         @requires(READ)
-        def get(self, _: Any) -> list[Any]:
+        def get(self, _: Any) -> Listing:
             """Why each event did or did not become a message on each list: queued, grouped,
             inhibited, suppressed, sent; filter by eventId, listId, alertId, decision ..."""
             return app.decisions()

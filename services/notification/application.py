@@ -6,8 +6,9 @@ recorded and routed here (``routing.py`` decides who gets what), scheduled work 
 
 Built with everything it uses (docs/architecture.md, "Adding a service"): its store's
 environment, its settings, the suite's key, a clock (``shared.scheduler``; tests give a
-settable one) and, optionally, the senders (tests give fakes). All state is in events: a
-restarted worker finds due work in the timetable rebuilt from the log.
+settable one) and, optionally, the senders (tests give fakes). All state is in events;
+queries and due work are answered by the stored read model kept from them (``views.py``),
+so a restarted worker finds due work where it was, without replaying the log.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from eventsourcing.persistence import IntegrityError
 from services.notification import delivery as transport
 from services.notification.domain import (
     CHANNELS,
+    DELIVERY_ACTIVE,
+    ESCALATING,
     AlertGroup,
     Decision,
     Delivery,
@@ -42,6 +45,15 @@ from services.notification.routing import Router, parse_hub_query
 from services.notification.scheduling import Scheduling, due_items
 from services.notification.sending import Dispatch, Sender, delivery_due, senders_for
 from services.notification.sending import lease_seconds as _lease_seconds
+from services.notification.views import (
+    ALERT_ID,
+    ALERT_IDS,
+    CORRELATION_IDS,
+    EVENT_IDS,
+    SEVERITY,
+    STATUS,
+    NotificationIndex,
+)
 from shared import replica as replicas
 from shared.errors import (
     InvalidValue,
@@ -49,9 +61,10 @@ from shared.errors import (
     NotFound,
     RefusedAddress,
 )
+from shared.readmodel import Listing, StoredTimetable, tagged
 from shared.replica import Copy
-from shared.scheduler import Clock, DueLoop, SystemClock, Timetable, Wakeup
-from shared.store import AggregateIndex, ServiceApplication
+from shared.scheduler import Clock, DueLoop, SystemClock, Wakeup
+from shared.store import ServiceApplication
 
 log = logging.getLogger(__name__)
 
@@ -80,9 +93,9 @@ class NotificationService(ServiceApplication):
                  clock: Clock | None = None,
                  senders: Mapping[str, Sender] | None = None) -> None:
         super().__init__(env)
-        self.index = AggregateIndex(self)
         self.clock: Clock = clock or SystemClock()
         self.config = config or transport.NotificationConfig()
+        self.index = NotificationIndex(self, delivery_due(self))
         self.server_key = server_key
         self.senders: dict[str, Sender] = dict(senders or senders_for(self.config))
         self.wake = Wakeup()
@@ -91,7 +104,15 @@ class NotificationService(ServiceApplication):
         self.messages = Messages(self)
         self.scheduling = Scheduling(self)
         self.dispatch = Dispatch(self)
-        self.timetable = Timetable(self.index, {**due_items(), Delivery: delivery_due(self)})
+        self.timetable = StoredTimetable(self.index,
+                                         {**due_items(), Delivery: delivery_due(self)})
+
+    def read_models(self) -> list[NotificationIndex]:
+        return [self.index]
+
+    def close(self) -> None:
+        self.index.close()
+        super().close()
 
     def scheduler(self) -> DueLoop:
         """The loop that runs group flushes, repeats and escalations when they are due."""
@@ -128,21 +149,53 @@ class NotificationService(ServiceApplication):
     def delivery(self, delivery_id: UUID) -> Delivery:
         return self.get_one(Delivery, delivery_id)
 
-    # --- lists -------------------------------------------------------------------------
-    def lists(self) -> list[NotificationList]:
-        return [n for n in self.index.all(NotificationList) if n.status == "active"]
+    # --- lists (paged by the blueprint in the database) ------------------------------
+    def lists(self) -> Listing:
+        """The lists not deleted."""
+        return self.index.listing(NotificationList, status="active")
 
-    def subscriptions(self) -> list[HubSubscription]:
-        return [s for s in self.index.all(HubSubscription) if s.status == "active"]
+    def subscriptions(self) -> Listing:
+        return self.index.listing(HubSubscription, status="active")
 
-    def incidents(self) -> list[Incident]:
-        return self.index.all(Incident)
+    def incidents(self) -> Listing:
+        return self.index.listing(Incident)
 
-    def deliveries(self) -> list[Delivery]:
-        return self.index.all(Delivery)
+    def deliveries(self) -> Listing:
+        return self.index.listing(Delivery)
 
-    def decisions(self) -> list[Decision]:
-        return self.index.all(Decision)
+    def history(self, event_id: str | None = None, correlation_id: str | None = None,
+                alert_id: str | None = None) -> Listing:
+        """The deliveries carrying an event, a correlation and an alert (those given)."""
+        wanted = ((EVENT_IDS, event_id), (CORRELATION_IDS, correlation_id),
+                  (ALERT_IDS, alert_id))
+        return Listing(self.index, Delivery, conditions=[
+            tagged(column, value) for column, value in wanted if value])
+
+    def dead_letters(self) -> Listing:
+        """Deliveries that failed for good."""
+        return self.index.listing(Delivery, status="failed")
+
+    def decisions(self) -> Listing:
+        return self.index.listing(Decision)
+
+    def open_breaches(self) -> list[Incident]:
+        """The incidents still open at an escalating severity."""
+        marks = ",".join("?" * len(ESCALATING))
+        return [i for i, _ in self.index.select(
+            Incident, {"open": True}, [(f"{SEVERITY.sql} IN ({marks})", ESCALATING)])
+            if i.breached]
+
+    def acknowledged_alerts(self, alert_ids: Iterable[str]) -> list[str]:
+        """Which of these alerts' incidents are acknowledged."""
+        wanted = sorted({str(a) for a in alert_ids if a})
+        found: list[str] = []
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start:start + 500]
+            found += [incident.alert_id for incident, _ in self.index.select(
+                Incident, {"acknowledged": True},
+                [(f"{ALERT_ID.sql} IN ({','.join('?' * len(chunk))})", chunk)])
+                if incident.acknowledged_by]
+        return found
 
     def _check_escalation(self, settings: Mapping[str, Any], own_id: UUID | None) -> None:
         escalation = settings.get("escalation")
@@ -238,10 +291,10 @@ class NotificationService(ServiceApplication):
         that starts meanwhile makes the save conflict and it is tried again."""
         now = self.clock()
         cancelled = []
-        for known in self.deliveries():
-            if known.target_kind != target_kind or known.target_id != target_id or \
-                    not known.active:
-                continue
+        marks = ",".join("?" * len(DELIVERY_ACTIVE))
+        for known, _ in self.index.select(
+                Delivery, {"targetKind": target_kind, "targetId": target_id},
+                [(f"{STATUS.sql} IN ({marks})", DELIVERY_ACTIVE)]):
             d: Delivery = self.repository.get(known.id)
             if d.active:
                 d.cancel(now, reason)
@@ -307,10 +360,10 @@ class NotificationService(ServiceApplication):
     def _copy(self, kind: str, resource_id: str) -> dict[str, Any] | None:
         """The facts kept of a resource: its replica's, else what an earlier release kept
         (``ScopeEntry``)."""
-        copy = self.index.get(Replica.create_id(kind, resource_id))
+        copy = self.index.get(Replica.create_id(kind, resource_id), Replica)
         if isinstance(copy, Replica):
             return copy.resource
-        entry = self.index.get(ScopeEntry.create_id(kind, resource_id))
+        entry = self.index.get(ScopeEntry.create_id(kind, resource_id), ScopeEntry)
         return entry.facts if entry is not None else None
 
     def scope_facts(self, scope_type: str | None, scope_id: str | None) -> dict[str, Any]:
@@ -332,8 +385,8 @@ class NotificationService(ServiceApplication):
     def outages(self) -> list[dict[str, Any]]:
         """The planned outages heard of (their replicas; those an earlier release kept
         that no replica replaced)."""
-        kept = {r.resource_id: r.resource for r in self.index.all(Replica)
-                if r.kind == "plannedOutage"}
+        kept = {r.resource_id: r.resource
+                for r in self.index.all(Replica, replicaKind="plannedOutage")}
         earlier = {o.outage_id: o.facts for o in self.index.all(OutageWindow)
                    if o.outage_id not in kept}
         return [{"id": i, **facts} for i, facts in {**earlier, **kept}.items()]

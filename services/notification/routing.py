@@ -237,8 +237,7 @@ class Router:
         suppressed = suppressing(labels, at, app.outages())
         if suppressed is None and labels.get("planned"):
             suppressed = "(window flagged as planned by monitoring)"
-        open_breaches = [i.labels for i in app.incidents()
-                         if i.breached and i.alert_id != alert_id]
+        open_breaches = [i.labels for i in app.open_breaches() if i.alert_id != alert_id]
         inhibited = inhibiting(labels, open_breaches)
 
         def decide(target_id: str, kind: str, decision: str, reason: str,

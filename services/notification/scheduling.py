@@ -5,8 +5,9 @@ list after that list's delay, tier by tier (at most ``MAX_TIER``).
 
 The due times are in the aggregates' own events (a group's ``flush_at`` and
 ``repeat_at``, an incident's pending escalations); :func:`due_items` reads them off the
-current state for the shared timetable (``shared.scheduler``), which a restarted worker
-rebuilds from the log. Each piece of work reloads its aggregate, checks that it is still
+current state, for the due-time columns of the stored read model (``views.py``) and the
+timetable that queries them (``shared.readmodel.StoredTimetable``), which a restarted
+worker finds where it was. Each piece of work reloads its aggregate, checks that it is still
 due and saves its outcome in one save, so two schedulers never both do it.
 """
 
@@ -57,7 +58,7 @@ class Scheduling:
 
     def group(self, item: Due) -> int:
         """A due flush first (the first message or an update), else a due repeat."""
-        group = self.app.index.get(item.subject)
+        group = self.app.index.get(item.subject, AlertGroup)
         if group is None:
             return 0
         now = self.app.clock()
@@ -76,7 +77,8 @@ class Scheduling:
             return 0
         nlist = app.find(UUID(group.list_id))
         active = nlist is not None and nlist.status == "active"
-        acked = [i.alert_id for i in app.incidents() if i.acknowledged_by]
+        acked = app.acknowledged_alerts([*group.firing, *(a.get("alertId") for a in
+                                                          group.pending)])
         if reason == "repeat":
             firing = [a for a in group.firing.values() if a.get("alertId") not in set(acked)]
             if not firing or not active:

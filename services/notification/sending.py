@@ -8,7 +8,8 @@ subscription went away.
 A delivery is due when it is pending or retrying and its time has come, or when it was
 left ``sending`` by a worker that stopped (its lease ran out, or — embedded, where this
 process is the only sender — at start). The due times are read off the deliveries' own
-events by :func:`delivery_due` for the shared timetable (``shared.scheduler``).
+events by :func:`delivery_due`, for the due-time columns of the stored read model
+(``views.py``) that the timetable queries (``shared.readmodel.StoredTimetable``).
 """
 
 from __future__ import annotations
@@ -152,8 +153,13 @@ class Dispatch:
             seen = {item.identity for item in items}
             items += [item for item in app.timetable.items(RECLAIM)
                       if item.key != app.worker_id and item.identity not in seen]
-        found = (app.index.get(item.subject) for item in items)
-        return [d for d in found if isinstance(d, Delivery)]
+        ids = list(dict.fromkeys(str(item.subject) for item in items))
+        found: dict[str, Delivery] = {}
+        for start in range(0, len(ids), 500):  # the rows of the due ones, in one query
+            chunk = ids[start:start + 500]
+            found.update((str(d.id), d) for d, _ in app.index.select(
+                Delivery, conditions=[(f"id IN ({','.join('?' * len(chunk))})", chunk)]))
+        return [found[i] for i in ids if i in found]
 
     def seconds_to_next(self, at_most: float) -> float:
         """Until the next attempt (or reclaim) falls due, at most ``at_most``; that much
@@ -171,6 +177,8 @@ class Dispatch:
         d: Delivery = self.app.repository.get(delivery_id)
         if not d.active or (d.status == "sending" and not resume):
             return None
+        if d.status != "sending" and (d.next_attempt_at or d.created_at) > self.app.clock():
+            return None  # found due before an attempt that was recorded since: not due now
         with context.bound(correlation=(d.correlation_ids or [None])[0],
                            causation=f"delivery:{d.id}", who="notification:dispatcher"):
             return self._attempt(d)

@@ -1,8 +1,9 @@
 """The notification worker's roles (run by ``slactl worker``, or as threads embedded):
 the ``scheduler`` (group flushes, repeats, escalations, when the timetable says they are
 due) and the ``dispatcher`` (delivery attempts on a bounded thread pool). Both find due
-work in the timetable the application keeps from its log (``shared.scheduler``), so a
-restarted worker resumes where the last one stopped."""
+work by the due-time columns of the stored read model the application keeps from its
+log (``views.py``, ``shared.readmodel.StoredTimetable``), so a restarted worker resumes
+where the last one stopped, and no worker holds every aggregate to know what is due."""
 
 from __future__ import annotations
 

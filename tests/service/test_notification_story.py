@@ -157,3 +157,23 @@ def test_facts_from_other_services_are_replicas_and_what_an_earlier_release_kept
                        "endDateTime": "2026-03-02T10:00:00Z"}}}))
     [outage] = app.outages()
     assert (outage["id"], outage["status"]) == ("out-1", "cancelled")  # the replica's
+
+
+def test_a_delivery_found_due_before_its_attempt_was_recorded_is_not_attempted_again(
+        ) -> None:
+    """The dispatcher finds due deliveries, then hands them to its pool: one found due
+    just before an attempt of it finished (it is retrying now, later) is left alone."""
+    clock, outbox = SettableClock(T0), Outbox(down=True)
+    app = NotificationService(
+        config=NotificationConfig(backoff_base=10, backoff_cap=60, max_attempts=3),
+        server_key="k", clock=clock, senders={"email": outbox, "webhook": outbox})
+    app.create_list(name="NOC", offering_group_ids=["g-1"], topics=TOPICS,
+                    settings={"groupWait": 0},
+                    members=[{"name": "Sam", "channel": "email", "address": "sam@x.example"}])
+    messaging.handlers(app)["ThresholdCrossingEvent"](crossing("cr-1", "g-1"))
+    assert app.scheduler().run_due() == 1
+    found = app.due_deliveries()  # as the dispatcher saw it
+    assert [app.attempt(d.id) for d in found] == ["retrying"]
+    outbox.down = False
+    assert [app.attempt(d.id) for d in found] == [None]  # not due until its retry
+    assert outbox.sent == [] and len(app.delivery(found[0].id).attempts) == 1
