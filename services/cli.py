@@ -84,6 +84,17 @@ def _settings(env: dict[str, str] | None = None, services: list[str] | None = No
     return settings
 
 
+def _spec_named(service: str) -> Any:
+    """The service's spec, or stop naming the services there are."""
+    from services.catalogue import spec as find_spec
+
+    try:
+        return find_spec(service)
+    except KeyError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise SystemExit(2) from None
+
+
 # --- ports ---------------------------------------------------------------------------------
 def service_ports(base: int) -> dict[str, int]:
     """Distributed mode: each service on ``base`` plus its offset (threshold-registry +1,
@@ -277,14 +288,9 @@ def _run_distributed(host: str, ports: dict[str, int]) -> None:
                    "default: all of the service's roles.")
 def worker(service: str, only: str | None) -> None:
     """Run one service's background work: outbox relay, inbox, and its own loops."""
-    from services.catalogue import spec as find_spec
     from shared.service import Runtime
 
-    try:
-        spec = find_spec(service)
-    except KeyError as exc:
-        console.print(f"[red]{exc}[/red]")
-        raise SystemExit(2) from None
+    spec = _spec_named(service)
     settings = _settings(services=[spec.name])
     logs.configure(settings.log_level, settings.log_json, service)
     runtime = Runtime(spec, settings)
@@ -316,14 +322,9 @@ def readmodel() -> None:
 
 
 def _read_models_of(service: str) -> tuple[Any, list[Any]]:
-    from services.catalogue import spec as find_spec
     from shared.service import Runtime
 
-    try:
-        spec = find_spec(service)
-    except KeyError as exc:
-        console.print(f"[red]{exc}[/red]")
-        raise SystemExit(2) from None
+    spec = _spec_named(service)
     settings = _settings(services=[spec.name])
     logs.configure("WARNING", settings.log_json, service)
     runtime = Runtime(spec, settings)

@@ -6,9 +6,8 @@ the same answers."""
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -24,7 +23,6 @@ from services.monitoring.domain import (
 )
 from shared import audit, context
 from shared.audit import audit_index, audit_indexes
-from tests.integration.bus_fixtures import drop_schema, postgres_env, sqlite_env
 
 pytestmark = pytest.mark.integration
 
@@ -32,23 +30,6 @@ BASE = datetime(2026, 3, 1, tzinfo=UTC)
 CORRELATIONS = [f"corr-{n}" for n in range(8)]
 ACTORS = ["alice", "bob", "bus:intake"]
 BATCHES = [f"b-{n:02d}" for n in range(12)]
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def store_env(request: Any, tmp_path: Path, unique: str) -> Iterator[dict[str, str]]:
-    if request.param == "sqlite":
-        yield sqlite_env(tmp_path / "monitoring.sqlite")
-        return
-    pg = request.getfixturevalue("postgres")
-    schema = f"test_audit_{unique}"
-    from shared.store import ensure_schema
-
-    env = postgres_env(pg, schema)
-    ensure_schema(env)
-    try:
-        yield env
-    finally:
-        drop_schema(pg, schema)
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import random
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from uuid import uuid4
@@ -23,29 +22,12 @@ from shared.http.blueprint import wire_names
 from shared.readmodel import Listing
 from shared.store import AggregateIndex
 from shared.times import iso
-from tests.integration.bus_fixtures import drop_schema, postgres_env, sqlite_env
+from tests.integration.bus_fixtures import sqlite_env
 from tests.integration.test_stored_read_models import answer, random_query
 
 pytestmark = pytest.mark.integration
 
 T0 = 1_790_000_000.0
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def store_env(request: Any, tmp_path: Path, unique: str) -> Iterator[dict[str, str]]:
-    if request.param == "sqlite":
-        yield sqlite_env(tmp_path / "monitoring.sqlite")
-        return
-    pg = request.getfixturevalue("postgres")
-    schema = f"test_mrm_{unique}"
-    from shared.store import ensure_schema
-
-    env = postgres_env(pg, schema)
-    ensure_schema(env)
-    try:
-        yield env
-    finally:
-        drop_schema(pg, schema)
 
 
 def some_outcomes(app: Monitoring, count: int, seed: int = 3) -> None:

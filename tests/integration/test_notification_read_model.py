@@ -6,7 +6,6 @@ a restart and after ``slactl readmodel rebuild notification`` — on SQLite and 
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
@@ -28,29 +27,11 @@ from shared.http.blueprint import wire_names
 from shared.http.errors import ApiError
 from shared.scheduler import SettableClock
 from shared.store import AggregateIndex
-from tests.integration.bus_fixtures import drop_schema, postgres_env, sqlite_env
 
 pytestmark = pytest.mark.integration
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 HISTORY = ("eventId", "correlationId", "alertId")
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def store_env(request: Any, tmp_path: Path, unique: str) -> Iterator[dict[str, str]]:
-    if request.param == "sqlite":
-        yield sqlite_env(tmp_path / "notification.sqlite")
-        return
-    pg = request.getfixturevalue("postgres")
-    schema = f"test_nrm_{unique}"
-    from shared.store import ensure_schema
-
-    env = postgres_env(pg, schema)
-    ensure_schema(env)
-    try:
-        yield env
-    finally:
-        drop_schema(pg, schema)
 
 
 @dataclass

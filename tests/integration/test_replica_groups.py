@@ -8,8 +8,6 @@ must give what the repository gives, snapshots included."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,9 +24,7 @@ from shared.bus.inbox import Inbox, tracking_for
 from shared.bus.topology import SLA_EVENTS, QueueSpec
 from shared.bus.transport import Delivery, InProcessTransport, Settle
 from shared.replica import Copy, receive
-from shared.store import ensure_schema
 from shared.times import iso
-from tests.integration.bus_fixtures import drop_schema, postgres_env, sqlite_env
 
 REGISTRY = "threshold-registry"
 
@@ -63,19 +59,6 @@ def purchased(product_id: str, version: int, customer: str, number: int) -> Enve
 def deliveries(envelopes: list[Envelope], log: list[str]) -> list[tuple[Delivery, Settle]]:
     return [(Delivery(e.to_bytes(), SLA_EVENTS, "threshold-registry.purchased-offering.x",
                       e.event_id), Recorded(log)) for e in envelopes]
-
-
-@pytest.fixture(params=["postgres", "sqlite"])
-def store_env(request: Any, tmp_path: Path, unique: str) -> Iterator[dict[str, str]]:
-    if request.param == "sqlite":
-        yield sqlite_env(tmp_path / "service.sqlite")
-        return
-    postgres = request.getfixturevalue("postgres")
-    schema = f"test_groups_{unique}"
-    env = postgres_env(postgres, schema)
-    ensure_schema(env)
-    yield env
-    drop_schema(postgres, schema)
 
 
 def services(env: dict[str, str]) -> list[tuple[Any, type, dict[str, Any]]]:

@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import random
 import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,26 +19,8 @@ from services.threshold_registry.views import RegistryIndex
 from shared.http import listing
 from shared.http.blueprint import wire_names
 from shared.http.errors import ApiError
-from tests.integration.bus_fixtures import drop_schema, postgres_env, sqlite_env
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def store_env(request: Any, tmp_path: Path, unique: str) -> Iterator[dict[str, str]]:
-    if request.param == "sqlite":
-        yield sqlite_env(tmp_path / "threshold-registry.sqlite")
-        return
-    pg = request.getfixturevalue("postgres")
-    schema = f"test_rm_{unique}"
-    from shared.store import ensure_schema
-
-    env = postgres_env(pg, schema)
-    ensure_schema(env)
-    try:
-        yield env
-    finally:
-        drop_schema(pg, schema)
 
 
 def an_estate(registry: ThresholdRegistry, items: int, seed: int = 7) -> None:
