@@ -377,36 +377,18 @@ class StoredIndex:
         return hashlib.sha256("\n".join(self._ddl()).encode()).hexdigest()[:16]
 
     def _setup(self) -> None:
-        positions = self._db.qualified(self.POSITIONS)
-        with self._db.transaction(write=True) as tx:
-            if self._db.postgres:  # processes starting at once would race to create them
-                key = int.from_bytes(hashlib.sha256(
-                    f"readmodel:{positions}".encode()).digest()[:8], signed=True)
-                tx.execute("SELECT pg_advisory_xact_lock(?)", (key,))
-            tx.execute(f"CREATE TABLE IF NOT EXISTS {positions} (name TEXT PRIMARY KEY, "
-                       "position BIGINT NOT NULL, shape TEXT NOT NULL)")
-            row = tx.execute(f"SELECT position, shape FROM {positions} WHERE name = ?",
-                             (self.name,)).fetchone()
-            # A changed shape, or a log behind the index (the log was replaced: a store
-            # restored from a backup, a data directory wiped but for this file): rebuild.
-            if row is not None and (row["shape"] != self.shape or
-                                    int(row["position"]) > self.app.max_notification_id()):
-                self._drop_tables(tx)
-                row = None
-            for statement in self._ddl():
-                tx.execute(statement)
-            rows = self._db.qualified(self.ROWS)
-            tx.execute(f"CREATE TABLE IF NOT EXISTS {rows} (tbl TEXT PRIMARY KEY, "
-                       "n BIGINT NOT NULL)")
-            for table in self.tables.values():
-                name = self.table_name(table)
-                if tx.execute(f"SELECT n FROM {rows} WHERE tbl = ?", (name,)).fetchone() is None:
-                    tx.execute(f"INSERT INTO {rows} (tbl, n) SELECT ?, COUNT(*) FROM "
-                               f"{self._db.qualified(name)}", (name,))
-            if row is None:
-                tx.execute(f"DELETE FROM {positions} WHERE name = ?", (self.name,))
-                tx.execute(f"INSERT INTO {positions} (name, position, shape) VALUES (?, 0, ?)",
-                           (self.name, self.shape))
+        _set_up(self, self._keep_row_counts)
+
+    def _keep_row_counts(self, tx: Any) -> None:
+        """Each table's row count, counted once for a table that has none kept yet."""
+        rows = self._db.qualified(self.ROWS)
+        tx.execute(f"CREATE TABLE IF NOT EXISTS {rows} (tbl TEXT PRIMARY KEY, "
+                   "n BIGINT NOT NULL)")
+        for table in self.tables.values():
+            name = self.table_name(table)
+            if tx.execute(f"SELECT n FROM {rows} WHERE tbl = ?", (name,)).fetchone() is None:
+                tx.execute(f"INSERT INTO {rows} (tbl, n) SELECT ?, COUNT(*) FROM "
+                           f"{self._db.qualified(name)}", (name,))
 
     def sql_table(self, kind: type) -> str:
         """The qualified name of a kind's table (for a subclass's own statements)."""
@@ -711,6 +693,35 @@ class StoredIndex:
                 **where: Any) -> Listing:
         """A list for a view to return: the blueprint pages it in the database."""
         return Listing(self, kind, where, present)
+
+
+def _set_up(index: Any, extra: Callable[[Any], None] | None = None) -> None:
+    """Make an index's tables and its position, in one transaction (``index`` is a
+    :class:`StoredIndex` or an :class:`EventIndex`). A changed shape, or a log behind the
+    index (the log was replaced: a store restored from a backup, a data directory wiped
+    but for this file), drops the tables, to be rebuilt from the start."""
+    positions = index._db.qualified(index.POSITIONS)
+    with index._db.transaction(write=True) as tx:
+        if index._db.postgres:  # processes starting at once would race to create them
+            key = int.from_bytes(hashlib.sha256(
+                f"readmodel:{positions}".encode()).digest()[:8], signed=True)
+            tx.execute("SELECT pg_advisory_xact_lock(?)", (key,))
+        tx.execute(f"CREATE TABLE IF NOT EXISTS {positions} (name TEXT PRIMARY KEY, "
+                   "position BIGINT NOT NULL, shape TEXT NOT NULL)")
+        row = tx.execute(f"SELECT position, shape FROM {positions} WHERE name = ?",
+                         (index.name,)).fetchone()
+        if row is not None and (row["shape"] != index.shape or
+                                int(row["position"]) > index.app.max_notification_id()):
+            index._drop_tables(tx)
+            row = None
+        for statement in index._ddl():
+            tx.execute(statement)
+        if extra is not None:
+            extra(tx)
+        if row is None:
+            tx.execute(f"DELETE FROM {positions} WHERE name = ?", (index.name,))
+            tx.execute(f"INSERT INTO {positions} (name, position, shape) VALUES (?, 0, ?)",
+                       (index.name, index.shape))
 
 
 class _Loaded(dict):
@@ -1025,27 +1036,7 @@ class EventIndex:
         return hashlib.sha256("\n".join(self._ddl()).encode()).hexdigest()[:16]
 
     def _setup(self) -> None:
-        positions = self._db.qualified(self.POSITIONS)
-        with self._db.transaction(write=True) as tx:
-            if self._db.postgres:  # processes starting at once would race to create them
-                key = int.from_bytes(hashlib.sha256(
-                    f"readmodel:{positions}".encode()).digest()[:8], signed=True)
-                tx.execute("SELECT pg_advisory_xact_lock(?)", (key,))
-            tx.execute(f"CREATE TABLE IF NOT EXISTS {positions} (name TEXT PRIMARY KEY, "
-                       "position BIGINT NOT NULL, shape TEXT NOT NULL)")
-            row = tx.execute(f"SELECT position, shape FROM {positions} WHERE name = ?",
-                             (self.name,)).fetchone()
-            # As StoredIndex: a changed shape, or a log behind the index, rebuilds.
-            if row is not None and (row["shape"] != self.shape or
-                                    int(row["position"]) > self.app.max_notification_id()):
-                self._drop_tables(tx)
-                row = None
-            for statement in self._ddl():
-                tx.execute(statement)
-            if row is None:
-                tx.execute(f"DELETE FROM {positions} WHERE name = ?", (self.name,))
-                tx.execute(f"INSERT INTO {positions} (name, position, shape) VALUES (?, 0, ?)",
-                           (self.name, self.shape))
+        _set_up(self)
 
     def _drop_tables(self, tx: Any) -> None:
         tx.execute(f"DROP TABLE IF EXISTS {self.events_table}")
