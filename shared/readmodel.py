@@ -306,37 +306,188 @@ class RebuildReport:
     seconds: float = 0.0
 
 
-class StoredIndex:
+class TrackedProjection:
+    """What a stored index and an event index share: a log applied in batches after a
+    position kept with the rows (``rm_position``, one row per index), a *shape* digest
+    whose change rebuilds the tables, and bulk loading (the secondary indexes dropped
+    while a load from nothing runs, built once at the end, statistics gathered).
+
+    A subclass gives its tables (``_tables_ddl``, ``_indexes_ddl``, ``_drop_tables``),
+    how a batch is applied (``_apply_batch``), what it analyses and how many rows it has."""
+
+    POSITIONS = "rm_position"
+    BULK = 50_000  # from nothing, at least this far behind: load first, index after
+
+    def __init__(self, app: ServiceApplication, name: str, batch: int) -> None:
+        self.app, self.name, self.batch = app, name, batch
+        self._db = database_of(app)
+        self._position = 0  # what this process knows to be applied
+        self._lock = threading.Lock()
+
+    # --- what a subclass gives -----------------------------------------------------------
+    def _tables_ddl(self) -> list[str]:
+        raise NotImplementedError
+
+    def _indexes_ddl(self) -> list[str]:
+        raise NotImplementedError
+
+    def _drop_tables(self, tx: Any) -> None:
+        raise NotImplementedError
+
+    def _apply_batch(self, head: int) -> tuple[int, int]:
+        raise NotImplementedError
+
+    def _analysed(self) -> list[str]:
+        raise NotImplementedError
+
+    def _row_total(self) -> int:
+        raise NotImplementedError
+
+    def _after_tables(self, tx: Any) -> None:
+        """Hook, in the set-up's transaction, once the tables exist."""
+
+    def _emptied(self, tx: Any) -> None:
+        """Hook, in a rebuild's transaction, once the tables are made again empty."""
+
+    # --- tables ------------------------------------------------------------------------
+    def _ddl(self) -> list[str]:
+        return self._tables_ddl() + self._indexes_ddl()
+
+    @property
+    def shape(self) -> str:
+        """A digest of the tables' definitions: a changed one is rebuilt."""
+        return hashlib.sha256("\n".join(self._ddl()).encode()).hexdigest()[:16]
+
+    def _setup(self) -> None:
+        """Make the tables and the position, in one transaction. A changed shape, or a
+        log behind the index (the log was replaced: a store restored from a backup, a
+        data directory wiped but for this file), drops the tables, to be rebuilt."""
+        positions = self._db.qualified(self.POSITIONS)
+        with self._db.transaction(write=True) as tx:
+            if self._db.postgres:  # processes starting at once would race to create them
+                key = int.from_bytes(hashlib.sha256(
+                    f"readmodel:{positions}".encode()).digest()[:8], signed=True)
+                tx.execute("SELECT pg_advisory_xact_lock(?)", (key,))
+            tx.execute(f"CREATE TABLE IF NOT EXISTS {positions} (name TEXT PRIMARY KEY, "
+                       "position BIGINT NOT NULL, shape TEXT NOT NULL)")
+            row = tx.execute(f"SELECT position, shape FROM {positions} WHERE name = ?",
+                             (self.name,)).fetchone()
+            if row is not None and (row["shape"] != self.shape or
+                                    int(row["position"]) > self.app.max_notification_id()):
+                self._drop_tables(tx)
+                row = None
+            for statement in self._ddl():
+                tx.execute(statement)
+            self._after_tables(tx)
+            if row is None:
+                tx.execute(f"DELETE FROM {positions} WHERE name = ?", (self.name,))
+                tx.execute(f"INSERT INTO {positions} (name, position, shape) VALUES (?, 0, ?)",
+                           (self.name, self.shape))
+
+    def _drop_indexes(self) -> None:
+        with self._db.transaction(write=True) as tx:
+            for statement in self._indexes_ddl():
+                name = statement.split('"')[1]  # CREATE INDEX IF NOT EXISTS "<name>" ON …
+                tx.execute(f"DROP INDEX IF EXISTS {self._db.qualified(name)}")
+
+    def _create_indexes(self) -> None:
+        with self._db.transaction(write=True) as tx:
+            for statement in self._indexes_ddl():
+                tx.execute(statement)
+        self._db.analyse(self._analysed())
+
+    def close(self) -> None:
+        self._db.close()
+
+    # --- keeping up -----------------------------------------------------------------------
+    @property
+    def position(self) -> int:
+        return self._position
+
+    def stored_position(self) -> int:
+        with self._db.transaction(write=False) as tx:
+            row = tx.execute(f"SELECT position FROM {self._db.qualified(self.POSITIONS)} "
+                             "WHERE name = ?", (self.name,)).fetchone()
+        return int(row["position"]) if row else 0
+
+    def catch_up(self, progress: Callable[[int, int], None] | None = None,
+                 bulk: bool | None = None) -> int:
+        """Apply what the log recorded since the stored position; returns how many
+        events it applied. Cheap when nothing is new: one look at the log's head.
+
+        From an empty index far behind its log (a first start on an existing log, a
+        rebuild: ``bulk``), the secondary indexes are dropped while it loads and made
+        again at the end: building an index once is much cheaper than keeping it up row
+        by row."""
+        head = self.app.max_notification_id()
+        if head <= self._position:
+            return 0
+        applied = 0
+        with self._lock:
+            if bulk is None:
+                bulk = self.stored_position() == 0 and head >= self.BULK
+            if bulk:
+                self._drop_indexes()
+            try:
+                while True:
+                    done, position = self._apply_batch(head)
+                    applied += done
+                    self._position = max(self._position, position)
+                    if progress is not None:
+                        progress(position, head)
+                    if position >= head:
+                        break
+            finally:
+                if bulk:
+                    self._create_indexes()
+        if applied >= self.BULK and not bulk:  # a long way caught up: fresh statistics
+            self._db.analyse(self._analysed())
+        return applied
+
+    def rebuild(self, progress: Callable[[int, int], None] | None = None) -> RebuildReport:
+        """Drop the tables and apply the whole log again (the position back to 0), the
+        rows first and the secondary indexes once at the end."""
+        import time
+
+        started = time.perf_counter()
+        with self._lock, self._db.transaction(write=True) as tx:
+            self._drop_tables(tx)
+            for statement in self._tables_ddl():
+                tx.execute(statement)
+            self._emptied(tx)
+            tx.execute(f"UPDATE {self._db.qualified(self.POSITIONS)} SET position = 0, "
+                       "shape = ? WHERE name = ?", (self.shape, self.name))
+            self._position = 0
+        events = self.catch_up(progress, bulk=True)
+        self._create_indexes()  # (also when the log is empty: catch_up did nothing)
+        return RebuildReport(events=events, rows=self._row_total(),
+                             seconds=time.perf_counter() - started)
+
+
+class StoredIndex(TrackedProjection):
     """The current state of every aggregate of some kinds, stored and tracked.
 
     ``name`` names the index in its database (a service may keep several, over its logs);
     ``tables`` the kinds it keeps and their columns. ``batch``: notifications applied per
     transaction."""
 
-    POSITIONS = "rm_position"
     # Each table's number of rows, kept with the rows: a list's X-Total-Count without a
     # filter is read, not counted (COUNT(*) reads every row of a million).
     ROWS = "rm_rows"
 
     def __init__(self, app: ServiceApplication, name: str, tables: Sequence[Table],
                  batch: int = 1000) -> None:
-        self.app, self.name, self.batch = app, name, batch
+        super().__init__(app, name, batch)
         self.tables = {table.kind: table for table in tables}
         self._topics = topics_of(list(self.tables))
         self._owner: dict[type, Table | None] = {}
         self._converters: dict[Table, list[Callable[[Any], Any]]] = {}
-        self._db = database_of(app)
-        self._position = 0  # what this process knows to be applied
-        self._lock = threading.Lock()
         self._setup()
 
     # --- schema -----------------------------------------------------------------------
     def table_name(self, table: Table) -> str:
         snake = re.sub(r"(?<!^)(?=[A-Z])", "_", table.kind.__name__).lower()
         return f"rm_{self.name}_{snake}"
-
-    def _ddl(self) -> list[str]:
-        return self._tables_ddl() + self._indexes_ddl()
 
     def _tables_ddl(self) -> list[str]:
         pg = self._db.postgres
@@ -368,18 +519,7 @@ class StoredIndex:
                                       f"ON {q} ({c.sql}, seq)")
         return statements
 
-    def _index_names(self) -> list[str]:
-        return [statement.split('"')[1] for statement in self._indexes_ddl()]
-
-    @property
-    def shape(self) -> str:
-        """A digest of the tables' definitions: a changed one is rebuilt."""
-        return hashlib.sha256("\n".join(self._ddl()).encode()).hexdigest()[:16]
-
-    def _setup(self) -> None:
-        _set_up(self, self._keep_row_counts)
-
-    def _keep_row_counts(self, tx: Any) -> None:
+    def _after_tables(self, tx: Any) -> None:
         """Each table's row count, counted once for a table that has none kept yet."""
         rows = self._db.qualified(self.ROWS)
         tx.execute(f"CREATE TABLE IF NOT EXISTS {rows} (tbl TEXT PRIMARY KEY, "
@@ -402,64 +542,6 @@ class StoredIndex:
             name = self.table_name(table)
             tx.execute(f"DROP TABLE IF EXISTS {self._db.qualified(name)}")
             tx.execute(f"DELETE FROM {rows} WHERE tbl = ?", (name,))
-
-    def close(self) -> None:
-        self._db.close()
-
-    # --- keeping up -------------------------------------------------------------------
-    @property
-    def position(self) -> int:
-        return self._position
-
-    def stored_position(self) -> int:
-        with self._db.transaction(write=False) as tx:
-            row = tx.execute(f"SELECT position FROM {self._db.qualified(self.POSITIONS)} "
-                             "WHERE name = ?", (self.name,)).fetchone()
-        return int(row["position"]) if row else 0
-
-    BULK = 50_000  # from nothing, at least this far behind: load first, index after
-
-    def catch_up(self, progress: Callable[[int, int], None] | None = None) -> int:
-        """Apply what the log recorded since the stored position; returns how many
-        events it applied. Cheap when nothing is new: one look at the log's head.
-
-        From an empty index far behind its log (a first start on an existing log, a
-        rebuild), the secondary indexes are dropped while it loads and made again at the
-        end: building an index once is much cheaper than keeping it up row by row."""
-        head = self.app.max_notification_id()
-        if head <= self._position:
-            return 0
-        applied = 0
-        with self._lock:
-            bulk = self.stored_position() == 0 and head >= self.BULK
-            if bulk:
-                self._drop_indexes()
-            try:
-                while True:
-                    done, position = self._apply_batch(head)
-                    applied += done
-                    self._position = max(self._position, position)
-                    if progress is not None:
-                        progress(position, head)
-                    if position >= head:
-                        break
-            finally:
-                if bulk:
-                    self._create_indexes()
-        if applied >= self.BULK and not bulk:  # a long way caught up: fresh statistics
-            self._db.analyse([self.sql_table(kind) for kind in self.tables])
-        return applied
-
-    def _drop_indexes(self) -> None:
-        with self._db.transaction(write=True) as tx:
-            for name in self._index_names():
-                tx.execute(f"DROP INDEX IF EXISTS {self._db.qualified(name)}")
-
-    def _create_indexes(self) -> None:
-        with self._db.transaction(write=True) as tx:
-            for statement in self._indexes_ddl():
-                tx.execute(statement)
-        self._db.analyse([self._db.qualified(self.table_name(t)) for t in self.tables.values()])
 
     def _apply_batch(self, head: int) -> tuple[int, int]:
         """One transaction: lock the position, apply up to ``batch`` notifications after
@@ -601,30 +683,16 @@ class StoredIndex:
         return position, found
 
     # --- rebuilding ---------------------------------------------------------------------
-    def rebuild(self, progress: Callable[[int, int], None] | None = None) -> RebuildReport:
-        """Drop the tables and apply the whole log again (the position back to 0)."""
-        import time
+    def _emptied(self, tx: Any) -> None:
+        for table in self.tables.values():
+            tx.execute(f"INSERT INTO {self._db.qualified(self.ROWS)} (tbl, n) "
+                       "VALUES (?, 0)", (self.table_name(table),))
 
-        started = time.perf_counter()
-        with self._lock, self._db.transaction(write=True) as tx:
-            self._drop_tables(tx)
-            for statement in self._tables_ddl():
-                tx.execute(statement)
-            for table in self.tables.values():
-                tx.execute(f"INSERT INTO {self._db.qualified(self.ROWS)} (tbl, n) "
-                           "VALUES (?, 0)", (self.table_name(table),))
-            tx.execute(f"UPDATE {self._db.qualified(self.POSITIONS)} SET position = 0, "
-                       "shape = ? WHERE name = ?", (self.shape, self.name))
-            self._position = 0
-        bulk, self.BULK = self.BULK, 0  # a rebuild always loads first, indexes after
-        try:
-            report = RebuildReport(events=self.catch_up(progress))
-        finally:
-            self.BULK = bulk
-        self._create_indexes()
-        report.rows = sum(self.count(kind) for kind in self.tables)
-        report.seconds = time.perf_counter() - started
-        return report
+    def _analysed(self) -> list[str]:
+        return [self.sql_table(kind) for kind in self.tables]
+
+    def _row_total(self) -> int:
+        return sum(self.count(kind) for kind in self.tables)
 
     # --- queries --------------------------------------------------------------------------
     def count(self, kind: type) -> int:
@@ -693,35 +761,6 @@ class StoredIndex:
                 **where: Any) -> Listing:
         """A list for a view to return: the blueprint pages it in the database."""
         return Listing(self, kind, where, present)
-
-
-def _set_up(index: Any, extra: Callable[[Any], None] | None = None) -> None:
-    """Make an index's tables and its position, in one transaction (``index`` is a
-    :class:`StoredIndex` or an :class:`EventIndex`). A changed shape, or a log behind the
-    index (the log was replaced: a store restored from a backup, a data directory wiped
-    but for this file), drops the tables, to be rebuilt from the start."""
-    positions = index._db.qualified(index.POSITIONS)
-    with index._db.transaction(write=True) as tx:
-        if index._db.postgres:  # processes starting at once would race to create them
-            key = int.from_bytes(hashlib.sha256(
-                f"readmodel:{positions}".encode()).digest()[:8], signed=True)
-            tx.execute("SELECT pg_advisory_xact_lock(?)", (key,))
-        tx.execute(f"CREATE TABLE IF NOT EXISTS {positions} (name TEXT PRIMARY KEY, "
-                   "position BIGINT NOT NULL, shape TEXT NOT NULL)")
-        row = tx.execute(f"SELECT position, shape FROM {positions} WHERE name = ?",
-                         (index.name,)).fetchone()
-        if row is not None and (row["shape"] != index.shape or
-                                int(row["position"]) > index.app.max_notification_id()):
-            index._drop_tables(tx)
-            row = None
-        for statement in index._ddl():
-            tx.execute(statement)
-        if extra is not None:
-            extra(tx)
-        if row is None:
-            tx.execute(f"DELETE FROM {positions} WHERE name = ?", (index.name,))
-            tx.execute(f"INSERT INTO {positions} (name, position, shape) VALUES (?, 0, ?)",
-                       (index.name, index.shape))
 
 
 class _Loaded(dict):
@@ -946,7 +985,7 @@ class EventRow:
     tags: Sequence[str] = ()
 
 
-class EventIndex:
+class EventIndex(TrackedProjection):
     """One row per event of a log, with indexed columns: what questions about events
     (rather than aggregates) select from, so they read only the events that match.
 
@@ -956,8 +995,6 @@ class EventIndex:
     position, exactly as :class:`StoredIndex` applies aggregates; its tables are
     ``rm_<name>_events`` (``seq``: the notification id) and ``rm_<name>_tags``."""
 
-    POSITIONS = StoredIndex.POSITIONS
-
     def __init__(self, app: ServiceApplication, name: str, columns: Sequence[Column],
                  read: Callable[[ServiceApplication, Any], EventRow],
                  ordered_by: str | None = None, batch: int = 1000) -> None:
@@ -965,13 +1002,10 @@ class EventIndex:
         indexed column's index carries after its own value, so a filtered list is read in
         order from its index (a column not ``indexed`` is only kept: an index costs about
         as much room as its column again)."""
-        self.app, self.name, self.batch = app, name, batch
+        super().__init__(app, name, batch)
         self.columns = tuple(columns)
         self.ordered_by = ordered_by
         self._read = read
-        self._db = database_of(app)
-        self._position = 0
-        self._lock = threading.Lock()
         self.events_table = self._db.qualified(f"rm_{name}_events")
         self.tags_table = self._db.qualified(f"rm_{name}_tags")
         self._setup()
@@ -991,9 +1025,6 @@ class EventIndex:
         if found is None:
             raise KeyError(f"{self.name} has no column {name!r}")
         return found
-
-    def _ddl(self) -> list[str]:
-        return self._tables_ddl() + self._indexes_ddl()
 
     def _tables_ddl(self) -> list[str]:
         pg = self._db.postgres
@@ -1020,68 +1051,9 @@ class EventIndex:
                               f"ON {self.events_table} ({c.sql}, {after}seq)")
         return statements
 
-    def _drop_indexes(self) -> None:
-        with self._db.transaction(write=True) as tx:
-            for statement in self._indexes_ddl():
-                name = statement.split('"')[1]
-                tx.execute(f"DROP INDEX IF EXISTS {self._db.qualified(name)}")
-
-    def _create_indexes(self) -> None:
-        with self._db.transaction(write=True) as tx:
-            for statement in self._indexes_ddl():
-                tx.execute(statement)
-
-    @property
-    def shape(self) -> str:
-        return hashlib.sha256("\n".join(self._ddl()).encode()).hexdigest()[:16]
-
-    def _setup(self) -> None:
-        _set_up(self)
-
     def _drop_tables(self, tx: Any) -> None:
         tx.execute(f"DROP TABLE IF EXISTS {self.events_table}")
         tx.execute(f"DROP TABLE IF EXISTS {self.tags_table}")
-
-    def close(self) -> None:
-        self._db.close()
-
-    # --- keeping up -------------------------------------------------------------------
-    @property
-    def position(self) -> int:
-        return self._position
-
-    def stored_position(self) -> int:
-        with self._db.transaction(write=False) as tx:
-            row = tx.execute(f"SELECT position FROM {self._db.qualified(self.POSITIONS)} "
-                             "WHERE name = ?", (self.name,)).fetchone()
-        return int(row["position"]) if row else 0
-
-    def catch_up(self, progress: Callable[[int, int], None] | None = None) -> int:
-        """Apply what the log recorded since the stored position; returns how many
-        events it applied. Cheap when nothing is new: one look at the log's head."""
-        head = self.app.max_notification_id()
-        if head <= self._position:
-            return 0
-        applied = 0
-        with self._lock:
-            # As StoredIndex: from nothing, far behind, load first and index after.
-            bulk = self.stored_position() == 0 and head >= self.BULK
-            if bulk:
-                self._drop_indexes()
-            try:
-                while True:
-                    done, position = self._apply_batch(head)
-                    applied += done
-                    self._position = max(self._position, position)
-                    if progress is not None:
-                        progress(position, head)
-                    if position >= head:
-                        return applied
-            finally:
-                if bulk:
-                    self._create_indexes()
-
-    BULK = StoredIndex.BULK
 
     def _apply_batch(self, head: int) -> tuple[int, int]:
         positions = self._db.qualified(self.POSITIONS)
@@ -1125,29 +1097,11 @@ class EventIndex:
         tx.executemany(f"INSERT INTO {table} ({', '.join(names)}) VALUES "
                        f"({', '.join('?' * len(names))}) ON CONFLICT ({key}) DO NOTHING", rows)
 
-    def rebuild(self, progress: Callable[[int, int], None] | None = None) -> RebuildReport:
-        """Drop the tables and apply the whole log again (the position back to 0), the
-        rows first and the secondary indexes once at the end."""
-        import time
+    def _analysed(self) -> list[str]:
+        return [self.events_table, self.tags_table]
 
-        started = time.perf_counter()
-        with self._lock, self._db.transaction(write=True) as tx:
-            self._drop_tables(tx)
-            for statement in self._tables_ddl():
-                tx.execute(statement)
-            tx.execute(f"UPDATE {self._db.qualified(self.POSITIONS)} SET position = 0, "
-                       "shape = ? WHERE name = ?", (self.shape, self.name))
-            self._position = 0
-        bulk, self.BULK = self.BULK, 0
-        try:
-            events = self.catch_up(progress)
-        finally:
-            self.BULK = bulk
-        self._create_indexes()  # (also when the log is empty: catch_up did nothing)
-        report = RebuildReport(events=events)
-        report.rows = self.row_counts()["events"]
-        report.seconds = time.perf_counter() - started
-        return report
+    def _row_total(self) -> int:
+        return self.row_counts()["events"]
 
     # --- queries ----------------------------------------------------------------------
     def select(self, columns: Sequence[str], conditions: Sequence[
