@@ -323,6 +323,7 @@ class TrackedProjection:
         self._db = database_of(app)
         self._position = 0  # what this process knows to be applied
         self._lock = threading.Lock()
+        self._scope = threading.local()  # a thread's read scope: the log's head at its start
 
     # --- what a subclass gives -----------------------------------------------------------
     def _tables_ddl(self) -> list[str]:
@@ -419,11 +420,15 @@ class TrackedProjection:
         rebuild: ``bulk``), the secondary indexes are dropped while it loads and made
         again at the end: building an index once is much cheaper than keeping it up row
         by row."""
-        head = self.app.max_notification_id()
+        head = self._scoped_head()
+        if head is None:
+            head = self.app.max_notification_id()
         if head <= self._position:
             return 0
         applied = 0
         with self._lock:
+            if head <= self._position and bulk is None:
+                return 0  # another thread caught up while this one waited
             if bulk is None:
                 bulk = self.stored_position() == 0 and head >= self.BULK
             if bulk:
@@ -443,6 +448,33 @@ class TrackedProjection:
         if applied >= self.BULK and not bulk:  # a long way caught up: fresh statistics
             self._db.analyse(self._analysed())
         return applied
+
+    def _scoped_head(self) -> int | None:
+        """Inside a read scope of this thread, the head to catch up to without asking the
+        log: the head at the scope's start, or this process's own newer writes."""
+        start = getattr(self._scope, "head", None)
+        if start is None:
+            return None
+        return max(start, self.app.local_head)
+
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[None]:
+        """One unit of work's reads (routing one alert, flushing one group): the index
+        catches up once, at the start, and the queries inside ask the log for its head no
+        more — each would be a round trip and, when several loops share the index, a wait
+        on the others' catch-ups. What this process writes inside the scope is still seen
+        (``ServiceApplication.local_head``); what other processes write after its start
+        is seen by the next scope. Scopes nest (the outermost one counts)."""
+        if getattr(self._scope, "head", None) is not None:
+            yield
+            return
+        head = self.app.max_notification_id()
+        self.catch_up()
+        self._scope.head = head
+        try:
+            yield
+        finally:
+            self._scope.head = None
 
     def rebuild(self, progress: Callable[[int, int], None] | None = None) -> RebuildReport:
         """Drop the tables and apply the whole log again (the position back to 0), the
@@ -1252,6 +1284,10 @@ class StoredTimetable:
             for column in table.columns:
                 if column.name.startswith(DUE) and kind in self._due_of:
                     self._kinds[column.name[len(DUE):]] = (kind, column)
+
+    def reading(self) -> contextlib.AbstractContextManager[None]:
+        """A pass's reads in one scope of the index (:meth:`TrackedProjection.reading`)."""
+        return self.index.reading()
 
     def _wanted(self, kinds: Iterable[str] | None) -> list[str]:
         return list(self._kinds) if kinds is None else [k for k in kinds if k in self._kinds]

@@ -23,6 +23,7 @@ whose state says when it is due, and a work function for the kind).
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import itertools
 import logging
@@ -271,8 +272,12 @@ class DueLoop:
     def run(self, stop: threading.Event) -> None:
         while not stop.is_set():
             try:
-                self.run_due()
-                pause = self.seconds_to_next()
+                # A timetable over a stored index reads it in one scope a pass (one
+                # catch-up for the pass's queries, its own writes still seen).
+                reading = getattr(self.timetable, "reading", contextlib.nullcontext)
+                with reading():
+                    self.run_due()
+                    pause = self.seconds_to_next()
             except Exception as exc:  # noqa: BLE001 - keep scheduling after any failure
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 log.exception("due work loop failed")

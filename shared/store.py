@@ -211,6 +211,9 @@ class ServiceApplication(Application):
         # "This log may have new events": set after every save in this process, and by a
         # LogListener when another process's save is notified (shared/wakeups.py).
         self.recorded = Wakeup()
+        # The newest notification id this process recorded: what a read scope
+        # (``shared.readmodel.TrackedProjection.reading``) must see of its own writes.
+        self.local_head = 0
         self._audit_index: Any = None
         if shared_file is not None:
             adopt_shared_sqlite_log(shared_file, Path(env["SQLITE_DBNAME"]),
@@ -328,6 +331,9 @@ class ServiceApplication(Application):
         """After a save: wake the loops waiting for this log's new events."""
         super()._notify(recordings)
         if recordings:
+            newest = max(r.notification.id for r in recordings)
+            if newest > self.local_head:
+                self.local_head = newest
             self.recorded.set()
 
     def is_tracked(self, tracking: Tracking) -> bool:

@@ -453,7 +453,8 @@ class NotificationService(ServiceApplication):
         """Decide, for every list and hub subscription, what this alert becomes
         (``routing.py``); save it all in one save (inside an inbox handler: with the
         message's tracking record). Returns the saved aggregates."""
-        to_save = self.router.route(labels, envelope, self.clock(), extra)
+        with self.index.reading():  # one catch-up for the dozen reads of a routing
+            to_save = self.router.route(labels, envelope, self.clock(), extra)
         self.save(*to_save)
         self.wake.set()
         return to_save

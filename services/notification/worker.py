@@ -41,15 +41,16 @@ def dispatcher(app: NotificationService, embedded: bool) -> Callable[[threading.
                                 thread_name_prefix="notification-send") as pool:
             while not stop.is_set():
                 try:
-                    due = app.due_deliveries(resume_all_sending=first and embedded)
-                    first = False
-                    for d in due:
-                        with lock:
-                            if d.id in in_flight:
-                                continue
-                            in_flight.add(d.id)
-                        pool.submit(attempt, d.id, d.status == "sending")
-                    pause = app.dispatch.seconds_to_next(app.config.tick)
+                    with app.index.reading():  # one catch-up for the pass's queries
+                        due = app.due_deliveries(resume_all_sending=first and embedded)
+                        first = False
+                        for d in due:
+                            with lock:
+                                if d.id in in_flight:
+                                    continue
+                                in_flight.add(d.id)
+                            pool.submit(attempt, d.id, d.status == "sending")
+                        pause = app.dispatch.seconds_to_next(app.config.tick)
                 except Exception:  # noqa: BLE001
                     log.exception("notification dispatcher failed")
                     stop.wait(1.0)

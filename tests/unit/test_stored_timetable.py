@@ -217,3 +217,37 @@ def test_a_listing_keeps_its_conditions_and_is_read_by_place() -> None:
     assert len(even) == 3
     assert [r.id for r in even] == [reminders[0].id, reminders[2].id, reminders[4].id]
     assert even[-1].id == reminders[4].id and even[0].id == reminders[0].id
+
+
+def test_a_read_scope_asks_the_log_once_and_still_sees_its_own_writes(tmp_path: Path
+                                                                     ) -> None:
+    """Routing one alert reads the index a dozen times; inside ``reading()`` the log's head
+    is asked for once, this process's own saves are still seen, and another process's
+    writes are seen by the next scope (and by every read outside one)."""
+    path = str(tmp_path / "reminders.sqlite")
+    env = {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": path}
+    app, other = Reminders(env), Reminders(env)
+    app.save(Reminder(T0))
+    asked = []
+    head = app.max_notification_id
+
+    def counted() -> int:
+        asked.append(1)
+        return head()
+
+    app.max_notification_id = counted  # type: ignore[method-assign]
+    with app.index.reading():
+        assert len(app.index.all(Reminder)) == 1
+        mine = Reminder(T0 + timedelta(minutes=1))
+        app.save(mine)
+        other.save(Reminder(T0 + timedelta(minutes=2)))
+        assert app.index.get(mine.id) is not None  # its own write
+        assert len(app.index.all(Reminder)) == 2  # not yet the other process's
+        for _ in range(10):
+            app.timetable.due(T0 + timedelta(hours=1))
+    assert len(asked) <= 2  # the scope's start (and its first catch-up)
+    assert len(app.index.all(Reminder)) == 3
+    with app.index.reading():
+        assert len(app.index.all(Reminder)) == 3
+    other.close()
+    app.close()
