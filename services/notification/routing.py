@@ -271,6 +271,12 @@ class Router:
             to_save.append(group)
             decide(str(nlist.id), "list", decision,
                    f"group {key}: sent at {flush_at.isoformat()}", str(group_id))
+            if flush_at <= now:  # no group wait: flushed now, in this save
+                flushed, _ = app.scheduling.flushed(
+                    group, nlist, "first" if group.flushes == 0 else "update", now,
+                    lambda found: incident if incident is not None and
+                    found == incident.id else app.find(found))
+                to_save += [o for o in flushed if o is not group and o is not incident]
         for sub in app.subscriptions():
             if not hub_matches(hub_filters(sub), labels):
                 continue

@@ -13,7 +13,7 @@ due and saves its outcome in one save, so two schedulers never both do it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
@@ -75,7 +75,23 @@ class Scheduling:
         due = group.flush_at if reason != "repeat" else group.repeat_at
         if due is None or due > now:
             return 0
-        nlist = app.find(UUID(group.list_id))
+        to_save, first = self.flushed(group, app.find(UUID(group.list_id)), reason, now,
+                                      app.find)
+        with context.bound(correlation=first.get("correlationId"),
+                           causation=first.get("eventId"), who="notification:scheduler"):
+            app.save(*to_save)
+        app.wake.set()
+        return 1
+
+    def flushed(self, group: AlertGroup, nlist: Any, reason: str, now: Any,
+                incident_of: Callable[[UUID], Incident | None]
+                ) -> tuple[list[Any], dict[str, Any]]:
+        """A group's due flush, as what to save — the group, a delivery per member of its
+        list, the incidents it notified (``incident_of`` finds them: routing hands over
+        the incident it is saving) — and the first alert of the message. Used by the
+        scheduler when a flush falls due, and by routing when it is due at once (a list
+        with no group wait: no hop through the timetable)."""
+        app = self.app
         active = nlist is not None and nlist.status == "active"
         acked = app.acknowledged_alerts([*group.firing, *(a.get("alertId") for a in
                                                           group.pending)])
@@ -83,17 +99,16 @@ class Scheduling:
             firing = [a for a in group.firing.values() if a.get("alertId") not in set(acked)]
             if not firing or not active:
                 group.stop_repeating()
-                app.save(group)
-                return 1
+                return [group], {}
         alerts = group.flush(now, reason, nlist.repeat_interval if active else 0, acked)
         to_save: list[Any] = [group]
         if active and alerts:
             to_save += app.messages.to_list(nlist, alerts, reason, 0, now,
-                                            f"group:{group_id}:{group.flushes}")
+                                            f"group:{group.id}:{group.flushes}")
             for alert in alerts:
                 if not alert.get("incidentId"):
                     continue
-                incident = app.find(UUID(alert["incidentId"]))
+                incident = incident_of(UUID(alert["incidentId"]))
                 if incident is None:
                     continue
                 incident.mark_notified(str(nlist.id))
@@ -103,12 +118,7 @@ class Scheduling:
                         str(nlist.id), str(escalation["nextListId"]),
                         now + timedelta(seconds=float(escalation["delay"])), 1)
                 to_save.append(incident)
-        first = alerts[0] if alerts else {}
-        with context.bound(correlation=first.get("correlationId"),
-                           causation=first.get("eventId"), who="notification:scheduler"):
-            app.save(*to_save)
-        app.wake.set()
-        return 1
+        return to_save, (alerts[0] if alerts else {})
 
     def escalate(self, incident_id: UUID, from_list: str) -> int:
         app = self.app
