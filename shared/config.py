@@ -254,7 +254,12 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
             "POSTGRES_PORT": str(whole_number(env, "POSTGRES_PORT", 5432, 1)),
             "POSTGRES_USER": env.get("POSTGRES_USER") or "postgres",
             "POSTGRES_PASSWORD": env.get("POSTGRES_PASSWORD") or "",
-            "POSTGRES_POOL_SIZE": str(whole_number(env, "POSTGRES_POOL_SIZE", 5, 1)),
+            # Connections kept open per log and process, and how many more it may open
+            # under load (closed again once idle). The library's 5 + 10 per log made one
+            # distributed suite of three services hold ~100 idle connections: all that a
+            # default PostgreSQL allows.
+            "POSTGRES_POOL_SIZE": str(whole_number(env, "POSTGRES_POOL_SIZE", 2, 1)),
+            "POSTGRES_MAX_OVERFLOW": str(whole_number(env, "POSTGRES_MAX_OVERFLOW", 8, 0)),
             "POSTGRES_CONNECT_TIMEOUT": str(whole_number(env, "POSTGRES_CONNECT_TIMEOUT", 5, 1)),
         }
     level = (env.get("SLA_LOG_LEVEL") or "INFO").upper()

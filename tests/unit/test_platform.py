@@ -27,6 +27,8 @@ from shared.bus.topology import topic_matches
     ({"SLA_HEARTBEAT_SECONDS": "0"}, "SLA_HEARTBEAT_SECONDS"),
     ({"SLA_HEARTBEAT_SECONDS": "nan"}, "SLA_HEARTBEAT_SECONDS"),
     ({"SLA_RELAY_POLL_INTERVAL": "soon"}, "SLA_RELAY_POLL_INTERVAL"),
+    ({"PERSISTENCE_MODULE": "eventsourcing.postgres", "SLA_SECRET_KEY": "k" * 40,
+      "POSTGRES_MAX_OVERFLOW": "-1"}, "POSTGRES_MAX_OVERFLOW"),
 ])
 def test_a_bad_setting_stops_the_process_naming_the_variable(
         tmp_path: object, env: dict[str, str], variable: str) -> None:
@@ -51,6 +53,9 @@ def test_the_store_settings_use_per_id_tracking_and_one_schema_per_service(
     env = settings.store_env("threshold-registry")
     assert env["SINGLE_ROW_TRACKING"] == "n"
     assert env["POSTGRES_SCHEMA"] == "x_threshold_registry"
+    # Few connections kept per log and process, more only under load: a distributed
+    # suite fits a default PostgreSQL (max_connections 100).
+    assert (env["POSTGRES_POOL_SIZE"], env["POSTGRES_MAX_OVERFLOW"]) == ("2", "8")
 
 
 @pytest.mark.parametrize(("pattern", "key", "matches"), [
