@@ -42,7 +42,7 @@ import hashlib
 import re
 import sqlite3
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -51,6 +51,7 @@ from uuid import UUID
 
 from eventsourcing.domain import Snapshot
 
+from shared.bulkload import Creation, Made
 from shared.http.errors import ApiError
 from shared.store import AggregateIndex, ServiceApplication, topics_of
 
@@ -304,6 +305,7 @@ class RebuildReport:
     events: int = 0
     rows: int = 0
     seconds: float = 0.0
+    created: int = 0  # rows stored straight from their creation event (shared.bulkload)
 
 
 class TrackedProjection:
@@ -322,6 +324,7 @@ class TrackedProjection:
         self.app, self.name, self.batch = app, name, batch
         self._db = database_of(app)
         self._position = 0  # what this process knows to be applied
+        self._created = 0  # rows the last load from nothing made from creation events
         self._lock = threading.Lock()
         self._scope = threading.local()  # a thread's read scope: the log's head at its start
 
@@ -349,6 +352,23 @@ class TrackedProjection:
 
     def _emptied(self, tx: Any) -> None:
         """Hook, in a rebuild's transaction, once the tables are made again empty."""
+
+    def _bulk_apply(self, head: int, progress: Callable[[int, int], None] | None) -> int:
+        """Hook, for a load from nothing: apply what it can faster than batch by batch
+        (returns how many events; the batches carry on from the position it left)."""
+        return 0
+
+    def _reset(self) -> None:
+        """The tables made again empty (without their secondary indexes), the position
+        back to 0, in one transaction."""
+        with self._db.transaction(write=True) as tx:
+            self._drop_tables(tx)
+            for statement in self._tables_ddl():
+                tx.execute(statement)
+            self._emptied(tx)
+            tx.execute(f"UPDATE {self._db.qualified(self.POSITIONS)} SET position = 0, "
+                       "shape = ? WHERE name = ?", (self.shape, self.name))
+            self._position = 0
 
     # --- tables ------------------------------------------------------------------------
     def _ddl(self) -> list[str]:
@@ -391,11 +411,12 @@ class TrackedProjection:
                 name = statement.split('"')[1]  # CREATE INDEX IF NOT EXISTS "<name>" ON …
                 tx.execute(f"DROP INDEX IF EXISTS {self._db.qualified(name)}")
 
-    def _create_indexes(self) -> None:
+    def _create_indexes(self, analyse: bool = True) -> None:
         with self._db.transaction(write=True) as tx:
             for statement in self._indexes_ddl():
                 tx.execute(statement)
-        self._db.analyse(self._analysed())
+        if analyse:
+            self._db.analyse(self._analysed())
 
     def close(self) -> None:
         self._db.close()
@@ -434,6 +455,8 @@ class TrackedProjection:
             if bulk:
                 self._drop_indexes()
             try:
+                if bulk:
+                    applied += self._bulk_apply(head, progress)
                 while True:
                     done, position = self._apply_batch(head)
                     applied += done
@@ -482,18 +505,14 @@ class TrackedProjection:
         import time
 
         started = time.perf_counter()
-        with self._lock, self._db.transaction(write=True) as tx:
-            self._drop_tables(tx)
-            for statement in self._tables_ddl():
-                tx.execute(statement)
-            self._emptied(tx)
-            tx.execute(f"UPDATE {self._db.qualified(self.POSITIONS)} SET position = 0, "
-                       "shape = ? WHERE name = ?", (self.shape, self.name))
-            self._position = 0
+        with self._lock:
+            self._reset()
+            self._created = 0
         events = self.catch_up(progress, bulk=True)
-        self._create_indexes()  # (also when the log is empty: catch_up did nothing)
+        # (when the log is empty catch_up did nothing; else the indexes exist, analysed)
+        self._create_indexes(analyse=False)
         return RebuildReport(events=events, rows=self._row_total(),
-                             seconds=time.perf_counter() - started)
+                             seconds=time.perf_counter() - started, created=self._created)
 
 
 class StoredIndex(TrackedProjection):
@@ -501,19 +520,24 @@ class StoredIndex(TrackedProjection):
 
     ``name`` names the index in its database (a service may keep several, over its logs);
     ``tables`` the kinds it keeps and their columns. ``batch``: notifications applied per
-    transaction."""
+    transaction. ``creations``: creation events a load from nothing (a rebuild) stores
+    straight off their stored state (``shared.bulkload``)."""
 
     # Each table's number of rows, kept with the rows: a list's X-Total-Count without a
     # filter is read, not counted (COUNT(*) reads every row of a million).
     ROWS = "rm_rows"
 
     def __init__(self, app: ServiceApplication, name: str, tables: Sequence[Table],
-                 batch: int = 1000) -> None:
+                 batch: int = 1000, creations: Sequence[Creation] = ()) -> None:
         super().__init__(app, name, batch)
         self.tables = {table.kind: table for table in tables}
+        #: Creation events a load from nothing stores straight off their stored state
+        #: (``shared.bulkload``): the rows the general path stores, much faster.
+        self.creations = tuple(creations)
         self._topics = topics_of(list(self.tables))
         self._owner: dict[type, Table | None] = {}
-        self._converters: dict[Table, list[Callable[[Any], Any]]] = {}
+        self._converters: dict[type, list[Callable[[Any], Any]]] = {}
+        self._kind_topics: dict[type, str] = {}
         self._setup()
 
     # --- schema -----------------------------------------------------------------------
@@ -593,39 +617,67 @@ class StoredIndex(TrackedProjection):
             page = self.app.recorder.select_notifications(
                 start=position, limit=self.batch, inclusive_of_start=False,
                 topics=self._topics, stop=head)
-            changed: dict[UUID, tuple[Table, Any, int]] = {}
-            added: dict[Table, int] = {}
-            applied = 0
-            events = []
-            for notification in page:
-                event: Any = self.app.mapper.to_domain_event(notification)
-                table = self._table_of(type(event))
-                if table is not None:
-                    events.append((notification.id, table, event))
-            # An aggregate's first event creates it: nothing stored to load for it.
-            current = self._load(tx, [(t, e.originator_id) for _, t, e in events
-                                      if e.originator_version > 1])
-            for seq, table, event in events:
-                before = changed.get(event.originator_id)
-                aggregate = before[1] if before else current.get(event.originator_id)
-                aggregate = event.mutate(aggregate)
-                if aggregate is None:
-                    continue
-                first = before[2] if before else (
-                    current_seq(current, event.originator_id) or seq)
-                if before is None and event.originator_id not in current:
-                    added[table] = added.get(table, 0) + 1
-                changed[event.originator_id] = (table, aggregate, first)
-                applied += 1
-            self.storing(tx, [aggregate for _, aggregate, _ in changed.values()])
-            self._store(tx, changed.values())
-            tx.executemany(f"UPDATE {self._db.qualified(self.ROWS)} SET n = n + ? "
-                           "WHERE tbl = ?", [(n, self.table_name(t)) for t, n in added.items()])
+            applied = self._apply(tx, page)
             position = page[-1].id if len(page) == self.batch else head
             tx.execute(f"UPDATE {positions} SET position = ? WHERE name = ?",
                        (position, self.name))
-            self.changed(tx, [aggregate for _, aggregate, _ in changed.values()])
         return applied, position
+
+    def _bulk_apply(self, head: int, progress: Callable[[int, int], None] | None) -> int:
+        from shared.bulkload import bulk_apply
+
+        return bulk_apply(self, head, progress)
+
+    def _apply(self, tx: Any, page: Sequence[Any], made: Sequence[Made] = (),
+               fresh: bool = False) -> int:
+        """Apply notifications (and aggregates a load from nothing made from their
+        creation events, ``shared.bulkload``) in the batch's transaction; returns how
+        many events changed an aggregate. ``fresh``: what ``made`` holds has no row yet."""
+        changed: dict[UUID, tuple[Table, Any, int]] = {}
+        added: dict[type, int] = {}
+        applied = 0
+        events = []
+        for notification in page:
+            event: Any = self.app.mapper.to_domain_event(notification)
+            table = self._table_of(type(event))
+            if table is not None:
+                events.append((notification.id, table, event))
+        # An aggregate's first event creates it: nothing stored to load for it (nor for
+        # its later events in the same batch).
+        created = {e.originator_id for _, _, e in events if e.originator_version == 1}
+        current = self._load(tx, [(t, e.originator_id) for _, t, e in events
+                                  if e.originator_version > 1
+                                  and e.originator_id not in created])
+        new: set[UUID] = set()
+        for seq, table, event in events:
+            before = changed.get(event.originator_id)
+            aggregate = before[1] if before else current.get(event.originator_id)
+            aggregate = event.mutate(aggregate)
+            if aggregate is None:
+                continue
+            first = before[2] if before else (
+                current_seq(current, event.originator_id) or seq)
+            if before is None and event.originator_id not in current:
+                added[table.kind] = added.get(table.kind, 0) + 1
+                new.add(event.originator_id)
+            changed[event.originator_id] = (table, aggregate, first)
+            applied += 1
+        states: dict[UUID, bytes] = {}
+        for one in made:
+            table = self.tables[type(one.aggregate)]
+            changed[one.aggregate.id] = (table, one.aggregate, one.seq)
+            states[one.aggregate.id] = one.state
+            added[table.kind] = added.get(table.kind, 0) + 1
+            new.add(one.aggregate.id)
+            applied += 1
+        aggregates = [aggregate for _, aggregate, _ in changed.values()]
+        self.storing(tx, aggregates)
+        self._store(tx, changed.values(), states, new if fresh else ())
+        tx.executemany(f"UPDATE {self._db.qualified(self.ROWS)} SET n = n + ? "
+                       "WHERE tbl = ?",
+                       [(n, self.table_name(self.tables[k])) for k, n in added.items()])
+        self.changed(tx, aggregates)
+        return applied
 
     def storing(self, tx: Any, aggregates: list[Any]) -> None:
         """Hook, in the batch's transaction, before its rows are stored: a subclass looks
@@ -665,21 +717,40 @@ class StoredIndex(TrackedProjection):
                             topic=row["topic"], state=state)
         return snapshot.mutate(None)
 
-    def _store(self, tx: Any, rows: Any) -> None:
+    def _store(self, tx: Any, rows: Any, states: Mapping[UUID, bytes] | None = None,
+               new: Collection[UUID] = ()) -> None:
+        """Upsert the rows of these aggregates; ``states``: rows' states already encoded
+        (by ``shared.bulkload``); ``new``: aggregates known to have no row yet (copied
+        straight into the table on PostgreSQL: nothing to update)."""
         encode = self.app.mapper.transcoder.encode
-        by_table: dict[Table, list[list[Any]]] = {}
+        states = states or {}
+        # (keyed by kind: a Table's hash walks every column, for every row)
+        by_table: dict[type, tuple[Table, list[list[Any]], list[list[Any]]]] = {}
         for table, aggregate, seq in rows:
-            snapshot = Snapshot.take(aggregate)
-            converters = self._converters.get(table)
+            converters = self._converters.get(table.kind)
             if converters is None:
-                converters = self._converters[table] = [c.converter() for c in table.columns]
-            by_table.setdefault(table, []).append(
-                [str(aggregate.id), seq, aggregate.version, snapshot.topic,
-                 encode(snapshot.state), *(convert(aggregate) for convert in converters)])
-        for table, values in by_table.items():
+                converters = self._converters[table.kind] = [
+                    c.converter() for c in table.columns]
+            state = states.get(aggregate.id)
+            if state is None:
+                snapshot = Snapshot.take(aggregate)
+                topic, state = snapshot.topic, encode(snapshot.state)
+            else:
+                topic = self._topic_of(type(aggregate))
+            entry = by_table.get(table.kind)
+            if entry is None:
+                entry = by_table[table.kind] = (table, [], [])
+            entry[2 if aggregate.id in new else 1].append(
+                [str(aggregate.id), seq, aggregate.version, topic, state,
+                 *(convert(aggregate) for convert in converters)])
+        for table, values, new_values in by_table.values():
             names = ["id", "seq", "version", "topic", "state"] + [c.sql for c in table.columns]
             updates = ", ".join(f"{n} = excluded.{n}" for n in names[1:])
             target = self._db.qualified(self.table_name(table))
+            if new_values and self._db.postgres:
+                tx.copy(f"COPY {target} ({', '.join(names)}) FROM STDIN", new_values)
+            elif new_values:
+                values = new_values + values
             if self._db.postgres and len(values) > 20:
                 # Many rows: COPY them into a staging table and upsert from it in one
                 # statement (several times faster than a statement per row).
@@ -695,6 +766,14 @@ class StoredIndex(TrackedProjection):
                 f"INSERT INTO {target} ({', '.join(names)}) VALUES "
                 f"({', '.join('?' * len(names))}) ON CONFLICT (id) DO UPDATE SET {updates}",
                 values)
+
+    def _topic_of(self, kind: type) -> str:
+        topic = self._kind_topics.get(kind)
+        if topic is None:
+            from eventsourcing.utils import get_topic
+
+            topic = self._kind_topics[kind] = get_topic(kind)
+        return topic
 
     def state(self, kinds: Sequence[type]) -> tuple[int, list[Any]]:
         """Every aggregate of some kinds (oldest first) and the position of the log they

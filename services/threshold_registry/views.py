@@ -22,6 +22,7 @@ from services.threshold_registry.domain import (
     ThresholdStandard,
 )
 from services.threshold_registry.domain.replicas import MonitoringRegimeReplica, Replica
+from shared.bulkload import Creation
 from shared.readmodel import Column, StoredIndex, Table
 from shared.store import ServiceApplication
 
@@ -34,6 +35,14 @@ def _text(name: str) -> Any:
 VERSION = Column("version", attrgetter("version"), "number")
 NAME = Column("name", attrgetter("name"))
 GROUP_OF_OFFERING = Column("offeringGroupId", _text("group_id"))
+
+
+# A purchased offering registered and never changed (most of a migrated inventory), as
+# ``PurchasedOffering.__init__`` keeps it: what a rebuild stores without replaying it.
+REGISTERED = Creation(PurchasedOffering.Registered, (
+    "product_id", "customer_id", "customer_group", "offering_id", "sla_type_id", "site",
+    "monthly_charge", "currency", "status", "start_date", "end_date",
+    ("status_changed_at", None), ("status_reason", None), ("analysis_log", [])))
 
 
 class RegistryIndex(StoredIndex):
@@ -73,7 +82,7 @@ class RegistryIndex(StoredIndex):
             )),
             Table(Replica, (Column("kind", attrgetter("kind")),)),
             Table(MonitoringRegimeReplica),  # as an earlier release kept regimes
-        ))
+        ), creations=(REGISTERED,))
 
     def _group_of(self, item: PurchasedOffering) -> str | None:
         return self._groups.get(str(item.offering_id))
