@@ -34,12 +34,14 @@ table: a load from nothing has no row to update.
 from __future__ import annotations
 
 import dataclasses
+import gc
 import logging
 import queue
 import re
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -62,13 +64,26 @@ _BASE = ("timestamp", "originator_topic")
 _REFUSED = object()
 _HEX32 = re.compile("[0-9a-f]{32}")
 _IMMUTABLE = (UUID, datetime, date, Decimal, str, int)
+_UNKNOWN = SafeUUID.unknown  # (an enum's member: a property read each time)
+
+
+_TIME = re.compile(r"\d{4}-\d\d-\d\dT(\d\d):\d\d:\d\d(\.\d{6})?([+-]\d\d:\d\d)?")
+
+
+def _canonical_time(text: str) -> bool:
+    """Whether ``datetime.isoformat()`` writes what ``fromisoformat`` reads of ``text``
+    back as ``text`` (what it wrote: YYYY-MM-DDTHH:MM:SS, six digits of a fraction that
+    is not zero, an offset in minutes that is not ``-00:00``), without writing it."""
+    match = _TIME.fullmatch(text)
+    return match is not None and match[1] != "24" and match[2] != ".000000" \
+        and match[3] != "-00:00"
 
 
 def _uuid(value: int) -> UUID:
     """``UUID(int=value)`` as ``UUID.__init__`` ends (it checks and parses first)."""
     made = object.__new__(UUID)
     object.__setattr__(made, "int", value)
-    object.__setattr__(made, "is_safe", SafeUUID.unknown)
+    object.__setattr__(made, "is_safe", _UNKNOWN)
     return made
 
 
@@ -123,6 +138,10 @@ class _Maker:
         self.expected = {*_BASE, *creation.fields} | ({"class_version"} if version > 1
                                                      else set())
         self.event_version = version
+        # The fields as the event class stores them (the common order; any other is
+        # compared as a set).
+        self.order = (*_BASE, *creation.fields) + (("class_version",) if version > 1
+                                                  else ())
         self.kind_version = getattr(self.kind, "class_version", 1)
         self.attributes = [(a, None, True) if isinstance(a, str) else (a[0], a[1], False)
                            for a in creation.attributes]
@@ -152,12 +171,17 @@ class _Maker:
         transcoding = self.names.get(name)
         if transcoding is None:
             return _REFUSED
-        if name == "uuid_hex" and _HEX32.fullmatch(data):  # UUID(), without its parsing
-            typed = _uuid(int(data, 16))
-        else:
-            typed = transcoding.decode(data)
-            if transcoding.encode(typed) != data:  # would be written back otherwise
-                return _REFUSED
+        try:
+            if name == "uuid_hex" and _HEX32.fullmatch(data):  # UUID() without parsing
+                typed = _uuid(int(data, 16))
+            elif name == "datetime_iso" and _canonical_time(data):
+                typed = transcoding.decode(data)  # (isoformat() gives it back: not asked)
+            else:
+                typed = transcoding.decode(data)
+                if transcoding.encode(typed) != data:  # would be written back otherwise
+                    return _REFUSED
+        except Exception:  # the general path says what is wrong with it
+            return _REFUSED
         if type(typed) not in _IMMUTABLE:
             return typed
         if len(self._known) >= 100_000:
@@ -170,7 +194,8 @@ class _Maker:
             raw = orjson.loads(state)
         except orjson.JSONDecodeError:
             return None
-        if raw.keys() != self.expected and raw.keys() - {"__meta__"} != self.expected:
+        if tuple(raw) != self.order and raw.keys() != self.expected and (
+                raw.keys() - {"__meta__"} != self.expected):
             return None
         if raw["originator_topic"] != self.topic or (
                 self.event_version > 1 and raw["class_version"] != self.event_version):
@@ -248,14 +273,17 @@ def _pages(index: StoredIndex, start: int, head: int, size: int
             datastore = app.recorder.datastore
             name = app.recorder.events_table_name
             table = f'"{datastore.schema}"."{name}"' if datastore.schema else f'"{name}"'
-            with datastore.transaction(commit=False) as curs:
+            from psycopg.rows import tuple_row
+
+            # Tuples in the binary format: no state in hexadecimal, no dict a row.
+            with datastore.get_connection() as conn, conn.transaction(force_rollback=True):
+                curs = conn.cursor(row_factory=tuple_row, binary=True)
                 curs.execute(f"SELECT notification_id, originator_id::text, "
                              f"originator_version, topic, state FROM {table} "
                              "WHERE notification_id > %s AND notification_id <= %s "
                              "AND topic = ANY(%s) ORDER BY notification_id LIMIT %s",
                              (after, head, topics, size), prepare=False)
-                rows = [(r["notification_id"], r["originator_id"], r["originator_version"],
-                         r["topic"], bytes(r["state"])) for r in curs.fetchall()]
+                rows = curs.fetchall()
         else:
             rows = [(n.id, str(n.originator_id), n.originator_version, n.topic, n.state)
                     for n in app.recorder.select_notifications(
@@ -312,44 +340,76 @@ def bulk_apply(index: StoredIndex, head: int,
         m.event_topic: m for m in (_Maker(c, mapper.transcoder) for c in index.creations)}
     applied = 0
     index._created = 0
-    while True:
-        done, restart = _load(index, head, progress, makers)
-        applied += done
-        if not restart:
-            return applied
-        # A creation disagreed with the general path: what it made is undone, and the
-        # load starts again from nothing without it.
-        index._reset()
-        index._created = applied = 0
+    # A load makes and drops a page of aggregates at a time, without cycles between
+    # them: the collector's passes over everything the process holds, every few
+    # hundred of them, cost a quarter of the load. It runs again once the load is done.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        while True:
+            done, restart = _load(index, head, progress, makers)
+            applied += done
+            if not restart:
+                return applied
+            # A creation disagreed with the general path: what it made is undone, and
+            # the load starts again from nothing without it.
+            index._reset()
+            index._created = applied = 0
+    finally:
+        if collecting:
+            gc.enable()
 
 
 def _load(index: StoredIndex, head: int, progress: Callable[[int, int], None] | None,
           makers: dict[str, _Maker]) -> tuple[int, bool]:
+    """Pages applied in order, each in a transaction of its own; on PostgreSQL a page is
+    written (in a thread) while the next one is made. Returns how many events it applied
+    and whether a creation disagreed (the load is to start again without it)."""
     positions = index._db.qualified(index.POSITIONS)
     lock = " FOR UPDATE" if index._db.postgres else ""
-    applied = 0
     start = index.stored_position()
-    expected = start
-    for page, through in _pages(index, start, head, PAGE):
+    state = {"expected": start, "applied": 0, "moved": False}
+
+    def write(made: list[Made], general: list[Notification], through: int) -> None:
+        if state["moved"]:
+            return
         with index._db.transaction(write=True) as tx:
             if index._db.postgres:  # as every batch: a lost one is only applied again
                 tx.execute("SET LOCAL synchronous_commit TO OFF")
             row = tx.execute(f"SELECT position FROM {positions} WHERE name = ?{lock}",
                              (index.name,)).fetchone()
-            if row is None or int(row["position"]) != expected:
-                return applied, False
-            made, general, wrong = _split(index, page, makers)
-            if wrong:
-                return applied, True
-            applied += index._apply(tx, general, made, fresh=True)
+            if row is None or int(row["position"]) != state["expected"]:
+                state["moved"] = True  # another process applied it: the batches go on
+                return
+            state["applied"] += index._apply(tx, general, made, fresh=True)
             index._created += len(made)
             tx.execute(f"UPDATE {positions} SET position = ? WHERE name = ?",
                        (through, index.name))
-        expected = through
+        state["expected"] = through
         index._position = max(index._position, through)
         if progress is not None:
             progress(through, head)
-    return applied, False
+
+    writer = ThreadPoolExecutor(1, thread_name_prefix=f"bulk-{index.name}") \
+        if index._db.postgres else None
+    pending: Future[None] | None = None
+    try:
+        for page, through in _pages(index, start, head, PAGE):
+            made, general, wrong = _split(index, page, makers)
+            if pending is not None:
+                pending.result()
+            if wrong or state["moved"]:
+                return state["applied"], wrong
+            if writer is None:
+                write(made, general, through)
+            else:
+                pending = writer.submit(write, made, general, through)
+        if pending is not None:
+            pending.result()
+    finally:
+        if writer is not None:
+            writer.shutdown(wait=True)
+    return state["applied"], False
 
 
 def _split(index: StoredIndex, page: Sequence[tuple[Any, ...]], makers: dict[str, _Maker]

@@ -273,9 +273,14 @@ class _Cursor:
         if rows:
             self._cursor.executemany(self._sql(statement), [tuple(r) for r in rows])
 
-    def copy(self, statement: str, rows: Sequence[Sequence[Any]]) -> None:
-        """PostgreSQL's COPY … FROM STDIN of these rows."""
+    def copy(self, statement: str, rows: Sequence[Sequence[Any]],
+             types: Sequence[str] | None = None) -> None:
+        """PostgreSQL's COPY … FROM STDIN of these rows; with the columns' ``types``, in
+        the binary format (``statement`` says ``(FORMAT BINARY)``): nothing to escape,
+        no state written out in hexadecimal and parsed back."""
         with self._cursor.copy(statement) as copy:
+            if types is not None:
+                copy.set_types(types)
             for row in rows:
                 copy.write_row(row)
 
@@ -748,7 +753,11 @@ class StoredIndex(TrackedProjection):
             updates = ", ".join(f"{n} = excluded.{n}" for n in names[1:])
             target = self._db.qualified(self.table_name(table))
             if new_values and self._db.postgres:
-                tx.copy(f"COPY {target} ({', '.join(names)}) FROM STDIN", new_values)
+                binary = {"text": "text", "number": "float8", "time": "float8",
+                          "bool": "int4"}
+                tx.copy(f"COPY {target} ({', '.join(names)}) FROM STDIN (FORMAT BINARY)",
+                        new_values, ["text", "int8", "int8", "text", "bytea",
+                                     *(binary[c.kind] for c in table.columns)])
             elif new_values:
                 values = new_values + values
             if self._db.postgres and len(values) > 20:
