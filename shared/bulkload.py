@@ -256,6 +256,7 @@ class Made:
     """An aggregate made by a :class:`Creation`: its row's state, already encoded."""
 
     seq: int
+    oid: str  # its id as text
     aggregate: Any
     state: bytes
 
@@ -433,7 +434,7 @@ def _split(index: StoredIndex, page: Sequence[tuple[Any, ...]], makers: dict[str
                                     "loading %s without it", index.name,
                                     maker.creation.event.__qualname__, index.name)
                         return [], [], True
-                made.append(Made(seq, result[1], result[0]))
+                made.append(Made(seq, oid, result[1], result[0]))
                 continue
         general.append(Notification(id=seq, originator_id=UUID(oid),
                                     originator_version=version, topic=topic, state=state))

@@ -21,6 +21,8 @@ How it stays right:
   other attribute is still filtered in Python, after the SQL narrowed what it could.
 - **Rebuildable.** ``slactl readmodel rebuild`` drops the tables and replays the log with a
   progress bar; a change of a table's columns (its *shape*) rebuilds it on the next start.
+  A load from nothing takes ``shared.bulkload``'s path (big pages, creation events stored
+  straight off their stored state): the same rows, several times faster.
 - **Due work and lists in lists.** :func:`due_columns` keep when each kind of an
   aggregate's scheduled work is due as an indexed column, and a :class:`StoredTimetable`
   answers a ``shared.scheduler.DueLoop`` from them; :func:`tags` keep a list-valued
@@ -667,11 +669,11 @@ class StoredIndex(TrackedProjection):
                 new.add(event.originator_id)
             changed[event.originator_id] = (table, aggregate, first)
             applied += 1
-        states: dict[UUID, bytes] = {}
+        states: dict[UUID, tuple[bytes, str]] = {}
         for one in made:
             table = self.tables[type(one.aggregate)]
             changed[one.aggregate.id] = (table, one.aggregate, one.seq)
-            states[one.aggregate.id] = one.state
+            states[one.aggregate.id] = (one.state, one.oid)
             added[table.kind] = added.get(table.kind, 0) + 1
             new.add(one.aggregate.id)
             applied += 1
@@ -722,11 +724,12 @@ class StoredIndex(TrackedProjection):
                             topic=row["topic"], state=state)
         return snapshot.mutate(None)
 
-    def _store(self, tx: Any, rows: Any, states: Mapping[UUID, bytes] | None = None,
+    def _store(self, tx: Any, rows: Any,
+               states: Mapping[UUID, tuple[bytes, str]] | None = None,
                new: Collection[UUID] = ()) -> None:
-        """Upsert the rows of these aggregates; ``states``: rows' states already encoded
-        (by ``shared.bulkload``); ``new``: aggregates known to have no row yet (copied
-        straight into the table on PostgreSQL: nothing to update)."""
+        """Upsert the rows of these aggregates; ``states``: rows' states already encoded,
+        with the id as text (by ``shared.bulkload``); ``new``: aggregates known to have
+        no row yet (copied straight into the table on PostgreSQL: nothing to update)."""
         encode = self.app.mapper.transcoder.encode
         states = states or {}
         # (keyed by kind: a Table's hash walks every column, for every row)
@@ -736,17 +739,17 @@ class StoredIndex(TrackedProjection):
             if converters is None:
                 converters = self._converters[table.kind] = [
                     c.converter() for c in table.columns]
-            state = states.get(aggregate.id)
-            if state is None:
+            known = states.get(aggregate.id)
+            if known is None:
                 snapshot = Snapshot.take(aggregate)
-                topic, state = snapshot.topic, encode(snapshot.state)
+                topic, state, text = snapshot.topic, encode(snapshot.state), str(aggregate.id)
             else:
-                topic = self._topic_of(type(aggregate))
+                (state, text), topic = known, self._topic_of(type(aggregate))
             entry = by_table.get(table.kind)
             if entry is None:
                 entry = by_table[table.kind] = (table, [], [])
             entry[2 if aggregate.id in new else 1].append(
-                [str(aggregate.id), seq, aggregate.version, topic, state,
+                [text, seq, aggregate.version, topic, state,
                  *(convert(aggregate) for convert in converters)])
         for table, values, new_values in by_table.values():
             names = ["id", "seq", "version", "topic", "state"] + [c.sql for c in table.columns]
