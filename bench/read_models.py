@@ -13,7 +13,9 @@ What it measures, each against a baseline taken in the same run:
   gunicorn, the HTTP floor);
 - ``rebuildRatio``: ``slactl readmodel rebuild``'s rate (events applied a second)
   against the rate at which the store reads its own notifications (``select_notifications``
-  over the whole log, pages of 1,000);
+  over the whole log, pages of 1,000); with the CPU this process spent an event on each
+  (``rebuild.cpuMicrosecondsPerEvent``, ``readCpuMicrosecondsPerEvent``) and how many
+  rows were stored straight from their creation event (``fromCreations``);
 - ``replicationEventsPerSecond`` and ``traceP99Ms`` when the benchmarks that measure them
   have written their results in this run (``replication``, audit trace).
 
@@ -60,6 +62,7 @@ checkpoint, which is not what is measured here (``evaluator_state`` measures rec
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import threading
 import time
@@ -272,9 +275,14 @@ def registry_bench(env: dict[str, str], headers: dict[str, str], estate: int, qu
                 "httpWorkerRssMb": [round(r, 1) for r in rss]}
             progress(f"  {by_size[label]}")
         progress("reading the whole log (the store's ceiling), then rebuilding")
+        cpu = time.process_time()
         ceiling = notification_read_rate(app)
+        read_cpu = time.process_time() - cpu
         decoded = notification_read_rate(app, decode=True)
+        load = os.getloadavg()
+        cpu = time.process_time()
         report = app.index.rebuild(lambda d, t: None)
+        rebuild_cpu = time.process_time() - cpu
         rebuild_rate = report.events / report.seconds
         whole, tenth = by_size["whole"], by_size["tenth"]
         replication = common.read_result("replication", quick) or {}
@@ -290,7 +298,14 @@ def registry_bench(env: dict[str, str], headers: dict[str, str], estate: int, qu
                         "eventsPerSecond": round(rebuild_rate),
                         "storeReadsPerSecond": round(ceiling),
                         "storeReadsDecodedPerSecond": round(decoded),
-                        "ratioToDecodedReads": round(rebuild_rate / decoded, 3)},
+                        "ratioToDecodedReads": round(rebuild_rate / decoded, 3),
+                        # rows stored straight from their creation event (shared.bulkload)
+                        "fromCreations": report.created,
+                        # this process's CPU (PostgreSQL's is not counted in either)
+                        "cpuMicrosecondsPerEvent": round(rebuild_cpu / report.events * 1e6, 2),
+                        "readCpuMicrosecondsPerEvent": round(
+                            read_cpu / report.events * 1e6, 2),
+                        "loadAverage": [round(v, 2) for v in load]},
             "httpWorkerRssMb": max(whole["httpWorkerRssMb"] or [0]),
             "rssRatioWholeToTenth": common.ratio(
                 max(whole["httpWorkerRssMb"] or [0]), max(tenth["httpWorkerRssMb"] or [1])),
