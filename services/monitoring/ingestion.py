@@ -6,8 +6,10 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import operator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
+from itertools import repeat
 from typing import Any
 
 import orjson
@@ -22,6 +24,7 @@ MAX_SAMPLES = 10_000
 # 1e293 samples in one window (MAX_SAMPLES a batch, any number of batches), which no
 # store holds; and 1e15 keeps whole numbers exact (below 2**53), so counters stay exact.
 MAX_VALUE = 1e15
+_TOO_LARGE = "at most 1e15 in magnitude (a window's sum or mean must be able to hold it)"
 
 
 @dataclass
@@ -45,19 +48,22 @@ class Checked:
 def _time(raw: Any) -> float:
     """An ISO 8601 time with a zone as epoch seconds. Python reads the usual form
     (``…Z`` or ``…+00:00``) directly, which gives what ``shared.times.to_epoch`` gives at a
-    quarter of its cost; anything else (or nothing) goes the general way, which also
-    words the refusal."""
+    quarter of its cost (and a time in UTC, the form senders use, skips asking the zone
+    for its offset); anything else (or nothing) goes the general way, which also words
+    the refusal."""
     if type(raw) is str:
         try:
             moment = _fromisoformat(raw)
         except ValueError:
             return _time_slow(raw)
-        if moment.tzinfo is not None and moment.utcoffset() is not None:
+        zone = moment.tzinfo
+        if zone is _UTC or (zone is not None and moment.utcoffset() is not None):
             return moment.timestamp()
     return _time_slow(raw)
 
 
 _fromisoformat = datetime.fromisoformat
+_UTC = UTC
 
 
 def _time_slow(raw: Any) -> float:
@@ -139,6 +145,105 @@ def same_samples(recorded: list[list[Any]], rejected: list[dict[str, Any]],
     return True
 
 
+_get = dict.get
+_tzinfo = operator.attrgetter("tzinfo")
+_second = operator.itemgetter(1)
+_timestamp = datetime.timestamp
+_isfinite = math.isfinite
+_NUMBERS = ({float}, {int}, {float, int})
+
+
+def _check_columns(samples: list[Any], ws: WorkingSet, watermarks: dict[str, float],
+                   now: float, clocks: dict[str, tuple[float, float]], out: Checked) -> bool:
+    """The usual batch in one pass a field: every sample an object with a purchased
+    offering and parameter the working set routes, a value that is a plain number within
+    bounds, a time in UTC, no status, interval or unit, none late or ahead of the clock.
+    Each test runs over a whole column at C speed (``map``, ``set``, ``min``/``max``)
+    instead of field by field in Python, about a third of the cost a sample.
+
+    True: ``out`` holds what :func:`check` would have found — every sample accepted, the
+    same rows, the same newest times. False: some sample is not of that shape (or might
+    be late); nothing was changed, and the batch goes sample by sample, which also words
+    each refusal. The tests here only ever pass a batch the sample-by-sample check would
+    accept whole: where a column test cannot tell (a time near a closed window), it says
+    False (tests/unit/test_intake_equivalence.py holds the two to the same answers)."""
+    n = len(samples)
+    if set(map(type, samples)) != {dict}:
+        return False
+    pos = list(map(_get, samples, repeat("purchasedOfferingId", n)))
+    parameters = list(map(_get, samples, repeat("parameter", n)))
+    if (set(map(type, pos)) != {str} or set(map(type, parameters)) != {str}
+            or not all(pos) or not all(parameters)):
+        return False
+    values = list(map(_get, samples, repeat("value", n)))
+    kinds = set(map(type, values))
+    if kinds not in _NUMBERS:
+        return False
+    try:
+        if float in kinds and not all(map(_isfinite, values)):
+            return False
+    except OverflowError:  # an integer beyond any float: refused sample by sample
+        return False
+    if not (min(values) >= -MAX_VALUE and max(values) <= MAX_VALUE):
+        return False
+    for name in ("status", "intervalSeconds", "unit"):
+        if list(map(_get, samples, repeat(name, n))).count(None) != n:
+            return False
+    times = list(map(_get, samples, repeat("observedAt", n)))
+    if set(map(type, times)) != {str}:
+        return False
+    try:
+        moments = list(map(_fromisoformat, times))
+    except ValueError:
+        return False
+    if set(map(_tzinfo, moments)) != {_UTC}:
+        return False
+    observed = list(map(_timestamp, moments))
+    earliest, latest = min(observed), max(observed)
+    if latest > now + FUTURE_SKEW:
+        return False
+    lookups = ws.sample_lookups()
+    keys = list(zip(pos, parameters, strict=True))
+    found = list(map(lookups.get, keys))
+    if None in found:
+        found = [f if f is not None else ws.lookup(*k) for f, k in zip(found, keys, strict=True)]
+    lists = list(map(_second, found))
+    route_lists = dict(zip(map(id, lists), lists, strict=True))
+    if [] in route_lists.values():  # an unknown offering (no routes) or an unwatched one
+        return False
+    # Late? A window's end grows with the observed time, so the earliest and latest
+    # samples bound every sample's last window end, for every regime of the batch.
+    seen: set[str] = set()
+    for routes in route_lists.values():
+        for route in routes:
+            if route.regime_id in seen:
+                continue
+            seen.add(route.regime_id)
+            w = route.window_seconds
+            first_end = (earliest // w) * w + w
+            last_end = (latest // w) * w + w
+            mark = watermarks.get(route.regime_id)
+            if mark is not None and first_end <= mark - route.lateness_seconds:
+                return False
+            clock = clocks.get(route.regime_id)
+            if clock is not None and clock[0] < last_end and first_end <= clock[1]:
+                return False
+    if kinds != {float}:
+        values = list(map(float, values))
+    out.accepted.extend(map(list, zip(pos, parameters, observed, values, repeat(None, n),
+                                      repeat(None, n), strict=True)))
+    newest = out.newest
+    if len(route_lists) == 1:
+        for route in found[0][1]:
+            newest.setdefault(route.regime_id, latest)
+    else:
+        for routes, t in zip(lists, observed, strict=True):
+            for route in routes:
+                if t > newest.get(route.regime_id, -math.inf):
+                    newest[route.regime_id] = t
+    return True
+
+
 def check(samples: Any, ws: WorkingSet, watermarks: dict[str, float], now: float,
           clocks: dict[str, tuple[float, float]] | None = None) -> Checked:
     """Validate samples against the working set and the regimes' watermarks.
@@ -156,70 +261,74 @@ def check(samples: Any, ws: WorkingSet, watermarks: dict[str, float], now: float
     if len(samples) > MAX_SAMPLES:
         out.refuse(-1, "samples", f"at most {MAX_SAMPLES} samples a batch")
         return out
+    if samples and _check_columns(samples, ws, watermarks, now, clocks, out):
+        return out
     accepted, newest = out.accepted, out.newest
-    # Per batch: each (purchased offering, parameter) is looked up once, and each regime's
-    # bounds once: a window ending at or before ``closed`` closed on event time, one
-    # ending in ``(origin, until]`` on the clock.
-    seen: dict[tuple[str, str], tuple[dict[str, Any] | None, list[Any]]] = {}
+    # Each (purchased offering, parameter) is looked up once a working-set generation,
+    # and each regime's bounds once a batch: a window ending at or before ``closed``
+    # closed on event time, one ending in ``(origin, until]`` on the clock.
+    lookups = ws.sample_lookups()
+    lookup = ws.lookup
     bounds: dict[str, tuple[float, float, float]] = {}
     future = now + FUTURE_SKEW
+    refuse = out.refuse
     for i, s in enumerate(samples):
         if type(s) is not dict and not isinstance(s, dict):
-            out.refuse(i, "", "a sample is an object")
+            refuse(i, "", "a sample is an object")
             continue
-        po_id, parameter = s.get("purchasedOfferingId"), s.get("parameter")
-        if not isinstance(po_id, str) or not po_id:
-            out.refuse(i, "purchasedOfferingId", "required")
+        get = s.get
+        po_id, parameter = get("purchasedOfferingId"), get("parameter")
+        if type(po_id) is not str and not isinstance(po_id, str) or not po_id:
+            refuse(i, "purchasedOfferingId", "required")
             continue
-        if not isinstance(parameter, str) or not parameter:
-            out.refuse(i, "parameter", "required")
+        if type(parameter) is not str and not isinstance(parameter, str) or not parameter:
+            refuse(i, "parameter", "required")
             continue
         try:
-            observed = _time(s.get("observedAt"))
+            observed = _time(get("observedAt"))
         except (ValueError, TypeError) as exc:
-            out.refuse(i, "observedAt", str(exc))
+            refuse(i, "observedAt", str(exc))
             continue
         if observed > future:
-            out.refuse(i, "observedAt", "in the future (more than 5 minutes ahead)",
-                       for_now=True)
+            refuse(i, "observedAt", "in the future (more than 5 minutes ahead)", for_now=True)
             continue
-        value, status, interval = s.get("value"), s.get("status"), s.get("intervalSeconds")
-        if status is not None and status not in ("up", "down"):
-            out.refuse(i, "status", "up or down")
+        value, status, interval = get("value"), get("status"), get("intervalSeconds")
+        if status is not None and status != "up" and status != "down":
+            refuse(i, "status", "up or down")
             continue
-        if value is None:
-            if status is None:
-                out.refuse(i, "value", "a value (or an up/down status) is required")
+        if type(value) is float:
+            # NaN and the infinities fail the range too: one comparison for the usual case
+            if not -MAX_VALUE <= value <= MAX_VALUE:
+                if math.isfinite(value):
+                    refuse(i, "value", _TOO_LARGE)
+                else:
+                    refuse(i, "value", "a finite number")
                 continue
-        elif type(value) is float:
-            if not math.isfinite(value):
-                out.refuse(i, "value", "a finite number")
+        elif value is None:
+            if status is None:
+                refuse(i, "value", "a value (or an up/down status) is required")
                 continue
         elif isinstance(value, bool) or not isinstance(value, int | float):
-            out.refuse(i, "value", "a finite number")
+            refuse(i, "value", "a finite number")
             continue
-        if value is not None and abs(value) > MAX_VALUE:  # exact for huge JSON integers too
-            out.refuse(i, "value", "at most 1e15 in magnitude (a window's sum or mean must "
-                                   "be able to hold it)")
+        elif abs(value) > MAX_VALUE:  # exact for huge JSON integers too
+            refuse(i, "value", _TOO_LARGE)
             continue
         if interval is not None and (isinstance(interval, bool)
                                      or not isinstance(interval, int | float)
                                      or not (0 < interval <= 31 * 86400)):
-            out.refuse(i, "intervalSeconds", "a number of seconds, more than 0")
+            refuse(i, "intervalSeconds", "a number of seconds, more than 0")
             continue
-        key = (po_id, parameter)
-        found = seen.get(key)
+        found = lookups.get((po_id, parameter))
         if found is None:
-            po = ws.purchased_offering(po_id)
-            found = seen[key] = (po, ws.routes_for(po_id, parameter) if po is not None else [])
+            found = lookup(po_id, parameter)
         po, routes = found
         if po is None:
-            out.refuse(i, "purchasedOfferingId", f"{po_id} is not in the inventory",
-                       for_now=True)
+            refuse(i, "purchasedOfferingId", f"{po_id} is not in the inventory", for_now=True)
             continue
         if not routes:
-            out.refuse(i, "parameter", f"no active monitoring regime watches {parameter} "
-                                       f"of {po_id}", for_now=True)
+            refuse(i, "parameter", f"no active monitoring regime watches {parameter} "
+                                   f"of {po_id}", for_now=True)
             continue
         late = None
         for route in routes:
@@ -242,16 +351,18 @@ def check(samples: Any, ws: WorkingSet, watermarks: dict[str, float], now: float
                         f"lateness {route.allowed_lateness})")
                 break
         if late:
-            out.refuse(i, "observedAt", late, for_now=True)
+            refuse(i, "observedAt", late, for_now=True)
             continue
-        if value is not None and s.get("unit") is not None:
-            try:
-                value = in_recorded_unit(value, s["unit"], ws, po, parameter, observed)
-            except ValueError as exc:
-                out.refuse(i, "unit", str(exc))
-                continue
-        accepted.append([po_id, parameter, observed,
-                         None if value is None else float(value),
+        if value is not None:
+            if get("unit") is not None:
+                try:
+                    value = in_recorded_unit(value, s["unit"], ws, po, parameter, observed)
+                except ValueError as exc:
+                    refuse(i, "unit", str(exc))
+                    continue
+            if type(value) is not float:
+                value = float(value)
+        accepted.append([po_id, parameter, observed, value,
                          None if interval is None else float(interval), status])
         for route in routes:
             key_ = route.regime_id

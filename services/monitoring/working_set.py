@@ -105,6 +105,8 @@ class WorkingSet:
         self._regime_by_id: dict[str, Regime] = {}
         self._routes: dict[str, list[str]] = {}
         self._param_routes: dict[tuple[str, str], list[Route]] = {}
+        self._lookups: dict[tuple[str, str], tuple[dict[str, Any] | None, list[Route]]] = {}
+        self._route_lists: dict[tuple[Route, ...], list[Route]] = {}
         self._standard_parameters: set[str] = set()
         self._zones_checked: set[str] = set()
         self._bad_zones: set[str] = set()
@@ -131,6 +133,8 @@ class WorkingSet:
             self._regime_by_id = {str(r.id): r for r in self._regimes}
             self._routes = {}
             self._param_routes = {}
+            self._lookups = {}
+            self._route_lists = {}
             self._standard_parameters = {
                 p["name"] for st in by_kind["thresholdStandard"].values()
                 for v in st.get("versions") or [] for p in v.get("parameters") or []}
@@ -237,7 +241,27 @@ class WorkingSet:
                                        regime.allowed_lateness, regime.name,
                                        zlib.crc32(regime_id.encode()),
                                        f"{regime_id}|{parameter}"))
-            self._param_routes[key] = found
+            # Offerings watched by the same regimes share one list (the routes are
+            # equal): a batch's samples are then told apart by regime at a glance.
+            found = self._param_routes[key] = self._route_lists.setdefault(tuple(found), found)
+        return found
+
+    def sample_lookups(self) -> dict[tuple[str, str], tuple[dict[str, Any] | None,
+                                                            list[Route]]]:
+        """What the intake looks up for each sample, kept for this generation: per
+        (purchased offering, parameter), the offering's replica (None: not in the inventory)
+        and the routes that watch that parameter of it. A batch names a few hundred
+        offerings at most, each once or twice; the same few hundred come again in every
+        batch, so they are looked up once a generation, not once a batch
+        (:meth:`lookup` fills it)."""
+        return self._lookups
+
+    def lookup(self, product_id: str, parameter: str
+               ) -> tuple[dict[str, Any] | None, list[Route]]:
+        lookups = self._lookups  # first: a refresh replaces the replicas before this
+        po = self.purchased_offering(product_id)
+        found = (po, self.routes_for(product_id, parameter) if po is not None else [])
+        lookups[(product_id, parameter)] = found
         return found
 
     def members(self, regime: Regime) -> list[dict[str, Any]]:
