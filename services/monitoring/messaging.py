@@ -177,8 +177,14 @@ class MeasurementConsumer:
             self._record_one_by_one(to_record, settles, exc)
             return
         self.failures, self.last_error = 0, None
+        # One acknowledgement for the group: each recorded message is deferred, and the
+        # last of them acknowledges every one before it (all settled by then).
+        last = None
         for outcome, (_, settle) in zip(outcomes, settles, strict=True):
-            self._settle(outcome, settle)
+            if self._settle(outcome, settle, deferred=True):
+                last = settle
+        if last is not None:
+            last.ack_through()
 
     def _nothing_accepted(self, delivery: Delivery, settle: Settle, envelope: Envelope,
                           checked: Any) -> None:
@@ -221,13 +227,19 @@ class MeasurementConsumer:
         log.warning("recording %d measurement batches together failed (%s); recorded them "
                     "one by one", len(records), exc)
 
-    def _settle(self, outcome: Any, settle: Settle) -> None:
+    def _settle(self, outcome: Any, settle: Settle, deferred: bool = False) -> bool:
+        """Acknowledge a recorded message (``deferred``: by a later ``ack_through``;
+        returns True) or dead-letter a conflicting one (False)."""
         if outcome.conflict:
             self._dead_letter(settle, f"batch {outcome.batch_id} was recorded before with "
                                       f"other samples; send new samples under a new batchId")
-            return
+            return False
         CONSUMED.labels(SERVICE, "duplicate" if outcome.duplicate else "processed").inc()
-        settle.ack()
+        if deferred:
+            settle.ack_deferred()
+        else:
+            settle.ack()
+        return True
 
     def _failed(self, settles: list[tuple[Delivery, Settle]], exc: Exception) -> None:
         """Back off (the store may be down), then put each message behind newer ones, or
