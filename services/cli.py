@@ -288,7 +288,7 @@ def _run_distributed(host: str, ports: dict[str, int]) -> None:
                    "default: all of the service's roles.")
 def worker(service: str, only: str | None) -> None:
     """Run one service's background work: outbox relay, inbox, and its own loops."""
-    from shared.service import Runtime
+    from shared.service import Runtime, tune_collector
 
     spec = _spec_named(service)
     settings = _settings(services=[spec.name])
@@ -303,6 +303,7 @@ def worker(service: str, only: str | None) -> None:
     except ValueError as exc:
         console.print(f"[red]{exc}[/red]")
         raise SystemExit(2) from None
+    tune_collector()
     import logging
 
     logging.getLogger(__name__).info("worker of %s started: %s", service, ", ".join(started))

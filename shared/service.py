@@ -13,6 +13,7 @@ nothing is set on either afterwards (docs/architecture.md, "Adding a service").
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 from collections.abc import Callable, Mapping
@@ -35,6 +36,25 @@ log = logging.getLogger(__name__)
 
 def _no_error() -> str | None:
     return None
+
+
+# Objects a worker process allocates before the cyclic collector looks at its youngest
+# generation (the interpreter's default is 700).
+GC_YOUNG_THRESHOLD = 20_000
+
+
+def tune_collector() -> None:
+    """Collect cycles seldom in a worker process, and never walk what start-up built.
+
+    The hot loops allocate a few containers a message or a sample (a sample's dict and
+    row, a window's lists) that reference counting frees at once; with the default
+    threshold the cyclic collector ran every few hundred of them and, every hundred runs
+    or so, walked the whole heap — the working set, the evaluator's open windows. That was
+    a fifth of the intake's and the evaluator's CPU (``bench/README.md``, "Ingest").
+    ``gc.freeze`` moves what exists now (modules, the service's state as loaded) out of
+    the collector's reach; cycles made later are still collected, only less often."""
+    gc.freeze()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, 10, 10)
 
 
 @dataclass(frozen=True)
