@@ -142,6 +142,8 @@ CHECKPOINT_BYTES = Gauge("sla_monitoring_checkpoint_bytes",
 
 
 _status_of = operator.itemgetter(5)
+_po_of, _parameter_of, _observed_of, _interval_of = (operator.itemgetter(i)
+                                                     for i in (0, 1, 2, 4))
 
 
 @functools.lru_cache(maxsize=4096)
@@ -258,6 +260,10 @@ class Evaluator:
         self._checkpoint_pause = 0.0
         self._pending: dict[UUID, Any] = {}
         self._routes_of: dict[tuple[str, str], list[Any]] = {}
+        self._route_lists: dict[tuple[Any, ...], list[Any]] = {}
+        # Place a usual batch whole (:meth:`_place_at_once`); False: always row by row
+        # (the equivalence tests hold the two to the same state).
+        self.at_once = True
         self._routes_generation = -1
         # the series judged in the window being evaluated: (scope type, scope id, result)
         self._window: list[tuple[str, str, dict[str, Any]]] = []
@@ -553,18 +559,27 @@ class Evaluator:
         # bounds or clocks: windows close after the batch is read).
         if self._routes_generation != ws.generation:
             self._routes_of = {}
+            self._route_lists = {}
             self._routes_generation = ws.generation
         routes_of = self._routes_of
         contexts: dict[str, tuple[float, list[float] | None]] = {}
-        for row in decode_rows(batch.rows):
+        rows = decode_rows(batch.rows)
+        placed = self._place_at_once(rows, batch_id) if self.at_once and rows else None
+        if placed is not None:
+            regime_id, latest, evaluated, late = placed
+            if latest is not None:
+                newest[regime_id] = latest
+            rows = []
+        for row in rows:
             po_id, observed, interval = row[0], row[2], row[4]
             row.append(batch_id)  # rows are fresh from the store: the evidence rides along
             key = (po_id, row[1])
             routes = routes_of.get(key)
             if routes is None:
-                routes = routes_of[key] = [
-                    r for r in ws.routes_for(po_id, row[1])
-                    if partitions == 1 or r.partition % partitions == index]
+                routes = [r for r in ws.routes_for(po_id, row[1])
+                          if partitions == 1 or r.partition % partitions == index]
+                # the same regimes, the same list: a batch is told apart at a glance
+                routes = routes_of[key] = self._route_lists.setdefault(tuple(routes), routes)
             for route in routes:
                 regime_id, w, series = route.regime_id, route.window_seconds, route.series
                 if quarantined and series in quarantined:
@@ -626,6 +641,63 @@ class Evaluator:
             regime = ws.regime(regime_id)
             if regime is not None:
                 self._close(regime, ws, emit)
+
+    def _place_at_once(self, rows: list[list[Any]], batch_id: str
+                       ) -> tuple[str, float | None, int, int] | None:
+        """Place a usual batch whole: each of its rows that this partition evaluates is
+        watched by the same one regime, none is quarantined or covers an interval, and all
+        fall in one window that is still open (or all in one that closed: all late). The
+        rows then go to that window together, with the tests made once for the batch
+        instead of once a row. Returns (regime, newest observed time or None when all were
+        late, rows placed, rows late); None when the batch is not of that kind (or some
+        of its series were not routed yet in this generation): nothing was changed, and
+        :meth:`_apply` places it row by row — to the same state."""
+        routes_of = self._routes_of
+        lists = list(map(routes_of.get, zip(map(_po_of, rows), map(_parameter_of, rows),
+                                             strict=True)))
+        if None in lists:
+            return None
+        distinct = dict(zip(map(id, lists), lists, strict=True))
+        mine = [routes for routes in distinct.values() if routes]
+        if len(mine) != 1 or len(mine[0]) != 1:
+            return None
+        route = mine[0][0]
+        st = self.state
+        series = route.series
+        if st.quarantined and series in st.quarantined:
+            return None
+        own = rows if len(distinct) == 1 else [
+            row for row, routes in zip(rows, lists, strict=True) if routes]
+        if list(map(_interval_of, own)).count(None) != len(own):
+            return None
+        observed = list(map(_observed_of, own))
+        w = route.window_seconds
+        start = (min(observed) // w) * w
+        if (max(observed) // w) * w != start:
+            return None  # across a window's end
+        regime_id = route.regime_id
+        closed = st.closed_until.get(regime_id, NEVER)
+        clock = st.clock.get(regime_id)
+        end = start + w
+        if end <= closed or (clock is not None and clock[0] < end <= clock[1]):
+            st.late[series] = st.late.get(series, 0) + len(own)
+            return regime_id, None, 0, len(own)
+        if start < closed:
+            return None  # a window the clock closed part of the way: row by row
+        windows = st.windows.get(series)
+        if windows is None:
+            windows = st.windows[series] = {}
+        by_po = windows.get(start)
+        if by_po is None:
+            by_po = windows[start] = {}
+        for row in own:
+            row.append(batch_id)  # the evidence rides along
+            kept = by_po.get(row[0])
+            if kept is None:
+                by_po[row[0]] = [row]
+            else:
+                kept.append(row)
+        return regime_id, max(observed), len(own), 0
 
     def _tick(self, event: Any, ws: WorkingSet, emit: bool) -> None:
         """The regime's clock moved: close what processing time has passed."""
