@@ -148,6 +148,11 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--time-limit", type=float, default=None,
                        help="seconds per message size for each of baseline and suite "
                             "(default 60, quick 20)")
+        p.add_argument("--sizes", default=None,
+                       help="samples a message to run, comma-separated (default 1,100,1000)")
+        p.add_argument("--messages", type=int, default=None,
+                       help="messages a size (default: 10,000 / 2,000 / 200; quick 500 / "
+                            "100 / 10)")
         p.add_argument("--profile", action=argparse.BooleanOptionalAction, default=None,
                        help="sample the monitoring worker with py-spy during the suite runs "
                             "(default: on, off with --quick)")
@@ -156,12 +161,15 @@ def main(argv: list[str] | None = None) -> int:
     profile = (not args.quick) if args.profile is None else args.profile
     time_limit = args.time_limit or (20.0 if args.quick else 60.0)
     counts = plan(args.quick)
+    sizes = tuple(int(n) for n in args.sizes.split(",")) if args.sizes else SIZES
+    if args.messages:
+        counts = {size: args.messages for size in sizes}
     with c.suite(args) as s, c.CrossingWatcher(s.regime_ids) as watcher:
         results = {}
-        for size in SIZES:
+        for size in sizes:
             results[str(size)] = run_size(s, size, counts[size], time_limit, watcher,
                                              profile)
-        hundred = results["100"]
+        hundred = results.get("100", {})
         goal = {
             "samplesPerSecondAt100": 150_000, "ratioToRawCeilingAt100": 0.2,
             "metSamplesPerSecond": (hundred.get("samplesPerSecond") or 0) >= 150_000,
@@ -185,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
             payload["incomplete"] = incomplete
         c.write_result(c.scaled_name(NAME, s), payload)
     rows = []
-    for size in SIZES:
+    for size in sizes:
         r = results[str(size)]
         rows.append([size, r["samples"], r.get("samplesPerSecond"), r.get("messagesPerSecond"),
                      r["baseline"].get("samplesPerSecond"), r["baseline"].get("messagesPerSecond"),
