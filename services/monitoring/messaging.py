@@ -112,11 +112,11 @@ def handlers(app: Monitoring) -> dict[str, Handler]:
 # --- inbound: measurements ----------------------------------------------------------------
 class MeasurementConsumer:
     """Consumes measurement messages in groups: one store commit for up to ``group``
-    messages, then one ack each. A redelivered message is recognised by its batch id: the
-    same samples are acknowledged as a duplicate, other samples under that id are
-    dead-lettered. A store write that fails is backed off and retried behind newer
-    messages, and dead-lettered with its reason after ``max_deliveries`` attempts — never
-    dropped, never retried without end."""
+    messages, then one ack for them all (``multiple``). A redelivered message is
+    recognised by its batch id: the same samples are acknowledged as a duplicate, other
+    samples under that id are dead-lettered. A store write that fails is backed off and
+    retried behind newer messages, and dead-lettered with its reason after
+    ``max_deliveries`` attempts — never dropped, never retried without end."""
 
     def __init__(self, app: Monitoring, transport: Transport, queue: QueueSpec,
                  group: int = 100, max_wait: float = 0.01, prefetch: int = 400,
