@@ -319,6 +319,7 @@ def conditions(index: EventIndex, q: dict[str, Any]) -> list[tuple[str, list[Any
     return found
 
 
+SQL_INTEGER_MAX = 2**63 - 1
 _ORDER = "c_event_time, seq"  # what each column's index carries after its value
 
 
@@ -330,7 +331,9 @@ def page(app: ServiceApplication, q: dict[str, Any], offset: int, limit: int
     stores = app.stores()
     keys: list[tuple[str, int, int]] = []
     total = 0
-    wanted = offset + limit
+    # No log holds more rows than SQL's integers count: an offset beyond them asks the
+    # index for what it has (SQLite refuses a larger LIMIT; the page is then empty).
+    wanted = min(offset + limit, SQL_INTEGER_MAX)
     for position, store in enumerate(stores):
         index = audit_index(store)
         where = conditions(index, q)

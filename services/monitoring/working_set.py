@@ -29,6 +29,7 @@ from services.monitoring.domain import Regime, Replica
 from services.monitoring.measurement import Outage
 from services.monitoring.periods import time_zone
 from shared.cache import Cache
+from shared.outages import IN_FORCE
 from shared.readmodel import Resident, StoredIndex
 from shared.replica import by_kind as replicas_by_kind
 from shared.standards import version_in_force
@@ -366,7 +367,7 @@ class WorkingSet:
     def outages(self, product_id: str) -> list[Outage]:
         found = []
         for outage in self._by_kind["plannedOutage"].values():
-            if outage.get("status") != "agreed":
+            if outage.get("status") not in IN_FORCE:  # agreed, in progress, completed
                 continue
             if product_id not in (outage.get("affectedPurchasedOfferingIds") or []):
                 continue

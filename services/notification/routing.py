@@ -30,6 +30,7 @@ from services.notification.domain import (
     severity_rank,
 )
 from shared import times
+from shared.outages import IN_FORCE
 
 if TYPE_CHECKING:
     from services.notification.application import NotificationService
@@ -173,11 +174,13 @@ def suppressing(labels: Mapping[str, Any], at: datetime,
                 outages: Iterable[Mapping[str, Any]]) -> str | None:
     """The agreed planned outage whose window and scope cover the alert, if any.
 
-    An outage covers an alert when it is agreed, ``at`` falls in its window, and the
-    alert's offering group is the outage's, or its purchased offering is affected.
+    An outage covers an alert when its window is in force (``shared.outages.IN_FORCE``:
+    agreed, in progress or completed; ``rescheduled`` as an earlier release's messages
+    said agreed), ``at`` falls in its window, and the alert's offering group is the
+    outage's, or its purchased offering is affected.
     """
     for outage in outages:
-        if outage.get("status") not in ("agreed", "rescheduled"):
+        if outage.get("status") not in (*IN_FORCE, "rescheduled"):
             continue
         start, end = moment(outage.get("start")), moment(outage.get("end"))
         if start is None or end is None or not start <= at < end:

@@ -11,7 +11,7 @@ its document's descriptions; the document states every rule it can.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import schemathesis
@@ -114,7 +114,35 @@ def regime(body: Body, patch: bool) -> None:
         body["allowedLateness"] = "PT1M"
 
 
+def _future(body: Body, member: str) -> None:
+    """Windows (or periods) that start after now and end after they start: a month
+    ahead, an hour each, one after the other."""
+    items = body.get(member)
+    if not isinstance(items, list):
+        return
+    first = datetime.now(UTC).replace(microsecond=0) + timedelta(days=30)
+    for n, item in enumerate(items):
+        if isinstance(item, dict):
+            start = first + timedelta(days=n)
+            item["startDateTime"] = start.isoformat().replace("+00:00", "Z")
+            item["endDateTime"] = (start + timedelta(hours=1)).isoformat().replace(
+                "+00:00", "Z")
+
+
+def planned_outage(body: Body, patch: bool) -> None:
+    """Windows in the future, each ending after it starts."""
+    _future(body, "windows")
+
+
+def blackouts(body: Body, patch: bool) -> None:
+    """Periods ending after they start."""
+    _future(body, "periods")
+
+
 RULES: dict[str, Callable[[Body, bool], None]] = {
+    "/outage-negotiation/v1/plannedOutage": planned_outage,
+    "/outage-negotiation/v1/plannedOutage/{outage_id}/reschedule": planned_outage,
+    "/outage-negotiation/v1/customerBlackout": blackouts,
     "/threshold-registry/v1/slaType": sla_type,
     "/threshold-registry/v1/purchasedOffering": purchased_offering,
     "/threshold-registry/v1/thresholdStandard": standard,

@@ -13,9 +13,11 @@ import pytest
 
 from shared.bus.envelope import Envelope
 from shared.bus.topology import SLA_EVENTS
+from shared.scheduler import SettableClock
 from shared.times import iso
 from tests.drivers.http import FlaskHttp
 from tests.drivers.monitoring import MonitoringDriver
+from tests.drivers.outages import OutageDriver, window
 from tests.drivers.registry import RegistryDriver
 from tests.drivers.registry import availability as availability_parameter
 from tests.drivers.registry import latency as latency_parameter
@@ -23,6 +25,12 @@ from tests.helpers import eventually
 from tests.service.conftest import Client
 
 DAY = datetime(2026, 11, 20, tzinfo=UTC)
+
+
+@pytest.fixture
+def service_clocks() -> dict[str, Any]:
+    """outage-negotiation plans the outages of the measured day eleven days before it."""
+    return {"outage-negotiation": SettableClock(DAY - timedelta(days=11))}
 
 
 @pytest.fixture
@@ -132,18 +140,19 @@ def test_a_day_of_degrading_latency_raises_warning_then_breach_with_evidence(
 
 def test_an_agreed_planned_outage_is_excluded_from_availability(
         suite: Any, estate: dict[str, Any], monitoring: MonitoringDriver) -> None:
+    # The change manager agrees the outage with outage-negotiation (its clock eleven days
+    # before, so gold's ten days' notice is given); the agreement reaches monitoring.
     products = estate["products"]
-    outage = {"id": "po-1", "href": "/outage-negotiation/v1/plannedOutage/po-1",
-              "@type": "PlannedOutage", "status": "agreed",
-              "window": {"startDateTime": at(2), "endDateTime": at(3)},
-              "reason": "fibre splice", "offeringGroupId": estate["group"]["id"],
-              "affectedPurchasedOfferingIds": [products[0]], "version": 1}
-    envelope = Envelope(event_id=str(uuid.uuid4()), event_time=iso(),
-                        event_type="PlannedOutageChangeEvent", source="outage-negotiation",
-                        event={"change": "agreed", "plannedOutage": outage})
-    suite.runtime("monitoring").transport.publish_raw(
-        SLA_EVENTS, "outage-negotiation.planned-outage.agreed", envelope.to_bytes())
+    outages = OutageDriver(FlaskHttp(Client(suite.app("outage-negotiation"),
+                                            "/outage-negotiation/v1")))
     app = suite.runtime("monitoring").app
+    eventually(lambda: outages.draft({"purchasedOfferingIds": [products[0]]},
+                                     [window(at(2), at(3))], reason="fibre splice",
+                                     expect=None).status == 201)
+    outage = outages.outages()[0]
+    outages.move(outage, "propose")
+    outages.move(outage, "negotiate")
+    outages.move(outage, "agree")
     eventually(lambda: app.working_set.outages(products[0]))  # applied by the inbox
     for hour in range(6):
         down = 30 if hour in (2, 4) else 0  # 30 minutes down at 2h (planned) and 4h (not)

@@ -79,6 +79,8 @@ def test_a_batch_recorded_before_digests_is_still_told_from_other_samples(
 
 def test_a_planned_outage_with_an_unreadable_time_is_dead_lettered_with_the_reason(
         suite: Any, estate: dict[str, Any], monitoring: MonitoringDriver) -> None:  # noqa: F811
+    # The consumer's side of the contract: outage-negotiation never publishes such a
+    # time, but a message that reaches monitoring's inbox with one is refused with why.
     runtime = suite.runtime("monitoring")
     outage = {"id": "po-bad", "href": "/outage-negotiation/v1/plannedOutage/po-bad",
               "@type": "PlannedOutage", "status": "agreed",

@@ -375,6 +375,9 @@ def test_warnings_are_inhibited_by_their_breach_and_outages_suppress_alerts(
     decided = eventually(lambda: notification.decisions(eventId=warning.event_id))
     assert decided[0]["decision"] == "inhibited" and "cr-b" in decided[0]["reason"]
 
+    # The consumer's side of PlannedOutageChangeEvent (outages enter the suite through
+    # outage-negotiation: tests/service/test_outage_negotiation.py): an agreed outage
+    # over the group, as that service publishes it.
     outage = Envelope(
         event_id="outage-negotiation:1", event_time=iso(), event_type="PlannedOutageChangeEvent",
         source="outage-negotiation", event={"change": "agreed", "plannedOutage": {

@@ -1,0 +1,160 @@
+"""HTTP entrypoint of outage-negotiation: one flask-smorest ``MethodView`` per resource,
+thin over the application's commands and queries; each move of an outage is a ``POST``
+on the outage (``…/propose``, ``…/agree`` …) whose actor is the token's subject. A rule
+a window breaks is a 409 whose code names the rule (``MINIMUM_NOTICE``, ``BLACKOUT``,
+``OVERLAP``, ``CAP``) and whose details say what would pass."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+from uuid import UUID
+
+from flask import g
+from flask.views import MethodView
+
+from services.outage_negotiation import schemas as s
+from services.outage_negotiation.application import OutageNegotiation
+from services.outage_negotiation.domain import CustomerBlackouts, OutageRuleBroken, PlannedOutage
+from shared.http.blueprint import Blueprint
+from shared.http.errors import ApiError
+from shared.http.listing import expected_version
+from shared.http.schemas import list_query
+from shared.http.security import requires
+from shared.readmodel import Listing
+
+READ, WRITE = "sla:read", "sla:write"
+RULES_DOC = {"409": {
+    "description": "a rule refused it: INVALID_TRANSITION (the status does not allow the "
+                   "move), UNKNOWN_REFERENCE (unknown or retired offerings), "
+                   "MINIMUM_NOTICE (details.earliestStart), BLACKOUT, OVERLAP or CAP "
+                   "(details say what would pass), STALE_VERSION (If-Match)",
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}}
+
+
+def rule_refusals(view: Callable[..., Any]) -> Callable[..., Any]:
+    """A broken rule as a 409 naming it, with what would pass in ``details``."""
+
+    @wraps(view)
+    def checked(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return view(*args, **kwargs)
+        except OutageRuleBroken as exc:
+            raise ApiError(409, str(exc), exc.rule, exc.details) from None
+
+    return checked
+
+
+def actor() -> str:
+    return str(g.principal.subject)
+
+
+def blueprint(runtime: Any) -> Blueprint:
+    app: OutageNegotiation = runtime.app
+    blp = Blueprint("outage-negotiation", __name__,
+                    description="Planned outages, their negotiation with the customers "
+                                "they affect, and customers' blackout periods")
+
+    # --- planned outages -----------------------------------------------------------------
+    @blp.route("/plannedOutage")
+    class Outages(MethodView):
+        @blp.arguments(list_query(s.PlannedOutage), location="query")
+        @blp.response(200, s.PlannedOutage(many=True))
+        @requires(READ)
+        def get(self, _: Any) -> Listing:
+            """List planned outages; filter e.g. by status, impact, offeringGroupId or
+            startDateTime."""
+            return app.outages()
+
+        @blp.arguments(s.PlannedOutageCreate)
+        @blp.response(201, s.PlannedOutage)
+        @blp.doc(responses=RULES_DOC)
+        @requires(WRITE)
+        def post(self, body: dict[str, Any]) -> PlannedOutage:
+            """Draft a planned outage: what it affects, the windows proposed (most
+            preferred first), the reason and the expected impact. Windows in the past or
+            ending before they start are refused (400, naming the window); unknown or
+            retired offerings too (409)."""
+            return app.draft(**body, actor=actor())
+
+    @blp.route("/plannedOutage/<uuid:outage_id>")
+    class OneOutage(MethodView):
+        @blp.response(200, s.PlannedOutage)
+        @requires(READ)
+        def get(self, outage_id: UUID) -> PlannedOutage:
+            """Read a planned outage: its windows, the customers it affects as resolved
+            when it was proposed, the overlaps flagged and every move."""
+            return app.outage(outage_id)
+
+        @blp.arguments(s.PlannedOutagePatch)
+        @blp.response(200, s.PlannedOutage)
+        @blp.doc(responses=RULES_DOC)
+        @requires(WRITE)
+        def patch(self, body: dict[str, Any], outage_id: UUID) -> PlannedOutage:
+            """Change a draft (merge-patch; If-Match honoured)."""
+            return app.revise(outage_id, body, actor(), expected_version())
+
+    def move(name: str, schema: type, command: Callable[..., PlannedOutage],
+             summary: str) -> None:
+        @blp.route(f"/plannedOutage/<uuid:outage_id>/{name}", methods=["POST"],
+                   endpoint=f"{name}_outage")
+        @blp.arguments(schema)
+        @blp.response(200, s.PlannedOutage)
+        @blp.doc(responses=RULES_DOC)
+        @requires(WRITE)
+        @rule_refusals
+        def act(body: dict[str, Any], outage_id: UUID) -> PlannedOutage:
+            return command(outage_id, actor=actor(), expected_version=expected_version(),
+                           **body)
+
+        act.__doc__ = summary
+
+    move("propose", s.Move, app.propose,
+         "Propose a draft: the customers and purchased offerings it affects are resolved "
+         "from the inventory now and kept with it; every window must give the SLA types' "
+         "minimum notice, miss the customers' blackout periods and stay within the caps; "
+         "overlaps with other outages are flagged (or refused, by policy).")
+    move("negotiate", s.Move, app.open_negotiation,
+         "Open the negotiation of a proposed outage with the customers it affects.")
+    move("agree", s.Agreement, app.agree,
+         "Agree one of the proposed windows (checked again against blackouts, overlaps "
+         "and caps): it is published to monitoring and notification, and the outage "
+         "starts and completes by the clock at its start and end.")
+    move("reject", s.ReasonedMove, app.reject, "Reject a proposed or negotiated outage.")
+    move("cancel", s.ReasonedMove, app.cancel,
+         "Cancel an outage not started yet (an agreed one's cancellation is published).")
+    move("reschedule", s.Reschedule, app.reschedule,
+         "New windows for an agreed outage: negotiated again with the customers it "
+         "touches, every rule checked again; its old window is no longer in force.")
+    move("extend", s.Extension, app.extend,
+         "A later end for an outage in progress, with the reason (published as a notice "
+         "of extension).")
+
+    # --- customers' blackout periods -----------------------------------------------------
+    @blp.route("/customerBlackout")
+    class Blackouts(MethodView):
+        @blp.arguments(list_query(s.CustomerBlackouts), location="query")
+        @blp.response(200, s.CustomerBlackouts(many=True))
+        @requires(READ)
+        def get(self, _: Any) -> Listing:
+            """The customers' declared blackout periods."""
+            return app.blackout_listing()
+
+    @blp.route("/customerBlackout/<string:customer_id>")
+    class OneCustomerBlackouts(MethodView):
+        @blp.response(200, s.CustomerBlackouts)
+        @requires(READ)
+        def get(self, customer_id: str) -> CustomerBlackouts:
+            """A customer's declared blackout periods."""
+            return app.blackouts_of(customer_id)
+
+        @blp.arguments(s.BlackoutDeclaration)
+        @blp.response(200, s.CustomerBlackouts)
+        @requires(WRITE)
+        def put(self, body: dict[str, Any], customer_id: str) -> CustomerBlackouts:
+            """Declare a customer's periods free of maintenance (replacing those declared
+            before): every outage that affects the customer is checked against them."""
+            return app.declare_blackouts(customer_id, body["periods"], actor())
+
+    return blp

@@ -1,0 +1,388 @@
+"""The outage-negotiation application: the planner's commands over planned outages
+(draft, propose, negotiate, agree, reject, cancel, reschedule, extend), customers'
+blackout periods, the clock's moves (``scheduling.py``), and the queries the API serves.
+
+Built with everything it uses (docs/architecture.md, "Adding a service"): its store's
+environment, its settings and a clock (tests give a settable one). What an outage
+affects is resolved from the replicas of the registry's groups, offerings, SLA types and
+inventory kept from the bus (never by calling the registry), when it is proposed, and
+kept with the outage: a later inventory change does not rewrite who was told what.
+The rules its windows must pass are ``rules.py``'s.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+from uuid import UUID
+
+from services.outage_negotiation import rules
+from services.outage_negotiation.domain import (
+    COUNTED,
+    OPEN,
+    CustomerBlackouts,
+    PlannedOutage,
+    Replica,
+    Window,
+)
+from services.outage_negotiation.scheduling import Scheduling, due_items
+from services.outage_negotiation.settings import OutageSettings
+from services.outage_negotiation.views import (
+    CUSTOMER,
+    GROUP,
+    OFFERING,
+    STATUS,
+    OutageIndex,
+)
+from shared import replica as replicas
+from shared.errors import ErrorCollector, InvalidValue, MissingReference, NotFound
+from shared.readmodel import Listing, StoredTimetable
+from shared.replica import Copy
+from shared.scheduler import Clock, DueLoop, SystemClock, Wakeup
+from shared.store import ServiceApplication
+
+#: Purchased offerings in these statuses are affected by an outage over their offering.
+LIVE = ("active", "suspended")
+CHUNK = 500
+
+
+class OutageNegotiation(ServiceApplication):
+    """Planned outages, customers' blackout periods, and the registry facts they need."""
+
+    name = "OutageNegotiation"
+    snapshotting_intervals = {Replica: 50, PlannedOutage: 50}  # noqa: RUF012
+
+    def __init__(self, env: Mapping[str, str] | None = None, *,
+                 settings: OutageSettings | None = None, clock: Clock | None = None) -> None:
+        super().__init__(env)
+        self.clock: Clock = clock or SystemClock()
+        self.settings = settings or OutageSettings()
+        self.index = OutageIndex(self)
+        self.wake = Wakeup()
+        self.scheduling = Scheduling(self)
+        self.timetable = StoredTimetable(self.index, due_items())
+
+    def read_models(self) -> list[OutageIndex]:
+        return [self.index]
+
+    def close(self) -> None:
+        self.index.close()
+        super().close()
+
+    def scheduler(self) -> DueLoop:
+        """The loop that starts and completes agreed outages at their agreed times."""
+        return DueLoop(self.timetable, self.clock, self.scheduling.work(), self.wake,
+                       idle=self.settings.tick)
+
+    def tick(self) -> int:
+        """Make the moves due now; how many were made."""
+        return self.scheduler().run_due()
+
+    # --- queries -------------------------------------------------------------------------
+    def outages(self) -> Listing:
+        return self.index.listing(PlannedOutage)
+
+    def outage(self, outage_id: UUID, expected_version: int | None = None) -> PlannedOutage:
+        return self.get(PlannedOutage, outage_id, expected_version, label="planned outage")
+
+    def blackout_listing(self) -> Listing:
+        return self.index.listing(CustomerBlackouts)
+
+    def blackouts_of(self, customer_id: str) -> CustomerBlackouts:
+        found = self.index.get(CustomerBlackouts.create_id(customer_id), CustomerBlackouts)
+        if found is None:
+            raise NotFound(f"customer {customer_id} declared no blackout periods")
+        return found
+
+    # --- the registry's facts ----------------------------------------------------------
+    def receive_replica(self, copy: Copy) -> None:
+        """Keep a registry resource as its event told it (a newer version only)."""
+        self.save(replicas.receive(self.repository, Replica, copy))
+
+    def _fact(self, kind: str, resource_id: str) -> dict[str, Any] | None:
+        found = self.index.get(Replica.create_id(kind, resource_id), Replica)
+        return found.resource if isinstance(found, Replica) else None
+
+    def _replicas(self, kind: str, column: Any, values: Sequence[str]) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = []
+        for start in range(0, len(values), CHUNK):
+            chunk = list(values[start:start + CHUNK])
+            found += [r.resource for r, _ in self.index.select(
+                Replica, {"replicaKind": kind},
+                [(f"{column.sql} IN ({','.join('?' * len(chunk))})", chunk)])]
+        return found
+
+    def check_references(self, affects: Mapping[str, Any]) -> None:
+        """What an outage names exists and is not retired (409 naming the field)."""
+        errors = ErrorCollector()
+        group = affects.get("offeringGroupId")
+        if group:
+            found = self._fact("offeringGroup", group)
+            if found is None:
+                errors.add("affects.offeringGroupId", f"no offering group {group}")
+            elif found.get("lifecycleStatus") == "retired":
+                errors.add("affects.offeringGroupId", f"offering group {group} is retired")
+        for n, offering in enumerate(affects.get("productOfferingIds") or []):
+            found = self._fact("productOffering", offering)
+            if found is None:
+                errors.add(f"affects.productOfferingIds.{n}", f"no product offering {offering}")
+            elif found.get("lifecycleStatus") == "retired":
+                errors.add(f"affects.productOfferingIds.{n}",
+                           f"product offering {offering} is retired")
+        for n, product in enumerate(affects.get("purchasedOfferingIds") or []):
+            found = self._fact("purchasedOffering", product)
+            if found is None:
+                errors.add(f"affects.purchasedOfferingIds.{n}",
+                           f"no purchased offering {product}")
+            elif found.get("status") not in LIVE:
+                errors.add(f"affects.purchasedOfferingIds.{n}",
+                           f"purchased offering {product} is {found.get('status')}")
+        errors.raise_if_any(MissingReference)
+
+    def resolve(self, affects: Mapping[str, Any]) -> tuple[list[dict[str, Any]],
+                                                          dict[str, str | None]]:
+        """Who an outage affects, from the inventory replica now: per customer its
+        purchased offerings, SLA types and the longest minimum notice among them; and
+        each purchased offering's SLA type id."""
+        offerings = list(affects.get("productOfferingIds") or [])
+        if affects.get("offeringGroupId"):
+            offerings += [o["id"] for o in self._replicas(
+                "productOffering", GROUP, [affects["offeringGroupId"]])
+                if o.get("lifecycleStatus") != "retired"]
+        products: dict[str, dict[str, Any]] = {}
+        for item in self._replicas("purchasedOffering", OFFERING, sorted(set(offerings))):
+            products[str(item["id"])] = item
+        for product in affects.get("purchasedOfferingIds") or []:
+            found = self._fact("purchasedOffering", product)
+            if found is not None:
+                products[product] = found
+        sites = affects.get("customerSites") or []
+        if sites:
+            wanted = {(s["customerId"], s["site"]) for s in sites}
+            for item in self._replicas("purchasedOffering", CUSTOMER,
+                                       sorted({s["customerId"] for s in sites})):
+                if (item.get("customerId"), item.get("site")) in wanted:
+                    products[str(item["id"])] = item
+            found_sites = {(p.get("customerId"), p.get("site")) for p in products.values()}
+            errors = ErrorCollector()
+            for n, site in enumerate(sites):
+                if (site["customerId"], site["site"]) not in found_sites:
+                    errors.add(f"affects.customerSites.{n}",
+                               f"customer {site['customerId']} has no purchased offering "
+                               f"at site {site['site']}")
+            errors.raise_if_any(MissingReference)
+        live = {k: v for k, v in products.items() if v.get("status") in LIVE}
+        if not live:
+            raise MissingReference({"affects": [
+                "no active purchased offering is affected: the inventory this service "
+                "knows has none under what the outage names"]})
+        sla_types: dict[str, dict[str, Any] | None] = {}
+        customers: dict[str, dict[str, Any]] = {}
+        sla_of: dict[str, str | None] = {}
+        for product_id in sorted(live):
+            item = live[product_id]
+            sla = item.get("slaTypeId")
+            sla_of[product_id] = sla
+            if sla and sla not in sla_types:
+                sla_types[sla] = self._fact("slaType", sla)
+            entry = customers.setdefault(str(item.get("customerId")), {
+                "customerId": str(item.get("customerId")), "purchasedOfferingIds": [],
+                "slaTypes": {}, "minimumNoticeDays": 0})
+            entry["purchasedOfferingIds"].append(product_id)
+            terms = sla_types.get(sla) if sla else None
+            if sla and sla not in entry["slaTypes"]:
+                entry["slaTypes"][sla] = {
+                    "id": sla, "name": (terms or {}).get("name"),
+                    "minimumNoticeDays": int((terms or {}).get("minimumNoticeDays") or 0),
+                    "maintenanceAccounting": (terms or {}).get("maintenanceAccounting")}
+                entry["minimumNoticeDays"] = max(entry["minimumNoticeDays"],
+                                                 entry["slaTypes"][sla]["minimumNoticeDays"])
+        resolution = [{**c, "slaTypes": list(c["slaTypes"].values())}
+                      for _, c in sorted(customers.items())]
+        return resolution, sla_of
+
+    def _caps(self, sla_of: Mapping[str, str | None]) -> dict[str, int | None]:
+        caps: dict[str, int | None] = {}
+        for sla in {s for s in sla_of.values() if s}:
+            terms = self._fact("slaType", sla) or {}
+            caps[sla] = self.settings.cap_for(terms.get("name"), sla)
+        return caps
+
+    def _others(self, statuses: Sequence[str], exclude: UUID | None = None,
+                agreed_only: bool = False) -> list[rules.Other]:
+        marks = ",".join("?" * len(statuses))
+        found = []
+        for outage, _ in self.index.select(PlannedOutage,
+                                           conditions=[(f"{STATUS.sql} IN ({marks})",
+                                                        list(statuses))]):
+            if outage.id == exclude:
+                continue
+            windows = ([outage.agreed_window] if outage.agreed_window is not None
+                       else [] if agreed_only else outage.windows)
+            found.append(rules.Other(str(outage.id), outage.status, tuple(windows),
+                                     frozenset(outage.purchased_offering_ids)))
+        return found
+
+    def _blackouts(self, customers: Iterable[str]) -> dict[str, list[dict[str, Any]]]:
+        wanted = sorted(set(customers))
+        found: dict[str, list[dict[str, Any]]] = {}
+        for start in range(0, len(wanted), CHUNK):
+            chunk = wanted[start:start + CHUNK]
+            for declared, _ in self.index.select(
+                    CustomerBlackouts,
+                    conditions=[(f"c_customer_id IN ({','.join('?' * len(chunk))})", chunk)]):
+                if declared.periods:
+                    found[declared.customer_id] = declared.periods
+        return found
+
+    def _checked(self, outage_id: UUID | None, windows: Sequence[Window],
+                 affects: Mapping[str, Any], field: str = "windows", notice: bool = True
+                 ) -> tuple[list[dict[str, Any]], list[str], list[dict[str, Any]]]:
+        """The windows checked against every rule for what ``affects`` resolves to now:
+        the resolution, the purchased offerings, the overlaps flagged."""
+        now = self.clock()
+        rules.check_windows(windows, now, field)
+        self.check_references(affects)
+        resolution, sla_of = self.resolve(affects)
+        if notice:
+            rules.check_notice(windows, resolution, now, field)
+        rules.check_blackouts(windows, self._blackouts(c["customerId"] for c in resolution),
+                              field)
+        purchased = set(sla_of)
+        found = rules.overlaps(windows, purchased, self._others(OPEN, outage_id))
+        rules.check_overlaps(found, self.settings.overlaps)
+        caps = self._caps(sla_of)
+        counted = self._others(COUNTED, outage_id, agreed_only=True)
+        for n, window in enumerate(windows):
+            rules.check_cap(window, sla_of, caps, counted, f"{field}.{n}")
+        return resolution, sorted(purchased), found
+
+    # --- the planner's commands ----------------------------------------------------------
+    def draft(self, affects: Mapping[str, Any], windows: Sequence[Window], reason: str,
+              impact: str, actor: str, planner: str | None = None,
+              change_link: str | None = None, name: str | None = None) -> PlannedOutage:
+        rules.check_windows(windows, self.clock())
+        self.check_references(affects)
+        outage = PlannedOutage(affects=dict(affects), windows=list(windows), reason=reason,
+                               impact=impact, planner=planner or actor,
+                               change_link=change_link, name=name, at=self.clock())
+        self.save(outage)
+        return outage
+
+    def revise(self, outage_id: UUID, changes: Mapping[str, Any], actor: str,
+               expected_version: int | None = None) -> PlannedOutage:
+        outage = self.outage(outage_id, expected_version)
+        changes = {k: v for k, v in changes.items() if getattr(outage, k, None) != v}
+        if "windows" in changes:
+            rules.check_windows(changes["windows"], self.clock())
+        if "affects" in changes:
+            self.check_references(changes["affects"])
+        outage.revise(changes, self.clock(), actor)
+        self.save(outage)
+        return outage
+
+    def propose(self, outage_id: UUID, actor: str, reason: str | None = None,
+                expected_version: int | None = None) -> PlannedOutage:
+        """Resolve who is affected now and check the windows against every rule."""
+        outage = self.outage(outage_id, expected_version)
+        outage.require("proposed", "draft")
+        resolution, purchased, found = self._checked(outage.id, outage.windows,
+                                                     outage.affects)
+        outage.propose(resolution, purchased, outage.affects.get("offeringGroupId"), found,
+                       self.clock(), actor, reason)
+        self.save(outage)
+        return outage
+
+    def open_negotiation(self, outage_id: UUID, actor: str, reason: str | None = None,
+                         expected_version: int | None = None) -> PlannedOutage:
+        outage = self.outage(outage_id, expected_version)
+        outage.open_negotiation(self.clock(), actor, reason)
+        self.save(outage)
+        return outage
+
+    def agree(self, outage_id: UUID, actor: str, window_index: int = 0,
+              reason: str | None = None, expected_version: int | None = None
+              ) -> PlannedOutage:
+        """Agree one of the proposed windows: checked again (blackouts declared, outages
+        agreed and caps used since the proposal count); the notice was given when it was
+        proposed."""
+        outage = self.outage(outage_id, expected_version)
+        outage.require("agreed", "negotiating")
+        if not 0 <= window_index < len(outage.windows):
+            raise InvalidValue({"windowIndex": [
+                f"the outage has {len(outage.windows)} proposed window(s): 0 to "
+                f"{len(outage.windows) - 1}"]})
+        window = outage.windows[window_index]
+        self._checked(outage.id, [window], outage.affects, "window", notice=False)
+        outage.agree(window, self.clock(), actor, reason)
+        self.save(outage)
+        return outage
+
+    def reject(self, outage_id: UUID, actor: str, reason: str,
+               expected_version: int | None = None) -> PlannedOutage:
+        outage = self.outage(outage_id, expected_version)
+        outage.reject(self.clock(), actor, reason)
+        self.save(outage)
+        return outage
+
+    def cancel(self, outage_id: UUID, actor: str, reason: str,
+               expected_version: int | None = None) -> PlannedOutage:
+        outage = self.outage(outage_id, expected_version)
+        outage.cancel(self.clock(), actor, reason)
+        self.save(outage)
+        return outage
+
+    def reschedule(self, outage_id: UUID, windows: Sequence[Window], actor: str,
+                   reason: str, expected_version: int | None = None) -> PlannedOutage:
+        """New windows for an agreed outage, negotiated again: its customers resolved and
+        every rule checked again, notice included."""
+        outage = self.outage(outage_id, expected_version)
+        outage.require("rescheduled", "agreed")
+        resolution, purchased, found = self._checked(outage.id, windows, outage.affects)
+        outage.reschedule(list(windows), resolution, purchased, found, self.clock(), actor,
+                          reason)
+        self.save(outage)
+        return outage
+
+    def extend(self, outage_id: UUID, end: Any, actor: str, reason: str,
+               expected_version: int | None = None) -> PlannedOutage:
+        """A later end for an outage in progress: the added time must pass the blackouts
+        and the caps (this outage's own minutes counted)."""
+        outage = self.outage(outage_id, expected_version)
+        if outage.status == "inProgress" and outage.agreed_window is not None \
+                and end > outage.agreed_window["end"]:
+            added = {"start": outage.agreed_window["end"], "end": end}
+            customers = [c["customerId"] for c in outage.resolution]
+            rules.check_blackouts([added], self._blackouts(customers), "endDateTime")
+            sla_of = {po: sla for c in outage.resolution for po in c["purchasedOfferingIds"]
+                      for sla in [self._sla_of_product(po)]}
+            rules.check_cap(added, sla_of, self._caps(sla_of),
+                            self._others(COUNTED, agreed_only=True), "endDateTime")
+        outage.extend(end, self.clock(), actor, reason)
+        self.save(outage)
+        return outage
+
+    def _sla_of_product(self, product_id: str) -> str | None:
+        found = self._fact("purchasedOffering", product_id) or {}
+        sla = found.get("slaTypeId")
+        return str(sla) if sla else None
+
+    # --- blackouts -----------------------------------------------------------------------
+    def declare_blackouts(self, customer_id: str, periods: Sequence[Mapping[str, Any]],
+                          actor: str) -> CustomerBlackouts:
+        """A customer's periods free of maintenance, declared once (declared again:
+        replaced), checked by every outage that affects the customer."""
+        errors = ErrorCollector()
+        for n, period in enumerate(periods):
+            if period["end"] <= period["start"]:
+                errors.add(f"periods.{n}.endDateTime", "must be after startDateTime")
+        errors.raise_if_any()
+        kept = [dict(p) for p in periods]
+        existing = self.index.get(CustomerBlackouts.create_id(customer_id), CustomerBlackouts)
+        if existing is None:
+            declared = CustomerBlackouts(customer_id=customer_id, periods=kept, actor=actor)
+        else:
+            declared = self.repository.get(existing.id)
+            declared.redeclare(kept, actor)
+        self.save(declared)
+        return declared

@@ -1,0 +1,255 @@
+"""The outage-negotiation service's aggregates: a planned outage (what it affects, the
+windows proposed and the one agreed, who is affected as resolved when it was proposed,
+and every move of its lifecycle), a customer's declared blackout periods, and the local
+copies of the registry's inventory, offerings, groups and SLA types.
+
+Pure Python plus ``eventsourcing``: no web framework, no broker. The rules a window must
+pass are in ``rules.py``; when the clock moves an outage, in ``scheduling.py``.
+
+Lifecycle (TMF655's approval states, plus the clock's part)::
+
+    draft -> proposed -> negotiating -> agreed | rejected | cancelled
+    agreed -> inProgress (at the agreed start) -> completed (at the agreed end)
+    agreed -> negotiating (rescheduled: new windows, negotiated again)
+    inProgress -> inProgress (extended: a later end, with a notice)
+
+Every move is an event carrying its actor and reason, and is kept in ``moves``, so the
+representation shows the whole path, not only where the outage is now.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.domain import Aggregate, event
+
+from shared import ids, replica
+from shared.errors import InvalidTransition
+
+STATUSES = ("draft", "proposed", "negotiating", "agreed", "rejected", "cancelled",
+            "inProgress", "completed")
+#: Statuses in which an outage still holds (or may come to hold) its purchased offerings:
+#: what another outage's windows are checked against for overlaps.
+OPEN = ("proposed", "negotiating", "agreed", "inProgress")
+#: Statuses whose agreed window counts against a cap of planned minutes.
+COUNTED = ("agreed", "inProgress", "completed")
+IMPACTS = ("fullOutage", "degraded", "atRisk")
+SCOPES = ("offeringGroup", "productOffering", "purchasedOffering", "customerSite")
+CLOCK = "outage-negotiation:clock"
+
+Window = dict[str, Any]  # {"start": datetime, "end": datetime}
+
+
+def stable_id(kind: str, *parts: object) -> UUID:
+    return ids.stable_id("outage-negotiation", kind, *parts)
+
+
+class OutageRuleBroken(InvalidTransition):
+    """A window breaks a rule a change manager expects enforced (minimum notice, a
+    customer's blackout, an overlap refused by policy, a cap of planned minutes):
+    ``rule`` names it, ``details`` say why and what would pass (→ 409)."""
+
+    def __init__(self, rule: str, message: str, details: dict[str, list[str]]) -> None:
+        super().__init__(message)
+        self.rule, self.details = rule, details
+
+
+class PlannedOutage(Aggregate):
+    """One planned outage, from the planner's draft to its completion."""
+
+    @event("Drafted")
+    def __init__(self, affects: dict[str, Any], windows: list[Window], reason: str,
+                 impact: str, planner: str, change_link: str | None, name: str | None,
+                 at: datetime) -> None:
+        self.affects = dict(affects)
+        self.windows = [dict(w) for w in windows]
+        self.reason, self.impact, self.planner = reason, impact, planner
+        self.change_link, self.name = change_link, name
+        self.status = "draft"
+        self.created_at = at
+        self.agreed_window: Window | None = None
+        self.resolution: list[dict[str, Any]] = []
+        self.purchased_offering_ids: list[str] = []
+        self.offering_group_id: str | None = affects.get("offeringGroupId")
+        self.overlaps: list[dict[str, Any]] = []
+        self.extensions: list[dict[str, Any]] = []
+        self.resolved_at: datetime | None = None
+        self.started_at: datetime | None = None
+        self.completed_at: datetime | None = None
+        self.was_agreed = False
+        self.moves: list[dict[str, Any]] = [
+            {"to": "draft", "at": at, "actor": planner, "reason": "drafted"}]
+
+    # --- helpers --------------------------------------------------------------------------
+    def _move(self, to: str, at: datetime, actor: str, reason: str | None) -> None:
+        self.moves.append({"from": self.status, "to": to, "at": at, "actor": actor,
+                           "reason": reason})
+        self.status = to
+
+    def require(self, action: str, *allowed: str) -> None:
+        """Refuse (409, naming the status) a move the status does not allow: checked
+        before the work a move implies, and again by the move itself."""
+        if self.status not in allowed:
+            raise InvalidTransition(
+                f"planned outage {self.id} is {self.status}: it can be {action} only when "
+                f"{' or '.join(allowed)}")
+
+    @property
+    def current_window(self) -> Window | None:
+        """The window in force: the agreed one (extended, if it was), else none."""
+        return self.agreed_window
+
+    # --- the planner's moves ----------------------------------------------------------
+    def revise(self, changes: dict[str, Any], at: datetime, actor: str) -> None:
+        self.require("revised", "draft")
+        if changes:
+            self._revised(changes=changes, at=at, actor=actor)
+
+    @event("Revised")
+    def _revised(self, changes: dict[str, Any], at: datetime, actor: str) -> None:
+        for key, value in changes.items():
+            setattr(self, key, value)
+        if "affects" in changes:
+            self.offering_group_id = changes["affects"].get("offeringGroupId")
+        self.moves.append({"from": "draft", "to": "draft", "at": at, "actor": actor,
+                           "reason": "revised: " + ", ".join(sorted(changes))})
+
+    def propose(self, resolution: list[dict[str, Any]], purchased: list[str],
+                group_id: str | None, overlaps: list[dict[str, Any]], at: datetime,
+                actor: str, reason: str | None) -> None:
+        self.require("proposed", "draft")
+        self._proposed(resolution=resolution, purchased=purchased, group_id=group_id,
+                       overlaps=overlaps, at=at, actor=actor, reason=reason)
+
+    @event("Proposed")
+    def _proposed(self, resolution: list[dict[str, Any]], purchased: list[str],
+                  group_id: str | None, overlaps: list[dict[str, Any]], at: datetime,
+                  actor: str, reason: str | None) -> None:
+        self.resolution, self.purchased_offering_ids = resolution, purchased
+        self.offering_group_id = group_id
+        self.overlaps, self.resolved_at = overlaps, at
+        self._move("proposed", at, actor, reason)
+
+    def open_negotiation(self, at: datetime, actor: str, reason: str | None) -> None:
+        self.require("negotiated", "proposed")
+        self._negotiating(at=at, actor=actor, reason=reason)
+
+    @event("NegotiationOpened")
+    def _negotiating(self, at: datetime, actor: str, reason: str | None) -> None:
+        self._move("negotiating", at, actor, reason)
+
+    def agree(self, window: Window, at: datetime, actor: str, reason: str | None) -> None:
+        self.require("agreed", "negotiating")
+        self._agreed(window=dict(window), at=at, actor=actor, reason=reason)
+
+    @event("Agreed")
+    def _agreed(self, window: Window, at: datetime, actor: str, reason: str | None) -> None:
+        self.agreed_window, self.was_agreed = window, True
+        self._move("agreed", at, actor, reason)
+
+    def reject(self, at: datetime, actor: str, reason: str) -> None:
+        self.require("rejected", "proposed", "negotiating")
+        self._rejected(at=at, actor=actor, reason=reason)
+
+    @event("Rejected")
+    def _rejected(self, at: datetime, actor: str, reason: str) -> None:
+        self._move("rejected", at, actor, reason)
+
+    def cancel(self, at: datetime, actor: str, reason: str) -> None:
+        self.require("cancelled", "draft", "proposed", "negotiating", "agreed")
+        self._cancelled(at=at, actor=actor, reason=reason)
+
+    @event("Cancelled")
+    def _cancelled(self, at: datetime, actor: str, reason: str) -> None:
+        self._move("cancelled", at, actor, reason)
+
+    def reschedule(self, windows: list[Window], resolution: list[dict[str, Any]],
+                   purchased: list[str], overlaps: list[dict[str, Any]], at: datetime,
+                   actor: str, reason: str) -> None:
+        """New windows for an agreed outage: negotiated again with the customers it
+        touches (resolved again now), the old window no longer in force."""
+        self.require("rescheduled", "agreed")
+        self._rescheduled(windows=[dict(w) for w in windows], resolution=resolution,
+                          purchased=purchased, overlaps=overlaps, at=at, actor=actor,
+                          reason=reason)
+
+    @event("Rescheduled")
+    def _rescheduled(self, windows: list[Window], resolution: list[dict[str, Any]],
+                     purchased: list[str], overlaps: list[dict[str, Any]], at: datetime,
+                     actor: str, reason: str) -> None:
+        self.windows, self.agreed_window = windows, None
+        self.resolution, self.purchased_offering_ids = resolution, purchased
+        self.overlaps, self.resolved_at = overlaps, at
+        self._move("negotiating", at, actor, reason)
+
+    def extend(self, end: datetime, at: datetime, actor: str, reason: str) -> None:
+        self.require("extended", "inProgress")
+        assert self.agreed_window is not None
+        if end <= self.agreed_window["end"]:
+            from shared.errors import InvalidValue
+
+            raise InvalidValue({"endDateTime": [
+                f"must be after the current end {self.agreed_window['end'].isoformat()}"]})
+        self._extended(end=end, at=at, actor=actor, reason=reason)
+
+    @event("Extended")
+    def _extended(self, end: datetime, at: datetime, actor: str, reason: str) -> None:
+        assert self.agreed_window is not None
+        self.extensions.append({"from": self.agreed_window["end"], "to": end, "at": at,
+                                "actor": actor, "reason": reason})
+        self.agreed_window = {**self.agreed_window, "end": end}
+        self.moves.append({"from": "inProgress", "to": "inProgress", "at": at,
+                           "actor": actor, "reason": f"extended: {reason}"})
+
+    # --- the clock's moves --------------------------------------------------------------
+    def start(self, at: datetime) -> None:
+        self.require("started", "agreed")
+        self._started(at=at, actor=CLOCK, reason="the agreed window started")
+
+    @event("Started")
+    def _started(self, at: datetime, actor: str, reason: str) -> None:
+        self.started_at = at
+        self._move("inProgress", at, actor, reason)
+
+    def complete(self, at: datetime) -> None:
+        self.require("completed", "inProgress")
+        self._completed(at=at, actor=CLOCK, reason="the agreed window ended")
+
+    @event("Completed")
+    def _completed(self, at: datetime, actor: str, reason: str) -> None:
+        self.completed_at = at
+        self._move("completed", at, actor, reason)
+
+
+class CustomerBlackouts(Aggregate):
+    """The periods a customer declared "no maintenance then": declared once, checked by
+    every outage that affects the customer. Named by the customer (``stable_id``)."""
+
+    @classmethod
+    def create_id(cls, customer_id: str) -> UUID:
+        return stable_id("blackouts", customer_id)
+
+    @event("Declared")
+    def __init__(self, customer_id: str, periods: list[dict[str, Any]], actor: str) -> None:
+        self.customer_id = customer_id
+        self.periods = [dict(p) for p in periods]
+        self.declared_by = actor
+
+    def redeclare(self, periods: list[dict[str, Any]], actor: str) -> None:
+        if periods != self.periods:
+            self._redeclared(periods=[dict(p) for p in periods], actor=actor)
+
+    @event("Redeclared")
+    def _redeclared(self, periods: list[dict[str, Any]], actor: str) -> None:
+        self.periods, self.declared_by = periods, actor
+
+
+class Replica(replica.Replica):
+    """outage-negotiation's copy of a registry resource — an offering group, a product
+    offering, an SLA type, a purchased offering — kept from its events by
+    ``shared.replica`` (newer versions only, in any order): what an outage's impact is
+    resolved from, never by calling the registry."""
+
+    namespace = "outage-negotiation"

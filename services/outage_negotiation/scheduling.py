@@ -1,0 +1,73 @@
+"""When the clock moves an outage, and the move: an agreed outage starts at its agreed
+start, and an outage in progress completes at its agreed end (as extended), never by
+hand only.
+
+The due times are the agreed window in the outage's own events, read off its state by
+:func:`outage_due` — for the due-time columns of the stored read model (``views.py``)
+and the timetable that queries them (``shared.readmodel.StoredTimetable``) — so a
+restarted worker finds them where they were. Each move reloads the outage, checks it is
+still due and saves it with optimistic concurrency, so two workers never both make it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from services.outage_negotiation.domain import CLOCK, PlannedOutage
+from shared import context
+from shared.scheduler import Due, DueOf
+
+if TYPE_CHECKING:
+    from services.outage_negotiation.application import OutageNegotiation
+
+START, COMPLETE = "outage.start", "outage.complete"
+KINDS = (START, COMPLETE)
+
+
+def outage_due(outage: PlannedOutage) -> Iterator[Due]:
+    window = outage.agreed_window
+    if window is None:
+        return
+    if outage.status == "agreed":
+        yield Due(window["start"], START, outage.id)
+    elif outage.status == "inProgress":
+        yield Due(window["end"], COMPLETE, outage.id)
+
+
+def due_items() -> dict[type, DueOf]:
+    return {PlannedOutage: outage_due}
+
+
+class Scheduling:
+    """The clock's moves of the outage-negotiation application, by kind of due item."""
+
+    def __init__(self, app: OutageNegotiation) -> None:
+        self.app = app
+
+    def work(self) -> dict[str, Any]:
+        return {START: self.start, COMPLETE: self.complete}
+
+    def start(self, item: Due) -> int:
+        app = self.app
+        outage: PlannedOutage = app.repository.get(item.subject)
+        now = app.clock()
+        window = outage.agreed_window
+        if outage.status != "agreed" or window is None or window["start"] > now:
+            return 0
+        outage.start(now)
+        with context.bound(who=CLOCK):
+            app.save(outage)
+        return 1
+
+    def complete(self, item: Due) -> int:
+        app = self.app
+        outage: PlannedOutage = app.repository.get(item.subject)
+        now = app.clock()
+        window = outage.agreed_window
+        if outage.status != "inProgress" or window is None or window["end"] > now:
+            return 0
+        outage.complete(now)
+        with context.bound(who=CLOCK):
+            app.save(outage)
+        return 1

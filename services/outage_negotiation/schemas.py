@@ -1,0 +1,262 @@
+"""The outage-negotiation API's resources and commands, each described once (the OpenAPI
+document, the HTTP responses, the published payloads and the audit records all come from
+these): snake_case attributes, camelCase on the wire (``shared.http.schemas``).
+
+A window is kept as ``{"start", "end"}`` (datetimes, UTC) and is ``startDateTime`` /
+``endDateTime`` on the wire (TMF's period), so a body loads straight into the
+application's arguments and the outage dumps straight into its resource.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC
+from typing import Any
+
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+
+from services.outage_negotiation import ROOT, domain
+from shared import times
+from shared.http.schemas import HTTP_URL, NAME, NOT_BLANK, CamelSchema, Resource, client_id
+
+REASON = [validate.Length(min=1, max=2000), NOT_BLANK]
+
+
+class When(fields.AwareDateTime):
+    """A time: ISO-8601 with an offset on the way in (kept in UTC), ``Z`` on the way out."""
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> Any:
+        return super()._deserialize(value, attr, data, **kwargs).astimezone(UTC)
+
+    def _serialize(self, value: Any, attr: Any, obj: Any, **kwargs: Any) -> str | None:
+        return times.iso_or_none(value)
+
+
+class Period(CamelSchema):
+    """A window: it must start in the future (now, when it is sent) and end after it
+    starts (400 naming the field otherwise)."""
+
+    start = When(required=True, data_key="startDateTime",
+                 metadata={"example": "2099-01-01T01:00:00Z"})
+    end = When(required=True, data_key="endDateTime",
+               metadata={"example": "2099-01-01T03:00:00Z"})
+
+
+class BlackoutPeriod(Period):
+    reason = fields.String(load_default=None, allow_none=True,
+                           validate=validate.Length(max=500))
+
+
+class CustomerSite(CamelSchema):
+    customer_id = client_id(required=True, attribute="customerId",
+                            description="the customer")
+    site = fields.String(required=True, attribute="site", validate=NAME)
+
+
+def _ids(item: fields.Field, **kwargs: Any) -> fields.List:
+    return fields.List(item, validate=validate.Length(max=1000), **kwargs)
+
+
+class Affects(CamelSchema):
+    """What an outage affects: an offering group, offerings, purchased offerings or
+    customer sites (any of them; at least one)."""
+
+    class Meta:
+        openapi = {"anyOf": [
+            {"required": ["offeringGroupId"],
+             "properties": {"offeringGroupId": {"not": {"enum": [None]}}}},
+            *({"required": [name], "properties": {name: {"minItems": 1}}}
+              for name in ("productOfferingIds", "purchasedOfferingIds", "customerSites"))]}
+
+    offering_group_id = fields.UUID(attribute="offeringGroupId", allow_none=True,
+                                    load_default=None)
+    product_offering_ids = _ids(fields.UUID(), attribute="productOfferingIds",
+                                load_default=list)
+    purchased_offering_ids = _ids(client_id(), attribute="purchasedOfferingIds",
+                                  load_default=list)
+    customer_sites = fields.List(fields.Nested(CustomerSite), attribute="customerSites",
+                                 load_default=list, validate=validate.Length(max=1000))
+
+    @validates_schema
+    def _something(self, data: dict[str, Any], **_: Any) -> None:
+        if not any(data.get(k) for k in ("offeringGroupId", "productOfferingIds",
+                                          "purchasedOfferingIds", "customerSites")):
+            raise ValidationError("name an offeringGroupId, productOfferingIds, "
+                                  "purchasedOfferingIds or customerSites")
+
+    def load(self, *args: Any, **kwargs: Any) -> Any:  # ids as text, as the bus has them
+        data = super().load(*args, **kwargs)
+        if data.get("offeringGroupId") is not None:
+            data["offeringGroupId"] = str(data["offeringGroupId"])
+        data["productOfferingIds"] = [str(i) for i in data.get("productOfferingIds", [])]
+        return data
+
+
+WINDOWS = dict(validate=validate.Length(min=1, max=20), metadata={
+    "description": "the windows proposed, most preferred first"})
+
+
+class PlannedOutageCreate(CamelSchema):
+    name = fields.String(validate=NAME, load_default=None)
+    affects = fields.Nested(Affects, required=True)
+    windows = fields.List(fields.Nested(Period), required=True, **WINDOWS)
+    reason = fields.String(required=True, validate=REASON)
+    impact = fields.String(required=True, validate=validate.OneOf(domain.IMPACTS),
+                           metadata={"description": "fullOutage, degraded or atRisk"})
+    planner = fields.String(validate=NAME, load_default=None, metadata={
+        "description": "who plans it (default: the token's subject)"})
+    change_link = fields.String(load_default=None, allow_none=True, validate=HTTP_URL,
+                                metadata={"description": "the network change this outage "
+                                                         "is for (an http or https URL)"})
+
+
+class PlannedOutagePatch(CamelSchema):
+    """A draft's changes (merge-patch); any of the fields of its creation."""
+
+    name = fields.String(validate=NAME, allow_none=True)
+    affects = fields.Nested(Affects)
+    windows = fields.List(fields.Nested(Period), **WINDOWS)
+    reason = fields.String(validate=REASON)
+    impact = fields.String(validate=validate.OneOf(domain.IMPACTS))
+    planner = fields.String(validate=NAME)
+    change_link = fields.String(allow_none=True, validate=HTTP_URL)
+
+
+class Move(CamelSchema):
+    reason = fields.String(validate=REASON, load_default=None)
+
+
+class ReasonedMove(CamelSchema):
+    reason = fields.String(required=True, validate=REASON)
+
+
+class Agreement(Move):
+    window_index = fields.Integer(load_default=0, validate=validate.Range(min=0, max=19),
+                                  metadata={"description": "which proposed window (0: the "
+                                                           "first)"})
+
+
+class Reschedule(ReasonedMove):
+    windows = fields.List(fields.Nested(Period), required=True, **WINDOWS)
+
+
+class Extension(ReasonedMove):
+    end = When(required=True, data_key="endDateTime",
+               metadata={"description": "the new end"})
+
+
+# --- representations ---------------------------------------------------------------------
+
+class MoveRecord(CamelSchema):
+    from_ = fields.String(attribute="from", data_key="from", allow_none=True)
+    to = fields.String()
+    at = When()
+    actor = fields.String()
+    reason = fields.String(allow_none=True)
+
+
+class SlaTypeTerms(CamelSchema):
+    id = fields.String()
+    name = fields.String(allow_none=True)
+    minimum_notice_days = fields.Integer(attribute="minimumNoticeDays")
+    maintenance_accounting = fields.String(attribute="maintenanceAccounting", allow_none=True)
+
+
+class AffectedCustomer(CamelSchema):
+    customer_id = fields.String(attribute="customerId")
+    purchased_offering_ids = fields.List(fields.String(), attribute="purchasedOfferingIds")
+    sla_types = fields.List(fields.Nested(SlaTypeTerms), attribute="slaTypes")
+    minimum_notice_days = fields.Integer(attribute="minimumNoticeDays")
+
+
+class Overlap(CamelSchema):
+    planned_outage_id = fields.String(attribute="plannedOutageId")
+    status = fields.String()
+    shared_count = fields.Integer(attribute="sharedCount")
+    purchased_offering_ids = fields.List(fields.String(), attribute="purchasedOfferingIds")
+
+
+class ExtensionRecord(CamelSchema):
+    from_ = When(attribute="from", data_key="from")
+    to = When()
+    at = When()
+    actor = fields.String()
+    reason = fields.String()
+
+
+class PlannedOutage(Resource):
+    PATH = f"{ROOT}/plannedOutage"
+    TYPE = "PlannedOutage"
+
+    name = fields.String(allow_none=True)
+    status = fields.String(metadata={"description": " | ".join(domain.STATUSES)})
+    affects = fields.Nested(Affects)
+    windows = fields.List(fields.Nested(Period))
+    window = fields.Nested(Period, attribute="agreed_window", allow_none=True, metadata={
+        "description": "the agreed window (as extended); null until agreed"})
+    reason = fields.String()
+    impact = fields.String()
+    planner = fields.String()
+    change_link = fields.String(allow_none=True)
+    offering_group_id = fields.String(allow_none=True)
+    created_at = When()
+    resolved_at = When(allow_none=True, metadata={
+        "description": "when the affected customers were resolved from the inventory"})
+    started_at = When(allow_none=True)
+    completed_at = When(allow_none=True)
+    affected_customers = fields.List(fields.Nested(AffectedCustomer), attribute="resolution")
+    affected_purchased_offering_count = fields.Function(
+        lambda o: len(o.purchased_offering_ids), dump_only=True)
+    overlaps = fields.List(fields.Nested(Overlap))
+    extensions = fields.List(fields.Nested(ExtensionRecord))
+    moves = fields.List(fields.Nested(MoveRecord))
+
+
+class PlannedOutageMessage(Resource):
+    """An outage as ``PlannedOutageChangeEvent`` carries it: its window in force, its
+    status and the purchased offerings it affects."""
+
+    PATH = f"{ROOT}/plannedOutage"
+    TYPE = "PlannedOutage"
+
+    status = fields.String()
+    window = fields.Method("_window")
+    reason = fields.String()
+    impact = fields.String()
+    offering_group_id = fields.String(allow_none=True)
+    affected_purchased_offering_ids = fields.List(fields.String(),
+                                                  attribute="purchased_offering_ids")
+
+    def _window(self, outage: domain.PlannedOutage) -> dict[str, Any]:
+        window = outage.agreed_window or outage.windows[0]
+        return Period().dump(window)
+
+
+class CustomerBlackouts(Resource):
+    PATH = f"{ROOT}/customerBlackout"
+    TYPE = "CustomerBlackout"
+
+    id = fields.String(attribute="customer_id", dump_only=True)
+    href = fields.Function(lambda b: f"{ROOT}/customerBlackout/{b.customer_id}",
+                           dump_only=True)
+    customer_id = fields.String()
+    periods = fields.List(fields.Nested(BlackoutPeriod))
+    declared_by = fields.String()
+
+
+class BlackoutDeclaration(CamelSchema):
+    periods = fields.List(fields.Nested(BlackoutPeriod), required=True,
+                          validate=validate.Length(max=200))
+
+
+_REPRESENTATIONS: dict[type, Schema] = {
+    domain.PlannedOutage: PlannedOutage(), domain.CustomerBlackouts: CustomerBlackouts(),
+}
+MESSAGE = PlannedOutageMessage()
+
+
+def represent(aggregate: Any) -> dict[str, Any]:
+    """Any outage-negotiation aggregate as its resource (for audit queries)."""
+    schema = _REPRESENTATIONS.get(type(aggregate))
+    if schema is None:
+        return {k: v for k, v in vars(aggregate).items() if not k.startswith("_")}
+    return schema.dump(aggregate)
