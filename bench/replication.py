@@ -61,6 +61,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                         help="seconds allowed for each phase (default 600; quick 120)")
     parser.add_argument("--no-profile", action="store_true",
                         help="do not sample the workers with py-spy")
+    parser.add_argument("--profile", action="store_true",
+                        help="sample the workers with py-spy in a quick run too")
     parser.add_argument("--no-compare", action="store_true",
                         help="skip the second measurement with groups off (SLA_INBOX_GROUP=1)")
     return parser.parse_args(argv)
@@ -76,6 +78,9 @@ class Run:
         self.schema_prefix = f"benchrepl{self.unique}_"
         self.prefix = common.BUS_PREFIX
         self.names = common.BUS_NAMES
+        # What the workers' PostgreSQL connections call themselves (PGAPPNAME), so the
+        # CPU of their own backends is told apart from other users of the server.
+        self.pg_app = f"benchrepl{self.unique}"
         self.taps = [f"{self.prefix}bench.replication-tap.{s}.{self.unique}" for s in SERVICES]
         self.processes: dict[str, processes.Process] = {}
         self.env = {
@@ -212,12 +217,14 @@ class Run:
             for n, roles in enumerate(spec(service).worker_processes or ("",)):
                 name = f"{service}-worker" if n == 0 else f"{service}-{roles.split(',')[0]}"
                 self.processes[name] = processes.worker(
-                    service, self.env, LOGS / f"replication-{name}.log", roles)
+                    service, {**self.env, "PGAPPNAME": f"{self.pg_app}-{name}"},
+                    LOGS / f"replication-{name}.log", roles)
         first: dict[str, float] = {}
         done: dict[str, float] = {}
         at_first: dict[str, int] = {}
         counts = dict.fromkeys(SERVICES, 0)
         meter = common.CpuMeter(self)  # type: ignore[arg-type] - it reads .processes
+        backends = BackendCpu(self.pg_app)
         profilers = []
         incomplete = None
         with pg() as conn, contextlib.ExitStack() as stack:
@@ -239,8 +246,9 @@ class Run:
                         first[service], at_first[service] = stamp, counts[service]
                         if len(first) == 1:
                             stack.enter_context(meter)
+                            stack.enter_context(backends)
                             if profile:
-                                for name in ("monitoring-worker", "notification-worker"):
+                                for name in list(self.processes):
                                     profilers.append(stack.enter_context(common.Profiler(
                                         self.processes[name].pid, f"replication-{name}")))
                     if counts[service] >= targets[service]:
@@ -264,6 +272,12 @@ class Run:
                 round(max(first.values()) - min(first.values()), 2)
                 if len(first) == len(SERVICES) else None),
             "cpuCores": getattr(meter, "result", None),
+            "postgresBackendsCpuCores": getattr(backends, "result", None),
+            "cpuMicrosecondsPerEvent": per_event(
+                {**getattr(meter, "result", {}), **{
+                    f"postgres for {k}": v
+                    for k, v in (getattr(backends, "result", None) or {}).items()}},
+                seconds, self.events),
             "profiles": [p.summary for p in profilers if p.summary]}
         if incomplete:
             result["incomplete"] = incomplete
@@ -318,6 +332,54 @@ class Run:
             keys = list(r.scan_iter(match=f"{self.prefix}*", count=1000))
             for i in range(0, len(keys), 500):
                 r.delete(*keys[i:i + 500])
+
+
+class BackendCpu:
+    """CPU of the PostgreSQL backends serving one run's processes (found by the
+    application name their connections give), by process, over a span: the database's
+    work for the suite, apart from whatever else the server does meanwhile."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+        self._start: dict[int, tuple[str, float]] = {}
+        self._t0 = 0.0
+
+    def _sample(self) -> dict[int, tuple[str, float]]:
+        with pg() as conn:
+            rows = conn.execute("SELECT pid, application_name FROM pg_stat_activity "
+                                "WHERE application_name LIKE %s",
+                                (self.prefix + "-%",)).fetchall()
+        found = {}
+        for pid, name in rows:
+            seconds = common.cpu_seconds(int(pid))
+            if seconds is not None:
+                found[int(pid)] = (str(name)[len(self.prefix) + 1:], seconds)
+        return found
+
+    def __enter__(self) -> BackendCpu:
+        self._start = self._sample()
+        self._t0 = time.monotonic()
+        return self
+
+    def __exit__(self, *_: Any) -> None:
+        end = self._sample()
+        elapsed = time.monotonic() - self._t0
+        totals: dict[str, float] = {}
+        for pid, (name, seconds) in end.items():
+            before = self._start.get(pid, (name, 0.0))[1]
+            totals[name] = totals.get(name, 0.0) + seconds - before
+        self.result = {name: round(total / elapsed, 3) for name, total in sorted(totals.items())}
+
+    result: dict[str, float]
+
+
+def per_event(cores: dict[str, float], seconds: float | None, events: int
+              ) -> dict[str, float] | None:
+    """CPU microseconds per event of each process (its share of a core × the span ÷ the
+    events): what survives a shared machine better than a rate."""
+    if not seconds or not events:
+        return None
+    return {name: round(share * seconds / events * 1e6) for name, share in cores.items()}
 
 
 def prefetch() -> int:
@@ -438,7 +500,8 @@ def main(argv: list[str] | None = None) -> int:
     events = args.events or (10_000 if args.quick else 100_000)
     limit = args.time_limit or (120.0 if args.quick else 600.0)
     compare = 0 if args.no_compare else (2_000 if args.quick else 10_000)
-    result = measure(events, limit, profile=not args.no_profile and not args.quick,
+    profile = args.profile or (not args.no_profile and not args.quick)
+    result = measure(events, limit, profile=profile,
                      compare_events=compare)
     result["quick"] = bool(args.quick)
     common.table("replication", ["figure", "value"], [

@@ -18,7 +18,7 @@ from services.monitoring.domain import BatchConflict, BurnAlert, Crossing, Regim
 from shared.bus import contracts
 from shared.bus.envelope import Envelope, EnvelopeError
 from shared.bus.inbox import CONSUMED, Handler
-from shared.bus.outbox import Publication
+from shared.bus.outbox import Publication, aggregate_after
 from shared.bus.topology import MEASUREMENTS, SLA_EVENTS, Binding, QueueSpec
 from shared.bus.transport import Delivery, Settle, Transport, backoff
 from shared.replica import Replicated, replica_handlers
@@ -48,8 +48,7 @@ def describer(app: Monitoring) -> Any:
     the resource as it was after it (its ``raisedAt`` the change's time)."""
 
     def describe(event: DomainEventProtocol) -> Publication | None:
-        aggregate = app.outcomes.repository.get(event.originator_id,
-                                                version=event.originator_version)
+        aggregate = aggregate_after(app.outcomes, event)
         change = type(event).__name__.lower()
         if isinstance(aggregate, Crossing):
             return Publication(f"{SERVICE}.crossing.{change}", "ThresholdCrossingEvent",
@@ -78,7 +77,7 @@ def regime_describer(app: Monitoring) -> Any:
     topics)."""
 
     def describe(event: DomainEventProtocol) -> Publication | None:
-        aggregate = app.repository.get(event.originator_id, version=event.originator_version)
+        aggregate = aggregate_after(app, event)
         if not isinstance(aggregate, Regime):
             return None
         kind = type(event).__name__

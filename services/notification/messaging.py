@@ -14,7 +14,7 @@ from services.notification.application import NotificationService
 from services.notification.domain import Delivery, Incident, Replica, severity_of
 from shared.bus.envelope import Envelope
 from shared.bus.inbox import Handler
-from shared.bus.outbox import Publication
+from shared.bus.outbox import Publication, aggregate_after
 from shared.bus.topology import SLA_EVENTS, Binding
 from shared.replica import Copy, Replicated, replica_handlers
 
@@ -41,13 +41,12 @@ def describer(app: NotificationService) -> Any:
     def describe(event: DomainEventProtocol) -> Publication | None:
         name = type(event).__name__
         if isinstance(event, Delivery.Event) and name in DELIVERY_CHANGES:
-            d = app.repository.get(event.originator_id, version=event.originator_version)
+            d = aggregate_after(app, event)
             change = DELIVERY_CHANGES[name]
             return Publication(f"{SERVICE}.delivery.{change}", "NotificationDeliveryChangeEvent",
                                {"change": change, "delivery": schemas.delivery_summary(d)})
         if isinstance(event, Incident.Event) and name in INCIDENT_CHANGES:
-            incident = app.repository.get(event.originator_id,
-                                          version=event.originator_version)
+            incident = aggregate_after(app, event)
             change = INCIDENT_CHANGES[name]
             state = vars(event)
             body: dict[str, Any] = {"change": change,

@@ -11,12 +11,14 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 from uuid import UUID
 
+from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import DomainEventProtocol
 
 from services.threshold_registry import schemas as s
 from services.threshold_registry.application import ThresholdRegistry
 from services.threshold_registry.domain import (
     OfferingGroup,
+    Placed,
     ProductOffering,
     PurchasedOffering,
     SlaType,
@@ -25,7 +27,7 @@ from services.threshold_registry.domain import (
 from services.threshold_registry.domain.replicas import REGIME, regime_facts
 from shared.bus.envelope import Envelope
 from shared.bus.inbox import Handler, Rejected
-from shared.bus.outbox import Publication
+from shared.bus.outbox import Publication, aggregate_after, remember
 from shared.bus.topology import FULFILMENT_EVENTS, SLA_EVENTS, Binding
 from shared.errors import DomainError, NotFound
 from shared.replica import Replicated, replica_handlers
@@ -50,10 +52,17 @@ STANDARD, VERSION, PURCHASED = s.ThresholdStandardRecord(), s.VersionRecord(), s
 
 
 def describer(app: ThresholdRegistry) -> Any:
-    """The outbox mapping: each event published with its resource as it was then."""
+    """The outbox mapping: each event published with its resource as it was then (the
+    relay folds a page's events: ``aggregate_after``), a purchased offering placed in the
+    group its offering is in now (read once a page per offering)."""
+
+    def group_now(offering_id: UUID | None) -> UUID | None:
+        # From the log, not the inventory read model: the relay need not bring that up
+        # to date first, and the log is never behind it.
+        return remember(app, ("group", offering_id), lambda: _group_of(app, offering_id))
 
     def describe(event: DomainEventProtocol) -> Publication | list[Publication] | None:
-        aggregate = app.repository.get(event.originator_id, version=event.originator_version)
+        aggregate = aggregate_after(app, event)
         change = _kebab(type(event).__name__)
         kind = type(aggregate)
         if kind is OfferingGroup:
@@ -77,10 +86,21 @@ def describer(app: ThresholdRegistry) -> Any:
                 return _pub("product-offering", change, "ProductOfferingChangeEvent",
                             {"productOffering": OFFERING.dump(aggregate)})
             return _pub("purchased-offering", change, "PurchasedOfferingChangeEvent",
-                        {"purchasedOffering": PURCHASED.dump(app.placed(aggregate))})
+                        {"purchasedOffering": PURCHASED.dump(
+                            Placed(aggregate, group_now(aggregate.offering_id)))})
         return None
 
     return describe
+
+
+def _group_of(app: ThresholdRegistry, offering_id: UUID | None) -> UUID | None:
+    if offering_id is None:
+        return None
+    try:
+        offering = app.repository.get(offering_id)
+    except AggregateNotFoundError:
+        return None
+    return offering.group_id if isinstance(offering, ProductOffering) else None
 
 
 def _pub(resource: str, change: str, event_type: str, body: dict[str, Any]) -> Publication:

@@ -86,3 +86,8 @@ class OutgoingMessage:
     envelope: Envelope
     message_id: str
     headers: dict[str, Any] = field(default_factory=dict)
+    # The envelope already encoded (the relay encodes each as it describes it).
+    body: bytes | None = None
+
+    def to_bytes(self) -> bytes:
+        return self.body if self.body is not None else self.envelope.to_bytes()

@@ -5,16 +5,28 @@ last published position, publishes them (the broker acknowledges each batch), th
 the new position in the service's own store. A crash anywhere in between re-sends a batch;
 the consumers' inbox makes the re-send harmless. Nothing is ever lost (docs/architecture.md,
 "Outbox and inbox").
+
+A page of notifications is described together (:class:`Page`): a describer asks for the
+aggregate as it was after its event (:func:`aggregate_after`) and gets it folded from the
+page's own events, the states before the page read in one query for all of them, instead
+of one reconstruction from the store per event (a migration's page of new purchased
+offerings reads nothing at all); what a describer looks up besides (an offering's group)
+is looked up once a page (:func:`remember`).
 """
 
 from __future__ import annotations
 
+import collections
+import contextlib
+import contextvars
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from typing import Any
+from uuid import UUID
 
+import orjson
 from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.persistence import Notification
 from prometheus_client import Counter, Gauge
@@ -47,6 +59,100 @@ class Publication:
 Describe = Callable[[DomainEventProtocol], Publication | list[Publication] | None]
 
 
+class Page:
+    """The events of one relay batch, described together.
+
+    It keeps the state of each aggregate the page touches, so the state after one of its
+    events is the page's earlier events of that aggregate applied in order. The states
+    before the page (of aggregates whose first event here is not their creation) are read
+    in one query for every aggregate of the asked one's kind, when a describer first asks
+    for one of that kind (a describer that publishes only some kinds reads nothing for
+    the others). An event that cannot be reached so (an event of its aggregate before it
+    is not in the page, as with a topic filter) is reconstructed from the store, as
+    without a page."""
+
+    _current: contextvars.ContextVar[Page | None] = contextvars.ContextVar(
+        "outbox_page", default=None)
+
+    def __init__(self, app: ServiceApplication, events: Sequence[DomainEventProtocol]) -> None:
+        self.app = app
+        self._pending: dict[UUID, collections.deque[DomainEventProtocol]] = {}
+        for event in events:
+            self._pending.setdefault(event.originator_id, collections.deque()).append(event)
+        self._first = {i: q[0].originator_version for i, q in self._pending.items()}
+        self._kinds = {i: _kind(q[0]) for i, q in self._pending.items()}
+        self._states: dict[UUID, Any] = {}
+        self._loaded: set[str] = set()  # kinds whose states before the page were read
+        self._memo: dict[Hashable, Any] = {}
+
+    @contextlib.contextmanager
+    def bound(self) -> Iterator[Page]:
+        token = self._current.set(self)
+        try:
+            yield self
+        finally:
+            self._current.reset(token)
+
+    @classmethod
+    def current(cls, app: ServiceApplication) -> Page | None:
+        page = cls._current.get()
+        return page if page is not None and page.app is app else None
+
+    def _load_before(self, kind: str) -> None:
+        self._loaded.add(kind)
+        wanted = {i: v - 1 for i, v in self._first.items()
+                  if v > 1 and self._kinds[i] == kind and i not in self._states}
+        self._states.update(self.app.load_many_at(wanted))
+
+    def after(self, event: DomainEventProtocol) -> Any:
+        aggregate_id, version = event.originator_id, event.originator_version
+        kind = self._kinds.get(aggregate_id)
+        if kind is not None and kind not in self._loaded and aggregate_id not in self._states \
+                and self._first[aggregate_id] > 1:
+            self._load_before(kind)
+        state = self._states.get(aggregate_id)
+        pending = self._pending.get(aggregate_id) or collections.deque()
+        while pending and pending[0].originator_version <= version and \
+                pending[0].originator_version == (state.version if state is not None else 0) + 1:
+            state = pending.popleft().mutate(state)
+        if state is None or state.version != version:
+            state = self.app.repository.get(aggregate_id, version=version)
+            while pending and pending[0].originator_version <= version:
+                pending.popleft()
+        self._states[aggregate_id] = state
+        return state
+
+    def memo(self, key: Hashable, compute: Callable[[], Any]) -> Any:
+        if key not in self._memo:
+            self._memo[key] = compute()
+        return self._memo[key]
+
+
+def _kind(event: DomainEventProtocol) -> str:
+    """The aggregate class an event class is defined on (``Delivery.Sent`` → ``Delivery``)."""
+    cls = type(event)
+    return f"{cls.__module__}:{cls.__qualname__.rpartition('.')[0]}"
+
+
+def aggregate_after(app: ServiceApplication, event: DomainEventProtocol) -> Any:
+    """The aggregate of ``event`` as it was just after it: from the page being described
+    (see :class:`Page`), else reconstructed from ``app``'s store at that version.
+
+    Inside a page the object is the page's own and moves on with the page's later events:
+    describe it at once (the relay encodes each message as soon as it is described)."""
+    page = Page.current(app)
+    if page is None:
+        return app.repository.get(event.originator_id, version=event.originator_version)
+    return page.after(event)
+
+
+def remember(app: ServiceApplication, key: Hashable, compute: Callable[[], Any]) -> Any:
+    """``compute()``, once for the page being described (every event of the page sees the
+    same answer, as one moment's), or each time outside a relay's page."""
+    page = Page.current(app)
+    return compute() if page is None else page.memo(key, compute)
+
+
 class OutboxRelay:
     def __init__(self, app: ServiceApplication, service: str, transport: Transport,
                  describe: Describe, batch: int = 500, poll_interval: float = 0.2,
@@ -65,11 +171,29 @@ class OutboxRelay:
         self.name = f"{service}.{log}" if log else service
         self.outbox = f"{ServiceApplication.OUTBOX}{log}" if log else ServiceApplication.OUTBOX
         self._scanned = 0
+        # A full page handed to the broker and not yet confirmed: (wait, its last
+        # notification id, its message count); and how far pages were handed over.
+        self._pending: tuple[Callable[[], None], int, int] | None = None
+        self._sent = 0
         self.batch, self.poll_interval = batch, poll_interval
         self.last_error: str | None = None
 
     def to_messages(self, notification: Notification) -> list[OutgoingMessage]:
         event, meta = self.app.decode(notification)
+        return self._messages(notification, event, meta)
+
+    def page_messages(self, notifications: Sequence[Notification]) -> list[OutgoingMessage]:
+        """The messages of a page of notifications, in their order, described together
+        (:class:`Page`)."""
+        decoded = [self.app.decode(n) for n in notifications]
+        messages: list[OutgoingMessage] = []
+        with Page(self.app, [event for event, _ in decoded]).bound():
+            for notification, (event, meta) in zip(notifications, decoded, strict=True):
+                messages.extend(self._messages(notification, event, meta))
+        return messages
+
+    def _messages(self, notification: Notification, event: DomainEventProtocol,
+                  meta: dict[str, Any]) -> list[OutgoingMessage]:
         described = self.describe(event)
         if described is None:
             return []
@@ -86,14 +210,38 @@ class OutboxRelay:
                 correlation_id=meta.get("correlationId"),
                 causation_id=meta.get("causationId"),
             )
-            contracts.validate(envelope.to_dict())
+            body = envelope.to_dict()
+            contracts.validate(body)
+            # Encoded now: inside a page the described aggregate moves on with the page.
             messages.append(OutgoingMessage(pub.exchange, pub.routing_key, envelope,
-                                            message_id=envelope.event_id))
+                                            message_id=envelope.event_id,
+                                            body=orjson.dumps(body, default=str)))
         return messages
 
+    def settle(self) -> None:
+        """Wait for the page in flight, if any, and record its position once the broker
+        has confirmed it; if it has not, the position stays, and the page is read and
+        published again."""
+        if self._pending is None:
+            return
+        wait, last, count = self._pending
+        self._pending = None
+        try:
+            wait()
+        except Exception:
+            self._sent = 0
+            raise
+        self.app.record_published(last, self.outbox)
+        PUBLISHED.labels(self.service).inc(count)
+
     def run_once(self) -> int:
-        """Publish one batch; returns how many notifications it covered."""
-        position = max(self.app.published_position(self.outbox), self._scanned)
+        """Publish one batch; returns how many notifications it covered.
+
+        A full page (a backlog: more follows) is left in flight: the next call describes
+        the next page while the broker commits this one, and records this one's position
+        only once it is confirmed, before it hands the next one over (one page in flight
+        at a time). A page that is not full is confirmed and recorded before returning."""
+        position = max(self.app.published_position(self.outbox), self._scanned, self._sent)
         # With a topic filter, remember how far the log was scanned, so events of other
         # topics (many, beside a high-volume service's own) are not read again.
         head = self.app.max_notification_id() if self.topics else None
@@ -101,20 +249,26 @@ class OutboxRelay:
             start=position, limit=self.batch, inclusive_of_start=False, topics=self.topics,
             stop=head)
         if not notifications:
+            self.settle()
             if head is not None:
                 self._scanned = max(self._scanned, head)
             LAG.labels(self.name).set(0)
             return 0
-        messages: list[OutgoingMessage] = []
-        for n in notifications:
-            messages.extend(self.to_messages(n))
+        try:
+            messages = self.page_messages(notifications)
+        finally:
+            self.settle()  # the page before, committed by the broker meanwhile
+        last = notifications[-1].id
         if messages:
-            self.transport.publish(messages)
-        self.app.record_published(notifications[-1].id, self.outbox)
+            self._pending = (self.transport.publish_started(messages), last, len(messages))
+            self._sent = last
+            if len(notifications) < self.batch:
+                self.settle()
+        else:
+            self.app.record_published(last, self.outbox)
         if head is not None and len(notifications) < self.batch:
             self._scanned = max(self._scanned, head)
-        PUBLISHED.labels(self.service).inc(len(messages))
-        LAG.labels(self.name).set(max(0, self.app.max_notification_id() - notifications[-1].id))
+        LAG.labels(self.name).set(max(0, self.app.max_notification_id() - last))
         return len(notifications)
 
     def run(self, stop: threading.Event, wake: bool = True) -> None:
@@ -178,5 +332,11 @@ def run_relays(relays: Sequence[OutboxRelay], stop: threading.Event,
         if wake:
             for relay, mark in zip(relays, marks, strict=True):
                 relay.app.recorded.remove(mark)
+        for relay in relays:  # a page still in flight: recorded if confirmed
+            try:
+                relay.settle()
+            except Exception as exc:  # noqa: BLE001 - published again on the next start
+                log.warning("outbox relay of %s stopped before the broker confirmed its "
+                            "last page (%s); it is published again", relay.name, exc)
         for transport in {id(r.transport): r.transport for r in relays}.values():
             transport.close()  # the publisher connection belongs to this thread

@@ -96,6 +96,15 @@ class Transport(ABC):
     def publish(self, messages: Sequence[OutgoingMessage]) -> None:
         """Publish persistently; return only once the broker has confirmed every message."""
 
+    def publish_started(self, messages: Sequence[OutgoingMessage]) -> Callable[[], None]:
+        """Start publishing persistently; the call returned waits until the broker has
+        confirmed every message (raising if it has not), so the caller can do other work
+        meanwhile (the relay describes its next page). One batch at a time is in flight:
+        a further publish on the same thread first waits for the one before. By default
+        the batch is published and confirmed at once."""
+        self.publish(messages)
+        return _confirmed
+
     @abstractmethod
     def consume(self, queue: QueueSpec, consumer: Consumer, stop: threading.Event,
                 prefetch: int = 50, on_idle: Callable[[], None] | None = None,
@@ -123,6 +132,10 @@ class Transport(ABC):
 
     def close(self) -> None:  # noqa: B027 - optional
         pass
+
+
+def _confirmed() -> None:
+    return None
 
 
 def dead_letter_headers(delivery: Delivery, queue: QueueSpec, reason: str) -> dict[str, Any]:
@@ -180,7 +193,7 @@ class InProcessTransport(Transport):
 
     def publish(self, messages: Sequence[OutgoingMessage]) -> None:
         for m in messages:
-            body = m.envelope.to_bytes()
+            body = m.to_bytes()
             self.publish_raw(m.exchange, m.routing_key, body, m.message_id, dict(m.headers))
 
     def publish_raw(self, exchange: str, routing_key: str, body: bytes,

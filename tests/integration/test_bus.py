@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from shared.bus.amqp import AmqpTransport
+from shared.bus.amqp import AmqpTransport, PublishNotConfirmed
 from shared.bus.inbox import groupable, tracking_for
 from shared.bus.outbox import OutboxRelay, run_relays
 from shared.bus.topology import SLA_EVENTS, QueueSpec
@@ -244,6 +244,44 @@ def test_relay_crash_after_publish_resends_and_inbox_keeps_one_effect(
     assert {r: effects[r] for r in wanted} == dict.fromkeys(wanted, 1)
     assert sum(effects.values()) == n
     assert consumed(inbox.service, "duplicate") == n
+
+
+@pytest.mark.integration
+def test_a_page_in_flight_when_the_connection_drops_is_not_recorded_and_is_sent_again(
+        amqp_url: str, producer: ProducerApp, tap: str, broker: RawBroker, prefix: str,
+        source: str):
+    """A full page is left in flight (the next one is described meanwhile): its position
+    is recorded only once the broker has confirmed it, so a connection lost before that
+    leaves the position where it was and the page goes out again."""
+    n = 12
+    for i in range(n):
+        producer.produce(f"{prefix}{i}")
+    last = producer.max_notification_id()
+    first_page = {f"{source}:{k}" for k in range(last - n + 1, last - n + 6)}
+    transport = AmqpTransport(amqp_url)
+    relay = OutboxRelay(producer, source, transport, describe, batch=5)
+    try:
+        assert relay.run_once() == 5  # the first page handed over, not yet confirmed
+        assert producer.published_position() == 0
+        transport.close()  # the connection is gone before tx.commit-ok was read
+        try:
+            relay.run_once()  # describes the next page, then hears of the first
+        except PublishNotConfirmed:
+            assert producer.published_position() == 0
+        else:  # the commit-ok had come in with the first page's last write: recorded
+            assert producer.published_position() == last - n + 5
+        relay_all(relay)
+    finally:
+        transport.close()
+
+    assert producer.published_position() == last
+    got = ours(broker.take_all(tap), prefix)
+    counts: dict[str, int] = {}
+    for _, message_id in got:
+        counts[message_id] = counts.get(message_id, 0) + 1
+    assert set(counts) == {f"{source}:{k}" for k in range(last - n + 1, last + 1)}
+    # Only the page that was in flight can have gone out twice.
+    assert all(c == 1 for m, c in counts.items() if m not in first_page)
 
 
 # --- 2. inbox dedup -----------------------------------------------------------------------
