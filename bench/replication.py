@@ -23,6 +23,12 @@ processes' start-up is not counted; the skew between the two is) and stops when 
 have absorbed all. Then the same again on 10,000 fresh events (quick 2,000) with groups
 off (``SLA_INBOX_GROUP=1``: one message a transaction, the inbox as it was before groups),
 so the gain of the groups is measured in the same run too (``--no-compare`` skips it).
+
+CPU is reported per event and per process (``cpuMicrosecondsPerEvent``: its share of a
+core over the span × the span ÷ the events), for the registry's relay (from its first
+message on) and for each worker — and for the PostgreSQL backends serving each worker,
+found by the application name their connections give (``PGAPPNAME``), apart from whatever
+else the server does meanwhile: figures that survive a shared machine better than rates.
 Results: ``bench/results/replication.json`` (``--quick``:
 ``replication.quick.json``); :func:`events_per_second` returns the figure.
 """
@@ -156,16 +162,25 @@ class Run:
         self.processes["threshold-registry-worker"] = processes.worker(
             "threshold-registry", self.env, LOGS / "replication-registry-worker.log", "relay")
         watched = [*queues.values(), *self.taps]
+        pid = self.processes["threshold-registry-worker"].pid
+        # The relay's CPU from its first message on (the process's start-up left out).
+        first: dict[str, float] = {}
 
         def published() -> bool:
             depths = [common.queue_depth(q) or 0 for q in watched]
+            if "cpu" not in first and min(depths) > 0:
+                first.update(cpu=common.cpu_seconds(pid) or 0.0, at=float(min(depths)))
             return all(d >= self.events for d in depths)
 
         processes.wait_until(published, self.time_limit, "the relay to publish every event",
                              self.processes.values())
         seconds = time.monotonic() - started
+        cpu = common.cpu_seconds(pid)
         self.processes.pop("threshold-registry-worker").stop()
+        relayed = self.events - first.get("at", 0.0)
         return {"seconds": round(seconds, 2), "eventsPerSecond": round(self.events / seconds),
+                "cpuMicrosecondsPerEvent": round((cpu - first["cpu"]) / relayed * 1e6)
+                if cpu is not None and "cpu" in first and relayed > 0 else None,
                 "queued": {q: common.queue_depth(q) for q in watched}}
 
     # --- the baseline -----------------------------------------------------------------
@@ -514,6 +529,10 @@ def main(argv: list[str] | None = None) -> int:
          (result.get("oneByOne") or {}).get("eventsPerSecond")],
         ["speed-up of groups", result.get("speedupOverOneByOne")],
         ["registry relay publish, events/s", result["relay"]["eventsPerSecond"]],
+        ["registry relay CPU, µs/event", result["relay"].get("cpuMicrosecondsPerEvent")],
+        *[[f"CPU µs/event, {name}", value] for name, value in
+          (result["suite"].get("cpuMicrosecondsPerEvent") or {}).items()
+          if name not in ("postgres", "redis")],
         ["exactly once", result["verified"]["exactlyOnce"]]])
     common.write_result("replication", result)
     return 0 if not result.get("incomplete") and result["verified"]["exactlyOnce"] else 1

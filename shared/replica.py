@@ -25,6 +25,7 @@ that keeps a copy; the rest is here.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -63,7 +64,7 @@ class Replica(Aggregate):
 
     @classmethod
     def create_id(cls, kind: str, resource_id: str) -> UUID:
-        return stable_id(cls.namespace, "replica", kind, resource_id)
+        return _replica_id(cls.namespace, kind, resource_id)
 
     @event("Received")
     def __init__(self, kind: str, resource_id: str, resource: Resource,
@@ -89,6 +90,13 @@ class Replica(Aggregate):
         self.trigger_event(type(self).Updated, resource=resource,
                            source_version=source_version)
         return True
+
+
+@functools.lru_cache(maxsize=4096)
+def _replica_id(namespace: str, kind: str, resource_id: str) -> UUID:
+    """Remembered for a while: an inbox group asks for each of its replicas' ids twice
+    (to load them ahead, then to keep each copy), and a uuid5 is a SHA-1."""
+    return stable_id(namespace, "replica", kind, resource_id)
 
 
 def _id_of(resource: Resource) -> str:
