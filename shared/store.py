@@ -142,6 +142,7 @@ class InboxGroup:
         self.aggregates: dict[UUID, Any] = {}   # saved by a message of the group
         self.trackings: list[Tracking] = []
         self._known: dict[UUID, Any] = {}       # loaded ahead, or saved (None: absent)
+        self._memo: dict[Any, Any] = {}
 
     @contextlib.contextmanager
     def bound(self) -> Iterator[InboxGroup]:
@@ -172,6 +173,20 @@ class InboxGroup:
         return self._known.get(aggregate_id, _UNSEEN)
 
     UNSEEN = _UNSEEN
+
+    def memo(self, key: Any, compute: Callable[[], Any]) -> Any:
+        """``compute()`` once for the group: what its handlers look up that none of them
+        changes (an offering a product names, an SLA type by name). An exception is not
+        remembered: the next handler computes again."""
+        if key not in self._memo:
+            self._memo[key] = compute()
+        return self._memo[key]
+
+    @classmethod
+    def once(cls, key: Any, compute: Callable[[], Any]) -> Any:
+        """:meth:`memo` of the group being handled, or ``compute()`` outside one."""
+        group = cls.current()
+        return compute() if group is None else group.memo(key, compute)
 
     def add(self, tracking: Tracking, objs: Sequence[Any]) -> None:
         """One message's effect: its aggregates' new events and its tracking record."""

@@ -35,7 +35,7 @@ from shared.errors import InUse, MissingReference, NotFound
 from shared.inflection import camel
 from shared.readmodel import Listing
 from shared.replica import Copy
-from shared.store import ServiceApplication
+from shared.store import InboxGroup, ServiceApplication
 
 KINDS: dict[type, str] = {
     OfferingGroup: "offering group",
@@ -382,14 +382,17 @@ class ThresholdRegistry(ServiceApplication):
 
     def _check_inventory_refs(self, offering_id: UUID | None, sla_type_id: UUID | None) -> None:
         errors: dict[str, list[str]] = {}
+        # Inside an inbox group, each offering and SLA type is read once for the group
+        # (product events change neither).
         if offering_id is not None:
             try:
-                self._get(ProductOffering, offering_id)
+                InboxGroup.once(("exists", offering_id),
+                                lambda: self._get(ProductOffering, offering_id))
             except NotFound as exc:
                 errors["productOfferingId"] = [str(exc)]
         if sla_type_id is not None:
             try:
-                self._get(SlaType, sla_type_id)
+                InboxGroup.once(("exists", sla_type_id), lambda: self._get(SlaType, sla_type_id))
             except NotFound as exc:
                 errors["slaTypeId"] = [str(exc)]
         if errors:
@@ -410,13 +413,25 @@ class ThresholdRegistry(ServiceApplication):
         self.save(item)
         return item
 
+    def inventory_item(self, product_id: str) -> PurchasedOffering | None:
+        """The purchased offering of a product, None when there is none yet. Inside an
+        inbox group, as the group knows it (loaded ahead for the group, or saved by an
+        earlier message of it), so two messages about one product build on each other."""
+        aggregate_id = PurchasedOffering.create_id(product_id)
+        group = InboxGroup.current()
+        known = group.find(aggregate_id) if group is not None else InboxGroup.UNSEEN
+        if known is InboxGroup.UNSEEN:
+            try:
+                known = self.repository.get(aggregate_id)
+            except AggregateNotFoundError:
+                known = None
+        return known if isinstance(known, PurchasedOffering) else None
+
     def upsert_purchased_offering(self, product_id: str, fields: Mapping[str, Any],
                                   status: str | None) -> PurchasedOffering:
         """Create or bring up to date from fulfilment; one save, so one tracked effect."""
-        aggregate_id = PurchasedOffering.create_id(product_id)
-        try:
-            item = self.repository.get(aggregate_id)
-        except AggregateNotFoundError:
+        item = self.inventory_item(product_id)
+        if item is None:
             self._check_inventory_refs(fields.get("offering_id"), fields.get("sla_type_id"))
             item = PurchasedOffering(product_id=product_id, status=status or "active",
                                      **fields)

@@ -25,6 +25,7 @@ from shared.bus.topology import SLA_EVENTS, QueueSpec
 from shared.bus.transport import Delivery, InProcessTransport, Settle
 from shared.replica import Copy, receive
 from shared.times import iso
+from tests.integration.bus_fixtures import consumed
 
 REGISTRY = "threshold-registry"
 
@@ -159,3 +160,85 @@ def test_a_retirement_whose_save_failed_still_stops_the_regime_when_handled_agai
 
     assert app.repository.get(regime.id).status == "stopped"
     assert [r.status for r in app.regimes() if r.id == regime.id] == ["stopped"]
+
+
+def product(product_id: str, offering_id: str, status: str = "active",
+            event_type: str = "ProductCreateEvent", site: str = "Paris-1") -> Envelope:
+    """A fulfilment product event (TMF637), as the registry's inbox receives it."""
+    return Envelope(
+        event_id=str(uuid.uuid4()), event_time=iso(), event_type=event_type,
+        correlation_id="migration-1", event={"product": {
+            "id": product_id, "status": status,
+            "productOffering": {"id": offering_id, "name": "Fibre 1G"},
+            "relatedParty": [{"id": "cust-42", "role": "Customer"}],
+            "productCharacteristic": [{"name": "slaType", "value": "gold"},
+                                      {"name": "site", "value": site}]}})
+
+
+@pytest.mark.integration
+def test_the_registry_takes_a_group_of_fulfilment_products_in_one_transaction(
+        store_env: dict[str, str], unique: str) -> None:
+    """A migration's activations, a change of one of them in the same group, a duplicate
+    and a product naming an unknown offering: the bad one is dead-lettered alone (its
+    group handled again one by one), the others take effect once each, in order."""
+    from services.threshold_registry import messaging as registry_messaging
+    from services.threshold_registry.application import ThresholdRegistry
+    from services.threshold_registry.domain import PurchasedOffering
+
+    app = ThresholdRegistry(store_env)
+    try:
+        offering = app.register_offering("Fibre 1G", lifecycle_status="active")
+        app.register_sla_type(name="gold", maintenance_accounting="excluded",
+                              minimum_notice_days=10, credit_percent_per_breached_period=5,
+                              credit_cap_percent=30)
+        service = f"threshold-registry-{unique}"
+        inbox = Inbox(app, service, InProcessTransport(),
+                      QueueSpec(f"q-{unique}"), registry_messaging.handlers(app),
+                      prefetch=100, group=100)
+        products = [f"mig-{unique}-{n}" for n in range(5)]
+        first = [product(p, str(offering.id)) for p in products]
+        changed = product(products[0], str(offering.id), status="suspended",
+                          event_type="ProductStateChangeEvent", site="Lyon-2")
+        good = [*first, changed, first[1]]  # a change in the same group, a duplicate
+
+        def delivered(envelopes: list[Envelope], log: list[str]) -> list[Any]:
+            return [(Delivery(e.to_bytes(), "fulfilment.events", "product.create",
+                              e.event_id), Recorded(log)) for e in envelopes]
+
+        groups: list[int] = []
+        save_group = app.save_group
+
+        def counted(group: Any) -> None:
+            groups.append(len(group.trackings))
+            save_group(group)
+
+        app.save_group = counted  # type: ignore[method-assign]
+        log: list[str] = []
+        inbox.receive_many(delivered(good, log))
+        assert log == ["ack"] * len(good)
+        # One transaction for all of them (the duplicate within the group is not saved).
+        assert groups == [len(good) - 1]
+        assert consumed(service, "regrouped") == 0
+        assert consumed(service, "processed") == len(good) - 1
+        assert consumed(service, "duplicate") == 1
+        items = {p: app.purchased_offering(p) for p in products}
+        assert items[products[0]].status == "suspended"
+        assert items[products[0]].site == "Lyon-2"
+        assert items[products[0]].version == 3  # registered, updated, status changed
+        assert all(items[p].version == 1 and items[p].status == "active"
+                   for p in products[1:])
+        history = list(app.repository.event_store.get(
+            PurchasedOffering.create_id(products[1])))
+        assert len(history) == 1  # the duplicate took no effect
+
+        bad = product(f"mig-{unique}-bad", str(uuid.uuid4()))
+        later = [product(f"mig-{unique}-{n}", str(offering.id)) for n in range(5, 8)]
+        log = []
+        inbox.receive_many(delivered([later[0], bad, *later[1:]], log))
+        assert log[0] == "ack" and log[2:] == ["ack", "ack"]
+        assert log[1].startswith("dead-letter: ") and "is not an offering" in log[1]
+        assert consumed(service, "regrouped") == 4
+        assert all(app.inventory_item(f"mig-{unique}-{n}") is not None for n in range(5, 8))
+        assert app.inventory_item(f"mig-{unique}-bad") is None
+    finally:
+        app.close()
