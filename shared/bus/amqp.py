@@ -83,8 +83,8 @@ def _no_wait() -> None:
 class _PendingCommit:
     """A batch whose ``tx.commit`` is sent and whose ``tx.commit-ok`` is awaited."""
 
-    def __init__(self, transport: AmqpTransport, connection: pika.BlockingConnection) -> None:
-        self.transport, self.connection = transport, connection
+    def __init__(self, transport: AmqpTransport, channel: BlockingChannel) -> None:
+        self.transport, self.channel = transport, channel
         self.confirmed = False
         self.error: Exception | None = None
 
@@ -98,9 +98,13 @@ class _PendingCommit:
     def wait(self) -> None:
         if not self.confirmed and self.error is None:
             try:
-                # As ``BlockingChannel.tx_commit`` waits for its reply.
-                self.connection._flush_output(lambda: self.confirmed or self.error is not None)
-            except CONNECTION_ERRORS as exc:
+                # As ``BlockingChannel.tx_commit`` waits for its reply: on the channel, so
+                # a channel the broker closes (or a lost connection) ends the wait.
+                self.channel._flush_output(lambda: self.confirmed or self.error is not None)
+                if not self.confirmed and self.error is None:
+                    raise PublishNotConfirmed("the channel closed before the broker "
+                                              "confirmed the batch")
+            except (*CONNECTION_ERRORS, PublishNotConfirmed) as exc:
                 self.fail(exc)
                 self.transport._drop_publisher()
         if getattr(self.transport._local, "pending", None) is self:
@@ -204,7 +208,7 @@ class AmqpTransport(Transport):
                 return _no_wait
             connection = self._local.connection
             self._queue(channel, impl, messages)
-            pending = _PendingCommit(self, connection)
+            pending = _PendingCommit(self, channel)
             impl.tx_commit(pending.confirm)
             connection.process_data_events(time_limit=0)  # written out now
         except CONNECTION_ERRORS:

@@ -284,6 +284,30 @@ def test_a_page_in_flight_when_the_connection_drops_is_not_recorded_and_is_sent_
     assert all(c == 1 for m, c in counts.items() if m not in first_page)
 
 
+@pytest.mark.integration
+@pytest.mark.timeout(60)
+def test_a_batch_the_broker_refuses_raises_instead_of_waiting_for_its_commit(
+        amqp_url: str, unique: str):
+    """Regression: a batch waited for its ``tx.commit-ok`` on the connection, so a channel
+    the broker closed (here: an exchange that does not exist) left the relay waiting for
+    ever; the wait is on the channel, which raises as ``tx_commit`` itself did."""
+    import pika.exceptions
+
+    from shared.bus.envelope import Envelope, OutgoingMessage
+
+    transport = AmqpTransport(amqp_url, prefix=f"test-{unique}.")
+    envelope = Envelope(event_id=f"x:{unique}", event_time="2026-12-01T00:00:00Z",
+                        event_type=EVENT_TYPE, event={})
+    message = OutgoingMessage("no-such-exchange", ROUTING_KEY, envelope, envelope.event_id)
+    try:
+        with pytest.raises((pika.exceptions.ChannelClosed,
+                            pika.exceptions.ChannelWrongStateError, PublishNotConfirmed)):
+            transport.publish([message])
+        transport.publish([])  # the transport carries on with a new channel
+    finally:
+        transport.close()
+
+
 # --- 2. inbox dedup -----------------------------------------------------------------------
 @pytest.mark.integration
 def test_inbox_redelivery_and_duplicate_publish_take_effect_once(
