@@ -7,6 +7,7 @@ a window breaks is a 409 whose code names the rule (``MINIMUM_NOTICE``, ``BLACKO
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import wraps
 from typing import Any
 from uuid import UUID
@@ -14,17 +15,32 @@ from uuid import UUID
 from flask import g
 from flask.views import MethodView
 
+from services.outage_negotiation import links
 from services.outage_negotiation import schemas as s
 from services.outage_negotiation.application import OutageNegotiation
-from services.outage_negotiation.domain import CustomerBlackouts, OutageRuleBroken, PlannedOutage
+from services.outage_negotiation.domain import (
+    AlreadyAnswered,
+    CustomerBlackouts,
+    DeadlinePassed,
+    OutageRuleBroken,
+    PlannedOutage,
+)
 from shared.http.blueprint import Blueprint
 from shared.http.errors import ApiError
 from shared.http.listing import expected_version
 from shared.http.schemas import list_query
-from shared.http.security import requires
+from shared.http.security import public, requires
 from shared.readmodel import Listing
 
 READ, WRITE = "sla:read", "sla:write"
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """A customer's answer as it sees it: its outage and who it is."""
+
+    outage: PlannedOutage
+    customer: str
 RULES_DOC = {"409": {
     "description": "a rule refused it: INVALID_TRANSITION (the status does not allow the "
                    "move), UNKNOWN_REFERENCE (unknown or retired offerings), "
@@ -115,8 +131,46 @@ def blueprint(runtime: Any) -> Blueprint:
          "from the inventory now and kept with it; every window must give the SLA types' "
          "minimum notice, miss the customers' blackout periods and stay within the caps; "
          "overlaps with other outages are flagged (or refused, by policy).")
-    move("negotiate", s.Move, app.open_negotiation,
-         "Open the negotiation of a proposed outage with the customers it affects.")
+    move("negotiate", s.Negotiation, app.open_negotiation,
+         "Open the negotiation of a proposed outage with the customers it affects: each "
+         "answers by its response link until the deadline, and the policy says when the "
+         "answers agree a window (at the deadline: agreed, or left to the planner with a "
+         "summary). Without a deadline the planner agrees by hand.")
+    move("round", s.Negotiation, app.new_round,
+         "Ask the customers again (a new round; the earlier round's links answer nothing "
+         "any more).")
+
+    @blp.route("/plannedOutage/<uuid:outage_id>/responseLink", methods=["POST"])
+    @blp.arguments(s.LinkRequest)
+    @blp.response(200, s.ResponseLink, etag=False)
+    @requires(WRITE)
+    def response_link(body: dict[str, Any], outage_id: UUID) -> dict[str, Any]:
+        """The token that lets one affected customer answer the current round, until its
+        deadline (or the first window's start)."""
+        return app.response_link(outage_id, body["customer_id"])
+
+    @blp.route("/plannedOutageResponse", methods=["POST"])
+    @blp.arguments(s.CustomerResponse)
+    @blp.response(200, s.ResponseReceipt, etag=False)
+    @blp.doc(responses={"403": {"description": "INVALID_LINK (not made here, changed, or "
+                                               "of an earlier round) or LINK_EXPIRED"},
+                        "409": {"description": "ALREADY_ANSWERED, DEADLINE_PASSED, or "
+                                               "the outage is not in negotiation"}})
+    @public
+    def respond(body: dict[str, Any]) -> Receipt:
+        """A customer's answer, by its response link's token (no account needed): accept
+        a window, reject with a reason, or counter-propose windows; once a round."""
+        try:
+            outage, customer = app.respond(**body)
+        except links.ExpiredLink as exc:
+            raise ApiError(403, str(exc), "LINK_EXPIRED") from None
+        except links.InvalidLink as exc:
+            raise ApiError(403, str(exc), "INVALID_LINK") from None
+        except AlreadyAnswered as exc:
+            raise ApiError(409, str(exc), "ALREADY_ANSWERED") from None
+        except DeadlinePassed as exc:
+            raise ApiError(409, str(exc), "DEADLINE_PASSED") from None
+        return Receipt(outage, customer)
     move("agree", s.Agreement, app.agree,
          "Agree one of the proposed windows (checked again against blackouts, overlaps "
          "and caps): it is published to monitoring and notification, and the outage "

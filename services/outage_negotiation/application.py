@@ -16,11 +16,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 from uuid import UUID
 
-from services.outage_negotiation import rules
+from services.outage_negotiation import links, rules
 from services.outage_negotiation.domain import (
+    CLOCK,
     COUNTED,
     OPEN,
     CustomerBlackouts,
+    OutageRuleBroken,
     PlannedOutage,
     Replica,
     Window,
@@ -34,6 +36,7 @@ from services.outage_negotiation.views import (
     STATUS,
     OutageIndex,
 )
+from shared import context
 from shared import replica as replicas
 from shared.errors import ErrorCollector, InvalidValue, MissingReference, NotFound
 from shared.readmodel import Listing, StoredTimetable
@@ -53,8 +56,10 @@ class OutageNegotiation(ServiceApplication):
     snapshotting_intervals = {Replica: 50, PlannedOutage: 50}  # noqa: RUF012
 
     def __init__(self, env: Mapping[str, str] | None = None, *,
-                 settings: OutageSettings | None = None, clock: Clock | None = None) -> None:
+                 settings: OutageSettings | None = None, clock: Clock | None = None,
+                 server_key: str = "") -> None:
         super().__init__(env)
+        self.server_key = server_key
         self.clock: Clock = clock or SystemClock()
         self.settings = settings or OutageSettings()
         self.index = OutageIndex(self)
@@ -294,11 +299,121 @@ class OutageNegotiation(ServiceApplication):
         return outage
 
     def open_negotiation(self, outage_id: UUID, actor: str, reason: str | None = None,
-                         expected_version: int | None = None) -> PlannedOutage:
+                         expected_version: int | None = None, deadline: Any = None,
+                         policy: str = "all", quorum: float | None = None) -> PlannedOutage:
+        """Open the negotiation with the affected customers: each answers by its response
+        link until the deadline, and the policy decides when the answers agree a window
+        (at the deadline: agreed, or left to the planner with a summary). Without a
+        deadline the planner agrees by hand."""
         outage = self.outage(outage_id, expected_version)
-        outage.open_negotiation(self.clock(), actor, reason)
+        outage.require("negotiated", "proposed")
+        self._check_round(outage, deadline, policy, quorum)
+        outage.open_negotiation(self.clock(), actor, reason, deadline, policy, quorum)
         self.save(outage)
         return outage
+
+    def new_round(self, outage_id: UUID, actor: str, reason: str | None = None,
+                  expected_version: int | None = None, deadline: Any = None,
+                  policy: str = "all", quorum: float | None = None) -> PlannedOutage:
+        """Ask the customers again (after the planner chose among the answers): the
+        earlier round's answers stay in the outage's history, and its links answer
+        nothing any more."""
+        outage = self.outage(outage_id, expected_version)
+        outage.require("negotiated again", "negotiating")
+        self._check_round(outage, deadline, policy, quorum)
+        outage.reopen(self.clock(), actor, reason, deadline, policy, quorum)
+        self.save(outage)
+        return outage
+
+    def _check_round(self, outage: PlannedOutage, deadline: Any, policy: str,
+                     quorum: float | None) -> None:
+        errors = ErrorCollector()
+        now = self.clock()
+        if deadline is not None:
+            first = min(w["start"] for w in outage.windows)
+            if deadline <= now:
+                errors.add("deadline", f"{deadline.isoformat()} is in the past")
+            elif deadline > first:
+                errors.add("deadline", f"must be before the first window starts "
+                                       f"({first.isoformat()})")
+        if policy.startswith("quorum") and quorum is None:
+            errors.add("quorum", f"the {policy} policy needs a quorum (a share, 0 to 1)")
+        errors.raise_if_any()
+
+    # --- the customers' answers ---------------------------------------------------------
+    def response_link(self, outage_id: UUID, customer_id: str) -> dict[str, Any]:
+        """The token that lets one affected customer answer the current round (it
+        expires at the round's deadline, or when the first window starts)."""
+        outage = self.outage(outage_id)
+        outage.require("answered", "negotiating")
+        if customer_id not in {c["customerId"] for c in outage.resolution}:
+            raise InvalidValue({"customerId": [
+                f"customer {customer_id} is not affected by planned outage {outage_id}"]})
+        expires = outage.deadline or min(w["start"] for w in outage.windows)
+        token = links.issue(self.server_key, links.Link(str(outage.id), customer_id,
+                                                        outage.round, expires))
+        return {"token": token, "expiresAt": expires, "customerId": customer_id,
+                "plannedOutageId": str(outage.id), "round": outage.round}
+
+    def respond(self, token: str, answer: str, window_index: int | None = None,
+                reason: str | None = None, windows: Sequence[Window] = ()
+                ) -> tuple[PlannedOutage, str]:
+        """A customer's answer by its link: accept a window, reject with a reason, or
+        counter-propose windows. Saved with the agreement it completes, if it does (the
+        policy decides; the window still has to pass the rules)."""
+        now = self.clock()
+        link = links.check(self.server_key, token, now)
+        outage = self.outage(UUID(link.outage_id))
+        if link.round != outage.round:
+            raise links.InvalidLink("this response link is for an earlier round of the "
+                                    "negotiation; a newer link was sent")
+        if answer == "accept" and not 0 <= int(window_index or 0) < len(outage.windows):
+            raise InvalidValue({"windowIndex": [
+                f"the outage has {len(outage.windows)} proposed window(s)"]})
+        if answer == "reject" and not reason:
+            raise InvalidValue({"reason": ["a rejection needs its reason"]})
+        if answer == "counterPropose":
+            rules.check_windows(list(windows), now)
+        outage.respond(link.customer_id, answer, window_index if answer == "accept" else None,
+                       reason, list(windows), now)
+        index, _ = rules.decide(outage.policy, outage.quorum, outage.resolution,
+                                outage.responses, len(outage.windows))
+        if index is not None:
+            self._try_agree(outage, index, f"customer:{link.customer_id}",
+                            f"agreed by the customers' answers ({outage.policy})")
+        with context.bound(who=f"customer:{link.customer_id}"):
+            self.save(outage)
+        return outage, link.customer_id
+
+    def _try_agree(self, outage: PlannedOutage, index: int, actor: str, reason: str) -> bool:
+        """Agree a window the answers chose, if it still passes the rules."""
+        window = outage.windows[index]
+        try:
+            rules.check_windows([window], self.clock(), "window")
+            self._checked(outage.id, [window], outage.affects, "window", notice=False)
+        except (InvalidValue, OutageRuleBroken):
+            return False
+        outage.agree(window, self.clock(), actor, reason)
+        return True
+
+    def resolve_at_deadline(self, outage_id: UUID) -> int:
+        """The round's deadline: agreed by the policy (silence counted as consent where
+        it says so), or left to the planner with a summary of the answers."""
+        outage: PlannedOutage = self.repository.get(outage_id)
+        now = self.clock()
+        if outage.status != "negotiating" or outage.deadline is None \
+                or outage.deadline > now or outage.deadline_summary is not None:
+            return 0
+        index, summary = rules.decide(outage.policy, outage.quorum, outage.resolution,
+                                      outage.responses, len(outage.windows),
+                                      at_deadline=True)
+        agreed = index is not None and self._try_agree(
+            outage, index, CLOCK, f"agreed at the deadline ({outage.policy}): {summary}")
+        if not agreed:
+            outage.deadline_passed(summary, now)
+        with context.bound(who=CLOCK):
+            self.save(outage)
+        return 1
 
     def agree(self, outage_id: UUID, actor: str, window_index: int = 0,
               reason: str | None = None, expected_version: int | None = None

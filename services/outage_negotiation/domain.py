@@ -56,6 +56,18 @@ class OutageRuleBroken(InvalidTransition):
         self.rule, self.details = rule, details
 
 
+class AlreadyAnswered(InvalidTransition):
+    """A customer answers a round it has answered (→ 409 ``ALREADY_ANSWERED``)."""
+
+
+class DeadlinePassed(InvalidTransition):
+    """An answer after the round's deadline (→ 409 ``DEADLINE_PASSED``)."""
+
+
+POLICIES = ("all", "quorumCustomers", "quorumPurchasedOfferings", "silenceIsConsent")
+ANSWERS = ("accept", "reject", "counterPropose")
+
+
 class PlannedOutage(Aggregate):
     """One planned outage, from the planner's draft to its completion."""
 
@@ -79,6 +91,11 @@ class PlannedOutage(Aggregate):
         self.started_at: datetime | None = None
         self.completed_at: datetime | None = None
         self.was_agreed = False
+        self.round = 0
+        self.deadline: datetime | None = None
+        self.policy, self.quorum = "all", None
+        self.responses: dict[str, dict[str, Any]] = {}
+        self.deadline_summary: dict[str, Any] | None = None
         self.moves: list[dict[str, Any]] = [
             {"to": "draft", "at": at, "actor": planner, "reason": "drafted"}]
 
@@ -132,13 +149,60 @@ class PlannedOutage(Aggregate):
         self.overlaps, self.resolved_at = overlaps, at
         self._move("proposed", at, actor, reason)
 
-    def open_negotiation(self, at: datetime, actor: str, reason: str | None) -> None:
+    def open_negotiation(self, at: datetime, actor: str, reason: str | None,
+                         deadline: datetime | None = None, policy: str = "all",
+                         quorum: float | None = None) -> None:
         self.require("negotiated", "proposed")
-        self._negotiating(at=at, actor=actor, reason=reason)
+        self._negotiating(at=at, actor=actor, reason=reason, deadline=deadline,
+                          policy=policy, quorum=quorum)
 
     @event("NegotiationOpened")
-    def _negotiating(self, at: datetime, actor: str, reason: str | None) -> None:
+    def _negotiating(self, at: datetime, actor: str, reason: str | None,
+                     deadline: datetime | None = None, policy: str = "all",
+                     quorum: float | None = None) -> None:
+        # Opened by an earlier release without a deadline: negotiated by hand only.
+        self.deadline, self.policy, self.quorum = deadline, policy, quorum
+        self.round = getattr(self, "round", 0) + 1
+        self.responses = {}
+        self.deadline_summary = None
         self._move("negotiating", at, actor, reason)
+
+    def respond(self, customer_id: str, answer: str, window_index: int | None,
+                reason: str | None, windows: list[Window], at: datetime) -> None:
+        """A customer's answer in the current round: once, before the deadline."""
+        self.require("answered", "negotiating")
+        if customer_id not in {c["customerId"] for c in self.resolution}:
+            raise InvalidTransition(f"customer {customer_id} is not affected by planned "
+                                    f"outage {self.id}")
+        if customer_id in self.responses:
+            raise AlreadyAnswered(f"customer {customer_id} already answered round "
+                                  f"{self.round} of planned outage {self.id}")
+        if self.deadline is not None and at >= self.deadline:
+            raise DeadlinePassed(f"the deadline of planned outage {self.id} passed at "
+                                 f"{self.deadline.isoformat()}")
+        self._responded(customer_id=customer_id, answer=answer, window_index=window_index,
+                        reason=reason, windows=[dict(w) for w in windows], at=at,
+                        round=self.round)
+
+    @event("Responded")
+    def _responded(self, customer_id: str, answer: str, window_index: int | None,
+                   reason: str | None, windows: list[Window], at: datetime,
+                   round: int) -> None:
+        self.responses[customer_id] = {
+            "customerId": customer_id, "answer": answer, "windowIndex": window_index,
+            "reason": reason, "windows": windows, "at": at, "round": round}
+
+    def deadline_passed(self, summary: dict[str, Any], at: datetime) -> None:
+        """The deadline came without an agreement: the outage waits for the planner, with
+        what the customers said."""
+        self.require("left to the planner", "negotiating")
+        self._deadline_passed(summary=summary, at=at, actor=CLOCK)
+
+    @event("DeadlinePassed")
+    def _deadline_passed(self, summary: dict[str, Any], at: datetime, actor: str) -> None:
+        self.deadline_summary = summary  # the deadline stays: later answers are refused
+        self.moves.append({"from": "negotiating", "to": "negotiating", "at": at,
+                           "actor": actor, "reason": "deadline passed: left to the planner"})
 
     def agree(self, window: Window, at: datetime, actor: str, reason: str | None) -> None:
         self.require("agreed", "negotiating")
@@ -147,7 +211,16 @@ class PlannedOutage(Aggregate):
     @event("Agreed")
     def _agreed(self, window: Window, at: datetime, actor: str, reason: str | None) -> None:
         self.agreed_window, self.was_agreed = window, True
+        self.deadline = None
         self._move("agreed", at, actor, reason)
+
+    def reopen(self, at: datetime, actor: str, reason: str | None,
+               deadline: datetime | None, policy: str, quorum: float | None) -> None:
+        """A new round: the customers answer again (a rescheduled outage's windows, or
+        the planner's choice after the last round)."""
+        self.require("negotiated again", "negotiating")
+        self._negotiating(at=at, actor=actor, reason=reason, deadline=deadline,
+                          policy=policy, quorum=quorum)
 
     def reject(self, at: datetime, actor: str, reason: str) -> None:
         self.require("rejected", "proposed", "negotiating")
@@ -182,6 +255,8 @@ class PlannedOutage(Aggregate):
         self.windows, self.agreed_window = windows, None
         self.resolution, self.purchased_offering_ids = resolution, purchased
         self.overlaps, self.resolved_at = overlaps, at
+        self.round = getattr(self, "round", 0) + 1
+        self.responses, self.deadline = {}, None
         self._move("negotiating", at, actor, reason)
 
     def extend(self, end: datetime, at: datetime, actor: str, reason: str) -> None:

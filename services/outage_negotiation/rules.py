@@ -192,3 +192,52 @@ def check_cap(window: Window, sla_of: Mapping[str, str | None],
         f"{cap}: {left:.0f} minutes are left that month",
         {field: [f"{mine[month]:.0f} minutes in {month}; at most {left:.0f} fit"],
          "purchasedOfferingId": [po], "minutesLeft": [f"{left:.0f}"]})
+
+
+def decide(policy: str, quorum: float | None, resolution: Sequence[Mapping[str, Any]],
+           responses: Mapping[str, Mapping[str, Any]], windows: int,
+           at_deadline: bool = False) -> tuple[int | None, dict[str, Any]]:
+    """Which proposed window the customers' answers agree (None: none yet), and the
+    summary of the round: who accepted which window, rejected, counter-proposed, or has
+    not answered.
+
+    - ``all``: every customer accepted that window;
+    - ``quorumCustomers`` / ``quorumPurchasedOfferings``: at least ``quorum`` of the
+      customers, or of the affected purchased offerings (each customer weighing its
+      own), accepted it;
+    - ``silenceIsConsent``: as ``all`` before the deadline; at the deadline a customer
+      that did not answer consents to the window most accepted (the first, if none was).
+    """
+    weights = {c["customerId"]: len(c.get("purchasedOfferingIds") or ()) or 1
+               for c in resolution}
+    accepted: dict[int, list[str]] = {}
+    silent = [c for c in weights if c not in responses]
+    for customer, answer in responses.items():
+        if answer.get("answer") == "accept":
+            accepted.setdefault(int(answer.get("windowIndex") or 0), []).append(customer)
+    summary = {
+        "customers": len(weights), "silent": len(silent),
+        "rejected": sorted(c for c, a in responses.items() if a.get("answer") == "reject"),
+        "counterProposed": sorted(c for c, a in responses.items()
+                                  if a.get("answer") == "counterPropose"),
+        "acceptedByWindow": {str(i): len(who) for i, who in sorted(accepted.items())},
+    }
+    if silent and policy == "silenceIsConsent" and at_deadline:
+        best = max(sorted(accepted), key=lambda i: len(accepted[i]), default=0)
+        accepted.setdefault(best, []).extend(silent)
+        summary["consentedBySilence"] = len(silent)
+    total_customers, total_weight = len(weights), sum(weights.values())
+    for index in sorted(accepted, key=lambda i: (-len(accepted[i]), i)):
+        if not 0 <= index < windows:
+            continue
+        who = accepted[index]
+        if policy in ("all", "silenceIsConsent"):
+            done = len(who) == total_customers
+        elif policy == "quorumCustomers":
+            done = total_customers > 0 and len(who) / total_customers >= float(quorum or 1)
+        else:
+            done = total_weight > 0 and sum(weights.get(c, 0) for c in who) / total_weight \
+                >= float(quorum or 1)
+        if done:
+            return index, summary
+    return None, summary

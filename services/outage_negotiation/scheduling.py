@@ -1,6 +1,7 @@
 """When the clock moves an outage, and the move: an agreed outage starts at its agreed
 start, and an outage in progress completes at its agreed end (as extended), never by
-hand only.
+hand only; a negotiation's deadline resolves it by its policy (agreed, or left to the
+planner with a summary).
 
 The due times are the agreed window in the outage's own events, read off its state by
 :func:`outage_due` — for the due-time columns of the stored read model (``views.py``)
@@ -21,11 +22,14 @@ from shared.scheduler import Due, DueOf
 if TYPE_CHECKING:
     from services.outage_negotiation.application import OutageNegotiation
 
-START, COMPLETE = "outage.start", "outage.complete"
-KINDS = (START, COMPLETE)
+START, COMPLETE, DEADLINE = "outage.start", "outage.complete", "outage.deadline"
+KINDS = (START, COMPLETE, DEADLINE)
 
 
 def outage_due(outage: PlannedOutage) -> Iterator[Due]:
+    if outage.status == "negotiating" and getattr(outage, "deadline", None) is not None \
+            and getattr(outage, "deadline_summary", None) is None:
+        yield Due(outage.deadline, DEADLINE, outage.id)
     window = outage.agreed_window
     if window is None:
         return
@@ -46,7 +50,8 @@ class Scheduling:
         self.app = app
 
     def work(self) -> dict[str, Any]:
-        return {START: self.start, COMPLETE: self.complete}
+        return {START: self.start, COMPLETE: self.complete,
+                DEADLINE: lambda item: self.app.resolve_at_deadline(item.subject)}
 
     def start(self, item: Due) -> int:
         app = self.app

@@ -125,6 +125,60 @@ class Move(CamelSchema):
     reason = fields.String(validate=REASON, load_default=None)
 
 
+class Negotiation(Move):
+    deadline = When(load_default=None, allow_none=True, metadata={
+        "description": "until when the customers may answer (before the first window); "
+                       "none: the planner agrees by hand", "example": "2099-01-01T00:00:00Z"})
+    policy = fields.String(load_default="all", validate=validate.OneOf(domain.POLICIES),
+                           metadata={"description": "when the answers agree a window: all "
+                                     "customers accept it, a quorum of customers or of "
+                                     "affected purchased offerings, or silence is consent "
+                                     "at the deadline"})
+    quorum = fields.Float(load_default=None, allow_none=True,
+                          validate=validate.Range(min=0.01, max=1),
+                          metadata={"description": "the share a quorum policy needs "
+                                                   "(0.01 to 1)"})
+
+
+class LinkRequest(CamelSchema):
+    customer_id = client_id(required=True, description="an affected customer")
+
+
+class ResponseLink(CamelSchema):
+    token = fields.String(attribute="token")
+    expires_at = When(attribute="expiresAt")
+    customer_id = fields.String(attribute="customerId")
+    planned_outage_id = fields.String(attribute="plannedOutageId")
+    round = fields.Integer(attribute="round")
+
+
+class CustomerResponse(CamelSchema):
+    token = fields.String(required=True, validate=validate.Length(min=1, max=2000),
+                          metadata={"description": "the customer's response link token"})
+    answer = fields.String(required=True, validate=validate.OneOf(domain.ANSWERS))
+    window_index = fields.Integer(load_default=0, validate=validate.Range(min=0, max=19),
+                                  metadata={"description": "the window accepted"})
+    reason = fields.String(load_default=None, allow_none=True,
+                           validate=validate.Length(max=2000))
+    windows = fields.List(fields.Nested(Period), load_default=list,
+                          validate=validate.Length(max=20),
+                          metadata={"description": "the windows counter-proposed"})
+
+
+class ResponseReceipt(CamelSchema):
+    """What a customer sees of its answer: never the other customers'."""
+
+    planned_outage_id = fields.String(attribute="outage.id")
+    customer_id = fields.String(attribute="customer")
+    round = fields.Integer(attribute="outage.round")
+    answer = fields.Method("_answer")
+    status = fields.String(attribute="outage.status")
+    window = fields.Nested(Period, attribute="outage.agreed_window", allow_none=True)
+
+    def _answer(self, receipt: Any) -> str | None:
+        return (receipt.outage.responses.get(receipt.customer) or {}).get("answer")
+
+
 class ReasonedMove(CamelSchema):
     reason = fields.String(required=True, validate=REASON)
 
@@ -175,6 +229,16 @@ class Overlap(CamelSchema):
     purchased_offering_ids = fields.List(fields.String(), attribute="purchasedOfferingIds")
 
 
+class ResponseRecord(CamelSchema):
+    customer_id = fields.String(attribute="customerId")
+    answer = fields.String()
+    window_index = fields.Integer(attribute="windowIndex", allow_none=True)
+    reason = fields.String(allow_none=True)
+    windows = fields.List(fields.Nested(Period))
+    at = When()
+    round = fields.Integer()
+
+
 class ExtensionRecord(CamelSchema):
     from_ = When(attribute="from", data_key="from")
     to = When()
@@ -208,6 +272,16 @@ class PlannedOutage(Resource):
         lambda o: len(o.purchased_offering_ids), dump_only=True)
     overlaps = fields.List(fields.Nested(Overlap))
     extensions = fields.List(fields.Nested(ExtensionRecord))
+    round = fields.Integer(metadata={"description": "the negotiation round (0: none yet)"})
+    deadline = When(allow_none=True)
+    policy = fields.String()
+    quorum = fields.Float(allow_none=True)
+    responses = fields.Function(lambda o: ResponseRecord(many=True).dump(
+        list(o.responses.values())), dump_only=True, metadata={
+        "description": "the customers' answers in the current round"})
+    deadline_summary = fields.Dict(allow_none=True, metadata={
+        "description": "what the customers said when the deadline passed without an "
+                       "agreement (the planner decides)"})
     moves = fields.List(fields.Nested(MoveRecord))
 
 

@@ -13,8 +13,10 @@ from shared.service import ServiceSpec, Wiring
 
 def build(wiring: Wiring) -> OutageNegotiation:
     """The application on the service's store, with its own settings (overlap policy,
-    caps) and the clock it is given (by default the wall clock)."""
-    return OutageNegotiation(wiring.store_env, settings=wiring.settings, clock=wiring.clock)
+    caps), the suite's key (from which customers' response links are signed) and the
+    clock it is given (by default the wall clock)."""
+    return OutageNegotiation(wiring.store_env, settings=wiring.settings, clock=wiring.clock,
+                             server_key=wiring.platform.secret_key)
 
 
 SPEC = ServiceSpec(

@@ -14,7 +14,8 @@ from shared import auth
 from tests.conftest import SECRET, base_env
 
 PUBLIC = {"/healthz", "/readyz", "/openapi.json",
-          "/notification/v1/acknowledge"}  # the signed link in a message
+          "/notification/v1/acknowledge",  # the signed link in a message
+          "/outage-negotiation/v1/plannedOutageResponse"}  # a customer's response link
 
 
 @pytest.fixture(scope="module")

@@ -205,3 +205,72 @@ def test_an_audit_page_past_any_stored_integer_is_empty_not_a_500(
                           expect=200)
     assert beyond.body == []
     assert int(beyond.headers["X-Total-Count"]) >= 1
+
+
+def respond(outages: OutageDriver, token: str, answer: str, expect: int | None = 200,
+            **body: Any) -> Any:
+    return outages.http.request("POST", "/plannedOutageResponse", anonymous=True,
+                                json_body={"token": token, "answer": answer, **body})
+
+
+def links_for(outages: OutageDriver, outage: dict[str, Any], *customers: str) -> list[str]:
+    return [outages.move(outage, "responseLink", customerId=c).body["token"]
+            for c in customers]
+
+
+def test_customers_answer_by_their_links_and_all_accepting_agrees_the_window(
+        estate: dict[str, Any], outages: OutageDriver) -> None:
+    acme, _, globex = estate["customers"]
+    drafted = outages.draft({"offeringGroupId": estate["group"]["id"]},
+                            [window(at(12), at(12, 1)), window(at(13), at(13, 1))]).body
+    outages.move(drafted, "propose")
+    opened = outages.move(drafted, "negotiate", deadline=at(11), policy="all").body
+    assert opened["round"] == 1 and opened["deadline"] == at(11)
+    acme_link, globex_link = links_for(outages, drafted, acme, globex)
+    # A link changed by a single character, or of a customer not affected, answers nothing.
+    tampered = acme_link[:-2] + ("A" if acme_link[-2] != "A" else "B") + acme_link[-1]
+    refused = respond(outages, tampered, "accept")
+    assert refused.status == 403 and refused.body["code"] == "INVALID_LINK"
+    assert outages.move(drafted, "responseLink", expect=400, customerId="initech"
+                        ).body["details"]["customerId"]
+    first = respond(outages, acme_link, "accept", windowIndex=1)
+    assert first.status == 200, first.body
+    assert first.body == {"plannedOutageId": drafted["id"], "customerId": acme, "round": 1,
+                          "answer": "accept", "status": "negotiating", "window": None}
+    twice = respond(outages, acme_link, "reject", reason="changed our mind")
+    assert twice.status == 409 and twice.body["code"] == "ALREADY_ANSWERED"
+    agreed = respond(outages, globex_link, "accept", windowIndex=1)
+    assert agreed.body["status"] == "agreed"
+    assert agreed.body["window"] == window(at(13), at(13, 1))
+    outage = outages.outage(drafted)
+    assert [r["customerId"] for r in outage["responses"]] == [acme, globex]
+    assert outage["moves"][-1]["actor"] == f"customer:{globex}"
+
+
+def test_at_the_deadline_silence_is_consent_or_the_planner_gets_a_summary(
+        estate: dict[str, Any], outages: OutageDriver, clock: SettableClock) -> None:
+    acme, _, globex = estate["customers"]
+    group = {"offeringGroupId": estate["group"]["id"]}
+    silent = outages.draft(group, [window(at(12), at(12, 1))]).body
+    outages.move(silent, "propose")
+    outages.move(silent, "negotiate", deadline=at(11), policy="silenceIsConsent")
+    [acme_link] = links_for(outages, silent, acme)
+    assert respond(outages, acme_link, "accept").status == 200
+    refused = outages.draft(group, [window(at(15), at(15, 1))]).body
+    outages.move(refused, "propose")
+    outages.move(refused, "negotiate", deadline=at(11), policy="all")
+    [globex_link] = links_for(outages, refused, globex)
+    assert respond(outages, globex_link, "counterPropose", reason="not that week",
+                   windows=[window(at(20), at(20, 1))]).status == 200
+
+    clock.set(NOW + timedelta(days=11, seconds=1))
+    agreed = eventually(lambda: (o := outages.outage(silent))["status"] == "agreed" and o)
+    assert agreed["moves"][-1]["actor"] == "outage-negotiation:clock"
+    left = eventually(lambda: (o := outages.outage(refused))["deadlineSummary"] and o)
+    assert left["status"] == "negotiating"
+    assert left["deadlineSummary"]["counterProposed"] == [globex]
+    assert left["deadlineSummary"]["silent"] == 1
+    assert left["responses"][0]["windows"] == [window(at(20), at(20, 1))]
+    late = respond(outages, links_for(outages, refused, acme)[0], "accept")
+    assert late.status in (403, 409)  # the link expired with the deadline
+    assert late.body["code"] in ("LINK_EXPIRED", "DEADLINE_PASSED")

@@ -84,3 +84,53 @@ def test_caps_are_read_by_sla_type_name_or_id_with_a_default() -> None:
         caps("gold=lots")
     with pytest.raises(ConfigError):
         OutageSettings.from_env({"SLA_OUTAGE_OVERLAPS": "sometimes"})
+
+
+RESOLVED = [{"customerId": "a", "purchasedOfferingIds": ["p1", "p2", "p3"]},
+            {"customerId": "b", "purchasedOfferingIds": ["p4"]}]
+
+
+def test_all_needs_every_customer_on_one_window() -> None:
+    split = {"a": {"answer": "accept", "windowIndex": 0},
+             "b": {"answer": "accept", "windowIndex": 1}}
+    assert rules.decide("all", None, RESOLVED, split, 2)[0] is None
+    same = {**split, "b": {"answer": "accept", "windowIndex": 0}}
+    assert rules.decide("all", None, RESOLVED, same, 2)[0] == 0
+
+
+def test_quorums_count_customers_or_their_purchased_offerings() -> None:
+    only_a = {"a": {"answer": "accept", "windowIndex": 1}, "b": {"answer": "reject"}}
+    assert rules.decide("quorumCustomers", 0.5, RESOLVED, only_a, 2)[0] == 1
+    assert rules.decide("quorumCustomers", 0.6, RESOLVED, only_a, 2)[0] is None
+    assert rules.decide("quorumPurchasedOfferings", 0.75, RESOLVED, only_a, 2)[0] == 1
+    only_b = {"b": {"answer": "accept", "windowIndex": 0}}
+    assert rules.decide("quorumPurchasedOfferings", 0.5, RESOLVED, only_b, 2)[0] is None
+
+
+def test_silence_is_consent_only_at_the_deadline_and_never_over_a_rejection() -> None:
+    answered = {"a": {"answer": "accept", "windowIndex": 1}}
+    assert rules.decide("silenceIsConsent", None, RESOLVED, answered, 2)[0] is None
+    index, summary = rules.decide("silenceIsConsent", None, RESOLVED, answered, 2,
+                                  at_deadline=True)
+    assert index == 1 and summary["consentedBySilence"] == 1
+    rejected = {**answered, "b": {"answer": "reject"}}
+    index, summary = rules.decide("silenceIsConsent", None, RESOLVED, rejected, 2,
+                                  at_deadline=True)
+    assert index is None and summary["rejected"] == ["b"] and summary["silent"] == 0
+
+
+def test_a_response_link_is_refused_when_changed_expired_or_signed_elsewhere() -> None:
+    from services.outage_negotiation import links
+
+    link = links.Link("o-1", "acme", 2, NOW + timedelta(days=1))
+    token = links.issue("k" * 48, link)
+    assert links.check("k" * 48, token, NOW) == link
+    body, _, signature = token.partition(".")
+    forged = links.issue("k" * 48, links.Link("o-1", "globex", 2, link.expires_at))
+    for bad in (forged.partition(".")[0] + "." + signature, token + "x", "nonsense", ""):
+        with pytest.raises(links.InvalidLink):
+            links.check("k" * 48, bad, NOW)
+    with pytest.raises(links.InvalidLink):
+        links.check("other" * 10, token, NOW)
+    with pytest.raises(links.ExpiredLink):
+        links.check("k" * 48, token, NOW + timedelta(days=2))
