@@ -12,10 +12,10 @@ from functools import wraps
 from typing import Any
 from uuid import UUID
 
-from flask import g
+from flask import Response, g, request
 from flask.views import MethodView
 
-from services.outage_negotiation import links
+from services.outage_negotiation import links, pages
 from services.outage_negotiation import schemas as s
 from services.outage_negotiation.application import OutageNegotiation
 from services.outage_negotiation.domain import (
@@ -25,6 +25,7 @@ from services.outage_negotiation.domain import (
     OutageRuleBroken,
     PlannedOutage,
 )
+from shared.errors import InvalidTransition, InvalidValue, NotFound
 from shared.http.blueprint import Blueprint
 from shared.http.errors import ApiError
 from shared.http.listing import expected_version
@@ -171,6 +172,61 @@ def blueprint(runtime: Any) -> Blueprint:
         except DeadlinePassed as exc:
             raise ApiError(409, str(exc), "DEADLINE_PASSED") from None
         return Receipt(outage, customer)
+
+    @blp.route("/respond", methods=["GET"])
+    @blp.arguments(s.PageQuery, location="query")
+    @blp.response(200, {"type": "string"}, content_type="text/html",
+                  description="The outage and a form to answer it; opening it answers "
+                              "nothing")
+    @blp.alt_response(403, schema={"type": "string"}, content_type="text/html",
+                      description="A page saying the link is not valid or expired")
+    @public
+    def response_page(query: dict[str, Any]) -> Response:
+        """The page a customer's response link opens: the outage, its windows and a form
+        (no script) that POSTs the answer back."""
+        token = query.get("token") or ""
+        if not token:
+            return pages.page("Answer a planned outage", [
+                "Open the response link you were sent for the outage."], 200)
+        try:
+            outage, customer = app.link_outage(token)
+        except (links.InvalidLink, links.ExpiredLink, NotFound) as exc:
+            return pages.page("Link not valid", [str(exc)], 403)
+        if customer["customerId"] in outage.responses:
+            return pages.page("Already answered", [
+                "Your answer to this round was recorded; thank you."], 200)
+        return pages.page(f"Planned outage: {outage.name or outage.reason}", [
+            f"Reason: {outage.reason}. Expected impact: {outage.impact}.",
+            "Choose the window that suits you, or reject it with your reason."], 200,
+            pages.answer_form(request.path, token, outage, customer))
+
+    @blp.route("/respond", methods=["POST"])
+    @blp.arguments(s.PageForm, location="form")
+    @blp.response(200, {"type": "string"}, content_type="text/html",
+                  description="A page saying what was recorded")
+    @blp.alt_response(403, schema={"type": "string"}, content_type="text/html",
+                      description="A page saying the link is not valid or expired")
+    @blp.alt_response(409, schema={"type": "string"}, content_type="text/html",
+                      description="A page saying the answer cannot be taken (answered "
+                                  "before, or after the deadline)")
+    @public
+    def answer_page(form: dict[str, Any]) -> Response:
+        """The page's form: the customer's answer, once a round."""
+        choice = form["choice"]
+        answer, _, index = choice.partition(":")
+        try:
+            outage, _ = app.respond(form["token"], answer, int(index or 0),
+                                    form.get("reason") or None)
+        except (links.InvalidLink, links.ExpiredLink, NotFound) as exc:
+            return pages.page("Link not valid", [str(exc)], 403)
+        except InvalidTransition as exc:
+            return pages.page("Answer not taken", [str(exc)], 409)
+        except InvalidValue as exc:
+            return pages.page("Answer not taken", [
+                "; ".join(" ".join(v) for v in exc.errors.values())], 400)
+        return pages.page("Thank you", ["Your answer was recorded."] + (
+            [f"The outage is agreed for {outage.agreed_window['start'].isoformat()}."]
+            if outage.agreed_window else []), 200)
     move("agree", s.Agreement, app.agree,
          "Agree one of the proposed windows (checked again against blackouts, overlaps "
          "and caps): it is published to monitoring and notification, and the outage "

@@ -355,6 +355,20 @@ class OutageNegotiation(ServiceApplication):
         return {"token": token, "expiresAt": expires, "customerId": customer_id,
                 "plannedOutageId": str(outage.id), "round": outage.round}
 
+    def link_outage(self, token: str) -> tuple[PlannedOutage, dict[str, Any]]:
+        """The outage and the customer (as resolved) a valid link of the current round
+        names, without answering: what the response page shows."""
+        link = links.check(self.server_key, token, self.clock())
+        outage = self.outage(UUID(link.outage_id))
+        if link.round != outage.round:
+            raise links.InvalidLink("this response link is for an earlier round of the "
+                                    "negotiation; a newer link was sent")
+        customer = next((c for c in outage.resolution
+                         if c["customerId"] == link.customer_id), None)
+        if customer is None:
+            raise links.InvalidLink("this response link names no affected customer")
+        return outage, customer
+
     def respond(self, token: str, answer: str, window_index: int | None = None,
                 reason: str | None = None, windows: Sequence[Window] = ()
                 ) -> tuple[PlannedOutage, str]:

@@ -16,7 +16,15 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 
 from services.outage_negotiation import ROOT, domain
 from shared import times
-from shared.http.schemas import HTTP_URL, NAME, NOT_BLANK, CamelSchema, Resource, client_id
+from shared.http.schemas import (
+    HTTP_URL,
+    NAME,
+    NOT_BLANK,
+    CamelSchema,
+    Pattern,
+    Resource,
+    client_id,
+)
 
 REASON = [validate.Length(min=1, max=2000), NOT_BLANK]
 
@@ -163,6 +171,17 @@ class CustomerResponse(CamelSchema):
     windows = fields.List(fields.Nested(Period), load_default=list,
                           validate=validate.Length(max=20),
                           metadata={"description": "the windows counter-proposed"})
+
+
+class PageQuery(CamelSchema):
+    token = fields.String(load_default=None, validate=validate.Length(max=2000))
+
+
+class PageForm(CamelSchema):
+    token = fields.String(required=True, validate=validate.Length(min=1, max=2000))
+    choice = fields.String(required=True, validate=Pattern(
+        r"^(accept:(1[0-9]|[0-9])|reject)$", error="accept:<window> or reject"))
+    reason = fields.String(load_default=None, validate=validate.Length(max=2000))
 
 
 class ResponseReceipt(CamelSchema):

@@ -15,7 +15,8 @@ from tests.conftest import SECRET, base_env
 
 PUBLIC = {"/healthz", "/readyz", "/openapi.json",
           "/notification/v1/acknowledge",  # the signed link in a message
-          "/outage-negotiation/v1/plannedOutageResponse"}  # a customer's response link
+          "/outage-negotiation/v1/plannedOutageResponse",  # a customer's response link
+          "/outage-negotiation/v1/respond"}  # the page that link opens
 
 
 @pytest.fixture(scope="module")
