@@ -94,6 +94,25 @@ MAIN_TABLES = (
     Table(Replica),
 )
 
+# What an operator lists, newest first or by when the level was reached: one series'
+# (its scope), a level (on one kind of scope) or open ones since a time, a regime's by
+# either time. Each is read
+# in order from an index (then seq) and counted from it.
+CROSSING_ORDERS = (
+    ("scopeId", "raisedAt"),
+    ("level", "raisedAt"),
+    ("level", "scopeType", "raisedAt"),
+    ("open", "raisedAt"),
+    ("regimeId", "raisedAt"),
+    ("regimeId", "since"),
+)
+BURN_ALERT_ORDERS = (
+    ("scopeId", "raisedAt"),
+    ("severity", "raisedAt"),
+    ("open", "raisedAt"),
+    ("regimeId", "raisedAt"),
+)
+
 OUTCOME_TABLES = (
     Table(Crossing, (
         ID, VERSION, *SERIES,
@@ -106,7 +125,7 @@ OUTCOME_TABLES = (
         _plain(Column("standardId", _member("last", "standardId"))),
         _plain(Column("standardVersion", _figure("last", "standardVersion"), "number")),
         _plain(Column("planned", _flag("first", "planned"), "bool")),
-    )),
+    ), orders=CROSSING_ORDERS),
     Table(BurnAlert, (
         ID, VERSION, *SERIES,
         Column("severity", _text("severity")),
@@ -118,7 +137,7 @@ OUTCOME_TABLES = (
         _plain(Column("standardId", _member("evidence", "standardId"))),
         Column("windowStart", _instant(_member("evidence", "windowStart")), "time"),
         _plain(Column("planned", _flag("evidence", "planned"), "bool")),
-    )),
+    ), orders=BURN_ALERT_ORDERS),
     # Quarantines are few (what failed to evaluate): no column needs an index.
     Table(Quarantine, tuple(_plain(c) for c in (
         ID, VERSION,

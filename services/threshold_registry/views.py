@@ -44,6 +44,18 @@ REGISTERED = Creation(PurchasedOffering.Registered, (
     "monthly_charge", "currency", "status", "start_date", "end_date",
     ("status_changed_at", None), ("status_reason", None), ("analysis_log", [])))
 
+# The inventory's lists as users ask for them, read in order from an index each (and
+# counted from it): a customer's or a customer group's items by start date, an
+# offering's items by customer, a group's items of a status by start date (which also
+# serves a group's items by status), the items of a status by start date.
+INVENTORY_ORDERS = (
+    ("customerId", "startDate"),
+    ("customerGroup", "startDate"),
+    ("productOfferingId", "customerId"),
+    ("offeringGroupId", "status", "startDate"),
+    ("status", "startDate"),
+)
+
 
 class RegistryIndex(StoredIndex):
     """Every aggregate of the registry, stored; purchased offerings placed in groups.
@@ -79,7 +91,7 @@ class RegistryIndex(StoredIndex):
                 Column("status", _text("status")),
                 Column("startDate", attrgetter("start_date"), "time"),
                 Column("endDate", attrgetter("end_date"), "time", indexed=False),
-            )),
+            ), orders=INVENTORY_ORDERS),
             Table(Replica, (Column("kind", attrgetter("kind")),)),
             Table(MonitoringRegimeReplica),  # as an earlier release kept regimes
         ), creations=(REGISTERED,))

@@ -10,7 +10,9 @@ What the conventions add to flask-smorest's own response handling:
   (``offset``/``limit``) and projected (``fields=``), with ``X-Total-Count`` and
   ``X-Result-Count``;
 - a view that returns a stored read model's ``Listing`` (``shared/readmodel.py``) gets
-  the same conventions from the database: only the page is read and dumped;
+  the same conventions from the database: only the page is read and dumped, and a
+  filter matching more than ``COUNT_CAP`` items answers ``X-Total-Count-At-Least``
+  instead of an exact ``X-Total-Count`` (which would mean reading every match);
 - one resource is projected by ``fields=`` and answered with its ``version`` as the
   ``ETag``, and a 201 with its ``href`` as the ``Location``.
 
@@ -29,7 +31,11 @@ from flask import Response, g, jsonify, request
 from marshmallow import Schema
 
 from shared.http.listing import page_of, requested_fields, select_fields
-from shared.readmodel import Listing
+from shared.readmodel import AtLeast, Listing
+
+#: A list's lower bound on its total, sent instead of ``X-Total-Count`` when a filter
+#: matches more items than are counted (``shared.readmodel.COUNT_CAP``).
+AT_LEAST = "X-Total-Count-At-Least"
 
 
 def wire_names(schema: Schema) -> set[str]:
@@ -81,7 +87,10 @@ class Blueprint(flask_smorest.Blueprint):
         page, total = result.page(request.args, allowed, reserved, schema.dump)
         response = jsonify(page)
         response.status_code = status
-        response.headers["X-Total-Count"] = str(total)
+        if isinstance(total, AtLeast):  # not counted to its end: no exact total claimed
+            response.headers[AT_LEAST] = str(total.n)
+        else:
+            response.headers["X-Total-Count"] = str(total)
         response.headers["X-Result-Count"] = str(len(page))
         return response
 

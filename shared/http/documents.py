@@ -3,6 +3,9 @@ the same place as the behaviour it describes so the two cannot drift apart.
 
 - ``PATCH`` bodies are ``application/merge-patch+json`` (the factory refuses any other)
   and required; other bodies without a required field may be left out.
+- A list (a ``GET`` answering an array) documents its count headers: ``X-Result-Count``,
+  and ``X-Total-Count`` — exact, or absent with ``X-Total-Count-At-Least`` when a filter
+  matches more than the list counts (``shared.readmodel.COUNT_CAP``).
 - A request schema may state rules between its fields in JSON Schema, as
   ``class Meta: openapi = {...}`` (``anyOf``, ``oneOf``, ``not`` ...); they are merged into
   its component (objects key by key), so clients and fuzzers see the rule the service enforces.
@@ -27,6 +30,8 @@ class SuiteConventions(BasePlugin):
     def operation_helper(self, path: str | None = None, operations: dict | None = None,
                          **kwargs: Any) -> None:
         for method, operation in (operations or {}).items():
+            if method == "get" and isinstance(operation, dict):
+                _count_headers(operation)
             body = operation.get("requestBody") if isinstance(operation, dict) else None
             if not body:
                 continue
@@ -53,6 +58,30 @@ class SuiteConventions(BasePlugin):
         if extra:
             _merge(definition, extra)
         return None
+
+
+def _count_headers(operation: dict) -> None:
+    """The headers of a list's 200 answer (what ``shared.http.blueprint`` sends)."""
+    from shared.readmodel import COUNT_CAP
+
+    responses = operation.get("responses", {})
+    ok = responses.get(200, responses.get("200"))
+    schema = (ok or {}).get("content", {}).get(JSON, {}).get("schema", {}) \
+        if isinstance(ok, dict) else {}
+    if schema.get("type") != "array":
+        return
+    number = {"schema": {"type": "integer", "minimum": 0}}
+    ok.setdefault("headers", {}).update({
+        "X-Result-Count": {**number, "description": "items in this page"},
+        "X-Total-Count": {**number, "description": (
+            "items matching the filters, always exact: a list whose filters match more "
+            f"than {COUNT_CAP:,} items may leave it out rather than count them all "
+            "(X-Total-Count-At-Least instead). A list without filters always has it.")},
+        "X-Total-Count-At-Least": {**number, "description": (
+            f"instead of X-Total-Count when a filter matches more than {COUNT_CAP:,} "
+            "items: a lower bound of the total (page on while X-Result-Count equals the "
+            "limit)")},
+    })
 
 
 def _merge(into: dict, extra: dict) -> None:

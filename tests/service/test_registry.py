@@ -200,6 +200,25 @@ def test_bad_requests_get_clear_errors_never_a_500(registry: Any,
     assert approve_missing.status_code == 404
 
 
+def test_a_filtered_list_too_large_to_count_says_how_many_at_least(
+        suite: Any, registry: Any, manager: RegistryDriver) -> None:
+    """Past the count's cap a filtered list carries no ``X-Total-Count`` (it would not be
+    exact) but a lower bound; unfiltered and narrow lists stay exact."""
+    group = manager.create_group("Mobile")
+    for i in range(5):
+        manager.create_offering(f"Offer {i}", group=group, lifecycle_status="active")
+    suite.runtime("threshold-registry").app.index.count_cap = 3
+    broad = registry.get("/productOffering?lifecycleStatus=active&limit=2")
+    assert broad.status_code == 200 and "X-Total-Count" not in broad.headers
+    assert broad.headers["X-Total-Count-At-Least"] == "4"
+    assert broad.headers["X-Result-Count"] == "2"
+    everything = registry.get("/productOffering")
+    assert everything.headers["X-Total-Count"] == "5"
+    assert "X-Total-Count-At-Least" not in everything.headers
+    narrow = registry.get("/productOffering?name=Offer 1")
+    assert narrow.headers["X-Total-Count"] == "1"
+
+
 def test_lists_filter_sort_page_and_select_fields(registry: Any,
                                                    manager: RegistryDriver) -> None:
     group = manager.create_group("Mobile")
