@@ -253,8 +253,8 @@ def test_a_changed_shape_or_a_replaced_log_is_rebuilt_at_start(
     registry.close()
 
     class Reshaped(RegistryIndex):
-        def _ddl(self) -> list[str]:  # as if a release added a column
-            return [*super()._ddl(), "SELECT 1"]
+        def _tables_ddl(self) -> list[str]:  # as if a release added a column
+            return [*super()._tables_ddl(), "SELECT 1"]
 
     registry = ThresholdRegistry(store_env)
     try:
@@ -263,6 +263,38 @@ def test_a_changed_shape_or_a_replaced_log_is_rebuilt_at_start(
         assert reshaped.catch_up() > 0
         assert reshaped.count(PurchasedOffering) == 5
         reshaped.close()
+    finally:
+        registry.close()
+
+
+def test_an_order_a_release_adds_is_indexed_at_start_without_a_rebuild(
+        store_env: dict[str, str]) -> None:
+    """An index is not the rows' shape: a new order's index is made where missing on the
+    next start, and the rows and their position stay (no replay of the log)."""
+    registry = ThresholdRegistry(store_env)
+    an_estate(registry, 5)
+    assert len(registry.purchased_offerings()) == 5
+    position = registry.index.stored_position()
+    registry.close()
+
+    class Ordered(RegistryIndex):
+        def _order_indexes_ddl(self) -> list[str]:  # as if a release added an order
+            return [*super()._order_indexes_ddl(), 'CREATE INDEX IF NOT EXISTS '
+                    f'"rm_added_order" ON {self.sql_table(PurchasedOffering)} (c_site, seq)']
+
+    registry = ThresholdRegistry(store_env)
+    try:
+        ordered = Ordered(registry)
+        assert ordered.stored_position() == position > 0
+        with ordered._db.transaction(write=False) as tx:
+            found = tx.execute(
+                "SELECT indexname AS n FROM pg_indexes WHERE indexname = 'rm_added_order'"
+                if ordered._db.postgres else
+                "SELECT name AS n FROM sqlite_master WHERE name = 'rm_added_order'"
+            ).fetchall()
+        assert len(found) == 1
+        assert ordered.count(PurchasedOffering) == 5
+        ordered.close()
     finally:
         registry.close()
 
