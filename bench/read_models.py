@@ -789,7 +789,9 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         common.drop_schemas(unique)
     if args.service != "both":  # keep the other service's figures of an earlier run
-        result = {**(common.read_result(NAME, args.quick) or {}), **result}
+        earlier = {k: v for k, v in (common.read_result(NAME, args.quick) or {}).items()
+                   if k not in ("benchmark", "date", "machine")}  # (this run's, not its)
+        result = {**earlier, **result}
     common.write_result(NAME, result)
     return 0
 
