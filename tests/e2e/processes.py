@@ -14,7 +14,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -139,3 +139,44 @@ def wait_until(check: Callable[[], Any], timeout: float = 30, what: str = "condi
 
 def ready(base: str) -> bool:
     return requests.get(f"{base}/readyz", timeout=2).status_code == 200
+
+
+@contextlib.contextmanager
+def distributed_suite(services: Iterable[str], *, amqp_url: str, postgres: dict[str, str],
+                      redis_url: str, logs: Path, unique: str, secret: str,
+                      settings: dict[str, str] | None = None, http_workers: int = 1
+                      ) -> Iterator[dict[str, Any]]:
+    """Services as ``slactl run --distributed`` runs them (:func:`service_processes`), on
+    RabbitMQ, PostgreSQL and Redis under names of this test's own (``SLA_SCHEMA_PREFIX``,
+    ``SLA_BUS_PREFIX``), each ready before it yields ``{"bases": service → API root URL,
+    "processes": name → Process, "prefix": the bus prefix}``; afterwards the processes are
+    stopped and the schemas and queues dropped. ``settings``: more of the services'
+    settings (or ones to override)."""
+    from tests.helpers import delete_queues, drop_schemas
+
+    services = list(services)
+    schemas, prefix = f"s{unique}_", f"e2e-{unique}."
+    env = {"SLA_BUS_URL": amqp_url, "PERSISTENCE_MODULE": "eventsourcing.postgres",
+           **postgres, "SLA_SCHEMA_PREFIX": schemas, "SLA_BUS_PREFIX": prefix,
+           "REDIS_URL": redis_url, "SLA_SECRET_KEY": secret, "SLA_DATA_DIR": str(logs),
+           "SLA_HTTP_WORKERS": str(http_workers), **(settings or {})}
+    started: dict[str, Process] = {}
+    bases: dict[str, str] = {}
+    try:
+        for service in services:
+            port = free_port()
+            started.update(service_processes(service, port, env, logs, http_workers))
+            bases[service] = f"http://127.0.0.1:{port}/{service}/v1"
+        for service, base in bases.items():
+            wait_until(lambda base=base: ready(base), 60, f"{service} ready",
+                       started.values())
+        yield {"bases": bases, "processes": started, "prefix": prefix}
+    finally:
+        for process in started.values():
+            process.stop()
+        drop_schemas(postgres, schemas)
+        queues = [f"{service}.inbox" for service in services]
+        if "monitoring" in services:
+            queues.append("monitoring.measurements")
+        delete_queues(amqp_url, *(f"{prefix}{queue}{suffix}" for queue in queues
+                                  for suffix in ("", ".dead-letter")))

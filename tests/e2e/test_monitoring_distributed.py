@@ -19,8 +19,7 @@ from tests.conftest import SECRET
 from tests.drivers.http import NetworkHttp
 from tests.drivers.monitoring import MonitoringDriver
 from tests.drivers.registry import RegistryDriver, latency
-from tests.e2e.processes import free_port, gunicorn, ready, wait_until, worker
-from tests.helpers import delete_queues, drop_schemas
+from tests.e2e.processes import distributed_suite, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -28,31 +27,12 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture
 def suite_processes(amqp_url: str, postgres: dict[str, str], redis_url: str,
                     tmp_path: Path, unique: str) -> Iterator[dict[str, Any]]:
-    env = {
-        "SLA_BUS_URL": amqp_url, "PERSISTENCE_MODULE": "eventsourcing.postgres", **postgres,
-        "SLA_SCHEMA_PREFIX": f"m{unique}_", "SLA_BUS_PREFIX": f"e2e-{unique}.",
-        "REDIS_URL": redis_url, "SLA_SECRET_KEY": SECRET, "SLA_DATA_DIR": str(tmp_path),
-        "SLA_RELAY_POLL_INTERVAL": "0.05", "SLA_HTTP_WORKERS": "2",
-    }
-    processes, bases = [], {}
-    for service, module in (("threshold-registry", "services.threshold_registry.wsgi:app"),
-                            ("monitoring", "services.monitoring.wsgi:app")):
-        port = free_port()
-        processes.append(gunicorn(module, port, env, tmp_path / f"{service}-http.log"))
-        processes.append(worker(service, env, tmp_path / f"{service}-worker.log"))
-        bases[service] = f"http://127.0.0.1:{port}/{service}/v1"
-    try:
-        for service, base in bases.items():
-            wait_until(lambda base=base: ready(base), 60, f"{service} ready")
-        yield {"bases": bases, "processes": processes, "prefix": f"e2e-{unique}."}
-    finally:
-        for process in processes:
-            process.stop()
-        drop_schemas(postgres, f"m{unique}_")
-        delete_queues(amqp_url, *(f"e2e-{unique}.{queue}{suffix}"
-                                  for queue in ("threshold-registry.inbox", "monitoring.inbox",
-                                                "monitoring.measurements")
-                                  for suffix in ("", ".dead-letter")))
+    with distributed_suite(("threshold-registry", "monitoring"), amqp_url=amqp_url,
+                           postgres=postgres, redis_url=redis_url, logs=tmp_path,
+                           unique=unique, secret=SECRET,
+                           settings={"SLA_RELAY_POLL_INTERVAL": "0.05"},
+                           http_workers=2) as suite:
+        yield suite
 
 
 def test_a_breach_measured_over_http_is_published_with_its_evidence(

@@ -25,8 +25,7 @@ from tests.conftest import SECRET
 from tests.drivers.http import NetworkHttp
 from tests.drivers.monitoring import MonitoringDriver
 from tests.drivers.registry import RegistryDriver, latency
-from tests.e2e.processes import free_port, ready, service_processes, wait_until
-from tests.helpers import delete_queues, drop_schemas
+from tests.e2e.processes import distributed_suite, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -60,30 +59,11 @@ class Hook:
 @pytest.fixture
 def suite_processes(amqp_url: str, postgres: dict[str, str], redis_url: str,
                     tmp_path: Path, unique: str) -> Iterator[dict[str, Any]]:
-    env = {
-        "SLA_BUS_URL": amqp_url, "PERSISTENCE_MODULE": "eventsourcing.postgres", **postgres,
-        "SLA_SCHEMA_PREFIX": f"w{unique}_", "SLA_BUS_PREFIX": f"e2e-{unique}.",
-        "REDIS_URL": redis_url, "SLA_SECRET_KEY": SECRET, "SLA_DATA_DIR": str(tmp_path),
-        "SLA_HTTP_WORKERS": "1", "SLA_WEBHOOK_ALLOW": "127.0.0.1/32", **MINUTE_POLLS,
-    }
-    started, bases = {}, {}
-    for service in SERVICES:
-        port = free_port()
-        started.update(service_processes(service, port, env, tmp_path, http_workers=1))
-        bases[service] = f"http://127.0.0.1:{port}/{service}/v1"
-    try:
-        for service, base in bases.items():
-            wait_until(lambda base=base: ready(base), 60, f"{service} ready",
-                       started.values())
-        yield {"bases": bases, "processes": started}
-    finally:
-        for process in started.values():
-            process.stop()
-        drop_schemas(postgres, f"w{unique}_")
-        delete_queues(amqp_url, *(f"e2e-{unique}.{queue}{suffix}"
-                                  for queue in ("threshold-registry.inbox", "monitoring.inbox",
-                                                "notification.inbox", "monitoring.measurements")
-                                  for suffix in ("", ".dead-letter")))
+    with distributed_suite(SERVICES, amqp_url=amqp_url, postgres=postgres,
+                           redis_url=redis_url, logs=tmp_path, unique=unique, secret=SECRET,
+                           settings={"SLA_WEBHOOK_ALLOW": "127.0.0.1/32", **MINUTE_POLLS},
+                           http_workers=1) as suite:
+        yield suite
 
 
 def test_a_breach_crosses_every_process_without_any_loop_waiting_for_its_poll(
