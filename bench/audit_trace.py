@@ -34,11 +34,19 @@ from typing import Any
 import requests
 
 from bench import common
-from bench.common import PG, progress
-from bench.read_models import Registry, _registry, floor_latencies, ms, notification_read_rate
+from bench.common import progress
+from bench.read_models import (
+    Registry,
+    _registry,
+    bench_env,
+    catalogue,
+    floor_latencies,
+    ms,
+    notification_read_rate,
+    purchased_offerings,
+)
 
 NAME = "audit_trace"
-CUSTOMERS = 20_000
 
 
 def seed(app: Any, start: int, stop: int, offerings: list[Any], sla_type: Any,
@@ -47,21 +55,14 @@ def seed(app: Any, start: int, stop: int, offerings: list[Any], sla_type: Any,
     each under a migration's correlation id, and after each a customer's change under a
     correlation id of its own; ``story`` collects the ids and times to ask for. Returns
     events written a second."""
-    from services.threshold_registry.domain import PurchasedOffering
     from shared import context
 
     began = time.perf_counter()
     events = app.max_notification_id()
-    base = datetime(2025, 1, 1, tzinfo=UTC)
     for first in range(start, stop, 1000):
         migration = f"migration-{first}"
-        batch = [PurchasedOffering(
-            product_id=f"po-{n:08d}", customer_id=f"cust-{rng.randrange(CUSTOMERS):06d}",
-            offering_id=rng.choice(offerings).id, sla_type_id=sla_type.id,
-            customer_group=rng.choice(["smb", "enterprise", "public"]),
-            site=f"site-{rng.randrange(1000)}", status="active",
-            start_date=base + timedelta(minutes=rng.randrange(525_600)))
-            for n in range(first, min(first + 1000, stop))]
+        batch = purchased_offerings(first, min(first + 1000, stop), offerings, sla_type, rng,
+                                    lambda: "active")
         with context.bound(correlation=migration, who="bench:migration"):
             app.save(*batch)
         story["migrations"].append(migration)
@@ -144,30 +145,18 @@ def main(argv: list[str] | None = None) -> int:
     queries = 200 if args.quick else args.queries
     rng = random.Random(3)
     unique = f"at{int(time.time())}_"
-    from shared import auth, config
+    from shared import config
     from shared.audit import audit_index
 
-    secret = "bench-" + "x" * 40
-    env = {"PERSISTENCE_MODULE": "eventsourcing.postgres", **PG,
-           "SLA_SCHEMA_PREFIX": unique, "SLA_SECRET_KEY": secret,
-           "SLA_BUS_URL": common.AMQP_URL, "SLA_BUS_PREFIX": common.BUS_PREFIX,
-           "REDIS_URL": common.REDIS_URL, "SLA_LOG_LEVEL": "WARNING",
-           "SLA_DATA_DIR": str(common.LOGS / f"data-{unique}")}
+    env, headers = bench_env(unique)
     store_env = config.load(env).store_env("threshold-registry")
-    headers = {"Authorization": f"Bearer {auth.issue(secret, ['admin'], 'bench')}"}
     result: dict[str, Any] = {"quick": args.quick, "parameters": {
         "purchasedOfferings": estate, "queries": queries, "httpWorkers": 2,
         "store": "eventsourcing.postgres"}}
     registry = Registry(env)
     try:
         app = _registry(store_env)
-        groups = [app.register_offering_group(f"Group {n}") for n in range(10)]
-        offerings = [app.register_offering(f"Offering {n}", lifecycle_status="active",
-                                           group_id=groups[n % 10].id) for n in range(50)]
-        sla_type = app.register_sla_type(name="gold", maintenance_accounting="excluded",
-                                         minimum_notice_days=10,
-                                         credit_percent_per_breached_period=5,
-                                         credit_cap_percent=30)
+        _, offerings, sla_type = catalogue(app)
         story: dict[str, list[Any]] = {"migrations": [], "stories": [], "aggregates": [],
                                        "times": []}
 

@@ -67,6 +67,7 @@ import random
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -91,22 +92,57 @@ def _registry(env: dict[str, str]) -> Any:
         return ThresholdRegistry(env)
 
 
+def bench_env(prefix: str) -> tuple[dict[str, str], dict[str, str]]:
+    """The settings of a registry on PostgreSQL under its own schema prefix, and an admin
+    token's headers for its API."""
+    from shared import auth
+
+    secret = "bench-" + "x" * 40
+    env = {"PERSISTENCE_MODULE": "eventsourcing.postgres", **PG,
+           "SLA_SCHEMA_PREFIX": prefix, "SLA_SECRET_KEY": secret,
+           "SLA_BUS_URL": common.AMQP_URL, "SLA_BUS_PREFIX": common.BUS_PREFIX,
+           "REDIS_URL": common.REDIS_URL, "SLA_LOG_LEVEL": "WARNING",
+           "SLA_DATA_DIR": str(common.LOGS / f"data-{prefix}")}
+    return env, {"Authorization": f"Bearer {auth.issue(secret, ['admin'], 'bench')}"}
+
+
+def catalogue(app: Any) -> tuple[list[Any], list[Any], Any]:
+    """What an estate's purchased offerings name: 10 offering groups, 50 offerings over
+    them, one SLA type."""
+    groups = [app.register_offering_group(f"Group {n}") for n in range(10)]
+    offerings = [app.register_offering(f"Offering {n}", lifecycle_status="active",
+                                       group_id=groups[n % 10].id) for n in range(50)]
+    sla_type = app.register_sla_type(name="gold", maintenance_accounting="excluded",
+                                     minimum_notice_days=10,
+                                     credit_percent_per_breached_period=5,
+                                     credit_cap_percent=30)
+    return groups, offerings, sla_type
+
+
+def purchased_offerings(first: int, stop: int, offerings: list[Any], sla_type: Any,
+                        rng: random.Random, status: Callable[[], str]) -> list[Any]:
+    """Purchased offerings ``first`` … ``stop - 1`` (ids ``po-<n>``) of random customers,
+    offerings, groups, sites and start dates in 2025."""
+    from services.threshold_registry.domain import PurchasedOffering
+
+    base = datetime(2025, 1, 1, tzinfo=UTC)
+    return [PurchasedOffering(
+        product_id=f"po-{n:08d}", customer_id=f"cust-{rng.randrange(CUSTOMERS):06d}",
+        offering_id=rng.choice(offerings).id, sla_type_id=sla_type.id,
+        customer_group=rng.choice(["smb", "enterprise", "public"]),
+        site=f"site-{rng.randrange(1000)}", status=status(),
+        start_date=base + timedelta(minutes=rng.randrange(525_600)))
+        for n in range(first, stop)]
+
+
 def seed(app: Any, start: int, stop: int, offerings: list[Any], sla_type: Any,
          rng: random.Random) -> float:
     """Purchased offerings ``start`` … ``stop - 1``; returns items written a second."""
-    from services.threshold_registry.domain import PurchasedOffering
-
     began = time.perf_counter()
-    base = datetime(2025, 1, 1, tzinfo=UTC)
+    statuses = ["active"] * 8 + ["suspended", "terminated"]
     for first in range(start, stop, 1000):
-        batch = [PurchasedOffering(
-            product_id=f"po-{n:08d}", customer_id=f"cust-{rng.randrange(CUSTOMERS):06d}",
-            offering_id=rng.choice(offerings).id, sla_type_id=sla_type.id,
-            customer_group=rng.choice(["smb", "enterprise", "public"]),
-            site=f"site-{rng.randrange(1000)}", status=rng.choice(
-                ["active"] * 8 + ["suspended", "terminated"]),
-            start_date=base + timedelta(minutes=rng.randrange(525_600)))
-            for n in range(first, min(first + 1000, stop))]
+        batch = purchased_offerings(first, min(first + 1000, stop), offerings, sla_type, rng,
+                                    lambda: rng.choice(statuses))
         app.save(*batch)
         if (first - start) % 50_000 == 0:
             progress(f"  seeded {first + len(batch):,} purchased offerings")
@@ -241,13 +277,7 @@ def registry_bench(env: dict[str, str], headers: dict[str, str], estate: int, qu
     registry = Registry(env)
     try:
         app = _registry(store_env)
-        groups = [app.register_offering_group(f"Group {n}") for n in range(10)]
-        offerings = [app.register_offering(f"Offering {n}", lifecycle_status="active",
-                                           group_id=groups[n % 10].id) for n in range(50)]
-        sla_type = app.register_sla_type(name="gold", maintenance_accounting="excluded",
-                                         minimum_notice_days=10,
-                                         credit_percent_per_breached_period=5,
-                                         credit_cap_percent=30)
+        groups, offerings, sla_type = catalogue(app)
         group_ids = [str(g.id) for g in groups]
         offering_ids = [str(o.id) for o in offerings]
         by_size: dict[str, dict[str, Any]] = {}
@@ -768,15 +798,7 @@ def main(argv: list[str] | None = None) -> int:
     queries = 300 if args.quick else args.queries
     rng = random.Random(1)
     unique = f"rm{int(time.time())}_"
-    from shared import auth
-
-    secret = "bench-" + "x" * 40
-    env = {"PERSISTENCE_MODULE": "eventsourcing.postgres", **PG,
-           "SLA_SCHEMA_PREFIX": unique, "SLA_SECRET_KEY": secret,
-           "SLA_BUS_URL": common.AMQP_URL, "SLA_BUS_PREFIX": common.BUS_PREFIX,
-           "REDIS_URL": common.REDIS_URL, "SLA_LOG_LEVEL": "WARNING",
-           "SLA_DATA_DIR": str(common.LOGS / f"data-{unique}")}
-    headers = {"Authorization": f"Bearer {auth.issue(secret, ['admin'], 'bench')}"}
+    env, headers = bench_env(unique)
     result: dict[str, Any] = {"quick": args.quick}
     try:
         if args.service in ("both", "registry"):

@@ -644,11 +644,16 @@ class StoredIndex(TrackedProjection):
                                   f"ON {q} ({', '.join(keys)}, seq)")
         return statements
 
-    def _after_tables(self, tx: Any) -> None:
-        """Each table's row count, counted once for a table that has none kept yet."""
+    def _rows_table(self, tx: Any) -> str:
+        """The table of row counts (made if missing), by its qualified name."""
         rows = self._db.qualified(self.ROWS)
         tx.execute(f"CREATE TABLE IF NOT EXISTS {rows} (tbl TEXT PRIMARY KEY, "
                    "n BIGINT NOT NULL)")
+        return rows
+
+    def _after_tables(self, tx: Any) -> None:
+        """Each table's row count, counted once for a table that has none kept yet."""
+        rows = self._rows_table(tx)
         for table in self.tables.values():
             name = self.table_name(table)
             if tx.execute(f"SELECT n FROM {rows} WHERE tbl = ?", (name,)).fetchone() is None:
@@ -660,9 +665,7 @@ class StoredIndex(TrackedProjection):
         return self._db.qualified(self.table_name(self.tables[kind]))
 
     def _drop_tables(self, tx: Any) -> None:
-        rows = self._db.qualified(self.ROWS)
-        tx.execute(f"CREATE TABLE IF NOT EXISTS {rows} (tbl TEXT PRIMARY KEY, "
-                   "n BIGINT NOT NULL)")
+        rows = self._rows_table(tx)
         for table in self.tables.values():
             name = self.table_name(table)
             tx.execute(f"DROP TABLE IF EXISTS {self._db.qualified(name)}")

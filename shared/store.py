@@ -120,7 +120,7 @@ class GroupConflict(Exception):
 _UNSEEN = object()
 
 
-class InboxGroup:
+class InboxGroup(context.UnitOfWork):
     """Several messages an inbox handles in one store transaction (a unit of work).
 
     Each handler still saves its whole effect in one ``save()``; inside a group that save
@@ -132,29 +132,18 @@ class InboxGroup:
     resource build on each other as they would one after the other.
     """
 
-    _current: contextvars.ContextVar[InboxGroup | None] = contextvars.ContextVar(
-        "inbox_group", default=None)
-
     def __init__(self, app: ServiceApplication) -> None:
+        super().__init__()
         self.app = app
         self.stored: list[StoredEvent] = []
         self.events: list[Any] = []
         self.aggregates: dict[UUID, Any] = {}   # saved by a message of the group
         self.trackings: list[Tracking] = []
         self._known: dict[UUID, Any] = {}       # loaded ahead, or saved (None: absent)
-        self._memo: dict[Any, Any] = {}
-
-    @contextlib.contextmanager
-    def bound(self) -> Iterator[InboxGroup]:
-        token = self._current.set(self)
-        try:
-            yield self
-        finally:
-            self._current.reset(token)
 
     @classmethod
     def current(cls) -> InboxGroup | None:
-        return cls._current.get()
+        return cls.active()
 
     def preload(self, aggregate_ids: Iterable[UUID]) -> None:
         """Load these aggregates in one read (those not known yet); absent ones are
@@ -173,14 +162,6 @@ class InboxGroup:
         return self._known.get(aggregate_id, _UNSEEN)
 
     UNSEEN = _UNSEEN
-
-    def memo(self, key: Any, compute: Callable[[], Any]) -> Any:
-        """``compute()`` once for the group: what its handlers look up that none of them
-        changes (an offering a product names, an SLA type by name). An exception is not
-        remembered: the next handler computes again."""
-        if key not in self._memo:
-            self._memo[key] = compute()
-        return self._memo[key]
 
     @classmethod
     def once(cls, key: Any, compute: Callable[[], Any]) -> Any:

@@ -12,7 +12,8 @@ still due and saves it with optimistic concurrency, so two workers never both ma
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from services.outage_negotiation.domain import CLOCK, PlannedOutage
@@ -54,25 +55,21 @@ class Scheduling:
                 DEADLINE: lambda item: self.app.resolve_at_deadline(item.subject)}
 
     def start(self, item: Due) -> int:
-        app = self.app
-        outage: PlannedOutage = app.repository.get(item.subject)
-        now = app.clock()
-        window = outage.agreed_window
-        if outage.status != "agreed" or window is None or window["start"] > now:
-            return 0
-        outage.start(now)
-        with context.bound(who=CLOCK):
-            app.save(outage)
-        return 1
+        return self._at_edge(item, "agreed", "start", PlannedOutage.start)
 
     def complete(self, item: Due) -> int:
+        return self._at_edge(item, "inProgress", "end", PlannedOutage.complete)
+
+    def _at_edge(self, item: Due, status: str, edge: str,
+                 move: Callable[[PlannedOutage, datetime], None]) -> int:
+        """Move an outage still ``status`` once its agreed window's ``edge`` has come."""
         app = self.app
         outage: PlannedOutage = app.repository.get(item.subject)
         now = app.clock()
         window = outage.agreed_window
-        if outage.status != "inProgress" or window is None or window["end"] > now:
+        if outage.status != status or window is None or window[edge] > now:
             return 0
-        outage.complete(now)
+        move(outage, now)
         with context.bound(who=CLOCK):
             app.save(outage)
         return 1

@@ -17,12 +17,10 @@ is looked up once a page (:func:`remember`).
 from __future__ import annotations
 
 import collections
-import contextlib
-import contextvars
 import logging
 import threading
 import time
-from collections.abc import Callable, Hashable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from typing import Any
 from uuid import UUID
 
@@ -31,6 +29,7 @@ from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.persistence import Notification
 from prometheus_client import Counter, Gauge
 
+from shared import context
 from shared.bus import contracts
 from shared.bus.envelope import Envelope, OutgoingMessage
 from shared.bus.topology import SLA_EVENTS
@@ -59,7 +58,7 @@ class Publication:
 Describe = Callable[[DomainEventProtocol], Publication | list[Publication] | None]
 
 
-class Page:
+class Page(context.UnitOfWork):
     """The events of one relay batch, described together.
 
     It keeps the state of each aggregate the page touches, so the state after one of its
@@ -71,10 +70,8 @@ class Page:
     is not in the page, as with a topic filter) is reconstructed from the store, as
     without a page."""
 
-    _current: contextvars.ContextVar[Page | None] = contextvars.ContextVar(
-        "outbox_page", default=None)
-
     def __init__(self, app: ServiceApplication, events: Sequence[DomainEventProtocol]) -> None:
+        super().__init__()
         self.app = app
         self._pending: dict[UUID, collections.deque[DomainEventProtocol]] = {}
         for event in events:
@@ -83,19 +80,10 @@ class Page:
         self._kinds = {i: _kind(q[0]) for i, q in self._pending.items()}
         self._states: dict[UUID, Any] = {}
         self._loaded: set[str] = set()  # kinds whose states before the page were read
-        self._memo: dict[Hashable, Any] = {}
-
-    @contextlib.contextmanager
-    def bound(self) -> Iterator[Page]:
-        token = self._current.set(self)
-        try:
-            yield self
-        finally:
-            self._current.reset(token)
 
     @classmethod
     def current(cls, app: ServiceApplication) -> Page | None:
-        page = cls._current.get()
+        page = cls.active()
         return page if page is not None and page.app is app else None
 
     def _load_before(self, kind: str) -> None:
@@ -122,10 +110,6 @@ class Page:
         self._states[aggregate_id] = state
         return state
 
-    def memo(self, key: Hashable, compute: Callable[[], Any]) -> Any:
-        if key not in self._memo:
-            self._memo[key] = compute()
-        return self._memo[key]
 
 
 def _kind(event: DomainEventProtocol) -> str:
