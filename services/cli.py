@@ -230,6 +230,9 @@ def _run_distributed(host: str, ports: dict[str, int]) -> None:
     env = dict(os.environ)
     if not env.get("SLA_PUBLIC_URL"):
         env["SLA_PUBLIC_URL"] = public_url(host, ports["notification"])
+    if not env.get("SLA_OUTAGE_PUBLIC_URL"):
+        # Customers answer a notice on outage-negotiation's own response page.
+        env["SLA_OUTAGE_PUBLIC_URL"] = public_url(host, ports["outage-negotiation"])
     env.setdefault("SLA_BUS_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
     env.setdefault("PERSISTENCE_MODULE", "eventsourcing.postgres")
     env.setdefault("REDIS_URL", "redis://127.0.0.1:6379/0")

@@ -41,6 +41,7 @@ from services.notification.domain import (
     ScopeEntry,
 )
 from services.notification.messages import Messages
+from services.notification.notices import Notices
 from services.notification.routing import Router, parse_hub_query
 from services.notification.scheduling import Scheduling, due_items
 from services.notification.sending import Dispatch, Sender, delivery_due, senders_for
@@ -102,6 +103,7 @@ class NotificationService(ServiceApplication):
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.router = Router(self)
         self.messages = Messages(self)
+        self.notices = Notices(self)
         self.scheduling = Scheduling(self)
         self.dispatch = Dispatch(self)
         self.timetable = StoredTimetable(self.index,

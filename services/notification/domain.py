@@ -487,7 +487,10 @@ class Delivery(Aggregate):
         self.created_at = due_at
 
     def ack_link(self, link_id: str) -> dict[str, Any] | None:
-        return next((link for link in self.ack_links if link.get("linkId") == link_id), None)
+        """An acknowledgement link of this delivery (not another kind of link it carries,
+        such as a customer's response link to a planned outage notice)."""
+        return next((link for link in self.ack_links if link.get("linkId") == link_id
+                     and "incidentId" in link), None)
 
     @property
     def active(self) -> bool:

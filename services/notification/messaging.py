@@ -1,5 +1,6 @@
 """Bus entrypoint of the notification service: the alerts it consumes (crossings, burn
-alerts, planned outages), the registry facts it keeps to route them (which offering group
+alerts, planned outages), the notices of planned outages to hand to customers
+(``notices.py``), the registry facts it keeps to route them (which offering group
 and customer a purchased offering belongs to), and what it publishes (delivery outcomes,
 escalations and acknowledgements)."""
 
@@ -24,6 +25,7 @@ BINDINGS = (
     Binding(SLA_EVENTS, "monitoring.crossing.*"),
     Binding(SLA_EVENTS, "monitoring.burn-alert.*"),
     Binding(SLA_EVENTS, "outage-negotiation.planned-outage.*"),
+    Binding(SLA_EVENTS, "outage-negotiation.notice.*"),
     Binding(SLA_EVENTS, "threshold-registry.purchased-offering.*"),
     Binding(SLA_EVENTS, "threshold-registry.product-offering.*"),
 )
@@ -184,5 +186,6 @@ def handlers(app: NotificationService) -> dict[str, Handler]:
     return {
         "ThresholdCrossingEvent": lambda e: handle_crossing(app, e),
         "BurnRateAlertEvent": lambda e: handle_burn_alert(app, e),
+        "PlannedOutageNoticeEvent": app.notices.handle,
         **replica_handlers(REPLICATED, lambda copy: keep_replica(app, copy), Replica),
     }

@@ -2,8 +2,10 @@
 
 E-mail: ``message.subject.txt``, ``message.txt`` (plain) and ``message.html``; webhooks:
 ``message.json``. Each alert of a message is rendered by ``<EventType>.txt`` /
-``<EventType>.json`` when present, else ``alert.txt`` / ``alert.json``. A locale-specific
-variant (``message.fr.txt``) wins over the default when present.
+``<EventType>.json`` when present, else ``alert.txt`` / ``alert.json``. A customer's
+notice of a planned outage has its own: ``notice.subject.txt``, ``notice.txt``,
+``notice.html`` and ``notice.json``. A locale-specific variant (``message.fr.txt``) wins
+over the default when present.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from jinja2.exceptions import TemplateNotFound
+
+from shared.durations import duration_seconds
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 
@@ -88,3 +92,42 @@ def render(channel: str, nlist: dict[str, Any], alerts: list[dict[str, Any]], re
                 "html": _template("message.html", locale).render(**context)}
     body = json.loads(_template("message.json", locale).render(**context))
     return {"subject": subject, "body": body}
+
+
+IMPACTS = {"fullOutage": "full outage: the services are unavailable during the window",
+           "degraded": "degraded: the services work with reduced performance",
+           "atRisk": "at risk: the services should work, but may be interrupted"}
+NOTICE_KEYS = ("lead", "extension", "responseLink", "respondUrl")
+
+
+def lead_text(lead: str | None) -> str:
+    """``P7D`` -> ``7 days``, ``PT1H`` -> ``1 hour``: how a reminder says how soon."""
+    if not lead:
+        return ""
+    seconds = duration_seconds(lead)
+    for size, unit in ((86400, "day"), (3600, "hour"), (60, "minute")):
+        if seconds >= size and seconds % size == 0:
+            count = seconds // size
+            return f"{count} {unit}{'s' if count != 1 else ''}"
+    return f"{seconds} seconds"
+
+
+def render_notice(channel: str, nlist: dict[str, Any], notice: dict[str, Any],
+                  recipient: dict[str, Any], respond_url: str | None,
+                  locale: str | None = None) -> dict[str, Any]:
+    """One customer's notice of a planned outage (``respond_url``: the placeholder of its
+    response link, when the notice asks for an answer)."""
+    notice = {**{k: None for k in NOTICE_KEYS}, **notice}
+    context = {"nlist": nlist, "notice": notice, "recipient": recipient,
+               "respond_url": respond_url, "locale": locale or "en",
+               "lead_text": lead_text(notice.get("lead")),
+               "impact_text": IMPACTS.get(str(notice["plannedOutage"].get("impact")),
+                                          str(notice["plannedOutage"].get("impact")))}
+    subject = _template("notice.subject.txt", locale).render(**context).strip()
+    context["subject"] = subject
+    if channel == "email":
+        return {"subject": subject,
+                "text": _template("notice.txt", locale).render(**context),
+                "html": _template("notice.html", locale).render(**context)}
+    return {"subject": subject,
+            "body": json.loads(_template("notice.json", locale).render(**context))}

@@ -30,7 +30,8 @@ from services.notification import ROOT
 from services.notification import delivery as transport
 from services.notification.delivery import NotificationConfig, SendError
 from services.notification.domain import Delivery, HubSubscription, NotificationList
-from shared import context
+from services.notification.notices import RESPONSE_LINK
+from shared import context, outage_links
 from shared.errors import InvalidTransition
 from shared.scheduler import Due
 
@@ -246,10 +247,18 @@ class Dispatch:
                         secret=self._secret_for(d) if d.channel == "webhook" else None)
 
     def _links(self, d: Delivery) -> dict[str, str]:
-        """Placeholder -> acknowledgement URL, derived now (never stored)."""
+        """Placeholder -> acknowledgement URL (or a customer's response link to a planned
+        outage notice), derived now (never stored)."""
         app = self.app
         links = {}
         for link in d.ack_links:
+            if link.get("kind") == RESPONSE_LINK:
+                token = outage_links.issue(app.server_key, outage_links.Link(
+                    link["plannedOutageId"], link["customerId"], int(link["round"]),
+                    link["expiresAt"]))
+                links[transport.ack_placeholder(link["linkId"])] = outage_links.url(
+                    link["respondUrl"], token)
+                continue
             token = transport.ack_link_token(app.server_key, str(d.id), link["linkId"],
                                              link["incidentId"], link["recipient"],
                                              link["expiresAt"])

@@ -15,7 +15,7 @@ from uuid import UUID
 from flask import Response, g, request
 from flask.views import MethodView
 
-from services.outage_negotiation import links, pages
+from services.outage_negotiation import pages
 from services.outage_negotiation import schemas as s
 from services.outage_negotiation.application import OutageNegotiation
 from services.outage_negotiation.domain import (
@@ -25,6 +25,7 @@ from services.outage_negotiation.domain import (
     OutageRuleBroken,
     PlannedOutage,
 )
+from shared import outage_links as links
 from shared.errors import InvalidTransition, InvalidValue, NotFound
 from shared.http.blueprint import Blueprint
 from shared.http.errors import ApiError

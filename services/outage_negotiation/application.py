@@ -13,10 +13,11 @@ The rules its windows must pass are ``rules.py``'s.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
-from services.outage_negotiation import links, rules
+from services.outage_negotiation import rules
 from services.outage_negotiation.domain import (
     CLOCK,
     COUNTED,
@@ -37,6 +38,7 @@ from services.outage_negotiation.views import (
     OutageIndex,
 )
 from shared import context
+from shared import outage_links as links
 from shared import replica as replicas
 from shared.errors import ErrorCollector, InvalidValue, MissingReference, NotFound
 from shared.readmodel import Listing, StoredTimetable
@@ -407,7 +409,8 @@ class OutageNegotiation(ServiceApplication):
             self._checked(outage.id, [window], outage.affects, "window", notice=False)
         except (InvalidValue, OutageRuleBroken):
             return False
-        outage.agree(window, self.clock(), actor, reason)
+        outage.agree(window, self.clock(), actor, reason,
+                     self.reminder_plan(outage.resolution, window))
         return True
 
     def resolve_at_deadline(self, outage_id: UUID) -> int:
@@ -443,9 +446,39 @@ class OutageNegotiation(ServiceApplication):
                 f"{len(outage.windows) - 1}"]})
         window = outage.windows[window_index]
         self._checked(outage.id, [window], outage.affects, "window", notice=False)
-        outage.agree(window, self.clock(), actor, reason)
+        outage.agree(window, self.clock(), actor, reason,
+                     self.reminder_plan(outage.resolution, window))
         self.save(outage)
         return outage
+
+    def reminder_plan(self, resolution: Sequence[Mapping[str, Any]], window: Window
+                      ) -> list[dict[str, Any]]:
+        """The reminders an agreed window's customers get before it starts: each lead of
+        their SLA types (``SLA_OUTAGE_REMINDERS``) whose time is still to come, with the
+        SLA types whose customers it is for (``untyped``: customers whose purchased
+        offerings have none). Longest lead first."""
+        now = self.clock()
+        types = {(t["id"], t.get("name")) for c in resolution for t in c["slaTypes"]}
+        plan: dict[int, dict[str, Any]] = {}
+
+        def add(lead: int, sla_type: str | None) -> None:
+            at = window["start"] - timedelta(seconds=lead)
+            if at <= now:
+                return
+            entry = plan.setdefault(lead, {"lead": lead, "at": at, "slaTypeIds": [],
+                                           "untyped": False})
+            if sla_type is None:
+                entry["untyped"] = True
+            else:
+                entry["slaTypeIds"].append(sla_type)
+
+        for sla_type, name in sorted(types, key=lambda t: t[0]):
+            for lead in self.settings.reminders_for(name, sla_type):
+                add(lead, sla_type)
+        if any(not c["slaTypes"] for c in resolution):
+            for lead in self.settings.reminders_for():
+                add(lead, None)
+        return [plan[lead] for lead in sorted(plan, reverse=True)]
 
     def reject(self, outage_id: UUID, actor: str, reason: str,
                expected_version: int | None = None) -> PlannedOutage:

@@ -204,15 +204,43 @@ class PlannedOutage(Aggregate):
         self.moves.append({"from": "negotiating", "to": "negotiating", "at": at,
                            "actor": actor, "reason": "deadline passed: left to the planner"})
 
-    def agree(self, window: Window, at: datetime, actor: str, reason: str | None) -> None:
+    def agree(self, window: Window, at: datetime, actor: str, reason: str | None,
+              reminders: list[dict[str, Any]] | None = None) -> None:
+        """Agree a window, with the reminders its customers will get before it starts
+        (``reminders``: each lead, when it falls due, and the SLA types whose customers
+        it is for — planned now, so a later change of settings does not move them)."""
         self.require("agreed", "negotiating")
-        self._agreed(window=dict(window), at=at, actor=actor, reason=reason)
+        self._agreed(window=dict(window), at=at, actor=actor, reason=reason,
+                     reminders=[dict(r) for r in reminders or []])
 
     @event("Agreed")
-    def _agreed(self, window: Window, at: datetime, actor: str, reason: str | None) -> None:
+    def _agreed(self, window: Window, at: datetime, actor: str, reason: str | None,
+                reminders: list[dict[str, Any]] | None = None) -> None:
+        # Agreed by an earlier release: no reminders were planned.
         self.agreed_window, self.was_agreed = window, True
         self.deadline = None
+        self.reminders, self.reminded = list(reminders or []), []
         self._move("agreed", at, actor, reason)
+
+    @property
+    def pending_reminders(self) -> list[dict[str, Any]]:
+        """The planned reminders not yet sent (nor passed over), while the outage is
+        agreed and has not started."""
+        if self.status != "agreed":
+            return []
+        done = set(getattr(self, "reminded", ()))
+        return [r for r in getattr(self, "reminders", ()) if r["lead"] not in done]
+
+    def remind(self, lead: int, at: datetime, skipped: list[int]) -> None:
+        """The reminder ``lead`` seconds before the start goes out (``skipped``: earlier
+        leads whose time passed while no clock ran, so only the nearest is sent)."""
+        self.require("reminded", "agreed")
+        self._reminded(lead=lead, at=at, skipped=list(skipped), actor=CLOCK)
+
+    @event("Reminded")
+    def _reminded(self, lead: int, at: datetime, skipped: list[int], actor: str) -> None:
+        self.reminded = [*getattr(self, "reminded", []), lead, *skipped]
+        self.passed_over = [*getattr(self, "passed_over", []), *skipped]
 
     def reopen(self, at: datetime, actor: str, reason: str | None,
                deadline: datetime | None, policy: str, quorum: float | None) -> None:

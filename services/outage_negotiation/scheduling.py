@@ -1,7 +1,8 @@
 """When the clock moves an outage, and the move: an agreed outage starts at its agreed
 start, and an outage in progress completes at its agreed end (as extended), never by
 hand only; a negotiation's deadline resolves it by its policy (agreed, or left to the
-planner with a summary).
+planner with a summary); and the reminders planned when it was agreed go out before it
+starts.
 
 The due times are the agreed window in the outage's own events, read off its state by
 :func:`outage_due` — for the due-time columns of the stored read model (``views.py``)
@@ -24,7 +25,8 @@ if TYPE_CHECKING:
     from services.outage_negotiation.application import OutageNegotiation
 
 START, COMPLETE, DEADLINE = "outage.start", "outage.complete", "outage.deadline"
-KINDS = (START, COMPLETE, DEADLINE)
+REMIND = "outage.remind"
+KINDS = (START, COMPLETE, DEADLINE, REMIND)
 
 
 def outage_due(outage: PlannedOutage) -> Iterator[Due]:
@@ -36,6 +38,8 @@ def outage_due(outage: PlannedOutage) -> Iterator[Due]:
         return
     if outage.status == "agreed":
         yield Due(window["start"], START, outage.id)
+        for reminder in outage.pending_reminders:
+            yield Due(reminder["at"], REMIND, outage.id)
     elif outage.status == "inProgress":
         yield Due(window["end"], COMPLETE, outage.id)
 
@@ -51,7 +55,7 @@ class Scheduling:
         self.app = app
 
     def work(self) -> dict[str, Any]:
-        return {START: self.start, COMPLETE: self.complete,
+        return {START: self.start, COMPLETE: self.complete, REMIND: self.remind,
                 DEADLINE: lambda item: self.app.resolve_at_deadline(item.subject)}
 
     def start(self, item: Due) -> int:
@@ -59,6 +63,23 @@ class Scheduling:
 
     def complete(self, item: Due) -> int:
         return self._at_edge(item, "inProgress", "end", PlannedOutage.complete)
+
+    def remind(self, item: Due) -> int:
+        """Send the nearest reminder whose time has come, before the start: the earlier
+        ones whose time passed too (no clock ran then) are passed over, recorded with it,
+        so a customer gets one reminder, not a burst, and none twice."""
+        app = self.app
+        outage: PlannedOutage = app.repository.get(item.subject)
+        now = app.clock()
+        window = outage.agreed_window
+        due = [r["lead"] for r in outage.pending_reminders if r["at"] <= now]
+        if outage.status != "agreed" or window is None or not due or window["start"] <= now:
+            return 0
+        nearest = min(due)
+        outage.remind(nearest, now, [lead for lead in due if lead != nearest])
+        with context.bound(who=CLOCK):
+            app.save(outage)
+        return 1
 
     def _at_edge(self, item: Due, status: str, edge: str,
                  move: Callable[[PlannedOutage, datetime], None]) -> int:

@@ -16,6 +16,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 
 from services.outage_negotiation import ROOT, domain
 from shared import times
+from shared.durations import duration_text
 from shared.http.schemas import (
     HTTP_URL,
     NAME,
@@ -266,6 +267,23 @@ class ExtensionRecord(CamelSchema):
     reason = fields.String()
 
 
+class ReminderRecord(CamelSchema):
+    lead = fields.Function(lambda r: duration_text(r["lead"]), metadata={
+        "description": "how long before the start (ISO-8601)"})
+    at = When(attribute="at")
+    sla_type_ids = fields.List(fields.String(), attribute="slaTypeIds")
+    untyped = fields.Boolean(attribute="untyped", metadata={
+        "description": "also for customers whose purchased offerings have no SLA type"})
+
+
+def _reminders(outage: domain.PlannedOutage) -> list[dict[str, Any]]:
+    done = set(getattr(outage, "reminded", ()))
+    passed = set(getattr(outage, "passed_over", ()))
+    return [{**ReminderRecord().dump(r), "state": "passedOver" if r["lead"] in passed
+             else "sent" if r["lead"] in done else "planned"}
+            for r in getattr(outage, "reminders", ())]
+
+
 class PlannedOutage(Resource):
     PATH = f"{ROOT}/plannedOutage"
     TYPE = "PlannedOutage"
@@ -302,6 +320,11 @@ class PlannedOutage(Resource):
         "description": "what the customers said when the deadline passed without an "
                        "agreement (the planner decides)"})
     moves = fields.List(fields.Nested(MoveRecord))
+    reminders = fields.Function(_reminders, dump_only=True, metadata={
+        "description": "the reminders planned when the window was agreed "
+                       "(SLA_OUTAGE_REMINDERS) and their state: planned, sent, or "
+                       "passedOver (its time came while no clock ran, and a nearer one "
+                       "went out instead)"})
 
 
 class PlannedOutageMessage(Resource):
@@ -339,6 +362,34 @@ class CustomerBlackouts(Resource):
 class BlackoutDeclaration(CamelSchema):
     periods = fields.List(fields.Nested(BlackoutPeriod), required=True,
                           validate=validate.Length(max=200))
+
+
+class NoticeOutage(Resource):
+    """An outage as a notice to its customers carries it: what they need to read."""
+
+    PATH = f"{ROOT}/plannedOutage"
+    TYPE = "PlannedOutage"
+
+    name = fields.String(allow_none=True)
+    status = fields.String()
+    reason = fields.String()
+    impact = fields.String()
+    change_link = fields.String(allow_none=True)
+    windows = fields.List(fields.Nested(Period))
+    window = fields.Nested(Period, attribute="agreed_window", allow_none=True)
+    round = fields.Integer()
+    deadline = When(allow_none=True)
+    offering_group_id = fields.String(allow_none=True)
+
+
+class NoticeRecipient(CamelSchema):
+    customer_id = fields.String(attribute="customerId")
+    purchased_offering_ids = fields.List(fields.String(), attribute="purchasedOfferingIds")
+    sla_type_names = fields.Function(
+        lambda c: sorted({t.get("name") or t["id"] for t in c["slaTypes"]}))
+
+
+NOTICE_OUTAGE, RECIPIENTS = NoticeOutage(), NoticeRecipient(many=True)
 
 
 _REPRESENTATIONS: dict[type, Schema] = {

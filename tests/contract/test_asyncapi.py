@@ -25,7 +25,8 @@ SCHEMA_FILES = sorted((CONTRACTS_DIR / "schemas").rglob("*.json"))
 EXPECTED_EVENT_TYPES = {
     "OfferingGroupChangeEvent", "ProductOfferingChangeEvent", "SlaTypeChangeEvent",
     "ThresholdStandardChangeEvent", "PurchasedOfferingChangeEvent", "AnalysisResultLoggedEvent",
-    "AnalysisResultEvent", "PlannedOutageChangeEvent", "ThresholdCrossingEvent",
+    "AnalysisResultEvent", "PlannedOutageChangeEvent", "PlannedOutageNoticeEvent",
+    "ThresholdCrossingEvent",
     "BurnRateAlertEvent", "MonitoringRegimeChangeEvent", "ProductCreateEvent",
     "ProductStateChangeEvent",
     "ProductAttributeValueChangeEvent", "MeasurementBatchEvent", "SlaViolationCreateEvent",
@@ -44,6 +45,7 @@ NESTED_REQUIRED = {
     "AnalysisResultLoggedEvent": ("analysisResult", "target", "id"),
     "AnalysisResultEvent": ("analysisResult", "kind"),
     "PlannedOutageChangeEvent": ("plannedOutage", "window", "endDateTime"),
+    "PlannedOutageNoticeEvent": ("notice", "recipients", 0, "customerId"),
     "ThresholdCrossingEvent": ("crossing", "scope", "type"),
     "BurnRateAlertEvent": ("burnAlert", "burnRate"),
     "MonitoringRegimeChangeEvent": ("monitoringRegime", "offeringGroupId"),

@@ -37,7 +37,7 @@ class Process:
     def __init__(self, args: list[str], env: dict[str, str], log: Path,
                  name: str | None = None) -> None:
         self.name = name or log.stem
-        self.log_path = log
+        self.args, self.env, self.log_path = args, env, log
         log.parent.mkdir(parents=True, exist_ok=True)
         self._log = log.open("wb")
         self.proc = subprocess.Popen(args, cwd=ROOT, env={**os.environ, **env},
@@ -57,6 +57,12 @@ class Process:
 
     def tail(self, chars: int = 3000) -> str:
         return self.output()[-chars:]
+
+    def restarted(self) -> Process:
+        """The same process started again (after it was killed), logging beside the
+        first one's log."""
+        log = self.log_path.with_name(f"{self.log_path.stem}.again{self.log_path.suffix}")
+        return Process(self.args, self.env, log, self.name)
 
     def send(self, sig: int) -> None:
         if self.proc.poll() is None:

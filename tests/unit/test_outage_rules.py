@@ -120,7 +120,7 @@ def test_silence_is_consent_only_at_the_deadline_and_never_over_a_rejection() ->
 
 
 def test_a_response_link_is_refused_when_changed_expired_or_signed_elsewhere() -> None:
-    from services.outage_negotiation import links
+    from shared import outage_links as links
 
     link = links.Link("o-1", "acme", 2, NOW + timedelta(days=1))
     token = links.issue("k" * 48, link)

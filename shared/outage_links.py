@@ -2,7 +2,12 @@
 without an account. A token names the outage, the customer, the round and when it
 expires, signed with a key derived from the suite's secret key (HMAC-SHA256): it is
 checked, never stored, so a tampered one is refused, an expired one too, and one from a
-round since replaced (a rescheduled outage) no longer answers anything."""
+round since replaced (a rescheduled outage) no longer answers anything.
+
+Shared by the two services that handle them: outage-negotiation checks them (and makes
+one for a planner who hands a link out), notification makes one for each customer's
+notice when it hands the message over (the notice on the bus and the stored delivery
+carry only the link's facts: no token is kept anywhere)."""
 
 from __future__ import annotations
 
@@ -67,3 +72,8 @@ def check(server_key: str, token: str, now: datetime) -> Link:
     if link.expires_at <= now:
         raise ExpiredLink(f"the response link expired at {times.iso(link.expires_at)}")
     return link
+
+
+def url(respond_url: str, token: str) -> str:
+    """The response page's address for a token (``respond_url``: the page without it)."""
+    return f"{respond_url}?token={token}"
