@@ -15,7 +15,7 @@ from uuid import UUID
 from flask import Response, g, request
 from flask.views import MethodView
 
-from services.outage_negotiation import pages
+from services.outage_negotiation import ROOT, calendar, pages
 from services.outage_negotiation import schemas as s
 from services.outage_negotiation.application import OutageNegotiation
 from services.outage_negotiation.domain import (
@@ -267,5 +267,66 @@ def blueprint(runtime: Any) -> Blueprint:
             """Declare a customer's periods free of maintenance (replacing those declared
             before): every outage that affects the customer is checked against them."""
             return app.declare_blackouts(customer_id, body["periods"], actor())
+
+    # --- the planner's ranking of candidate windows, and its choice ----------------------
+    @blp.route("/plannedOutage/<uuid:outage_id>/candidateWindow", methods=["GET"])
+    @blp.arguments(list_query(s.CandidateWindow), location="query")
+    @blp.response(200, s.CandidateWindow(many=True))
+    @blp.doc(responses=RULES_DOC)
+    @requires(READ)
+    def candidate_windows(_: Any, outage_id: UUID) -> list[dict[str, Any]]:
+        """The ranking of an outage in negotiation (after the deadline too): the round's
+        proposed windows and every counter-proposed one, best first — acceptable to the
+        most customers, in the fewest blackout periods, with the least SLA exposure,
+        then the earliest — each with its scores, whether it passes the rules and why."""
+        return app.candidate_windows(outage_id)
+
+    move("chooseWindow", s.WindowChoice, app.choose_window,
+         "Choose a candidate window (its rank, or its window) with a reason: a new round "
+         "whose one window it is, asking only the customers who had not accepted it (the "
+         "others' acceptance is carried into it); agreed at once when the acceptances "
+         "already meet the policy. Checked as agree checks a window.")
+
+    # --- customers' calendar feeds -------------------------------------------------------
+    @blp.route("/customerCalendarLink", methods=["POST"])
+    @blp.arguments(s.CalendarLinkRequest)
+    @blp.response(200, s.CalendarLink, etag=False)
+    @blp.doc(responses={"409": {
+        "description": "UNKNOWN_REFERENCE: no purchased offering of the customer is known",
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}})
+    @requires(WRITE)
+    def calendar_link(body: dict[str, Any]) -> dict[str, Any]:
+        """The address of a customer's iCalendar feed of its planned outages, for its
+        calendar to subscribe to: signed, naming the customer, needing no token and not
+        expiring (changing the suite's key revokes it)."""
+        link = app.calendar_link(body["customer_id"])
+        feed = f"{app.settings.public_url}{ROOT}/calendar/{link['token']}.ics"
+        return {**link, "url": feed}
+
+    @blp.route("/calendar/<string:token>.ics", methods=["GET"])
+    @blp.response(200, {"type": "string"}, content_type="text/calendar",
+                  description="The customer's planned outages as an iCalendar feed "
+                              "(RFC 5545)")
+    @blp.doc(responses={"403": {
+        "description": "INVALID_LINK: the link was not made here, or it was changed",
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}})
+    @public
+    def calendar_feed(token: str) -> Response:
+        """A customer's planned outages as iCalendar events (agreed, in progress,
+        completed or extended; cancelled after being agreed; from 90 days back), by its
+        calendar link."""
+        try:
+            customer, found = app.calendar_of(token)
+        except links.InvalidLink as exc:
+            raise ApiError(403, str(exc), "INVALID_LINK") from None
+
+        def address(outage_id: UUID) -> str:
+            return f"{app.settings.public_url}{ROOT}/plannedOutage/{outage_id}"
+
+        return Response(calendar.feed(found, customer, address), status=200,
+                        mimetype="text/calendar",
+                        headers={"Cache-Control": "private, max-age=300",
+                                 "Referrer-Policy": "no-referrer",
+                                 "Content-Disposition": 'inline; filename="outages.ics"'})
 
     return blp

@@ -17,7 +17,7 @@ from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
-from services.outage_negotiation import rules
+from services.outage_negotiation import calendar, ranking, rules
 from services.outage_negotiation.domain import (
     CLOCK,
     COUNTED,
@@ -32,6 +32,7 @@ from services.outage_negotiation.scheduling import Scheduling, due_items
 from services.outage_negotiation.settings import OutageSettings
 from services.outage_negotiation.views import (
     CUSTOMER,
+    CUSTOMERS,
     GROUP,
     OFFERING,
     STATUS,
@@ -41,7 +42,7 @@ from shared import context
 from shared import outage_links as links
 from shared import replica as replicas
 from shared.errors import ErrorCollector, InvalidValue, MissingReference, NotFound
-from shared.readmodel import Listing, StoredTimetable
+from shared.readmodel import Listing, StoredTimetable, tagged, to_stored
 from shared.replica import Copy
 from shared.scheduler import Clock, DueLoop, SystemClock, Wakeup
 from shared.store import ServiceApplication
@@ -548,3 +549,127 @@ class OutageNegotiation(ServiceApplication):
             declared.redeclare(kept, actor)
         self.save(declared)
         return declared
+
+    # --- the planner's ranking of candidate windows, and its choice (``ranking.py``) ------
+    def ranking_facts(self, outage: PlannedOutage) -> ranking.Facts:
+        """What the candidates of an outage are judged against, read once: who and what it
+        affects now (as ``agree`` checks it), their blackouts, SLA terms, caps and the
+        other outages."""
+        self.check_references(outage.affects)
+        resolution_now, sla_of = self.resolve(outage.affects)
+        terms = {sla: found for sla in sorted({s for s in sla_of.values() if s})
+                 if (found := self._fact("slaType", sla)) is not None}
+        return ranking.Facts(
+            now=self.clock(), resolution=outage.resolution,
+            blackouts=self._blackouts(c["customerId"] for c in resolution_now),
+            sla_of=sla_of, terms=terms, caps=self._caps(sla_of),
+            open_others=self._others(OPEN, outage.id),
+            counted=self._others(COUNTED, outage.id, agreed_only=True),
+            overlap_policy=self.settings.overlaps)
+
+    def candidate_windows(self, outage_id: UUID) -> list[dict[str, Any]]:
+        """The ranking of an outage in negotiation (after the deadline too): the round's
+        proposed windows and the customers' counter-proposals, best first — acceptable
+        to the most customers, in the fewest blackout periods, with the least SLA
+        exposure, the earliest — each with its scores, whether it passes the rules, and
+        why."""
+        outage = self.outage(outage_id)
+        outage.require("ranked", "negotiating")
+        return ranking.rank(outage.windows, outage.responses, self.ranking_facts(outage))
+
+    def choose_window(self, outage_id: UUID, actor: str, reason: str,
+                      candidate: int | None = None, window: Window | None = None,
+                      deadline: Any = None, policy: str | None = None,
+                      quorum: float | None = None, expected_version: int | None = None
+                      ) -> PlannedOutage:
+        """The planner's choice of a candidate (its rank, or its window): a new round
+        whose one window it is, with the customers who had not found it acceptable; the
+        others' acceptance is carried into the round. Checked as ``agree`` checks a
+        window (and a counter-proposed window for the notice of those who hear of it
+        now). When the carried acceptances already meet the policy (under ``all``:
+        every customer accepted it), it is agreed at once."""
+        outage = self.outage(outage_id, expected_version)
+        outage.require("given a chosen window", "negotiating")
+        ranked = ranking.rank(outage.windows, outage.responses, self.ranking_facts(outage))
+        chosen = self._chosen(ranked, candidate, window)
+        picked = chosen["window"]
+        policy = policy or outage.policy
+        if quorum is None and policy == outage.policy:
+            quorum = outage.quorum
+        errors = ErrorCollector()
+        now = self.clock()
+        if deadline is not None:
+            if deadline <= now:
+                errors.add("deadline", f"{deadline.isoformat()} is in the past")
+            elif deadline > picked["start"]:
+                errors.add("deadline", f"must be before the chosen window starts "
+                                       f"({picked['start'].isoformat()})")
+        if policy.startswith("quorum") and quorum is None:
+            errors.add("quorum", f"the {policy} policy needs a quorum (a share, 0 to 1)")
+        errors.raise_if_any()
+        self._checked(outage.id, [picked], outage.affects, "window", notice=False)
+        accepted = set(chosen["accepted_by"])
+        if chosen["proposed_window_index"] is None:
+            told_now = [c for c in outage.resolution if c["customerId"] not in accepted]
+            if told_now:
+                rules.check_notice([picked], told_now, now, "window")
+        carried = [{**outage.responses[c], "answer": "accept", "windowIndex": 0,
+                    "reason": None, "windows": []}
+                   for c in chosen["accepted_by"]]
+        outage.choose_window(picked, carried, now, actor, reason, deadline, policy, quorum)
+        index, _ = rules.decide(outage.policy, outage.quorum, outage.resolution,
+                                outage.responses, len(outage.windows))
+        if index is not None:
+            outage.agree(picked, now, actor, f"the chosen window: accepted already "
+                                             f"({outage.policy}): {reason}",
+                         self.reminder_plan(outage.resolution, picked))
+        self.save(outage)
+        return outage
+
+    @staticmethod
+    def _chosen(ranked: Sequence[dict[str, Any]], candidate: int | None,
+                window: Window | None) -> dict[str, Any]:
+        """The candidate a choice names: by its rank, or by its window."""
+        if (candidate is None) == (window is None):
+            raise InvalidValue({"candidate": [
+                "name the candidate by its rank (candidate) or by its window (window), "
+                "one of the two"]})
+        if candidate is not None:
+            if not 0 <= candidate < len(ranked):
+                raise InvalidValue({"candidate": [
+                    f"the ranking has {len(ranked)} candidate(s): 0 to {len(ranked) - 1}"]})
+            return ranked[candidate]
+        assert window is not None
+        found = next((c for c in ranked if (c["window"]["start"], c["window"]["end"])
+                      == (window["start"], window["end"])), None)
+        if found is None:
+            raise InvalidValue({"window": [
+                "not a candidate: choose one of the round's proposed windows or a "
+                "counter-proposed one (GET …/candidateWindow)"]})
+        return found
+
+    # --- customers' calendar feeds (``calendar.py``) ------------------------------------
+    def calendar_link(self, customer_id: str) -> dict[str, Any]:
+        """The token of a customer's calendar feed: signed, not stored, not expiring (the
+        suite's key revokes it)."""
+        if not self._replicas("purchasedOffering", CUSTOMER, [customer_id]):
+            raise MissingReference({"customerId": [
+                f"no purchased offering of customer {customer_id} is known here"]})
+        return {"customerId": customer_id,
+                "token": calendar.issue(self.server_key, customer_id)}
+
+    def calendar_of(self, token: str) -> tuple[str, list[PlannedOutage]]:
+        """The customer a feed token names, and its outages a calendar shows: those it is
+        affected by that were agreed, starting at most ``calendar.PAST`` ago, read from
+        the stored read model by the customer's tag (never every outage)."""
+        customer_id = calendar.check(self.server_key, token)
+        since = self.clock() - calendar.PAST
+        start = self.index.tables[PlannedOutage].column("startDateTime")
+        assert start is not None
+        marks = ",".join("?" * len(calendar.SHOWN))
+        found = self.index.select(PlannedOutage, conditions=[
+            tagged(CUSTOMERS, customer_id),
+            (f"{STATUS.sql} IN ({marks})", list(calendar.SHOWN)),
+            (f"{start.sql} >= ?", [to_stored(since, "time")])],
+            order=f"{start.sql} DESC", limit=calendar.LIMIT)
+        return customer_id, [o for o, _ in found if calendar.status_of(o) is not None]

@@ -325,6 +325,32 @@ class PlannedOutage(Aggregate):
         self.completed_at = at
         self._move("completed", at, actor, reason)
 
+    # --- the planner's choice among the candidate windows (``ranking.py``) ----------------
+    def choose_window(self, window: Window, carried: list[dict[str, Any]], at: datetime,
+                      actor: str, reason: str, deadline: datetime | None, policy: str,
+                      quorum: float | None) -> None:
+        """The planner's choice of one candidate window: a new round whose only window it
+        is. ``carried``: the acceptances of the customers who had found it acceptable,
+        carried into the new round as theirs (so they are not asked again, and the
+        policy counts them); the others answer the new round."""
+        self.require("given a chosen window", "negotiating")
+        self._window_chosen(window=dict(window), carried=[dict(c) for c in carried], at=at,
+                            actor=actor, reason=reason, deadline=deadline, policy=policy,
+                            quorum=quorum)
+
+    @event("WindowChosen")
+    def _window_chosen(self, window: Window, carried: list[dict[str, Any]], at: datetime,
+                       actor: str, reason: str, deadline: datetime | None, policy: str,
+                       quorum: float | None) -> None:
+        self.windows = [dict(window)]
+        self.deadline, self.policy, self.quorum = deadline, policy, quorum
+        self.round = getattr(self, "round", 0) + 1
+        self.responses = {c["customerId"]: dict(c) for c in carried}
+        self.deadline_summary = None
+        self.moves.append({"from": "negotiating", "to": "negotiating", "at": at,
+                           "actor": actor,
+                           "reason": f"window chosen for round {self.round}: {reason}"})
+
 
 class CustomerBlackouts(Aggregate):
     """The periods a customer declared "no maintenance then": declared once, checked by

@@ -48,7 +48,7 @@ CHANGES = {"Agreed": "agreed", "Rescheduled": "rescheduled", "Cancelled": "cance
 NOTICES = {"NegotiationOpened": "negotiation", "Rescheduled": "rescheduled",
            "Agreed": "agreed", "Reminded": "reminder", "Started": "started",
            "Completed": "completed", "Extended": "extended", "Cancelled": "cancelled",
-           "Rejected": "rejected"}
+           "Rejected": "rejected", "WindowChosen": "negotiation"}
 #: Kinds whose notice asks for an answer (a round opened): they carry response links.
 ANSWERED = ("negotiation", "rescheduled")
 NOTICE_PART = 500
@@ -85,6 +85,10 @@ def recipients(outage: PlannedOutage, kind: str, state: dict[str, Any]
     the outage (a draft or a proposal cancelled or rejected)."""
     if outage.round == 0:
         return []
+    if kind in ANSWERED:
+        # A round on the planner's chosen window asks only the customers who had not
+        # accepted it: the others' acceptance is carried into it (``WindowChosen``).
+        return [c for c in outage.resolution if c["customerId"] not in outage.responses]
     if kind != "reminder":
         return list(outage.resolution)
     plan = next((r for r in getattr(outage, "reminders", ())

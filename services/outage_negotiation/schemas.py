@@ -25,6 +25,7 @@ from shared.http.schemas import (
     Pattern,
     Resource,
     client_id,
+    exactly_one_of,
 )
 
 REASON = [validate.Length(min=1, max=2000), NOT_BLANK]
@@ -404,3 +405,112 @@ def represent(aggregate: Any) -> dict[str, Any]:
     if schema is None:
         return {k: v for k, v in vars(aggregate).items() if not k.startswith("_")}
     return schema.dump(aggregate)
+
+
+# --- the planner's ranking of candidate windows, and its choice (ranking.py) --------------
+
+class BlackoutHit(CamelSchema):
+    customer_id = fields.String()
+    start = When(data_key="startDateTime")
+    end = When(data_key="endDateTime")
+    reason = fields.String(allow_none=True)
+
+
+class ExposurePart(CamelSchema):
+    """One SLA type's part of a window's SLA exposure."""
+
+    sla_type_id = fields.String(allow_none=True)
+    name = fields.String(allow_none=True)
+    maintenance_accounting = fields.String(allow_none=True, metadata={
+        "description": "only counted-as-down exposes credit: excluded and counted-as-up "
+                       "planned time cannot breach"})
+    purchased_offerings = fields.Integer(metadata={
+        "description": "affected purchased offerings of this SLA type"})
+    credit_percent_per_breached_period = fields.Float(allow_none=True)
+    credit_cap_percent = fields.Float(allow_none=True)
+    months = fields.Integer(metadata={
+        "description": "calendar months (in the SLA type's time zone) the window touches"})
+    weight = fields.Float(metadata={
+        "description": "credit at risk per purchased offering: the credit per breached "
+                       "period times the months, at most the cap (0 unless "
+                       "counted-as-down)"})
+    exposure = fields.Float(metadata={"description": "weight times purchased offerings"})
+
+
+class RuleBreak(CamelSchema):
+    rule = fields.String(metadata={"description": "WINDOWS, MINIMUM_NOTICE, BLACKOUT, "
+                                                  "OVERLAP or CAP"})
+    message = fields.String()
+
+
+class CandidateWindow(CamelSchema):
+    """A window the planner may choose, with its scores: the order is most accepting
+    customers, then fewest blackout periods, then least SLA exposure, then the earliest
+    start."""
+
+    rank = fields.Integer(metadata={"description": "its place (0: best); what "
+                                                   "chooseWindow's candidate names"})
+    window = fields.Nested(Period)
+    proposed_window_index = fields.Integer(allow_none=True, metadata={
+        "description": "which of the round's proposed windows it is (null: only "
+                       "counter-proposed)"})
+    counter_proposed_by = fields.List(fields.String())
+    accepted_by = fields.List(fields.String(), metadata={
+        "description": "the customers to whom it is acceptable: a window they accepted or "
+                       "counter-proposed contains it"})
+    accepting_customers = fields.Integer()
+    customers = fields.Integer(metadata={"description": "the customers affected"})
+    accepting_purchased_offerings = fields.Integer()
+    blackout_count = fields.Integer()
+    blackouts = fields.List(fields.Nested(BlackoutHit))
+    exposure = fields.Float(metadata={"description": "the service credit (percent, summed "
+                                                     "over purchased offerings) it puts at "
+                                                     "risk"})
+    exposure_by_sla_type = fields.List(fields.Nested(ExposurePart))
+    passes = fields.Boolean(metadata={"description": "whether choosing it passes the rules "
+                                                     "(ruleBreaks: which not)"})
+    rule_breaks = fields.List(fields.Nested(RuleBreak))
+    overlaps = fields.List(fields.Nested(Overlap))
+    why = fields.List(fields.String())
+
+
+class WindowChoice(ReasonedMove):
+    """The planner's choice of a candidate: by its rank in the ranking, or by its
+    window; and the new round's terms (as ``round``; the policy and quorum default to
+    the outage's)."""
+
+    class Meta:
+        openapi = exactly_one_of("candidate", "window")
+
+    candidate = fields.Integer(load_default=None, allow_none=True,
+                               validate=validate.Range(min=0, max=100000),
+                               metadata={"description": "the candidate's rank"})
+    window = fields.Nested(Period, load_default=None, allow_none=True, metadata={
+        "description": "or the candidate's window"})
+    deadline = When(load_default=None, allow_none=True, metadata={
+        "description": "until when the customers asked may answer (before the window); "
+                       "none: the planner agrees by hand", "example": "2099-01-01T00:00:00Z"})
+    policy = fields.String(load_default=None, allow_none=True,
+                           validate=validate.OneOf(domain.POLICIES))
+    quorum = fields.Float(load_default=None, allow_none=True,
+                          validate=validate.Range(min=0.01, max=1))
+
+    @validates_schema
+    def _one(self, data: dict[str, Any], **_: Any) -> None:
+        if (data.get("candidate") is None) == (data.get("window") is None):
+            raise ValidationError("name the candidate by its rank or by its window, one of "
+                                  "the two", "candidate")
+
+
+# --- customers' calendar feeds (calendar.py) ------------------------------------------------
+
+class CalendarLinkRequest(CamelSchema):
+    customer_id = client_id(required=True, description="the customer")
+
+
+class CalendarLink(CamelSchema):
+    customer_id = fields.String(attribute="customerId")
+    token = fields.String(attribute="token")
+    url = fields.String(attribute="url", metadata={
+        "description": "the feed (text/calendar) to subscribe to: it needs no token, "
+                       "and does not expire"})

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from services.outage_negotiation.domain import CustomerBlackouts, PlannedOutage, Replica
 from services.outage_negotiation.scheduling import KINDS, outage_due
-from shared.readmodel import Column, StoredIndex, Table, due_columns
+from shared.readmodel import Column, StoredIndex, Table, due_columns, tags
 
 if TYPE_CHECKING:
     from services.outage_negotiation.application import OutageNegotiation
@@ -46,6 +46,10 @@ REPLICA_KIND = Column("replicaKind", _text(attrgetter("kind")))
 OFFERING = Column("productOfferingId", _fact("productOfferingId"))
 GROUP = Column("offeringGroupId", _fact("offeringGroupId"))
 CUSTOMER = Column("customerId", _fact("customerId"))
+#: The customers an outage affects (as resolved), so a customer's calendar feed finds its
+#: outages in SQL (``shared.readmodel.tagged``) instead of reading every outage.
+CUSTOMERS = Column("customerIdTags", tags(lambda outage: [
+    c["customerId"] for c in getattr(outage, "resolution", None) or ()]), indexed=False)
 
 
 def tables() -> tuple[Table, ...]:
@@ -60,6 +64,7 @@ def tables() -> tuple[Table, ...]:
             Column("endDateTime", _window("end"), "time", indexed=False),
             Column("name", _text(attrgetter("name")), indexed=False),
             Column("reason", _text(attrgetter("reason")), indexed=False),
+            CUSTOMERS,
             *due_columns(outage_due, KINDS))),
         Table(CustomerBlackouts, (Column("customerId", _text(attrgetter("customer_id"))),)),
         Table(Replica, (REPLICA_KIND, OFFERING, GROUP, CUSTOMER)),

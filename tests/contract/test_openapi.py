@@ -16,7 +16,10 @@ from tests.conftest import SECRET, base_env
 PUBLIC = {"/healthz", "/readyz", "/openapi.json",
           "/notification/v1/acknowledge",  # the signed link in a message
           "/outage-negotiation/v1/plannedOutageResponse",  # a customer's response link
-          "/outage-negotiation/v1/respond"}  # the page that link opens
+          "/outage-negotiation/v1/respond",  # the page that link opens
+          "/outage-negotiation/v1/calendar/{token}.ics"}  # a customer's calendar feed
+#: Public paths whose signed token is in the path: a made-up one is refused (403).
+SIGNED = {"/outage-negotiation/v1/calendar/{token}.ics"}
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +77,11 @@ def test_every_operation_needs_its_scope(suite: Any, service: str, path: str, me
     client = suite.app(service).test_client()
     url = _concrete(path)
     if any(path.endswith(p) for p in PUBLIC):
-        status = client.open(url, method=method).status_code  # no token, yet no 401/403
+        response = client.open(url, method=method)  # no token, yet no 401
+        status = response.status_code
+        if any(path.endswith(p) for p in SIGNED):
+            assert status == 403 and response.get_json()["code"] == "INVALID_LINK", status
+            return
         assert status == 200 or (method == "POST" and status == 400), status
         return
     assert scopes, f"{method} {path} declares no scope"
