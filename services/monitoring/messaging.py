@@ -1,7 +1,8 @@
 """Bus entrypoint of monitoring: replicas of the registry and of planned outages in,
-measurement batches in (batched: many messages, one commit), crossings and burn alerts
-out (from the outcomes log), and the regimes' changes out (from the main log, so the
-registry knows which regimes watch a group)."""
+measurement batches in (batched: many messages, one commit), crossings, burn alerts and
+window summaries out (from the outcomes log: a summary per series per closed window, what
+analysis aggregates), and the regimes' changes out (from the main log, so the registry
+knows which regimes watch a group)."""
 
 from __future__ import annotations
 
@@ -14,14 +15,24 @@ from eventsourcing.domain import DomainEventProtocol
 
 from services.monitoring import schemas
 from services.monitoring.application import Monitoring
-from services.monitoring.domain import BatchConflict, BurnAlert, Crossing, Regime, Replica
+from services.monitoring.domain import (
+    BatchConflict,
+    BurnAlert,
+    Crossing,
+    EvaluatedWindow,
+    Regime,
+    Replica,
+    WindowEvaluation,
+)
+from services.monitoring.working_set import WorkingSet
 from shared.bus import contracts
 from shared.bus.envelope import Envelope, EnvelopeError
 from shared.bus.inbox import CONSUMED, Handler
-from shared.bus.outbox import Publication, aggregate_after
+from shared.bus.outbox import Publication, aggregate_after, remember
 from shared.bus.topology import MEASUREMENTS, SLA_EVENTS, Binding, QueueSpec
 from shared.bus.transport import Delivery, Settle, Transport, backoff
 from shared.replica import Replicated, replica_handlers
+from shared.times import iso
 
 SERVICE = "monitoring"
 log = logging.getLogger(__name__)
@@ -45,9 +56,12 @@ CROSSING, BURN_ALERT = schemas.CrossingMessage(), schemas.BurnAlertMessage()
 
 def describer(app: Monitoring) -> Any:
     """The outbox mapping of the outcomes log: each crossing and burn alert change with
-    the resource as it was after it (its ``raisedAt`` the change's time)."""
+    the resource as it was after it (its ``raisedAt`` the change's time), and each closed
+    window as one ``WindowSummaryEvent`` per series evaluated in it."""
 
-    def describe(event: DomainEventProtocol) -> Publication | None:
+    def describe(event: DomainEventProtocol) -> Publication | list[Publication] | None:
+        if isinstance(event, EvaluatedWindow.Evaluated | WindowEvaluation.Evaluated):
+            return window_publications(app, event)
         aggregate = aggregate_after(app.outcomes, event)
         change = type(event).__name__.lower()
         if isinstance(aggregate, Crossing):
@@ -59,6 +73,69 @@ def describer(app: Monitoring) -> Any:
         return None
 
     return describe
+
+
+WINDOW_SUMMARY = f"{SERVICE}.window-summary.closed"
+
+
+def window_publications(app: Monitoring, event: DomainEventProtocol) -> list[Publication]:
+    """A closed window's summaries, one per series (in the order the window recorded
+    them, so a re-sent page gives every summary its message id again). The inventory
+    facts are the working set's when the relay describes the window (read once a page)."""
+    evaluated = aggregate_after(app.outcomes, event)
+    series = (evaluated.series() if isinstance(evaluated, EvaluatedWindow) else [evaluated])
+    ws: WorkingSet = remember(app.outcomes, "working-set", lambda: app.working_set)
+    regime = remember(app.outcomes, ("regime", evaluated.regime_id),
+                      lambda: ws.regime(evaluated.regime_id)
+                      or app.index.get(evaluated.regime_id, Regime))
+    return [Publication(WINDOW_SUMMARY, "WindowSummaryEvent",
+                        {"change": "closed", "windowSummary": window_summary(one, regime, ws)})
+            for one in series]
+
+
+def window_summary(one: Any, regime: Regime | None, ws: WorkingSet) -> dict[str, Any]:
+    """One series' closed window as ``WindowSummaryEvent`` carries it: the evaluation's
+    figures (``windowEvaluation``'s), its judgement, and who it is about — the purchased
+    offering's customer, offering, group and SLA type, or the regime's scope."""
+    r = one.result
+    facts: dict[str, Any] = {}
+    if one.scope_type == "purchasedOffering":
+        po = ws.purchased_offering(one.scope_id) or {}
+        facts = {"purchasedOfferingId": one.scope_id, "customerId": po.get("customerId"),
+                 "customerGroup": po.get("customerGroup"),
+                 "productOfferingId": po.get("productOfferingId"),
+                 "offeringGroupId": ws.group_of(po) if po else None,
+                 "slaTypeId": po.get("slaTypeId")}
+    else:
+        offering = one.scope_id if one.scope_type == "productOffering" else None
+        group = one.scope_id if one.scope_type == "offeringGroup" else (
+            (ws.offering(offering) or {}).get("offeringGroupId"))
+        facts = {"purchasedOfferingId": None, "customerId": None,
+                 "customerGroup": regime.customer_group if regime else None,
+                 "productOfferingId": offering, "offeringGroupId": group,
+                 "slaTypeId": str(regime.sla_type_id) if regime and regime.sla_type_id
+                 else None}
+    classification = r.get("classification") or "unknown"
+    version = r.get("standardVersion")
+    return {
+        "id": str(one.id), "@type": "WindowSummary", "regimeId": str(one.regime_id),
+        "parameter": one.parameter, "scope": {"type": one.scope_type, "id": one.scope_id},
+        **facts,
+        "windowStart": iso(one.window_start), "windowEnd": iso(one.window_end),
+        "aggregation": r.get("aggregation"), "unit": r.get("unit"),
+        "sampleCount": int(r.get("count") or 0), "value": r.get("value"),
+        "comparator": r.get("comparator"), "conformanceTarget": r.get("conformanceTarget"),
+        "thresholdTarget": r.get("thresholdTarget"),
+        "eligibleSeconds": float(r.get("eligibleSeconds") or 0.0),
+        "badSeconds": float(r.get("badSeconds") or 0.0),
+        "excludedSeconds": float(r.get("excludedSeconds") or 0.0),
+        "classification": classification, "breached": classification == "breached",
+        "warned": classification == "warning", "planned": bool(r.get("planned")),
+        "standardId": None if r.get("standardId") is None else str(r["standardId"]),
+        "standardVersion": None if version is None else int(version),
+        "periodStart": r.get("periodStart"), "periodEnd": r.get("periodEnd"),
+        "crossingId": r.get("crossingId"),
+    }
 
 
 # What a regime's status change is called on the bus (routing key and ``change``).

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from services.monitoring import api, messaging, schemas
 from services.monitoring.application import Monitoring
 from services.monitoring.clock import Ticker
-from services.monitoring.domain import BurnAlert, Crossing, Regime
+from services.monitoring.domain import BurnAlert, Crossing, EvaluatedWindow, Regime
 from services.monitoring.evaluator import Evaluator
 from services.monitoring.settings import MonitoringSettings
 from shared.bus.topology import QueueSpec
@@ -71,7 +71,8 @@ SPEC = ServiceSpec(
     describe=messaging.describer,
     bindings=messaging.BINDINGS,
     handlers=messaging.handlers,
-    published=(Crossing, BurnAlert),
+    # A closed window goes out as a summary per series (what analysis aggregates).
+    published=(Crossing, BurnAlert, EvaluatedWindow),
     # The regimes live in the main log: their changes go out from there, so the registry
     # can refuse to retire a group a regime still watches.
     also_published=(PublishedLog("regimes", store=lambda app: app,

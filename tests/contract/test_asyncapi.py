@@ -31,7 +31,7 @@ EXPECTED_EVENT_TYPES = {
     "ProductStateChangeEvent",
     "ProductAttributeValueChangeEvent", "MeasurementBatchEvent", "SlaViolationCreateEvent",
     "CustomerSlaAnalysisEvent", "SlaCreditDueEvent",
-    "NotificationDeliveryChangeEvent", "EscalationChangeEvent",
+    "NotificationDeliveryChangeEvent", "EscalationChangeEvent", "WindowSummaryEvent",
 }
 
 # One nested required field per message (path inside the example's `event`): removing it must
@@ -58,6 +58,7 @@ NESTED_REQUIRED = {
     "SlaCreditDueEvent": ("slaCredit", "amount"),
     "NotificationDeliveryChangeEvent": ("delivery", "status"),
     "EscalationChangeEvent": ("incident", "alertId"),
+    "WindowSummaryEvent": ("windowSummary", "scope", "type"),
 }
 
 
