@@ -10,6 +10,7 @@ SERVICE_MODULES = {
     "threshold-registry": "services.threshold_registry.service",
     "notification": "services.notification.service",
     "monitoring": "services.monitoring.service",
+    "analysis": "services.analysis.service",
     "outage-negotiation": "services.outage_negotiation.service",
 }
 

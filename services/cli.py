@@ -98,8 +98,8 @@ def _spec_named(service: str) -> Any:
 # --- ports ---------------------------------------------------------------------------------
 def service_ports(base: int) -> dict[str, int]:
     """Distributed mode: each service on ``base`` plus its offset (threshold-registry +1,
-    monitoring +2, outage-negotiation +4, notification +5; analysis +3 is kept for the
-    service to come), so the default base 8080 gives 8081, 8082, 8084 and 8085."""
+    monitoring +2, analysis +3, outage-negotiation +4, notification +5), so the default
+    base 8080 gives 8081 to 8085."""
     return {name: base + int(s["port"]) - config.DEFAULT_BASE_PORT
             for name, s in config.SERVICES.items()}
 
@@ -149,7 +149,7 @@ def public_url(host: str, port: int) -> str:
               type=click.IntRange(1, 65535),
               help="Embedded: the suite's port. Distributed: the base port; each service "
                    "listens on base + its offset (threshold-registry +1, monitoring +2, "
-                   "outage-negotiation +4, notification +5).")
+                   "analysis +3, outage-negotiation +4, notification +5).")
 @click.option("--distributed", is_flag=True,
               help="Each service as its own gunicorn process plus a worker process.")
 def run(host: str, port: int, distributed: bool) -> None:

@@ -928,6 +928,15 @@ class StoredIndex(TrackedProjection):
             rows = tx.execute(statement, params).fetchall()
         return [(self._aggregate(row), row) for row in rows]
 
+    def query(self, statement: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        """The rows of a read-only statement of a subclass's own over its tables
+        (``sql_table`` names them, ``Column.sql`` their columns; ``?`` marks), each a dict,
+        the index caught up first: for answers summed in SQL (aggregates over a million
+        rows) rather than built from the aggregates."""
+        self.catch_up()
+        with self._db.transaction(write=False) as tx:
+            return [dict(row) for row in tx.execute(statement, params).fetchall()]
+
     def _where(self, table: Table, where: Mapping[str, Any],
                conditions: Sequence[tuple[str, Sequence[Any]]]) -> tuple[str, list[Any]]:
         parts, params = [], []

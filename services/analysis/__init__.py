@@ -1,5 +1,13 @@
-"""The analysis service (to come: API root ``/analysis/v1``, distributed port 8083): trend
+"""The analysis service (API root ``/analysis/v1``, distributed port 8083): trend
 analysis of groups of like purchased offerings, aggregate analysis, offering-wide problems,
 SLA credits and the capability and cost of the process (issue 11). What exists so far is
-its pure computational core, :mod:`services.analysis.trends` (docs/trend-analysis.md); the
-service is not part of the suite yet."""
+its pure computational core for trends, :mod:`services.analysis.trends`
+(docs/trend-analysis.md), and the service itself with its first duty, aggregate analysis
+over the window summaries monitoring publishes, kept in a stored read model beside
+replicas of the registry's inventory, offerings, groups, SLA types and standards
+(docs/analysis.md)."""
+
+from shared.config import SERVICES
+
+#: The service's API root.
+ROOT = str(SERVICES["analysis"]["root"])

@@ -1,18 +1,25 @@
-"""The window-summary contract: monitoring publishes each closed window as one
-``WindowSummaryEvent`` per series in its contract's shape (with the purchased offering's
-customer, offering, group and SLA type)."""
+"""The window-summary contract on both sides: monitoring publishes each closed window as
+one ``WindowSummaryEvent`` per series in its contract's shape (with the purchased
+offering's customer, offering, group and SLA type), and analysis keeps the contract's
+example and monitoring's own messages once each, whatever repeats them."""
 
 from __future__ import annotations
 
+import copy
 import uuid
 from typing import Any
 
 import pytest
+import yaml
 
 from services.monitoring.domain import EvaluatedWindow, window_figures
 from shared import config
+from shared.bus.contracts import CONTRACTS_DIR
+from shared.bus.envelope import Envelope
 from tests.conftest import base_env
 
+EXAMPLE = yaml.safe_load((CONTRACTS_DIR / "asyncapi.yaml").read_text())[
+    "components"]["messages"]["WindowSummaryEvent"]["examples"][0]["payload"]
 START, END = 1_764_547_200.0, 1_764_550_800.0  # 2025-12-01 00:00 to 01:00 UTC
 
 
@@ -89,3 +96,14 @@ def test_each_series_of_a_closed_window_is_published_in_its_contract_shape(suite
     assert group_summary["scope"] == {"type": "offeringGroup", "id": known["group"]}
     assert (group_summary["purchasedOfferingId"], group_summary["customerId"],
             group_summary["offeringGroupId"]) == (None, None, known["group"])
+
+
+def test_analysis_keeps_each_summary_once_in_any_repetition(suite: Any) -> None:
+    _closed_window(suite)
+    analysis = suite.runtime("analysis")
+    handle = analysis.spec.handlers(analysis.app)["WindowSummaryEvent"]
+    handle(Envelope.from_dict(copy.deepcopy(EXAMPLE)))
+    for message in _summaries(suite) * 2:  # redelivered, or sent again by a backfill
+        handle(Envelope.from_bytes(message.envelope.to_bytes()))
+    handle(Envelope.from_dict(copy.deepcopy(EXAMPLE)))
+    assert analysis.app.summary_count() == 3

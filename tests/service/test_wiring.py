@@ -73,6 +73,7 @@ def test_every_background_role_has_a_name(wired: tuple[Suite, list[float]]) -> N
         "threshold-registry": ["relay", "inbox"],
         "notification": ["relay", "inbox", "scheduler", "dispatcher"],
         "monitoring": ["relay", "inbox", "intake", "evaluator-0", "evaluator-1"],
+        "analysis": ["relay", "inbox"],
         "outage-negotiation": ["relay", "inbox", "clock"],
     }
 

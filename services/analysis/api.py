@@ -1,0 +1,85 @@
+"""HTTP entrypoint of analysis: the aggregate analysis of a period, as JSON or CSV
+(``Accept: text/csv`` or ``format=csv``). A parameter it does not know, a time that is
+not one, a ``groupBy`` outside the dimensions or a period that ends before it starts is
+a 400 naming the field."""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Any
+
+from flask import Response, request
+from flask.views import MethodView
+
+from services.analysis import aggregates
+from services.analysis import schemas as s
+from services.analysis.application import Analysis
+from shared.errors import InvalidValue
+from shared.http.blueprint import Blueprint
+from shared.http.security import requires
+
+READ = "sla:read"
+FILTERS = {"customerId": "customer_id", "customerGroup": "customer_group",
+           "offeringGroupId": "offering_group_id", "productOfferingId": "product_offering_id",
+           "slaTypeId": "sla_type_id", "purchasedOfferingId": "purchased_offering_id"}
+KNOWN = {f.data_key or name for name, f in s.AggregateAnalysisQuery().fields.items()}
+
+
+def _wants_csv(args: dict[str, Any]) -> bool:
+    if args.get("format"):
+        return args["format"] == "csv"
+    best = request.accept_mimetypes.best_match(["application/json", "text/csv"])
+    return best == "text/csv" and request.accept_mimetypes["text/csv"] > \
+        request.accept_mimetypes["application/json"]
+
+
+def blueprint(runtime: Any) -> Blueprint:
+    app: Analysis = runtime.app
+    blp = Blueprint("analysis", __name__,
+                    description="Aggregate analysis of the window summaries monitoring "
+                                "publishes, across customers, customer groups, offering "
+                                "groups, offerings and SLA types")
+
+    @blp.route("/aggregateAnalysis")
+    class AggregateAnalysis(MethodView):
+        @blp.arguments(s.AggregateAnalysisQuery, location="query")
+        @blp.response(200, s.AggregateAnalysis, etag=False)
+        @blp.alt_response(200, content_type="text/csv", description=(
+            "the same items as CSV (Accept: text/csv or format=csv): the groupBy "
+            "dimensions, then the figures, one row per group and parameter"),
+            success=True, schema={"type": "string"})
+        @requires(READ)
+        def get(self, args: dict[str, Any]) -> Any:
+            """The figures of a period (windows ending in (from, to]), filtered by
+            customerId, customerGroup, offeringGroupId, productOfferingId, slaTypeId,
+            purchasedOfferingId (comma-separated alternatives) and grouped by any of them
+            (groupBy), one row per group and parameter: availability pooled by time, the
+            share of purchased offerings meeting their target, breaches and breached
+            minutes, percentiles of the measured values and the SLA credit exposure."""
+            unknown = sorted(set(request.args) - KNOWN)
+            if unknown:
+                raise InvalidValue({f"query.{name}": [f"unknown query parameter; known: "
+                                           f"{', '.join(sorted(KNOWN))}"] for name in unknown})
+            query = aggregates.AggregateQuery(
+                start=args["start"].timestamp(), end=args["end"].timestamp(),
+                filters={wire: args[attr] for wire, attr in FILTERS.items() if attr in args},
+                group_by=tuple(args["group_by"]), parameter=args.get("parameter"),
+                scope_type=args["scope_type"])
+            items = app.aggregate(query)
+            if _wants_csv(args):
+                header, rows = aggregates.csv_rows(query.group_by, items)
+                buffer = io.StringIO()
+                writer = csv.writer(buffer)
+                writer.writerow(header)
+                writer.writerows(rows)
+                return Response(buffer.getvalue(), mimetype="text/csv", headers={
+                    "Content-Disposition": 'attachment; filename="aggregate-analysis.csv"'})
+            return {"valid_for": {"start_date_time": s.iso(args["start"]),
+                                  "end_date_time": s.iso(args["end"])},
+                    "group_by": list(query.group_by),
+                    "filter": {k: list(v) for k, v in query.filters.items()},
+                    "parameter": query.parameter, "scope_type": query.scope_type,
+                    "item": items}
+
+    return blp

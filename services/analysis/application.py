@@ -1,0 +1,102 @@
+"""The analysis application: the window summaries monitoring publishes and the replicas
+of the registry's resources, kept from the bus, and the aggregate analysis over them.
+
+Built with everything it uses (docs/architecture.md, "Adding a service"): its store's
+environment. Analysis reads nothing synchronously from another service: the summaries
+carry what monitoring measured and judged, the replicas the SLA types' credit terms and
+the purchased offerings' charges. Aggregates are summed in SQL over the stored read
+model (``views.py``, ``aggregates.py``), so an answer over a million summaries reads one
+row per group, not a million aggregates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from eventsourcing.application import AggregateNotFoundError
+
+from services.analysis import aggregates
+from services.analysis.domain import Replica, WindowSummary, summary_id
+from services.analysis.views import AnalysisIndex
+from shared import replica as replicas
+from shared.replica import Copy
+from shared.store import InboxGroup, ServiceApplication
+
+
+class Analysis(ServiceApplication):
+    """Window summaries and the registry facts they are read with."""
+
+    name = "Analysis"
+    snapshotting_intervals = {Replica: 50}  # noqa: RUF012
+
+    def __init__(self, env: Mapping[str, str] | None = None) -> None:
+        super().__init__(env)
+        self.index = AnalysisIndex(self)
+
+    def read_models(self) -> list[AnalysisIndex]:
+        return [self.index]
+
+    def close(self) -> None:
+        self.index.close()
+        super().close()
+
+    # --- what the bus brings ------------------------------------------------------------
+    def receive_replica(self, copy: Copy) -> None:
+        """Keep a registry resource as its event told it (a newer version only)."""
+        self.save(replicas.receive(self.repository, Replica, copy))
+
+    def receive_summary(self, summary: dict[str, Any]) -> WindowSummary | None:
+        """Keep a window summary once: one heard before (the same series and window,
+        whatever message carried it: a redelivery, a backfill) changes nothing and
+        returns None."""
+        kept_id = summary_id(str(summary["id"]))
+        group = InboxGroup.current()
+        known = group.find(kept_id) if group is not None else InboxGroup.UNSEEN
+        if known is InboxGroup.UNSEEN:
+            try:
+                known = self.repository.get(kept_id)
+            except AggregateNotFoundError:
+                known = None
+        if known is not None:
+            return None
+        kept = WindowSummary(summary=summary)
+        assert kept.id == kept_id  # the id is the summary's own
+        self.save(kept)
+        return kept
+
+    # --- queries --------------------------------------------------------------------------
+    def summary_count(self) -> int:
+        """How many window summaries analysis keeps."""
+        self.index.catch_up()
+        return self.index.count(WindowSummary)
+
+    def fact(self, kind: str, resource_id: str) -> dict[str, Any] | None:
+        found = self.index.get(Replica.create_id(kind, resource_id), Replica)
+        return found.resource if isinstance(found, Replica) else None
+
+    def aggregate(self, query: aggregates.AggregateQuery) -> list[dict[str, Any]]:
+        """The figures of a period, grouped as asked (``aggregates.py`` defines them)."""
+        table = self.index.tables[WindowSummary]
+        columns = {c.name: c for c in table.columns}
+        asked = aggregates.statements(query, self.index.sql_table(WindowSummary), columns)
+        with self.index.reading():
+            figures = self.index.query(*asked["figures"])
+            ranked = self.index.query(*asked["percentiles"]) if figures else []
+            offerings = self.index.query(*asked["offerings"]) if figures else []
+            terms: dict[str, Any] = {}
+            charges: dict[str, Any] = {}
+
+            def sla_type(sla_id: str) -> Any:
+                if sla_id not in terms:
+                    terms[sla_id] = self.fact("slaType", sla_id)
+                return terms[sla_id]
+
+            def purchased_offering(po_id: str) -> Any:
+                if po_id not in charges:
+                    charges[po_id] = self.fact("purchasedOffering", po_id)
+                return charges[po_id]
+
+            groups = aggregates.assemble(query, figures, ranked, offerings, sla_type,
+                                         purchased_offering)
+        return aggregates.rows_of(groups)

@@ -1,0 +1,84 @@
+"""Bus entrypoint of analysis: monitoring's window summaries in (one per series per
+closed window, kept once each, many to a transaction), and the registry's purchased
+offerings, offerings, groups, SLA types and standards in (replicas: what a summary's
+customer, charge and credit terms are read from). It publishes nothing yet (its
+``AnalysisResultEvent`` comes with the trend analysis)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from eventsourcing.domain import DomainEventProtocol
+
+from services.analysis.application import Analysis
+from services.analysis.domain import Replica, summary_id
+from shared.bus.envelope import Envelope
+from shared.bus.inbox import Handler, Rejected, groupable
+from shared.bus.outbox import Publication
+from shared.bus.topology import SLA_EVENTS, Binding
+from shared.replica import Replicated, replica_handlers
+from shared.store import InboxGroup
+
+SERVICE = "analysis"
+
+BINDINGS = (
+    Binding(SLA_EVENTS, "monitoring.window-summary.closed"),
+    Binding(SLA_EVENTS, "threshold-registry.offering-group.*"),
+    Binding(SLA_EVENTS, "threshold-registry.product-offering.*"),
+    Binding(SLA_EVENTS, "threshold-registry.sla-type.*"),
+    Binding(SLA_EVENTS, "threshold-registry.threshold-standard.*"),
+    Binding(SLA_EVENTS, "threshold-registry.purchased-offering.*"),
+)
+
+
+def describer(app: Analysis) -> Any:
+    """Nothing of analysis's log is published yet."""
+
+    def describe(event: DomainEventProtocol) -> Publication | None:
+        return None
+
+    return describe
+
+
+REPLICATED = {
+    "OfferingGroupChangeEvent": Replicated("offeringGroup", "offeringGroup"),
+    "ProductOfferingChangeEvent": Replicated("productOffering", "productOffering"),
+    "SlaTypeChangeEvent": Replicated("slaType", "slaType"),
+    "ThresholdStandardChangeEvent": Replicated("thresholdStandard", "thresholdStandard"),
+    "PurchasedOfferingChangeEvent": Replicated("purchasedOffering", "purchasedOffering"),
+}
+
+
+def _summary(envelope: Envelope) -> dict[str, Any]:
+    summary = envelope.event.get("windowSummary")
+    if not isinstance(summary, dict) or not summary.get("id"):
+        raise Rejected("the WindowSummaryEvent carries no windowSummary with an id")
+    return summary
+
+
+def summary_handler(app: Analysis) -> Handler:
+    """Keeps each summary once; groupable (a backfill or a busy hour's closes arrive by
+    the thousand): a group's summaries are looked up in one read first."""
+
+    def keep(envelope: Envelope) -> None:
+        app.receive_summary(_summary(envelope))
+
+    def prepare(envelopes: Sequence[Envelope]) -> None:
+        group = InboxGroup.current()
+        if group is None:
+            return
+        ids = []
+        for envelope in envelopes:
+            try:
+                ids.append(summary_id(str(_summary(envelope)["id"])))
+            except Rejected:
+                continue  # refused when its handler runs
+        group.preload(ids)
+
+    return groupable(keep, prepare)
+
+
+def handlers(app: Analysis) -> dict[str, Handler]:
+    return {**replica_handlers(REPLICATED, app.receive_replica, Replica),
+            "WindowSummaryEvent": summary_handler(app)}

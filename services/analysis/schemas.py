@@ -1,0 +1,166 @@
+"""The analysis API's resources and queries, each described once (the OpenAPI document
+and the HTTP responses come from these): camelCase on the wire
+(``shared.http.schemas``)."""
+
+from __future__ import annotations
+
+from datetime import UTC
+from typing import Any
+
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+
+from services.analysis import aggregates
+from services.analysis.domain import Replica, WindowSummary
+from shared import times
+
+
+class When(fields.AwareDateTime):
+    """A time: ISO-8601 with an offset on the way in (kept in UTC)."""
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> Any:
+        return super()._deserialize(value, attr, data, **kwargs).astimezone(UTC)
+
+
+class Several(fields.String):
+    """Comma-separated values (``groupBy=customerId,slaTypeId``; a filter's alternatives
+    ``slaTypeId=a,b``), loaded as a tuple; each one of ``choices`` when given."""
+
+    def __init__(self, choices: tuple[str, ...] | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.choices = choices
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> Any:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        values = tuple(dict.fromkeys(v.strip() for v in text.split(",") if v.strip()))
+        if not values:
+            raise ValidationError("name at least one value")
+        if self.choices is not None:
+            unknown = [v for v in values if v not in self.choices]
+            if unknown:
+                raise ValidationError(f"unknown {', '.join(unknown)}; one or more of "
+                                      f"{', '.join(self.choices)}")
+        return values
+
+
+class AggregateAnalysisQuery(Schema):
+    """What an aggregate analysis is asked (every other query parameter is refused)."""
+
+    start = When(required=True, data_key="from", metadata={
+        "description": "start of the period (exclusive): windows ending after it",
+        "example": "2026-11-01T00:00:00Z"})
+    end = When(required=True, data_key="to", metadata={
+        "description": "end of the period (inclusive): windows ending at or before it",
+        "example": "2026-12-01T00:00:00Z"})
+    group_by = Several(aggregates.DIMENSIONS, data_key="groupBy", load_default=(), metadata={
+        "description": "dimensions to group by, comma-separated (each also a filter): "
+                       + ", ".join(aggregates.DIMENSIONS)})
+    parameter = fields.String(validate=validate.Length(min=1, max=200), metadata={
+        "description": "one parameter (default: each parameter its own rows)"})
+    scope_type = fields.String(data_key="scopeType", load_default="purchasedOffering",
+                               validate=validate.OneOf(aggregates.SCOPE_TYPES), metadata={
+        "description": "which series are summed: each purchased offering's (default), or "
+                       "the regimes' pooled offering or group series"})
+    format = fields.String(validate=validate.OneOf(("json", "csv")), metadata={
+        "description": "csv: the same answer as CSV (also: Accept: text/csv)"})
+    customer_id = Several(data_key="customerId")
+    customer_group = Several(data_key="customerGroup")
+    offering_group_id = Several(data_key="offeringGroupId")
+    product_offering_id = Several(data_key="productOfferingId")
+    sla_type_id = Several(data_key="slaTypeId")
+    purchased_offering_id = Several(data_key="purchasedOfferingId")
+
+    @validates_schema
+    def _ordered(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if "start" in data and "end" in data and data["end"] <= data["start"]:
+            raise ValidationError("must be after from", "to")
+
+
+class Period(Schema):
+    start_date_time = fields.String(data_key="startDateTime")
+    end_date_time = fields.String(data_key="endDateTime")
+
+
+class Amount(Schema):
+    unit = fields.String(metadata={"description": "ISO 4217 currency"})
+    value = fields.String(metadata={"description": "decimal amount"})
+
+
+class CreditExposure(Schema):
+    breachedPeriods = fields.Integer(metadata={
+        "description": "conformance periods in which a purchased offering missed its "
+                       "target, summed over the group's purchased offerings"})
+    purchasedOfferingCount = fields.Integer(metadata={
+        "description": "purchased offerings owed a credit"})
+    amount = fields.List(fields.Nested(Amount), metadata={
+        "description": "the credits by currency: the SLA type's creditPercentPerBreachedPeriod "
+                       "per breached period, capped at creditCapPercent, of the monthly charge"})
+    unpricedCount = fields.Integer(metadata={
+        "description": "owed a credit, but with no monthly charge known"})
+    withoutTermsCount = fields.Integer(metadata={
+        "description": "missed a target, but their SLA type gives no credit percentage"})
+
+
+class Percentiles(Schema):
+    p50 = fields.Float(allow_none=True)
+    p90 = fields.Float(allow_none=True)
+    p99 = fields.Float(allow_none=True)
+
+
+class AggregateItem(Schema):
+    """One group of the answer."""
+
+    group = fields.Dict(keys=fields.String(), values=fields.String(allow_none=True),
+                        metadata={"description": "the group's value of each groupBy "
+                                                 "dimension (null: not known)"})
+    parameter = fields.String()
+    unit = fields.String(allow_none=True)
+    aggregation = fields.String(allow_none=True)
+    windowCount = fields.Integer()
+    sampleCount = fields.Integer()
+    purchasedOfferingCount = fields.Integer()
+    availability = fields.Float(allow_none=True, metadata={
+        "description": "pooled by time: Σ (eligible − down) / Σ eligible, in availabilityUnit"})
+    availabilityUnit = fields.String(allow_none=True)
+    eligibleSeconds = fields.Float()
+    downSeconds = fields.Float()
+    excludedSeconds = fields.Float(metadata={"description": "agreed outage time excluded"})
+    breachCount = fields.Integer(metadata={"description": "windows judged breached"})
+    breachedMinutes = fields.Float(metadata={"description": "length of those windows"})
+    warningCount = fields.Integer()
+    plannedCount = fields.Integer(metadata={"description": "windows bad only because of "
+                                                           "an agreed outage"})
+    percentile = fields.Nested(Percentiles, metadata={
+        "description": "nearest-rank percentiles of the windows' measured values, in unit"})
+    meetingTargetCount = fields.Integer()
+    judgedCount = fields.Integer(metadata={"description": "purchased offerings judged"})
+    meetingTargetShare = fields.Float(allow_none=True, metadata={
+        "description": "meetingTargetCount / judgedCount: purchased offerings that met "
+                       "their target in every conformance period of the period"})
+    creditExposure = fields.Nested(CreditExposure)
+
+
+class AggregateAnalysis(Schema):
+    """An aggregate analysis of a period (TMF-style: ``@type``, the period as
+    ``validFor``)."""
+
+    type_ = fields.String(data_key="@type", dump_default="AggregateAnalysis")
+    valid_for = fields.Nested(Period, data_key="validFor")
+    group_by = fields.List(fields.String(), data_key="groupBy")
+    filter = fields.Dict(keys=fields.String(), values=fields.List(fields.String()))
+    parameter = fields.String(allow_none=True)
+    scope_type = fields.String(data_key="scopeType")
+    item = fields.List(fields.Nested(AggregateItem))
+
+
+def represent(aggregate: Any) -> dict[str, Any]:
+    """Any analysis aggregate as its resource (for audit queries)."""
+    if isinstance(aggregate, WindowSummary):
+        return dict(aggregate.summary)
+    if isinstance(aggregate, Replica):
+        return {"kind": aggregate.kind, "id": aggregate.resource_id,
+                "version": aggregate.source_version, "resource": aggregate.resource}
+    return {k: v for k, v in vars(aggregate).items() if not k.startswith("_")}
+
+
+def iso(moment: Any) -> str:
+    return times.iso(moment)

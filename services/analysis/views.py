@@ -1,0 +1,80 @@
+"""analysis's stored read model (``shared/readmodel.py``): every window summary as a row
+with the columns aggregate analysis filters, groups and sums on, and the replicas of the
+registry's resources.
+
+What grows here is the summaries (a row per series per closed window: a year of hourly
+windows of 100 purchased offerings is 876,000 rows). Aggregates are computed in SQL over
+these columns (``aggregates.py``), never by loading the summaries: the period is a range
+on ``windowEnd`` read from its index together with the scope type and parameter
+(``orders``), the filters are indexed equality columns, and the figures (seconds, counts,
+values, targets) are plain columns the statements sum.
+"""
+
+from __future__ import annotations
+
+from operator import attrgetter
+from typing import TYPE_CHECKING
+
+from services.analysis.domain import Replica, WindowSummary
+from shared.readmodel import Column, ColumnKind, StoredIndex, Table
+
+if TYPE_CHECKING:
+    from services.analysis.application import Analysis
+
+NAME = "analysis"
+
+
+def _field(name: str, kind: ColumnKind = "text", indexed: bool = False,
+           wire: str | None = None) -> Column:
+    return Column(name, lambda summary: summary[wire or name], kind, indexed=indexed)
+
+
+#: The dimensions a query filters and groups by (wire name → column).
+DIMENSIONS = {
+    name: _field(name, indexed=True)
+    for name in ("customerId", "customerGroup", "offeringGroupId", "productOfferingId",
+                 "slaTypeId", "purchasedOfferingId")
+}
+PARAMETER = _field("parameter")
+SCOPE_TYPE = Column("scopeType", lambda s: (s["scope"] or {}).get("type"))
+SCOPE_ID = Column("scopeId", lambda s: (s["scope"] or {}).get("id"), indexed=False)
+WINDOW_START = _field("windowStart", "time")
+WINDOW_END = _field("windowEnd", "time", indexed=True)
+PERIOD_START = _field("periodStart", "time")
+VALUE = _field("value", "number")
+TARGET = _field("conformanceTarget", "number")
+COMPARATOR = _field("comparator")
+AGGREGATION = _field("aggregation")
+UNIT = _field("unit")
+SAMPLES = _field("sampleCount", "number")
+ELIGIBLE = _field("eligibleSeconds", "number")
+BAD = _field("badSeconds", "number")
+EXCLUDED = _field("excludedSeconds", "number")
+BREACHED = _field("breached", "bool")
+WARNED = _field("warned", "bool")
+PLANNED = _field("planned", "bool")
+REGIME = _field("regimeId")
+
+SUMMARY_COLUMNS = (PARAMETER, SCOPE_TYPE, SCOPE_ID, REGIME, *DIMENSIONS.values(),
+                   WINDOW_START, WINDOW_END, PERIOD_START, VALUE, TARGET, COMPARATOR,
+                   AGGREGATION, UNIT, SAMPLES, ELIGIBLE, BAD, EXCLUDED, BREACHED, WARNED,
+                   PLANNED)
+REPLICA_KIND = Column("replicaKind", attrgetter("kind"))
+
+
+def tables() -> tuple[Table, ...]:
+    return (
+        # A period of one parameter over purchased offerings, read in windowEnd order from
+        # one index: the question every aggregate asks.
+        Table(WindowSummary, SUMMARY_COLUMNS,
+              orders=(("scopeType", "parameter", "windowEnd"),)),
+        Table(Replica, (REPLICA_KIND,)),
+    )
+
+
+class AnalysisIndex(StoredIndex):
+    """Every aggregate of the analysis log, stored (``slactl readmodel rebuild analysis``
+    rebuilds it)."""
+
+    def __init__(self, app: Analysis) -> None:
+        super().__init__(app, NAME, tables())
