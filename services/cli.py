@@ -397,5 +397,32 @@ def readmodel_rebuild(service: str, names: tuple[str, ...]) -> None:
         runtime.stop()
 
 
+# --- backfill -----------------------------------------------------------------------------
+@main.group()
+def backfill() -> None:
+    """Publish again what a service recorded before a consumer of it existed."""
+
+
+@backfill.command("window-summaries")
+@click.option("--batch", default=500, show_default=True, type=click.IntRange(1, 10_000),
+              help="Notifications of monitoring's outcomes log read a page.")
+def backfill_window_summaries(batch: int) -> None:
+    """Monitoring's closed windows, from the first, as WindowSummaryEvents (the ids the
+    relay gives them): for analysis added to a running installation. Start analysis
+    first (its queue bound), then run this; running it again changes nothing."""
+    from services.monitoring import backfill as summaries
+    from shared.service import Runtime
+
+    spec = _spec_named("monitoring")
+    settings = _settings(services=[spec.name])
+    logs.configure("WARNING", settings.log_json, "monitoring")
+    runtime = Runtime(spec, settings)
+    try:
+        sent = summaries.window_summaries(runtime, batch)
+        console.print(f"monitoring: {sent:,} window summaries published")
+    finally:
+        runtime.stop()
+
+
 if __name__ == "__main__":
     main()
