@@ -415,6 +415,9 @@ def backfill_window_summaries(batch: int) -> None:
 
     spec = _spec_named("monitoring")
     settings = _settings(services=[spec.name])
+    if not settings.bus_url:
+        _fail("the backfill publishes on the broker (SLA_BUS_URL): the embedded suite's "
+              "in-process bus lives inside its own process")
     logs.configure("WARNING", settings.log_json, "monitoring")
     runtime = Runtime(spec, settings)
     try:

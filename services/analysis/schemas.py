@@ -18,20 +18,27 @@ class When(fields.AwareDateTime):
     """A time: ISO-8601 with an offset on the way in (kept in UTC)."""
 
     def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> Any:
-        return super()._deserialize(value, attr, data, **kwargs).astimezone(UTC)
+        try:
+            return super()._deserialize(value, attr, data, **kwargs).astimezone(UTC)
+        except OverflowError:
+            raise ValidationError("out of range") from None
 
 
 class Several(fields.String):
     """Comma-separated values (``groupBy=customerId,slaTypeId``; a filter's alternatives
-    ``slaTypeId=a,b``), loaded as a tuple; each one of ``choices`` when given."""
+    ``slaTypeId=a,b``), loaded as a tuple; each one of ``choices`` when given (the
+    OpenAPI ``pattern`` says the same)."""
 
     def __init__(self, choices: tuple[str, ...] | None = None, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+        pattern = (f"^({'|'.join(choices)})(,({'|'.join(choices)}))*$" if choices
+                   else "[^,]")
+        super().__init__(metadata={**kwargs.pop("metadata", {}), "pattern": pattern},
+                         **kwargs)
         self.choices = choices
 
     def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> Any:
         text = super()._deserialize(value, attr, data, **kwargs)
-        values = tuple(dict.fromkeys(v.strip() for v in text.split(",") if v.strip()))
+        values = tuple(dict.fromkeys(v for v in text.split(",") if v))
         if not values:
             raise ValidationError("name at least one value")
         if self.choices is not None:

@@ -150,11 +150,30 @@ RULES: dict[str, Callable[[Body, bool], None]] = {
 }
 
 
+def aggregate_analysis(query: dict[str, Any]) -> None:
+    """A period that ends after it starts (a day after its start, when it does not)."""
+    begin, finish = _time(query.get("from")), _time(query.get("to"))
+    if begin is None or finish is None or finish > begin:
+        return
+    try:
+        query["to"] = (begin + timedelta(days=1)).isoformat()
+    except OverflowError:
+        query["from"] = (finish - timedelta(days=1)).isoformat()
+
+
+QUERY_RULES: dict[str, Callable[[dict[str, Any]], None]] = {
+    "/analysis/v1/aggregateAnalysis": aggregate_analysis,
+}
+
+
 @schemathesis.hook
 def map_case(ctx: Any, case: Any) -> Any:
     meta = case.meta
     if meta is None or meta.generation.mode != GenerationMode.POSITIVE:
         return case
+    query_rule = QUERY_RULES.get(case.operation.path)
+    if query_rule is not None and isinstance(case.query, dict):
+        query_rule(case.query)
     if not isinstance(case.body, dict):
         return case
     path = case.operation.path

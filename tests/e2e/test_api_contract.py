@@ -21,7 +21,8 @@ from tests.e2e.processes import ROOT, Process, free_port, ready, wait_until
 pytestmark = pytest.mark.e2e
 
 LIMIT = 1_048_576  # SLA_MAX_BODY_BYTES's default, as users get it
-APIS = ("threshold-registry", "monitoring", "notification", "outage-negotiation")
+APIS = ("threshold-registry", "monitoring", "analysis", "notification",
+        "outage-negotiation")
 # Cases per operation and phase: enough to find what the documents and the services
 # disagree on, few enough for `make test` (the three APIs run side by side).
 EXAMPLES = int(os.environ.get("SLA_SCHEMATHESIS_EXAMPLES", "10"))
