@@ -928,13 +928,24 @@ class StoredIndex(TrackedProjection):
             rows = tx.execute(statement, params).fetchall()
         return [(self._aggregate(row), row) for row in rows]
 
-    def query(self, statement: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+    @property
+    def postgres(self) -> bool:
+        """Whether the index lives in PostgreSQL (a statement may use what only it has)."""
+        return self._db.postgres
+
+    def query(self, statement: str, params: Sequence[Any] = (), *,
+              work_mem: str | None = None) -> list[dict[str, Any]]:
         """The rows of a read-only statement of a subclass's own over its tables
         (``sql_table`` names them, ``Column.sql`` their columns; ``?`` marks), each a dict,
         the index caught up first: for answers summed in SQL (aggregates over a million
-        rows) rather than built from the aggregates."""
+        rows) rather than built from the aggregates. ``work_mem``: PostgreSQL's memory
+        for the statement's sorts and hashes (e.g. ``"64MB"``), for its transaction only."""
         self.catch_up()
         with self._db.transaction(write=False) as tx:
+            if work_mem is not None and self._db.postgres:
+                if not re.fullmatch(r"\d+[kMG]B", work_mem):
+                    raise ValueError(f"work_mem {work_mem!r}: a size such as 64MB")
+                tx.execute(f"SET LOCAL work_mem = '{work_mem}'")
             return [dict(row) for row in tx.execute(statement, params).fetchall()]
 
     def _where(self, table: Table, where: Mapping[str, Any],

@@ -15,9 +15,9 @@ A period it missed is a *breached period*; its SLA credit is the SLA type's
 its ``monthlyCharge``.
 
 The statements (:func:`statements`) do the summing in SQL over the stored read model's
-columns, so what crosses to Python is one row per group (figures), three per group
-(percentiles) and one per purchased offering and conformance period (targets and
-credits); the functions below turn those rows into the answer and are pure.
+columns, so what crosses to Python is one row per group, purchased offering and
+conformance period (figures, targets and credits) and one or three per group
+(percentiles); the functions below turn those rows into the answer and are pure.
 """
 
 from __future__ import annotations
@@ -68,14 +68,20 @@ def _where(query: AggregateQuery, columns: Mapping[str, Column]) -> tuple[str, l
     return " WHERE " + " AND ".join(parts), params
 
 
-def statements(query: AggregateQuery, table: str, columns: Mapping[str, Column]
-               ) -> dict[str, tuple[str, list[Any]]]:
-    """The three read-only statements of a query over ``table`` (its columns by wire
-    name), with their parameters: ``figures`` (one row per group and parameter),
-    ``percentiles`` (the nearest-rank rows of each group) and ``offerings`` (one row per
-    group, parameter, purchased offering and conformance period). Each group key comes
-    out as ``k0``, ``k1`` …, the parameter as ``parameter``. Portable SQL: the same text
-    runs on SQLite and PostgreSQL (integer division rounds the ranks up)."""
+def statements(query: AggregateQuery, table: str, columns: Mapping[str, Column],
+               postgres: bool = False) -> dict[str, tuple[str, list[Any]]]:
+    """The two read-only statements of a query over ``table`` (its columns by wire
+    name), with their parameters, each one pass over the period's rows:
+
+    - ``offerings``: one row per group, parameter, purchased offering and conformance
+      period, with the sums, counts and targets (the group's figures are the sums of
+      its rows; the targets and credits are judged on each);
+    - ``percentiles``: each group's nearest-rank values — on PostgreSQL
+      ``percentile_disc`` (the first value whose position reaches the fraction: the
+      ⌈p/100 × n⌉-th), elsewhere the rows ``ROW_NUMBER()`` ranks at ⌈p/100 × n⌉
+      (integer division rounds the ranks up), the same answers.
+
+    Each group key comes out as ``k0``, ``k1`` …, the parameter as ``parameter``."""
     c = {name: col.sql for name, col in columns.items()}
     keys = [c[name] for name in query.group_by] + [c["parameter"]]
     selected = ", ".join(f"{k} AS k{i}" for i, k in enumerate(keys[:-1]))
@@ -84,35 +90,35 @@ def statements(query: AggregateQuery, table: str, columns: Mapping[str, Column]
     where, params = _where(query, columns)
     breached_time = (f"CASE WHEN {c['breached']} = 1 THEN {c['windowEnd']} - "
                      f"{c['windowStart']} ELSE 0 END")
-    figures = (
-        f"SELECT {selected}, COUNT(*) AS windows, SUM({c['sampleCount']}) AS samples, "
-        f"SUM({c['eligibleSeconds']}) AS eligible, SUM({c['badSeconds']}) AS bad, "
-        f"SUM({c['excludedSeconds']}) AS excluded, SUM({c['breached']}) AS breaches, "
-        f"SUM({breached_time}) AS breached_seconds, SUM({c['warned']}) AS warnings, "
-        f"SUM({c['planned']}) AS planned, "
-        f"COUNT(DISTINCT {c['purchasedOfferingId']}) AS offerings, "
-        f"MIN({c['unit']}) AS unit, MAX({c['unit']}) AS unit_max, "
-        f"MIN({c['aggregation']}) AS aggregation, MAX({c['aggregation']}) AS aggregation_max "
-        f"FROM {table}{where} GROUP BY {grouped} ORDER BY {grouped}")
-    ranks = " OR ".join(f"rn = ({p} * n + 99) / 100" for p in PERCENTILES)
-    outer = ", ".join([f"k{i}" for i in range(len(keys) - 1)] + ["parameter"])
-    percentiles = (
-        f"SELECT {outer}, n, rn, value FROM (SELECT {selected}, {c['value']} AS value, "
-        f"ROW_NUMBER() OVER (PARTITION BY {grouped} ORDER BY {c['value']}) AS rn, "
-        f"COUNT(*) OVER (PARTITION BY {grouped}) AS n "
-        f"FROM {table}{where} AND {c['value']} IS NOT NULL) ranked WHERE {ranks}")
     per_offering = keys + [c["purchasedOfferingId"], c["periodStart"]]
     offerings = (
         f"SELECT {selected}, {c['purchasedOfferingId']} AS po, "
         f"{c['periodStart']} AS period, MIN({c['slaTypeId']}) AS sla_type, "
+        f"COUNT(*) AS windows, SUM({c['sampleCount']}) AS samples, "
         f"SUM({c['eligibleSeconds']}) AS eligible, SUM({c['badSeconds']}) AS bad, "
-        f"SUM({c['breached']}) AS breaches, MIN({c['conformanceTarget']}) AS target_min, "
+        f"SUM({c['excludedSeconds']}) AS excluded, SUM({c['breached']}) AS breaches, "
+        f"SUM({breached_time}) AS breached_seconds, SUM({c['warned']}) AS warnings, "
+        f"SUM({c['planned']}) AS planned, "
+        f"MIN({c['conformanceTarget']}) AS target_min, "
         f"MAX({c['conformanceTarget']}) AS target_max, MIN({c['comparator']}) AS comparator, "
-        f"MIN({c['unit']}) AS unit "
-        f"FROM {table}{where} AND {c['purchasedOfferingId']} IS NOT NULL "
-        f"GROUP BY {', '.join(per_offering)}")
-    return {"figures": (figures, params), "percentiles": (percentiles, list(params)),
-            "offerings": (offerings, list(params))}
+        f"MIN({c['unit']}) AS unit, MAX({c['unit']}) AS unit_max, "
+        f"MIN({c['aggregation']}) AS aggregation, MAX({c['aggregation']}) AS aggregation_max "
+        f"FROM {table}{where} GROUP BY {', '.join(per_offering)}")
+    outer = ", ".join([f"k{i}" for i in range(len(keys) - 1)] + ["parameter"])
+    if postgres:
+        fractions = ", ".join(str(p / 100) for p in PERCENTILES)
+        percentiles = (
+            f"SELECT {selected}, percentile_disc(ARRAY[{fractions}]) WITHIN GROUP "
+            f"(ORDER BY {c['value']}) AS ps FROM {table}{where} AND {c['value']} IS NOT NULL "
+            f"GROUP BY {grouped}")
+    else:
+        ranks = " OR ".join(f"rn = ({p} * n + 99) / 100" for p in PERCENTILES)
+        percentiles = (
+            f"SELECT {outer}, n, rn, value FROM (SELECT {selected}, {c['value']} AS value, "
+            f"ROW_NUMBER() OVER (PARTITION BY {grouped} ORDER BY {c['value']}) AS rn, "
+            f"COUNT(*) OVER (PARTITION BY {grouped}) AS n "
+            f"FROM {table}{where} AND {c['value']} IS NOT NULL) ranked WHERE {ranks}")
+    return {"offerings": (offerings, params), "percentiles": (percentiles, list(params))}
 
 
 # --- pure figures -----------------------------------------------------------------------
@@ -186,6 +192,14 @@ def period_met(row: Mapping[str, Any]) -> bool:
     return not (row.get("breaches") or 0)
 
 
+def _met(row: Any) -> bool:
+    """:func:`period_met`, judged once for a statement's row (kept in it)."""
+    met = row.get("met")
+    if met is None:
+        met = row["met"] = period_met(row)
+    return bool(met)
+
+
 def credit_percent(breached_periods: int, terms: Mapping[str, Any] | None) -> Decimal | None:
     """The credit an SLA type's terms give for a number of breached periods, as a
     percentage of the monthly charge (capped); None when the terms give no percentage."""
@@ -246,41 +260,58 @@ def _key(row: Mapping[str, Any], group_by: Sequence[str]) -> tuple[Any, ...]:
     return (*(row[f"k{i}"] for i in range(len(group_by))), row["parameter"])
 
 
-def assemble(query: AggregateQuery, figures: Sequence[Mapping[str, Any]],
-             ranked: Sequence[Mapping[str, Any]], offerings: Sequence[Mapping[str, Any]],
+def _same(low: Any, high: Any) -> Any:
+    return low if low == high else None
+
+
+def _figures(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """A group's figures: the sums of its rows (purchased offerings × periods)."""
+    def total(name: str) -> float:
+        return sum(float(r[name] or 0) for r in rows)
+
+    units = {r["unit"] for r in rows} | {r["unit_max"] for r in rows}
+    aggregations = {r["aggregation"] for r in rows} | {r["aggregation_max"] for r in rows}
+    unit = units.pop() if len(units) == 1 else None
+    eligible, bad = total("eligible"), total("bad")
+    ratio = pooled_availability(eligible, bad)
+    return {
+        "unit": unit, "aggregation": aggregations.pop() if len(aggregations) == 1 else None,
+        "windowCount": int(total("windows")), "sampleCount": int(total("samples")),
+        "purchasedOfferingCount": len({r["po"] for r in rows if r["po"] is not None}),
+        "availability": in_unit(ratio, unit if unit is not None else "ratio"),
+        "availabilityUnit": None if ratio is None else (unit or "ratio"),
+        "eligibleSeconds": eligible, "downSeconds": bad,
+        "excludedSeconds": total("excluded"), "breachCount": int(total("breaches")),
+        "breachedMinutes": total("breached_seconds") / 60,
+        "warningCount": int(total("warnings")), "plannedCount": int(total("planned")),
+    }
+
+
+def assemble(query: AggregateQuery, offerings: Sequence[Mapping[str, Any]],
+             ranked: Sequence[Mapping[str, Any]],
              sla_type: Callable[[str], Mapping[str, Any] | None],
-             purchased_offering: Callable[[str], Mapping[str, Any] | None]) -> list[Group]:
-    """The groups of an answer from the three statements' rows, with the SLA types'
-    terms and the purchased offerings' charges looked up by id (the replicas)."""
+             purchased_offering: Callable[[str], Mapping[str, Any] | None],
+             postgres: bool = False) -> list[Group]:
+    """The groups of an answer from the statements' rows, with the SLA types' terms and
+    the purchased offerings' charges looked up by id (the replicas), in the order of the
+    groups' keys (nulls last)."""
+    by_group: dict[tuple[Any, ...], list[Mapping[str, Any]]] = {}
+    for row in offerings:
+        by_group.setdefault(_key(row, query.group_by), []).append(row)
     groups: dict[tuple[Any, ...], Group] = {}
-    for row in figures:
-        key = _key(row, query.group_by)
-        unit = row["unit"] if row["unit"] == row["unit_max"] else None
-        aggregation = row["aggregation"] if row["aggregation"] == row["aggregation_max"] \
-            else None
-        ratio = pooled_availability(row["eligible"] or 0.0, row["bad"] or 0.0)
+    for key in sorted(by_group, key=lambda k: tuple((v is None, v or "") for v in k)):
+        rows = by_group[key]
         groups[key] = Group(
-            key={name: row[f"k{i}"] for i, name in enumerate(query.group_by)},
-            parameter=row["parameter"],
-            figures={
-                "unit": unit, "aggregation": aggregation,
-                "windowCount": int(row["windows"] or 0),
-                "sampleCount": int(row["samples"] or 0),
-                "purchasedOfferingCount": int(row["offerings"] or 0),
-                "availability": in_unit(ratio, unit if unit is not None else "ratio"),
-                "availabilityUnit": None if ratio is None else (unit or "ratio"),
-                "eligibleSeconds": float(row["eligible"] or 0.0),
-                "downSeconds": float(row["bad"] or 0.0),
-                "excludedSeconds": float(row["excluded"] or 0.0),
-                "breachCount": int(row["breaches"] or 0),
-                "breachedMinutes": float(row["breached_seconds"] or 0.0) / 60,
-                "warningCount": int(row["warnings"] or 0),
-                "plannedCount": int(row["planned"] or 0),
-            },
+            key={name: rows[0][f"k{i}"] for i, name in enumerate(query.group_by)},
+            parameter=rows[0]["parameter"], figures=_figures(rows),
             percentiles={f"p{p}": None for p in PERCENTILES})
     for row in ranked:
         group = groups.get(_key(row, query.group_by))
         if group is None:
+            continue
+        if postgres:
+            for p, value in zip(PERCENTILES, row["ps"] or (), strict=False):
+                group.percentiles[f"p{p}"] = None if value is None else float(value)
             continue
         n, rank = int(row["n"]), int(row["rn"])
         for p in PERCENTILES:
@@ -288,12 +319,11 @@ def assemble(query: AggregateQuery, figures: Sequence[Mapping[str, Any]],
                 group.percentiles[f"p{p}"] = float(row["value"])
     by_offering: dict[tuple[Any, ...], list[Mapping[str, Any]]] = {}
     for row in offerings:
-        by_offering.setdefault((*_key(row, query.group_by), row["po"]), []).append(row)
+        if row["po"] is not None:
+            by_offering.setdefault((*_key(row, query.group_by), row["po"]), []).append(row)
     for (*key, po), periods in by_offering.items():
-        group = groups.get(tuple(key))
-        if group is None:
-            continue
-        breached = sum(1 for period in periods if not period_met(period))
+        group = groups[tuple(key)]
+        breached = sum(1 for period in periods if not _met(period))
         group.judged += 1
         group.meeting += breached == 0
         group.credit.breached_periods += breached
@@ -315,6 +345,18 @@ def assemble(query: AggregateQuery, figures: Sequence[Mapping[str, Any]],
         currency = str(item["currency"])
         group.credit.amounts[currency] = group.credit.amounts.get(currency, Decimal(0)) + amount
     return list(groups.values())
+
+
+def credited(offerings: Sequence[Mapping[str, Any]]) -> tuple[set[str], set[str]]:
+    """The SLA types and purchased offerings whose terms and charges an answer needs:
+    those with a period that missed its target (looked up together, in one read each)."""
+    slas, pos = set(), set()
+    for row in offerings:
+        if row["po"] is not None and not _met(row):
+            pos.add(str(row["po"]))
+            if row["sla_type"]:
+                slas.add(str(row["sla_type"]))
+    return slas, pos
 
 
 def rows_of(groups: Sequence[Group]) -> list[dict[str, Any]]:

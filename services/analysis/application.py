@@ -11,17 +11,23 @@ row per group, not a million aggregates.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from eventsourcing.application import AggregateNotFoundError
 
 from services.analysis import aggregates
-from services.analysis.domain import Replica, WindowSummary, summary_id
+from services.analysis.domain import Replica, WindowSummary, stable_summary_id
 from services.analysis.views import AnalysisIndex
 from shared import replica as replicas
 from shared.replica import Copy
 from shared.store import InboxGroup, ServiceApplication
+
+#: Replicas read a query (ids in one ``IN``).
+CHUNK = 500
+#: PostgreSQL's memory for an aggregate's sorts and hashes (a million values sorted in
+#: memory rather than on disk), for its transaction only.
+WORK_MEM = "64MB"
 
 
 class Analysis(ServiceApplication):
@@ -50,7 +56,7 @@ class Analysis(ServiceApplication):
         """Keep a window summary once: one heard before (the same series and window,
         whatever message carried it: a redelivery, a backfill) changes nothing and
         returns None."""
-        kept_id = summary_id(str(summary["id"]))
+        kept_id = stable_summary_id(str(summary["id"]))
         group = InboxGroup.current()
         known = group.find(kept_id) if group is not None else InboxGroup.UNSEEN
         if known is InboxGroup.UNSEEN:
@@ -60,7 +66,7 @@ class Analysis(ServiceApplication):
                 known = None
         if known is not None:
             return None
-        kept = WindowSummary(summary=summary)
+        kept = WindowSummary.of(summary)
         assert kept.id == kept_id  # the id is the summary's own
         self.save(kept)
         return kept
@@ -75,28 +81,31 @@ class Analysis(ServiceApplication):
         found = self.index.get(Replica.create_id(kind, resource_id), Replica)
         return found.resource if isinstance(found, Replica) else None
 
+    def facts(self, kind: str, resource_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """The kept resources of one kind by id, read in a few queries (500 ids each)."""
+        ids = sorted({str(Replica.create_id(kind, rid)) for rid in resource_ids})
+        found: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(ids), CHUNK):
+            chunk = ids[start:start + CHUNK]
+            for replica, _ in self.index.select(
+                    Replica, conditions=[(f"id IN ({','.join('?' * len(chunk))})", chunk)]):
+                found[replica.resource_id] = replica.resource
+        return found
+
     def aggregate(self, query: aggregates.AggregateQuery) -> list[dict[str, Any]]:
         """The figures of a period, grouped as asked (``aggregates.py`` defines them)."""
         table = self.index.tables[WindowSummary]
         columns = {c.name: c for c in table.columns}
-        asked = aggregates.statements(query, self.index.sql_table(WindowSummary), columns)
+        postgres = self.index.postgres
+        asked = aggregates.statements(query, self.index.sql_table(WindowSummary), columns,
+                                      postgres=postgres)
         with self.index.reading():
-            figures = self.index.query(*asked["figures"])
-            ranked = self.index.query(*asked["percentiles"]) if figures else []
-            offerings = self.index.query(*asked["offerings"]) if figures else []
-            terms: dict[str, Any] = {}
-            charges: dict[str, Any] = {}
-
-            def sla_type(sla_id: str) -> Any:
-                if sla_id not in terms:
-                    terms[sla_id] = self.fact("slaType", sla_id)
-                return terms[sla_id]
-
-            def purchased_offering(po_id: str) -> Any:
-                if po_id not in charges:
-                    charges[po_id] = self.fact("purchasedOffering", po_id)
-                return charges[po_id]
-
-            groups = aggregates.assemble(query, figures, ranked, offerings, sla_type,
-                                         purchased_offering)
+            offerings = self.index.query(*asked["offerings"], work_mem=WORK_MEM)
+            ranked = self.index.query(*asked["percentiles"], work_mem=WORK_MEM) \
+                if offerings else []
+            slas, pos = aggregates.credited(offerings)
+            terms = self.facts("slaType", slas)
+            charges = self.facts("purchasedOffering", pos)
+        groups = aggregates.assemble(query, offerings, ranked, terms.get, charges.get,
+                                     postgres=postgres)
         return aggregates.rows_of(groups)

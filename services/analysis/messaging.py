@@ -12,7 +12,7 @@ from typing import Any
 from eventsourcing.domain import DomainEventProtocol
 
 from services.analysis.application import Analysis
-from services.analysis.domain import Replica, summary_id
+from services.analysis.domain import Replica, stable_summary_id
 from shared.bus.envelope import Envelope
 from shared.bus.inbox import Handler, Rejected, groupable
 from shared.bus.outbox import Publication
@@ -71,7 +71,7 @@ def summary_handler(app: Analysis) -> Handler:
         ids = []
         for envelope in envelopes:
             try:
-                ids.append(summary_id(str(_summary(envelope)["id"])))
+                ids.append(stable_summary_id(str(_summary(envelope)["id"])))
             except Rejected:
                 continue  # refused when its handler runs
         group.preload(ids)

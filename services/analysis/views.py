@@ -16,6 +16,7 @@ from operator import attrgetter
 from typing import TYPE_CHECKING
 
 from services.analysis.domain import Replica, WindowSummary
+from shared.bulkload import Creation
 from shared.readmodel import Column, ColumnKind, StoredIndex, Table
 
 if TYPE_CHECKING:
@@ -60,14 +61,25 @@ SUMMARY_COLUMNS = (PARAMETER, SCOPE_TYPE, SCOPE_ID, REGIME, *DIMENSIONS.values()
                    AGGREGATION, UNIT, SAMPLES, ELIGIBLE, BAD, EXCLUDED, BREACHED, WARNED,
                    PLANNED)
 REPLICA_KIND = Column("replicaKind", attrgetter("kind"))
+#: The columns the aggregate statements read, as one composite index: the equality
+#: columns, the period's range, then the rest (PostgreSQL allows 32 columns an index).
+AGGREGATED = ("scopeType", "parameter", "windowEnd", "windowStart", "periodStart",
+              *DIMENSIONS, "value", "conformanceTarget", "comparator", "aggregation", "unit",
+              "sampleCount", "eligibleSeconds", "badSeconds", "excludedSeconds", "breached",
+              "warned", "planned")
+
+# A summary is one event, never changed, of two texts: a rebuild (or the first catch-up
+# after a backfill) stores it straight off its stored event, without replaying it.
+RECEIVED = Creation(WindowSummary.Received, ("summary_id", "figures"))
 
 
 def tables() -> tuple[Table, ...]:
     return (
-        # A period of one parameter over purchased offerings, read in windowEnd order from
-        # one index: the question every aggregate asks.
-        Table(WindowSummary, SUMMARY_COLUMNS,
-              orders=(("scopeType", "parameter", "windowEnd"),)),
+        # A period of one parameter over purchased offerings: the question every
+        # aggregate asks, answered from one index that holds every column the statements
+        # read (an index-only scan: a few hundred bytes a row instead of the row with
+        # its state).
+        Table(WindowSummary, SUMMARY_COLUMNS, orders=(AGGREGATED,)),
         Table(Replica, (REPLICA_KIND,)),
     )
 
@@ -77,4 +89,4 @@ class AnalysisIndex(StoredIndex):
     rebuilds it)."""
 
     def __init__(self, app: Analysis) -> None:
-        super().__init__(app, NAME, tables())
+        super().__init__(app, NAME, tables(), creations=(RECEIVED,))
