@@ -43,6 +43,7 @@ class Receipt:
 
     outage: PlannedOutage
     customer: str
+    answer: str
 RULES_DOC = {"409": {
     "description": "a rule refused it: INVALID_TRANSITION (the status does not allow the "
                    "move), UNKNOWN_REFERENCE (unknown or retired offerings), "
@@ -163,7 +164,7 @@ def blueprint(runtime: Any) -> Blueprint:
         """A customer's answer, by its response link's token (no account needed): accept
         a window, reject with a reason, or counter-propose windows; once a round."""
         try:
-            outage, customer = app.respond(**body)
+            outage, given = app.respond(**body)
         except links.ExpiredLink as exc:
             raise ApiError(403, str(exc), "LINK_EXPIRED") from None
         except links.InvalidLink as exc:
@@ -172,7 +173,7 @@ def blueprint(runtime: Any) -> Blueprint:
             raise ApiError(409, str(exc), "ALREADY_ANSWERED") from None
         except DeadlinePassed as exc:
             raise ApiError(409, str(exc), "DEADLINE_PASSED") from None
-        return Receipt(outage, customer)
+        return Receipt(outage, given.customer_id, given.answer)
 
     @blp.route("/respond", methods=["GET"])
     @blp.arguments(s.PageQuery, location="query")
@@ -193,7 +194,7 @@ def blueprint(runtime: Any) -> Blueprint:
             outage, customer = app.link_outage(token)
         except (links.InvalidLink, links.ExpiredLink, NotFound) as exc:
             return pages.page("Link not valid", [str(exc)], 403)
-        if customer["customerId"] in outage.responses:
+        if app.answer_of(outage, customer["customerId"]) is not None:
             return pages.page("Already answered", [
                 "Your answer to this round was recorded; thank you."], 200)
         return pages.page(f"Planned outage: {outage.name or outage.reason}", [
@@ -216,8 +217,7 @@ def blueprint(runtime: Any) -> Blueprint:
         choice = form["choice"]
         answer, _, index = choice.partition(":")
         try:
-            outage, _ = app.respond(form["token"], answer, int(index or 0),
-                                    form.get("reason") or None)
+            app.respond(form["token"], answer, int(index or 0), form.get("reason") or None)
         except (links.InvalidLink, links.ExpiredLink, NotFound) as exc:
             return pages.page("Link not valid", [str(exc)], 403)
         except InvalidTransition as exc:
@@ -225,9 +225,7 @@ def blueprint(runtime: Any) -> Blueprint:
         except InvalidValue as exc:
             return pages.page("Answer not taken", [
                 "; ".join(" ".join(v) for v in exc.errors.values())], 400)
-        return pages.page("Thank you", ["Your answer was recorded."] + (
-            [f"The outage is agreed for {outage.agreed_window['start'].isoformat()}."]
-            if outage.agreed_window else []), 200)
+        return pages.page("Thank you", ["Your answer was recorded."], 200)
     move("agree", s.Agreement, app.agree,
          "Agree one of the proposed windows (checked again against blackouts, overlaps "
          "and caps): it is published to monitoring and notification, and the outage "

@@ -12,17 +12,23 @@ The rules its windows must pass are ``rules.py``'s.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 from uuid import UUID
+
+from eventsourcing.persistence import IntegrityError
 
 from services.outage_negotiation import calendar, ranking, rules
 from services.outage_negotiation.domain import (
     CLOCK,
     COUNTED,
     OPEN,
+    AlreadyAnswered,
+    CustomerAnswer,
     CustomerBlackouts,
+    DeadlinePassed,
     OutageRuleBroken,
     PlannedOutage,
     Replica,
@@ -31,11 +37,13 @@ from services.outage_negotiation.domain import (
 from services.outage_negotiation.scheduling import Scheduling, due_items
 from services.outage_negotiation.settings import OutageSettings
 from services.outage_negotiation.views import (
+    ANSWER_OUTAGE,
     CUSTOMER,
     CUSTOMERS,
     GROUP,
     OFFERING,
     STATUS,
+    TAKE_DUE,
     OutageIndex,
 )
 from shared import context
@@ -50,6 +58,8 @@ from shared.store import ServiceApplication
 #: Purchased offerings in these statuses are affected by an outage over their offering.
 LIVE = ("active", "suspended")
 CHUNK = 500
+#: Answers taken into an outage at once.
+ANSWER_BATCH = 1000
 
 
 class OutageNegotiation(ServiceApplication):
@@ -69,6 +79,8 @@ class OutageNegotiation(ServiceApplication):
         self.wake = Wakeup()
         self.scheduling = Scheduling(self)
         self.timetable = StoredTimetable(self.index, due_items())
+        self._answering: dict[UUID, PlannedOutage] = {}
+        self._answering_lock = threading.Lock()
 
     def read_models(self) -> list[OutageIndex]:
         return [self.index]
@@ -374,16 +386,19 @@ class OutageNegotiation(ServiceApplication):
 
     def respond(self, token: str, answer: str, window_index: int | None = None,
                 reason: str | None = None, windows: Sequence[Window] = ()
-                ) -> tuple[PlannedOutage, str]:
+                ) -> tuple[PlannedOutage, CustomerAnswer]:
         """A customer's answer by its link: accept a window, reject with a reason, or
-        counter-propose windows. Saved with the agreement it completes, if it does (the
-        policy decides; the window still has to pass the rules)."""
+        counter-propose windows. Kept as a ``CustomerAnswer`` of its own (so answers of
+        many customers are taken at once without waiting for each other, and a second
+        answer to the round is refused by the store), then taken into the outage by the
+        clock, which applies the policy (``take_answers``)."""
         now = self.clock()
         link = links.check(self.server_key, token, now)
-        outage = self.outage(UUID(link.outage_id))
+        outage = self.answering(UUID(link.outage_id))
         if link.round != outage.round:
             raise links.InvalidLink("this response link is for an earlier round of the "
                                     "negotiation; a newer link was sent")
+        outage.require("answered", "negotiating")
         if answer == "accept" and not 0 <= int(window_index or 0) < len(outage.windows):
             raise InvalidValue({"windowIndex": [
                 f"the outage has {len(outage.windows)} proposed window(s)"]})
@@ -391,16 +406,81 @@ class OutageNegotiation(ServiceApplication):
             raise InvalidValue({"reason": ["a rejection needs its reason"]})
         if answer == "counterPropose":
             rules.check_windows(list(windows), now)
-        outage.respond(link.customer_id, answer, window_index if answer == "accept" else None,
-                       reason, list(windows), now)
-        index, _ = rules.decide(outage.policy, outage.quorum, outage.resolution,
-                                outage.responses, len(outage.windows))
-        if index is not None:
-            self._try_agree(outage, index, f"customer:{link.customer_id}",
-                            f"agreed by the customers' answers ({outage.policy})")
-        with context.bound(who=f"customer:{link.customer_id}"):
-            self.save(outage)
-        return outage, link.customer_id
+        if link.customer_id in outage.responses:
+            raise AlreadyAnswered(f"customer {link.customer_id} already answered round "
+                                  f"{outage.round} of planned outage {outage.id}")
+        if outage.deadline is not None and now >= outage.deadline:
+            raise DeadlinePassed(f"the deadline of planned outage {outage.id} passed at "
+                                 f"{outage.deadline.isoformat()}")
+        given = CustomerAnswer(outage_id=str(outage.id), round=outage.round,
+                               customer_id=link.customer_id, answer=answer,
+                               window_index=window_index if answer == "accept"
+                               else None, reason=reason, windows=list(windows), at=now)
+        try:
+            with context.bound(who=f"customer:{link.customer_id}"):
+                self.save(given)
+        except IntegrityError:
+            raise AlreadyAnswered(f"customer {link.customer_id} already answered round "
+                                  f"{outage.round} of planned outage {outage.id}") from None
+        self.wake.set()
+        return outage, given
+
+    def answer_of(self, outage: PlannedOutage, customer_id: str) -> dict[str, Any] | None:
+        """A customer's answer to the outage's current round: taken into it, or waiting
+        to be."""
+        if customer_id in outage.responses:
+            return outage.responses[customer_id]
+        found = self.index.get(CustomerAnswer.create_id(outage.id, outage.round,
+                                                        customer_id), CustomerAnswer)
+        return found.record if isinstance(found, CustomerAnswer) else None
+
+    def answering(self, outage_id: UUID) -> PlannedOutage:
+        """The outage as an answer is checked against: kept in this process while only
+        answers were taken into it since (its status, round, deadline and windows are
+        what they were), so a burst of answers does not load a large outage each."""
+        with self._answering_lock:
+            cached = self._answering.get(outage_id)
+            if cached is not None:
+                since = self.recorder.select_events(outage_id, gt=cached.version)
+                if not since:
+                    return cached
+                if all(e.topic.endswith("AnswersTaken") for e in since):
+                    for stored in since:  # only this process reads it: moved on in place
+                        self.mapper.to_domain_event(stored).mutate(cached)
+                    return cached
+            outage = self.outage(outage_id)
+            if len(self._answering) >= 64:
+                self._answering.pop(next(iter(self._answering)))
+            self._answering[outage_id] = outage
+            return outage
+
+    def take_answers(self, outage_id: UUID) -> int:
+        """Take every answer waiting for the outage into it, at once, and agree the
+        window the policy now chooses (if it still passes the rules); answers to a round
+        that is over are marked so and change nothing."""
+        waiting = [a for a, _ in self.index.select(
+            CustomerAnswer, conditions=[(f"{ANSWER_OUTAGE.sql} = ?", [str(outage_id)]),
+                                        (f"{TAKE_DUE.sql} IS NOT NULL", [])],
+            limit=ANSWER_BATCH) if a.taken_at is None]
+        if not waiting:
+            return 0
+        outage: PlannedOutage = self.repository.get(outage_id)
+        now = self.clock()
+        current = [a for a in waiting if outage.status == "negotiating"
+                   and a.round == outage.round and a.customer_id not in outage.responses]
+        for answer in waiting:
+            answer.take(now, "taken" if answer in current else "roundClosed")
+        actor = f"customer:{current[-1].customer_id}" if current else CLOCK
+        if current:
+            outage.take_answers([a.record for a in current], now)
+            index, _ = rules.decide(outage.policy, outage.quorum, outage.resolution,
+                                    outage.responses, len(outage.windows))
+            if index is not None:
+                self._try_agree(outage, index, actor,
+                                f"agreed by the customers' answers ({outage.policy})")
+        with context.bound(who=actor):
+            self.save(outage, *waiting)
+        return len(waiting)
 
     def _try_agree(self, outage: PlannedOutage, index: int, actor: str, reason: str) -> bool:
         """Agree a window the answers chose, if it still passes the rules."""
@@ -422,6 +502,10 @@ class OutageNegotiation(ServiceApplication):
         if outage.status != "negotiating" or outage.deadline is None \
                 or outage.deadline > now or outage.deadline_summary is not None:
             return 0
+        while self.take_answers(outage_id):  # every answer given before the deadline
+            outage = self.repository.get(outage_id)
+        if outage.status != "negotiating":
+            return 1
         index, summary = rules.decide(outage.policy, outage.quorum, outage.resolution,
                                       outage.responses, len(outage.windows),
                                       at_deadline=True)

@@ -188,9 +188,25 @@ class PlannedOutage(Aggregate):
     def _responded(self, customer_id: str, answer: str, window_index: int | None,
                    reason: str | None, windows: list[Window], at: datetime,
                    round: int) -> None:
+        # One answer an event: what an earlier release recorded (answers are now
+        # CustomerAnswers, taken into the outage in batches by ``take_answers``).
         self.responses[customer_id] = {
             "customerId": customer_id, "answer": answer, "windowIndex": window_index,
             "reason": reason, "windows": windows, "at": at, "round": round}
+
+    def take_answers(self, answers: list[dict[str, Any]], at: datetime) -> None:
+        """Take the customers' answers of the current round (each a ``CustomerAnswer``'s
+        record) into the outage, where its policy and its planner read them."""
+        self.require("answered", "negotiating")
+        fresh = [a for a in answers if a["round"] == self.round
+                 and a["customerId"] not in self.responses]
+        if fresh:
+            self._answers_taken(answers=fresh, at=at)
+
+    @event("AnswersTaken")
+    def _answers_taken(self, answers: list[dict[str, Any]], at: datetime) -> None:
+        for answer in answers:
+            self.responses[answer["customerId"]] = dict(answer)
 
     def deadline_passed(self, summary: dict[str, Any], at: datetime) -> None:
         """The deadline came without an agreement: the outage waits for the planner, with
@@ -350,6 +366,47 @@ class PlannedOutage(Aggregate):
         self.moves.append({"from": "negotiating", "to": "negotiating", "at": at,
                            "actor": actor,
                            "reason": f"window chosen for round {self.round}: {reason}"})
+
+
+class CustomerAnswer(Aggregate):
+    """One customer's answer to one round of one outage's negotiation, as it came in by
+    its response link: named by the three (``create_id``), so a second answer to the
+    same round is refused by the store itself, however many processes take answers at
+    once. The outage's clock takes the answers into the outage in batches
+    (``PlannedOutage.take_answers``) and applies its policy; until then it is due."""
+
+    @staticmethod
+    def create_id(outage_id: UUID | str, round: int, customer_id: str) -> UUID:
+        return stable_id("answer", str(outage_id), round, customer_id)
+
+    @event("Given")
+    def __init__(self, outage_id: str, round: int, customer_id: str, answer: str,
+                 window_index: int | None, reason: str | None, windows: list[Window],
+                 at: datetime) -> None:
+        self.outage_id, self.round, self.customer_id = outage_id, round, customer_id
+        self.answer, self.window_index, self.reason = answer, window_index, reason
+        self.windows = [dict(w) for w in windows]
+        self.at = at
+        self.taken_at: datetime | None = None
+        self.outcome: str | None = None
+
+    @property
+    def record(self) -> dict[str, Any]:
+        """The answer as the outage keeps it in ``responses``."""
+        return {"customerId": self.customer_id, "answer": self.answer,
+                "windowIndex": self.window_index, "reason": self.reason,
+                "windows": [dict(w) for w in self.windows], "at": self.at,
+                "round": self.round}
+
+    def take(self, at: datetime, outcome: str) -> None:
+        """Taken into the outage (``taken``), or not (``roundClosed``: the round was
+        over, or the outage no longer in negotiation, when it was taken)."""
+        if self.taken_at is None:
+            self._taken(at=at, outcome=outcome)
+
+    @event("Taken")
+    def _taken(self, at: datetime, outcome: str) -> None:
+        self.taken_at, self.outcome = at, outcome
 
 
 class CustomerBlackouts(Aggregate):

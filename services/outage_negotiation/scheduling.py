@@ -16,8 +16,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
+from uuid import UUID
 
-from services.outage_negotiation.domain import CLOCK, PlannedOutage
+from services.outage_negotiation.domain import CLOCK, CustomerAnswer, PlannedOutage
 from shared import context
 from shared.scheduler import Due, DueOf
 
@@ -26,7 +27,9 @@ if TYPE_CHECKING:
 
 START, COMPLETE, DEADLINE = "outage.start", "outage.complete", "outage.deadline"
 REMIND = "outage.remind"
+TAKE = "answer.take"
 KINDS = (START, COMPLETE, DEADLINE, REMIND)
+ANSWER_KINDS = (TAKE,)
 
 
 def outage_due(outage: PlannedOutage) -> Iterator[Due]:
@@ -44,8 +47,15 @@ def outage_due(outage: PlannedOutage) -> Iterator[Due]:
         yield Due(window["end"], COMPLETE, outage.id)
 
 
+def answer_due(answer: CustomerAnswer) -> Iterator[Due]:
+    """An answer not yet taken into its outage is due from when it came in; its subject
+    is the outage (the clock takes every answer waiting for an outage at once)."""
+    if answer.taken_at is None:
+        yield Due(answer.at, TAKE, UUID(answer.outage_id))
+
+
 def due_items() -> dict[type, DueOf]:
-    return {PlannedOutage: outage_due}
+    return {PlannedOutage: outage_due, CustomerAnswer: answer_due}
 
 
 class Scheduling:
@@ -56,6 +66,7 @@ class Scheduling:
 
     def work(self) -> dict[str, Any]:
         return {START: self.start, COMPLETE: self.complete, REMIND: self.remind,
+                TAKE: lambda item: self.app.take_answers(item.subject),
                 DEADLINE: lambda item: self.app.resolve_at_deadline(item.subject)}
 
     def start(self, item: Due) -> int:

@@ -192,12 +192,10 @@ class ResponseReceipt(CamelSchema):
     planned_outage_id = fields.String(attribute="outage.id")
     customer_id = fields.String(attribute="customer")
     round = fields.Integer(attribute="outage.round")
-    answer = fields.Method("_answer")
-    status = fields.String(attribute="outage.status")
-    window = fields.Nested(Period, attribute="outage.agreed_window", allow_none=True)
-
-    def _answer(self, receipt: Any) -> str | None:
-        return (receipt.outage.responses.get(receipt.customer) or {}).get("answer")
+    answer = fields.String()
+    status = fields.String(attribute="outage.status", metadata={
+        "description": "the outage's status when the answer came in: answers are taken "
+                       "into it, and its policy applied, right after"})
 
 
 class ReasonedMove(CamelSchema):

@@ -15,8 +15,13 @@ from collections.abc import Callable
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
-from services.outage_negotiation.domain import CustomerBlackouts, PlannedOutage, Replica
-from services.outage_negotiation.scheduling import KINDS, outage_due
+from services.outage_negotiation.domain import (
+    CustomerAnswer,
+    CustomerBlackouts,
+    PlannedOutage,
+    Replica,
+)
+from services.outage_negotiation.scheduling import ANSWER_KINDS, KINDS, answer_due, outage_due
 from shared.readmodel import Column, StoredIndex, Table, due_columns, tags
 
 if TYPE_CHECKING:
@@ -50,6 +55,8 @@ CUSTOMER = Column("customerId", _fact("customerId"))
 #: outages in SQL (``shared.readmodel.tagged``) instead of reading every outage.
 CUSTOMERS = Column("customerIdTags", tags(lambda outage: [
     c["customerId"] for c in getattr(outage, "resolution", None) or ()]), indexed=False)
+ANSWER_OUTAGE = Column("plannedOutageId", _text(attrgetter("outage_id")))
+(TAKE_DUE,) = due_columns(answer_due, ANSWER_KINDS)
 
 
 def tables() -> tuple[Table, ...]:
@@ -67,6 +74,9 @@ def tables() -> tuple[Table, ...]:
             CUSTOMERS,
             *due_columns(outage_due, KINDS))),
         Table(CustomerBlackouts, (Column("customerId", _text(attrgetter("customer_id"))),)),
+        Table(CustomerAnswer, (ANSWER_OUTAGE,
+                               Column("round", attrgetter("round"), "number", indexed=False),
+                               TAKE_DUE)),
         Table(Replica, (REPLICA_KIND, OFFERING, GROUP, CUSTOMER)),
     )
 

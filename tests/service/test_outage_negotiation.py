@@ -7,11 +7,13 @@ completes it; every published change reaches monitoring, which excludes its wind
 from __future__ import annotations
 
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
+from services.outage_negotiation.domain import CustomerAnswer
 from shared.scheduler import SettableClock
 from tests.drivers.http import FlaskHttp
 from tests.drivers.outages import OutageDriver, window
@@ -236,15 +238,42 @@ def test_customers_answer_by_their_links_and_all_accepting_agrees_the_window(
     first = respond(outages, acme_link, "accept", windowIndex=1)
     assert first.status == 200, first.body
     assert first.body == {"plannedOutageId": drafted["id"], "customerId": acme, "round": 1,
-                          "answer": "accept", "status": "negotiating", "window": None}
+                          "answer": "accept", "status": "negotiating"}
     twice = respond(outages, acme_link, "reject", reason="changed our mind")
     assert twice.status == 409 and twice.body["code"] == "ALREADY_ANSWERED"
-    agreed = respond(outages, globex_link, "accept", windowIndex=1)
-    assert agreed.body["status"] == "agreed"
-    assert agreed.body["window"] == window(at(13), at(13, 1))
-    outage = outages.outage(drafted)
+    assert respond(outages, globex_link, "accept", windowIndex=1).status == 200
+    # The clock takes the answers into the outage and applies its policy.
+    outage = eventually(lambda: (o := outages.outage(drafted))["status"] == "agreed" and o)
+    assert outage["window"] == window(at(13), at(13, 1))
     assert [r["customerId"] for r in outage["responses"]] == [acme, globex]
     assert outage["moves"][-1]["actor"] == f"customer:{globex}"
+
+
+def test_answers_given_at_once_are_each_kept_and_taken_together_into_the_outage(
+        suite: Any, estate: dict[str, Any], outages: OutageDriver) -> None:
+    """Customers answer at the same moment (answers do not wait for each other on the
+    outage): every one is kept, none twice, and the clock takes them in together."""
+    tag = uuid.uuid4().hex[:4]
+    many = [f"crowd-{n}-{tag}" for n in range(24)]
+    for n, customer in enumerate(many):
+        estate["manager"].add_purchased_offering(f"crowd-po-{n}-{tag}", estate["offering"],
+                                                 customer, sla_type=estate["gold"])
+    app = suite.runtime("outage-negotiation").app
+    eventually(lambda: app._fact("purchasedOffering", f"crowd-po-23-{tag}"))
+    drafted = outages.draft({"offeringGroupId": estate["group"]["id"]},
+                            [window(at(12), at(12, 1))]).body
+    outages.move(drafted, "propose")
+    outages.move(drafted, "negotiate", deadline=at(11), policy="all")
+    everyone = [*estate["customers"][::2], *many]
+    tokens = links_for(outages, drafted, *everyone)
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda t: respond(outages, t, "accept"), tokens + tokens[:4]))
+    assert sorted(a.status for a in answers) == [200] * len(tokens) + [409] * 4
+    agreed = eventually(lambda: (o := outages.outage(drafted))["status"] == "agreed" and o)
+    assert sorted(r["customerId"] for r in agreed["responses"]) == sorted(everyone)
+    # Each answer records that it was taken in (so it is due no more).
+    kept = app.repository.get(CustomerAnswer.create_id(drafted["id"], 1, many[0]))
+    assert kept.outcome == "taken" and kept.taken_at is not None
 
 
 def test_at_the_deadline_silence_is_consent_or_the_planner_gets_a_summary(
