@@ -326,5 +326,16 @@ def blueprint(runtime: Any) -> Blueprint:
                         headers={"Cache-Control": "private, max-age=300",
                                  "Referrer-Policy": "no-referrer",
                                  "Content-Disposition": 'inline; filename="outages.ics"'})
+    # --- the negotiation's figures -------------------------------------------------------
+    @blp.route("/negotiationFigures")
+    class NegotiationFigures(MethodView):
+        @blp.arguments(s.FiguresQuery, location="query")
+        @blp.response(200, s.NegotiationSummary)
+        @requires(READ)
+        def get(self, query: dict[str, Any]) -> dict[str, Any]:
+            """The negotiation's figures over the outages agreed in a period (``from``
+            inclusive, ``to`` exclusive): notice given, cycle time, rounds, acceptance
+            rate pooled over customers, and the share agreed by silence."""
+            return app.negotiation_summary(query.get("start"), query.get("end"))
 
     return blp

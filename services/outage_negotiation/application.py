@@ -20,7 +20,7 @@ from uuid import UUID
 
 from eventsourcing.persistence import IntegrityError
 
-from services.outage_negotiation import calendar, ranking, rules
+from services.outage_negotiation import calendar, figures, ranking, rules
 from services.outage_negotiation.domain import (
     CLOCK,
     COUNTED,
@@ -613,6 +613,19 @@ class OutageNegotiation(ServiceApplication):
         found = self._fact("purchasedOffering", product_id) or {}
         sla = found.get("slaTypeId")
         return str(sla) if sla else None
+
+    # --- the negotiation's figures ------------------------------------------------------
+    def negotiation_summary(self, start: Any = None, end: Any = None) -> dict[str, Any]:
+        """The figures of the outages agreed from ``start`` to before ``end``."""
+        marks = ",".join("?" * len(COUNTED))
+        found = []
+        for outage, _ in self.index.select(PlannedOutage, conditions=[
+                (f"{STATUS.sql} IN ({marks})", list(COUNTED))]):
+            one = figures.negotiation_figures(outage)
+            if one is not None and (start is None or one["agreedAt"] >= start) and (
+                    end is None or one["agreedAt"] < end):
+                found.append(one)
+        return {"start": start, "end": end, **figures.summary(found)}
 
     # --- blackouts -----------------------------------------------------------------------
     def declare_blackouts(self, customer_id: str, periods: Sequence[Mapping[str, Any]],

@@ -15,6 +15,7 @@ from typing import Any
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from services.outage_negotiation import ROOT, domain
+from services.outage_negotiation.figures import negotiation_figures
 from shared import times
 from shared.durations import duration_text
 from shared.http.schemas import (
@@ -341,9 +342,42 @@ class PlannedOutageMessage(Resource):
     affected_purchased_offering_ids = fields.List(fields.String(),
                                                   attribute="purchased_offering_ids")
 
+    negotiation = fields.Function(lambda o: _figures(o), metadata={
+        "description": "the negotiation's figures once agreed (figures.py): notice given, "
+                       "cycle time, rounds, acceptance, agreed by silence"})
+
     def _window(self, outage: domain.PlannedOutage) -> dict[str, Any]:
         window = outage.agreed_window or outage.windows[0]
         return Period().dump(window)
+
+
+def _figures(outage: domain.PlannedOutage) -> dict[str, Any] | None:
+    found = negotiation_figures(outage)
+    return None if found is None else {**found, "agreedAt": times.iso(found["agreedAt"])}
+
+
+class FiguresQuery(CamelSchema):
+    start = When(data_key="from", load_default=None, metadata={
+        "description": "agreed at or after (default: any time)"})
+    end = When(data_key="to", load_default=None, metadata={
+        "description": "agreed before (default: now)"})
+
+
+class NegotiationSummary(CamelSchema):
+    start = When(data_key="from", allow_none=True)
+    end = When(data_key="to", allow_none=True)
+    outages_agreed = fields.Integer(attribute="outagesAgreed")
+    notice_given_seconds = fields.Dict(attribute="noticeGivenSeconds", metadata={
+        "description": "median and least: from the customers' first notice to the "
+                       "agreed start"})
+    cycle_time_seconds = fields.Dict(attribute="cycleTimeSeconds", metadata={
+        "description": "mean and median: from the negotiation's opening to agreement"})
+    rounds = fields.Dict(metadata={"description": "mean and most"})
+    acceptance_rate = fields.Float(attribute="acceptanceRate", allow_none=True, metadata={
+        "description": "customers who accepted the agreed window, of every customer "
+                       "affected (pooled over the outages)"})
+    agreed_by_silence_share = fields.Float(attribute="agreedBySilenceShare",
+                                           allow_none=True)
 
 
 class CustomerBlackouts(Resource):

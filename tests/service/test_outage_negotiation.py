@@ -245,6 +245,14 @@ def test_customers_answer_by_their_links_and_all_accepting_agrees_the_window(
     # The clock takes the answers into the outage and applies its policy.
     outage = eventually(lambda: (o := outages.outage(drafted))["status"] == "agreed" and o)
     assert outage["window"] == window(at(13), at(13, 1))
+    # The negotiation's figures, for the capability report.
+    figures = outages.call("GET", "/negotiationFigures", expect=200).body
+    assert figures["outagesAgreed"] == 1 and figures["acceptanceRate"] == 1.0
+    assert figures["noticeGivenSeconds"]["least"] == 13 * 86400
+    assert figures["rounds"] == {"mean": 1, "most": 1}
+    assert outages.call("GET", f"/negotiationFigures?from={at(1)}", expect=200
+                        ).body == {"from": at(1), "to": None, "outagesAgreed": 0}
+    assert outages.call("GET", "/negotiationFigures?from=soon", expect=400).body["details"]
     assert [r["customerId"] for r in outage["responses"]] == [acme, globex]
     assert outage["moves"][-1]["actor"] == f"customer:{globex}"
 
