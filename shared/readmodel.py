@@ -948,6 +948,26 @@ class StoredIndex(TrackedProjection):
                 tx.execute(f"SET LOCAL work_mem = '{work_mem}'")
             return [dict(row) for row in tx.execute(statement, params).fetchall()]
 
+    def values(self, kind: type, columns: Sequence[str], where: Mapping[str, Any] = (),
+               conditions: Sequence[tuple[str, Sequence[Any]]] = ()) -> list[dict[str, Any]]:
+        """The named columns of the matching rows (by column name, as stored), oldest
+        first, without decoding an aggregate: for a question over many rows that a few of
+        their facts answer (an outage's impact over a hundred thousand purchased
+        offerings reads five facts of each, not each one's whole state)."""
+        self.catch_up()
+        table = self.tables[kind]
+        wanted = [table.column(name) for name in columns]
+        if any(column is None for column in wanted):
+            raise KeyError(f"{kind.__name__} has no column among {list(columns)!r}")
+        clauses, params = self._where(table, where, conditions)
+        named = [(name, c.sql) for name, c in zip(columns, wanted, strict=True)
+                 if c is not None]
+        statement = (f"SELECT {', '.join(sql for _, sql in named)} FROM "
+                     f"{self._db.qualified(self.table_name(table))}{clauses} ORDER BY seq")
+        with self._db.transaction(write=False) as tx:
+            rows = tx.execute(statement, params).fetchall()
+        return [{name: row[sql] for name, sql in named} for row in rows]
+
     def _where(self, table: Table, where: Mapping[str, Any],
                conditions: Sequence[tuple[str, Sequence[Any]]]) -> tuple[str, list[Any]]:
         parts, params = [], []

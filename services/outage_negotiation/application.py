@@ -42,6 +42,7 @@ from services.outage_negotiation.views import (
     CUSTOMERS,
     GROUP,
     OFFERING,
+    PURCHASED_FACTS,
     STATUS,
     TAKE_DUE,
     OutageIndex,
@@ -132,6 +133,17 @@ class OutageNegotiation(ServiceApplication):
                 [(f"{column.sql} IN ({','.join('?' * len(chunk))})", chunk)])]
         return found
 
+    def _purchased(self, column: Any, values: Sequence[str]) -> list[dict[str, Any]]:
+        """The facts an impact needs of the purchased offerings whose ``column`` is one of
+        ``values``, read off the read model's columns (no replica decoded)."""
+        found: list[dict[str, Any]] = []
+        for start in range(0, len(values), CHUNK):
+            chunk = list(values[start:start + CHUNK])
+            found += [{**row, "id": row.pop("resourceId")} for row in self.index.values(
+                Replica, PURCHASED_FACTS, {"replicaKind": "purchasedOffering"},
+                [(f"{column.sql} IN ({','.join('?' * len(chunk))})", chunk)])]
+        return found
+
     def check_references(self, affects: Mapping[str, Any]) -> None:
         """What an outage names exists and is not retired (409 naming the field)."""
         errors = ErrorCollector()
@@ -170,7 +182,7 @@ class OutageNegotiation(ServiceApplication):
                 "productOffering", GROUP, [affects["offeringGroupId"]])
                 if o.get("lifecycleStatus") != "retired"]
         products: dict[str, dict[str, Any]] = {}
-        for item in self._replicas("purchasedOffering", OFFERING, sorted(set(offerings))):
+        for item in self._purchased(OFFERING, sorted(set(offerings))):
             products[str(item["id"])] = item
         for product in affects.get("purchasedOfferingIds") or []:
             found = self._fact("purchasedOffering", product)
@@ -179,8 +191,7 @@ class OutageNegotiation(ServiceApplication):
         sites = affects.get("customerSites") or []
         if sites:
             wanted = {(s["customerId"], s["site"]) for s in sites}
-            for item in self._replicas("purchasedOffering", CUSTOMER,
-                                       sorted({s["customerId"] for s in sites})):
+            for item in self._purchased(CUSTOMER, sorted({s["customerId"] for s in sites})):
                 if (item.get("customerId"), item.get("site")) in wanted:
                     products[str(item["id"])] = item
             found_sites = {(p.get("customerId"), p.get("site")) for p in products.values()}

@@ -55,6 +55,9 @@ CUSTOMER = Column("customerId", _fact("customerId"))
 #: outages in SQL (``shared.readmodel.tagged``) instead of reading every outage.
 CUSTOMERS = Column("customerIdTags", tags(lambda outage: [
     c["customerId"] for c in getattr(outage, "resolution", None) or ()]), indexed=False)
+#: What an outage's impact reads of each purchased offering, without its whole state.
+PURCHASED_FACTS = ("resourceId", "customerId", "productOfferingId", "offeringGroupId",
+                   "slaTypeId", "status", "site")
 ANSWER_OUTAGE = Column("plannedOutageId", _text(attrgetter("outage_id")))
 (TAKE_DUE,) = due_columns(answer_due, ANSWER_KINDS)
 
@@ -77,7 +80,11 @@ def tables() -> tuple[Table, ...]:
         Table(CustomerAnswer, (ANSWER_OUTAGE,
                                Column("round", attrgetter("round"), "number", indexed=False),
                                TAKE_DUE)),
-        Table(Replica, (REPLICA_KIND, OFFERING, GROUP, CUSTOMER)),
+        Table(Replica, (REPLICA_KIND, OFFERING, GROUP, CUSTOMER,
+                        Column("resourceId", _text(attrgetter("resource_id")), indexed=False),
+                        Column("slaTypeId", _fact("slaTypeId"), indexed=False),
+                        Column("status", _fact("status"), indexed=False),
+                        Column("site", _fact("site"), indexed=False))),
     )
 
 
