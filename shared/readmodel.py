@@ -948,13 +948,20 @@ class StoredIndex(TrackedProjection):
                 tx.execute(f"SET LOCAL work_mem = '{work_mem}'")
             return [dict(row) for row in tx.execute(statement, params).fetchall()]
 
+    def mark(self, kind: type) -> tuple[int, int]:
+        """Where a kind's table stands (its rows, and the last change stored in it),
+        caught up first: what a process compares to know that something it derived from
+        the table (a map of lists by customer) still holds, in one indexed read."""
+        name = self._db.qualified(self.table_name(self.tables[kind]))
+        [row] = self.query(f"SELECT COUNT(*) AS n, MAX(seq) AS last FROM {name}")
+        return int(row["n"] or 0), int(row["last"] or 0)
+
     def values(self, kind: type, columns: Sequence[str], where: Mapping[str, Any] = (),
                conditions: Sequence[tuple[str, Sequence[Any]]] = ()) -> list[dict[str, Any]]:
         """The named columns of the matching rows (by column name, as stored), oldest
         first, without decoding an aggregate: for a question over many rows that a few of
         their facts answer (an outage's impact over a hundred thousand purchased
         offerings reads five facts of each, not each one's whole state)."""
-        self.catch_up()
         table = self.tables[kind]
         wanted = [table.column(name) for name in columns]
         if any(column is None for column in wanted):
@@ -962,10 +969,9 @@ class StoredIndex(TrackedProjection):
         clauses, params = self._where(table, where, conditions)
         named = [(name, c.sql) for name, c in zip(columns, wanted, strict=True)
                  if c is not None]
-        statement = (f"SELECT {', '.join(sql for _, sql in named)} FROM "
-                     f"{self._db.qualified(self.table_name(table))}{clauses} ORDER BY seq")
-        with self._db.transaction(write=False) as tx:
-            rows = tx.execute(statement, params).fetchall()
+        rows = self.query(f"SELECT {', '.join(sql for _, sql in named)} FROM "
+                          f"{self._db.qualified(self.table_name(table))}{clauses} "
+                          f"ORDER BY seq", params)
         return [{name: row[sql] for name, sql in named} for row in rows]
 
     def _where(self, table: Table, where: Mapping[str, Any],

@@ -49,18 +49,28 @@ def labels_of(envelope: Envelope, notice: Mapping[str, Any],
             "correlationId": envelope.correlation_id, "summary": outage.get("reason")}
 
 
+def by_customer(lists: Iterable[NotificationList]) -> dict[str, list[NotificationList]]:
+    """The active lists naming each customer."""
+    found: dict[str, list[NotificationList]] = {}
+    for nlist in lists:
+        if nlist.status == "active":
+            for customer in nlist.customer_ids:
+                found.setdefault(customer, []).append(nlist)
+    return found
+
+
 class Notices:
     """Turns one notice (one part of it) into messages, saved together."""
 
     def __init__(self, app: NotificationService) -> None:
         self.app = app
+        self._lists: tuple[tuple[int, int], dict[str, list[NotificationList]]] | None = None
 
     def handle(self, envelope: Envelope) -> None:
         app = self.app
         notice = envelope.event["notice"]
         now = app.clock()
-        wanted = {str(r["customerId"]) for r in notice["recipients"]}
-        lists = self.customer_lists(app.lists(), wanted)
+        lists = self.lists_by_customer()
         subscriptions = [(sub, hub_filters(sub)) for sub in app.subscriptions()]
         to_save: list[Any] = []
         for recipient in notice["recipients"]:
@@ -80,18 +90,14 @@ class Notices:
         if to_save:
             app.save(*to_save)
 
-    @staticmethod
-    def customer_lists(lists: Iterable[NotificationList], customers: set[str]
-                       ) -> dict[str, list[NotificationList]]:
-        """The active lists naming each of ``customers``."""
-        found: dict[str, list[NotificationList]] = {}
-        for nlist in lists:
-            if nlist.status != "active":
-                continue
-            for customer in nlist.customer_ids:
-                if customer in customers:
-                    found.setdefault(customer, []).append(nlist)
-        return found
+    def lists_by_customer(self) -> dict[str, list[NotificationList]]:
+        """The active lists naming each customer: made from every list once, and again
+        only when a list changed (the lists' table moved on), not for each notice part —
+        an outage over 20,000 customers comes in forty."""
+        mark = self.app.index.mark(NotificationList)
+        if self._lists is None or self._lists[0] != mark:
+            self._lists = (mark, by_customer(self.app.lists()))
+        return self._lists[1]
 
     def to_list(self, nlist: NotificationList, notice: Mapping[str, Any],
                 recipient: Mapping[str, Any], labels: Mapping[str, Any],

@@ -53,7 +53,10 @@ def environment() -> Environment:
     env = Environment(loader=FileSystemLoader(str(TEMPLATES)),
                       autoescape=select_autoescape(enabled_extensions=("html",),
                                                    default_for_string=False),
-                      keep_trailing_newline=False, trim_blocks=False)
+                      keep_trailing_newline=False, trim_blocks=False,
+                      # The templates are the package's own: read once, not checked
+                      # on disk for every message.
+                      auto_reload=False)
     env.globals["headline"] = headline
     return env
 
