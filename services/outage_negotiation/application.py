@@ -465,6 +465,23 @@ class OutageNegotiation(ServiceApplication):
             self._answering[outage_id] = outage
             return outage
 
+    def take_all_answers(self, outage_id: UUID) -> int:
+        """Take every answer waiting for the outage now (not when the clock comes to
+        them): before what must count them all — the deadline, the planner's ranking and
+        choice."""
+        taken, conflicts = 0, 0
+        while True:
+            try:
+                found = self.take_answers(outage_id)
+            except IntegrityError:  # the clock took some at the same moment: again
+                conflicts += 1
+                if conflicts > 10:
+                    raise
+                continue
+            if not found:
+                return taken
+            taken += found
+
     def take_answers(self, outage_id: UUID) -> int:
         """Take every answer waiting for the outage into it, at once, and agree the
         window the policy now chooses (if it still passes the rules); answers to a round
@@ -513,7 +530,7 @@ class OutageNegotiation(ServiceApplication):
         if outage.status != "negotiating" or outage.deadline is None \
                 or outage.deadline > now or outage.deadline_summary is not None:
             return 0
-        while self.take_answers(outage_id):  # every answer given before the deadline
+        if self.take_all_answers(outage_id):  # every answer given before the deadline
             outage = self.repository.get(outage_id)
         if outage.status != "negotiating":
             return 1
@@ -681,6 +698,7 @@ class OutageNegotiation(ServiceApplication):
         to the most customers, in the fewest blackout periods, with the least SLA
         exposure, the earliest — each with its scores, whether it passes the rules, and
         why."""
+        self.take_all_answers(outage_id)  # the ranking counts every answer given
         outage = self.outage(outage_id)
         outage.require("ranked", "negotiating")
         return ranking.rank(outage.windows, outage.responses, self.ranking_facts(outage))
@@ -698,6 +716,8 @@ class OutageNegotiation(ServiceApplication):
         every customer accepted it), it is agreed at once."""
         outage = self.outage(outage_id, expected_version)
         outage.require("given a chosen window", "negotiating")
+        if self.take_all_answers(outage_id):  # chosen against every answer given
+            outage = self.outage(outage_id)
         ranked = ranking.rank(outage.windows, outage.responses, self.ranking_facts(outage))
         chosen = self._chosen(ranked, candidate, window)
         picked = chosen["window"]
