@@ -35,6 +35,7 @@ TOKEN = re.compile(r"/outage-negotiation/v1/respond\?token=([\w.\-]+)")
 
 @pytest.fixture
 def smtp() -> Iterator[tuple[Mailbox, int]]:
+    """A real SMTP server on loopback (notification's e-mail goes there)."""
     box = Mailbox()
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -106,17 +107,17 @@ def test_customers_answer_their_notices_and_get_each_reminder_once_across_restar
         assert answer.status_code == 200, answer.text
     assert wait_until(lambda: planner.outage(drafted)["status"] == "agreed", 20, "agreed")
 
+    def kill_and_restart(name: str = "outage-negotiation-worker") -> None:
+        processes[name].send(signal.SIGKILL)
+        processes[name].stop()
+        processes[name] = processes[name].restarted()
+
     # Killed before the reminder is due, and again right after it went out.
-    name = "outage-negotiation-worker"
-    processes[name].send(signal.SIGKILL)
-    processes[name].stop()
-    processes[name] = processes[name].restarted()
+    kill_and_restart()
     for customer in customers:
         wait_until(lambda customer=customer: mails(customer, "Reminder"), 60,
                    f"{customer}'s reminder", processes.values())
-    processes[name].send(signal.SIGKILL)
-    processes[name].stop()
-    processes[name] = processes[name].restarted()
+    kill_and_restart()
     for customer in customers:
         wait_until(lambda customer=customer: mails(customer, "started"), 60,
                    f"{customer}'s start notice", processes.values())
