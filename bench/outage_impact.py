@@ -46,6 +46,7 @@ from bench.common import progress
 from bench.read_models import bench_env
 from tests.e2e import processes
 from tests.e2e.processes import free_port
+from tests.helpers import delete_queues
 
 NAME = "outage_impact"
 
@@ -264,6 +265,9 @@ def main(argv: list[str] | None = None) -> int:
             runtime.stop()
             runtime.app.close()
         common.drop_schemas(prefix)
+        delete_queues(common.AMQP_URL, *(f"{common.BUS_PREFIX}{service}.inbox{suffix}"
+                                         for service in ("outage-negotiation", "notification")
+                                         for suffix in ("", ".dead-letter")))
     common.table("Planned outage impact", ["figure", "value", "goal", "met"], [
         ["impact resolved + notices handed over (s)", result["impact"]["seconds"], 10,
          result["impact"]["met"]],
