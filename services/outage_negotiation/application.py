@@ -333,7 +333,7 @@ class OutageNegotiation(ServiceApplication):
         deadline the planner agrees by hand."""
         outage = self.outage(outage_id, expected_version)
         outage.require("negotiated", "proposed")
-        self._check_round(outage, deadline, policy, quorum)
+        self._check_round(min(w["start"] for w in outage.windows), deadline, policy, quorum)
         outage.open_negotiation(self.clock(), actor, reason, deadline, policy, quorum)
         self.save(outage)
         return outage
@@ -346,21 +346,21 @@ class OutageNegotiation(ServiceApplication):
         nothing any more."""
         outage = self.outage(outage_id, expected_version)
         outage.require("negotiated again", "negotiating")
-        self._check_round(outage, deadline, policy, quorum)
+        self._check_round(min(w["start"] for w in outage.windows), deadline, policy, quorum)
         outage.reopen(self.clock(), actor, reason, deadline, policy, quorum)
         self.save(outage)
         return outage
 
-    def _check_round(self, outage: PlannedOutage, deadline: Any, policy: str,
-                     quorum: float | None) -> None:
+    def _check_round(self, first: Any, deadline: Any, policy: str, quorum: float | None,
+                     window: str = "the first window") -> None:
+        """A round's deadline (in the future, before ``first``, when ``window`` starts)
+        and its policy's quorum: 400 naming the field otherwise."""
         errors = ErrorCollector()
-        now = self.clock()
         if deadline is not None:
-            first = min(w["start"] for w in outage.windows)
-            if deadline <= now:
+            if deadline <= self.clock():
                 errors.add("deadline", f"{deadline.isoformat()} is in the past")
             elif deadline > first:
-                errors.add("deadline", f"must be before the first window starts "
+                errors.add("deadline", f"must be before {window} starts "
                                        f"({first.isoformat()})")
         if policy.startswith("quorum") and quorum is None:
             errors.add("quorum", f"the {policy} policy needs a quorum (a share, 0 to 1)")
@@ -724,17 +724,8 @@ class OutageNegotiation(ServiceApplication):
         policy = policy or outage.policy
         if quorum is None and policy == outage.policy:
             quorum = outage.quorum
-        errors = ErrorCollector()
+        self._check_round(picked["start"], deadline, policy, quorum, "the chosen window")
         now = self.clock()
-        if deadline is not None:
-            if deadline <= now:
-                errors.add("deadline", f"{deadline.isoformat()} is in the past")
-            elif deadline > picked["start"]:
-                errors.add("deadline", f"must be before the chosen window starts "
-                                       f"({picked['start'].isoformat()})")
-        if policy.startswith("quorum") and quorum is None:
-            errors.add("quorum", f"the {policy} policy needs a quorum (a share, 0 to 1)")
-        errors.raise_if_any()
         self._checked(outage.id, [picked], outage.affects, "window", notice=False)
         accepted = set(chosen["accepted_by"])
         if chosen["proposed_window_index"] is None:

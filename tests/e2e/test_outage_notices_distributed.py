@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 import signal
-import socket
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,7 +16,6 @@ from typing import Any
 
 import pytest
 import requests
-from aiosmtpd.controller import Controller
 
 from shared import auth
 from tests.conftest import SECRET
@@ -26,7 +24,7 @@ from tests.drivers.notification import NotificationDriver
 from tests.drivers.outages import OutageDriver, window
 from tests.drivers.registry import RegistryDriver
 from tests.e2e.processes import distributed_suite, wait_until
-from tests.service.test_notification import Mailbox
+from tests.service.test_notification import Mailbox, smtp_server
 
 pytestmark = pytest.mark.e2e
 SERVICES = ("threshold-registry", "outage-negotiation", "notification")
@@ -36,16 +34,8 @@ TOKEN = re.compile(r"/outage-negotiation/v1/respond\?token=([\w.\-]+)")
 @pytest.fixture
 def smtp() -> Iterator[tuple[Mailbox, int]]:
     """A real SMTP server on loopback (notification's e-mail goes there)."""
-    box = Mailbox()
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    controller = Controller(box, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        yield box, port
-    finally:
-        controller.stop()
+    with smtp_server() as server:
+        yield server
 
 
 @pytest.fixture

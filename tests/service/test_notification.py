@@ -5,6 +5,7 @@ and poll for the outcome, they never sleep to assert."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import re
@@ -57,8 +58,9 @@ class Mailbox:
             return [m for m in self.messages if m["To"] == address]
 
 
-@pytest.fixture
-def mailbox() -> Iterator[tuple[Mailbox, int]]:
+@contextlib.contextmanager
+def smtp_server() -> Iterator[tuple[Mailbox, int]]:
+    """A real SMTP server on a free loopback port, and what it accepted."""
     box = Mailbox()
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -69,6 +71,12 @@ def mailbox() -> Iterator[tuple[Mailbox, int]]:
         yield box, port
     finally:
         controller.stop()
+
+
+@pytest.fixture
+def mailbox() -> Iterator[tuple[Mailbox, int]]:
+    with smtp_server() as server:
+        yield server
 
 
 class Receiver:
