@@ -18,9 +18,13 @@ from eventsourcing.application import AggregateNotFoundError
 
 from services.analysis import aggregates
 from services.analysis.domain import Replica, WindowSummary, stable_summary_id
+from services.analysis.scheduling import Scheduling, due_items
+from services.analysis.settings import AnalysisSettings
 from services.analysis.views import AnalysisIndex
 from shared import replica as replicas
+from shared.readmodel import StoredTimetable
 from shared.replica import Copy
+from shared.scheduler import Clock, DueLoop, SystemClock, Wakeup
 from shared.store import InboxGroup, ServiceApplication
 
 #: Replicas read a query (ids in one ``IN``).
@@ -36,9 +40,15 @@ class Analysis(ServiceApplication):
     name = "Analysis"
     snapshotting_intervals = {Replica: 50}  # noqa: RUF012
 
-    def __init__(self, env: Mapping[str, str] | None = None) -> None:
+    def __init__(self, env: Mapping[str, str] | None = None, *,
+                 settings: AnalysisSettings | None = None, clock: Clock | None = None) -> None:
         super().__init__(env)
+        self.clock: Clock = clock or SystemClock()
+        self.settings = settings or AnalysisSettings()
         self.index = AnalysisIndex(self)
+        self.wake = Wakeup()
+        self.scheduling = Scheduling(self)
+        self.timetable = StoredTimetable(self.index, due_items())
 
     def read_models(self) -> list[AnalysisIndex]:
         return [self.index]
@@ -46,6 +56,16 @@ class Analysis(ServiceApplication):
     def close(self) -> None:
         self.index.close()
         super().close()
+
+    # --- the clock (``scheduling.py``) ---------------------------------------------------
+    def scheduler(self) -> DueLoop:
+        """The loop that runs analysis's due work when it falls due."""
+        return DueLoop(self.timetable, self.clock, self.scheduling.work(), self.wake,
+                       idle=self.settings.tick)
+
+    def tick(self) -> int:
+        """Run the work due now; how many items were run."""
+        return self.scheduler().run_due()
 
     # --- what the bus brings ------------------------------------------------------------
     def receive_replica(self, copy: Copy) -> None:

@@ -1,12 +1,21 @@
-"""The analysis service as the runtime sees it: its application, API and bus wiring
-(window summaries and the registry's resources in; nothing published yet)."""
+"""The analysis service as the runtime sees it: its settings, how its application is
+built, its API, bus wiring (window summaries and the registry's resources in) and the
+clock role that runs its due work."""
 
 from __future__ import annotations
 
-from services.analysis import api, messaging, schemas
+from services.analysis import api, messaging, schemas, worker
 from services.analysis.application import Analysis
 from services.analysis.domain import Replica
-from shared.service import ServiceSpec
+from services.analysis.settings import AnalysisSettings
+from shared.service import ServiceSpec, Wiring
+
+
+def build(wiring: Wiring) -> Analysis:
+    """The application on the service's store, with its own settings and the clock it is
+    given (by default the wall clock)."""
+    return Analysis(wiring.store_env, settings=wiring.settings, clock=wiring.clock)
+
 
 SPEC = ServiceSpec(
     name=messaging.SERVICE,
@@ -19,6 +28,9 @@ SPEC = ServiceSpec(
     # it never reads the summaries (a million of them, after a backfill).
     published=(Replica,),
     represent=schemas.represent,
+    settings=AnalysisSettings.from_env,
+    build=build,
+    background=worker.background,
     title="SLA Support Suite — analysis",
     description="Aggregate analysis across customers, customer groups, offering groups, "
                 "offerings and SLA types, from the window summaries monitoring publishes: "

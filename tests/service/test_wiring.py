@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
+from services.analysis.service import SPEC as ANALYSIS
 from services.catalogue import all_specs
 from services.cli import main
 from services.monitoring.service import SPEC as MONITORING
@@ -73,7 +74,7 @@ def test_every_background_role_has_a_name(wired: tuple[Suite, list[float]]) -> N
         "threshold-registry": ["relay", "inbox"],
         "notification": ["relay", "inbox", "scheduler", "dispatcher"],
         "monitoring": ["relay", "inbox", "intake", "evaluator-0", "evaluator-1"],
-        "analysis": ["relay", "inbox"],
+        "analysis": ["relay", "inbox", "clock"],
         "outage-negotiation": ["relay", "inbox", "clock"],
     }
 
@@ -101,6 +102,7 @@ def test_the_event_stores_environment_carries_no_service_setting(tmp_path: Path)
     (MONITORING, "SLA_CHECKPOINT_SECONDS", "often"),
     (MONITORING, "SLA_EVALUATIONS_KEPT", "0"),
     (NOTIFICATION, "SLA_SMTP_PORT", "mail"),
+    (ANALYSIS, "SLA_ANALYSIS_TICK", "soon"),
 ])
 def test_a_bad_service_setting_stops_the_start_naming_the_variable(
         tmp_path: Path, spec: Any, variable: str, value: str) -> None:

@@ -1,0 +1,47 @@
+"""The analysis service's clock: what is due when, and the work of each kind.
+
+The due times live in the log, in the state of the aggregates that own the work (as
+outage-negotiation's agreed windows do, ``shared/scheduler.py``): each kind of due item
+is read off its aggregate's state by a function given here for that aggregate type —
+for the due-time columns of the stored read model (``views.py``,
+``shared.readmodel.due_columns``) and the timetable that queries them
+(``shared.readmodel.StoredTimetable``) — so a restarted worker finds them where they
+were. Each piece of work reloads its aggregate, checks it is still due and saves its
+outcome with optimistic concurrency (or under an id the store refuses twice), so two
+clocks never both do it: the loser's save conflicts and the item, gone from the
+timetable once its aggregate changed, is not offered again.
+
+A job of analysis (period closes for SLA credits, trend runs, problem resolution) joins
+the clock with three entries: its kinds in :data:`KINDS` (by aggregate type), its
+aggregate type's due items in :func:`due_items`, and its work in
+:meth:`Scheduling.work`; its aggregate's table in ``views.py`` gets
+``due_columns(<its due function>, <its kinds>)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+from shared.scheduler import DueOf, Work
+
+if TYPE_CHECKING:
+    from services.analysis.application import Analysis
+
+#: The kinds of due item of each aggregate type (each a due-time column of its table).
+KINDS: dict[type, tuple[str, ...]] = {}
+
+
+def due_items() -> dict[type, DueOf]:
+    """Each aggregate type's due items, off its state."""
+    return {}
+
+
+class Scheduling:
+    """The clock's work in the analysis application, by kind of due item."""
+
+    def __init__(self, app: Analysis) -> None:
+        self.app = app
+
+    def work(self) -> Mapping[str, Work]:
+        return {}
