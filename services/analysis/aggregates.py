@@ -42,7 +42,9 @@ class AggregateQuery:
     (windows ending in it), equality filters by dimension (each a set of values), the
     dimensions to group by, a parameter (None: each parameter its own rows) and the scope
     of the summaries (purchased offerings by default: a group's or offering's own
-    pooled series would count the same time twice)."""
+    pooled series would count the same time twice). ``period``: only the windows of one
+    conformance period (its start and end in epoch seconds), as an SLA credit asks.
+    """
 
     start: float
     end: float
@@ -50,6 +52,7 @@ class AggregateQuery:
     group_by: tuple[str, ...] = ()
     parameter: str | None = None
     scope_type: str = "purchasedOffering"
+    period: tuple[float, float] | None = None
 
 
 # --- the statements ---------------------------------------------------------------------
@@ -65,6 +68,9 @@ def _where(query: AggregateQuery, columns: Mapping[str, Column]) -> tuple[str, l
         if values:
             parts.append(f"{columns[name].sql} IN ({', '.join('?' * len(values))})")
             params.extend(values)
+    if query.period is not None:
+        parts += [f"{columns['periodStart'].sql} = ?", f"{columns['periodEnd'].sql} = ?"]
+        params += list(query.period)
     return " WHERE " + " AND ".join(parts), params
 
 

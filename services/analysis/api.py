@@ -1,13 +1,15 @@
 """HTTP entrypoint of analysis: the aggregate analysis of a period, as JSON or CSV
 (``Accept: text/csv`` or ``format=csv``). A parameter it does not know, a time that is
 not one, a ``groupBy`` outside the dimensions or a period that ends before it starts is
-a 400 naming the field."""
+a 400 naming the field. And the SLA credits of closed conformance periods, listed and
+read one by one."""
 
 from __future__ import annotations
 
 import csv
 import io
 from typing import Any
+from uuid import UUID
 
 from flask import Response, request
 from flask.views import MethodView
@@ -17,7 +19,9 @@ from services.analysis import schemas as s
 from services.analysis.application import Analysis
 from shared.errors import InvalidValue
 from shared.http.blueprint import Blueprint
+from shared.http.schemas import list_query
 from shared.http.security import requires
+from shared.readmodel import Listing
 
 READ = "sla:read"
 FILTERS = {"customerId": "customer_id", "customerGroup": "customer_group",
@@ -81,5 +85,26 @@ def blueprint(runtime: Any) -> Blueprint:
                     "filter": {k: list(v) for k, v in query.filters.items()},
                     "parameter": query.parameter, "scope_type": query.scope_type,
                     "item": items}
+
+    # --- SLA credits ---------------------------------------------------------------------
+    @blp.route("/slaCredit")
+    class SlaCredits(MethodView):
+        @blp.arguments(list_query(s.SlaCredit), location="query")
+        @blp.response(200, s.SlaCredit(many=True))
+        @requires(READ)
+        def get(self, _: Any) -> Listing:
+            """List the SLA credits of closed conformance periods; filter by
+            purchasedOfferingId, customerId, slaTypeId, status and the period
+            (periodStart.gte=…, periodEnd.lte=…), page with offset and limit."""
+            return app.sla_credits()
+
+    @blp.route("/slaCredit/<uuid:credit_id>")
+    class OneSlaCredit(MethodView):
+        @blp.response(200, s.SlaCredit)
+        @requires(READ)
+        def get(self, credit_id: UUID) -> dict[str, Any]:
+            """Read one SLA credit: the breached periods, the percentage, the amount, the
+            crossings behind it, and the windows that arrived after it was computed."""
+            return app.sla_credit(credit_id)
 
     return blp

@@ -13,16 +13,27 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from typing import Any
+from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError
 
-from services.analysis import aggregates
-from services.analysis.domain import Replica, WindowSummary, stable_summary_id
+from services.analysis import aggregates, credits
+from services.analysis.domain import (
+    CLOCK,
+    CreditPeriod,
+    Replica,
+    SlaCredit,
+    WindowSummary,
+    credit_period_id,
+    stable_summary_id,
+)
 from services.analysis.scheduling import Scheduling, due_items
 from services.analysis.settings import AnalysisSettings
 from services.analysis.views import AnalysisIndex
+from shared import context
 from shared import replica as replicas
-from shared.readmodel import StoredTimetable
+from shared.errors import NotFound
+from shared.readmodel import Listing, StoredTimetable
 from shared.replica import Copy
 from shared.scheduler import Clock, DueLoop, SystemClock, Wakeup
 from shared.store import InboxGroup, ServiceApplication
@@ -49,6 +60,7 @@ class Analysis(ServiceApplication):
         self.wake = Wakeup()
         self.scheduling = Scheduling(self)
         self.timetable = StoredTimetable(self.index, due_items())
+        self._periods: set[UUID] = set()  # credit periods known to be open or closed
 
     def read_models(self) -> list[AnalysisIndex]:
         return [self.index]
@@ -88,8 +100,33 @@ class Analysis(ServiceApplication):
             return None
         kept = WindowSummary.of(summary)
         assert kept.id == kept_id  # the id is the summary's own
-        self.save(kept)
+        self.save(kept, self._opened_period(summary))
         return kept
+
+    def _opened_period(self, summary: Mapping[str, Any]) -> CreditPeriod | None:
+        """The conformance period a summary counts in, opened now if it is the first to
+        (its close then due, ``credits.close_at``); None when it is open already or the
+        summary counts in none. A period found in the store is remembered (this
+        process's few periods), so a summary reads it once, not every time."""
+        period = credits.period_of(summary)
+        if period is None:
+            return None
+        period_id = credit_period_id(*period)
+        if period_id in self._periods:
+            return None
+        group = InboxGroup.current()
+        known = group.find(period_id) if group is not None else InboxGroup.UNSEEN
+        if known is InboxGroup.UNSEEN:
+            try:
+                known = self.repository.get(period_id)
+            except AggregateNotFoundError:
+                known = None
+            if known is not None:
+                self._periods.add(period_id)  # committed: it cannot go away
+        if known is not None:
+            return None
+        return CreditPeriod(start=period[0], end=period[1], first_seen=self.clock(),
+                            settle_seconds=self.settings.credit_settle)
 
     # --- queries --------------------------------------------------------------------------
     def summary_count(self) -> int:
@@ -129,3 +166,125 @@ class Analysis(ServiceApplication):
         groups = aggregates.assemble(query, offerings, ranked, terms.get, charges.get,
                                      postgres=postgres)
         return aggregates.rows_of(groups)
+
+    # --- SLA credits (``credits.py``) ----------------------------------------------------
+    def close_credit_period(self, period_id: UUID) -> int:
+        """Close a conformance period whose time has come: each purchased offering judged
+        in it that missed is owed a credit (``credits.owed``), kept as an ``SlaCredit``
+        under its purchased offering and period, saved together with the period's close
+        — one save, so a second clock's close conflicts and a restart finds it done.
+        Those billing can apply are published (``SlaCreditDueEvent``). How many credits
+        it kept (0: not due, or closed already)."""
+        period: CreditPeriod = self.repository.get(period_id)
+        now = self.clock()
+        if period.closed_at is not None or period.close_at > now:
+            return 0
+        owed, windows, purchased = self._owed_in(period)
+        behind = self._crossings_behind(period, owed)
+        kept = []
+        for o in owed:
+            crossing_ids, customer = behind.get(o.purchased_offering_id, ([], None))
+            o = credits.with_customer(o, customer)
+            kept.append(SlaCredit(
+                purchased_offering_id=o.purchased_offering_id, customer_id=o.customer_id,
+                sla_type_id=o.sla_type_id, period_start=period.start, period_end=period.end,
+                breached_periods=o.breached_periods,
+                missed_parameters=list(o.missed_parameters),
+                credit_percent=credits.percent_text(o.credit_percent),
+                amount=None if o.amount is None else str(o.amount), currency=o.currency,
+                crossing_ids=crossing_ids, status=o.status, window_count=o.window_count,
+                computed_at=now))
+        period.close(now, purchased_offering_count=purchased, window_count=windows,
+                     credit_count=len(kept),
+                     published_count=sum(1 for c in kept if c.status == credits.DUE))
+        with context.bound(who=CLOCK):
+            self.save(period, *kept)
+        return len(kept)
+
+    def _owed_in(self, period: CreditPeriod) -> tuple[list[credits.Owed], int, int]:
+        """What each purchased offering judged in a period is owed, with the windows and
+        purchased offerings counted: aggregate analysis's statement over the period's
+        windows (one row per purchased offering and parameter), its terms and charges
+        read from the replicas in a few queries."""
+        start, end = period.start.timestamp(), period.end.timestamp()
+        query = aggregates.AggregateQuery(start=start, end=end, period=(start, end))
+        table = self.index.tables[WindowSummary]
+        columns = {c.name: c for c in table.columns}
+        asked = aggregates.statements(query, self.index.sql_table(WindowSummary), columns,
+                                      postgres=self.index.postgres)
+        rows = self.index.query(*asked["offerings"], work_mem=WORK_MEM)
+        by_offering: dict[str, list[dict[str, Any]]] = {}
+        for row in rows:
+            if row["po"] is not None:
+                by_offering.setdefault(str(row["po"]), []).append(row)
+        slas, pos = aggregates.credited(rows)
+        terms = self.facts("slaType", slas)
+        charges = self.facts("purchasedOffering", pos)
+        owed = []
+        for po in sorted(by_offering):
+            its = by_offering[po]
+            sla = next((str(r["sla_type"]) for r in its if r.get("sla_type")), None)
+            found = credits.owed(po, its, terms.get(sla) if sla else None, charges.get(po))
+            if found is not None:
+                owed.append(found)
+        windows = sum(int(r.get("windows") or 0) for r in rows)
+        return owed, windows, len(by_offering)
+
+    def _crossings_behind(self, period: CreditPeriod, owed: Iterable[credits.Owed]
+                          ) -> dict[str, tuple[list[str], str | None]]:
+        """By purchased offering owed a credit, the crossings its breached windows of the
+        missed parameters raised (in window order), and the customer they name."""
+        missed = {o.purchased_offering_id: set(o.missed_parameters) for o in owed}
+        table = self.index.tables[WindowSummary]
+        c = {col.name: col.sql for col in table.columns}
+        name = self.index.sql_table(WindowSummary)
+        found: dict[str, tuple[list[str], str | None]] = {}
+        ids = sorted(missed)
+        for at in range(0, len(ids), CHUNK):
+            chunk = ids[at:at + CHUNK]
+            rows = self.index.query(
+                f"SELECT {c['purchasedOfferingId']} AS po, {c['parameter']} AS parameter, "
+                f"{c['crossingId']} AS crossing, {c['customerId']} AS customer FROM {name} "
+                f"WHERE {c['scopeType']} = ? AND {c['periodStart']} = ? "
+                f"AND {c['periodEnd']} = ? AND {c['breached']} = 1 "
+                f"AND {c['purchasedOfferingId']} IN ({','.join('?' * len(chunk))}) "
+                f"ORDER BY {c['windowEnd']}, seq",
+                ["purchasedOffering", period.start.timestamp(), period.end.timestamp(),
+                 *chunk])
+            for row in rows:
+                po = str(row["po"])
+                if row["parameter"] not in missed.get(po, ()):
+                    continue
+                ids_of, customer = found.get(po, ([], None))
+                if row["crossing"] and row["crossing"] not in ids_of:
+                    ids_of.append(str(row["crossing"]))
+                found[po] = (ids_of, customer or row["customer"])
+        return found
+
+    def sla_credits(self) -> Listing:
+        return self.index.listing(SlaCredit, present=self._credit_view)
+
+    def sla_credit(self, credit_id: UUID) -> dict[str, Any]:
+        credit = self.index.get(credit_id, SlaCredit)
+        if not isinstance(credit, SlaCredit):
+            raise NotFound(f"no SLA credit {credit_id}")
+        return self._credit_view(credit, None)
+
+    def _credit_view(self, credit: SlaCredit, _: Any) -> dict[str, Any]:
+        """A credit with the windows of its purchased offering and period that arrived
+        after it was computed (``lateWindowCount``: counted, not applied)."""
+        table = self.index.tables[WindowSummary]
+        c = {col.name: col.sql for col in table.columns}
+        [row] = self.index.query(
+            f"SELECT COUNT(*) AS n FROM {self.index.sql_table(WindowSummary)} "
+            f"WHERE {c['purchasedOfferingId']} = ? AND {c['scopeType']} = ? "
+            f"AND {c['periodStart']} = ? AND {c['periodEnd']} = ?",
+            [credit.purchased_offering_id, "purchasedOffering",
+             credit.period_start.timestamp(), credit.period_end.timestamp()])
+        return {**{k: v for k, v in vars(credit).items() if not k.startswith("_")},
+                "id": credit.id, "version": credit.version, "period": credit.period,
+                "late_window_count": max(0, int(row["n"] or 0) - credit.window_count)}
+
+    def credit_period(self, period_id: UUID) -> CreditPeriod | None:
+        found = self.index.get(period_id, CreditPeriod)
+        return found if isinstance(found, CreditPeriod) else None

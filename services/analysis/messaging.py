@@ -1,8 +1,9 @@
 """Bus entrypoint of analysis: monitoring's window summaries in (one per series per
 closed window, kept once each, many to a transaction), and the registry's purchased
 offerings, offerings, groups, SLA types and standards in (replicas: what a summary's
-customer, charge and credit terms are read from). It publishes nothing yet (its
-``AnalysisResultEvent`` comes with the trend analysis)."""
+customer, charge and credit terms are read from). Out, to billing, the SLA credits of
+closed conformance periods (``SlaCreditDueEvent`` on ``billing.events``, routing key
+``sla-credit.due``), each from its credit's one event: exactly once, by the outbox."""
 
 from __future__ import annotations
 
@@ -11,12 +12,14 @@ from typing import Any
 
 from eventsourcing.domain import DomainEventProtocol
 
+from services.analysis import schemas
 from services.analysis.application import Analysis
-from services.analysis.domain import Replica, stable_summary_id
+from services.analysis.credits import DUE
+from services.analysis.domain import Replica, SlaCredit, stable_summary_id
 from shared.bus.envelope import Envelope
 from shared.bus.inbox import Handler, Rejected, groupable
 from shared.bus.outbox import Publication
-from shared.bus.topology import SLA_EVENTS, Binding
+from shared.bus.topology import BILLING_EVENTS, SLA_EVENTS, Binding
 from shared.replica import Replicated, replica_handlers
 from shared.store import InboxGroup
 
@@ -32,11 +35,21 @@ BINDINGS = (
 )
 
 
+#: Where a credit billing can apply goes: the channel billing agreed.
+CREDIT_DUE = "sla-credit.due"
+
+
 def describer(app: Analysis) -> Any:
-    """Nothing of analysis's log is published yet."""
+    """A credit billing can apply (``due``: a customer, an amount and its currency), from
+    the event that computed it; nothing else of analysis's log is published yet."""
 
     def describe(event: DomainEventProtocol) -> Publication | None:
-        return None
+        if not isinstance(event, SlaCredit.Computed) or getattr(event, "status", None) != DUE:
+            return None
+        credit = app.repository.get(event.originator_id, version=event.originator_version)
+        return Publication(CREDIT_DUE, "SlaCreditDueEvent",
+                           {"slaCredit": schemas.CREDIT_MESSAGE.dump(credit)},
+                           exchange=BILLING_EVENTS)
 
     return describe
 

@@ -20,21 +20,33 @@ aggregate type's due items in :func:`due_items`, and its work in
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING
 
-from shared.scheduler import DueOf, Work
+from services.analysis.domain import CreditPeriod
+from shared.scheduler import Due, DueOf, Work
 
 if TYPE_CHECKING:
     from services.analysis.application import Analysis
 
+#: A conformance period's close: its purchased offerings' SLA credits computed and
+#: published (``credits.py``).
+CREDIT_CLOSE = "credit.close"
+
 #: The kinds of due item of each aggregate type (each a due-time column of its table).
-KINDS: dict[type, tuple[str, ...]] = {}
+KINDS: dict[type, tuple[str, ...]] = {CreditPeriod: (CREDIT_CLOSE,)}
+
+
+def credit_period_due(period: CreditPeriod) -> Iterator[Due]:
+    """An open period is due to close at its end plus the settle time it was opened
+    with (``credits.close_at``)."""
+    if period.closed_at is None:
+        yield Due(period.close_at, CREDIT_CLOSE, period.id)
 
 
 def due_items() -> dict[type, DueOf]:
     """Each aggregate type's due items, off its state."""
-    return {}
+    return {CreditPeriod: credit_period_due}
 
 
 class Scheduling:
@@ -44,4 +56,4 @@ class Scheduling:
         self.app = app
 
     def work(self) -> Mapping[str, Work]:
-        return {}
+        return {CREDIT_CLOSE: lambda item: self.app.close_credit_period(item.subject)}

@@ -9,13 +9,17 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from services.analysis import aggregates
+from services.analysis import ROOT, aggregates, credits, domain
 from services.analysis.domain import Replica, WindowSummary
 from shared import times
+from shared.http.schemas import CamelSchema, Resource
 
 
 class When(fields.AwareDateTime):
-    """A time: ISO-8601 with an offset on the way in (kept in UTC)."""
+    """A time: ISO-8601 with an offset on the way in (kept in UTC), ``Z`` on the way out."""
+
+    def _serialize(self, value: Any, attr: Any, obj: Any, **kwargs: Any) -> str | None:
+        return times.iso_or_none(value)
 
     def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> Any:
         try:
@@ -159,8 +163,93 @@ class AggregateAnalysis(Schema):
     item = fields.List(fields.Nested(AggregateItem))
 
 
+# --- SLA credits ------------------------------------------------------------------------
+class CreditPeriodOf(CamelSchema):
+    """The conformance period a credit is for."""
+
+    start_date_time = When(attribute="period_start")
+    end_date_time = When(attribute="period_end")
+
+
+class SlaCredit(Resource):
+    """What one purchased offering is owed for one closed conformance period."""
+
+    PATH, TYPE = f"{ROOT}/slaCredit", "SlaCredit"
+
+    purchased_offering_id = fields.String()
+    customer_id = fields.String(allow_none=True)
+    sla_type_id = fields.String(allow_none=True)
+    period = fields.Nested(CreditPeriodOf, metadata={
+        "description": "the conformance period (calendar-aligned in the SLA type's time "
+                       "zone: a month, a quarter)"})
+    period_start = When(metadata={"description": "the period's start (a filter: "
+                                                 "periodStart.gte=…)"})
+    period_end = When(metadata={"description": "the period's end (a filter: "
+                                               "periodEnd.lte=…)"})
+    status = fields.String(metadata={
+        "description": "due (published to billing as SlaCreditDueEvent); kept but not "
+                       "published: unpriced (no monthly charge or currency known), "
+                       "withoutTerms (the SLA type gives no credit percentage), "
+                       "withoutCustomer", "enum": list(credits.STATUSES)})
+    breached_periods = fields.Integer(metadata={
+        "description": "conformance periods missed: one per parameter of the purchased "
+                       "offering's standards that missed its target over the period"})
+    missed_parameters = fields.List(fields.String())
+    credit_percent = fields.String(allow_none=True, metadata={
+        "description": "creditPercentPerBreachedPeriod × breachedPeriods, at most "
+                       "creditCapPercent (decimal; null: no terms)"})
+    amount = fields.String(allow_none=True, metadata={
+        "description": "creditPercent of the monthly charge, to the cent (decimal; null: "
+                       "no charge known)"})
+    currency = fields.String(allow_none=True)
+    crossing_ids = fields.List(fields.String(), metadata={
+        "description": "the crossings the breached windows of the missed parameters raised"})
+    window_count = fields.Integer(metadata={
+        "description": "window summaries of the purchased offering in the period when the "
+                       "credit was computed"})
+    late_window_count = fields.Integer(metadata={
+        "description": "window summaries of the period that arrived after it closed: "
+                       "counted here, never applied (the credit stands)"})
+    computed_at = When(metadata={"description": "when the clock closed the period"})
+
+
+class SlaCreditMessage(Schema):
+    """A credit as ``SlaCreditDueEvent`` carries it (``contracts/``)."""
+
+    id = fields.String()
+    purchased_offering_id = fields.String(data_key="purchasedOfferingId")
+    customer_id = fields.String(data_key="customerId")
+    sla_type_id = fields.String(data_key="slaTypeId")
+    period = fields.Nested(CreditPeriodOf)
+    breached_periods = fields.Integer(data_key="breachedPeriods")
+    credit_percent = fields.Function(lambda c: credits.percent_number(c.credit_percent),
+                                     data_key="creditPercent")
+    amount = fields.String()
+    currency = fields.String()
+    crossing_ids = fields.List(fields.String(), data_key="crossingIds")
+
+
+SLA_CREDIT = SlaCredit()
+CREDIT_MESSAGE = SlaCreditMessage()
+
+
 def represent(aggregate: Any) -> dict[str, Any]:
     """Any analysis aggregate as its resource (for audit queries)."""
+    if isinstance(aggregate, domain.SlaCredit):
+        return SLA_CREDIT.dump({**vars(aggregate), "id": aggregate.id,
+                                "version": aggregate.version, "period": aggregate.period,
+                                "late_window_count": None})
+    if isinstance(aggregate, domain.CreditPeriod):
+        return {"id": str(aggregate.id), "periodStart": times.iso(aggregate.start),
+                "periodEnd": times.iso(aggregate.end),
+                "firstSeen": times.iso(aggregate.first_seen),
+                "settleSeconds": aggregate.settle_seconds,
+                "closeAt": times.iso(aggregate.close_at),
+                "closedAt": times.iso_or_none(aggregate.closed_at),
+                "purchasedOfferingCount": aggregate.purchased_offering_count,
+                "windowCount": aggregate.window_count,
+                "creditCount": aggregate.credit_count,
+                "publishedCount": aggregate.published_count}
     if isinstance(aggregate, WindowSummary):
         return dict(aggregate.summary)
     if isinstance(aggregate, Replica):

@@ -1,12 +1,12 @@
 """The analysis service as the runtime sees it: its settings, how its application is
-built, its API, bus wiring (window summaries and the registry's resources in) and the
-clock role that runs its due work."""
+built, its API, bus wiring (window summaries and the registry's resources in, SLA credits
+out to billing) and the clock role that runs its due work (the credits' period closes)."""
 
 from __future__ import annotations
 
 from services.analysis import api, messaging, schemas, worker
 from services.analysis.application import Analysis
-from services.analysis.domain import Replica
+from services.analysis.domain import Replica, SlaCredit
 from services.analysis.settings import AnalysisSettings
 from shared.service import ServiceSpec, Wiring
 
@@ -24,9 +24,9 @@ SPEC = ServiceSpec(
     describe=messaging.describer,
     bindings=messaging.BINDINGS,
     handlers=messaging.handlers,
-    # Nothing is published yet: the relay is given the replicas' few topics to scan, so
-    # it never reads the summaries (a million of them, after a backfill).
-    published=(Replica,),
+    # The credits are published; the relay is given their topics (and the replicas'),
+    # so it never reads the summaries (a million of them, after a backfill).
+    published=(Replica, SlaCredit),
     represent=schemas.represent,
     settings=AnalysisSettings.from_env,
     build=build,
@@ -35,5 +35,6 @@ SPEC = ServiceSpec(
     description="Aggregate analysis across customers, customer groups, offering groups, "
                 "offerings and SLA types, from the window summaries monitoring publishes: "
                 "availability pooled by time, the share of purchased offerings meeting "
-                "their target, breaches, percentiles and the SLA credit exposure.",
+                "their target, breaches, percentiles and the SLA credit exposure; the SLA "
+                "credits of each closed conformance period, published to billing.",
 )

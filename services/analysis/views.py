@@ -15,9 +15,10 @@ from __future__ import annotations
 from operator import attrgetter
 from typing import TYPE_CHECKING
 
-from services.analysis.domain import Replica, WindowSummary
+from services.analysis.domain import CreditPeriod, Replica, SlaCredit, WindowSummary
+from services.analysis.scheduling import KINDS, credit_period_due
 from shared.bulkload import Creation
-from shared.readmodel import Column, ColumnKind, StoredIndex, Table
+from shared.readmodel import Column, ColumnKind, StoredIndex, Table, due_columns
 
 if TYPE_CHECKING:
     from services.analysis.application import Analysis
@@ -42,6 +43,10 @@ SCOPE_ID = Column("scopeId", lambda s: (s["scope"] or {}).get("id"), indexed=Fal
 WINDOW_START = _field("windowStart", "time")
 WINDOW_END = _field("windowEnd", "time", indexed=True)
 PERIOD_START = _field("periodStart", "time")
+#: With the start, the period a credit is computed for (a month and a quarter may start
+#: together); and the crossing a window raised, the evidence behind a credit.
+PERIOD_END = _field("periodEnd", "time", indexed=False)
+CROSSING = _field("crossingId", indexed=False)
 VALUE = _field("value", "number")
 TARGET = _field("conformanceTarget", "number")
 COMPARATOR = _field("comparator")
@@ -59,7 +64,7 @@ REGIME = _field("regimeId")
 SUMMARY_COLUMNS = (PARAMETER, SCOPE_TYPE, SCOPE_ID, REGIME, *DIMENSIONS.values(),
                    WINDOW_START, WINDOW_END, PERIOD_START, VALUE, TARGET, COMPARATOR,
                    AGGREGATION, UNIT, SAMPLES, ELIGIBLE, BAD, EXCLUDED, BREACHED, WARNED,
-                   PLANNED)
+                   PLANNED, PERIOD_END, CROSSING)
 REPLICA_KIND = Column("replicaKind", attrgetter("kind"))
 #: The columns the aggregate statements read, as one composite index: the equality
 #: columns, the period's range, then the rest (PostgreSQL allows 32 columns an index).
@@ -81,6 +86,30 @@ def tables() -> tuple[Table, ...]:
         # its state).
         Table(WindowSummary, SUMMARY_COLUMNS, orders=(AGGREGATED,)),
         Table(Replica, (REPLICA_KIND,)),
+        *credit_tables(),
+    )
+
+
+# --- SLA credits ------------------------------------------------------------------------
+def _attr(name: str, kind: ColumnKind = "text", indexed: bool = True) -> Column:
+    return Column(name, attrgetter(_snake(name)), kind, indexed=indexed)
+
+
+def _snake(name: str) -> str:
+    return "".join(f"_{c.lower()}" if c.isupper() else c for c in name)
+
+
+def credit_tables() -> tuple[Table, ...]:
+    """The periods the clock closes (found by their due-time column) and the credits,
+    listed by purchased offering, customer, SLA type, period and status."""
+    return (
+        Table(CreditPeriod, (Column("end", attrgetter("end"), "time"),
+                             *due_columns(credit_period_due, KINDS[CreditPeriod]))),
+        Table(SlaCredit, (_attr("purchasedOfferingId"), _attr("customerId"),
+                          _attr("slaTypeId"), _attr("periodStart", "time"),
+                          _attr("periodEnd", "time"), _attr("status"),
+                          _attr("computedAt", "time", indexed=False)),
+              orders=(("customerId", "periodStart"), ("purchasedOfferingId", "periodStart"))),
     )
 
 

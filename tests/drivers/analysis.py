@@ -1,6 +1,6 @@
-"""The test driver of analysis's API: aggregate analyses of a period, in the words of an
-SLA manager. Service tests build it over the Flask test client, end-to-end tests over
-real HTTP::
+"""The test driver of analysis's API: aggregate analyses of a period and the SLA credits
+of closed periods, in the words of an SLA manager. Service tests build it over the Flask
+test client, end-to-end tests over real HTTP::
 
     analysis = AnalysisDriver(FlaskHttp(client))         # tests/service
     analysis = AnalysisDriver.at(root, token)            # tests/e2e
@@ -46,3 +46,9 @@ class AnalysisDriver:
 
     def window_count(self, start: str, end: str) -> int:
         return sum(item["windowCount"] for item in self.aggregate(start, end))
+
+    def credits(self, **filters: str) -> list[dict[str, Any]]:
+        """The SLA credits of closed conformance periods (TMF630 filters)."""
+        answer = self.http.request("GET", f"/slaCredit?{urlencode(filters)}")
+        assert answer.status == 200, (answer.status, answer.body)
+        return answer.body

@@ -1,7 +1,8 @@
 """analysis in the distributed wiring: registry, monitoring and analysis as gunicorn
 processes plus their workers (as ``slactl run --distributed`` starts them) on RabbitMQ,
 PostgreSQL and Redis; measurements over HTTP close windows in monitoring, whose
-summaries reach analysis over the bus, and its aggregate answers over HTTP."""
+summaries reach analysis over the bus, and its aggregate answers over HTTP; its clock
+closes the (past) month and keeps the credit it publishes to billing."""
 
 from __future__ import annotations
 
@@ -29,7 +30,9 @@ def suite_processes(amqp_url: str, postgres: dict[str, str], redis_url: str,
     with distributed_suite(("threshold-registry", "monitoring", "analysis"),
                            amqp_url=amqp_url, postgres=postgres, redis_url=redis_url,
                            logs=tmp_path, unique=unique, secret=SECRET,
-                           settings={"SLA_RELAY_POLL_INTERVAL": "0.05"},
+                           settings={"SLA_RELAY_POLL_INTERVAL": "0.05",
+                                     "SLA_ANALYSIS_CREDIT_SETTLE": "PT2S",
+                                     "SLA_ANALYSIS_TICK": "0.2"},
                            http_workers=1) as suite:
         yield suite
 
@@ -43,7 +46,8 @@ def test_closed_windows_are_aggregated_by_analysis(suite_processes: dict[str, An
     fibre = manager.catalogue()
     manager.agree_standard(group=fibre.group, name="Fibre availability",
                            parameters=[availability(conformanceTarget=99.0,
-                                                    thresholdTarget=None)])
+                                                    thresholdTarget=None,
+                                                    conformancePeriod="P1M")])
     products = [f"fibre-{n}-{uuid.uuid4().hex[:6]}" for n in range(2)]
     for product in products:
         manager.add_purchased_offering(product, fibre.offering, f"cust-{product}",
@@ -70,3 +74,12 @@ def test_closed_windows_are_aggregated_by_analysis(suite_processes: dict[str, An
     assert item["availability"] == pytest.approx(75.0)  # pooled: 1.5 h up of 2 h
     assert (item["breachCount"], item["meetingTargetCount"], item["judgedCount"]) == (1, 1, 2)
     assert item["creditExposure"]["amount"] == [{"unit": "EUR", "value": "5.00"}]
+
+    # November is over: two seconds after its first summary came, the clock closes it.
+    (credit,) = wait_until(lambda: analysis.credits(purchasedOfferingId=products[0]), 30,
+                           "the month's credit")
+    assert (credit["status"], credit["amount"], credit["currency"]) == ("due", "5.00", "EUR")
+    assert credit["period"] == {"startDateTime": "2026-11-01T00:00:00Z",
+                                "endDateTime": "2026-12-01T00:00:00Z"}
+    assert len(credit["crossingIds"]) == 1
+    assert analysis.credits(purchasedOfferingId=products[1]) == []
