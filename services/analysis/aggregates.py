@@ -56,7 +56,9 @@ class AggregateQuery:
 
 
 # --- the statements ---------------------------------------------------------------------
-def _where(query: AggregateQuery, columns: Mapping[str, Column]) -> tuple[str, list[Any]]:
+def rows_where(query: AggregateQuery, columns: Mapping[str, Column]) -> tuple[str, list[Any]]:
+    """The ``WHERE`` clause of a question's rows, with its values (trend analysis reads
+    the same rows)."""
     parts = [f"{columns['scopeType'].sql} = ?", f"{columns['windowEnd'].sql} > ?",
              f"{columns['windowEnd'].sql} <= ?"]
     params: list[Any] = [query.scope_type, query.start, query.end]
@@ -93,7 +95,7 @@ def statements(query: AggregateQuery, table: str, columns: Mapping[str, Column],
     selected = ", ".join(f"{k} AS k{i}" for i, k in enumerate(keys[:-1]))
     selected = (selected + ", " if selected else "") + f"{c['parameter']} AS parameter"
     grouped = ", ".join(keys)
-    where, params = _where(query, columns)
+    where, params = rows_where(query, columns)
     breached_time = (f"CASE WHEN {c['breached']} = 1 THEN {c['windowEnd']} - "
                      f"{c['windowStart']} ELSE 0 END")
     per_offering = keys + [c["purchasedOfferingId"], c["periodStart"]]

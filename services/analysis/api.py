@@ -11,7 +11,7 @@ import io
 from typing import Any
 from uuid import UUID
 
-from flask import Response, request
+from flask import Response, g, request
 from flask.views import MethodView
 
 from services.analysis import aggregates
@@ -24,6 +24,8 @@ from shared.http.security import requires
 from shared.readmodel import Listing
 
 READ = "sla:read"
+#: Running an analysis records it (and publishes its results): an SLA manager's act.
+ANALYSE = "sla:write"
 FILTERS = {"customerId": "customer_id", "customerGroup": "customer_group",
            "offeringGroupId": "offering_group_id", "productOfferingId": "product_offering_id",
            "slaTypeId": "sla_type_id", "purchasedOfferingId": "purchased_offering_id"}
@@ -106,5 +108,37 @@ def blueprint(runtime: Any) -> Blueprint:
             """Read one SLA credit: the breached periods, the percentage, the amount, the
             crossings behind it, and the windows that arrived after it was computed."""
             return app.sla_credit(credit_id)
+
+    # --- trend analysis --------------------------------------------------------------------
+    @blp.route("/trendAnalysis")
+    class TrendAnalyses(MethodView):
+        @blp.arguments(list_query(s.TrendAnalysisBrief), location="query")
+        @blp.response(200, s.TrendAnalysisBrief(many=True))
+        @requires(READ)
+        def get(self, _: Any) -> Listing:
+            """List trend analysis runs, without their results (filter by trigger, actor
+            or analysedAt; sort=-analysedAt for the newest first)."""
+            return app.trend_runs()
+
+        @blp.arguments(s.TrendQuestion)
+        @blp.response(201, s.TrendAnalysis)
+        @requires(ANALYSE)
+        def post(self, body: dict[str, Any]) -> Any:
+            """Run a trend analysis now: a series per group and parameter over the
+            period, a point per day, week or month; each tested (Mann-Kendall with Sen's
+            slope: original, seasonal, or corrected for autocorrelation) and, when it
+            deteriorates, projected to its conformance target. The run is recorded and
+            each series' result published as an AnalysisResultEvent (logged on its
+            product offerings in the inventory)."""
+            return app.analyse_trends(s.TrendQuestion.query(body), str(g.principal.subject))
+
+    @blp.route("/trendAnalysis/<uuid:run_id>")
+    class OneTrendAnalysis(MethodView):
+        @blp.response(200, s.TrendAnalysis)
+        @requires(READ)
+        def get(self, run_id: UUID) -> Any:
+            """Read a trend analysis run: its question, when and by whom it was asked,
+            and every series' result with the points it was computed from."""
+            return app.trend_run(run_id)
 
     return blp

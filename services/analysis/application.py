@@ -11,13 +11,17 @@ row per group, not a million aggregates.
 
 from __future__ import annotations
 
+import math
+import uuid
 from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError
+from eventsourcing.persistence import IntegrityError
 
-from services.analysis import aggregates, credits
+from services.analysis import aggregates, credits, trend_series
 from services.analysis.domain import (
     CLOCK,
     CreditPeriod,
@@ -29,10 +33,11 @@ from services.analysis.domain import (
 )
 from services.analysis.scheduling import Scheduling, due_items
 from services.analysis.settings import AnalysisSettings
+from services.analysis.trend_runs import REQUEST, SCHEDULE, TrendRun, TrendSchedule
 from services.analysis.views import AnalysisIndex
 from shared import context
 from shared import replica as replicas
-from shared.errors import NotFound
+from shared.errors import InvalidValue, NotFound
 from shared.readmodel import Listing, StoredTimetable
 from shared.replica import Copy
 from shared.scheduler import Clock, DueLoop, SystemClock, Wakeup
@@ -71,7 +76,9 @@ class Analysis(ServiceApplication):
 
     # --- the clock (``scheduling.py``) ---------------------------------------------------
     def scheduler(self) -> DueLoop:
-        """The loop that runs analysis's due work when it falls due."""
+        """The loop that runs analysis's due work when it falls due (the trend schedule
+        planned first, as the settings say)."""
+        self.plan_trend_schedule()
         return DueLoop(self.timetable, self.clock, self.scheduling.work(), self.wake,
                        idle=self.settings.tick)
 
@@ -288,3 +295,113 @@ class Analysis(ServiceApplication):
     def credit_period(self, period_id: UUID) -> CreditPeriod | None:
         found = self.index.get(period_id, CreditPeriod)
         return found if isinstance(found, CreditPeriod) else None
+
+    # --- trend analysis (``trend_series.py``, ``trend_runs.py``) ---------------------------
+    def trend_series(self, query: trend_series.TrendQuery) -> list[trend_series.Series]:
+        """The series of a question, read in two statements over the stored summaries."""
+        table = self.index.tables[WindowSummary]
+        columns = {c.name: c for c in table.columns}
+        asked = trend_series.statements(query, self.index.sql_table(WindowSummary),
+                                        columns, postgres=self.index.postgres)
+        with self.index.reading():
+            days = self.index.query(*asked["days"], work_mem=WORK_MEM)
+            offerings = self.index.query(*asked["offerings"], work_mem=WORK_MEM) \
+                if days else []
+        return trend_series.series_of(query, days, offerings)
+
+    def analyse_trends(self, query: trend_series.TrendQuery, actor: str) -> TrendRun:
+        """Run a trend analysis now, as asked: every series tested, the deteriorating
+        ones projected; the run recorded (and so each result published and logged into
+        the inventory). A question with more series than ``SLA_ANALYSIS_TREND_MAX_SERIES``
+        is refused, naming what narrows it."""
+        series = self.trend_series(query)
+        cap = self.settings.trend_max_series
+        if len(series) > cap:
+            raise InvalidValue({"groupBy": [
+                f"the question has {len(series):,} series, more than the {cap:,} a run "
+                f"may have: filter (productOfferingId, offeringGroupId, slaTypeId, "
+                f"customerGroup, customerId), name a parameter, or group more coarsely"]})
+        run = self._trend_run(query, series, actor, REQUEST, key=str(uuid.uuid4()))
+        self.save(run)
+        return run
+
+    def _trend_run(self, query: trend_series.TrendQuery, series: list[trend_series.Series],
+                   actor: str, trigger: str, key: str, omitted: int = 0) -> TrendRun:
+        results = [trend_series.analyse(query, one) for one in series]
+        return TrendRun(key=key, query=query.to_dict(), results=results,
+                        analysed_at=self.clock(), actor=actor, trigger=trigger,
+                        omitted=omitted)
+
+    def trend_run(self, run_id: uuid.UUID) -> TrendRun:
+        found = self.index.get(run_id, TrendRun)
+        if not isinstance(found, TrendRun):
+            raise NotFound(f"no trend analysis with id {run_id}")
+        return found
+
+    def trend_runs(self) -> Listing:
+        return self.index.listing(TrendRun)
+
+    # --- the trend schedule ------------------------------------------------------------------
+    def _next_scheduled(self, after: datetime) -> datetime | None:
+        """The first scheduled run after ``after``: each multiple of the interval since
+        1970 (each midnight UTC, for P1D), ``delay`` later."""
+        plan = self.settings.trends
+        if plan.every <= 0:
+            return None
+        moment = after.timestamp()
+        k = math.floor((moment - plan.delay) / plan.every) + 1
+        return datetime.fromtimestamp(k * plan.every + plan.delay, UTC)
+
+    def plan_trend_schedule(self) -> None:
+        """Make the schedule the settings describe, or change it to them (a new interval
+        or delay is planned from now); nothing when it already says so. Two clocks that
+        start together: one makes it, the other finds it."""
+        every = self.settings.trends.every
+        try:
+            schedule: TrendSchedule | None = self.repository.get(TrendSchedule.create_id())
+        except AggregateNotFoundError:
+            schedule = None
+        now = self.clock()
+        if schedule is None:
+            if every <= 0:
+                return
+            schedule = TrendSchedule(every=every, delay=self.settings.trends.delay,
+                                     next_at=self._next_scheduled(now))
+        elif (schedule.every, schedule.delay) != (every, self.settings.trends.delay):
+            schedule.replan(every, self.settings.trends.delay, self._next_scheduled(now))
+        else:
+            return
+        try:
+            self.save(schedule)
+        except IntegrityError:
+            pass  # another clock planned it first
+
+    def run_scheduled_trends(self, due_at: datetime) -> int:
+        """The scheduled run due at ``due_at``, if it still is: the question the settings
+        describe over the lookback ending at the schedule's boundary, recorded with the
+        schedule's next due time in one transaction. A clock that was stopped over
+        several due times makes the latest one only (the earlier questions are not
+        asked later). A question with more series than the cap is run on the first ones
+        in order, and the run says how many were left out."""
+        try:
+            schedule: TrendSchedule = self.repository.get(TrendSchedule.create_id())
+        except AggregateNotFoundError:
+            return 0
+        now = self.clock()
+        if schedule.next_at is None or schedule.next_at > now:
+            return 0
+        plan = self.settings.trends
+        following = self._next_scheduled(now)
+        due = schedule.next_at if following is None else max(
+            schedule.next_at, following - timedelta(seconds=schedule.every))
+        end = due.timestamp() - schedule.delay
+        query = trend_series.TrendQuery(
+            start=end - plan.lookback, end=end, granularity=plan.granularity,
+            group_by=plan.group_by, test=plan.test, alpha=plan.alpha, horizon=plan.horizon)
+        series = self.trend_series(query)
+        cap = self.settings.trend_max_series
+        run = self._trend_run(query, series[:cap], "clock", SCHEDULE,
+                              key=TrendRun.scheduled_key(due), omitted=max(0, len(series) - cap))
+        schedule.ran(str(run.id), following)
+        self.save(run, schedule)
+        return 1

@@ -3,7 +3,9 @@ closed window, kept once each, many to a transaction), and the registry's purcha
 offerings, offerings, groups, SLA types and standards in (replicas: what a summary's
 customer, charge and credit terms are read from). Out, to billing, the SLA credits of
 closed conformance periods (``SlaCreditDueEvent`` on ``billing.events``, routing key
-``sla-credit.due``), each from its credit's one event: exactly once, by the outbox."""
+``sla-credit.due``), each from its credit's one event: exactly once, by the outbox; and
+each trend run's results, one ``AnalysisResultEvent`` per series and product offering it
+covers (the registry logs it on that offering in the inventory)."""
 
 from __future__ import annotations
 
@@ -12,14 +14,17 @@ from typing import Any
 
 from eventsourcing.domain import DomainEventProtocol
 
-from services.analysis import schemas
+from services.analysis import schemas, trend_series
 from services.analysis.application import Analysis
 from services.analysis.credits import DUE
 from services.analysis.domain import Replica, SlaCredit, stable_summary_id
+from services.analysis.trend_runs import TrendRun
+from shared import times
 from shared.bus.envelope import Envelope
 from shared.bus.inbox import Handler, Rejected, groupable
 from shared.bus.outbox import Publication
 from shared.bus.topology import BILLING_EVENTS, SLA_EVENTS, Binding
+from shared.ids import stable_id
 from shared.replica import Replicated, replica_handlers
 from shared.store import InboxGroup
 
@@ -37,13 +42,47 @@ BINDINGS = (
 
 #: Where a credit billing can apply goes: the channel billing agreed.
 CREDIT_DUE = "sla-credit.due"
+RESULTS = f"{SERVICE}.analysis-result.produced"
+#: A series' result as the event details carry it: its figures and projection (the
+#: points and the offerings stay with the run).
+RESULT_DETAILS = schemas.TrendResult(exclude=("points", "product_offering_ids"))
+
+
+def trend_results(run: TrendRun) -> list[Publication]:
+    """A run's results as ``AnalysisResultEvent``s: one per series and product offering
+    it covers, each under an id of its own (run, series, offering), so the registry
+    keeps each once on that offering however often it is delivered. The details carry
+    the series' figures and projection, and the run's id to read the rest from."""
+    published = []
+    granularity = run.query["granularity"]
+    for index, result in enumerate(run.results):
+        details = {**RESULT_DETAILS.dump(result), "runId": str(run.id),
+                   "trigger": run.trigger, "test": run.query["test"],
+                   "alpha": run.query["alpha"], "granularity": granularity}
+        line = trend_series.summary(result, granularity)
+        for offering in result["product_offering_ids"]:
+            published.append(Publication(RESULTS, "AnalysisResultEvent", {"analysisResult": {
+                "id": str(stable_id("analysis", "trend-result", str(run.id), index, offering)),
+                "kind": "trend",
+                "target": {"type": "productOffering", "id": offering},
+                "summary": line,
+                "severity": trend_series.severity(result),
+                "parameter": result["parameter"],
+                "analysedAt": times.iso(run.analysed_at),
+                "details": details}}))
+    return published
+
 
 
 def describer(app: Analysis) -> Any:
     """A credit billing can apply (``due``: a customer, an amount and its currency), from
-    the event that computed it; nothing else of analysis's log is published yet."""
+    the event that computed it; a trend run's results (each series' for each offering it
+    covers)."""
 
-    def describe(event: DomainEventProtocol) -> Publication | None:
+    def describe(event: DomainEventProtocol) -> Publication | list[Publication] | None:
+        if isinstance(event, TrendRun.Completed):
+            run = app.repository.get(event.originator_id, version=event.originator_version)
+            return trend_results(run) or None
         if not isinstance(event, SlaCredit.Computed) or getattr(event, "status", None) != DUE:
             return None
         credit = app.repository.get(event.originator_id, version=event.originator_version)

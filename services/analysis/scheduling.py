@@ -24,6 +24,7 @@ from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING
 
 from services.analysis.domain import CreditPeriod
+from services.analysis.trend_runs import TrendSchedule
 from shared.scheduler import Due, DueOf, Work
 
 if TYPE_CHECKING:
@@ -32,9 +33,12 @@ if TYPE_CHECKING:
 #: A conformance period's close: its purchased offerings' SLA credits computed and
 #: published (``credits.py``).
 CREDIT_CLOSE = "credit.close"
+#: The scheduled trend run (``trend_runs.py``).
+TREND_RUN = "trend.run"
 
 #: The kinds of due item of each aggregate type (each a due-time column of its table).
-KINDS: dict[type, tuple[str, ...]] = {CreditPeriod: (CREDIT_CLOSE,)}
+KINDS: dict[type, tuple[str, ...]] = {CreditPeriod: (CREDIT_CLOSE,),
+                                      TrendSchedule: (TREND_RUN,)}
 
 
 def credit_period_due(period: CreditPeriod) -> Iterator[Due]:
@@ -44,9 +48,15 @@ def credit_period_due(period: CreditPeriod) -> Iterator[Due]:
         yield Due(period.close_at, CREDIT_CLOSE, period.id)
 
 
+def trend_schedule_due(schedule: TrendSchedule) -> Iterator[Due]:
+    """The scheduled trend run, when the schedule plans one."""
+    if schedule.next_at is not None:
+        yield Due(schedule.next_at, TREND_RUN, schedule.id)
+
+
 def due_items() -> dict[type, DueOf]:
     """Each aggregate type's due items, off its state."""
-    return {CreditPeriod: credit_period_due}
+    return {CreditPeriod: credit_period_due, TrendSchedule: trend_schedule_due}
 
 
 class Scheduling:
@@ -56,4 +66,5 @@ class Scheduling:
         self.app = app
 
     def work(self) -> Mapping[str, Work]:
-        return {CREDIT_CLOSE: lambda item: self.app.close_credit_period(item.subject)}
+        return {CREDIT_CLOSE: lambda item: self.app.close_credit_period(item.subject),
+                TREND_RUN: lambda item: self.app.run_scheduled_trends(item.at)}

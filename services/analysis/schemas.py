@@ -9,23 +9,25 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from services.analysis import ROOT, aggregates, credits, domain
+from services.analysis import ROOT, aggregates, credits, domain, trend_series
 from services.analysis.domain import Replica, WindowSummary
+from services.analysis.trend_runs import TrendRun
 from shared import times
+from shared.durations import duration_seconds, duration_text
 from shared.http.schemas import CamelSchema, Resource
 
 
 class When(fields.AwareDateTime):
     """A time: ISO-8601 with an offset on the way in (kept in UTC), ``Z`` on the way out."""
 
-    def _serialize(self, value: Any, attr: Any, obj: Any, **kwargs: Any) -> str | None:
-        return times.iso_or_none(value)
-
     def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> Any:
         try:
             return super()._deserialize(value, attr, data, **kwargs).astimezone(UTC)
         except OverflowError:
             raise ValidationError("out of range") from None
+
+    def _serialize(self, value: Any, attr: Any, obj: Any, **kwargs: Any) -> str | None:
+        return times.iso_or_none(value)
 
 
 class Several(fields.String):
@@ -252,10 +254,189 @@ def represent(aggregate: Any) -> dict[str, Any]:
                 "publishedCount": aggregate.published_count}
     if isinstance(aggregate, WindowSummary):
         return dict(aggregate.summary)
+    if isinstance(aggregate, TrendRun):
+        return TREND_RUN.dump(aggregate)
     if isinstance(aggregate, Replica):
         return {"kind": aggregate.kind, "id": aggregate.resource_id,
                 "version": aggregate.source_version, "resource": aggregate.resource}
     return {k: v for k, v in vars(aggregate).items() if not k.startswith("_")}
+
+
+# --- trend analysis ---------------------------------------------------------------------
+class Duration(fields.String):
+    """An ISO 8601 duration on the wire (``P90D``), seconds inside."""
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> Any:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            return float(duration_seconds(text))
+        except ValueError:
+            raise ValidationError("an ISO 8601 duration, e.g. P90D") from None
+
+    def _serialize(self, value: Any, attr: Any, obj: Any, **kwargs: Any) -> Any:
+        return None if value is None else duration_text(value)
+
+
+class TrendQuestion(CamelSchema):
+    """What a trend analysis is asked (the body of ``POST /trendAnalysis``; also what a
+    run shows it was asked)."""
+
+    start = When(required=True, data_key="from", metadata={
+        "description": "start of the period (exclusive): windows ending after it",
+        "example": "2026-09-01T00:00:00Z"})
+    end = When(required=True, data_key="to", metadata={
+        "description": "end of the period (inclusive)", "example": "2026-12-01T00:00:00Z"})
+    granularity = fields.String(load_default="day", validate=validate.OneOf(
+        trend_series.GRANULARITIES), metadata={
+        "description": "a point per UTC day, ISO week or month"})
+    group_by = fields.List(fields.String(validate=validate.OneOf(trend_series.DIMENSIONS)),
+                           load_default=["productOfferingId"],
+                           validate=validate.Length(max=len(trend_series.DIMENSIONS)),
+                           metadata={"description": "a series per group and parameter: "
+                                     + ", ".join(trend_series.DIMENSIONS)
+                                     + " ([]: one series per parameter)"})
+    filter = fields.Dict(keys=fields.String(validate=validate.OneOf(
+        trend_series.DIMENSIONS)), values=fields.List(fields.String(), validate=validate.Length(
+            min=1, max=500)), load_default=dict, metadata={
+        "description": "only the windows whose dimension is one of the values, "
+                       'e.g. {"offeringGroupId": ["..."]}'})
+    parameter = fields.String(load_default=None, allow_none=True,
+                              validate=validate.Length(min=1, max=200), metadata={
+        "description": "one parameter (default: each its own series)"})
+    scope_type = fields.String(load_default="purchasedOffering", validate=validate.OneOf(
+        aggregates.SCOPE_TYPES), metadata={
+        "description": "which series are pooled: the purchased offerings' (default), or "
+                       "the regimes' pooled offering or group series"})
+    test = fields.String(load_default="original", validate=validate.OneOf(
+        trend_series.TESTS), metadata={
+        "description": "original Mann-Kendall; seasonal (Hirsch-Slack); hamed_rao or "
+                       "yue_wang (corrected for autocorrelation: daily series)"})
+    alpha = fields.Float(load_default=0.05, validate=validate.Range(0, 0.5, min_inclusive=False),
+                         metadata={"description": "significance level"})
+    season = fields.Integer(load_default=None, allow_none=True, validate=validate.Range(2, 366),
+                            metadata={"description": "points a cycle, for the seasonal test "
+                                                     "(default 7 days, 52 weeks, 12 months)"})
+    lag = fields.Integer(load_default=None, allow_none=True, validate=validate.Range(1, 1000),
+                         metadata={"description": "lags of the corrected tests (default: all)"})
+    horizon = Duration(load_default=90 * 86400.0, metadata={
+        "description": "how far past the last point a crossing of the target is projected"})
+
+    @validates_schema
+    def _ordered(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if "start" in data and "end" in data and data["end"] <= data["start"]:
+            raise ValidationError("must be after from", "to")
+        if len(set(data.get("group_by") or ())) != len(data.get("group_by") or ()):
+            raise ValidationError("a dimension once", "groupBy")
+
+    @staticmethod
+    def query(body: dict[str, Any]) -> trend_series.TrendQuery:
+        return trend_series.TrendQuery(
+            start=body["start"].timestamp(), end=body["end"].timestamp(),
+            granularity=body["granularity"], group_by=tuple(body["group_by"]),
+            filters={k: tuple(v) for k, v in body["filter"].items()},
+            parameter=body["parameter"], scope_type=body["scope_type"], test=body["test"],
+            alpha=body["alpha"], season=body["season"], lag=body["lag"],
+            horizon=body["horizon"])
+
+
+class TrendQuestionShown(CamelSchema):
+    """A run's question as recorded (times as ISO 8601, the horizon as a duration)."""
+
+    start = fields.Function(lambda q: times.iso(q["start"]), data_key="from")
+    end = fields.Function(lambda q: times.iso(q["end"]), data_key="to")
+    granularity = fields.String()
+    group_by = fields.List(fields.String())
+    filter = fields.Dict(attribute="filters", keys=fields.String(),
+                         values=fields.List(fields.String()))
+    parameter = fields.String(allow_none=True)
+    scope_type = fields.String()
+    test = fields.String()
+    alpha = fields.Float()
+    season = fields.Integer(allow_none=True)
+    lag = fields.Integer(allow_none=True)
+    horizon = Duration()
+
+
+class TrendPoint(CamelSchema):
+    start_date_time = fields.String(metadata={"description": "the point's period start"})
+    value = fields.Float(allow_none=True, metadata={
+        "description": "the period's figure in unit (availability pooled by time; else "
+                       "the windows' values weighted by samples); null: no window"})
+
+
+class TrendProjection(CamelSchema):
+    status = fields.String(metadata={
+        "description": "crossing (within the horizon), already crossed, or not within "
+                       "the horizon"})
+    crossing_date_time = fields.String(allow_none=True, metadata={
+        "description": "when the Sen line crosses the conformance target"})
+    earliest_date_time = fields.String(allow_none=True, metadata={
+        "description": "the crossing of the line at the slope's steeper confidence limit"})
+    latest_date_time = fields.String(allow_none=True, metadata={
+        "description": "the crossing at the shallower limit (null: that line does not "
+                       "cross within the horizon)"})
+    slope_low = fields.Float(allow_none=True)
+    slope_high = fields.Float(allow_none=True)
+    horizon_end_date_time = fields.String()
+
+
+class TrendResult(CamelSchema):
+    """One series' result: pymannkendall's figures (null where undefined) and what they
+    mean for the SLA."""
+
+    group = fields.Dict(keys=fields.String(), values=fields.String(allow_none=True))
+    parameter = fields.String()
+    unit = fields.String(allow_none=True)
+    aggregation = fields.String(allow_none=True)
+    comparator = fields.String(allow_none=True)
+    conformance_target = fields.Float(allow_none=True)
+    higher_is_better = fields.Boolean(allow_none=True)
+    window_count = fields.Integer()
+    point_count = fields.Integer()
+    n = fields.Integer(metadata={"description": "points with a value (the test's sample)"})
+    trend = fields.String(metadata={"description": "increasing, decreasing or no trend"})
+    h = fields.Boolean()
+    p = fields.Float(allow_none=True)
+    z = fields.Float(allow_none=True)
+    tau = fields.Float(allow_none=True)
+    s = fields.Float(allow_none=True)
+    var_s = fields.Float(allow_none=True)
+    slope = fields.Float(allow_none=True, metadata={
+        "description": "Sen's slope, in unit a point (a cycle, for the seasonal test)"})
+    intercept = fields.Float(allow_none=True)
+    deteriorating = fields.Boolean(metadata={
+        "description": "a significant trend the wrong way for the parameter"})
+    projection = fields.Nested(TrendProjection, allow_none=True)
+    product_offering_ids = fields.List(fields.String())
+    points = fields.List(fields.Nested(TrendPoint))
+
+
+class TrendAnalysis(Resource):
+    """A trend analysis run: what was asked, when and by whom, and each series' result."""
+
+    PATH = f"{ROOT}/trendAnalysis"
+    TYPE = "TrendAnalysis"
+
+    analysed_at = When()
+    actor = fields.String()
+    trigger = fields.String(metadata={"description": "request or schedule"})
+    question = fields.Nested(TrendQuestionShown, attribute="query",
+                             metadata={"description": "the question, as asked"})
+    series_count = fields.Integer()
+    deteriorating_count = fields.Integer()
+    omitted = fields.Integer(metadata={
+        "description": "series left out of a scheduled run over more than the cap"})
+    result = fields.Nested(TrendResult, many=True, attribute="results")
+
+
+class TrendAnalysisBrief(TrendAnalysis):
+    """A run in a list (without its results)."""
+
+    class Meta:
+        exclude = ("result",)
+
+
+TREND_RUN = TrendAnalysis()
 
 
 def iso(moment: Any) -> str:

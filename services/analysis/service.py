@@ -8,6 +8,7 @@ from services.analysis import api, messaging, schemas, worker
 from services.analysis.application import Analysis
 from services.analysis.domain import Replica, SlaCredit
 from services.analysis.settings import AnalysisSettings
+from services.analysis.trend_runs import TrendRun
 from shared.service import ServiceSpec, Wiring
 
 
@@ -24,9 +25,10 @@ SPEC = ServiceSpec(
     describe=messaging.describer,
     bindings=messaging.BINDINGS,
     handlers=messaging.handlers,
-    # The credits are published; the relay is given their topics (and the replicas'),
-    # so it never reads the summaries (a million of them, after a backfill).
-    published=(Replica, SlaCredit),
+    # What is published: the credits and trend runs' results. The relay is given their
+    # topics (and the replicas'), so it never reads the summaries (a million of them,
+    # after a backfill).
+    published=(Replica, SlaCredit, TrendRun),
     represent=schemas.represent,
     settings=AnalysisSettings.from_env,
     build=build,

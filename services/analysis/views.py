@@ -16,7 +16,8 @@ from operator import attrgetter
 from typing import TYPE_CHECKING
 
 from services.analysis.domain import CreditPeriod, Replica, SlaCredit, WindowSummary
-from services.analysis.scheduling import KINDS, credit_period_due
+from services.analysis.scheduling import KINDS, credit_period_due, trend_schedule_due
+from services.analysis.trend_runs import TrendRun, TrendSchedule
 from shared.bulkload import Creation
 from shared.readmodel import Column, ColumnKind, StoredIndex, Table, due_columns
 
@@ -86,6 +87,14 @@ def tables() -> tuple[Table, ...]:
         # its state).
         Table(WindowSummary, SUMMARY_COLUMNS, orders=(AGGREGATED,)),
         Table(Replica, (REPLICA_KIND,)),
+        # Trend runs, newest first in lists, by when they ran, how they were asked and
+        # whether they found something; the schedule, by its next due time.
+        Table(TrendRun, (Column("analysedAt", attrgetter("analysed_at"), "time"),
+                         Column("trigger", attrgetter("trigger")),
+                         Column("actor", attrgetter("actor")),
+                         Column("deterioratingCount", attrgetter("deteriorating_count"),
+                                "number"))),
+        Table(TrendSchedule, due_columns(trend_schedule_due, KINDS[TrendSchedule])),
         *credit_tables(),
     )
 
