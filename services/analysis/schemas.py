@@ -13,8 +13,8 @@ from services.analysis import ROOT, aggregates, credits, domain, trend_series
 from services.analysis.domain import Replica, WindowSummary
 from services.analysis.trend_runs import TrendRun
 from shared import times
-from shared.durations import duration_seconds, duration_text
-from shared.http.schemas import CamelSchema, Resource
+from shared.durations import POSITIVE_DURATION, duration_seconds, duration_text
+from shared.http.schemas import CamelSchema, Pattern, Resource
 
 
 class When(fields.AwareDateTime):
@@ -264,17 +264,39 @@ def represent(aggregate: Any) -> dict[str, Any]:
 
 # --- trend analysis ---------------------------------------------------------------------
 class Duration(fields.String):
-    """An ISO 8601 duration on the wire (``P90D``), seconds inside."""
+    """An ISO 8601 duration on the wire (``P90D``, ``PT0S``), seconds inside; the
+    document's ``pattern`` says which."""
+
+    PATTERN = POSITIVE_DURATION + "|^PT0S$"
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(metadata={**kwargs.pop("metadata", {}), "pattern": self.PATTERN},
+                         **kwargs)
+        self._pattern = Pattern(self.PATTERN)
 
     def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> Any:
         text = super()._deserialize(value, attr, data, **kwargs)
         try:
+            self._pattern(text)
             return float(duration_seconds(text))
-        except ValueError:
+        except (ValidationError, ValueError):
             raise ValidationError("an ISO 8601 duration, e.g. P90D") from None
 
     def _serialize(self, value: Any, attr: Any, obj: Any, **kwargs: Any) -> Any:
         return None if value is None else duration_text(value)
+
+
+class TrendFilter(Schema):
+    """A question's filters: each dimension's alternatives (its windows have one of
+    them)."""
+
+    customerId = fields.List(fields.String(), validate=validate.Length(min=1, max=500))
+    customerGroup = fields.List(fields.String(), validate=validate.Length(min=1, max=500))
+    offeringGroupId = fields.List(fields.String(), validate=validate.Length(min=1, max=500))
+    productOfferingId = fields.List(fields.String(), validate=validate.Length(min=1, max=500))
+    slaTypeId = fields.List(fields.String(), validate=validate.Length(min=1, max=500))
+    purchasedOfferingId = fields.List(fields.String(),
+                                      validate=validate.Length(min=1, max=500))
 
 
 class TrendQuestion(CamelSchema):
@@ -295,9 +317,7 @@ class TrendQuestion(CamelSchema):
                            metadata={"description": "a series per group and parameter: "
                                      + ", ".join(trend_series.DIMENSIONS)
                                      + " ([]: one series per parameter)"})
-    filter = fields.Dict(keys=fields.String(validate=validate.OneOf(
-        trend_series.DIMENSIONS)), values=fields.List(fields.String(), validate=validate.Length(
-            min=1, max=500)), load_default=dict, metadata={
+    filter = fields.Nested(TrendFilter, load_default=dict, metadata={
         "description": "only the windows whose dimension is one of the values, "
                        'e.g. {"offeringGroupId": ["..."]}'})
     parameter = fields.String(load_default=None, allow_none=True,
@@ -311,7 +331,7 @@ class TrendQuestion(CamelSchema):
         trend_series.TESTS), metadata={
         "description": "original Mann-Kendall; seasonal (Hirsch-Slack); hamed_rao or "
                        "yue_wang (corrected for autocorrelation: daily series)"})
-    alpha = fields.Float(load_default=0.05, validate=validate.Range(0, 0.5, min_inclusive=False),
+    alpha = fields.Float(load_default=0.05, validate=validate.Range(1e-9, 0.5),
                          metadata={"description": "significance level"})
     season = fields.Integer(load_default=None, allow_none=True, validate=validate.Range(2, 366),
                             metadata={"description": "points a cycle, for the seasonal test "
@@ -319,24 +339,33 @@ class TrendQuestion(CamelSchema):
     lag = fields.Integer(load_default=None, allow_none=True, validate=validate.Range(1, 1000),
                          metadata={"description": "lags of the corrected tests (default: all)"})
     horizon = Duration(load_default=90 * 86400.0, metadata={
-        "description": "how far past the last point a crossing of the target is projected"})
+        "description": "how far past the last point a crossing of the target is projected "
+                       "(ten years at most: a longer horizon is taken as P3660D)"})
 
     @validates_schema
     def _ordered(self, data: dict[str, Any], **kwargs: Any) -> None:
-        if "start" in data and "end" in data and data["end"] <= data["start"]:
+        if "start" not in data or "end" not in data:
+            return
+        if data["end"] <= data["start"]:
             raise ValidationError("must be after from", "to")
-        if len(set(data.get("group_by") or ())) != len(data.get("group_by") or ()):
-            raise ValidationError("a dimension once", "groupBy")
+        points = trend_series.Calendar.of(trend_series.TrendQuery(
+            start=data["start"].timestamp(), end=data["end"].timestamp(),
+            granularity=data.get("granularity") or "day")).count
+        if points > trend_series.MAX_POINTS:
+            raise ValidationError(
+                f"the period has {points:,} points of a {data.get('granularity')}; at "
+                f"most {trend_series.MAX_POINTS:,}: a shorter period or a coarser "
+                f"granularity", "to")
 
     @staticmethod
     def query(body: dict[str, Any]) -> trend_series.TrendQuery:
         return trend_series.TrendQuery(
             start=body["start"].timestamp(), end=body["end"].timestamp(),
-            granularity=body["granularity"], group_by=tuple(body["group_by"]),
+            granularity=body["granularity"], group_by=tuple(dict.fromkeys(body["group_by"])),
             filters={k: tuple(v) for k, v in body["filter"].items()},
             parameter=body["parameter"], scope_type=body["scope_type"], test=body["test"],
             alpha=body["alpha"], season=body["season"], lag=body["lag"],
-            horizon=body["horizon"])
+            horizon=min(body["horizon"], trend_series.MAX_HORIZON))
 
 
 class TrendQuestionShown(CamelSchema):

@@ -41,6 +41,10 @@ NOMINAL = {"day": DAY, "week": 7 * DAY, "month": 365.2425 / 12 * DAY}
 #: week of days, the year of weeks, the year of months.
 SEASONS = {"day": 7, "week": 52, "month": 12}
 TESTS = ("original", "seasonal", "hamed_rao", "yue_wang")
+#: Points a series may have (a test is quadratic in them: 5,000 days is 13 years).
+MAX_POINTS = 5000
+#: How far a crossing may be projected (ten years).
+MAX_HORIZON = 3660 * DAY
 #: What a trend may be grouped by: the summaries' inventory facts.
 DIMENSIONS = aggregates.DIMENSIONS
 _EPOCH_DAY = date(1970, 1, 1)

@@ -139,6 +139,18 @@ def blackouts(body: Body, patch: bool) -> None:
     _future(body, "periods")
 
 
+def trend_analysis(body: Body, patch: bool) -> None:
+    """A period that ends after it starts, of at most 5,000 points (a year, here)."""
+    begin, finish = _time(body.get("from")), _time(body.get("to"))
+    if begin is None or finish is None:
+        return
+    if not begin < finish <= begin + timedelta(days=365):
+        try:
+            body["to"] = (begin + timedelta(days=365)).isoformat()
+        except OverflowError:
+            body["from"] = (finish - timedelta(days=365)).isoformat()
+
+
 RULES: dict[str, Callable[[Body, bool], None]] = {
     "/outage-negotiation/v1/plannedOutage": planned_outage,
     "/outage-negotiation/v1/plannedOutage/{outage_id}/reschedule": planned_outage,
@@ -147,6 +159,7 @@ RULES: dict[str, Callable[[Body, bool], None]] = {
     "/threshold-registry/v1/purchasedOffering": purchased_offering,
     "/threshold-registry/v1/thresholdStandard": standard,
     "/monitoring/v1/monitoringRegime": regime,
+    "/analysis/v1/trendAnalysis": trend_analysis,
 }
 
 

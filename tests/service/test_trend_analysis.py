@@ -194,6 +194,8 @@ REFUSED = [
     ({"horizon": "soon"}, "horizon"),
     ({"from": "yesterday"}, "from"),
     ({"unknown": 1}, "unknown"),
+    ({"from": "1900-01-01T00:00:00Z"}, "to"),  # 46,000 daily points
+    ({"horizon": "P-1D"}, "horizon"),
 ]
 
 
@@ -204,3 +206,9 @@ def test_a_question_that_cannot_be_asked_is_refused_naming_the_field(
         assert answer.status_code == 400, (body, answer.get_json())
         assert any(field in key for key in answer.get_json()["details"]), answer.get_json()
     assert analysis.get("/trendAnalysis").get_json() == []  # nothing was run
+    # A horizon past ten years is ten years; a dimension named twice, the same question.
+    far = ask(analysis, horizon="P99999D")
+    assert far.status_code == 201 and far.get_json()["question"]["horizon"] == "P3660D"
+    twice = ask(analysis, groupBy=["slaTypeId", "slaTypeId"])
+    assert twice.status_code == 201 and twice.get_json()["question"]["groupBy"] == [
+        "slaTypeId"]
