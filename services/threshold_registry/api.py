@@ -132,7 +132,7 @@ def blueprint(runtime: Any) -> Blueprint:
         @requires(READ)
         def get(self, _: Any, offering_id: UUID) -> Response:
             """Analysis results logged on this offering, oldest first."""
-            return analysis_log(app.offering(offering_id).analysis_log)
+            return analysis_log(app.analysis_log(app.offering(offering_id)))
 
     # --- SLA types -----------------------------------------------------------------------
     @blp.route("/slaType")
@@ -303,11 +303,14 @@ def blueprint(runtime: Any) -> Blueprint:
         @requires(READ)
         def get(self, _: Any, product_id: str) -> Response:
             """Analysis results logged on this purchased offering, oldest first."""
-            return analysis_log(app.purchased_offering(product_id).analysis_log)
+            return analysis_log(app.analysis_log(app.purchased_offering(product_id)))
 
     return blp
 
 
-def analysis_log(results: list[dict[str, Any]]) -> Response:
-    """The results as analysis sent them, every field kept (listed, filtered, paged)."""
+def analysis_log(results: Listing | list[dict[str, Any]]) -> Response | Listing:
+    """The results as analysis sent them (listed, filtered, paged): in the database, or
+    — with results an earlier release kept on the item itself — in memory."""
+    if isinstance(results, Listing):
+        return results
     return list_response(results, wire_names(s.AnalysisResult()))

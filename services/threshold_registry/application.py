@@ -21,6 +21,11 @@ from services.threshold_registry.domain import (
     SlaType,
     ThresholdStandard,
 )
+from services.threshold_registry.domain.analysis_log import (
+    PRODUCT_OFFERING,
+    PURCHASED_OFFERING,
+    LoggedResult,
+)
 from services.threshold_registry.domain.replicas import (
     REGIME,
     KnownRegime,
@@ -447,17 +452,44 @@ class ThresholdRegistry(ServiceApplication):
         return item
 
     # --- analysis results --------------------------------------------------------------
-    def log_analysis_result(self, result: Mapping[str, Any]) -> ProductOffering | PurchasedOffering:
-        """Record an analysis result on the offering or purchased offering it concerns."""
-        target = result.get("target") or {}
-        if target.get("type") == "purchasedOffering":
+    def log_analysis_result(self, result: Mapping[str, Any]) -> LoggedResult:
+        """Record an analysis result on the offering or purchased offering it concerns,
+        once by its id: a result heard before (a redelivery, one an earlier release kept
+        on the offering itself) changes nothing and is returned as it was kept."""
+        item, target_type, target_id = self._analysed(result.get("target") or {})
+        logged = LoggedResult.of(result, target_type, target_id)
+        try:
+            return self.repository.get(logged.id)
+        except AggregateNotFoundError:
+            pass
+        if any(str(r.get("id")) == logged.result_id for r in item.analysis_log):
+            return logged
+        self.save(logged)
+        return logged
+
+    def _analysed(self, target: Mapping[str, Any]
+                  ) -> tuple[ProductOffering | PurchasedOffering, str, str]:
+        """What a result is about, and its target's type and id as the log keeps them."""
+        if target.get("type") == PURCHASED_OFFERING:
             item = self._get(PurchasedOffering, PurchasedOffering.create_id(str(target["id"])))
+            return item, PURCHASED_OFFERING, item.product_id
+        try:
+            offering_id = UUID(str(target.get("id")))
+        except ValueError:
+            raise NotFound(f"no product offering with id {target.get('id')}") from None
+        offering = self._get(ProductOffering, offering_id)
+        return offering, PRODUCT_OFFERING, str(offering.id)
+
+    def analysis_log(self, item: ProductOffering | PurchasedOffering) -> Listing | list[Any]:
+        """The results logged on an offering or purchased offering, oldest first: paged in
+        the database; with what an earlier release kept in the item's own state first,
+        where it kept any."""
+        if isinstance(item, PurchasedOffering):
+            target_type, target_id = PURCHASED_OFFERING, item.product_id
         else:
-            try:
-                offering_id = UUID(str(target.get("id")))
-            except ValueError:
-                raise NotFound(f"no product offering with id {target.get('id')}") from None
-            item = self._get(ProductOffering, offering_id)
-        item.log_analysis_result(dict(result))
-        self.save(item)
-        return item
+            target_type, target_id = PRODUCT_OFFERING, str(item.id)
+        listing = self.index.listing(LoggedResult, present=lambda logged, _: logged.result,
+                                     targetType=target_type, targetId=target_id)
+        if not item.analysis_log:
+            return listing
+        return [*item.analysis_log, *listing]

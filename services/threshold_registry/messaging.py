@@ -25,6 +25,7 @@ from services.threshold_registry.domain import (
     SlaType,
     ThresholdStandard,
 )
+from services.threshold_registry.domain.analysis_log import LoggedResult
 from services.threshold_registry.domain.replicas import REGIME, regime_facts
 from shared.bus.envelope import Envelope
 from shared.bus.inbox import Handler, Rejected, groupable
@@ -64,6 +65,10 @@ def describer(app: ThresholdRegistry) -> Any:
         return remember(app, ("group", offering_id), lambda: _group_of(app, offering_id))
 
     def describe(event: DomainEventProtocol) -> Publication | list[Publication] | None:
+        if isinstance(event, LoggedResult.Logged):
+            return Publication(f"{SERVICE}.analysis-log.logged", "AnalysisResultLoggedEvent",
+                               {"target": {"type": event.target_type, "id": event.target_id},
+                                "analysisResult": copy.deepcopy(event.result)})
         aggregate = aggregate_after(app, event)
         change = _kebab(type(event).__name__)
         kind = type(aggregate)
@@ -110,7 +115,8 @@ def _pub(resource: str, change: str, event_type: str, body: dict[str, Any]) -> P
 
 
 def _analysis_logged(item: ProductOffering | PurchasedOffering) -> Publication:
-    """The result as analysis sent it (kept whole), and what it was logged on."""
+    """The result as analysis sent it (kept whole), and what it was logged on, as an
+    earlier release logged it on the item itself (its events are still relayed)."""
     result = copy.deepcopy(item.analysis_log[-1])
     target_type = "productOffering" if isinstance(item, ProductOffering) else "purchasedOffering"
     target_id = str(item.id) if isinstance(item, ProductOffering) else item.product_id

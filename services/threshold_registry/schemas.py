@@ -44,6 +44,7 @@ from services.threshold_registry.domain import (
 from services.threshold_registry.domain import (
     ThresholdStandard as ThresholdStandardAggregate,
 )
+from services.threshold_registry.domain.analysis_log import LoggedResult
 from shared.durations import POSITIVE_DURATION
 from shared.http.schemas import (
     NAME,
@@ -492,7 +493,10 @@ RECORDS: dict[type, type[Schema]] = {
 def represent(aggregate: Any) -> dict[str, Any]:
     """Any registry aggregate as its resource, for the audit record's past states (a
     purchased offering alone: which group its offering was in then is the offering's
-    own record)."""
+    own record; an analysis result as analysis sent it, with what it was logged on)."""
+    if isinstance(aggregate, LoggedResult):
+        return {"target": {"type": aggregate.target_type, "id": aggregate.target_id},
+                "analysisResult": AnalysisResult().dump(aggregate.result)}
     schema = RECORDS.get(type(aggregate))
     if schema is None:
         raise TypeError(f"not a registry aggregate: {type(aggregate).__name__}")

@@ -21,6 +21,7 @@ from services.threshold_registry.domain import (
     SlaType,
     ThresholdStandard,
 )
+from services.threshold_registry.domain.analysis_log import LoggedResult
 from services.threshold_registry.domain.replicas import MonitoringRegimeReplica, Replica
 from shared.bulkload import Creation
 from shared.readmodel import Column, StoredIndex, Table
@@ -92,6 +93,17 @@ class RegistryIndex(StoredIndex):
                 Column("startDate", attrgetter("start_date"), "time"),
                 Column("endDate", attrgetter("end_date"), "time", indexed=False),
             ), orders=INVENTORY_ORDERS),
+            # Analysis results, a row each, listed by what they are about in the order
+            # they were logged (seq) and filtered by their own fields.
+            Table(LoggedResult, (
+                Column("targetType", attrgetter("target_type"), indexed=False),
+                Column("targetId", attrgetter("target_id"), indexed=False),
+                Column("kind", lambda r: r.result.get("kind"), indexed=False),
+                Column("severity", lambda r: r.result.get("severity"), indexed=False),
+                Column("parameter", lambda r: r.result.get("parameter"), indexed=False),
+                Column("analysedAt", lambda r: r.result.get("analysedAt"), "time",
+                       indexed=False),
+            ), orders=(("targetType", "targetId"),)),
             Table(Replica, (Column("kind", attrgetter("kind")),)),
             Table(MonitoringRegimeReplica),  # as an earlier release kept regimes
         ), creations=(REGISTERED,))

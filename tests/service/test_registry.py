@@ -464,6 +464,58 @@ def test_analysis_results_are_logged_into_the_inventory(
     assert log[0]["summary"] == "latency deteriorating" and log[0]["details"] == {"slope": 0.4}
 
 
+def test_daily_analysis_results_leave_the_offering_as_it_was_and_are_paged(
+        suite: Any, registry: Any, manager: RegistryDriver) -> None:
+    """Regression: each result was appended to the offering's own state, so an offering
+    analysed every day grew without end (every change, replay and snapshot carrying its
+    whole history). A result is now a record of its own, listed a page at a time."""
+    ids = catalogue(manager)
+    app = suite.runtime("threshold-registry").app
+    offering_id = uuid.UUID(ids["offering"])
+    legacy = app.offering(offering_id)  # as an earlier release logged results
+    target = {"type": "productOffering", "id": ids["offering"]}
+    legacy.log_analysis_result({"id": "old-1", "kind": "trend", "target": target,
+                                "summary": "kept before", "severity": "info",
+                                "parameter": None, "analysedAt": "2026-10-01T01:00:00Z",
+                                "details": {}})
+    app.save(legacy)
+    version = app.offering(offering_id).version
+    for day in range(30):
+        for repeat in range(2):  # a redelivery changes nothing
+            app.log_analysis_result({
+                "id": f"trend-{day}", "kind": "trend", "target": target,
+                "summary": f"day {day}", "severity": "major" if day % 10 == 0 else "info",
+                "parameter": "availability", "analysedAt": f"2026-11-{day + 1:02d}T01:00:00Z",
+                "details": {"day": day, "repeat": repeat}})
+    app.log_analysis_result({"id": "old-1", "kind": "trend", "target": target,
+                             "summary": "again", "severity": "info", "parameter": None,
+                             "analysedAt": "2026-10-01T01:00:00Z", "details": {}})
+    assert app.offering(offering_id).version == version
+    assert len(app.offering(offering_id).analysis_log) == 1
+
+    log = registry.get(f"/productOffering/{ids['offering']}/analysisLog?limit=5&offset=3")
+    assert log.headers["X-Total-Count"] == "31"
+    assert [r["id"] for r in log.get_json()] == ["trend-2", "trend-3", "trend-4", "trend-5",
+                                                  "trend-6"]
+    assert log.get_json()[0]["details"] == {"day": 2, "repeat": 0}
+    first = registry.get(f"/productOffering/{ids['offering']}/analysisLog?limit=1")
+    assert first.get_json()[0]["summary"] == "kept before"
+    # Without an earlier release's results, a page is read from the database, filtered.
+    manager.add_purchased_offering("dsl-9", ids["offering"], "c9")
+    for day in range(12):
+        app.log_analysis_result({"id": f"po-{day}", "kind": "trend", "summary": "s",
+                                 "target": {"type": "purchasedOffering", "id": "dsl-9"},
+                                 "severity": "major" if day % 4 == 0 else "info",
+                                 "parameter": "latency", "details": {},
+                                 "analysedAt": f"2026-11-{day + 1:02d}T01:00:00Z"})
+    major = registry.get("/purchasedOffering/dsl-9/analysisLog?severity=major")
+    assert [r["id"] for r in major.get_json()] == ["po-0", "po-4", "po-8"]
+    assert major.headers["X-Total-Count"] == "3"
+    recent = registry.get("/purchasedOffering/dsl-9/analysisLog?analysedAt.gte="
+                          "2026-11-11T00:00:00Z").get_json()
+    assert [r["id"] for r in recent] == ["po-10", "po-11"]
+
+
 def test_every_change_is_published_on_the_bus_with_its_correlation_id(
         suite: Any, registry: Any) -> None:
     runtime = suite.runtime("threshold-registry")
