@@ -2,7 +2,8 @@
 (``Accept: text/csv`` or ``format=csv``). A parameter it does not know, a time that is
 not one, a ``groupBy`` outside the dimensions or a period that ends before it starts is
 a 400 naming the field. And the SLA credits of closed conformance periods, listed and
-read one by one."""
+read one by one; and the offering-wide problems (TMF656 ``serviceProblem``) with the
+rules that open them (``serviceProblemRule``)."""
 
 from __future__ import annotations
 
@@ -19,13 +20,14 @@ from services.analysis import schemas as s
 from services.analysis.application import Analysis
 from shared.errors import InvalidValue
 from shared.http.blueprint import Blueprint
+from shared.http.listing import expected_version
 from shared.http.schemas import list_query
 from shared.http.security import requires
 from shared.readmodel import Listing
 
-READ = "sla:read"
+READ, WRITE = "sla:read", "sla:write"
 #: Running an analysis records it (and publishes its results): an SLA manager's act.
-ANALYSE = "sla:write"
+ANALYSE = WRITE
 FILTERS = {"customerId": "customer_id", "customerGroup": "customer_group",
            "offeringGroupId": "offering_group_id", "productOfferingId": "product_offering_id",
            "slaTypeId": "sla_type_id", "purchasedOfferingId": "purchased_offering_id"}
@@ -108,6 +110,56 @@ def blueprint(runtime: Any) -> Blueprint:
             """Read one SLA credit: the breached periods, the percentage, the amount, the
             crossings behind it, and the windows that arrived after it was computed."""
             return app.sla_credit(credit_id)
+    # --- offering-wide problems ------------------------------------------------------------
+    @blp.route("/serviceProblem")
+    class Problems(MethodView):
+        @blp.arguments(s.ServiceProblemQuery, location="query")
+        @blp.response(200, s.ServiceProblemOut(many=True), reserved=("customerId",))
+        @requires(READ)
+        def get(self, args: dict[str, Any]) -> Listing:
+            """The offering-wide problems (TMF656 ServiceProblem), filtered e.g. by
+            productOfferingId, status (inProgress, resolved) or customerId (problems of
+            offerings in which the customer's purchased offerings had a violation);
+            paged with offset and limit."""
+            return app.service_problems(args.get("customerId"))
+
+    @blp.route("/serviceProblem/<uuid:problem_id>")
+    class OneProblem(MethodView):
+        @blp.response(200, s.ServiceProblemOut)
+        @requires(READ)
+        def get(self, problem_id: UUID) -> dict[str, Any]:
+            """One offering-wide problem: the offering, the purchased offerings and
+            customers affected (counts, and the latest ones), its evidence, first and last
+            seen, its status and when it resolves if quiet."""
+            return s.problem_view(app.service_problem(problem_id))
+
+    @blp.route("/serviceProblemRule")
+    class Rules(MethodView):
+        @blp.arguments(list_query(s.ProblemRuleOut), location="query")
+        @blp.response(200, s.ProblemRuleOut(many=True))
+        @requires(READ)
+        def get(self, _: Any) -> Listing:
+            """The rules set: an offering's own, and the default (without one, the
+            built-in default applies: 3 purchased offerings or half the active ones
+            within PT24H, resolved after PT6H quiet)."""
+            return app.problem_rules()
+
+    @blp.route("/serviceProblemRule/<string:rule_id>")
+    class OneRule(MethodView):
+        @blp.response(200, s.ProblemRuleOut)
+        @requires(READ)
+        def get(self, rule_id: str) -> Any:
+            """The rule of an offering (its id), or the default one (``default``)."""
+            return app.problem_rule_of(rule_id)
+
+        @blp.arguments(s.ProblemRuleIn)
+        @blp.response(200, s.ProblemRuleOut)
+        @requires(WRITE)
+        def put(self, body: dict[str, Any], rule_id: str) -> Any:
+            """Set the rule of an offering (its id) or the default (``default``);
+            replacing a rule names its version in If-Match. Open problems follow it from
+            their next violation."""
+            return app.set_problem_rule(rule_id, body, expected_version())
 
     # --- trend analysis --------------------------------------------------------------------
     @blp.route("/trendAnalysis")

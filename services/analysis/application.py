@@ -7,10 +7,15 @@ carry what monitoring measured and judged, the replicas the SLA types' credit te
 the purchased offerings' charges. Aggregates are summed in SQL over the stored read
 model (``views.py``, ``aggregates.py``), so an answer over a million summaries reads one
 row per group, not a million aggregates.
+
+The offering-wide problems (``problems.py`` decides): each customer-level violation is
+kept once and applied to its offering's problem in the same save, its counts read in
+SQL from the violations' rows; the clock resolves a problem that went quiet.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import uuid
 from collections.abc import Iterable, Mapping
@@ -21,11 +26,14 @@ from uuid import UUID
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 
-from services.analysis import aggregates, credits, trend_series
+from services.analysis import aggregates, credits, problems, trend_series
 from services.analysis.domain import (
     CLOCK,
     CreditPeriod,
+    ProblemRule,
+    ProblemViolation,
     Replica,
+    ServiceProblem,
     SlaCredit,
     WindowSummary,
     credit_period_id,
@@ -34,11 +42,22 @@ from services.analysis.domain import (
 from services.analysis.scheduling import Scheduling, due_items
 from services.analysis.settings import AnalysisSettings
 from services.analysis.trend_runs import REQUEST, SCHEDULE, TrendRun, TrendSchedule
-from services.analysis.views import AnalysisIndex
-from shared import context
+from services.analysis.views import (
+    PROBLEM_OFFERING,
+    REPLICA_KIND,
+    REPLICA_OFFERING,
+    REPLICA_STATUS,
+    VIOLATION_AT,
+    VIOLATION_CUSTOMER,
+    VIOLATION_OFFERING,
+    VIOLATION_PURCHASED,
+    VIOLATION_RECEIVED,
+    AnalysisIndex,
+)
+from shared import context, times
 from shared import replica as replicas
-from shared.errors import InvalidValue, NotFound
-from shared.readmodel import Listing, StoredTimetable
+from shared.errors import InvalidValue, MissingReference, NotFound, StaleVersion
+from shared.readmodel import Listing, StoredTimetable, to_stored
 from shared.replica import Copy
 from shared.scheduler import Clock, DueLoop, SystemClock, Wakeup
 from shared.store import InboxGroup, ServiceApplication
@@ -50,11 +69,16 @@ CHUNK = 500
 WORK_MEM = "64MB"
 
 
+def _at(ref: Mapping[str, Any]) -> datetime:
+    return times.parse(str(ref["dateTime"]))
+
+
 class Analysis(ServiceApplication):
-    """Window summaries and the registry facts they are read with."""
+    """Window summaries and the registry facts they are read with; the offering-wide
+    problems, the violations they count and their rules."""
 
     name = "Analysis"
-    snapshotting_intervals = {Replica: 50}  # noqa: RUF012
+    snapshotting_intervals = {Replica: 50, ServiceProblem: 50}  # noqa: RUF012
 
     def __init__(self, env: Mapping[str, str] | None = None, *,
                  settings: AnalysisSettings | None = None, clock: Clock | None = None) -> None:
@@ -405,3 +429,244 @@ class Analysis(ServiceApplication):
         schedule.ran(str(run.id), following)
         self.save(run, schedule)
         return 1
+
+    # --- offering-wide problems (``problems.py``) --------------------------------------------
+    def receive_violation(self, violation: problems.Violation) -> ServiceProblem | None:
+        """Keep a customer-level violation once and apply it to its offering's problem
+        (open, update or reopen it), in one save. The same violation heard again changes
+        nothing and returns None; so does one that changes no problem. A violation whose
+        purchased offering names no offering (in the message or the inventory's replica)
+        is refused (``NotAViolation``)."""
+        kept_id = ProblemViolation.create_id(violation.key)
+        if self._stored(kept_id):
+            return None
+        violation = self._completed(violation)
+        now = self.clock()
+        kept = ProblemViolation(
+            key=violation.key, kind=violation.kind, source_id=violation.source_id,
+            purchased_offering_id=violation.purchased_offering_id,
+            customer_id=violation.customer_id,
+            product_offering_id=str(violation.product_offering_id), at=violation.at,
+            received_at=now, parameter=violation.parameter, href=violation.href)
+        problem = self._problem_after(violation, now)
+        try:
+            self.save(kept, *([problem] if problem is not None else []))
+        except IntegrityError:
+            if self._stored(kept_id):  # kept meanwhile by another consumer: changes nothing
+                return None
+            raise  # the problem changed meanwhile: handled again
+        return problem
+
+    def _stored(self, aggregate_id: UUID) -> bool:
+        try:
+            self.repository.get(aggregate_id)
+        except AggregateNotFoundError:
+            return False
+        return True
+
+    def _completed(self, violation: problems.Violation) -> problems.Violation:
+        """The violation with its offering and customer, from the inventory's replica
+        where the message left them out."""
+        if violation.product_offering_id and violation.customer_id:
+            return violation
+        item = self.fact("purchasedOffering", violation.purchased_offering_id) or {}
+        offering = violation.product_offering_id or item.get("productOfferingId")
+        if not offering:
+            raise problems.NotAViolation(
+                f"{violation.kind} {violation.source_id}: purchased offering "
+                f"{violation.purchased_offering_id} names no offering and the inventory "
+                f"has no such purchased offering")
+        return dataclasses.replace(violation, product_offering_id=str(offering),
+                                   customer_id=violation.customer_id
+                                   or item.get("customerId"))
+
+    def problem_rule(self, offering_id: str) -> problems.Rule:
+        """The rule of an offering: its own, else the default one, else the built-in."""
+        for rule_id in (offering_id, problems.DEFAULT):
+            found = self.index.get(ProblemRule.create_id(rule_id), ProblemRule)
+            if isinstance(found, ProblemRule):
+                return found.rule
+        return problems.DEFAULT_RULE
+
+    def active_count(self, offering_id: str) -> int:
+        """The offering's active purchased offerings, as the inventory's replica says."""
+        table = self.index.sql_table(Replica)
+        [row] = self.index.query(
+            f"SELECT COUNT(*) AS n FROM {table} WHERE {REPLICA_KIND.sql} = ? AND "
+            f"{REPLICA_OFFERING.sql} = ? AND {REPLICA_STATUS.sql} = ?",
+            ["purchasedOffering", offering_id, "active"])
+        return int(row["n"] or 0)
+
+    def _counted(self, offering_id: str, after: datetime, until: datetime | None,
+                 received_after: datetime | None) -> list[tuple[str, list[Any]]]:
+        conditions = [(f"{VIOLATION_OFFERING.sql} = ?", [offering_id]),
+                      (f"{VIOLATION_AT.sql} > ?", [to_stored(after, "time")])]
+        if until is not None:
+            conditions.append((f"{VIOLATION_AT.sql} <= ?", [to_stored(until, "time")]))
+        if received_after is not None:
+            conditions.append((f"{VIOLATION_RECEIVED.sql} >= ?",
+                               [to_stored(received_after, "time")]))
+        return conditions
+
+    def _counts(self, violation: problems.Violation, conditions: list[tuple[str, list[Any]]]
+                ) -> tuple[problems.Counts, bool, bool]:
+        """The counts of the violations kept that match, and whether the violation's
+        purchased offering and customer are among them (it is not kept yet)."""
+        po, cu = VIOLATION_PURCHASED.sql, VIOLATION_CUSTOMER.sql
+        where = " AND ".join(fragment for fragment, _ in conditions)
+        [row] = self.index.query(
+            f"SELECT COUNT(*) AS n, COUNT(DISTINCT {po}) AS pos, COUNT(DISTINCT {cu}) AS cus, "
+            f"MIN({VIOLATION_AT.sql}) AS first, "
+            f"MAX(CASE WHEN {po} = ? THEN 1 ELSE 0 END) AS po_seen, "
+            f"MAX(CASE WHEN {cu} = ? THEN 1 ELSE 0 END) AS cu_seen "
+            f"FROM {self.index.sql_table(ProblemViolation)} WHERE {where}",
+            [violation.purchased_offering_id, violation.customer_id or "",
+             *(v for _, values in conditions for v in values)])
+        first = None if row["first"] is None else \
+            datetime.fromtimestamp(float(row["first"]), UTC)
+        counts = problems.Counts(int(row["n"] or 0), int(row["pos"] or 0),
+                                 int(row["cus"] or 0), first)
+        return counts, bool(row["po_seen"]), bool(row["cu_seen"]) or not violation.customer_id
+
+    def _latest(self, conditions: list[tuple[str, list[Any]]], descending: bool = True,
+                limit: int = problems.KEPT) -> list[problems.Violation]:
+        order = f"{VIOLATION_AT.sql} {'DESC' if descending else 'ASC'}, seq"
+        return [v.violation for v, _ in self.index.select(
+            ProblemViolation, conditions=conditions, order=order, limit=limit)]
+
+    def _problem_after(self, violation: problems.Violation, now: datetime
+                       ) -> ServiceProblem | None:
+        """The offering's problem as the violation leaves it (None: it changes none)."""
+        offering_id = str(violation.product_offering_id)
+        problem_id = ServiceProblem.create_id(offering_id)
+        try:
+            problem: ServiceProblem | None = self.repository.get(problem_id)
+        except AggregateNotFoundError:
+            problem = None
+        status = problem.status if problem is not None else None
+        rule = self.problem_rule(offering_id)
+        active = self.active_count(offering_id)
+        if status == problems.OPEN:
+            assert problem is not None
+            since, received_after = problem.since, problem.received_after
+            conditions = self._counted(offering_id, since, None, received_after)
+        else:
+            since = problems.window_start(rule, violation.at)
+            received_after = problem.resolved_at if problem is not None else None
+            conditions = self._counted(offering_id, since, violation.at, received_after)
+        counted, po_seen, cu_seen = self._counts(violation, conditions)
+        counts = counted.plus(violation, po_seen, cu_seen)
+        change = problems.decide(status, problems.reached(
+            rule, counts.purchased_offerings, active), po_seen, cu_seen)
+        if change is None:
+            return None
+        facts: dict[str, Any] = {
+            "rule": rule.wire(), "since": since, "received_after": received_after,
+            "last_received_at": now, "changed_at": now,
+            "violation_count": counts.violations,
+            "affected_count": counts.purchased_offerings,
+            "customer_count": counts.customers, "active_count": active}
+        ref = violation.ref()
+        if change in (problems.OPENS, problems.REOPENS):
+            earlier = list(reversed(self._latest(conditions)))
+            first = self._latest(conditions, descending=False, limit=1)
+            first_ref = first[0].ref() if first and first[0].at <= violation.at else ref
+            evidence, affected, customers = [], [], []
+            for seen in [*earlier, violation]:
+                evidence = problems.latest(evidence, seen.ref())
+                affected = problems.latest(affected, seen.purchased_offering_id)
+                if seen.customer_id:
+                    customers = problems.latest(customers, seen.customer_id)
+            last_ref = max([*earlier, violation], key=lambda v: v.at).ref()
+            facts.update(first_alert=first_ref, last_alert=last_ref, evidence=evidence,
+                         affected=affected, customers=customers)
+            if problem is None:
+                offering = self.fact("productOffering", offering_id) or {}
+                return ServiceProblem(product_offering_id=offering_id,
+                                      offering_group_id=offering.get("offeringGroupId"),
+                                      offering_name=offering.get("name"), facts=facts)
+            assert problem is not None
+            problem.reopen(facts)
+            return problem
+        assert problem is not None
+        last = problem.last_alert if _at(problem.last_alert) > violation.at else ref
+        first = ref if violation.at < _at(problem.first_alert) else problem.first_alert
+        facts.update(first_alert=first, last_alert=last,
+                     evidence=problems.latest(problem.evidence, ref),
+                     affected=problems.latest(problem.affected,
+                                              violation.purchased_offering_id),
+                     customers=problems.latest(problem.customers, violation.customer_id)
+                     if violation.customer_id else list(problem.customers))
+        problem.update(facts, grew=change == problems.GROWS)
+        return problem
+
+    def resolve_problem(self, problem_id: UUID) -> int:
+        """The clock's work: resolve an open problem once no violation arrived for its
+        rule's quiet time (still so when reloaded: a violation just kept moved it on)."""
+        problem: ServiceProblem = self.repository.get(problem_id)
+        now = self.clock()
+        due = problems.problem_due(problem)
+        if not due or due[0].at > now:
+            return 0
+        problem.resolve(now, f"no violation for {problem.rule['quietTime']}")
+        with context.bound(who=CLOCK):
+            self.save(problem)
+        return 1
+
+    def service_problems(self, customer_id: str | None = None) -> Listing:
+        """The problems (TMF656 shape, ``schemas.problem_view``); ``customer_id``: those
+        of the offerings whose violations include one of the customer's."""
+        from services.analysis.schemas import problem_view
+
+        listing = self.index.listing(ServiceProblem, lambda p, _: problem_view(p))
+        if customer_id is not None:
+            listing.conditions = [(
+                f"{PROBLEM_OFFERING.sql} IN (SELECT {VIOLATION_OFFERING.sql} FROM "
+                f"{self.index.sql_table(ProblemViolation)} WHERE {VIOLATION_CUSTOMER.sql}"
+                f" = ?)", [customer_id])]
+        return listing
+
+    def service_problem(self, problem_id: UUID) -> ServiceProblem:
+        found = self.index.get(problem_id, ServiceProblem)
+        if not isinstance(found, ServiceProblem):
+            raise NotFound(f"no service problem with id {problem_id}")
+        return found
+
+    def problem_rules(self) -> Listing:
+        return self.index.listing(ProblemRule)
+
+    def problem_rule_of(self, rule_id: str) -> ProblemRule:
+        found = self.index.get(ProblemRule.create_id(rule_id), ProblemRule)
+        if not isinstance(found, ProblemRule):
+            raise NotFound(f"no problem rule {rule_id} (the default rule applies: "
+                           f"{problems.DEFAULT_RULE.wire()})")
+        return found
+
+    def set_problem_rule(self, rule_id: str, fields: Mapping[str, Any],
+                         expected_version: int | None = None) -> ProblemRule:
+        """Set the rule of an offering (or ``default``); replacing one names its version
+        (``If-Match``). The offering must be one the registry told of."""
+        if rule_id != problems.DEFAULT and self.fact("productOffering", rule_id) is None:
+            raise MissingReference({"ruleId": [
+                f"no product offering {rule_id} (or use {problems.DEFAULT})"]})
+        try:
+            rule = problems.Rule.of(fields)
+        except ValueError as exc:
+            raise InvalidValue({"body": [str(exc)]}) from None
+        wire = rule.wire()
+        values = {"count": wire["count"], "share": wire["share"], "period": wire["period"],
+                  "quiet_time": wire["quietTime"]}
+        try:
+            existing: ProblemRule | None = self.repository.get(ProblemRule.create_id(rule_id))
+        except AggregateNotFoundError:
+            existing = None
+        if existing is None:
+            if expected_version is not None:
+                raise StaleVersion(0, expected_version)
+            existing = ProblemRule(rule_id=rule_id, **values)
+        else:
+            if expected_version is not None and existing.version != expected_version:
+                raise StaleVersion(existing.version, expected_version)
+            existing.change(**values)
+        self.save(existing)
+        return existing

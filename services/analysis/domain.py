@@ -1,9 +1,11 @@
 """analysis's aggregates: the window summaries it heard from monitoring (one per series
 per closed window, never changed once kept), its replicas of the registry's resources,
-and the SLA credits of closed conformance periods. No Flask, no pika."""
+and the SLA credits of closed conformance periods, and the offering-wide problems with
+the violations they count and their rules. No Flask, no pika."""
 
 from __future__ import annotations
 
+import copy
 import functools
 import json
 from datetime import datetime
@@ -13,8 +15,9 @@ from uuid import UUID
 import orjson
 from eventsourcing.domain import Aggregate, event
 
-from services.analysis import credits
+from services.analysis import credits, problems
 from shared import replica, times
+from shared.changes import Changeable
 from shared.ids import stable_id
 
 
@@ -164,3 +167,124 @@ def credit_period_id(start: datetime, end: datetime) -> UUID:
 def sla_credit_id(purchased_offering_id: str, start: datetime, end: datetime) -> UUID:
     return stable_id("analysis", "sla-credit", purchased_offering_id, times.iso(start),
                      times.iso(end))
+
+
+# --- offering-wide problems (``problems.py``) -----------------------------------------------
+
+class ProblemViolation(Aggregate):
+    """One customer-level violation as the offering-wide problems count it (an SLA
+    violation or analysis of Customer QoS/SLA Management, or a breach monitoring raised):
+    named by its source and id (``create_id``), so the same violation heard again — a
+    redelivery, a replay, the same crossing raised then escalated — is refused by the
+    store and changes nothing. Never changed once kept."""
+
+    @staticmethod
+    def create_id(key: str) -> UUID:
+        return stable_id("analysis", "violation", key)
+
+    @event("Kept")
+    def __init__(self, key: str, kind: str, source_id: str, purchased_offering_id: str,
+                 customer_id: str | None, product_offering_id: str, at: datetime,
+                 received_at: datetime, parameter: str | None, href: str | None) -> None:
+        self.key, self.kind, self.source_id = key, kind, source_id
+        self.purchased_offering_id, self.customer_id = purchased_offering_id, customer_id
+        self.product_offering_id = product_offering_id
+        self.at, self.received_at = at, received_at
+        self.parameter, self.href = parameter, href
+
+    @property
+    def violation(self) -> problems.Violation:
+        return problems.Violation(self.kind, self.source_id, self.purchased_offering_id,
+                                  self.customer_id, self.product_offering_id, self.at,
+                                  self.parameter, self.href)
+
+
+class ServiceProblem(Aggregate):
+    """The offering-wide problem of one product offering (TMF656 ServiceProblem): one per
+    offering (``create_id``), opened when its violations reach its rule, updated by each
+    further violation, resolved by the clock when quiet, and reopened — its next
+    ``episode`` — when violations recur. What it keeps is bounded: counts, and the latest
+    ``problems.KEPT`` evidence refs, purchased offerings and customers.
+
+    ``facts`` (every event but the resolution) set what a violation changed: ``rule``,
+    ``since`` and ``received_after`` (the episode counts the violations after both),
+    ``first_alert``, ``last_alert``, ``last_received_at``, the counts
+    (``violation_count``, ``affected_count``, ``customer_count``, ``active_count``) and
+    the lists (``affected``, ``customers``, ``evidence``), ``changed_at``."""
+
+    @staticmethod
+    def create_id(product_offering_id: str) -> UUID:
+        return stable_id("analysis", "service-problem", product_offering_id)
+
+    @event("Opened")
+    def __init__(self, product_offering_id: str, offering_group_id: str | None,
+                 offering_name: str | None, facts: dict[str, Any]) -> None:
+        self.product_offering_id = product_offering_id
+        self.offering_group_id, self.offering_name = offering_group_id, offering_name
+        self.episode = 1
+        self.status = problems.OPEN
+        self.raised_at = facts["changed_at"]
+        self.resolved_at: datetime | None = None
+        self.status_reason = "the offering's violations reached its rule"
+        self._set(facts)
+
+    def _set(self, facts: dict[str, Any]) -> None:
+        for name, value in facts.items():
+            setattr(self, name, copy.deepcopy(value))
+
+    def update(self, facts: dict[str, Any], grew: bool) -> None:
+        """A further violation while open (``grew``: it affects a purchased offering or
+        customer not affected before)."""
+        self._updated(facts=facts, grew=grew)
+
+    @event("Updated")
+    def _updated(self, facts: dict[str, Any], grew: bool) -> None:
+        self._set(facts)
+
+    def resolve(self, at: datetime, reason: str) -> None:
+        if self.status == problems.OPEN:
+            self._resolved(at=at, reason=reason)
+
+    @event("Resolved")
+    def _resolved(self, at: datetime, reason: str) -> None:
+        self.status, self.resolved_at, self.changed_at = problems.RESOLVED, at, at
+        self.status_reason = reason
+
+    def reopen(self, facts: dict[str, Any]) -> None:
+        """Violations heard after the resolution reached the rule again."""
+        if self.status == problems.RESOLVED:
+            self._reopened(facts=facts)
+
+    @event("Reopened")
+    def _reopened(self, facts: dict[str, Any]) -> None:
+        self.episode += 1
+        self.status, self.resolved_at = problems.OPEN, None
+        self.raised_at = facts["changed_at"]
+        self.status_reason = "violations recurred and reached the offering's rule again"
+        self._set(facts)
+
+
+class ProblemRule(Changeable):
+    """When an offering's violations make an offering-wide problem
+    (``problems.Rule``): the rule of one offering, or the default (``rule_id``
+    ``default``). Configuration, changed over HTTP with ``If-Match``; each change is an
+    event of the log (who, when)."""
+
+    @staticmethod
+    def create_id(rule_id: str) -> UUID:
+        return stable_id("analysis", "problem-rule", rule_id)
+
+    @event("Set")
+    def __init__(self, rule_id: str, count: int | None, share: float | None, period: str,
+                 quiet_time: str) -> None:
+        self.rule_id = rule_id
+        self.count, self.share, self.period, self.quiet_time = count, share, period, \
+            quiet_time
+
+    def change(self, **fields: Any) -> None:
+        self._record_changes({k: v for k, v in fields.items() if getattr(self, k) != v})
+
+    @property
+    def rule(self) -> problems.Rule:
+        return problems.Rule.of({"count": self.count, "share": self.share,
+                                 "period": self.period, "quietTime": self.quiet_time})

@@ -3,27 +3,32 @@ closed window, kept once each, many to a transaction), and the registry's purcha
 offerings, offerings, groups, SLA types and standards in (replicas: what a summary's
 customer, charge and credit terms are read from). Out, to billing, the SLA credits of
 closed conformance periods (``SlaCreditDueEvent`` on ``billing.events``, routing key
-``sla-credit.due``), each from its credit's one event: exactly once, by the outbox; and
+``sla-credit.due``), each from its credit's one event: exactly once, by the outbox;
 each trend run's results, one ``AnalysisResultEvent`` per series and product offering it
-covers (the registry logs it on that offering in the inventory)."""
+covers (the registry logs it on that offering in the inventory). And the violations
+behind the offering-wide problems — Customer QoS/SLA Management's
+``SlaViolationCreateEvent``s and ``CustomerSlaAnalysisEvent``s, monitoring's breaches
+(``ThresholdCrossingEvent``) — in, and each problem's opening, update, resolution and
+reopening out, twice: an ``AnalysisResultEvent`` the registry logs into the inventory,
+and a ``ServiceProblemChangeEvent`` (TMF656) notification tells the offering's lists of."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from eventsourcing.domain import DomainEventProtocol
 
-from services.analysis import schemas, trend_series
+from services.analysis import problems, schemas, trend_series
 from services.analysis.application import Analysis
 from services.analysis.credits import DUE
-from services.analysis.domain import Replica, SlaCredit, stable_summary_id
+from services.analysis.domain import Replica, ServiceProblem, SlaCredit, stable_summary_id
 from services.analysis.trend_runs import TrendRun
 from shared import times
 from shared.bus.envelope import Envelope
 from shared.bus.inbox import Handler, Rejected, groupable
-from shared.bus.outbox import Publication
-from shared.bus.topology import BILLING_EVENTS, SLA_EVENTS, Binding
+from shared.bus.outbox import Publication, aggregate_after
+from shared.bus.topology import BILLING_EVENTS, CUSTOMER_SLA_EVENTS, SLA_EVENTS, Binding
 from shared.ids import stable_id
 from shared.replica import Replicated, replica_handlers
 from shared.store import InboxGroup
@@ -37,7 +42,15 @@ BINDINGS = (
     Binding(SLA_EVENTS, "threshold-registry.sla-type.*"),
     Binding(SLA_EVENTS, "threshold-registry.threshold-standard.*"),
     Binding(SLA_EVENTS, "threshold-registry.purchased-offering.*"),
+    # The violations behind the offering-wide problems.
+    Binding(SLA_EVENTS, "monitoring.crossing.*"),
+    Binding(CUSTOMER_SLA_EVENTS, "sla-violation.create"),
+    Binding(CUSTOMER_SLA_EVENTS, "sla-analysis.create"),
 )
+
+#: A problem's events that are published, and the change each one is.
+PROBLEM_CHANGES = {"Opened": problems.OPENS, "Reopened": problems.REOPENS,
+                   "Updated": problems.GROWS, "Resolved": problems.RESOLVED}
 
 
 #: Where a credit billing can apply goes: the channel billing agreed.
@@ -77,20 +90,48 @@ def trend_results(run: TrendRun) -> list[Publication]:
 def describer(app: Analysis) -> Any:
     """A credit billing can apply (``due``: a customer, an amount and its currency), from
     the event that computed it; a trend run's results (each series' for each offering it
-    covers)."""
+    covers); a problem's opening, reopening, resolution and each update that affects a
+    purchased offering or customer not affected before (not one that only adds evidence:
+    the inventory's log and the lists hear of what changed the problem's reach), as an
+    ``AnalysisResultEvent`` and a ``ServiceProblemChangeEvent``."""
 
     def describe(event: DomainEventProtocol) -> Publication | list[Publication] | None:
         if isinstance(event, TrendRun.Completed):
             run = app.repository.get(event.originator_id, version=event.originator_version)
             return trend_results(run) or None
-        if not isinstance(event, SlaCredit.Computed) or getattr(event, "status", None) != DUE:
+        if isinstance(event, SlaCredit.Computed):
+            if getattr(event, "status", None) != DUE:
+                return None
+            credit = app.repository.get(event.originator_id,
+                                        version=event.originator_version)
+            return Publication(CREDIT_DUE, "SlaCreditDueEvent",
+                               {"slaCredit": schemas.CREDIT_MESSAGE.dump(credit)},
+                               exchange=BILLING_EVENTS)
+        if not isinstance(event, ServiceProblem.Event):
             return None
-        credit = app.repository.get(event.originator_id, version=event.originator_version)
-        return Publication(CREDIT_DUE, "SlaCreditDueEvent",
-                           {"slaCredit": schemas.CREDIT_MESSAGE.dump(credit)},
-                           exchange=BILLING_EVENTS)
+        change = PROBLEM_CHANGES.get(type(event).__name__)
+        if change is None or (change == problems.GROWS and not vars(event).get("grew")):
+            return None
+        problem = aggregate_after(app, event)
+        return problem_publications(problem, change)
 
     return describe
+
+
+def problem_publications(problem: ServiceProblem, change: str) -> list[Publication]:
+    resource = schemas.service_problem(problem)
+    resolved = change == problems.RESOLVED
+    result = {
+        "id": str(stable_id("analysis", "problem-result", problem.id, problem.version)),
+        "kind": "offering-wide-problem",
+        "target": {"type": "productOffering", "id": problem.product_offering_id},
+        "summary": resource["description"], "severity": "info" if resolved else "major",
+        "parameter": None, "analysedAt": times.iso(problem.changed_at),
+        "details": {"change": change, "serviceProblem": resource}}
+    return [Publication(f"{SERVICE}.analysis-result.produced", "AnalysisResultEvent",
+                        {"analysisResult": result}),
+            Publication(f"{SERVICE}.service-problem.{change}", "ServiceProblemChangeEvent",
+                        {"change": change, "serviceProblem": resource})]
 
 
 REPLICATED = {
@@ -131,6 +172,43 @@ def summary_handler(app: Analysis) -> Handler:
     return groupable(keep, prepare)
 
 
+def violation_handler(app: Analysis,
+                      read: Callable[[Envelope], problems.Violation | None]) -> Handler:
+    """A violation kept once and applied to its offering's problem; one that cannot be
+    read (no offering known for it, a time that is not one) is dead-lettered naming why.
+    Handled one message at a time: each counts the ones before it."""
+
+    def handle(envelope: Envelope) -> None:
+        try:
+            violation = read(envelope)
+        except problems.NotAViolation as exc:
+            raise Rejected(str(exc)) from None
+        if violation is None:
+            return
+        try:
+            app.receive_violation(violation)
+        except problems.NotAViolation as exc:
+            raise Rejected(str(exc)) from None
+
+    return handle
+
+
+def _sla_violation(envelope: Envelope) -> problems.Violation | None:
+    return problems.from_sla_violation(envelope.event.get("slaViolation") or {})
+
+
+def _sla_analysis(envelope: Envelope) -> problems.Violation | None:
+    return problems.from_sla_analysis(envelope.event.get("slaAnalysis") or {})
+
+
+def _crossing(envelope: Envelope) -> problems.Violation | None:
+    return problems.from_crossing(envelope.event.get("change"),
+                                  envelope.event.get("crossing") or {})
+
+
 def handlers(app: Analysis) -> dict[str, Handler]:
     return {**replica_handlers(REPLICATED, app.receive_replica, Replica),
-            "WindowSummaryEvent": summary_handler(app)}
+            "WindowSummaryEvent": summary_handler(app),
+            "SlaViolationCreateEvent": violation_handler(app, _sla_violation),
+            "CustomerSlaAnalysisEvent": violation_handler(app, _sla_analysis),
+            "ThresholdCrossingEvent": violation_handler(app, _crossing)}

@@ -23,7 +23,8 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING
 
-from services.analysis.domain import CreditPeriod
+from services.analysis import problems
+from services.analysis.domain import CreditPeriod, ServiceProblem
 from services.analysis.trend_runs import TrendSchedule
 from shared.scheduler import Due, DueOf, Work
 
@@ -37,8 +38,12 @@ CREDIT_CLOSE = "credit.close"
 TREND_RUN = "trend.run"
 
 #: The kinds of due item of each aggregate type (each a due-time column of its table).
-KINDS: dict[type, tuple[str, ...]] = {CreditPeriod: (CREDIT_CLOSE,),
-                                      TrendSchedule: (TREND_RUN,)}
+KINDS: dict[type, tuple[str, ...]] = {
+    CreditPeriod: (CREDIT_CLOSE,),
+    TrendSchedule: (TREND_RUN,),
+    # An open offering-wide problem, resolved once quiet for its rule's time.
+    ServiceProblem: (problems.RESOLVE,),
+}
 
 
 def credit_period_due(period: CreditPeriod) -> Iterator[Due]:
@@ -56,7 +61,8 @@ def trend_schedule_due(schedule: TrendSchedule) -> Iterator[Due]:
 
 def due_items() -> dict[type, DueOf]:
     """Each aggregate type's due items, off its state."""
-    return {CreditPeriod: credit_period_due, TrendSchedule: trend_schedule_due}
+    return {CreditPeriod: credit_period_due, TrendSchedule: trend_schedule_due,
+            ServiceProblem: problems.problem_due}
 
 
 class Scheduling:
@@ -67,4 +73,5 @@ class Scheduling:
 
     def work(self) -> Mapping[str, Work]:
         return {CREDIT_CLOSE: lambda item: self.app.close_credit_period(item.subject),
-                TREND_RUN: lambda item: self.app.run_scheduled_trends(item.at)}
+                TREND_RUN: lambda item: self.app.run_scheduled_trends(item.at),
+                problems.RESOLVE: lambda item: self.app.resolve_problem(item.subject)}

@@ -9,12 +9,13 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from services.analysis import ROOT, aggregates, credits, domain, trend_series
-from services.analysis.domain import Replica, WindowSummary
+from services.analysis import ROOT, aggregates, credits, domain, problems, trend_series
+from services.analysis.domain import ProblemRule, Replica, ServiceProblem, WindowSummary
 from services.analysis.trend_runs import TrendRun
 from shared import times
+from shared.config import SERVICES
 from shared.durations import POSITIVE_DURATION, duration_seconds, duration_text
-from shared.http.schemas import CamelSchema, Pattern, Resource
+from shared.http.schemas import CamelSchema, Computed, Pattern, Resource, list_query
 
 
 class When(fields.AwareDateTime):
@@ -252,6 +253,10 @@ def represent(aggregate: Any) -> dict[str, Any]:
                 "windowCount": aggregate.window_count,
                 "creditCount": aggregate.credit_count,
                 "publishedCount": aggregate.published_count}
+    if isinstance(aggregate, ServiceProblem):
+        return service_problem(aggregate)
+    if isinstance(aggregate, ProblemRule):
+        return ProblemRuleOut().dump(aggregate)
     if isinstance(aggregate, WindowSummary):
         return dict(aggregate.summary)
     if isinstance(aggregate, TrendRun):
@@ -470,3 +475,202 @@ TREND_RUN = TrendAnalysis()
 
 def iso(moment: Any) -> str:
     return times.iso(moment)
+
+
+# --- offering-wide problems (TMF656 ServiceProblem) -----------------------------------------
+
+REGISTRY = str(SERVICES["threshold-registry"]["root"])
+
+
+class Ref(Schema):
+    """A reference (TMF style): id, href, name, ``@referredType``."""
+
+    id = fields.String()
+    href = fields.String(allow_none=True)
+    name = fields.String(allow_none=True)
+    referred_type = fields.String(data_key="@referredType")
+
+
+class PartyRef(Ref):
+    role = fields.String()
+
+
+class EvidenceRef(Schema):
+    """One violation behind a problem (TMF656 ``slaViolation`` as SLAViolationRef)."""
+
+    id = fields.String(metadata={"description": "the violation's, analysis's or "
+                                                "crossing's own id"})
+    href = fields.String(allow_none=True)
+    referred_type = fields.String(data_key="@referredType", metadata={
+        "description": "SlaViolation, CustomerSlaAnalysis or ThresholdCrossing"})
+    purchasedOfferingId = fields.String()
+    customerId = fields.String(allow_none=True)
+    parameter = fields.String(allow_none=True)
+    dateTime = fields.String(metadata={"description": "when it happened (a violation's "
+                                                      "date, an analysis period's end, "
+                                                      "a crossing window's end)"})
+
+
+class RuleOut(Schema):
+    count = fields.Integer(allow_none=True)
+    share = fields.Float(allow_none=True)
+    period = fields.String()
+    quietTime = fields.String()
+
+
+class ServiceProblemOut(Schema):
+    """An offering-wide problem in TMF656 ServiceProblem shape (``id``, ``href``,
+    ``status``, ``affectedService``, ``affectedNumberOfServices``, ``relatedParty``,
+    ``slaViolation``, ``firstAlert``, ``timeRaised`` …), with the counts and the rule
+    behind it."""
+
+    PATH = f"{ROOT}/serviceProblem"
+
+    id = fields.String()
+    href = fields.String()
+    type_ = fields.String(data_key="@type")
+    version = fields.Integer(metadata={"description": "aggregate version; also the ETag"})
+    name = fields.String()
+    description = fields.String(metadata={"description": "what the latest change found"})
+    category = fields.String(metadata={"description": "offeringWideSlaViolation"})
+    originatingSystem = fields.String()
+    status = fields.String(metadata={"description": "inProgress (open) or resolved"})
+    statusChangeReason = fields.String()
+    statusChangeDate = fields.String()
+    productOfferingId = fields.String(metadata={"description": "the offering affected"})
+    offeringGroupId = fields.String(allow_none=True)
+    affectedProductOffering = fields.Nested(Ref)
+    affectedNumberOfServices = fields.Integer(metadata={
+        "description": "purchased offerings of the offering violated in this episode"})
+    activeNumberOfServices = fields.Integer(metadata={
+        "description": "the offering's active purchased offerings (the inventory's)"})
+    impactImportanceFactor = fields.Float(allow_none=True, metadata={
+        "description": "affectedNumberOfServices as a percentage of the active ones"})
+    affectedService = fields.List(fields.Nested(Ref), metadata={
+        "description": f"the latest {problems.KEPT} purchased offerings affected"})
+    affectedCustomerCount = fields.Integer()
+    relatedParty = fields.List(fields.Nested(PartyRef), metadata={
+        "description": f"the latest {problems.KEPT} customers affected (role Customer)"})
+    violationCount = fields.Integer(metadata={"description": "violations in this episode"})
+    slaViolation = fields.List(fields.Nested(EvidenceRef), metadata={
+        "description": f"the latest {problems.KEPT} violations behind it"})
+    firstAlert = fields.Nested(EvidenceRef, metadata={
+        "description": "the earliest violation of the episode (first seen)"})
+    lastAlert = fields.Nested(EvidenceRef, metadata={
+        "description": "the latest violation (last seen)"})
+    timeRaised = fields.String(metadata={"description": "when it was opened (or reopened)"})
+    timeChanged = fields.String()
+    resolutionDate = fields.String(allow_none=True)
+    resolutionDue = fields.String(allow_none=True, metadata={
+        "description": "when it is resolved if no violation arrives before (open only)"})
+    episode = fields.Integer(metadata={"description": "1, then 2 after the first reopening, …"})
+    reopenCount = fields.Integer()
+    rule = fields.Nested(RuleOut)
+
+
+def problem_view(problem: ServiceProblem) -> dict[str, Any]:
+    """A problem as its resource (the API's answers and the published events)."""
+    due = problems.problem_due(problem)
+    share = problems.share_of(problem.affected_count, problem.active_count)
+    changed = problem.resolved_at if problem.status == problems.RESOLVED else \
+        problem.changed_at
+    return {
+        "id": str(problem.id), "href": f"{ServiceProblemOut.PATH}/{problem.id}",
+        "type_": "ServiceProblem", "version": problem.version,
+        "name": f"Offering-wide problem of {problem.offering_name or problem.product_offering_id}",
+        "description": problems.summary(
+            problem.product_offering_id, problems.Counts(
+                problem.violation_count, problem.affected_count, problem.customer_count),
+            problem.active_count, problems.Rule.of(problem.rule),
+            problems.RESOLVED if problem.status == problems.RESOLVED else
+            problems.REOPENS if problem.episode > 1 else problems.OPENS),
+        "category": "offeringWideSlaViolation", "originatingSystem": "analysis",
+        "status": problem.status, "statusChangeReason": problem.status_reason,
+        "statusChangeDate": times.iso(changed),
+        "productOfferingId": problem.product_offering_id,
+        "offeringGroupId": problem.offering_group_id,
+        "affectedProductOffering": {
+            "id": problem.product_offering_id,
+            "href": f"{REGISTRY}/productOffering/{problem.product_offering_id}",
+            "name": problem.offering_name, "referred_type": "ProductOffering"},
+        "affectedNumberOfServices": problem.affected_count,
+        "activeNumberOfServices": problem.active_count,
+        "impactImportanceFactor": None if share is None else round(100 * min(share, 1), 2),
+        "affectedService": [{"id": po, "href": f"{REGISTRY}/purchasedOffering/{po}",
+                             "referred_type": "PurchasedOffering"}
+                            for po in problem.affected],
+        "affectedCustomerCount": problem.customer_count,
+        "relatedParty": [{"id": c, "role": "Customer", "referred_type": "Customer"}
+                         for c in problem.customers],
+        "violationCount": problem.violation_count,
+        "slaViolation": [_evidence(ref) for ref in problem.evidence],
+        "firstAlert": _evidence(problem.first_alert),
+        "lastAlert": _evidence(problem.last_alert),
+        "timeRaised": times.iso(problem.raised_at),
+        "timeChanged": times.iso(problem.changed_at),
+        "resolutionDate": times.iso_or_none(problem.resolved_at),
+        "resolutionDue": times.iso(due[0].at) if due else None,
+        "episode": problem.episode, "reopenCount": problem.episode - 1,
+        "rule": dict(problem.rule),
+    }
+
+
+def _evidence(ref: dict[str, Any]) -> dict[str, Any]:
+    return {("referred_type" if k == "@referredType" else k): v for k, v in ref.items()}
+
+
+def service_problem(problem: ServiceProblem) -> dict[str, Any]:
+    """A problem on the wire (camelCase, TMF656 shape)."""
+    return ServiceProblemOut().dump(problem_view(problem))
+
+
+class ServiceProblemQuery(list_query(ServiceProblemOut)):  # type: ignore[misc]
+    """The list's own filter besides the attributes (which filter as any list's do)."""
+
+    customerId = fields.String(metadata={
+        "description": "problems of offerings in which this customer's purchased "
+                       "offerings had a violation"})
+
+
+DURATION = Pattern(POSITIVE_DURATION, error="an ISO 8601 duration longer than zero, "
+                                            "such as PT24H")
+
+
+class ProblemRuleIn(Schema):
+    """An offering's rule (or the default): a count or a share of its active purchased
+    offerings violated within a period, or both (either opens a problem), and the quiet
+    time after which an open problem is resolved."""
+
+    class Meta:
+        openapi = {"anyOf": [{"required": ["count"]}, {"required": ["share"]}]}
+
+    count = fields.Integer(validate=validate.Range(min=1, max=1_000_000), metadata={
+        "description": "purchased offerings violated within the period (left out: "
+                       "none; a count, a share or both)"})
+    share = fields.Float(validate=validate.Range(min=0, max=1, min_inclusive=False), metadata={
+        "description": "share (0-1] of the offering's active purchased offerings "
+                       "violated within the period (at least two)",
+        "exclusiveMinimum": True})
+    period = fields.String(required=True, validate=DURATION, metadata={
+        "description": "the sliding period the violations are counted in", "example": "PT24H"})
+    quietTime = fields.String(required=True, validate=DURATION, metadata={
+        "description": "an open problem is resolved after this long without a violation",
+        "example": "PT6H"})
+
+    @validates_schema
+    def _some_threshold(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if data.get("count") is None and data.get("share") is None:
+            raise ValidationError("give a count, a share or both", "count")
+
+
+class ProblemRuleOut(Resource):
+    """The rule of one offering (``id``: the offering's id) or the default (``default``)."""
+
+    PATH, TYPE = f"{ROOT}/serviceProblemRule", "ServiceProblemRule"
+
+    id = fields.String(attribute="rule_id", dump_only=True)
+    href = Computed(lambda schema, obj: f"{schema.PATH}/{obj.rule_id}")
+    count = fields.Integer(allow_none=True)
+    share = fields.Float(allow_none=True)
+    period = fields.String()
+    quietTime = fields.String(attribute="quiet_time")

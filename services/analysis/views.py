@@ -15,7 +15,16 @@ from __future__ import annotations
 from operator import attrgetter
 from typing import TYPE_CHECKING
 
-from services.analysis.domain import CreditPeriod, Replica, SlaCredit, WindowSummary
+from services.analysis import problems
+from services.analysis.domain import (
+    CreditPeriod,
+    ProblemRule,
+    ProblemViolation,
+    Replica,
+    ServiceProblem,
+    SlaCredit,
+    WindowSummary,
+)
 from services.analysis.scheduling import KINDS, credit_period_due, trend_schedule_due
 from services.analysis.trend_runs import TrendRun, TrendSchedule
 from shared.bulkload import Creation
@@ -67,6 +76,23 @@ SUMMARY_COLUMNS = (PARAMETER, SCOPE_TYPE, SCOPE_ID, REGIME, *DIMENSIONS.values()
                    AGGREGATION, UNIT, SAMPLES, ELIGIBLE, BAD, EXCLUDED, BREACHED, WARNED,
                    PLANNED, PERIOD_END, CROSSING)
 REPLICA_KIND = Column("replicaKind", attrgetter("kind"))
+#: A purchased offering's offering and status: the active purchased offerings of an
+#: offering (what a problem's share is of) are counted in SQL.
+REPLICA_OFFERING = Column("productOfferingId", lambda r: r.resource.get("productOfferingId"))
+REPLICA_STATUS = Column("status", lambda r: r.resource.get("status"), indexed=False)
+
+# --- offering-wide problems: the violations counted, by offering and time (a problem's
+# counts are one indexed range of them), and the problems by offering and status.
+VIOLATION_OFFERING = Column("productOfferingId", attrgetter("product_offering_id"))
+VIOLATION_AT = Column("at", attrgetter("at"), "time")
+VIOLATION_RECEIVED = Column("receivedAt", attrgetter("received_at"), "time", indexed=False)
+VIOLATION_PURCHASED = Column("purchasedOfferingId", attrgetter("purchased_offering_id"),
+                             indexed=False)
+VIOLATION_CUSTOMER = Column("customerId", attrgetter("customer_id"))
+PROBLEM_OFFERING = Column("productOfferingId", attrgetter("product_offering_id"))
+PROBLEM_STATUS = Column("status", attrgetter("status"))
+PROBLEM_CHANGED = Column("timeChanged", attrgetter("changed_at"), "time")
+(PROBLEM_DUE,) = due_columns(problems.problem_due, KINDS[ServiceProblem])
 #: The columns the aggregate statements read, as one composite index: the equality
 #: columns, the period's range, then the rest (PostgreSQL allows 32 columns an index).
 AGGREGATED = ("scopeType", "parameter", "windowEnd", "windowStart", "periodStart",
@@ -86,7 +112,13 @@ def tables() -> tuple[Table, ...]:
         # read (an index-only scan: a few hundred bytes a row instead of the row with
         # its state).
         Table(WindowSummary, SUMMARY_COLUMNS, orders=(AGGREGATED,)),
-        Table(Replica, (REPLICA_KIND,)),
+        Table(Replica, (REPLICA_KIND, REPLICA_OFFERING, REPLICA_STATUS)),
+        Table(ProblemViolation, (VIOLATION_OFFERING, VIOLATION_AT, VIOLATION_RECEIVED,
+                                 VIOLATION_PURCHASED, VIOLATION_CUSTOMER),
+              orders=(("productOfferingId", "at"),)),
+        Table(ServiceProblem, (PROBLEM_OFFERING, PROBLEM_STATUS, PROBLEM_CHANGED,
+                               PROBLEM_DUE)),
+        Table(ProblemRule, (Column("ruleId", attrgetter("rule_id")),)),
         # Trend runs, newest first in lists, by when they ran, how they were asked and
         # whether they found something; the schedule, by its next due time.
         Table(TrendRun, (Column("analysedAt", attrgetter("analysed_at"), "time"),

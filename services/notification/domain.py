@@ -64,7 +64,8 @@ def severity_of(event_type: str, level: str | None, raw_severity: str | None = N
 
     crossing warning -> warning; breached -> major; noData (the series went silent: the
     most common outage sends nothing) -> major; cleared -> info;
-    burn-rate page -> critical; ticket -> minor; planned outage notices -> info.
+    burn-rate page -> critical; ticket -> minor; planned outage notices -> info;
+    an offering-wide problem opened, updated or reopened -> major, resolved -> info.
     """
     if event_type == "ThresholdCrossingEvent":
         return {"warning": "warning", "breached": "major", "noData": "major"}.get(
@@ -73,6 +74,8 @@ def severity_of(event_type: str, level: str | None, raw_severity: str | None = N
         if level == "resolved":
             return "info"
         return {"page": "critical", "ticket": "minor"}.get(raw_severity or "", "minor")
+    if event_type == "ServiceProblemChangeEvent":
+        return "info" if level == "resolved" else "major"
     return "info"
 
 

@@ -1,8 +1,8 @@
 """Bus entrypoint of the notification service: the alerts it consumes (crossings, burn
-alerts, planned outages), the notices of planned outages to hand to customers
-(``notices.py``), the registry facts it keeps to route them (which offering group
-and customer a purchased offering belongs to), and what it publishes (delivery outcomes,
-escalations and acknowledgements)."""
+alerts, planned outages, analysis's offering-wide problems), the notices of planned
+outages to hand to customers (``notices.py``), the registry facts it keeps to route them
+(which offering group and customer a purchased offering belongs to), and what it
+publishes (delivery outcomes, escalations and acknowledgements)."""
 
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ BINDINGS = (
     Binding(SLA_EVENTS, "monitoring.burn-alert.*"),
     Binding(SLA_EVENTS, "outage-negotiation.planned-outage.*"),
     Binding(SLA_EVENTS, "outage-negotiation.notice.*"),
+    Binding(SLA_EVENTS, "analysis.service-problem.*"),
     Binding(SLA_EVENTS, "threshold-registry.purchased-offering.*"),
     Binding(SLA_EVENTS, "threshold-registry.product-offering.*"),
 )
@@ -117,6 +118,33 @@ def handle_burn_alert(app: NotificationService, envelope: Envelope) -> None:
     app.route(burn_labels(envelope), envelope.to_dict())
 
 
+def problem_labels(envelope: Envelope) -> dict[str, Any]:
+    """An offering-wide problem as an alert of its offering: routed to the lists that
+    serve the offering or its group (or whose topics name it), one incident per episode
+    (opened or reopened: a new one; updates change it; the resolution clears it and
+    reaches the lists its opening reached)."""
+    problem = envelope.event["serviceProblem"]
+    change = str(envelope.event.get("change"))
+    resolved = change == "resolved"
+    first = problem.get("firstAlert") or {}
+    return {"eventId": envelope.event_id, "eventType": envelope.event_type,
+            "change": change, "correlationId": envelope.correlation_id,
+            "alertId": f"{problem['id']}:{problem.get('episode', 1)}",
+            "level": "resolved" if resolved else change,
+            "severity": severity_of(envelope.event_type, "resolved" if resolved else change),
+            "scopeType": "productOffering", "scopeId": problem.get("productOfferingId"),
+            "offeringId": problem.get("productOfferingId"),
+            "offeringGroupId": problem.get("offeringGroupId"),
+            "parameter": None, "summary": problem.get("description"),
+            "affectedCount": problem.get("affectedNumberOfServices"),
+            "since": first.get("dateTime") or envelope.event_time,
+            "raisedAt": problem.get("timeRaised"), "detailsUrl": problem.get("href")}
+
+
+def handle_service_problem(app: NotificationService, envelope: Envelope) -> None:
+    app.route(problem_labels(envelope), envelope.to_dict())
+
+
 # --- inbound: replicas -------------------------------------------------------------------
 def _outage_facts(outage: dict[str, Any], envelope: Envelope) -> dict[str, Any]:
     """What suppression reads of a planned outage: its window, scope and status (a
@@ -186,6 +214,7 @@ def handlers(app: NotificationService) -> dict[str, Handler]:
     return {
         "ThresholdCrossingEvent": lambda e: handle_crossing(app, e),
         "BurnRateAlertEvent": lambda e: handle_burn_alert(app, e),
+        "ServiceProblemChangeEvent": lambda e: handle_service_problem(app, e),
         "PlannedOutageNoticeEvent": app.notices.handle,
         **replica_handlers(REPLICATED, lambda copy: keep_replica(app, copy), Replica),
     }

@@ -34,6 +34,9 @@ def headline(alert: dict[str, Any]) -> str:
     if kind == "BurnRateAlertEvent":
         state = "resolved" if alert.get("level") == "resolved" else "burning fast"
         return f"error budget of {alert.get('parameter')} {state} on {scope}"
+    if kind == "ServiceProblemChangeEvent":
+        return f"offering-wide problem {alert.get('level')} on offering " \
+               f"{alert.get('offeringId') or alert.get('scopeId')}"
     if kind == "PlannedOutageChangeEvent":
         return f"planned outage {alert.get('level')} for offering group " \
                f"{alert.get('offeringGroupId') or 'n/a'}"

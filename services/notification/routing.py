@@ -35,7 +35,7 @@ from shared.outages import IN_FORCE
 if TYPE_CHECKING:
     from services.notification.application import NotificationService
 
-INCIDENT_EVENTS = ("ThresholdCrossingEvent", "BurnRateAlertEvent")
+INCIDENT_EVENTS = ("ThresholdCrossingEvent", "BurnRateAlertEvent", "ServiceProblemChangeEvent")
 CLEARING = ("cleared", "resolved")
 
 

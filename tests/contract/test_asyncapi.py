@@ -32,6 +32,7 @@ EXPECTED_EVENT_TYPES = {
     "ProductAttributeValueChangeEvent", "MeasurementBatchEvent", "SlaViolationCreateEvent",
     "CustomerSlaAnalysisEvent", "SlaCreditDueEvent",
     "NotificationDeliveryChangeEvent", "EscalationChangeEvent", "WindowSummaryEvent",
+    "ServiceProblemChangeEvent",
 }
 
 # One nested required field per message (path inside the example's `event`): removing it must
@@ -59,6 +60,7 @@ NESTED_REQUIRED = {
     "NotificationDeliveryChangeEvent": ("delivery", "status"),
     "EscalationChangeEvent": ("incident", "alertId"),
     "WindowSummaryEvent": ("windowSummary", "scope", "type"),
+    "ServiceProblemChangeEvent": ("serviceProblem", "firstAlert", "dateTime"),
 }
 
 
@@ -237,6 +239,8 @@ def test_event_type_selects_the_schema() -> None:
     ("ProductCreateEvent", ("product", "status"), "live"),
     ("CustomerSlaAnalysisEvent", ("slaAnalysis", "compliance"), 101),
     ("SlaCreditDueEvent", ("slaCredit", "breachedPeriods"), 1.5),
+    ("ServiceProblemChangeEvent", ("change",), "closed"),
+    ("ServiceProblemChangeEvent", ("serviceProblem", "status"), "open"),
 ])
 def test_bad_values_are_rejected(name: str, path: tuple[Any, ...], bad: Any) -> None:
     body = _example(name)

@@ -151,6 +151,13 @@ def trend_analysis(body: Body, patch: bool) -> None:
             body["from"] = (finish - timedelta(days=365)).isoformat()
 
 
+def problem_rule(body: Body, patch: bool) -> None:
+    """A count, a share or both (the document's anyOf, which the coverage phase's
+    positive cases do not always keep)."""
+    if body.get("count") is None and body.get("share") is None:
+        body["count"] = 1
+
+
 RULES: dict[str, Callable[[Body, bool], None]] = {
     "/outage-negotiation/v1/plannedOutage": planned_outage,
     "/outage-negotiation/v1/plannedOutage/{outage_id}/reschedule": planned_outage,
@@ -160,6 +167,7 @@ RULES: dict[str, Callable[[Body, bool], None]] = {
     "/threshold-registry/v1/thresholdStandard": standard,
     "/monitoring/v1/monitoringRegime": regime,
     "/analysis/v1/trendAnalysis": trend_analysis,
+    "/analysis/v1/serviceProblemRule": problem_rule,
 }
 
 
