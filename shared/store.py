@@ -23,13 +23,16 @@ from eventsourcing.application import Application, ProcessingEvent
 from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.persistence import (
     IntegrityError,
+    InterfaceError,
     Mapper,
     Notification,
+    OperationalError,
     ProcessRecorder,
     Recording,
     StoredEvent,
     Tracking,
 )
+from eventsourcing.utils import retry
 
 from shared import context
 from shared.errors import NotFound, StaleVersion
@@ -186,6 +189,94 @@ class InboxGroup(context.UnitOfWork):
         self.trackings.append(tracking)
 
 
+class _Commit:
+    """One thread's save waiting in a :class:`GroupCommit`: its stored events, then its
+    notification ids or the error its own commit raised."""
+
+    __slots__ = ("done", "error", "ids", "stored")
+
+    def __init__(self, stored: list[StoredEvent]) -> None:
+        self.stored = stored
+        self.ids: Sequence[int] | None = None
+        self.error: BaseException | None = None
+        self.done = False
+
+
+class GroupCommit:
+    """Commits the saves that threads of one process ask for at the same moment in one
+    transaction (leader and followers): a thread that finds no commit under way commits
+    every save waiting, its own first; the others wait until theirs is committed.
+
+    Why: every save of a log takes the log's table lock (notification ids must commit in
+    the order they are issued) and holds it while the server waits for the disk, so
+    concurrent single-event saves (customers' answers) go one disk flush at a time, the
+    others queued behind the lock. In one transaction a group shares one lock and one
+    flush. Nothing is answered before it is durable: each caller returns only once the
+    transaction holding its events has committed.
+
+    What a group cannot commit (one of its saves conflicts: an aggregate moved on, or
+    two saves of the group wrote the same version) commits nothing, being one
+    transaction; each save of the group is then committed alone, in the order they came,
+    so each gets exactly the outcome it would have had alone — the others are not lost,
+    the failing one raises its own ``IntegrityError``. A failure to reach the store
+    (``InterfaceError``, ``OperationalError``, after the recorder's own retries) is every
+    save's, and each of them raises it."""
+
+    def __init__(self, recorder: Any) -> None:
+        self.recorder = recorder
+        self._cond = threading.Condition()
+        self._waiting: list[_Commit] = []
+        self._busy = False
+
+    def commit(self, stored: list[StoredEvent]) -> Sequence[int] | None:
+        """Commit these stored events (in a group if others wait); their notification
+        ids."""
+        mine = _Commit(stored)
+        with self._cond:
+            self._waiting.append(mine)
+            while self._busy and not mine.done:
+                self._cond.wait()
+            group: list[_Commit] = []
+            if not mine.done:  # no commit under way: this thread commits what waits
+                self._busy = True
+                group, self._waiting = self._waiting, []
+        if group:
+            try:
+                self._commit_group(group)
+            finally:
+                with self._cond:
+                    self._busy = False
+                    # (only if this thread was stopped midway: the rest wait again)
+                    self._waiting[:0] = [c for c in group if not c.done]
+                    self._cond.notify_all()
+        if mine.error is not None:
+            raise mine.error
+        return mine.ids
+
+    def _commit_group(self, group: list[_Commit]) -> None:
+        try:
+            if len(group) > 1:
+                ids = self.recorder.insert_events([e for c in group for e in c.stored])
+                offset = 0
+                for one in group:
+                    one.ids = None if ids is None else ids[offset:offset + len(one.stored)]
+                    offset += len(one.stored)
+                    one.done = True
+                return
+        except (InterfaceError, OperationalError) as exc:
+            for one in group:
+                one.error, one.done = exc, True
+            return
+        except Exception:  # noqa: BLE001 - one of them failed: each alone, below
+            pass
+        for one in group:
+            try:
+                one.ids = self.recorder.insert_events(one.stored)
+            except Exception as exc:  # noqa: BLE001 - that save's own outcome
+                one.error = exc
+            one.done = True
+
+
 class DuplicateMessage(Exception):
     """The message was already processed: its tracking record exists."""
 
@@ -219,6 +310,7 @@ class ServiceApplication(Application):
         # (``shared.readmodel.TrackedProjection.reading``) must see of its own writes.
         self.local_head = 0
         self._audit_index: Any = None
+        self._group_commit = GroupCommit(self.recorder)
         if shared_file is not None:
             adopt_shared_sqlite_log(shared_file, Path(env["SQLITE_DBNAME"]),
                                     topics_of(self.log_kinds))
@@ -300,6 +392,39 @@ class ServiceApplication(Application):
             return []
         recordings = self.save_tracked(pending.tracking, *objs)
         pending.saved = True
+        return recordings
+
+    def save_grouped(self, *objs: Any) -> list[Any]:
+        """Save as :meth:`save` does, committed in one transaction with the saves other
+        threads of this process ask for at the same moment (:class:`GroupCommit`); it
+        returns once its own events are committed, or raises what its own save alone
+        would have raised (an ``IntegrityError`` when the aggregate moved on).
+
+        For many small saves at once (customers' answers through HTTP): each one alone
+        takes the log's table lock and waits for the disk, and the others wait for it.
+        Inside an inbox handler it is :meth:`save` (the message's tracking record goes
+        with its events)."""
+        if InboxTracking.current() is not None:
+            return self.save(*objs)
+        processing: ProcessingEvent = ProcessingEvent()
+        for obj in objs:
+            if obj is None:
+                continue
+            processing.events.extend(obj.collect_events())
+            processing.aggregates[obj.id] = obj
+        # Converted here, in the caller's context: each event carries its own request's
+        # audit metadata (actor, correlation id), whoever commits the group.
+        stored = [self.mapper.to_stored_event(event) for event in processing.events]
+        ids = self._group_commit.commit(stored)
+        recordings = [Recording(event, Notification(
+            id=n, originator_id=s.originator_id, originator_version=s.originator_version,
+            topic=s.topic, state=s.state)) for event, s, n in zip(
+                processing.events, stored, ids or (), strict=False)]
+        if self.repository.cache and not self.repository.fastforward:
+            for aggregate_id, aggregate in processing.aggregates.items():
+                self.repository.cache.put(aggregate_id, aggregate)
+        self._take_snapshots(processing)
+        self._notify(recordings)
         return recordings
 
     def save_tracked(self, tracking: Tracking, *objs: Any) -> list[Any]:
@@ -587,7 +712,47 @@ def _stored(row: Any) -> StoredEvent:
 
 class _PostgresTrackings:
     """Several tracking records written with a save (``trackings=``), in its transaction:
-    one statement for all of them."""
+    one statement for all of them; and a save committed in one round trip."""
+
+    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+    def insert_events(self, stored_events: Sequence[StoredEvent],
+                      **kwargs: Any) -> Sequence[int] | None:
+        """The library's insert (its table lock, so notification ids commit in the order
+        they are issued), with the ``COMMIT`` sent in the same pipeline as the lock and
+        the inserts, before any result is read: one round trip instead of two.
+
+        Why: the lock is held until the commit reaches the server. The library reads the
+        inserts' results first, so the lock stayed held while this thread waited for the
+        server, then for the GIL and a core (milliseconds in a busy gunicorn worker), and
+        every other save of the log waited with it: commits of single answers were held
+        to about a hundred a second, whatever the database could do. Sent together, the
+        lock lasts only the server's own work. A failed insert (a unique violation: the
+        aggregate moved on, or the tracking record exists) aborts the transaction on the
+        server, so the queued ``COMMIT`` commits nothing; the error is raised when the
+        pipeline is read, the connection rolled back, and nothing was recorded — as
+        before. The ids come from the ``RETURNING`` rows, read after the commit."""
+        from psycopg.pq import TransactionStatus
+
+        recorder: Any = self
+        if recorder.datastore.enable_db_functions:
+            return super().insert_events(stored_events, **kwargs)  # type: ignore[misc]
+        with recorder.datastore.get_connection() as conn:
+            curs = conn.cursor()
+            try:
+                with conn.pipeline():
+                    conn.execute("BEGIN")
+                    with conn.cursor() as first:
+                        recorder._insert_events(first, stored_events, **kwargs)
+                    if stored_events:
+                        recorder._insert_stored_events(curs, stored_events, **kwargs)
+                    conn.execute("COMMIT")
+            except BaseException:
+                if conn.info.transaction_status != TransactionStatus.IDLE:
+                    conn.rollback()
+                raise
+            if not stored_events:
+                return []
+            return recorder._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
 
     def _insert_events(self, curs: Any, stored_events: Sequence[StoredEvent],
                        **kwargs: Any) -> Any:
