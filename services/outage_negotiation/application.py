@@ -429,7 +429,7 @@ class OutageNegotiation(ServiceApplication):
                                else None, reason=reason, windows=list(windows), at=now)
         try:
             with context.bound(who=f"customer:{link.customer_id}"):
-                self.save(given)
+                self.save_grouped(given)
         except IntegrityError:
             raise AlreadyAnswered(f"customer {link.customer_id} already answered round "
                                   f"{outage.round} of planned outage {outage.id}") from None
@@ -448,22 +448,32 @@ class OutageNegotiation(ServiceApplication):
     def answering(self, outage_id: UUID) -> PlannedOutage:
         """The outage as an answer is checked against: kept in this process while only
         answers were taken into it since (its status, round, deadline and windows are
-        what they were), so a burst of answers does not load a large outage each."""
+        what they were), so a burst of answers does not load a large outage each.
+
+        The store is asked what came after the kept version outside the lock, so the
+        threads of a worker answering at once do not wait for each other's round trip;
+        what came (answers taken) is applied under it, to the kept copy only if no other
+        thread moved it on meanwhile."""
         with self._answering_lock:
             cached = self._answering.get(outage_id)
-            if cached is not None:
-                since = self.recorder.select_events(outage_id, gt=cached.version)
-                if not since:
-                    return cached
-                if all(e.topic.endswith("AnswersTaken") for e in since):
+            version = cached.version if cached is not None else 0
+        if cached is not None:
+            since = self.recorder.select_events(outage_id, gt=version)
+            if not since:
+                return cached
+            if all(e.topic.endswith("AnswersTaken") for e in since):
+                with self._answering_lock:
                     for stored in since:  # only this process reads it: moved on in place
-                        self.mapper.to_domain_event(stored).mutate(cached)
-                    return cached
-            outage = self.outage(outage_id)
+                        if stored.originator_version == cached.version + 1:
+                            self.mapper.to_domain_event(stored).mutate(cached)
+                    if cached.version >= since[-1].originator_version:
+                        return cached
+        outage = self.outage(outage_id)
+        with self._answering_lock:
             if len(self._answering) >= 64:
                 self._answering.pop(next(iter(self._answering)))
             self._answering[outage_id] = outage
-            return outage
+        return outage
 
     def take_all_answers(self, outage_id: UUID) -> int:
         """Take every answer waiting for the outage now (not when the clock comes to

@@ -13,6 +13,7 @@ still due and saves it with optimistic concurrency, so two workers never both ma
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -63,11 +64,35 @@ class Scheduling:
 
     def __init__(self, app: OutageNegotiation) -> None:
         self.app = app
+        self._taken: dict[UUID, float] = {}  # when each outage's answers were last taken
 
     def work(self) -> dict[str, Any]:
         return {START: self.start, COMPLETE: self.complete, REMIND: self.remind,
-                TAKE: lambda item: self.app.take_answers(item.subject),
+                TAKE: self.take,
                 DEADLINE: lambda item: self.app.resolve_at_deadline(item.subject)}
+
+    def take(self, item: Due) -> int:
+        """Take the answers waiting for an outage into it, at most once every
+        ``answer_interval`` seconds (SLA_OUTAGE_ANSWER_INTERVAL) for one outage; the
+        first answer after a quiet spell is taken at once.
+
+        Why: a take reads and rewrites the outage, whose state holds every affected
+        customer (megabytes over a large group), whatever the number of answers it takes.
+        Taken as each answer came, a burst of answers kept the clock rewriting the outage
+        back to back, a core's worth of work taken from the answers themselves; taken
+        once a second, each take carries the second's answers. Until then they wait,
+        saved and due (the loop offers them again within a second): the policy applies
+        that much later, and what must count every answer (the deadline, the planner's
+        ranking and choice) takes them all first (``take_all_answers``)."""
+        interval = self.app.settings.answer_interval
+        last = self._taken.get(item.subject)
+        if last is not None and time.monotonic() - last < interval:
+            return 0  # still due: offered again shortly
+        taken = self.app.take_answers(item.subject)
+        if len(self._taken) >= 64:
+            self._taken.pop(next(iter(self._taken)))
+        self._taken[item.subject] = time.monotonic()
+        return taken
 
     def start(self, item: Due) -> int:
         return self._at_edge(item, "agreed", "start", PlannedOutage.start)

@@ -27,6 +27,10 @@ class OutageSettings:
     # The clock's loop wakes for the next start or end, or for new events; at the latest
     # after this many seconds: SLA_OUTAGE_TICK.
     tick: float = 1.0
+    # The clock takes an outage's answers into it at most this often, in seconds (a
+    # burst's answers then go in together; 0: each as it comes):
+    # SLA_OUTAGE_ANSWER_INTERVAL.
+    answer_interval: float = 1.0
     # How long before an agreed outage's start its customers are reminded, by SLA type
     # name or id, ``*`` for the others (``none``: no reminders; ``*`` left out: 7 days,
     # 24 hours and 1 hour): SLA_OUTAGE_REMINDERS,
@@ -51,6 +55,7 @@ class OutageSettings:
                               else "SLA_PUBLIC_URL", f"expected an http(s) URL, got {public!r}")
         return cls(overlaps=overlaps, cap_minutes=caps(env.get("SLA_OUTAGE_CAP_MINUTES")),
                    tick=seconds(env, "SLA_OUTAGE_TICK", 1.0, 0.01, 60),
+                   answer_interval=seconds(env, "SLA_OUTAGE_ANSWER_INTERVAL", 1.0, 0, 60),
                    reminders={**reminder_leads(DEFAULT_REMINDERS),
                               **reminder_leads(env.get("SLA_OUTAGE_REMINDERS") or "")},
                    public_url=public)
