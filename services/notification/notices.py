@@ -27,6 +27,7 @@ from services.notification.domain import Delivery, HubSubscription, Notification
 from services.notification.routing import Router, hub_filters, hub_matches, topic_matches
 from shared import times
 from shared.bus.envelope import Envelope
+from shared.store import topics_of
 
 if TYPE_CHECKING:
     from services.notification.application import NotificationService
@@ -64,14 +65,16 @@ class Notices:
 
     def __init__(self, app: NotificationService) -> None:
         self.app = app
-        self._lists: tuple[tuple[int, int], dict[str, list[NotificationList]]] | None = None
+        # (the log position they were made at, the lists by customer, the subscriptions)
+        self._targets: tuple[int, dict[str, list[NotificationList]],
+                             list[tuple[HubSubscription, Any]]] | None = None
+        self._topics = topics_of([NotificationList, HubSubscription])
 
     def handle(self, envelope: Envelope) -> None:
         app = self.app
         notice = envelope.event["notice"]
         now = app.clock()
-        lists = self.lists_by_customer()
-        subscriptions = [(sub, hub_filters(sub)) for sub in app.subscriptions()]
+        lists, subscriptions = self.targets()
         to_save: list[Any] = []
         for recipient in notice["recipients"]:
             labels = labels_of(envelope, notice, recipient)
@@ -90,14 +93,32 @@ class Notices:
         if to_save:
             app.save(*to_save)
 
-    def lists_by_customer(self) -> dict[str, list[NotificationList]]:
-        """The active lists naming each customer: made from every list once, and again
-        only when a list changed (the lists' table moved on), not for each notice part —
-        an outage over 20,000 customers comes in forty."""
-        mark = self.app.index.mark(NotificationList)
-        if self._lists is None or self._lists[0] != mark:
-            self._lists = (mark, by_customer(self.app.lists()))
-        return self._lists[1]
+    def targets(self) -> tuple[dict[str, list[NotificationList]],
+                               list[tuple[HubSubscription, Any]]]:
+        """The active lists naming each customer, and the active hub subscriptions with
+        their filters: made from the read model once, and again only when a list or a
+        subscription changed since — not for each notice part (an outage over 20,000
+        customers comes in forty).
+
+        Whether one changed is asked of the log itself (an event of a list or a
+        subscription after the position they were made at: one indexed read of the few
+        events since), not of the read model, which would first have to take in every
+        message the parts before made (a hundred rows a part, re-stored before each
+        part's own work). The log commits in order, so a change at or below the
+        position read first is in the read model made after it, and one above it is
+        seen at the next part."""
+        app = self.app
+        head = app.max_notification_id()
+        known = self._targets
+        if known is not None and (known[0] == head or not app.recorder.select_notifications(
+                start=known[0], limit=1, inclusive_of_start=False, topics=self._topics,
+                stop=head)):
+            self._targets = (head, known[1], known[2])
+            return known[1], known[2]
+        lists = by_customer(app.lists())
+        subscriptions = [(sub, hub_filters(sub)) for sub in app.subscriptions()]
+        self._targets = (head, lists, subscriptions)
+        return lists, subscriptions
 
     def to_list(self, nlist: NotificationList, notice: Mapping[str, Any],
                 recipient: Mapping[str, Any], labels: Mapping[str, Any],

@@ -213,3 +213,30 @@ def test_customers_who_heard_of_an_outage_hear_of_its_cancellation_and_others_do
                            timeout=15)
     assert len(cancelled) == 1 and "will not take place" in text(cancelled[0])
     assert len(mails(outbox, f"ops@{acme}.example")) == 2
+
+
+def test_a_notice_reaches_the_lists_and_subscribers_as_they_are_when_it_comes(
+        suite: Any, estate: dict[str, Any], outages: OutageDriver, outbox: Outbox,
+        notification: NotificationDriver) -> None:
+    """Notification keeps the lists naming each customer and the hub subscriptions
+    between notices; a list made or deleted, or a portal subscribing, in between is
+    what the next notice goes by."""
+    acme, globex = estate["acme"], estate["globex"]
+    told = outages.plan({"offeringGroupId": estate["group"]}, [window(at(15), at(15, 2))])
+    eventually(lambda: mails(outbox, f"ops@{acme}.example", "please answer"), timeout=15)
+    eventually(lambda: mails(outbox, f"ops@{globex}.example", "please answer"), timeout=15)
+
+    notification.create_list(f"{acme} escalation", [{"name": "Duty", "channel": "email",
+                                                     "address": f"duty@{acme}.example"}],
+                             customerIds=[acme], topics=[{"eventTypes": ["*"]}])
+    notification.delete_list(estate["lists"][globex]["id"])
+    notification.subscribe_hub("http://acme-portal.localhost:9/tmf",
+                               f"eventType=PlannedOutageNoticeEvent&customerId={acme}")
+    outages.move(told, "cancel", reason="the vendor withdrew the release")
+
+    eventually(lambda: mails(outbox, f"duty@{acme}.example", "cancelled"), timeout=15)
+    eventually(lambda: outbox.to(
+        "http://acme-portal.localhost:9/tmf/listener/plannedOutageNoticeEvent"), timeout=15)
+    assert len(mails(outbox, f"ops@{acme}.example", "cancelled")) == 1
+    assert mails(outbox, f"ops@{globex}.example", "cancelled") == []
+    assert mails(outbox, f"duty@{acme}.example", "please answer") == []
