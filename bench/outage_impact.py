@@ -26,6 +26,13 @@ What it measures, each against a baseline taken in the same run:
   each answered 200 and kept; ``takenPerSecond``: until the clock (in this process) has
   taken every one into the outage and applied its policy; baseline: ``healthz`` through
   the same gunicorn (``responses.ratioToHealthz``). Goal: at least 200 a second.
+  ``cpuMillisecondsPerAnswer``: where the answers' CPU went (gunicorn; the clock's
+  thread; the rest of this process, the clients mostly; every PostgreSQL backend), beside
+  ``healthzGunicornCpuMilliseconds``.
+
+Before anything is measured, one outage over one customer goes the whole way (a running
+suite has read its contracts and compiled its templates before; the figures are the
+outage's own).
 """
 
 from __future__ import annotations
