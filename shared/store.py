@@ -376,6 +376,22 @@ class ServiceApplication(Application):
             raise StaleVersion(aggregate.version, expected_version)
         return aggregate
 
+    def known(self, aggregate_id: UUID) -> Any | None:
+        """An aggregate as this process knows it now, None when there is none: inside an
+        inbox group as the group has it (loaded ahead for the group, or saved by an
+        earlier message of it, so two messages of a group build on each other), else as
+        stored."""
+        from eventsourcing.application import AggregateNotFoundError
+
+        group = InboxGroup.current()
+        known = group.find(aggregate_id) if group is not None else InboxGroup.UNSEEN
+        if known is not InboxGroup.UNSEEN:
+            return known
+        try:
+            return self.repository.get(aggregate_id)
+        except AggregateNotFoundError:
+            return None
+
     # --- inbox ------------------------------------------------------------------------
     def save(self, *objs: Any, **kwargs: Any) -> list[Any]:
         """Save; inside an inbox handler, together with the message's tracking record."""

@@ -120,14 +120,7 @@ class Analysis(ServiceApplication):
         whatever message carried it: a redelivery, a backfill) changes nothing and
         returns None."""
         kept_id = stable_summary_id(str(summary["id"]))
-        group = InboxGroup.current()
-        known = group.find(kept_id) if group is not None else InboxGroup.UNSEEN
-        if known is InboxGroup.UNSEEN:
-            try:
-                known = self.repository.get(kept_id)
-            except AggregateNotFoundError:
-                known = None
-        if known is not None:
+        if self.known(kept_id) is not None:
             return None
         kept = WindowSummary.of(summary)
         assert kept.id == kept_id  # the id is the summary's own

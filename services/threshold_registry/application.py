@@ -422,14 +422,7 @@ class ThresholdRegistry(ServiceApplication):
         """The purchased offering of a product, None when there is none yet. Inside an
         inbox group, as the group knows it (loaded ahead for the group, or saved by an
         earlier message of it), so two messages about one product build on each other."""
-        aggregate_id = PurchasedOffering.create_id(product_id)
-        group = InboxGroup.current()
-        known = group.find(aggregate_id) if group is not None else InboxGroup.UNSEEN
-        if known is InboxGroup.UNSEEN:
-            try:
-                known = self.repository.get(aggregate_id)
-            except AggregateNotFoundError:
-                known = None
+        known = self.known(PurchasedOffering.create_id(product_id))
         return known if isinstance(known, PurchasedOffering) else None
 
     def upsert_purchased_offering(self, product_id: str, fields: Mapping[str, Any],
