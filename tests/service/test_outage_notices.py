@@ -237,6 +237,8 @@ def test_a_notice_reaches_the_lists_and_subscribers_as_they_are_when_it_comes(
     eventually(lambda: mails(outbox, f"duty@{acme}.example", "cancelled"), timeout=15)
     eventually(lambda: outbox.to(
         "http://acme-portal.localhost:9/tmf/listener/plannedOutageNoticeEvent"), timeout=15)
-    assert len(mails(outbox, f"ops@{acme}.example", "cancelled")) == 1
+    # Each list's deliveries go out on their own: acme's own list hears of it too, once.
+    eventually(lambda: len(mails(outbox, f"ops@{acme}.example", "cancelled")) == 1,
+               timeout=15)
     assert mails(outbox, f"ops@{globex}.example", "cancelled") == []
     assert mails(outbox, f"duty@{acme}.example", "please answer") == []

@@ -109,8 +109,8 @@ def test_an_sla_manager_agrees_a_standard_that_fulfilment_s_products_fall_under(
               "target": {"type": "purchasedOffering", "id": "fibre-0001"}}
     registry.log_analysis_result(result)
     registry.log_analysis_result(result)
-    assert [r["id"] for r in registry.purchased_offering("fibre-0001").analysis_log] == [
-        "trend-1"]
+    assert [r["id"] for r in registry.analysis_log(registry.purchased_offering(
+        "fibre-0001"))] == ["trend-1"]
 
     # The group cannot go while the offering and the standard use it; then it can.
     with pytest.raises(InUse) as in_use:
